@@ -1,0 +1,40 @@
+// Package deps pins the product's third-party modules while the packages that
+// use them are being written. It is deleted once every import below is used
+// by real code.
+package deps
+
+import (
+	_ "github.com/containerd/containerd"
+	_ "github.com/containerd/containerd/cio"
+	_ "github.com/containerd/containerd/content"
+	_ "github.com/containerd/containerd/errdefs"
+	_ "github.com/containerd/containerd/images"
+	_ "github.com/containerd/containerd/leases"
+	_ "github.com/containerd/containerd/namespaces"
+	_ "github.com/containerd/containerd/oci"
+	_ "github.com/containerd/containerd/pkg/netns"
+	_ "github.com/containerd/containerd/remotes/docker"
+	_ "github.com/containerd/go-cni"
+	_ "github.com/go-git/go-git/v5"
+	_ "github.com/go-git/go-git/v5/plumbing/object"
+	_ "github.com/go-git/go-git/v5/plumbing/transport/http"
+	_ "github.com/go-git/go-git/v5/storage/memory"
+	_ "github.com/google/go-containerregistry/pkg/name"
+	_ "github.com/google/go-containerregistry/pkg/registry"
+	_ "github.com/google/go-containerregistry/pkg/v1/empty"
+	_ "github.com/google/go-containerregistry/pkg/v1/layout"
+	_ "github.com/google/go-containerregistry/pkg/v1/mutate"
+	_ "github.com/google/go-containerregistry/pkg/v1/remote"
+	_ "github.com/google/go-containerregistry/pkg/v1/tarball"
+	_ "github.com/google/go-containerregistry/pkg/v1/types"
+	_ "github.com/hashicorp/consul/api"
+	_ "github.com/nats-io/nats-server/v2/server"
+	_ "github.com/nats-io/nats.go"
+	_ "github.com/open-policy-agent/opa/v1/ast"
+	_ "github.com/open-policy-agent/opa/v1/rego"
+	_ "github.com/open-policy-agent/opa/v1/tester"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus/promhttp"
+	_ "github.com/spf13/cobra"
+	_ "gopkg.in/yaml.v3"
+)
