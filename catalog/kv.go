@@ -1,0 +1,120 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	consul "github.com/hashicorp/consul/api"
+)
+
+// KVPrefix starts every key driftless writes in Consul's KV store.
+const KVPrefix = "driftless/"
+
+// AppKey holds the desired state of one app (reconciler.AppRecord).
+func AppKey(space, app string) string { return KVPrefix + "apps/" + space + "/" + app }
+
+// AppsPrefix is the prefix of every AppKey.
+const AppsPrefix = KVPrefix + "apps/"
+
+// ReleaseKey holds one release of an app (reconciler.Release).
+func ReleaseKey(space, app, id string) string {
+	return KVPrefix + "releases/" + space + "/" + app + "/" + id
+}
+
+// ReleasesPrefix is the prefix of every release of one app.
+func ReleasesPrefix(space, app string) string { return KVPrefix + "releases/" + space + "/" + app + "/" }
+
+// SourceKey holds the status of one git source (what was seen, applied, refused).
+func SourceKey(name string) string { return KVPrefix + "sources/" + name }
+
+// DropletKey maps a staging cache key (source tree, buildpacks, stack) to
+// the digest of the droplet built from it.
+func DropletKey(cacheKey string) string { return KVPrefix + "droplets/" + cacheKey }
+
+// LeaderKey is the lock that elects the acting controller.
+const LeaderKey = KVPrefix + "leader"
+
+// KV reads and writes JSON values in Consul's KV store.
+type KV struct {
+	kv *consul.KV
+}
+
+// NewKV wraps a Consul client's KV endpoint.
+func NewKV(c *consul.Client) *KV { return &KV{kv: c.KV()} }
+
+// Put stores v as JSON at key.
+func (k *KV) Put(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", key, err)
+	}
+	opts := (&consul.WriteOptions{}).WithContext(ctx)
+	if _, err := k.kv.Put(&consul.KVPair{Key: key, Value: data}, opts); err != nil {
+		return fmt.Errorf("writing %s to consul: %w", key, err)
+	}
+	return nil
+}
+
+// Get decodes the JSON at key into v; found is false when the key is absent.
+func (k *KV) Get(ctx context.Context, key string, v any) (found bool, err error) {
+	opts := (&consul.QueryOptions{}).WithContext(ctx)
+	pair, _, err := k.kv.Get(key, opts)
+	if err != nil {
+		return false, fmt.Errorf("reading %s from consul: %w", key, err)
+	}
+	if pair == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(pair.Value, v); err != nil {
+		return true, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// List returns the raw JSON of every key under prefix, by key.
+func (k *KV) List(ctx context.Context, prefix string) (map[string][]byte, error) {
+	opts := (&consul.QueryOptions{}).WithContext(ctx)
+	pairs, _, err := k.kv.List(prefix, opts)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s in consul: %w", prefix, err)
+	}
+	out := make(map[string][]byte, len(pairs))
+	for _, p := range pairs {
+		if strings.HasSuffix(p.Key, "/") {
+			continue
+		}
+		out[p.Key] = p.Value
+	}
+	return out, nil
+}
+
+// Delete removes key.
+func (k *KV) Delete(ctx context.Context, key string) error {
+	opts := (&consul.WriteOptions{}).WithContext(ctx)
+	if _, err := k.kv.Delete(key, opts); err != nil {
+		return fmt.Errorf("deleting %s in consul: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteTree removes every key under prefix.
+func (k *KV) DeleteTree(ctx context.Context, prefix string) error {
+	opts := (&consul.WriteOptions{}).WithContext(ctx)
+	if _, err := k.kv.DeleteTree(prefix, opts); err != nil {
+		return fmt.Errorf("deleting %s in consul: %w", prefix, err)
+	}
+	return nil
+}
+
+// NewClient connects to the Consul agent's HTTP API at addr ("host:port").
+func NewClient(addr string) (*consul.Client, error) {
+	cfg := consul.DefaultConfig()
+	cfg.Address = addr
+	c, err := consul.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", addr, err)
+	}
+	return c, nil
+}

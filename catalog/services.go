@@ -1,0 +1,166 @@
+// Package catalog is driftless's contract with Consul: the KV keys under
+// which desired state and releases live, and the shape of the service
+// registration that makes a running instance routable.
+//
+// Agents write registrations (agents/registry.go), the router reads them
+// (router/registry), the controller reads and writes KV (reconciler/store.go).
+package catalog
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/driftless/driftless/bus"
+)
+
+// Tags and metadata keys of instance registrations.
+const (
+	// Tag marks every service registered by driftless.
+	Tag = "driftless"
+	// RouteTagPrefix prefixes one tag per route: "route:hello.apps.localhost/api".
+	RouteTagPrefix = "route:"
+
+	MetaSpace   = "driftless_space"
+	MetaApp     = "driftless_app"
+	MetaIndex   = "driftless_index"
+	MetaRelease = "driftless_release"
+	MetaCommit  = "driftless_commit"
+	MetaCell    = "driftless_cell"
+	// MetaBalance optionally names the load-balancing algorithm for the
+	// app's routes ("round-robin", "least-connections").
+	MetaBalance = "driftless_balance"
+)
+
+// ServiceName is the Consul service that holds the instances of one app.
+func ServiceName(space, app string) string { return space + "-" + app }
+
+// Instance is one routable app instance as registered in Consul.
+type Instance struct {
+	GUID      string
+	Space     string
+	App       string
+	Index     int
+	ReleaseID string
+	Commit    string
+	Cell      string
+	// Address and Port are where the instance answers (the cell's
+	// advertised address and the mapped host port).
+	Address string
+	Port    int
+	// Routes are "host[/path]" strings, host lower-case, no scheme.
+	Routes []string
+	// Balance is the app's load-balancing preference, "" for the default.
+	Balance string
+}
+
+// Registration builds the Consul service registration for a running
+// instance, with a health check Consul performs itself: an HTTP GET of the
+// endpoint for "http", a TCP connect for "port"; a "process" check is a TTL
+// the agent keeps passing while the process runs (ttlCheckID names it).
+// The check starts passing because the agent registers an instance only
+// after its own health check passed.
+func Registration(in Instance, hc bus.HealthCheck, interval time.Duration) *consul.AgentServiceRegistration {
+	tags := []string{Tag}
+	for _, r := range in.Routes {
+		tags = append(tags, RouteTagPrefix+r)
+	}
+	meta := map[string]string{
+		MetaSpace:   in.Space,
+		MetaApp:     in.App,
+		MetaIndex:   strconv.Itoa(in.Index),
+		MetaRelease: in.ReleaseID,
+		MetaCommit:  in.Commit,
+		MetaCell:    in.Cell,
+	}
+	if in.Balance != "" {
+		meta[MetaBalance] = in.Balance
+	}
+	check := &consul.AgentServiceCheck{
+		CheckID:                        CheckID(in.GUID),
+		Name:                           "driftless instance health",
+		Status:                         consul.HealthPassing,
+		DeregisterCriticalServiceAfter: "1m",
+	}
+	timeout := 2 * time.Second
+	if hc.InvocationTimeoutSec > 0 {
+		timeout = time.Duration(hc.InvocationTimeoutSec) * time.Second
+	}
+	hostPort := fmt.Sprintf("%s:%d", in.Address, in.Port)
+	switch hc.Type {
+	case "http":
+		endpoint := hc.Endpoint
+		if endpoint == "" {
+			endpoint = "/"
+		}
+		check.HTTP = "http://" + hostPort + endpoint
+		check.Interval, check.Timeout = interval.String(), timeout.String()
+	case "process":
+		check.TTL = (3 * interval).String()
+	default:
+		check.TCP = hostPort
+		check.Interval, check.Timeout = interval.String(), timeout.String()
+	}
+	return &consul.AgentServiceRegistration{
+		ID:      in.GUID,
+		Name:    ServiceName(in.Space, in.App),
+		Tags:    tags,
+		Address: in.Address,
+		Port:    in.Port,
+		Meta:    meta,
+		Check:   check,
+	}
+}
+
+// CheckID is the id of an instance's health check.
+func CheckID(guid string) string { return "driftless:" + guid }
+
+// IsDriftless reports whether a service with these tags was registered by
+// driftless.
+func IsDriftless(tags []string) bool {
+	for _, t := range tags {
+		if t == Tag {
+			return true
+		}
+	}
+	return false
+}
+
+// FromService reads an Instance back from a registered service. ok is false
+// for services driftless did not register.
+func FromService(s *consul.AgentService) (in Instance, ok bool) {
+	if s == nil || !IsDriftless(s.Tags) {
+		return Instance{}, false
+	}
+	in = Instance{
+		GUID:      s.ID,
+		Space:     s.Meta[MetaSpace],
+		App:       s.Meta[MetaApp],
+		ReleaseID: s.Meta[MetaRelease],
+		Commit:    s.Meta[MetaCommit],
+		Cell:      s.Meta[MetaCell],
+		Balance:   s.Meta[MetaBalance],
+		Address:   s.Address,
+		Port:      s.Port,
+	}
+	in.Index, _ = strconv.Atoi(s.Meta[MetaIndex])
+	for _, t := range s.Tags {
+		if r, found := strings.CutPrefix(t, RouteTagPrefix); found {
+			in.Routes = append(in.Routes, r)
+		}
+	}
+	return in, true
+}
+
+// FromHealthEntry reads an Instance from a /v1/health/service entry; the
+// service address falls back to the node's address as Consul does.
+func FromHealthEntry(e *consul.ServiceEntry) (Instance, bool) {
+	in, ok := FromService(e.Service)
+	if ok && in.Address == "" && e.Node != nil {
+		in.Address = e.Node.Address
+	}
+	return in, ok
+}

@@ -1,0 +1,160 @@
+package children
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ConsulOptions configures a Consul agent in dev mode (a single in-memory
+// server that is its own leader).
+type ConsulOptions struct {
+	// Binary is the consul executable; empty means FindConsul.
+	Binary string
+	// HTTPAddr is where the HTTP API listens, "127.0.0.1:8500" by default.
+	HTTPAddr string
+	// Node names the Consul node; empty means consul's default (hostname).
+	Node string
+	// LogPath receives the agent's output.
+	LogPath string
+}
+
+// FindConsul locates the consul executable: $DRIFTLESS_CONSUL, then
+// consul beside the running executable (bin/driftless next to bin/consul),
+// then bin/consul at the root of the driftless checkout containing the
+// working directory, then $PATH.
+func FindConsul() (string, error) {
+	if p := os.Getenv("DRIFTLESS_CONSUL"); p != "" {
+		return p, nil
+	}
+	var candidates []string
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "consul"))
+	}
+	if root, err := RepoRoot(); err == nil {
+		candidates = append(candidates, filepath.Join(root, "bin", "consul"))
+	}
+	for _, c := range candidates {
+		if st, err := os.Stat(c); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return c, nil
+		}
+	}
+	if p, err := exec.LookPath("consul"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("consul not found: run `make setup` (builds the pinned Consul into ./bin/consul), " +
+		"or set DRIFTLESS_CONSUL to a consul binary")
+}
+
+// RepoRoot finds the root of the driftless checkout that contains the
+// working directory (the folder whose go.mod declares the driftless module).
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding the driftless checkout: %w", err)
+	}
+	for {
+		f, err := os.Open(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			sc := bufio.NewScanner(f)
+			first := ""
+			if sc.Scan() {
+				first = strings.TrimSpace(sc.Text())
+			}
+			f.Close()
+			if first == "module github.com/driftless/driftless" {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the driftless checkout")
+		}
+		dir = parent
+	}
+}
+
+// StartConsul starts `consul agent -dev` bound to loopback with every port
+// chosen free (HTTP at opts.HTTPAddr), and waits until it has elected
+// itself leader.
+func StartConsul(ctx context.Context, opts ConsulOptions) (*Process, error) {
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = FindConsul(); err != nil {
+			return nil, err
+		}
+	}
+	httpAddr := opts.HTTPAddr
+	if httpAddr == "" {
+		httpAddr = "127.0.0.1:8500"
+	}
+	host, httpPort, err := net.SplitHostPort(httpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("consul HTTP address %q: %w", httpAddr, err)
+	}
+	args := []string{"agent", "-dev", "-bind", host, "-client", host, "-http-port", httpPort,
+		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1", "-log-level", "info"}
+	if opts.Node != "" {
+		args = append(args, "-node", opts.Node)
+	}
+	for _, flag := range []string{"-server-port", "-serf-lan-port", "-serf-wan-port"} {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, flag, strconv.Itoa(port))
+	}
+	logPath := opts.LogPath
+	if logPath == "" {
+		logPath = filepath.Join(os.TempDir(), "driftless-consul.log")
+	}
+	p, err := start("consul", bin, args, logPath)
+	if err != nil {
+		return nil, err
+	}
+	url := "http://" + httpAddr + "/v1/status/leader"
+	err = p.waitReady(ctx, 30*time.Second, func(ctx context.Context) error {
+		return consulHasLeader(ctx, url)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// ConsulAnswers reports whether a Consul agent with a leader answers at
+// addr ("host:port").
+func ConsulAnswers(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return consulHasLeader(ctx, "http://"+addr+"/v1/status/leader") == nil
+}
+
+func consulHasLeader(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 256)
+	n, _ := resp.Body.Read(buf)
+	body := strings.TrimSpace(string(buf[:n]))
+	if resp.StatusCode != http.StatusOK || body == `""` || body == "" {
+		return fmt.Errorf("consul has no leader yet (status %d, %s)", resp.StatusCode, body)
+	}
+	return nil
+}

@@ -1,0 +1,127 @@
+// Package children starts the real engines driftless depends on — Consul and
+// containerd — as child processes, waits until they answer, and stops them.
+// `driftless dev` uses it when nothing answers at the configured addresses,
+// and the test harness uses it to give every test its own engines on
+// loopback.
+package children
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Process is a running child process.
+type Process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+	log  string
+}
+
+// start runs bin with args, sending its output to logPath. The child gets
+// its own process group so that a terminal's Ctrl-C reaches driftless, which
+// then stops its children in order.
+func start(name, bin string, args []string, logPath string) (*Process, error) {
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return nil, fmt.Errorf("creating log folder for %s: %w", name, err)
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s log: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
+	}
+	p := &Process{name: name, cmd: cmd, done: make(chan struct{}), log: logPath}
+	go func() {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Name is what the process is, e.g. "consul".
+func (p *Process) Name() string { return p.name }
+
+// Pid is the child's process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// LogPath is the file holding the child's output.
+func (p *Process) LogPath() string { return p.log }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit error, valid after Done is closed.
+func (p *Process) Err() error { return p.err }
+
+// Stop asks the process to end with SIGTERM and kills it if it is still
+// running after grace.
+func (p *Process) Stop(grace time.Duration) error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+	}
+	p.Kill()
+	return fmt.Errorf("%s did not stop within %s and was killed", p.name, grace)
+}
+
+// Kill ends the process with SIGKILL and waits for it.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// waitReady polls ready until it succeeds, the process exits, ctx ends or
+// timeout passes.
+func (p *Process) waitReady(ctx context.Context, timeout time.Duration, ready func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		if last = ready(ctx); last == nil {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it was ready (%v); see %s", p.name, p.err, p.log)
+		case <-ctx.Done():
+			_ = p.Stop(5 * time.Second)
+			return fmt.Errorf("%s not ready after %s: %w; see %s", p.name, timeout, errors.Join(ctx.Err(), last), p.log)
+		case <-tick.C:
+		}
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -1,0 +1,182 @@
+// Package testenv starts the real engines driftless runs on — Consul,
+// containerd, NATS and git — for integration and end-to-end tests, each on
+// loopback with its own ports and folders, stopped when the test ends.
+//
+// A missing engine fails the test with what to install; it never skips.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd"
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/children"
+)
+
+// RequireRoot fails the test unless it runs as root, which containerd,
+// network namespaces and iptables need.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (containerd, network namespaces, iptables): run `make test` as root")
+	}
+}
+
+// ShortTempDir makes a temporary folder with a short path (unix socket
+// paths are limited to 108 bytes) removed when the test ends.
+func ShortTempDir(t testing.TB, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// Consul is a Consul dev agent started for one test.
+type Consul struct {
+	// Addr is the HTTP API address, "127.0.0.1:port".
+	Addr   string
+	Client *consul.Client
+	Proc   *children.Process
+}
+
+// StartConsul starts a Consul dev agent on free loopback ports.
+func StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	port, err := children.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	p, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log")})
+	if err != nil {
+		t.Fatalf("starting consul: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = p.Stop(10 * time.Second)
+		dumpLogOnFailure(t, p)
+	})
+	cfg := consul.DefaultConfig()
+	cfg.Address = addr
+	c, err := consul.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Consul{Addr: addr, Client: c, Proc: p}
+}
+
+// NATS is a NATS server (the real nats-server, embedded) started for one test.
+type NATS struct {
+	URL    string
+	Server *bus.Embedded
+}
+
+// StartNATS starts a NATS server on a free loopback port.
+func StartNATS(t testing.TB) *NATS {
+	t.Helper()
+	srv, err := bus.StartEmbedded("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("starting NATS: %v", err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return &NATS{URL: srv.URL(), Server: srv}
+}
+
+// Containerd is a containerd daemon private to one test.
+type Containerd struct {
+	Address string
+	Client  *containerd.Client
+	Proc    *children.Process
+	// Dir is the daemon's folder (root, state, config, log).
+	Dir string
+}
+
+// StartContainerd starts containerd with its own root, state and socket.
+// It needs root.
+func StartContainerd(t testing.TB) *Containerd {
+	t.Helper()
+	RequireRoot(t)
+	dir := ShortTempDir(t, "dl-ctrd-")
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	p, addr, err := children.StartContainerd(ctx, children.ContainerdOptions{Dir: dir})
+	if err != nil {
+		t.Fatalf("starting containerd: %v", err)
+	}
+	c, err := containerd.New(addr)
+	if err != nil {
+		_ = p.Stop(10 * time.Second)
+		t.Fatalf("connecting to containerd: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		_ = p.Stop(15 * time.Second)
+		dumpLogOnFailure(t, p)
+	})
+	return &Containerd{Address: addr, Client: c, Proc: p, Dir: dir}
+}
+
+// Git runs git in dir with a fixed identity and returns its trimmed output.
+func Git(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"GIT_AUTHOR_NAME=driftless test", "GIT_AUTHOR_EMAIL=test@driftless.invalid",
+		"GIT_COMMITTER_NAME=driftless test", "GIT_COMMITTER_EMAIL=test@driftless.invalid",
+		"GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return strings.TrimSpace(out.String())
+}
+
+// Eventually calls cond every interval until it returns nil, failing the
+// test with cond's last error once timeout has passed.
+func Eventually(t testing.TB, timeout, interval time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true after %s: %v", what, timeout, err)
+		}
+		time.Sleep(interval)
+	}
+}
+
+func dumpLogOnFailure(t testing.TB, p *children.Process) {
+	if !t.Failed() {
+		return
+	}
+	data, err := os.ReadFile(p.LogPath())
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	t.Logf("last lines of %s log (%s):\n%s", p.Name(), p.LogPath(), strings.Join(lines, "\n"))
+}
