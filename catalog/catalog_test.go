@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"

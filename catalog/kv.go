@@ -24,7 +24,9 @@ func ReleaseKey(space, app, id string) string {
 }
 
 // ReleasesPrefix is the prefix of every release of one app.
-func ReleasesPrefix(space, app string) string { return KVPrefix + "releases/" + space + "/" + app + "/" }
+func ReleasesPrefix(space, app string) string {
+	return KVPrefix + "releases/" + space + "/" + app + "/"
+}
 
 // SourceKey holds the status of one git source (what was seen, applied, refused).
 func SourceKey(name string) string { return KVPrefix + "sources/" + name }
