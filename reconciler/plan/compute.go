@@ -1,0 +1,273 @@
+package plan
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/driftless/driftless/bus"
+)
+
+// Compute returns the actions that move actual towards desired. Calling it
+// again after the actions were applied (and reported back by the cells)
+// returns no actions: it is idempotent.
+//
+// Per app and instance index it keeps exactly one live instance of the
+// app's release: a missing or crashed one is started (crashed ones are also
+// cleaned up), duplicates are stopped, indexes past the desired count are
+// stopped, and an instance of an older release keeps serving until its
+// replacement at the same index is RUNNING — at most MaxInFlight indexes are
+// being replaced at once. Instances of apps that are no longer desired are
+// stopped. Instances on lost cells count as gone and get no commands.
+func Compute(in Input) Plan {
+	s := newState(in)
+	var p Plan
+	for _, app := range sortedApps(in.Apps) {
+		s.planApp(app, &p)
+	}
+	// Instances of apps nobody wants any more.
+	for _, inst := range s.live {
+		if _, wanted := s.desired[inst.Key()]; wanted {
+			continue
+		}
+		p.Actions = append(p.Actions, stop(inst, "app is no longer in any source"))
+	}
+	return p
+}
+
+// state is the working copy Compute plans against: live instances by app
+// and index, and what each cell has left once planned starts are counted.
+type state struct {
+	desired map[AppKey]bool
+	// live holds the instances Compute may act on: not on a lost cell, not
+	// already stopping, sorted by GUID for deterministic plans.
+	live  []Instance
+	byApp map[AppKey]map[int][]Instance
+	cells []*cellState
+	cellByID map[string]*cellState
+	// appOnCell and appInZone count the instances of the app being planned
+	// per cell and per zone (by cellState.pos and .zone), for spreading.
+	appOnCell []int
+	appInZone []int
+}
+
+type cellState struct {
+	Cell
+	pos        int // index in state.cells
+	zone       int // index of the zone in state.appInZone
+	usedMemory int64
+	usedDisk   int64
+	used       int
+}
+
+func newState(in Input) *state {
+	s := &state{desired: make(map[AppKey]bool, len(in.Apps)), byApp: make(map[AppKey]map[int][]Instance)}
+	for _, a := range in.Apps {
+		s.desired[a.Key()] = true
+	}
+	cells := make(map[string]*cellState, len(in.Cells))
+	zones := make(map[string]int)
+	for _, c := range in.Cells {
+		cs := &cellState{Cell: c}
+		cells[c.ID] = cs
+		s.cells = append(s.cells, cs)
+	}
+	slices.SortFunc(s.cells, func(a, b *cellState) int { return cmp.Compare(a.ID, b.ID) })
+	for i, c := range s.cells {
+		c.pos = i
+		z, ok := zones[c.Zone]
+		if !ok {
+			z = len(zones)
+			zones[c.Zone] = z
+		}
+		c.zone = z
+	}
+	s.cellByID = cells
+	s.appOnCell = make([]int, len(s.cells))
+	s.appInZone = make([]int, len(zones))
+	insts := slices.Clone(in.Instances)
+	slices.SortFunc(insts, func(a, b Instance) int { return cmp.Compare(a.GUID, b.GUID) })
+	for _, inst := range insts {
+		c, known := cells[inst.Cell]
+		if !known || c.Lost {
+			continue
+		}
+		switch inst.State {
+		case bus.StateStarting, bus.StateRunning, bus.StateStopping:
+			c.usedMemory += inst.MemoryMB
+			c.usedDisk += inst.DiskMB
+			c.used++
+		}
+		if inst.State == bus.StateStopping || inst.State == bus.StateStopped {
+			continue
+		}
+		s.live = append(s.live, inst)
+		idx := s.byApp[inst.Key()]
+		if idx == nil {
+			idx = make(map[int][]Instance)
+			s.byApp[inst.Key()] = idx
+		}
+		idx[inst.Index] = append(idx[inst.Index], inst)
+	}
+	return s
+}
+
+func sortedApps(apps []App) []App {
+	out := slices.Clone(apps)
+	slices.SortFunc(out, func(a, b App) int {
+		return cmp.Or(cmp.Compare(a.Space, b.Space), cmp.Compare(a.Name, b.Name))
+	})
+	return out
+}
+
+// planApp appends the actions for one app.
+func (s *state) planApp(app App, p *Plan) {
+	byIndex := s.byApp[app.Key()]
+	if app.Release == nil {
+		return // nothing runnable yet: leave what runs alone
+	}
+	rel := app.Release
+	s.countApp(byIndex)
+	maxInFlight := app.MaxInFlight
+	if maxInFlight <= 0 {
+		maxInFlight = DefaultMaxInFlight
+	}
+	inFlight := 0
+	for idx := range app.Instances {
+		cur, old, _ := split(byIndex[idx], rel.ID)
+		if len(cur) > 0 && cur[0].State == bus.StateStarting && hasRunning(old) {
+			inFlight++
+		}
+	}
+
+	indexes := make([]int, 0, len(byIndex))
+	for idx := range byIndex {
+		indexes = append(indexes, idx)
+	}
+	for idx := range app.Instances {
+		if _, ok := byIndex[idx]; !ok {
+			indexes = append(indexes, idx)
+		}
+	}
+	slices.Sort(indexes)
+
+	for _, idx := range indexes {
+		group := byIndex[idx]
+		if idx >= app.Instances {
+			for _, inst := range group {
+				p.Actions = append(p.Actions, stop(inst, fmt.Sprintf("scaled down to %d instances", app.Instances)))
+			}
+			continue
+		}
+		cur, old, crashed := split(group, rel.ID)
+		for _, inst := range crashed {
+			p.Actions = append(p.Actions, stop(inst, "clean up crashed instance"))
+		}
+		// Keep the best instance of the release, stop duplicates.
+		for _, dup := range cur[min(1, len(cur)):] {
+			p.Actions = append(p.Actions, stop(dup, "duplicate instance"))
+		}
+		switch {
+		case len(cur) > 0 && cur[0].State == bus.StateRunning:
+			for _, o := range old {
+				p.Actions = append(p.Actions, stop(o, "replaced by release "+rel.ID))
+			}
+		case len(cur) > 0:
+			// The new instance is starting: old ones that serve stay, old
+			// ones that do not serve yet are pointless.
+			for _, o := range old {
+				if o.State != bus.StateRunning {
+					p.Actions = append(p.Actions, stop(o, "replaced by release "+rel.ID))
+				}
+			}
+		default:
+			reason := "instance missing"
+			switch {
+			case hasRunning(old):
+				if inFlight >= maxInFlight {
+					continue // rollout: wait for the instances in flight
+				}
+				inFlight++
+				reason = "rolling out release " + rel.ID
+			case len(crashed) > 0:
+				reason = "replacing crashed instance"
+			}
+			s.start(app, idx, reason, p)
+		}
+	}
+}
+
+// countApp fills appOnCell and appInZone with the live instances of one app.
+func (s *state) countApp(byIndex map[int][]Instance) {
+	clear(s.appOnCell)
+	clear(s.appInZone)
+	for _, group := range byIndex {
+		for _, inst := range group {
+			if c := s.cellByID[inst.Cell]; c != nil {
+				s.appOnCell[c.pos]++
+				s.appInZone[c.zone]++
+			}
+		}
+	}
+}
+
+// split sorts an index's instances into those of release id that are live
+// (best first: RUNNING before STARTING, then oldest), those of other
+// releases that are live, and crashed ones.
+func split(group []Instance, id string) (cur, old, crashed []Instance) {
+	for _, inst := range group {
+		switch {
+		case inst.State == bus.StateCrashed:
+			crashed = append(crashed, inst)
+		case inst.ReleaseID == id:
+			cur = append(cur, inst)
+		default:
+			old = append(old, inst)
+		}
+	}
+	slices.SortStableFunc(cur, func(a, b Instance) int {
+		return cmp.Or(
+			cmp.Compare(stateRank(a.State), stateRank(b.State)),
+			a.Since.Compare(b.Since),
+			cmp.Compare(a.GUID, b.GUID))
+	})
+	return cur, old, crashed
+}
+
+func stateRank(s bus.InstanceState) int {
+	if s == bus.StateRunning {
+		return 0
+	}
+	return 1
+}
+
+func hasRunning(insts []Instance) bool {
+	return slices.ContainsFunc(insts, func(i Instance) bool { return i.State == bus.StateRunning })
+}
+
+func stop(inst Instance, reason string) Action {
+	return Action{Kind: Stop, Cell: inst.Cell, Instance: inst.InstanceRef, Reason: reason}
+}
+
+// start places a new instance of app at idx, or records why it cannot.
+func (s *state) start(app App, idx int, reason string, p *Plan) {
+	run := app.Release.Run
+	cell, why := s.place(run)
+	if cell == nil {
+		p.Unplaced = append(p.Unplaced, Unplaced{App: app.Key(), Index: idx, Reason: why})
+		return
+	}
+	cell.usedMemory += run.MemoryMB
+	cell.usedDisk += run.DiskMB
+	cell.used++
+	s.appOnCell[cell.pos]++
+	s.appInZone[cell.zone]++
+	p.Actions = append(p.Actions, Action{
+		Kind: Start,
+		Cell: cell.ID,
+		Instance: bus.InstanceRef{Space: app.Space, App: app.Name, Index: idx,
+			ReleaseID: app.Release.ID, Commit: app.Release.Commit},
+		Run:    &run,
+		Reason: reason,
+	})
+}

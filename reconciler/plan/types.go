@@ -1,0 +1,110 @@
+// Package plan decides how to make the actual state of the platform match
+// the desired state. It is pure: Compute takes a snapshot of both and returns
+// the actions to take, without talking to anything. The controller applies
+// the plan (reconciler/executor) and calls Compute again on the next change
+// or tick — the way Nomad's scheduler returns a plan that the server applies,
+// and a controller-runtime Reconcile returns what to do and when to look again.
+package plan
+
+import (
+	"time"
+
+	"github.com/driftless/driftless/bus"
+)
+
+// App is the desired state of one app.
+type App struct {
+	Space, Name string
+	// Instances is how many instances should run.
+	Instances int
+	// Release is what the instances should run. Nil means nothing is
+	// runnable yet (the first release is still staging, or failed): the app's
+	// instances are left as they are.
+	Release *Release
+	// MaxInFlight bounds how many instances are replaced at once during a
+	// rollout; 0 means DefaultMaxInFlight.
+	MaxInFlight int
+}
+
+// Key identifies the app across spaces.
+func (a App) Key() AppKey { return AppKey{Space: a.Space, Name: a.Name} }
+
+// AppKey identifies an app: its space and name.
+type AppKey struct{ Space, Name string }
+
+// String is "space/name".
+func (k AppKey) String() string { return k.Space + "/" + k.Name }
+
+// Release is a runnable release: a staged droplet plus how to run it.
+type Release struct {
+	ID     string
+	Commit string
+	Run    bus.RunSpec
+}
+
+// Instance is an instance as last reported by its cell.
+type Instance struct {
+	bus.InstanceStatus
+	Cell string
+}
+
+// Key is the app the instance belongs to.
+func (i Instance) Key() AppKey { return AppKey{Space: i.Space, Name: i.App} }
+
+// Cell is an agent able to run instances.
+type Cell struct {
+	ID       string
+	Zone     string
+	Capacity bus.Resources
+	// Lost is true when the cell's heartbeats stopped: its instances are
+	// treated as gone and started elsewhere, and no command is sent to it.
+	Lost bool
+}
+
+// Input is everything Compute looks at.
+type Input struct {
+	Apps      []App
+	Instances []Instance
+	Cells     []Cell
+	Now       time.Time
+}
+
+// Kind is what an action does.
+type Kind string
+
+// Action kinds.
+const (
+	// Start runs a new instance on a cell.
+	Start Kind = "start"
+	// Stop stops an instance and removes it from its cell.
+	Stop Kind = "stop"
+)
+
+// Action is one step of a plan. For Start, Instance.GUID is empty: the
+// executor names the new instance.
+type Action struct {
+	Kind     Kind
+	Cell     string
+	Instance bus.InstanceRef
+	// Run is what a Start runs.
+	Run *bus.RunSpec
+	// Reason says why, for events and logs.
+	Reason string
+}
+
+// Unplaced is an instance that should run but fits on no cell.
+type Unplaced struct {
+	App    AppKey
+	Index  int
+	Reason string
+}
+
+// Plan is the result of Compute.
+type Plan struct {
+	Actions  []Action
+	Unplaced []Unplaced
+}
+
+// DefaultMaxInFlight is how many instances of an app a rollout replaces at
+// once when the app does not say.
+const DefaultMaxInFlight = 1
