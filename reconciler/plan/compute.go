@@ -41,9 +41,9 @@ type state struct {
 	desired map[AppKey]bool
 	// live holds the instances Compute may act on: not on a lost cell, not
 	// already stopping, sorted by GUID for deterministic plans.
-	live  []Instance
-	byApp map[AppKey]map[int][]Instance
-	cells []*cellState
+	live     []Instance
+	byApp    map[AppKey]map[int][]Instance
+	cells    []*cellState
 	cellByID map[string]*cellState
 	// appOnCell and appInZone count the instances of the app being planned
 	// per cell and per zone (by cellState.pos and .zone), for spreading.

@@ -131,7 +131,11 @@ func TestCompute(t *testing.T) {
 			name: "duplicates after a cell returns are stopped, the oldest running one stays",
 			in: Input{Apps: []App{hello(1, rel("r1"))}, Cells: []Cell{cell("a", "", 4096), cell("b", "", 4096)}, Instances: []Instance{
 				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"),
-				func() Instance { i := inst("g9", "hello", 0, "r1", bus.StateRunning, "b"); i.Since = t0.Add(time.Minute); return i }()}},
+				func() Instance {
+					i := inst("g9", "hello", 0, "r1", bus.StateRunning, "b")
+					i.Since = t0.Add(time.Minute)
+					return i
+				}()}},
 			want: []string{"stop g9 on b (duplicate instance)"},
 		},
 		{
