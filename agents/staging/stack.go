@@ -81,7 +81,9 @@ func writeStack(buf *bytes.Buffer, busybox, certs []byte) error {
 	steps = append(steps,
 		func() error { return t.dir("etc", 0o755, 0) },
 		func() error { return t.file("etc/group", 0o644, 0, []byte(group)) },
-		func() error { return t.file("etc/nsswitch.conf", 0o644, 0, []byte("passwd: files\ngroup: files\nhosts: files dns\n")) },
+		func() error {
+			return t.file("etc/nsswitch.conf", 0o644, 0, []byte("passwd: files\ngroup: files\nhosts: files dns\n"))
+		},
 		func() error { return t.file("etc/passwd", 0o644, 0, []byte(passwd)) },
 	)
 	if certs != nil {
