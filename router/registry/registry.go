@@ -1,0 +1,261 @@
+// Package registry feeds the router's table from Consul with blocking
+// queries: one on the service catalog (which driftless services exist) and
+// one per service (its passing instances). Every answer that changes
+// something rebuilds the table and swaps it in.
+package registry
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/router/route"
+)
+
+// Config configures a Registry.
+type Config struct {
+	Consul *consul.Client
+	// Table receives every new table.
+	Table *route.Current
+	Log   *slog.Logger
+	// Wait is the longest a blocking query waits (default 5 min).
+	Wait time.Duration
+	// OnUpdate, if set, is called after each table swap.
+	OnUpdate func(*route.Table)
+}
+
+// Registry keeps a route table in step with Consul.
+type Registry struct {
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+
+	mu       sync.Mutex
+	services map[string]*watch // by service name
+	loaded   map[string]bool   // services answered at least once
+	waiting  map[string]bool   // services of the first catalog answer not yet loaded
+	isReady  bool
+}
+
+type watch struct {
+	cancel    context.CancelFunc
+	instances []catalog.Instance
+}
+
+// New prepares a registry; Run starts it.
+func New(cfg Config) *Registry {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Wait == 0 {
+		cfg.Wait = 5 * time.Minute
+	}
+	if cfg.Table == nil {
+		cfg.Table = &route.Current{}
+	}
+	return &Registry{cfg: cfg, log: cfg.Log, ready: make(chan struct{}),
+		services: map[string]*watch{}, loaded: map[string]bool{}, waiting: map[string]bool{}}
+}
+
+// Ready is closed once every service that existed at start was loaded.
+func (r *Registry) Ready() <-chan struct{} { return r.ready }
+
+// Table is the current table.
+func (r *Registry) Table() *route.Table { return r.cfg.Table.Load() }
+
+// Run follows Consul until ctx ends.
+func (r *Registry) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer func() {
+		r.mu.Lock()
+		for _, w := range r.services {
+			w.cancel()
+		}
+		r.mu.Unlock()
+		wg.Wait()
+	}()
+	var index uint64
+	first := true
+	bo := newBackoff()
+	for ctx.Err() == nil {
+		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
+		services, meta, err := r.cfg.Consul.Catalog().Services(opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			d := bo.next()
+			r.log.Warn("listing services in Consul; retrying", "err", err, "in", d)
+			sleep(ctx, d)
+			continue
+		}
+		bo.reset()
+		index = resetIndex(index, meta.LastIndex)
+		names := map[string]bool{}
+		for name, tags := range services {
+			if catalog.IsDriftless(tags) {
+				names[name] = true
+			}
+		}
+		r.reconcileWatches(ctx, &wg, names, first)
+		first = false
+	}
+	return nil
+}
+
+// reconcileWatches starts a watch per new service and stops those of
+// services that are gone.
+func (r *Registry) reconcileWatches(ctx context.Context, wg *sync.WaitGroup, names map[string]bool, first bool) {
+	r.mu.Lock()
+	changed := false
+	for name, w := range r.services {
+		if !names[name] {
+			w.cancel()
+			delete(r.services, name)
+			delete(r.loaded, name)
+			delete(r.waiting, name)
+			changed = true
+		}
+	}
+	for name := range names {
+		if _, ok := r.services[name]; ok {
+			continue
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		r.services[name] = &watch{cancel: cancel}
+		if first {
+			r.waiting[name] = true
+		}
+		wg.Go(func() { r.watchService(wctx, name) })
+	}
+	r.checkReady()
+	r.mu.Unlock()
+	if changed {
+		r.rebuild()
+	}
+}
+
+// checkReady closes ready once nothing of the first answer is waiting.
+// Caller holds r.mu.
+func (r *Registry) checkReady() {
+	if !r.isReady && len(r.waiting) == 0 {
+		r.isReady = true
+		r.rebuildLocked()
+		close(r.ready)
+	}
+}
+
+// watchService follows the passing instances of one service.
+func (r *Registry) watchService(ctx context.Context, name string) {
+	var index uint64
+	bo := newBackoff()
+	for ctx.Err() == nil {
+		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
+		entries, meta, err := r.cfg.Consul.Health().Service(name, catalog.Tag, true, opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d := bo.next()
+			r.log.Warn("reading service instances from Consul; retrying", "service", name, "err", err, "in", d)
+			sleep(ctx, d)
+			continue
+		}
+		bo.reset()
+		index = resetIndex(index, meta.LastIndex)
+		var insts []catalog.Instance
+		for _, e := range entries {
+			if in, ok := catalog.FromHealthEntry(e); ok {
+				insts = append(insts, in)
+			}
+		}
+		r.mu.Lock()
+		w := r.services[name]
+		if w == nil || ctx.Err() != nil {
+			r.mu.Unlock()
+			return
+		}
+		w.instances = insts
+		r.loaded[name] = true
+		delete(r.waiting, name)
+		if !r.isReady {
+			r.checkReady()
+			r.mu.Unlock()
+			continue
+		}
+		r.rebuildLocked()
+		r.mu.Unlock()
+	}
+}
+
+func (r *Registry) rebuild() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.isReady {
+		r.rebuildLocked()
+	}
+}
+
+// rebuildLocked builds and swaps in a table of every loaded instance.
+// Caller holds r.mu.
+func (r *Registry) rebuildLocked() {
+	names := make([]string, 0, len(r.services))
+	for name := range r.services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var entries []route.Entry
+	for _, name := range names {
+		for _, in := range r.services[name].instances {
+			ep := route.Endpoint{ID: in.GUID, Addr: fmt.Sprintf("%s:%d", in.Address, in.Port), Space: in.Space, App: in.App, Index: in.Index}
+			for _, rt := range in.Routes {
+				entries = append(entries, route.Entry{Route: rt, Endpoint: ep})
+			}
+		}
+	}
+	t := route.Build(entries)
+	r.cfg.Table.Store(t)
+	r.log.Debug("route table updated", "routes", t.Len(), "endpoints", len(entries))
+	if r.cfg.OnUpdate != nil {
+		r.cfg.OnUpdate(t)
+	}
+}
+
+// resetIndex follows Consul's advice on blocking-query indexes: start over
+// when the index goes backwards or is zero.
+func resetIndex(prev, next uint64) uint64 {
+	if next < prev || next == 0 {
+		return 0
+	}
+	return next
+}
+
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	if b.d == 0 {
+		b.d = 100 * time.Millisecond
+	} else if b.d *= 2; b.d > 10*time.Second {
+		b.d = 10 * time.Second
+	}
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
