@@ -1,0 +1,136 @@
+package manifests
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+)
+
+// ManifestNames are the file names LoadFS reads as manifests.
+var ManifestNames = []string{"manifest.yml", "manifest.yaml"}
+
+// VarsName is the vars file read beside each manifest.
+const VarsName = "vars.yml"
+
+// Set is every manifest of a tree.
+type Set struct {
+	Manifests []*Manifest
+	// Diagnostics are every manifest's diagnostics and the errors that
+	// span manifests (an app declared in two of them).
+	Diagnostics Diagnostics
+}
+
+// Apps returns the apps of every manifest, in manifest order.
+func (s *Set) Apps() []App {
+	var out []App
+	for _, m := range s.Manifests {
+		out = append(out, m.Apps...)
+	}
+	return out
+}
+
+// LoadFS reads every manifest.yml (and manifest.yaml) under root in fsys,
+// with the vars.yml beside each one. Folders named .git are skipped. File
+// names in the result are relative to root, with slashes. An app path that
+// leaves the tree, and an app name declared twice, are errors.
+func LoadFS(fsys fs.FS, root string) *Set {
+	set := &Set{}
+	var files []string
+	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			set.Diagnostics = append(set.Diagnostics, Diagnostic{Pos: Position{File: rel(root, p)}, Severity: Error,
+				Message: fmt.Sprintf("reading the tree: %v", err)})
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return fs.SkipDir
+		}
+		if !d.IsDir() && isManifestName(d.Name()) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		set.Diagnostics = append(set.Diagnostics, Diagnostic{Pos: Position{File: root}, Severity: Error, Message: fmt.Sprintf("reading the tree: %v", err)})
+	}
+	sort.Strings(files)
+	seen := map[string]Position{}
+	for _, p := range files {
+		name := rel(root, p)
+		m := loadOne(fsys, p, name)
+		var kept []App
+		for _, app := range m.Apps {
+			src := path.Join(path.Dir(name), app.Path)
+			if src == ".." || len(src) > 2 && src[:3] == "../" {
+				pos := app.Pos
+				if fp, ok := app.Fields["path"]; ok {
+					pos = fp
+				}
+				m.Diagnostics = append(m.Diagnostics, Diagnostic{Pos: pos, Severity: Error,
+					Message: fmt.Sprintf("app %q: path %q leaves the repository", app.Name, app.Path)})
+				continue
+			}
+			if first, dup := seen[app.Name]; dup {
+				m.Diagnostics = append(m.Diagnostics, Diagnostic{Pos: app.Pos, Severity: Error,
+					Message: fmt.Sprintf("app %q is already declared at %s", app.Name, first)})
+				continue
+			}
+			seen[app.Name] = app.Pos
+			kept = append(kept, app)
+		}
+		m.Apps = kept
+		set.Manifests = append(set.Manifests, m)
+		set.Diagnostics = append(set.Diagnostics, m.Diagnostics...)
+	}
+	sortDiags(set.Diagnostics)
+	return set
+}
+
+func isManifestName(n string) bool {
+	for _, m := range ManifestNames {
+		if n == m {
+			return true
+		}
+	}
+	return false
+}
+
+// rel returns p relative to root.
+func rel(root, p string) string {
+	if root == "." || root == "" {
+		return p
+	}
+	if r, ok := cutPrefixDir(p, root); ok {
+		return r
+	}
+	return p
+}
+
+func cutPrefixDir(p, dir string) (string, bool) {
+	if len(p) > len(dir) && p[:len(dir)] == dir && p[len(dir)] == '/' {
+		return p[len(dir)+1:], true
+	}
+	return "", false
+}
+
+// loadOne parses the manifest at p (named name in diagnostics) with its
+// vars file.
+func loadOne(fsys fs.FS, p, name string) *Manifest {
+	data, err := fs.ReadFile(fsys, p)
+	if err != nil {
+		return &Manifest{File: name, Diagnostics: Diagnostics{{Pos: Position{File: name}, Severity: Error, Message: fmt.Sprintf("reading: %v", err)}}}
+	}
+	var vars map[string]any
+	var vdiags Diagnostics
+	vp := path.Join(path.Dir(p), VarsName)
+	if vdata, err := fs.ReadFile(fsys, vp); err == nil {
+		vars, vdiags = ParseVars(path.Join(path.Dir(name), VarsName), vdata)
+	}
+	m := Parse(name, data, vars)
+	m.Diagnostics = append(vdiags, m.Diagnostics...)
+	return m
+}

@@ -1,0 +1,127 @@
+package manifests
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// yamlLineRE finds the line in a yaml.v3 error message.
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// yamlError turns a YAML syntax error into a diagnostic at its line.
+func yamlError(file string, err error) Diagnostic {
+	pos := Position{File: file}
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		pos.Line, _ = strconv.Atoi(m[1])
+	}
+	msg := err.Error()
+	msg = yamlLineRE.ReplaceAllString(msg, "")
+	msg = regexp.MustCompile(`^yaml:\s*:?\s*`).ReplaceAllString(msg, "")
+	return Diagnostic{Pos: pos, Severity: Error, Message: "invalid YAML: " + msg}
+}
+
+// topLevel are the manifest's own top-level attributes.
+var topLevel = []string{"applications", "version"}
+
+// Parse reads one manifest. vars fill its ((variables)). It never returns
+// nil: problems are in the result's Diagnostics, every one of the file.
+func Parse(file string, data []byte, vars map[string]any) *Manifest {
+	m := &Manifest{File: file}
+	r := &reporter{file: file}
+	defer func() { m.Diagnostics = append(m.Diagnostics, r.diags...); sortDiags(m.Diagnostics) }()
+
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			r.errorf(nil, "the manifest is empty; it needs an applications: list")
+		} else {
+			r.diags = append(r.diags, yamlError(file, err))
+		}
+		return m
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		r.errorf(&extra, "a manifest holds one YAML document; this is a second one")
+	} else if !errors.Is(err, io.EOF) {
+		r.diags = append(r.diags, yamlError(file, err))
+		return m
+	}
+	r.substitute(&doc, vars, 0)
+	if len(doc.Content) == 0 {
+		r.errorf(&doc, "the manifest is empty; it needs an applications: list")
+		return m
+	}
+	root, ok := r.mapping(nil, doc.Content[0])
+	if !ok {
+		return m
+	}
+
+	var appsNode *yaml.Node
+	globals := map[string]pair{}
+	for _, p := range r.pairs(root) {
+		key := p.key.Value
+		switch {
+		case key == "applications":
+			appsNode = p.val
+		case key == "version":
+			if v, ok := r.integer(p.key, p.val); ok && v != 1 {
+				r.errorf(resolve(p.val), "version %d is not known; Cloud Foundry manifests are version 1", v)
+			}
+		case strings.HasPrefix(key, "x-"):
+			// Extension keys hold YAML anchors for apps to merge (<<: *x).
+		case isAppAttribute(key) && key != "name":
+			r.warnf(p.key, "top-level %q is deprecated in Cloud Foundry: it applies to every app; put it in each app instead", key)
+			globals[key] = p
+		default:
+			r.errorf(p.key, "unknown top-level attribute %q%s", key, suggest(key, append(append([]string{}, topLevel...), appAttributeNames()...)))
+		}
+	}
+	if appsNode == nil {
+		r.errorf(root, "the manifest has no applications: list")
+		return m
+	}
+	list := resolve(appsNode)
+	if list.Kind != yaml.SequenceNode {
+		r.errorf(list, "applications must be a list, not a %s", kindName(list))
+		return m
+	}
+	if len(list.Content) == 0 {
+		r.errorf(list, "applications is empty")
+	}
+	names := map[string]Position{}
+	for _, item := range list.Content {
+		app, ok := r.parseApp(resolve(item), globals)
+		if !ok {
+			continue
+		}
+		if first, dup := names[app.Name]; dup {
+			r.errorf(resolve(item), "app %q is declared twice (first at line %d)", app.Name, first.Line)
+			continue
+		}
+		names[app.Name] = app.Pos
+		m.Apps = append(m.Apps, app)
+	}
+	return m
+}
+
+// sortDiags orders diagnostics by file, line and column.
+func sortDiags(ds Diagnostics) {
+	sort.SliceStable(ds, func(i, j int) bool {
+		a, b := ds[i].Pos, ds[j].Pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+}
