@@ -47,8 +47,8 @@ func TestParseValid(t *testing.T) {
 `,
 			want: App{Name: "Hello_App-2", Instances: 3, MemoryMB: 1024, DiskMB: 512, Buildpacks: []string{"binary_buildpack"},
 				Stack: "cflinuxfs4", Command: "./hello --port $PORT", Path: "app",
-				Env:    map[string]string{"GREETING": "hi", "COUNT": "3", "ON": "true", "EMPTY": ""},
-				Routes: []Route{{Route: "Hello.Apps.Example.com/api/", Host: "hello", Domain: "apps.example.com", Path: "/api", Protocol: "http1"}, {Route: "www.example.com", Host: "www", Domain: "example.com", Protocol: "http1"}},
+				Env:         map[string]string{"GREETING": "hi", "COUNT": "3", "ON": "true", "EMPTY": ""},
+				Routes:      []Route{{Route: "Hello.Apps.Example.com/api/", Host: "hello", Domain: "apps.example.com", Path: "/api", Protocol: "http1"}, {Route: "www.example.com", Host: "www", Domain: "example.com", Protocol: "http1"}},
 				RandomRoute: true, HealthCheck: HealthCheck{Type: "http", HTTPEndpoint: "/health", InvocationTimeout: 5}, Timeout: 120,
 				Labels: map[string]string{"team": "core", "example.com/tier": "web"}, Annotations: map[string]string{"contact": "ops@example.com"}},
 		},
@@ -239,15 +239,15 @@ func TestParseSize(t *testing.T) {
 
 func TestLoadFS(t *testing.T) {
 	fsys := fstest.MapFS{
-		"apps/web/manifest.yml":   {Data: []byte("applications:\n- name: web\n  command: ./web ((flag))\n")},
-		"apps/web/vars.yml":       {Data: []byte("flag: --fast\n")},
-		"apps/api/manifest.yaml":  {Data: []byte("applications:\n- name: api\n  path: ../../src/api\n- name: web\n")},
-		"apps/bad/manifest.yml":   {Data: []byte("applications:\n- name: escape\n  path: ../../..\n")},
-		"apps/vars/manifest.yml":  {Data: []byte("applications:\n- name: v\n")},
-		"apps/vars/vars.yml":      {Data: []byte("a: [\n")},
-		".git/manifest.yml":       {Data: []byte("not: parsed\n")},
-		"src/api/main.go":         {Data: []byte("package main\n")},
-		"docs/manifest.yml.orig":  {Data: []byte("ignored")},
+		"apps/web/manifest.yml":  {Data: []byte("applications:\n- name: web\n  command: ./web ((flag))\n")},
+		"apps/web/vars.yml":      {Data: []byte("flag: --fast\n")},
+		"apps/api/manifest.yaml": {Data: []byte("applications:\n- name: api\n  path: ../../src/api\n- name: web\n")},
+		"apps/bad/manifest.yml":  {Data: []byte("applications:\n- name: escape\n  path: ../../..\n")},
+		"apps/vars/manifest.yml": {Data: []byte("applications:\n- name: v\n")},
+		"apps/vars/vars.yml":     {Data: []byte("a: [\n")},
+		".git/manifest.yml":      {Data: []byte("not: parsed\n")},
+		"src/api/main.go":        {Data: []byte("package main\n")},
+		"docs/manifest.yml.orig": {Data: []byte("ignored")},
 	}
 	set := LoadFS(fsys, ".")
 	var names []string
