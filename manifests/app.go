@@ -35,7 +35,6 @@ type appState struct {
 	noHostname        bool
 	hasRoutes, hasBPs bool
 	hasBuildpack      bool
-	healthTypeNode    *yaml.Node
 	endpointNode      *yaml.Node
 }
 
@@ -298,9 +297,7 @@ func readServices(a *appState, k, v *yaml.Node) {
 				case "name":
 					name, _ = a.str(p.key, p.val, false)
 				case "parameters":
-					if _, ok := a.mapping(p.key, p.val); !ok {
-						continue
-					}
+					_, _ = a.mapping(p.key, p.val)
 				case "binding_name":
 					_, _ = a.str(p.key, p.val, false)
 				default:

@@ -3,12 +3,15 @@ package source
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -218,8 +221,10 @@ func cleanPath(p string) (string, error) {
 // It equals `git rev-parse <commit>:<p>` and changes exactly when something
 // under p changes, so it identifies an app folder's content. An absent path
 // yields an error wrapping fs.ErrNotExist; a submodule one wrapping
-// ErrSubmodule.
-func (s *Snapshot) TreeHash(p string) (string, error) {
+// ErrSubmodule. Names in exclude are left out of a folder's top level
+// (an app's manifest.yml, so that scaling does not change its source); the
+// hash is then a content hash of what is left, not a git object hash.
+func (s *Snapshot) TreeHash(p string, exclude ...string) (string, error) {
 	name, err := cleanPath(p)
 	if err != nil {
 		return "", &fs.PathError{Op: "treehash", Path: p, Err: err}
@@ -231,7 +236,25 @@ func (s *Snapshot) TreeHash(p string) (string, error) {
 	if e.Mode == filemode.Submodule {
 		return "", &fs.PathError{Op: "treehash", Path: p, Err: ErrSubmodule}
 	}
-	return e.Hash.String(), nil
+	if e.Mode != filemode.Dir || len(exclude) == 0 {
+		return e.Hash.String(), nil
+	}
+	es, err := s.obj.entries(e.Hash)
+	if err != nil {
+		return "", &fs.PathError{Op: "treehash", Path: p, Err: err}
+	}
+	kept := slices.DeleteFunc(slices.Clone(es), func(te object.TreeEntry) bool { return slices.Contains(exclude, te.Name) })
+	if len(kept) == len(es) {
+		return e.Hash.String(), nil
+	}
+	// The folder without the excluded entries: hash what is left the way
+	// git hashes a tree's entries, with a prefix so it never equals a git
+	// tree hash.
+	h := sha256.New()
+	for _, te := range kept {
+		fmt.Fprintf(h, "%o %s\x00%s\n", uint32(te.Mode), te.Name, te.Hash)
+	}
+	return "x" + hex.EncodeToString(h.Sum(nil))[:39], nil
 }
 
 // WriteTar writes to w a tar of the subtree at slash path p ("" or "." for
@@ -242,10 +265,10 @@ func (s *Snapshot) TreeHash(p string) (string, error) {
 // directory's entries in name order, a directory ("name/") before its
 // content; every entry has mtime Epoch, uid/gid 0 and empty user/group names;
 // mode 0755 for executable files and directories, 0644 for everything else
-// (symlinks included). Symlinks are kept as symlinks; submodules are skipped
+// (symlinks included). Names in exclude are left out of the top level. Symlinks are kept as symlinks; submodules are skipped
 // with a logged warning. The tar is complete (trailer written) when WriteTar
 // returns nil; w is not closed.
-func (s *Snapshot) WriteTar(ctx context.Context, p string, w io.Writer) error {
+func (s *Snapshot) WriteTar(ctx context.Context, p string, w io.Writer, exclude ...string) error {
 	name, err := cleanPath(p)
 	if err != nil {
 		return fmt.Errorf("tar %q of commit %s: %w", p, s.Commit, err)
@@ -256,7 +279,7 @@ func (s *Snapshot) WriteTar(ctx context.Context, p string, w io.Writer) error {
 	}
 	tw := tar.NewWriter(w)
 	if e.Mode == filemode.Dir {
-		err = s.tarTree(ctx, tw, "", e.Hash)
+		err = s.tarTree(ctx, tw, "", e.Hash, exclude)
 	} else {
 		e.Name = path.Base(name)
 		if e.Mode == filemode.Submodule {
@@ -274,12 +297,15 @@ func (s *Snapshot) WriteTar(ctx context.Context, p string, w io.Writer) error {
 	return nil
 }
 
-func (s *Snapshot) tarTree(ctx context.Context, tw *tar.Writer, prefix string, h plumbing.Hash) error {
+func (s *Snapshot) tarTree(ctx context.Context, tw *tar.Writer, prefix string, h plumbing.Hash, exclude []string) error {
 	es, err := s.obj.entries(h)
 	if err != nil {
 		return err
 	}
 	for _, e := range es {
+		if slices.Contains(exclude, e.Name) {
+			continue
+		}
 		if err := s.tarEntry(ctx, tw, prefix, e); err != nil {
 			return err
 		}
@@ -299,7 +325,7 @@ func (s *Snapshot) tarEntry(ctx context.Context, tw *tar.Writer, prefix string, 
 		if err := tw.WriteHeader(hdr); err != nil {
 			return fmt.Errorf("write %s: %w", hdr.Name, err)
 		}
-		return s.tarTree(ctx, tw, name+"/", e.Hash)
+		return s.tarTree(ctx, tw, name+"/", e.Hash, nil)
 	case filemode.Symlink:
 		target, err := s.obj.readAll(e.Hash)
 		if err != nil {

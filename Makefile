@@ -1,0 +1,64 @@
+# driftless — `make demo` runs the platform with the examples; `make test` runs every test.
+# Both set up the machine first (Debian, as root): packages, Go, pinned Consul, staticcheck.
+
+SHELL       := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOSRC       := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.demo/*' 2>/dev/null) go.mod go.sum
+DEMO_DIR    ?= $(CURDIR)/.demo
+
+.PHONY: all setup build examples test test-unit lint demo bench clean
+
+all: build
+
+## setup: Debian packages, Go, Consul (pinned, from its Go module) and staticcheck
+setup: .setup-host bin/consul bin/staticcheck
+
+.setup-host:
+	@bash scripts/setup.sh
+
+bin/consul: tools/consul/go.mod tools/consul/go.sum tools/consul/main.go
+	@echo "building pinned consul ($$(awk '/hashicorp\/consul v/{print $$2; exit}' tools/consul/go.mod)) into bin/consul (a few minutes the first time)"
+	cd tools/consul && $(GO) build -trimpath -o ../../bin/consul .
+
+bin/staticcheck:
+	GOBIN=$(CURDIR)/bin $(GO) install $(STATICCHECK)
+
+## build: the driftless binary
+build: bin/driftless
+
+bin/driftless: $(GOSRC)
+	$(GO) build -o bin/driftless ./cmd/driftless
+
+## examples: build the example apps that need building (static binaries)
+examples: examples/apps/hello/hello
+
+examples/apps/hello/hello: examples/apps/hello/main.go
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./examples/apps/hello
+
+## lint: gofmt, go vet, staticcheck
+lint: bin/staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^tools/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	bin/staticcheck ./...
+
+## test: set-up, build, lint, then every test against real containerd, Consul, NATS and git
+test: setup build examples lint
+	$(GO) test -count=1 -timeout 45m ./...
+
+## test-unit: the fast tests that need no root or engines
+test-unit:
+	$(GO) test -count=1 ./manifests/... ./reconciler/plan/... ./router/route/...
+
+## demo: set-up, then the platform running examples/ (Ctrl-C stops it; apps keep running)
+demo: setup build examples
+	@bash scripts/demo.sh "$(DEMO_DIR)"
+
+## bench: the benchmarks written up in docs/benchmarks.md
+bench: setup build examples
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./reconciler/plan/
+	bash bench/deploy.sh
+
+clean:
+	rm -rf bin/driftless examples/apps/hello/hello

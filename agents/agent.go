@@ -1,0 +1,211 @@
+// Package agents is a cell: it runs app instances in containers
+// (agents/runtime, agents/network), checks their health (agents/health),
+// registers healthy ones in Consul (registry.go), reports them over NATS
+// (heartbeat.go, instances.go), serves the controller's commands
+// (commands.go), ships instance output (logs.go) and stages droplets
+// (stage.go, agents/staging).
+package agents
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+	"github.com/nats-io/nats.go"
+
+	"github.com/driftless/driftless/agents/network"
+	"github.com/driftless/driftless/agents/runtime"
+	"github.com/driftless/driftless/agents/staging"
+	"github.com/driftless/driftless/bus"
+)
+
+// Config configures a cell agent.
+type Config struct {
+	// CellID names the cell; it must be unique and stable across restarts.
+	CellID string
+	// Address is where the cell's mapped host ports are reachable, and the
+	// address host ports are mapped on (127.0.0.1 in dev).
+	Address  string
+	Zone     string
+	Capacity bus.Resources
+	NATS     *nats.Conn
+	Consul   *consul.Client
+	Runtime  runtime.Config
+	Network  network.Config
+	// PortMin and PortMax bound the host ports given to instances.
+	PortMin, PortMax int
+	// DataDir keeps instance records and the staging cache.
+	DataDir string
+	// HeartbeatInterval is how often the cell reports (default 1 s).
+	HeartbeatInterval time.Duration
+	// ProbeInterval is how often a starting instance is probed (default 100 ms).
+	ProbeInterval time.Duration
+	// CheckInterval is how often Consul checks a running instance (default 1 s).
+	CheckInterval time.Duration
+	// SyncInterval is how often registrations are compared with Consul and
+	// repaired (default 2 s).
+	SyncInterval time.Duration
+	// Drain is the time between deregistering an instance and stopping it,
+	// so routers stop sending it requests first (default 1 s).
+	Drain time.Duration
+	// StopGrace is how long an instance may take to exit after SIGTERM
+	// (default 10 s).
+	StopGrace time.Duration
+	// StagingSlots bounds concurrent stagings on this cell (default 1).
+	StagingSlots int
+	Log          *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = time.Second
+	}
+	if c.ProbeInterval == 0 {
+		c.ProbeInterval = 100 * time.Millisecond
+	}
+	if c.CheckInterval == 0 {
+		c.CheckInterval = time.Second
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = 2 * time.Second
+	}
+	if c.Drain == 0 {
+		c.Drain = time.Second
+	}
+	if c.StopGrace == 0 {
+		c.StopGrace = 10 * time.Second
+	}
+	if c.StagingSlots == 0 {
+		c.StagingSlots = 1
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Agent is a running cell.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	bootID string
+	rt     *runtime.Runtime
+	net    *network.Network
+	ports  *network.Ports
+	stager *staging.Stager
+	stage  chan struct{} // staging slots
+
+	ctx context.Context // the agent's lifetime, for instance goroutines
+	wg  sync.WaitGroup
+
+	mu    sync.Mutex
+	gen   uint64
+	insts map[string]*instance
+}
+
+// New checks the configuration and connects to containerd.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	cfg.defaults()
+	if cfg.CellID == "" || cfg.Address == "" || cfg.NATS == nil || cfg.Consul == nil || cfg.DataDir == "" {
+		return nil, errors.New("agent needs a cell id, an address, NATS, Consul and a data dir")
+	}
+	for _, d := range []string{"instances", "logs", "network", "staging"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("creating agent data dir: %w", err)
+		}
+	}
+	if cfg.Runtime.LogDir == "" {
+		cfg.Runtime.LogDir = filepath.Join(cfg.DataDir, "logs")
+	}
+	if cfg.Network.StateDir == "" {
+		cfg.Network.StateDir = filepath.Join(cfg.DataDir, "network")
+	}
+	if cfg.Network.HostIP == "" {
+		cfg.Network.HostIP = cfg.Address
+	}
+	rt, err := runtime.New(ctx, cfg.Runtime)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to containerd: %w", err)
+	}
+	nw, err := network.New(cfg.Network)
+	if err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("setting up container networking: %w", err)
+	}
+	st, err := staging.New(staging.Config{CacheDir: filepath.Join(cfg.DataDir, "staging"), Log: cfg.Log.With("component", "staging")})
+	if err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("setting up staging: %w", err)
+	}
+	var boot [8]byte
+	_, _ = rand.Read(boot[:])
+	return &Agent{
+		cfg:    cfg,
+		log:    cfg.Log.With("component", "agent", "cell", cfg.CellID),
+		bootID: hex.EncodeToString(boot[:]),
+		rt:     rt,
+		net:    nw,
+		ports:  network.NewPorts(cfg.PortMin, cfg.PortMax),
+		stager: st,
+		stage:  make(chan struct{}, cfg.StagingSlots),
+		insts:  make(map[string]*instance),
+	}, nil
+}
+
+// Run adopts the containers a previous agent process left running, serves
+// commands and staging requests, and reports until ctx ends. Instances keep
+// running when the agent stops: the next agent adopts them.
+func (a *Agent) Run(ctx context.Context) error {
+	a.ctx = ctx
+	defer a.rt.Close()
+	if err := a.adopt(ctx); err != nil {
+		return err
+	}
+	subs, err := a.subscribe()
+	if err != nil {
+		return err
+	}
+	a.log.Info("cell ready", "address", a.cfg.Address, "boot", a.bootID, "instances", len(a.insts))
+	a.wg.Go(func() { a.heartbeatLoop(ctx) })
+	a.wg.Go(func() { a.registrySyncLoop(ctx) })
+	<-ctx.Done()
+	for _, s := range subs {
+		_ = s.Unsubscribe()
+	}
+	a.wg.Wait()
+	return nil
+}
+
+// subscribe serves the cell's commands and the staging queue.
+func (a *Agent) subscribe() ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	for subject, h := range map[string]nats.MsgHandler{
+		bus.CellCommand(a.cfg.CellID, bus.VerbStart): a.handleStart,
+		bus.CellCommand(a.cfg.CellID, bus.VerbStop):  a.handleStop,
+	} {
+		s, err := a.cfg.NATS.Subscribe(subject, h)
+		if err != nil {
+			return nil, fmt.Errorf("subscribing to %s: %w", subject, err)
+		}
+		subs = append(subs, s)
+	}
+	s, err := a.cfg.NATS.QueueSubscribe(bus.SubjectStage, bus.QueueStagers, a.handleStage)
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to staging requests: %w", err)
+	}
+	subs = append(subs, s)
+	if err := a.cfg.NATS.Flush(); err != nil {
+		return nil, fmt.Errorf("subscribing on NATS: %w", err)
+	}
+	return subs, nil
+}
+
+// BootID identifies this agent process in its reports.
+func (a *Agent) BootID() string { return a.bootID }

@@ -1,0 +1,44 @@
+package agents
+
+import (
+	"context"
+	"time"
+
+	"github.com/driftless/driftless/bus"
+)
+
+// heartbeatLoop reports every instance on the cell every interval.
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(a.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		a.sendHeartbeat()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Heartbeat is the cell's current report.
+func (a *Agent) Heartbeat() bus.CellHeartbeat {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	hb := bus.CellHeartbeat{
+		CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen,
+		Address: a.cfg.Address, Zone: a.cfg.Zone, Capacity: a.cfg.Capacity,
+		Instances: make([]bus.InstanceStatus, 0, len(a.insts)),
+		SentAt:    time.Now().UTC(),
+	}
+	for _, in := range a.insts {
+		hb.Instances = append(hb.Instances, in.status)
+	}
+	return hb
+}
+
+func (a *Agent) sendHeartbeat() {
+	if err := bus.Publish(a.cfg.NATS, bus.SubjectHeartbeat, a.Heartbeat()); err != nil {
+		a.log.Warn("sending heartbeat", "err", err)
+	}
+}

@@ -1,0 +1,349 @@
+package agents
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/driftless/driftless/agents/health"
+	"github.com/driftless/driftless/agents/network"
+	"github.com/driftless/driftless/agents/runtime"
+	"github.com/driftless/driftless/bus"
+)
+
+// Instance settings every container gets.
+const (
+	// ContainerPort is the port an app listens on ($PORT).
+	ContainerPort = 8080
+	// AppUID and AppGID are the non-root user instances run as (vcap in
+	// the stack image).
+	AppUID, AppGID = 2000, 2000
+	// PidsLimit bounds the processes of one instance.
+	PidsLimit = 1024
+	// DefaultHealthTimeout is how long an instance may take to become
+	// healthy when the manifest does not say.
+	DefaultHealthTimeout = 60 * time.Second
+)
+
+// Container labels that identify driftless instances (for adoption).
+const (
+	LabelGUID    = "driftless.guid"
+	LabelSpace   = "driftless.space"
+	LabelApp     = "driftless.app"
+	LabelIndex   = "driftless.index"
+	LabelRelease = "driftless.release"
+)
+
+// instance is one instance on this cell. Fields are guarded by Agent.mu.
+type instance struct {
+	status   bus.InstanceStatus
+	run      bus.RunSpec
+	stopping bool
+	// cancel ends the instance's goroutines (health check, exit watch, logs).
+	cancel context.CancelFunc
+}
+
+// record is what is kept on disk for each instance, to adopt it after an
+// agent restart. The environment is not kept: it may hold secrets.
+type record struct {
+	Instance bus.InstanceRef `json:"instance"`
+	Run      bus.RunSpec     `json:"run"`
+	HostPort int             `json:"host_port"`
+}
+
+// setState moves an instance to st and tells the controller at once.
+// Caller holds a.mu.
+func (a *Agent) setState(in *instance, st bus.InstanceState, reason string) {
+	a.gen++
+	in.status.State, in.status.Since, in.status.Reason = st, time.Now().UTC(), reason
+	ic := bus.InstanceChanged{CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen, Instance: in.status}
+	if err := bus.Publish(a.cfg.NATS, bus.SubjectInstanceChanged, ic); err != nil {
+		a.log.Warn("reporting instance change", "err", err)
+	}
+	a.log.Info("instance "+string(st), "app", in.status.App, "index", in.status.Index, "guid", in.status.GUID, "reason", reason)
+}
+
+// launch brings a STARTING instance up: host port, network, droplet,
+// container, health check, Consul registration, RUNNING. Any failure
+// makes it CRASHED with the reason; the controller then replaces it.
+func (a *Agent) launch(ctx context.Context, in *instance) {
+	a.mu.Lock()
+	ref, run := in.status.InstanceRef, in.run
+	a.mu.Unlock()
+	guid := ref.GUID
+
+	port, err := a.ports.Allocate()
+	if err != nil {
+		a.crash(in, -1, fmt.Sprintf("no host port free: %v", err))
+		return
+	}
+	a.mu.Lock()
+	in.status.HostPort = port
+	a.mu.Unlock()
+	if err := a.writeRecord(record{Instance: ref, Run: withoutEnv(run), HostPort: port}); err != nil {
+		a.crash(in, -1, err.Error())
+		return
+	}
+	att, err := a.net.Attach(ctx, guid, port, ContainerPort)
+	if err != nil {
+		a.crash(in, -1, fmt.Sprintf("setting up the network: %v", err))
+		return
+	}
+	if err := a.rt.Pull(ctx, run.Droplet); err != nil {
+		a.crash(in, -1, fmt.Sprintf("fetching the droplet: %v", err))
+		return
+	}
+	if err := a.rt.Start(ctx, a.spec(ref, run, port, att)); err != nil {
+		a.crash(in, -1, fmt.Sprintf("starting the container: %v", err))
+		return
+	}
+	exits, err := a.rt.Wait(ctx, guid)
+	if err != nil {
+		a.crash(in, -1, fmt.Sprintf("watching the container: %v", err))
+		return
+	}
+	a.wg.Go(func() { a.watchExit(ctx, in, exits) })
+	a.wg.Go(func() { a.shipLogs(ctx, ref, a.rt.LogPath(guid), false) })
+
+	timeout := DefaultHealthTimeout
+	if run.HealthCheck.TimeoutSec > 0 {
+		timeout = time.Duration(run.HealthCheck.TimeoutSec) * time.Second
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addr := net.JoinHostPort(a.cfg.Address, strconv.Itoa(port))
+	if err := health.WaitHealthy(hctx, run.HealthCheck, addr, a.cfg.ProbeInterval); err != nil {
+		if ctx.Err() != nil {
+			return // stopping, crashed meanwhile, or the agent is shutting down
+		}
+		a.crash(in, -1, fmt.Sprintf("health check (%s) did not pass within %s: %v", hcType(run.HealthCheck), timeout, err))
+		_ = a.rt.Kill(a.ctx, guid)
+		return
+	}
+	a.mu.Lock()
+	if in.stopping || in.status.State != bus.StateStarting {
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
+	if err := a.register(in); err != nil {
+		// The registry sync loop retries; the instance is healthy.
+		a.log.Warn("registering instance in consul", "guid", guid, "err", err)
+	}
+	a.mu.Lock()
+	if !in.stopping && in.status.State == bus.StateStarting {
+		a.setState(in, bus.StateRunning, "health check passed")
+	}
+	a.mu.Unlock()
+}
+
+func hcType(hc bus.HealthCheck) string {
+	if hc.Type == "" {
+		return "port"
+	}
+	return hc.Type
+}
+
+// watchExit reports an exit the cell did not ask for as a crash.
+func (a *Agent) watchExit(ctx context.Context, in *instance, exits <-chan runtime.Exit) {
+	select {
+	case <-ctx.Done():
+		return
+	case e, ok := <-exits:
+		if !ok {
+			return
+		}
+		reason := fmt.Sprintf("exited with status %d", e.Status)
+		if e.Err != nil {
+			reason = fmt.Sprintf("lost track of the process: %v", e.Err)
+		}
+		a.crash(in, int(e.Status), reason)
+	}
+}
+
+// crash marks an instance CRASHED (once), takes it out of Consul and keeps
+// its last output for `driftless app`.
+func (a *Agent) crash(in *instance, status int, reason string) {
+	a.mu.Lock()
+	if in.stopping || in.status.State == bus.StateCrashed {
+		a.mu.Unlock()
+		return
+	}
+	guid := in.status.GUID
+	a.mu.Unlock()
+	a.deregister(guid)
+	last := runtime.TailLines(a.rt.LogPath(guid), 10)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if in.stopping || in.status.State == bus.StateCrashed {
+		return
+	}
+	in.status.ExitStatus, in.status.LastOutput = status, last
+	a.setState(in, bus.StateCrashed, reason)
+	if in.cancel != nil {
+		in.cancel()
+	}
+}
+
+// stop takes an instance out of Consul, lets routers notice, stops its
+// container and frees its network and port. It retries (bounded) while
+// containerd does not answer.
+func (a *Agent) stop(in *instance) {
+	a.mu.Lock()
+	ref, port, wasRunning := in.status.InstanceRef, in.status.HostPort, in.status.State == bus.StateRunning
+	a.mu.Unlock()
+	a.deregister(ref.GUID)
+	if wasRunning {
+		select {
+		case <-time.After(a.cfg.Drain):
+		case <-a.ctx.Done():
+			return
+		}
+	}
+	if in.cancel != nil {
+		in.cancel()
+	}
+	var err error
+	for attempt := 0; attempt < 30; attempt++ {
+		if err = a.removeContainer(a.ctx, ref.GUID, port); err == nil {
+			break
+		}
+		a.log.Warn("stopping instance", "guid", ref.GUID, "attempt", attempt, "err", err)
+		select {
+		case <-time.After(2 * time.Second):
+		case <-a.ctx.Done():
+			return
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.insts, ref.GUID)
+	a.setState(in, bus.StateStopped, "stopped")
+}
+
+// removeContainer deletes an instance's container, network, port, record
+// and log. Each step is idempotent.
+func (a *Agent) removeContainer(ctx context.Context, guid string, port int) error {
+	if err := a.rt.Stop(ctx, guid, a.cfg.StopGrace); err != nil {
+		return err
+	}
+	if port > 0 {
+		if err := a.net.Detach(ctx, guid, port, ContainerPort); err != nil {
+			return err
+		}
+		a.ports.Release(port)
+	}
+	_ = os.Remove(a.recordPath(guid))
+	_ = os.Remove(a.rt.LogPath(guid))
+	return nil
+}
+
+// spec is the container of one instance: non-root, limited, with the
+// Cloud Foundry environment.
+func (a *Agent) spec(ref bus.InstanceRef, run bus.RunSpec, port int, att *network.Attachment) runtime.Spec {
+	vcap, _ := json.Marshal(map[string]any{
+		"application_id":      ref.Space + "-" + ref.App,
+		"application_name":    ref.App,
+		"application_uris":    run.Routes,
+		"application_version": ref.ReleaseID,
+		"instance_id":         ref.GUID,
+		"instance_index":      ref.Index,
+		"limits":              map[string]any{"mem": run.MemoryMB, "disk": run.DiskMB, "fds": 16384},
+		"name":                ref.App,
+		"space_name":          ref.Space,
+		"uris":                run.Routes,
+		"host":                "0.0.0.0",
+		"port":                ContainerPort,
+	})
+	env := make([]string, 0, len(run.Env)+20)
+	for _, k := range slices.Sorted(maps.Keys(run.Env)) {
+		env = append(env, k+"="+run.Env[k])
+	}
+	// Platform variables come last so an app's env cannot override them.
+	env = append(env,
+		"PORT="+strconv.Itoa(ContainerPort),
+		"INSTANCE_INDEX="+strconv.Itoa(ref.Index),
+		"INSTANCE_GUID="+ref.GUID,
+		"CF_INSTANCE_INDEX="+strconv.Itoa(ref.Index),
+		"CF_INSTANCE_GUID="+ref.GUID,
+		"CF_INSTANCE_IP="+a.cfg.Address,
+		"CF_INSTANCE_PORT="+strconv.Itoa(port),
+		"CF_INSTANCE_ADDR="+net.JoinHostPort(a.cfg.Address, strconv.Itoa(port)),
+		"CF_INSTANCE_INTERNAL_IP="+att.IP,
+		"VCAP_APPLICATION="+string(vcap),
+		"VCAP_SERVICES={}",
+		"MEMORY_LIMIT="+strconv.FormatInt(run.MemoryMB, 10)+"m",
+		"HOME=/home/vcap",
+		"TMPDIR=/tmp",
+		"DRIFTLESS_SPACE="+ref.Space,
+		"DRIFTLESS_APP="+ref.App,
+		"DRIFTLESS_RELEASE="+ref.ReleaseID,
+		"DRIFTLESS_COMMIT="+ref.Commit,
+	)
+	var args []string
+	if run.Command != "" {
+		args = []string{"/bin/sh", "-c", run.Command}
+	}
+	return runtime.Spec{
+		ID: ref.GUID, Image: run.Droplet, Args: args, Env: env,
+		UID: AppUID, GID: AppGID,
+		MemoryMB:  run.MemoryMB,
+		CPUShares: cpuShares(run.MemoryMB),
+		PidsLimit: PidsLimit,
+		NetNSPath: att.NetNSPath,
+		Hostname:  ref.GUID[:min(len(ref.GUID), 8)],
+		Labels: map[string]string{
+			LabelGUID: ref.GUID, LabelSpace: ref.Space, LabelApp: ref.App,
+			LabelIndex: strconv.Itoa(ref.Index), LabelRelease: ref.ReleaseID,
+		},
+	}
+}
+
+// cpuShares gives CPU weight in proportion to memory, as Cloud Foundry
+// does: 1024 shares per GB (one per MB), at least 10.
+func cpuShares(memoryMB int64) uint64 {
+	return uint64(max(memoryMB, 10))
+}
+
+func withoutEnv(run bus.RunSpec) bus.RunSpec {
+	run.Env = nil
+	return run
+}
+
+func (a *Agent) recordPath(guid string) string {
+	return filepath.Join(a.cfg.DataDir, "instances", guid+".json")
+}
+
+func (a *Agent) writeRecord(r record) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding instance record: %w", err)
+	}
+	tmp := a.recordPath(r.Instance.GUID) + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("writing instance record: %w", err)
+	}
+	if err := os.Rename(tmp, a.recordPath(r.Instance.GUID)); err != nil {
+		return fmt.Errorf("writing instance record: %w", err)
+	}
+	return nil
+}
+
+func (a *Agent) readRecord(guid string) (record, error) {
+	var r record
+	data, err := os.ReadFile(a.recordPath(guid))
+	if err != nil {
+		return r, fmt.Errorf("reading instance record: %w", err)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("decoding instance record: %w", err)
+	}
+	return r, nil
+}

@@ -1,0 +1,70 @@
+package agents
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/driftless/driftless/bus"
+)
+
+// maxLogLine bounds one shipped line; longer lines are cut.
+const maxLogLine = 16 << 10
+
+// shipLogs follows an instance's log file (written by containerd's shim,
+// so it outlives agent restarts) and publishes every line on
+// bus.Logs(space, app). fromEnd skips what was already there (adoption).
+func (a *Agent) shipLogs(ctx context.Context, ref bus.InstanceRef, path string, fromEnd bool) {
+	var f *os.File
+	for f == nil {
+		var err error
+		if f, err = os.Open(path); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	defer f.Close()
+	if fromEnd {
+		if _, err := f.Seek(0, io.SeekEnd); err != nil {
+			a.log.Warn("following instance log", "err", err)
+			return
+		}
+	}
+	subject := bus.Logs(ref.Space, ref.App)
+	r := bufio.NewReaderSize(f, 64<<10)
+	var partial strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		partial.WriteString(line)
+		if err == nil || partial.Len() >= maxLogLine {
+			text := strings.TrimRight(partial.String(), "\r\n")
+			if len(text) > maxLogLine {
+				text = text[:maxLogLine]
+			}
+			partial.Reset()
+			msg := bus.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: bus.SourceApp,
+				Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
+			if err := bus.Publish(a.cfg.NATS, subject, msg); err != nil {
+				a.log.Debug("shipping log line", "err", err)
+			}
+			continue
+		}
+		if !errors.Is(err, io.EOF) {
+			a.log.Warn("reading instance log", "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

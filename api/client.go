@@ -1,0 +1,159 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/driftless/driftless/bus"
+)
+
+// DefaultAddress is where the API listens unless told otherwise.
+const DefaultAddress = "127.0.0.1:7070"
+
+// Client talks to a controller's API.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// NewClient returns a client for the API at addr ("host:port" or a URL).
+func NewClient(addr string) *Client {
+	base := strings.TrimRight(addr, "/")
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return &Client{base: base, hc: &http.Client{}}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling the driftless API at %s (is the controller running? set --api or DRIFTLESS_API): %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	return decode(resp, out)
+}
+
+func decode(resp *http.Response, out any) error {
+	if resp.StatusCode >= 300 {
+		var e Error
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s", e.Error)
+		}
+		return fmt.Errorf("API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding API answer: %w", err)
+	}
+	return nil
+}
+
+func spaceQuery(space string) url.Values {
+	q := url.Values{}
+	if space != "" {
+		q.Set("space", space)
+	}
+	return q
+}
+
+// Apps lists apps ("" space for all).
+func (c *Client) Apps(ctx context.Context, space string) ([]App, error) {
+	var out []App
+	return out, c.do(ctx, http.MethodGet, "/v1/apps", spaceQuery(space), &out)
+}
+
+// App describes one app.
+func (c *Client) App(ctx context.Context, space, name string) (AppDetail, error) {
+	var out AppDetail
+	return out, c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(name), spaceQuery(space), &out)
+}
+
+// Status describes sources and cells.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var out Status
+	return out, c.do(ctx, http.MethodGet, "/v1/status", nil, &out)
+}
+
+// Sync fetches every source now; with wait, it returns once every app runs
+// its target release or timeout passes.
+func (c *Client) Sync(ctx context.Context, wait bool, timeout time.Duration) (SyncResult, error) {
+	q := url.Values{}
+	if wait {
+		q.Set("wait", "1")
+		q.Set("timeout", timeout.String())
+	}
+	var out SyncResult
+	return out, c.do(ctx, http.MethodPost, "/v1/sync", q, &out)
+}
+
+// Events lists the controller's recent events, optionally of one app.
+func (c *Client) Events(ctx context.Context, space, app string) ([]bus.Event, error) {
+	q := spaceQuery(space)
+	if app != "" {
+		q.Set("app", app)
+	}
+	var out []bus.Event
+	return out, c.do(ctx, http.MethodGet, "/v1/events", q, &out)
+}
+
+// LogOptions selects log lines.
+type LogOptions struct {
+	Space string
+	// Follow keeps streaming new lines until ctx ends.
+	Follow bool
+	// Source keeps only lines of one source (bus.SourceStaging…).
+	Source string
+}
+
+// Logs calls fn for each log line of app: the recent ones, then new ones
+// when following.
+func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(bus.LogLine)) error {
+	q := spaceQuery(opts.Space)
+	if opts.Follow {
+		q.Set("follow", "1")
+	}
+	if opts.Source != "" {
+		q.Set("source", opts.Source)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/logs/"+url.PathEscape(app)+"?"+q.Encode(), nil)
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("calling the driftless API at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return decode(resp, nil)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var l bus.LogLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return fmt.Errorf("decoding log line: %w", err)
+		}
+		fn(l)
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("reading logs: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package api
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/driftless/driftless/bus"
+)
+
+// Backend is what the API serves: the controller's read model and its sync
+// trigger. reconciler.Controller implements it.
+type Backend interface {
+	Apps(ctx context.Context) []App
+	App(ctx context.Context, space, name string) (AppDetail, bool)
+	Status(ctx context.Context) Status
+	Sync(ctx context.Context, wait bool) SyncResult
+	Events(space, app string) []bus.Event
+}
+
+// ServerConfig configures the API handler.
+type ServerConfig struct {
+	Backend Backend
+	// Blobs serves the blob store (/v2/ and /v1/blobs/); nil disables it.
+	Blobs http.Handler
+	// Logs streams and remembers app logs; nil disables /v1/logs.
+	Logs *LogHub
+	// WebhookSecret enables POST /v1/webhook: a push notification signed
+	// with HMAC-SHA256 in X-Hub-Signature-256 (GitHub, Gitea and GitLab
+	// compatible) triggers a sync. Empty disables the webhook.
+	WebhookSecret string
+	Log           *slog.Logger
+}
+
+// NewHandler returns the API's HTTP handler.
+func NewHandler(cfg ServerConfig) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &server{cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /v1/apps", s.apps)
+	mux.HandleFunc("GET /v1/apps/{name}", s.app)
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("POST /v1/sync", s.sync)
+	mux.HandleFunc("GET /v1/events", s.events)
+	mux.HandleFunc("POST /v1/webhook", s.webhook)
+	if cfg.Logs != nil {
+		mux.HandleFunc("GET /v1/logs/{name}", s.logs)
+	}
+	if cfg.Blobs != nil {
+		mux.Handle("/v2/", cfg.Blobs)
+		mux.Handle("/v1/blobs/", cfg.Blobs)
+	}
+	return mux
+}
+
+type server struct {
+	cfg ServerConfig
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, Error{Error: msg})
+}
+
+func (s *server) apps(w http.ResponseWriter, r *http.Request) {
+	all := s.cfg.Backend.Apps(r.Context())
+	out := make([]App, 0, len(all))
+	space := r.URL.Query().Get("space")
+	for _, a := range all {
+		if space == "" || a.Space == space {
+			out = append(out, a)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// resolveSpace finds the space of an app named name: the one asked for, or
+// the only space that has such an app.
+func (s *server) resolveSpace(ctx context.Context, name, space string) (string, error) {
+	if space != "" {
+		return space, nil
+	}
+	var found []string
+	for _, a := range s.cfg.Backend.Apps(ctx) {
+		if a.Name == name {
+			found = append(found, a.Space)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", errNotFound
+	case 1:
+		return found[0], nil
+	default:
+		return "", errors.New("app " + name + " exists in several spaces (" + strings.Join(found, ", ") + "): say which with --space")
+	}
+}
+
+var errNotFound = errors.New("no such app")
+
+func (s *server) app(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	space, err := s.resolveSpace(r.Context(), name, r.URL.Query().Get("space"))
+	if errors.Is(err, errNotFound) {
+		writeError(w, http.StatusNotFound, "no app named "+name+" is declared in any source")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	d, ok := s.cfg.Backend.App(r.Context(), space, name)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no app named "+name+" in space "+space)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.cfg.Backend.Status(r.Context()))
+}
+
+func (s *server) sync(w http.ResponseWriter, r *http.Request) {
+	wait := r.URL.Query().Get("wait") != ""
+	timeout := 5 * time.Minute
+	if t := r.URL.Query().Get("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, "timeout must be a duration such as 90s")
+			return
+		}
+		timeout = d
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	writeJSON(w, http.StatusOK, s.cfg.Backend.Sync(ctx, wait))
+}
+
+func (s *server) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	evs := s.cfg.Backend.Events(q.Get("space"), q.Get("app"))
+	if evs == nil {
+		evs = []bus.Event{}
+	}
+	writeJSON(w, http.StatusOK, evs)
+}
+
+// webhook triggers a sync when a signed push notification arrives.
+func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.WebhookSecret == "" {
+		writeError(w, http.StatusNotFound, "webhooks are disabled: start the controller with --webhook-secret")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 5<<20))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "reading the webhook body")
+		return
+	}
+	if !ValidSignature(s.cfg.WebhookSecret, body, r.Header.Get("X-Hub-Signature-256")) {
+		s.cfg.Log.Warn("webhook with a bad signature refused", "remote", r.RemoteAddr)
+		writeError(w, http.StatusUnauthorized, "bad or missing X-Hub-Signature-256")
+		return
+	}
+	go s.cfg.Backend.Sync(context.Background(), false)
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "sync triggered"})
+}
+
+// ValidSignature checks a "sha256=<hex>" HMAC of body made with secret, in
+// constant time.
+func ValidSignature(secret string, body []byte, header string) bool {
+	sig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}

@@ -1,0 +1,147 @@
+// Package api is the controller's REST API (JSON over HTTP, 127.0.0.1:7070
+// by default) and the client the CLI uses. The types below are the JSON
+// contract of `driftless … --json`: fields are only ever added.
+package api
+
+import (
+	"time"
+
+	"github.com/driftless/driftless/bus"
+)
+
+// App is one app as `driftless apps` shows it.
+type App struct {
+	Name  string `json:"name"`
+	Space string `json:"space"`
+	// Desired is the instance count git asks for; Running how many
+	// instances of the current release pass their health check.
+	Desired int `json:"desired"`
+	Running int `json:"running"`
+	// Release is the git commit of the release the instances run.
+	Release string `json:"release"`
+	// ReleaseID is that release's id.
+	ReleaseID string `json:"release_id"`
+	// Target is the release id git asks for when it differs from
+	// ReleaseID (staging, rolling out, or failed).
+	Target string `json:"target_release_id,omitempty"`
+	// Commit is the last applied commit that declared the app.
+	Commit string   `json:"commit"`
+	Source string   `json:"source"`
+	State  string   `json:"state"`
+	Routes []string `json:"routes"`
+	// Problems explains a state that needs attention (staging failed,
+	// instances that fit nowhere…).
+	Problems []string `json:"problems,omitempty"`
+}
+
+// App states, from the user's point of view.
+const (
+	AppStaging       = "staging"
+	AppStagingFailed = "staging-failed"
+	AppStarting      = "starting"
+	AppRunning       = "running"
+	AppRollingOut    = "rolling-out"
+	AppDegraded      = "degraded"
+)
+
+// AppDetail is `driftless app NAME`: the app, its instances and releases.
+type AppDetail struct {
+	App
+	File      string     `json:"file"`
+	Line      int        `json:"line"`
+	Instances []Instance `json:"instances"`
+	Releases  []Release  `json:"releases"`
+	Unplaced  []Unplaced `json:"unplaced,omitempty"`
+}
+
+// Instance is one running (or crashed) instance of an app.
+type Instance struct {
+	Index     int               `json:"index"`
+	GUID      string            `json:"guid"`
+	State     bus.InstanceState `json:"state"`
+	Cell      string            `json:"cell"`
+	Address   string            `json:"address,omitempty"`
+	ReleaseID string            `json:"release_id"`
+	Commit    string            `json:"commit,omitempty"`
+	Since     time.Time         `json:"since"`
+	// ExitStatus, Reason and LastOutput describe a crash.
+	ExitStatus int      `json:"exit_status,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	LastOutput []string `json:"last_output,omitempty"`
+}
+
+// Release is one release of an app.
+type Release struct {
+	ID         string    `json:"id"`
+	Commit     string    `json:"commit"`
+	State      string    `json:"state"`
+	Droplet    string    `json:"droplet,omitempty"`
+	Buildpack  string    `json:"buildpack,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	StagingLog []string  `json:"staging_log,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	Current    bool      `json:"current"`
+}
+
+// Unplaced is an instance that fits on no cell.
+type Unplaced struct {
+	Index  int    `json:"index"`
+	Reason string `json:"reason"`
+}
+
+// Problem is an error or warning located in a file of a source.
+type Problem struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	App     string `json:"app,omitempty"`
+	Message string `json:"message"`
+}
+
+// Source is one git source as `driftless status` shows it.
+type Source struct {
+	Name          string    `json:"name"`
+	URL           string    `json:"url"`
+	Branch        string    `json:"branch,omitempty"`
+	Space         string    `json:"space"`
+	LastSeen      string    `json:"last_seen,omitempty"`
+	LastSeenAt    time.Time `json:"last_seen_at,omitzero"`
+	LastApplied   string    `json:"last_applied,omitempty"`
+	LastAppliedAt time.Time `json:"last_applied_at,omitzero"`
+	LastFetch     time.Time `json:"last_fetch,omitzero"`
+	FetchError    string    `json:"fetch_error,omitempty"`
+	Errors        []Problem `json:"errors"`
+	Warnings      []Problem `json:"warnings"`
+}
+
+// Cell is one agent as `driftless status` shows it.
+type Cell struct {
+	ID            string        `json:"id"`
+	Address       string        `json:"address"`
+	Zone          string        `json:"zone,omitempty"`
+	Capacity      bus.Resources `json:"capacity"`
+	Instances     int           `json:"instances"`
+	MemoryUsedMB  int64         `json:"memory_used_mb"`
+	LastHeartbeat time.Time     `json:"last_heartbeat"`
+	Lost          bool          `json:"lost"`
+}
+
+// Status is `driftless status`.
+type Status struct {
+	Sources []Source `json:"sources"`
+	Cells   []Cell   `json:"cells"`
+}
+
+// SyncResult answers POST /v1/sync.
+type SyncResult struct {
+	Sources []Source `json:"sources"`
+	// Converged is set with ?wait when every app of the synced sources
+	// runs its target release at the desired count.
+	Converged bool   `json:"converged"`
+	Message   string `json:"message,omitempty"`
+}
+
+// Error is the body of every non-2xx answer.
+type Error struct {
+	Error string `json:"error"`
+}

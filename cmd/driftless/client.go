@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
+)
+
+// clientFlags are the flags every user command shares.
+type clientFlags struct {
+	api   string
+	space string
+	json  bool
+}
+
+func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
+	addr := os.Getenv("DRIFTLESS_API")
+	if addr == "" {
+		addr = api.DefaultAddress
+	}
+	cmd.Flags().StringVar(&f.api, "api", addr, "controller API address (or DRIFTLESS_API)")
+	cmd.Flags().StringVar(&f.space, "space", "", "space (default: any)")
+	if withJSON {
+		cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
+	}
+}
+
+func (f *clientFlags) client() *api.Client { return api.NewClient(f.api) }
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func shortID(s string) string {
+	if len(s) > 10 {
+		return s[:10]
+	}
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func newAppsCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "apps",
+		Short: "List apps: desired and running instances, the commit they run, routes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			apps, err := f.client().Apps(cmd.Context(), f.space)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f.json {
+				return printJSON(out, apps)
+			}
+			if len(apps) == 0 {
+				fmt.Fprintln(out, "No apps. Commit a manifest.yml to a source (see `driftless status`).")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SPACE\tNAME\tSTATE\tINSTANCES\tCOMMIT\tRELEASE\tROUTES")
+			for _, a := range apps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", a.Space, a.Name, a.State, a.Running, a.Desired,
+					shortID(a.Release), shortID(a.ReleaseID), strings.Join(a.Routes, ", "))
+			}
+			tw.Flush()
+			for _, a := range apps {
+				for _, p := range a.Problems {
+					fmt.Fprintf(out, "%s/%s: %s\n", a.Space, a.Name, p)
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newAppCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "app NAME",
+		Short: "Show one app: instances, releases, crashes and staging errors",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d, err := f.client().App(cmd.Context(), f.space, args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f.json {
+				return printJSON(out, d)
+			}
+			fmt.Fprintf(out, "%s (space %s) — %s, %d/%d running\n", d.Name, d.Space, d.State, d.Running, d.Desired)
+			fmt.Fprintf(out, "  declared in %s:%d (source %s, commit %s)\n", d.File, d.Line, d.Source, shortID(d.Commit))
+			fmt.Fprintf(out, "  release %s from commit %s", shortID(d.ReleaseID), shortID(d.Release))
+			if d.Target != "" {
+				fmt.Fprintf(out, " (git asks for %s)", shortID(d.Target))
+			}
+			fmt.Fprintf(out, "\n  routes: %s\n", strings.Join(d.Routes, ", "))
+			for _, p := range d.Problems {
+				fmt.Fprintf(out, "  problem: %s\n", p)
+			}
+			fmt.Fprintln(out, "\nINSTANCES")
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  INDEX\tSTATE\tSINCE\tCELL\tADDRESS\tRELEASE\tDETAIL")
+			for _, in := range d.Instances {
+				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", in.Index, in.State, in.Since.Local().Format(time.TimeOnly),
+					in.Cell, in.Address, shortID(in.ReleaseID), in.Reason)
+			}
+			tw.Flush()
+			for _, in := range d.Instances {
+				if in.State == bus.StateCrashed && len(in.LastOutput) > 0 {
+					fmt.Fprintf(out, "\nlast output of crashed instance %d:\n    %s\n", in.Index, strings.Join(in.LastOutput, "\n    "))
+				}
+			}
+			for _, u := range d.Unplaced {
+				fmt.Fprintf(out, "  instance %d not placed: %s\n", u.Index, u.Reason)
+			}
+			fmt.Fprintln(out, "\nRELEASES")
+			tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  ID\tCOMMIT\tSTATE\tBUILDPACK\tCREATED\t")
+			for _, r := range d.Releases {
+				cur := ""
+				if r.Current {
+					cur = "(current)"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), shortID(r.Commit), r.State, r.Buildpack,
+					r.CreatedAt.Local().Format(time.DateTime), cur)
+			}
+			tw.Flush()
+			for _, r := range d.Releases {
+				if r.State == "failed" {
+					fmt.Fprintf(out, "\nstaging of release %s failed: %s\n", shortID(r.ID), r.Error)
+					for _, l := range r.StagingLog {
+						fmt.Fprintf(out, "    %s\n", l)
+					}
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newStatusCmd() *cobra.Command {
+	var f clientFlags
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show each source (last commit seen and applied, errors) and each cell",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := f.client().Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f.json {
+				return printJSON(out, st)
+			}
+			printSources(out, st.Sources)
+			fmt.Fprintln(out, "\nCELLS")
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  ID\tADDRESS\tZONE\tINSTANCES\tMEMORY\tLAST HEARTBEAT\tSTATE")
+			for _, c := range st.Cells {
+				state := "ok"
+				if c.Lost {
+					state = "LOST"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d/%d MB\t%s ago\t%s\n", c.ID, c.Address, c.Zone, c.Instances,
+					c.MemoryUsedMB, c.Capacity.MemoryMB, time.Since(c.LastHeartbeat).Round(time.Second), state)
+			}
+			tw.Flush()
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func printSources(out io.Writer, sources []api.Source) {
+	fmt.Fprintln(out, "SOURCES")
+	for _, s := range sources {
+		fmt.Fprintf(out, "  %s  %s (branch %s, space %s)\n", s.Name, s.URL, s.Branch, s.Space)
+		fmt.Fprintf(out, "    last seen %s, last applied %s", shortID(s.LastSeen), shortID(s.LastApplied))
+		if !s.LastFetch.IsZero() {
+			fmt.Fprintf(out, ", fetched %s ago", time.Since(s.LastFetch).Round(time.Second))
+		}
+		fmt.Fprintln(out)
+		if s.FetchError != "" {
+			fmt.Fprintf(out, "    fetch error: %s\n", s.FetchError)
+		}
+		if len(s.Errors) > 0 {
+			fmt.Fprintf(out, "    commit %s refused:\n", shortID(s.LastSeen))
+		}
+		for _, p := range s.Errors {
+			fmt.Fprintf(out, "      %s\n", problem(p, "error"))
+		}
+		for _, p := range s.Warnings {
+			fmt.Fprintf(out, "      %s\n", problem(p, "warning"))
+		}
+	}
+}
+
+func problem(p api.Problem, kind string) string {
+	loc := p.File
+	if p.Line > 0 {
+		loc = fmt.Sprintf("%s:%d", p.File, p.Line)
+		if p.Column > 0 {
+			loc = fmt.Sprintf("%s:%d", loc, p.Column)
+		}
+	}
+	if loc == "" {
+		return kind + ": " + p.Message
+	}
+	return loc + ": " + kind + ": " + p.Message
+}
+
+func newSyncCmd() *cobra.Command {
+	var f clientFlags
+	var wait bool
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Fetch every source now; with --wait, follow staging and rollouts until apps run what git asks for",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c := f.client()
+			ctx := cmd.Context()
+			stopProgress := func() {}
+			if wait && !f.json {
+				stopProgress = followEvents(ctx, c, cmd.ErrOrStderr())
+			}
+			res, err := c.Sync(ctx, wait, timeout)
+			stopProgress()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if f.json {
+				return printJSON(out, res)
+			}
+			printSources(out, res.Sources)
+			if wait {
+				fmt.Fprintln(out, res.Message)
+				if !res.Converged {
+					return exitError{code: 2}
+				}
+			}
+			for _, s := range res.Sources {
+				if len(s.Errors) > 0 {
+					return exitError{code: 1}
+				}
+			}
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait until every app runs its target release")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long --wait waits")
+	return cmd
+}
+
+// followEvents prints new controller events (staging, starts, stops) while
+// a long operation runs; the returned function stops it.
+func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	since := time.Now()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(300 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if evs, err := c.Events(ctx, "", ""); err == nil {
+				for _, e := range evs {
+					if e.Time.After(since) {
+						fmt.Fprintln(w, formatEvent(e))
+						since = e.Time
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func formatEvent(e bus.Event) string {
+	who := e.App
+	if e.App != "" && e.Instance != "" {
+		who = fmt.Sprintf("%s/%d", e.App, e.Index)
+	}
+	if who != "" {
+		who += " "
+	}
+	return fmt.Sprintf("%s  %-15s %s%s", e.Time.Local().Format(time.TimeOnly), e.Kind, who, e.Message)
+}
+
+func newEventsCmd() *cobra.Command {
+	var f clientFlags
+	var app string
+	cmd := &cobra.Command{
+		Use:   "events",
+		Short: "List the controller's decisions with their reasons",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			evs, err := f.client().Events(cmd.Context(), f.space, app)
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(cmd.OutOrStdout(), evs)
+			}
+			for _, e := range evs {
+				fmt.Fprintln(cmd.OutOrStdout(), formatEvent(e))
+			}
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&app, "app", "", "only events of this app")
+	return cmd
+}
+
+func newLogsCmd() *cobra.Command {
+	var f clientFlags
+	var recent, staging bool
+	cmd := &cobra.Command{
+		Use:   "logs APP",
+		Short: "Stream an app's logs (instances and staging); --recent prints what was kept and exits",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := api.LogOptions{Space: f.space, Follow: !recent}
+			if staging {
+				opts.Source = bus.SourceStaging
+			}
+			out := cmd.OutOrStdout()
+			err := f.client().Logs(cmd.Context(), args[0], opts, func(l bus.LogLine) {
+				if f.json {
+					_ = json.NewEncoder(out).Encode(l)
+					return
+				}
+				src := l.Source
+				if l.Source == bus.SourceApp {
+					src = fmt.Sprintf("APP/%d", l.Index)
+				}
+				fmt.Fprintf(out, "%s [%s] %s\n", l.Time.Local().Format("15:04:05.00"), src, l.Text)
+			})
+			if cmd.Context().Err() != nil {
+				return nil // interrupted by the user
+			}
+			return err
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&recent, "recent", false, "print recent lines and exit")
+	cmd.Flags().BoolVar(&staging, "staging", false, "only staging output")
+	return cmd
+}

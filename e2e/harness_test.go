@@ -1,0 +1,332 @@
+// Package e2e drives the real `driftless` binary — with real containerd,
+// runc, CNI, Consul, NATS and git — through what a user does.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/internal/testenv"
+)
+
+// binaries built once for every test of the package.
+var (
+	driftlessBin string
+	helloBin     string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dl-e2e-bin-")
+	if err != nil {
+		panic(err)
+	}
+	root, err := children.RepoRoot()
+	if err != nil {
+		panic(err)
+	}
+	driftlessBin = filepath.Join(dir, "driftless")
+	helloBin = filepath.Join(dir, "hello")
+	for _, b := range []struct{ out, pkg string }{{driftlessBin, "./cmd/driftless"}, {helloBin, "./examples/apps/hello"}} {
+		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", b.pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// platform is one `driftless dev` process and its app repository.
+type platform struct {
+	t       testing.TB
+	dir     string
+	repo    string
+	http    string
+	api     string
+	sock    string
+	consul  string
+	cmd     *exec.Cmd
+	logPath string
+	client  *api.Client
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	p, err := children.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", p)
+}
+
+// startDev seeds an empty app repository and runs `driftless dev` on it
+// with its own Consul, containerd, NATS, ports, bridge and subnet.
+func startDev(t testing.TB) *platform {
+	t.Helper()
+	testenv.RequireRoot(t)
+	dir := testenv.ShortTempDir(t, "dl-e2e-")
+	p := &platform{t: t, dir: dir, repo: filepath.Join(dir, "repo"), http: freeAddr(t), api: freeAddr(t),
+		sock: filepath.Join(dir, "ctrd.sock"), consul: freeAddr(t), logPath: filepath.Join(dir, "dev.log")}
+	if err := os.MkdirAll(p.repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, p.repo, "init", "-q", "-b", "main")
+	p.client = api.NewClient(p.api)
+
+	logf, err := os.Create(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(driftlessBin, "dev", "--log-level", "debug",
+		"--data", filepath.Join(dir, "data"), "--repo", p.repo,
+		"--http", p.http, "--api", p.api, "--nats", freeAddr(t), "--consul", p.consul,
+		"--containerd", p.sock, "--ports", "62000-62199", "--bridge", "dle2e0", "--subnet", "10.213.0.0/16",
+		"--poll", "1s", "--cell-memory", "4G")
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.stop()
+		logf.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(p.logPath)
+			lines := strings.Split(string(data), "\n")
+			if len(lines) > 150 {
+				lines = lines[len(lines)-150:]
+			}
+			t.Logf("last lines of driftless dev:\n%s", strings.Join(lines, "\n"))
+		}
+	})
+	testenv.Eventually(t, 60*time.Second, 200*time.Millisecond, "API answers", func() error {
+		_, err := p.client.Status(context.Background())
+		return err
+	})
+	return p
+}
+
+// stop removes every app (so no container outlives the test) and stops
+// the platform.
+func (p *platform) stop() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	if entries, _ := os.ReadDir(p.repo); len(entries) > 1 {
+		for _, e := range entries {
+			if e.Name() != ".git" {
+				os.RemoveAll(filepath.Join(p.repo, e.Name()))
+			}
+		}
+		p.commitAll("remove everything")
+		_, _ = p.client.Sync(context.Background(), false, 0)
+		deadline := time.Now().Add(45 * time.Second)
+		for time.Now().Before(deadline) && len(p.containers(p.t)) > 0 {
+			time.Sleep(300 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(40 * time.Second):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// write puts files (path → content; "" deletes) into the repository.
+func (p *platform) write(files map[string]string) {
+	p.t.Helper()
+	for name, content := range files {
+		path := filepath.Join(p.repo, name)
+		if content == "" {
+			if err := os.RemoveAll(path); err != nil {
+				p.t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			p.t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(content, "#!") {
+			mode = 0o755 // scripts are committed executable
+		}
+		if err := os.WriteFile(path, []byte(content), mode); err != nil {
+			p.t.Fatal(err)
+		}
+	}
+}
+
+// addHello copies the hello binary into the repository as app dir.
+func (p *platform) addHello(dir string) {
+	p.t.Helper()
+	data, err := os.ReadFile(helloBin)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	path := filepath.Join(p.repo, dir, "hello")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *platform) commitAll(msg string) string {
+	p.t.Helper()
+	testenv.Git(p.t, p.repo, "add", "-A")
+	testenv.Git(p.t, p.repo, "commit", "-q", "--allow-empty", "-m", msg)
+	return testenv.Git(p.t, p.repo, "rev-parse", "HEAD")
+}
+
+// cli runs the driftless binary against the platform's API.
+func (p *platform) cli(args ...string) (string, error) {
+	cmd := exec.Command(driftlessBin, args...)
+	cmd.Env = append(os.Environ(), "DRIFTLESS_API="+p.api)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("driftless %s: %w: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+// cliJSON runs a read command with --json and decodes its output.
+func (p *platform) cliJSON(v any, args ...string) error {
+	out, err := p.cli(append(args, "--json")...)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(out), v)
+}
+
+// info is what the hello app answers on /info.
+type info struct {
+	App, Index, GUID, Release, Commit, Greeting string
+}
+
+// get sends one request through the router with the given Host.
+func (p *platform) get(host, path string) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+p.http+path, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Host = host
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// sample asks the app n times and returns the distinct answers by instance
+// guid; any non-200 answer is an error.
+func (p *platform) sample(host string, n int) (map[string]info, error) {
+	seen := map[string]info{}
+	for range n {
+		code, body, err := p.get(host, "/info")
+		if err != nil {
+			return nil, err
+		}
+		if code != http.StatusOK {
+			return nil, fmt.Errorf("status %d: %s", code, body)
+		}
+		var in info
+		if err := json.Unmarshal(body, &in); err != nil {
+			return nil, fmt.Errorf("decoding %q: %w", body, err)
+		}
+		seen[in.GUID] = in
+	}
+	return seen, nil
+}
+
+// containers returns the labels of every container in the platform's
+// containerd namespace.
+func (p *platform) containers(t testing.TB) []map[string]string {
+	c, err := containerd.New(p.sock, containerd.WithTimeout(2*time.Second))
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	ctx := namespaces.WithNamespace(context.Background(), "driftless")
+	conts, err := c.Containers(ctx)
+	if err != nil {
+		t.Logf("listing containers: %v", err)
+		return nil
+	}
+	var out []map[string]string
+	for _, cont := range conts {
+		labels, err := cont.Labels(ctx)
+		if err != nil {
+			labels = map[string]string{}
+		}
+		labels["id"] = cont.ID()
+		out = append(out, labels)
+	}
+	return out
+}
+
+// consulServices lists the service names in the platform's Consul catalog.
+func (p *platform) consulServices() ([]string, error) {
+	c, err := catalog.NewClient(p.consul)
+	if err != nil {
+		return nil, err
+	}
+	services, _, err := c.Catalog().Services(nil)
+	if err != nil {
+		return nil, err
+	}
+	return keys(services), nil
+}
+
+// killTask kills the task of one container by hand, as an operator would.
+func (p *platform) killTask(t testing.TB, id string) {
+	t.Helper()
+	c, err := containerd.New(p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := namespaces.WithNamespace(context.Background(), "driftless")
+	cont, err := c.LoadContainer(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := cont.Task(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}

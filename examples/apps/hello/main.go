@@ -1,0 +1,73 @@
+// Command hello is the demo app: an HTTP server that says which instance
+// and release answered. It is built into a static binary and deployed with
+// the binary buildpack.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// info is what /info answers: enough for tests to tell instances and
+// releases apart.
+type info struct {
+	App      string `json:"app"`
+	Index    string `json:"index"`
+	GUID     string `json:"guid"`
+	Release  string `json:"release"`
+	Commit   string `json:"commit"`
+	Greeting string `json:"greeting"`
+}
+
+func getenv(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func main() {
+	me := info{
+		App:      getenv("DRIFTLESS_APP", "hello"),
+		Index:    getenv("INSTANCE_INDEX", "0"),
+		GUID:     os.Getenv("INSTANCE_GUID"),
+		Release:  os.Getenv("DRIFTLESS_RELEASE"),
+		Commit:   os.Getenv("DRIFTLESS_COMMIT"),
+		Greeting: getenv("GREETING", "Hello"),
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/info", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(me)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		log.Printf("%s %s from %s", r.Method, r.URL.Path, r.Header.Get("X-Forwarded-For"))
+		commit := me.Commit
+		if len(commit) > 7 {
+			commit = commit[:7]
+		}
+		fmt.Fprintf(w, "%s from %s instance %s (release %s, commit %s)\n", me.Greeting, me.App, me.Index, me.Release, commit)
+	})
+	srv := &http.Server{Addr: ":" + getenv("PORT", "8080"), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	log.Printf("hello instance %s listening on %s", me.Index, srv.Addr)
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+}

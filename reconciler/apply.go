@@ -1,0 +1,100 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/reconciler/source"
+)
+
+// apply turns a new commit of a source into desired state. A commit with
+// any error is refused as a whole: nothing of it is applied and what runs
+// keeps running; the errors are shown in the source's status.
+func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Snapshot) {
+	now := time.Now().UTC()
+	prop := BuildDesired(snap, DesiredOptions{Source: se.src.Name(), Space: se.space, Commit: snap.Commit, Domain: c.cfg.Domain})
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := &se.status
+	st.LastSeen, st.LastSeenAt = snap.Commit, now
+	st.LastFetch, st.FetchError = now, ""
+	st.Warnings = prop.Warnings
+	for _, a := range prop.Apps {
+		if other := c.apps[plan.AppKey{Space: a.Space, Name: a.Name}]; other != nil && other.Source != a.Source {
+			prop.Errors = append(prop.Errors, api.Problem{File: a.File, Line: a.Line, App: a.Name,
+				Message: fmt.Sprintf("app %q is already declared in space %q by source %q", a.Name, a.Space, other.Source)})
+		}
+	}
+	if len(prop.Errors) > 0 {
+		st.Errors = prop.Errors
+		c.saveSource(ctx, se)
+		first := prop.Errors[0]
+		c.events.Record(bus.Event{Kind: EventCommitRefused, Space: se.space,
+			Message: fmt.Sprintf("commit %s of source %s refused: %s:%d: %s (%d error(s) in all)",
+				short(snap.Commit), se.src.Name(), first.File, first.Line, first.Message, len(prop.Errors))})
+		return
+	}
+	st.Errors = nil
+
+	releases := make(map[string]Release, len(prop.Releases))
+	for _, r := range prop.Releases {
+		releases[r.App] = r
+	}
+	var toStage []*Release
+	seen := make(map[plan.AppKey]bool, len(prop.Apps))
+	for _, a := range prop.Apps {
+		key := plan.AppKey{Space: a.Space, Name: a.Name}
+		seen[key] = true
+		rk := releaseKey(a.Space, a.Name, a.ReleaseID)
+		rel := c.releases[rk]
+		if rel == nil {
+			r := releases[a.Name]
+			r.CreatedAt = now
+			rel = &r
+			c.releases[rk] = rel
+			c.saveRelease(ctx, rel)
+		}
+		if !rel.Staged() && !c.inStage[rk] && rel.State != ReleaseFailed {
+			toStage = append(toStage, rel)
+		}
+		rec := a
+		rec.UpdatedAt = now
+		if prev := c.apps[key]; prev != nil {
+			rec.CurrentID, rec.PreviousID = prev.CurrentID, prev.PreviousID
+		}
+		if rel.Staged() && rec.CurrentID != rel.ID {
+			rec.PreviousID, rec.CurrentID = rec.CurrentID, rel.ID
+		}
+		c.apps[key] = &rec
+		c.saveApp(ctx, &rec)
+	}
+	for key, a := range c.apps {
+		if a.Source == se.src.Name() && !seen[key] {
+			delete(c.apps, key)
+			c.deleteApp(ctx, key)
+			c.events.Record(bus.Event{Kind: EventAppRemoved, Space: key.Space, App: key.Name,
+				Message: fmt.Sprintf("app removed from source %s at commit %s", se.src.Name(), short(snap.Commit))})
+		}
+	}
+	st.LastApplied, st.LastAppliedAt = snap.Commit, now
+	c.saveSource(ctx, se)
+	c.events.Record(bus.Event{Kind: EventCommitApplied, Space: se.space,
+		Message: fmt.Sprintf("commit %s of source %s applied: %d app(s), %d to stage", short(snap.Commit), se.src.Name(), len(prop.Apps), len(toStage))})
+	for _, rel := range toStage {
+		c.queueStaging(rel, snap)
+	}
+	c.Kick()
+}
+
+// short abbreviates a commit hash for messages.
+func short(commit string) string {
+	if len(commit) > 10 {
+		return commit[:10]
+	}
+	return commit
+}

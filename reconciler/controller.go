@@ -1,0 +1,323 @@
+// Package reconciler is the controller: it watches git sources, turns each
+// commit into desired state (BuildDesired), stages releases into droplets
+// (staging.go), and runs the convergence loop that plans (reconciler/plan)
+// and applies (reconciler/executor) the actions that make the cells run
+// what git asks for. Its state lives in Consul KV (catalog keys).
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+	"github.com/nats-io/nats.go"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/blobstore"
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/reconciler/executor"
+	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/reconciler/source"
+)
+
+// SourceConfig is a git source and the space its apps belong to.
+type SourceConfig struct {
+	source.Config
+	Space string
+}
+
+// Config configures a controller.
+type Config struct {
+	Sources []SourceConfig
+	// Domain is the default domain of app routes.
+	Domain string
+	NATS   *nats.Conn
+	Consul *consul.Client
+	// Blobs is the blob store holding app sources and droplets, and
+	// BlobStoreURL where cells reach it ("http://127.0.0.1:7070").
+	Blobs        *blobstore.Store
+	BlobStoreURL string
+	// ConvergeInterval is how often the controller converges without a
+	// trigger (default 2 s).
+	ConvergeInterval time.Duration
+	// LostAfter is how long a cell may stay silent before its instances are
+	// started elsewhere (default 10 s).
+	LostAfter time.Duration
+	// Warmup is how long the controller listens to heartbeats after it
+	// starts before acting, so that it never acts on a partial view of what
+	// runs (default 3 s: more than two heartbeat intervals).
+	Warmup time.Duration
+	// StagingTimeout bounds one staging (default 15 min).
+	StagingTimeout time.Duration
+	// StagingWorkers is how many stagings run at once (default 2).
+	StagingWorkers int
+	Log            *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.ConvergeInterval == 0 {
+		c.ConvergeInterval = 2 * time.Second
+	}
+	if c.LostAfter == 0 {
+		c.LostAfter = 10 * time.Second
+	}
+	if c.Warmup == 0 {
+		c.Warmup = 3 * time.Second
+	}
+	if c.StagingTimeout == 0 {
+		c.StagingTimeout = 15 * time.Minute
+	}
+	if c.StagingWorkers == 0 {
+		c.StagingWorkers = 2
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+}
+
+// Controller is the driftless controller.
+type Controller struct {
+	cfg    Config
+	log    *slog.Logger
+	kv     *catalog.KV
+	actual *Actual
+	events *Events
+	exec   *executor.Executor
+
+	sources []*sourceEntry
+	stageQ  chan stageJob
+	kick    chan struct{}
+
+	mu       sync.Mutex
+	apps     map[plan.AppKey]*AppRecord
+	releases map[string]*Release // by releaseKey
+	unplaced map[plan.AppKey][]plan.Unplaced
+	inStage  map[string]bool // releaseKey of stagings queued or running
+	started  time.Time
+}
+
+type sourceEntry struct {
+	src    *source.Source
+	space  string
+	status api.Source
+}
+
+// New checks the configuration and prepares a controller; Run starts it.
+func New(cfg Config) (*Controller, error) {
+	cfg.defaults()
+	if cfg.NATS == nil || cfg.Consul == nil || cfg.Blobs == nil || cfg.BlobStoreURL == "" {
+		return nil, errors.New("controller needs NATS, Consul, a blob store and its URL")
+	}
+	c := &Controller{
+		cfg:      cfg,
+		log:      cfg.Log.With("component", "controller"),
+		kv:       catalog.NewKV(cfg.Consul),
+		actual:   NewActual(cfg.LostAfter),
+		events:   NewEvents(1000, cfg.NATS, cfg.Log.With("component", "events")),
+		exec:     executor.New(cfg.NATS),
+		stageQ:   make(chan stageJob, 1024),
+		kick:     make(chan struct{}, 1),
+		apps:     make(map[plan.AppKey]*AppRecord),
+		releases: make(map[string]*Release),
+		unplaced: make(map[plan.AppKey][]plan.Unplaced),
+		inStage:  make(map[string]bool),
+	}
+	names := map[string]bool{}
+	for _, sc := range cfg.Sources {
+		if sc.Log == nil {
+			sc.Log = cfg.Log.With("component", "source", "source", sc.Name)
+		}
+		src, err := source.New(sc.Config)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
+		}
+		if names[src.Name()] {
+			return nil, fmt.Errorf("two sources are named %q", src.Name())
+		}
+		names[src.Name()] = true
+		c.sources = append(c.sources, &sourceEntry{src: src, space: sc.Space,
+			status: api.Source{Name: src.Name(), URL: src.URL(), Branch: src.Branch(), Space: sc.Space}})
+	}
+	return c, nil
+}
+
+// Run loads the stored desired state, listens to the cells, watches the
+// sources and converges until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	if err := c.load(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.started = time.Now()
+	c.mu.Unlock()
+
+	subs, err := c.subscribe()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+
+	var wg sync.WaitGroup
+	for range c.cfg.StagingWorkers {
+		wg.Go(func() { c.stagingWorker(ctx) })
+	}
+	for _, se := range c.sources {
+		wg.Go(func() {
+			if err := se.src.Run(ctx, func(ctx context.Context, snap *source.Snapshot) { c.apply(ctx, se, snap) }); err != nil && ctx.Err() == nil {
+				c.log.Error("source stopped", "source", se.src.Name(), "err", err)
+			}
+		})
+	}
+	wg.Go(func() { c.convergeLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// subscribe listens to heartbeats and instance changes.
+func (c *Controller) subscribe() ([]*nats.Subscription, error) {
+	hb, err := c.cfg.NATS.Subscribe(bus.SubjectHeartbeat, func(m *nats.Msg) {
+		var h bus.CellHeartbeat
+		if err := bus.Decode(m, &h); err != nil {
+			c.log.Warn("bad heartbeat", "err", err)
+			return
+		}
+		if c.actual.Heartbeat(h, time.Now()) {
+			c.Kick()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to heartbeats: %w", err)
+	}
+	ch, err := c.cfg.NATS.Subscribe(bus.SubjectInstanceChanged, func(m *nats.Msg) {
+		var ic bus.InstanceChanged
+		if err := bus.Decode(m, &ic); err != nil {
+			c.log.Warn("bad instance change", "err", err)
+			return
+		}
+		c.actual.Changed(ic, time.Now())
+		if ic.Instance.State == bus.StateCrashed {
+			c.events.Record(bus.Event{Kind: EventCrashed, Space: ic.Instance.Space, App: ic.Instance.App,
+				Instance: ic.Instance.GUID, Index: ic.Instance.Index, Cell: ic.CellID, Release: ic.Instance.ReleaseID,
+				Message: fmt.Sprintf("instance crashed (exit status %d): %s", ic.Instance.ExitStatus, ic.Instance.Reason)})
+		}
+		c.Kick()
+	})
+	if err != nil {
+		_ = hb.Unsubscribe()
+		return nil, fmt.Errorf("subscribing to instance changes: %w", err)
+	}
+	return []*nats.Subscription{hb, ch}, nil
+}
+
+// Kick asks for a convergence as soon as possible.
+func (c *Controller) Kick() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Controller) convergeLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.ConvergeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-c.kick:
+		}
+		c.converge(ctx)
+	}
+}
+
+// converge plans once and applies the plan.
+func (c *Controller) converge(ctx context.Context) {
+	now := time.Now()
+	c.mu.Lock()
+	if now.Sub(c.started) < c.cfg.Warmup {
+		c.mu.Unlock()
+		return
+	}
+	apps := c.planApps()
+	c.mu.Unlock()
+
+	insts, cells := c.actual.Snapshot(now)
+	p := plan.Compute(plan.Input{Apps: apps, Instances: insts, Cells: cells, Now: now})
+	c.recordUnplaced(p.Unplaced)
+	if len(p.Actions) == 0 {
+		return
+	}
+	for _, r := range c.exec.Apply(ctx, p.Actions) {
+		c.applied(r)
+	}
+	c.Kick() // look again soon: replies may allow the next rollout step
+}
+
+// planApps turns the desired state into planner input. Caller holds c.mu.
+func (c *Controller) planApps() []plan.App {
+	out := make([]plan.App, 0, len(c.apps))
+	for key, a := range c.apps {
+		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances}
+		if rel := c.releases[releaseKey(key.Space, key.Name, a.CurrentID)]; rel.Staged() {
+			pa.Release = &plan.Release{ID: rel.ID, Commit: rel.Commit, Run: rel.Run}
+		}
+		out = append(out, pa)
+	}
+	return out
+}
+
+// applied records the outcome of one action.
+func (c *Controller) applied(r executor.Result) {
+	a := r.Action
+	ev := bus.Event{Space: a.Instance.Space, App: a.Instance.App, Instance: a.Instance.GUID,
+		Index: a.Instance.Index, Cell: a.Cell, Release: a.Instance.ReleaseID}
+	if r.Err != nil {
+		ev.Kind, ev.Message = EventActionFailed, r.Err.Error()
+		c.events.Record(ev)
+		return
+	}
+	switch a.Kind {
+	case plan.Start:
+		c.actual.Accepted(a.Cell, r.Reply, bus.InstanceStatus{InstanceRef: a.Instance, State: bus.StateStarting,
+			MemoryMB: a.Run.MemoryMB, DiskMB: a.Run.DiskMB, Since: time.Now()})
+		ev.Kind, ev.Message = EventStarted, "starting instance: "+a.Reason
+	case plan.Stop:
+		c.actual.Accepted(a.Cell, r.Reply, bus.InstanceStatus{InstanceRef: a.Instance, State: bus.StateStopping, Since: time.Now()})
+		ev.Kind, ev.Message = EventStopped, "stopping instance: "+a.Reason
+	}
+	c.events.Record(ev)
+}
+
+// recordUnplaced remembers which instances fit nowhere, with an event the
+// first time each does.
+func (c *Controller) recordUnplaced(us []plan.Unplaced) {
+	byApp := make(map[plan.AppKey][]plan.Unplaced)
+	for _, u := range us {
+		byApp[u.App] = append(byApp[u.App], u)
+	}
+	c.mu.Lock()
+	prev := c.unplaced
+	c.unplaced = byApp
+	c.mu.Unlock()
+	for key, list := range byApp {
+		if len(prev[key]) != len(list) {
+			c.events.Record(bus.Event{Kind: EventUnplaced, Space: key.Space, App: key.Name,
+				Message: fmt.Sprintf("%d instance(s) cannot be placed: %s", len(list), list[0].Reason)})
+		}
+	}
+}
+
+// Events returns the recorded events, optionally of one app.
+func (c *Controller) Events(space, app string) []bus.Event { return c.events.List(space, app) }
+
+func releaseKey(space, app, id string) string { return space + "/" + app + "/" + id }

@@ -1,0 +1,187 @@
+package reconciler
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/manifests"
+)
+
+// Tree is a commit's content as the desired-state builder needs it: the
+// files, and the git tree hash of any folder. reconciler/source.Snapshot
+// implements it.
+type Tree interface {
+	FS() fs.FS
+	TreeHash(path string, exclude ...string) (string, error)
+}
+
+// SourceExcludes are the files at the top of an app's source folder that
+// are not part of its source: the manifest and its vars. Editing them
+// (scaling, labels) does not restage or restart the app.
+var SourceExcludes = append(append([]string{}, manifests.ManifestNames...), manifests.VarsName)
+
+// Proposal is the desired state one commit of one source asks for.
+type Proposal struct {
+	Apps     []AppRecord
+	Releases []Release
+	Errors   []api.Problem
+	Warnings []api.Problem
+}
+
+// DesiredOptions are the platform settings that shape desired state.
+type DesiredOptions struct {
+	Source string
+	Space  string
+	Commit string
+	// Domain is the default domain for apps without routes.
+	Domain string
+}
+
+// BuildDesired reads every manifest of tree and returns the apps and
+// releases it declares. It never returns partial state: when Errors is not
+// empty the commit must not be applied.
+func BuildDesired(tree Tree, opts DesiredOptions) Proposal {
+	set := manifests.LoadFS(tree.FS(), ".")
+	var p Proposal
+	for _, d := range set.Diagnostics {
+		pr := api.Problem{File: d.Pos.File, Line: d.Pos.Line, Column: d.Pos.Col, Message: d.Message}
+		if d.Severity == manifests.Error {
+			p.Errors = append(p.Errors, pr)
+		} else {
+			p.Warnings = append(p.Warnings, pr)
+		}
+	}
+	if len(p.Errors) > 0 {
+		return p
+	}
+	for _, m := range set.Manifests {
+		for _, app := range m.Apps {
+			src := path.Join(path.Dir(m.File), app.Path)
+			tree, err := tree.TreeHash(src, SourceExcludes...)
+			if err != nil {
+				pos := app.Pos
+				if fp, ok := app.Fields["path"]; ok {
+					pos = fp
+				}
+				p.Errors = append(p.Errors, api.Problem{File: pos.File, Line: pos.Line, Column: pos.Col, App: app.Name,
+					Message: fmt.Sprintf("app %q: source folder %q is not in the commit", app.Name, src)})
+				continue
+			}
+			rel := newRelease(app, opts, src, tree)
+			p.Releases = append(p.Releases, rel)
+			p.Apps = append(p.Apps, AppRecord{
+				Space: opts.Space, Name: app.Name, Source: opts.Source, Commit: opts.Commit,
+				File: app.Pos.File, Line: app.Pos.Line, Instances: app.Instances,
+				ReleaseID: rel.ID, Routes: rel.Run.Routes, Labels: app.Labels,
+			})
+		}
+	}
+	if len(p.Errors) > 0 {
+		return Proposal{Errors: p.Errors, Warnings: p.Warnings}
+	}
+	return p
+}
+
+// newRelease builds the release an app entry asks for, with its id.
+func newRelease(app manifests.App, opts DesiredOptions, srcPath, tree string) Release {
+	run := bus.RunSpec{
+		Command:  app.Command,
+		Env:      app.Env,
+		MemoryMB: int64(app.MemoryMB),
+		DiskMB:   int64(app.DiskMB),
+		Routes:   Routes(app, opts.Space, opts.Domain),
+		HealthCheck: bus.HealthCheck{
+			Type:                 app.HealthCheck.Type,
+			Endpoint:             app.HealthCheck.HTTPEndpoint,
+			TimeoutSec:           app.Timeout,
+			InvocationTimeoutSec: app.HealthCheck.InvocationTimeout,
+		},
+	}
+	rel := Release{
+		Space: opts.Space, App: app.Name, Commit: opts.Commit,
+		SourcePath: srcPath, SourceTree: tree,
+		Buildpacks: app.Buildpacks, Stack: app.Stack,
+		Run: run, State: ReleaseStaging,
+	}
+	rel.ID = ReleaseID(rel)
+	return rel
+}
+
+// ReleaseID derives a release's id from what decides how it is built and
+// run: source tree, buildpacks, stack and the run spec (command, env,
+// limits, routes, health check). The instance count, metadata and commit
+// are left out, so scaling or an unrelated commit keeps the release.
+func ReleaseID(r Release) string {
+	key := struct {
+		Space, App string
+		Tree       string
+		Buildpacks []string
+		Stack      string
+		Run        bus.RunSpec
+	}{r.Space, r.App, r.SourceTree, r.Buildpacks, r.Stack, r.Run}
+	key.Run.Droplet = ""
+	data, err := json.Marshal(key) // maps marshal with sorted keys: stable
+	if err != nil {
+		panic(fmt.Sprintf("encoding release key: %v", err)) // plain data cannot fail
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// StagingKey identifies what a droplet is built from — source tree,
+// buildpacks and stack — so that the same source is never staged twice.
+func StagingKey(r Release) string {
+	sum := sha256.Sum256([]byte(r.SourceTree + "\x00" + strings.Join(r.Buildpacks, ",") + "\x00" + r.Stack))
+	return hex.EncodeToString(sum[:])[:32]
+}
+
+// Routes resolves an app's routes to "host[/path]" strings: routes as
+// written (lower-case host), a domain-less legacy host completed with the
+// default domain, and the default route "<app>.<domain>" when the app
+// declares none and does not say no-route.
+func Routes(app manifests.App, space, domain string) []string {
+	if app.NoRoute {
+		return nil
+	}
+	var out []string
+	for _, r := range app.Routes {
+		switch {
+		case r.Domain != "":
+			out = append(out, normalizeRoute(r.Route))
+		case r.Host != "": // legacy host without domain
+			out = append(out, normalizeRoute(r.Host+"."+domain+r.Path))
+		}
+	}
+	if len(out) == 0 && domain != "" {
+		host := strings.ToLower(app.Name)
+		if app.RandomRoute {
+			sum := sha256.Sum256([]byte(space + "/" + app.Name))
+			host += "-" + hex.EncodeToString(sum[:3])
+		}
+		out = append(out, host+"."+domain)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// normalizeRoute lower-cases a route's host and drops a trailing slash.
+func normalizeRoute(route string) string {
+	host, p, hasPath := strings.Cut(route, "/")
+	host = strings.ToLower(host)
+	if !hasPath {
+		return host
+	}
+	p = strings.TrimSuffix(p, "/")
+	if p == "" {
+		return host
+	}
+	return host + "/" + p
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Seeds a git repository of apps from examples/ (once) and runs the whole
+# platform on this host with it: `make demo`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+demo=${1:-$root/.demo}
+repo=$demo/apps-repo
+mkdir -p "$demo"
+
+git_() { git -C "$repo" -c user.name=driftless-demo -c user.email=demo@driftless.invalid "$@"; }
+
+if [ ! -d "$repo/.git" ]; then
+  mkdir -p "$repo"
+  git -C "$repo" init -q -b main
+  cp -r "$root/examples/apps" "$repo/apps"
+  git_ add -A
+  git_ commit -q -m "examples from driftless"
+  echo "demo: seeded $repo from examples/"
+else
+  # Keep the demo's hello binary current with the example's source.
+  if ! cmp -s "$root/examples/apps/hello/hello" "$repo/apps/hello/hello"; then
+    cp "$root/examples/apps/hello/hello" "$repo/apps/hello/hello"
+    git_ add apps/hello/hello
+    git_ commit -q -m "rebuild hello" || true
+  fi
+fi
+
+cat <<MSG
+
+  The demo's app repository is $repo
+  Once the platform is up (a few seconds):
+
+    curl -H 'Host: hello.apps.localhost' http://127.0.0.1:8080/
+    bin/driftless apps
+    cd $repo && sed -i 's/instances: 2/instances: 3/' apps/hello/manifest.yml && git commit -qam scale
+    bin/driftless apps            # hello 3/3 within seconds
+    bin/driftless logs clock      # a worker's output
+
+MSG
+exec "$root/bin/driftless" dev --data "$demo/platform" --repo "$repo"
