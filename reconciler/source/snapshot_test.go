@@ -380,3 +380,48 @@ func TestCraftedTreeNames(t *testing.T) {
 		t.Errorf("TreeHash(sub/..) cleans to the root: %v", err)
 	}
 }
+
+// TestTreeHashExclude: a folder's hash without its manifest changes with
+// its other files but not with the manifest, and the tar leaves it out.
+func TestTreeHashExclude(t *testing.T) {
+	work, _ := appsRepo(t)
+	s := mustNew(t, Config{URL: work})
+	snap1 := fetch(t, s)
+	h1, err := snap1.TreeHash("apps/b", "manifest.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if git := run(t, work, "rev-parse", "HEAD:apps/b"); h1 == git {
+		t.Fatal("excluding the manifest gave the git tree hash")
+	}
+	if same, _ := snap1.TreeHash("apps/b/public", "manifest.yml"); same != run(t, work, "rev-parse", "HEAD:apps/b/public") {
+		t.Error("excluding an absent name changed the hash")
+	}
+	commit(t, work, "scale b", map[string]string{"apps/b/manifest.yml": "applications:\n- name: b\n  instances: 3\n"})
+	snap2 := fetch(t, s)
+	if h2, _ := snap2.TreeHash("apps/b", "manifest.yml"); h2 != h1 {
+		t.Errorf("manifest edit changed the source hash: %s → %s", h1, h2)
+	}
+	commit(t, work, "edit b", map[string]string{"apps/b/public/index.html": "<p>new</p>\n"})
+	snap3 := fetch(t, s)
+	if h3, _ := snap3.TreeHash("apps/b", "manifest.yml"); h3 == h1 {
+		t.Error("source edit kept the source hash")
+	}
+	var buf bytes.Buffer
+	if err := snap3.WriteTar(context.Background(), "apps/b", &buf, "manifest.yml"); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == "manifest.yml" {
+			t.Fatal("the tar holds the excluded manifest")
+		}
+	}
+}
