@@ -58,6 +58,7 @@ demo: setup build examples
 ## bench: the benchmarks written up in docs/benchmarks.md
 bench: setup build examples
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./reconciler/plan/
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./router/proxy ./router/route
 	bash bench/deploy.sh
 
 clean:
