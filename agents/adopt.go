@@ -56,6 +56,9 @@ func (a *Agent) adopt(ctx context.Context) error {
 		}
 		a.insts[guid] = in
 		if c.Status != runtime.StatusRunning {
+			// Whether it ever passed its health check is not known: say it
+			// did, so that this crash never counts as a failed rollout.
+			in.status.WasHealthy = true
 			in.status.ExitStatus = int(c.ExitStatus)
 			in.status.LastOutput = runtime.TailLines(a.rt.LogPath(guid), 10)
 			a.setState(in, bus.StateCrashed, fmt.Sprintf("exited with status %d while the agent was away", c.ExitStatus))
@@ -68,6 +71,7 @@ func (a *Agent) adopt(ctx context.Context) error {
 			cancel()
 			continue
 		}
+		in.status.WasHealthy = true
 		a.setState(in, bus.StateRunning, "adopted after an agent restart")
 		a.wg.Go(func() { a.watchExit(ictx, in, exits) })
 		a.wg.Go(func() { a.shipLogs(ictx, rec.Instance, a.rt.LogPath(guid), true) })

@@ -59,6 +59,12 @@ type Config struct {
 	// StopGrace is how long an instance may take to exit after SIGTERM
 	// (default 10 s).
 	StopGrace time.Duration
+	// CellTTL is how long the cell's Consul check stays passing without
+	// the agent renewing it; when it lapses, the cell's instances leave the
+	// routers (default 15 s: longer than the controller's 10 s to place
+	// replacements, so instances whose processes still run keep serving
+	// until their replacements do).
+	CellTTL time.Duration
 	// StagingSlots bounds concurrent stagings on this cell (default 1).
 	StagingSlots int
 	Log          *slog.Logger
@@ -85,6 +91,9 @@ func (c *Config) defaults() {
 	}
 	if c.StagingSlots == 0 {
 		c.StagingSlots = 1
+	}
+	if c.CellTTL == 0 {
+		c.CellTTL = 15 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -165,6 +174,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 func (a *Agent) Run(ctx context.Context) error {
 	a.ctx = ctx
 	defer a.rt.Close()
+	if err := a.registerCell(); err != nil {
+		return err
+	}
 	if err := a.adopt(ctx); err != nil {
 		return err
 	}

@@ -41,4 +41,5 @@ func (a *Agent) sendHeartbeat() {
 	if err := bus.Publish(a.cfg.NATS, bus.SubjectHeartbeat, a.Heartbeat()); err != nil {
 		a.log.Warn("sending heartbeat", "err", err)
 	}
+	a.renewCell()
 }

@@ -139,6 +139,7 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 	}
 	a.mu.Lock()
 	if !in.stopping && in.status.State == bus.StateStarting {
+		in.status.WasHealthy = true
 		a.setState(in, bus.StateRunning, "health check passed")
 	}
 	a.mu.Unlock()

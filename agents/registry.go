@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	consul "github.com/hashicorp/consul/api"
+
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 )
@@ -26,6 +28,28 @@ func (a *Agent) register(in *instance) error {
 	return nil
 }
 
+// registerCell registers the cell's own service, whose TTL check every
+// instance registration aliases (catalog.CellRegistration).
+func (a *Agent) registerCell() error {
+	if err := a.cfg.Consul.Agent().ServiceRegister(catalog.CellRegistration(a.cfg.CellID, a.cfg.Address, a.cfg.CellTTL)); err != nil {
+		return fmt.Errorf("registering the cell in consul: %w", err)
+	}
+	return nil
+}
+
+// renewCell keeps the cell's check passing; when the check is gone
+// (Consul restarted, or it was deleted by hand) the cell registers again.
+func (a *Agent) renewCell() {
+	err := a.cfg.Consul.Agent().UpdateTTL(catalog.CellCheckID(a.cfg.CellID), "agent running", consul.HealthPassing)
+	if err == nil {
+		return
+	}
+	a.log.Debug("renewing the cell check", "err", err)
+	if err := a.registerCell(); err != nil {
+		a.log.Warn("registering the cell again", "err", err)
+	}
+}
+
 // deregister takes an instance out of Consul (and so out of the routers).
 func (a *Agent) deregister(guid string) {
 	if err := a.cfg.Consul.Agent().ServiceDeregister(guid); err != nil {
@@ -33,8 +57,10 @@ func (a *Agent) deregister(guid string) {
 	}
 }
 
-// registrySyncLoop repairs drift between the cell and Consul every
-// interval: a RUNNING instance missing from Consul (deleted by hand, or
+// registrySyncLoop repairs drift every interval: a driftless container
+// in the cell's containerd namespace that is no instance of the cell
+// (started by hand, or left by a failed removal) is removed, and between
+// the cell and Consul: a RUNNING instance missing from Consul (deleted by hand, or
 // Consul restarted) is registered again, a registration of this cell with
 // no RUNNING instance behind it is removed, and process-type checks (TTL)
 // are kept passing while their process runs.
@@ -49,6 +75,9 @@ func (a *Agent) registrySyncLoop(ctx context.Context) {
 		}
 		if err := a.syncRegistry(); err != nil {
 			a.log.Warn("comparing registrations with consul", "err", err)
+		}
+		if err := a.syncContainers(ctx); err != nil {
+			a.log.Warn("comparing containers with instances", "err", err)
 		}
 	}
 }
@@ -82,9 +111,41 @@ func (a *Agent) syncRegistry() error {
 		}
 	}
 	for guid, svc := range services {
+		if guid == catalog.CellServiceID(a.cfg.CellID) {
+			continue
+		}
 		if _, ok := running[guid]; !ok && catalog.IsDriftless(svc.Tags) {
 			a.log.Info("registration without a running instance: removing it", "guid", guid)
 			a.deregister(guid)
+		}
+	}
+	return nil
+}
+
+// syncContainers removes the containers labelled as driftless instances
+// that are not instances of this cell. Instances are added to the cell's
+// table before their container is created and removed from it after, so a
+// container never in the table was not made by this agent process or the
+// one it adopted from.
+func (a *Agent) syncContainers(ctx context.Context) error {
+	conts, err := a.rt.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing containers: %w", err)
+	}
+	for _, c := range conts {
+		guid := c.Labels[LabelGUID]
+		if guid == "" {
+			continue
+		}
+		a.mu.Lock()
+		_, known := a.insts[guid]
+		a.mu.Unlock()
+		if known {
+			continue
+		}
+		a.log.Warn("container that is no instance of this cell: removing it", "container", guid, "app", c.Labels[LabelApp])
+		if err := a.rt.Stop(ctx, guid, a.cfg.StopGrace); err != nil {
+			a.log.Warn("removing a foreign container", "container", guid, "err", err)
 		}
 	}
 	return nil

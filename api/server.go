@@ -24,6 +24,10 @@ type Backend interface {
 	Status(ctx context.Context) Status
 	Sync(ctx context.Context, wait bool) SyncResult
 	Events(space, app string) []bus.Event
+	// Leading reports whether this controller acts and which one leads.
+	// A standby answers only /v1/status; the rest answers 503 naming the
+	// leader.
+	Leading(ctx context.Context) (leading bool, leader string)
 }
 
 // ServerConfig configures the API handler.
@@ -48,12 +52,12 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	s := &server{cfg: cfg}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /v1/apps", s.apps)
-	mux.HandleFunc("GET /v1/apps/{name}", s.app)
+	mux.HandleFunc("GET /v1/apps", s.leaderOnly(s.apps))
+	mux.HandleFunc("GET /v1/apps/{name}", s.leaderOnly(s.app))
 	mux.HandleFunc("GET /v1/status", s.status)
-	mux.HandleFunc("POST /v1/sync", s.sync)
-	mux.HandleFunc("GET /v1/events", s.events)
-	mux.HandleFunc("POST /v1/webhook", s.webhook)
+	mux.HandleFunc("POST /v1/sync", s.leaderOnly(s.sync))
+	mux.HandleFunc("GET /v1/events", s.leaderOnly(s.events))
+	mux.HandleFunc("POST /v1/webhook", s.leaderOnly(s.webhook))
 	if cfg.Logs != nil {
 		mux.HandleFunc("GET /v1/logs/{name}", s.logs)
 	}
@@ -66,6 +70,21 @@ func NewHandler(cfg ServerConfig) http.Handler {
 
 type server struct {
 	cfg ServerConfig
+}
+
+// leaderOnly answers 503 on a standby controller: its view of the apps is
+// not kept up to date.
+func (s *server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if leading, leader := s.cfg.Backend.Leading(r.Context()); !leading {
+			if leader == "" {
+				leader = "not elected yet"
+			}
+			writeError(w, http.StatusServiceUnavailable, "this controller is a standby; the leader is "+leader)
+			return
+		}
+		h(w, r)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -24,8 +24,9 @@ func (s *syncCounter) Apps(context.Context) []App { return nil }
 func (s *syncCounter) App(context.Context, string, string) (AppDetail, bool) {
 	return AppDetail{}, false
 }
-func (s *syncCounter) Status(context.Context) Status     { return Status{} }
-func (s *syncCounter) Events(string, string) []bus.Event { return nil }
+func (s *syncCounter) Status(context.Context) Status          { return Status{} }
+func (s *syncCounter) Events(string, string) []bus.Event      { return nil }
+func (s *syncCounter) Leading(context.Context) (bool, string) { return true, "test" }
 func (s *syncCounter) Sync(context.Context, bool) SyncResult {
 	s.synced <- true
 	return SyncResult{}

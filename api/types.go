@@ -52,6 +52,21 @@ type AppDetail struct {
 	Instances []Instance `json:"instances"`
 	Releases  []Release  `json:"releases"`
 	Unplaced  []Unplaced `json:"unplaced,omitempty"`
+	// Crashes is the crash history of each index that crashed recently.
+	Crashes []Crash `json:"crashes,omitempty"`
+}
+
+// Crash is the crash history of one instance index: how many times in a
+// row it crashed, the last crash, and when it restarts.
+type Crash struct {
+	Index      int       `json:"index"`
+	Count      int       `json:"count"`
+	LastAt     time.Time `json:"last_at"`
+	ExitStatus int       `json:"exit_status"`
+	Reason     string    `json:"reason"`
+	LastOutput []string  `json:"last_output,omitempty"`
+	// RestartAt is set while the index waits (crash backoff).
+	RestartAt time.Time `json:"restart_at,omitzero"`
 }
 
 // Instance is one running (or crashed) instance of an app.
@@ -128,8 +143,27 @@ type Cell struct {
 
 // Status is `driftless status`.
 type Status struct {
-	Sources []Source `json:"sources"`
-	Cells   []Cell   `json:"cells"`
+	Controller Controller `json:"controller"`
+	Sources    []Source   `json:"sources"`
+	Cells      []Cell     `json:"cells"`
+	// Problems lists the apps that need attention: failed stagings,
+	// rolled-back releases, crash loops, instances that fit nowhere.
+	Problems []AppProblem `json:"problems"`
+}
+
+// Controller says which controller answered and which one leads.
+type Controller struct {
+	ID string `json:"id"`
+	// Role is "leader" or "standby".
+	Role   string `json:"role"`
+	Leader string `json:"leader,omitempty"`
+}
+
+// AppProblem is a problem of one app.
+type AppProblem struct {
+	Space   string `json:"space"`
+	App     string `json:"app"`
+	Message string `json:"message"`
 }
 
 // SyncResult answers POST /v1/sync.

@@ -83,6 +83,9 @@ type InstanceStatus struct {
 	Reason     string `json:"reason,omitempty"`
 	// LastOutput holds the last lines a crashed instance printed.
 	LastOutput []string `json:"last_output,omitempty"`
+	// WasHealthy is set once the instance passed its health check: a
+	// CRASHED instance without it never became healthy.
+	WasHealthy bool `json:"was_healthy,omitempty"`
 }
 
 // CellHeartbeat is published by each agent on SubjectHeartbeat.

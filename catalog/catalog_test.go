@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"reflect"
@@ -36,6 +37,9 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		{"http", bus.HealthCheck{Type: "http", Endpoint: "/health"}},
 		{"process", bus.HealthCheck{Type: "process"}},
 	}
+	if err := c.Client.Agent().ServiceRegister(catalog.CellRegistration("cell-a", "127.0.0.1", time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := c.Client.Agent().ServiceRegister(catalog.Registration(in, tc.hc, time.Second)); err != nil {
@@ -55,6 +59,38 @@ func TestRegistrationRoundTrip(t *testing.T) {
 			}
 		})
 	}
+
+	// A cell whose agent stops passing its TTL check takes its instances
+	// out of the passing set, though the instance itself still answers.
+	if err := c.Client.Agent().ServiceRegister(catalog.Registration(in, bus.HealthCheck{Type: "port"}, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client.Agent().UpdateTTL(catalog.CellCheckID("cell-a"), "agent gone", "critical"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, 100*time.Millisecond, "instance of a dead cell leaves the passing set", func() error {
+		entries, _, err := c.Client.Health().Service(catalog.ServiceName("dev", "hello"), "", true, nil)
+		if err != nil {
+			return err
+		}
+		if len(entries) != 0 {
+			return fmt.Errorf("%d passing entries", len(entries))
+		}
+		return nil
+	})
+	if err := c.Client.Agent().UpdateTTL(catalog.CellCheckID("cell-a"), "agent back", "pass"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, 100*time.Millisecond, "instance passes again with its cell", func() error {
+		entries, _, err := c.Client.Health().Service(catalog.ServiceName("dev", "hello"), "", true, nil)
+		if err != nil {
+			return err
+		}
+		if len(entries) != 1 {
+			return fmt.Errorf("%d passing entries", len(entries))
+		}
+		return nil
+	})
 }
 
 func TestKV(t *testing.T) {

@@ -104,14 +104,46 @@ func Registration(in Instance, hc bus.HealthCheck, interval time.Duration) *cons
 		check.TCP = hostPort
 		check.Interval, check.Timeout = interval.String(), timeout.String()
 	}
-	return &consul.AgentServiceRegistration{
+	reg := &consul.AgentServiceRegistration{
 		ID:      in.GUID,
 		Name:    ServiceName(in.Space, in.App),
 		Tags:    tags,
 		Address: in.Address,
 		Port:    in.Port,
 		Meta:    meta,
-		Check:   check,
+		Checks:  consul.AgentServiceChecks{check},
+	}
+	if in.Cell != "" {
+		// The instance is only as healthy as its cell's agent: when the
+		// agent stops reporting, its instances leave the routers even if
+		// their processes still answer.
+		reg.Checks = append(reg.Checks, &consul.AgentServiceCheck{
+			CheckID: CheckID(in.GUID) + ":cell", Name: "driftless cell alive",
+			AliasService: CellServiceID(in.Cell), Status: consul.HealthPassing,
+		})
+	}
+	return reg
+}
+
+// CellServiceName is the Consul service every cell agent registers, with a
+// TTL check it keeps passing while it runs. Instance registrations alias it.
+const CellServiceName = "driftless-cell"
+
+// CellServiceID is the id of one cell's service.
+func CellServiceID(cell string) string { return CellServiceName + ":" + cell }
+
+// CellCheckID is the id of one cell's TTL check.
+func CellCheckID(cell string) string { return CellServiceID(cell) + ":alive" }
+
+// CellRegistration is the service of one cell agent: a TTL check that
+// turns critical when the agent stops passing it for ttl, which takes
+// every instance of the cell out of the routers.
+func CellRegistration(cell, address string, ttl time.Duration) *consul.AgentServiceRegistration {
+	return &consul.AgentServiceRegistration{
+		ID: CellServiceID(cell), Name: CellServiceName, Tags: []string{Tag}, Address: address,
+		Meta: map[string]string{MetaCell: cell},
+		Check: &consul.AgentServiceCheck{CheckID: CellCheckID(cell), Name: "cell agent alive",
+			TTL: ttl.String(), Status: consul.HealthPassing, DeregisterCriticalServiceAfter: "24h"},
 	}
 }
 

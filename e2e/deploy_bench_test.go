@@ -87,9 +87,9 @@ func BenchmarkDeploy(b *testing.B) {
 				if known[in.GUID] {
 					continue
 				}
-				i := slices.IndexFunc(evs, func(e bus.Event) bool { return e.Kind == "started" && e.Instance == in.GUID })
+				i := slices.IndexFunc(evs, func(e bus.Event) bool { return e.Kind == "placed" && e.Instance == in.GUID })
 				if i < 0 {
-					b.Fatalf("no start event for %s", in.GUID)
+					b.Fatalf("no placed event for %s", in.GUID)
 				}
 				samples = append(samples, in.Since.Sub(evs[i].Time))
 			}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -71,6 +72,14 @@ type platform struct {
 	client  *api.Client
 }
 
+// portRange picks a host-port range of 200 for a test's instances, below
+// the kernel's ephemeral ports, at random so that state a killed run left
+// behind (port mappings) does not meet the next run.
+func portRange() string {
+	base := 20000 + rand.IntN(60)*200
+	return fmt.Sprintf("%d-%d", base, base+199)
+}
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	p, err := children.FreePort()
@@ -82,7 +91,7 @@ func freeAddr(t testing.TB) string {
 
 // startDev seeds an empty app repository and runs `driftless dev` on it
 // with its own Consul, containerd, NATS, ports, bridge and subnet.
-func startDev(t testing.TB) *platform {
+func startDev(t testing.TB, extra ...string) *platform {
 	t.Helper()
 	testenv.RequireRoot(t)
 	dir := testenv.ShortTempDir(t, "dl-e2e-")
@@ -101,8 +110,9 @@ func startDev(t testing.TB) *platform {
 	p.cmd = exec.Command(driftlessBin, "dev", "--log-level", "debug",
 		"--data", filepath.Join(dir, "data"), "--repo", p.repo,
 		"--http", p.http, "--api", p.api, "--nats", freeAddr(t), "--consul", p.consul,
-		"--containerd", p.sock, "--ports", "62000-62199", "--bridge", "dle2e0", "--subnet", "10.213.0.0/16",
+		"--containerd", p.sock, "--ports", portRange(), "--bridge", "dle2e0", "--subnet", "10.213.0.0/16",
 		"--poll", "1s", "--cell-memory", "4G")
+	p.cmd.Args = append(p.cmd.Args, extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
@@ -113,6 +123,10 @@ func startDev(t testing.TB) *platform {
 		logf.Close()
 		if t.Failed() {
 			data, _ := os.ReadFile(p.logPath)
+			keep := filepath.Join(os.TempDir(), "driftless-e2e-"+strings.ReplaceAll(t.Name(), "/", "-")+".log")
+			if os.WriteFile(keep, data, 0o644) == nil {
+				t.Logf("full log of driftless dev: %s", keep)
+			}
 			lines := strings.Split(string(data), "\n")
 			if len(lines) > 150 {
 				lines = lines[len(lines)-150:]
@@ -233,8 +247,11 @@ type info struct {
 }
 
 // get sends one request through the router with the given Host.
-func (p *platform) get(host, path string) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+p.http+path, nil)
+func (p *platform) get(host, path string) (int, []byte, error) { return getVia(p.http, host, path) }
+
+// getVia sends one request to the router at addr with the given Host.
+func getVia(addr, host, path string) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/reconciler"
+	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/reconciler/source"
 	"github.com/driftless/driftless/router"
 )
@@ -54,7 +55,10 @@ type DevConfig struct {
 	// CellMemoryMB is the memory the dev cell offers (0: the host's).
 	CellMemoryMB  int64
 	WebhookSecret string
-	Log           *slog.Logger
+	// LostAfter and Crash tune the controller (zero: defaults).
+	LostAfter time.Duration
+	Crash     plan.CrashPolicy
+	Log       *slog.Logger
 	// Ready, if set, is called once every component runs.
 	Ready func(DevInfo)
 }
@@ -170,6 +174,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		return RunController(ctx, ControllerConfig{
 			DataDir: cfg.DataDir, Sources: sources, Domain: cfg.Domain, API: cfg.API,
 			WebhookSecret: cfg.WebhookSecret, NATS: ctlNC, Consul: cc, Log: log,
+			LostAfter: cfg.LostAfter, Crash: cfg.Crash,
 			Ready: func(addr string) { apiReady <- addr },
 		})
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/reconciler"
+	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/router"
 )
 
@@ -36,8 +37,14 @@ type ControllerConfig struct {
 	WebhookSecret string
 	NATS          *nats.Conn
 	Consul        *consul.Client
+	// BlobDir holds the blob store (default DataDir/blobs). Controllers
+	// that stand in for each other (HA) must share it.
+	BlobDir string
+	// ID names the controller in leader election (default host-pid).
+	ID string
 	// Tuning, zero for defaults (see reconciler.Config).
 	ConvergeInterval, LostAfter, Warmup time.Duration
+	Crash                               plan.CrashPolicy
 	Log                                 *slog.Logger
 	// Ready, if set, is called with the API's address once it listens.
 	Ready func(apiAddr string)
@@ -46,7 +53,11 @@ type ControllerConfig struct {
 // RunController runs the controller role until ctx ends.
 func RunController(ctx context.Context, cfg ControllerConfig) error {
 	log := cfg.Log
-	blobs, err := blobstore.Open(filepath.Join(cfg.DataDir, "blobs"))
+	blobDir := cfg.BlobDir
+	if blobDir == "" {
+		blobDir = filepath.Join(cfg.DataDir, "blobs")
+	}
+	blobs, err := blobstore.Open(blobDir)
 	if err != nil {
 		return fmt.Errorf("opening the blob store: %w", err)
 	}
@@ -62,7 +73,7 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 		Sources: cfg.Sources, Domain: cfg.Domain, NATS: cfg.NATS, Consul: cfg.Consul,
 		Blobs: blobs, BlobStoreURL: blobURL,
 		ConvergeInterval: cfg.ConvergeInterval, LostAfter: cfg.LostAfter, Warmup: cfg.Warmup,
-		Log: log,
+		Crash: cfg.Crash, ID: cfg.ID, Log: log,
 	})
 	if err != nil {
 		ln.Close()

@@ -69,6 +69,7 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 		}
 		if rel.Staged() && rec.CurrentID != rel.ID {
 			rec.PreviousID, rec.CurrentID = rec.CurrentID, rel.ID
+			c.crashes.Forget(key) // a new release starts with a clean slate
 		}
 		c.apps[key] = &rec
 		c.saveApp(ctx, &rec)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -56,7 +57,13 @@ type Config struct {
 	StagingTimeout time.Duration
 	// StagingWorkers is how many stagings run at once (default 2).
 	StagingWorkers int
-	Log            *slog.Logger
+	// Crash says when crashed instances restart (zero fields: Cloud
+	// Foundry's defaults, plan.DefaultCrashPolicy).
+	Crash plan.CrashPolicy
+	// ID names this controller among the controllers competing for the
+	// leader lock (default: host name and process id).
+	ID  string
+	Log *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -78,6 +85,11 @@ func (c *Config) defaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	c.Crash = c.Crash.WithDefaults()
 }
 
 // Controller is the driftless controller.
@@ -94,11 +106,17 @@ type Controller struct {
 	kick    chan struct{}
 
 	mu       sync.Mutex
+	role     string
 	apps     map[plan.AppKey]*AppRecord
 	releases map[string]*Release // by releaseKey
 	unplaced map[plan.AppKey][]plan.Unplaced
 	inStage  map[string]bool // releaseKey of stagings queued or running
 	started  time.Time
+	crashes  *crashTracker
+	// lostCells remembers which cells were lost at the last convergence,
+	// for cell-lost and cell-returned events.
+	lostCells map[string]bool
+	wake      *time.Timer
 }
 
 type sourceEntry struct {
@@ -114,19 +132,16 @@ func New(cfg Config) (*Controller, error) {
 		return nil, errors.New("controller needs NATS, Consul, a blob store and its URL")
 	}
 	c := &Controller{
-		cfg:      cfg,
-		log:      cfg.Log.With("component", "controller"),
-		kv:       catalog.NewKV(cfg.Consul),
-		actual:   NewActual(cfg.LostAfter),
-		events:   NewEvents(1000, cfg.NATS, cfg.Log.With("component", "events")),
-		exec:     executor.New(cfg.NATS),
-		stageQ:   make(chan stageJob, 1024),
-		kick:     make(chan struct{}, 1),
-		apps:     make(map[plan.AppKey]*AppRecord),
-		releases: make(map[string]*Release),
-		unplaced: make(map[plan.AppKey][]plan.Unplaced),
-		inStage:  make(map[string]bool),
+		cfg:    cfg,
+		log:    cfg.Log.With("component", "controller"),
+		kv:     catalog.NewKV(cfg.Consul),
+		actual: NewActual(cfg.LostAfter),
+		events: NewEvents(1000, cfg.NATS, cfg.Log.With("component", "events")),
+		exec:   executor.New(cfg.NATS),
+		kick:   make(chan struct{}, 1),
+		role:   RoleStandby,
 	}
+	c.reset()
 	names := map[string]bool{}
 	for _, sc := range cfg.Sources {
 		if sc.Log == nil {
@@ -146,15 +161,73 @@ func New(cfg Config) (*Controller, error) {
 	return c, nil
 }
 
-// Run loads the stored desired state, listens to the cells, watches the
-// sources and converges until ctx ends.
+// reset forgets everything learnt in a term as leader: the next term
+// starts from what is stored in Consul and what the cells report.
+func (c *Controller) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.actual = NewActual(c.cfg.LostAfter)
+	c.stageQ = make(chan stageJob, 1024)
+	c.apps = make(map[plan.AppKey]*AppRecord)
+	c.releases = make(map[string]*Release)
+	c.unplaced = make(map[plan.AppKey][]plan.Unplaced)
+	c.inStage = make(map[string]bool)
+	c.crashes = newCrashTracker(c.cfg.Crash)
+	c.lostCells = make(map[string]bool)
+}
+
+// Run competes for the leader lock and, while it holds it, acts: it loads
+// the stored desired state, listens to the cells, watches the sources and
+// converges. Losing the lock stops all of that until the lock is won
+// again. Run returns when ctx ends, after giving the lock up.
 func (c *Controller) Run(ctx context.Context) error {
+	for {
+		l, err := c.lead(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.log.Warn("leader election", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(2 * time.Second):
+			}
+			continue
+		}
+		err = c.term(ctx, l)
+		l.release()
+		c.setRole(RoleStandby)
+		if ctx.Err() != nil {
+			return err
+		}
+		if err != nil {
+			c.log.Error("term as leader ended", "err", err)
+		}
+		c.log.Warn("leadership lost: standing by")
+	}
+}
+
+// term is one period as leader. It ends when ctx ends or the lock is lost.
+func (c *Controller) term(ctx context.Context, l *leadership) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.lost:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c.reset()
 	if err := c.load(ctx); err != nil {
 		return err
 	}
 	c.mu.Lock()
 	c.started = time.Now()
+	c.role = RoleLeader
 	c.mu.Unlock()
+	c.events.Record(bus.Event{Kind: EventLeader, Message: fmt.Sprintf("controller %s leads; acting in %s, once the cells have reported", c.cfg.ID, c.cfg.Warmup)})
 
 	subs, err := c.subscribe()
 	if err != nil {
@@ -204,10 +277,9 @@ func (c *Controller) subscribe() ([]*nats.Subscription, error) {
 			return
 		}
 		c.actual.Changed(ic, time.Now())
-		if ic.Instance.State == bus.StateCrashed {
-			c.events.Record(bus.Event{Kind: EventCrashed, Space: ic.Instance.Space, App: ic.Instance.App,
-				Instance: ic.Instance.GUID, Index: ic.Instance.Index, Cell: ic.CellID, Release: ic.Instance.ReleaseID,
-				Message: fmt.Sprintf("instance crashed (exit status %d): %s", ic.Instance.ExitStatus, ic.Instance.Reason)})
+		if in := ic.Instance; in.State == bus.StateRunning {
+			c.events.Record(bus.Event{Kind: EventStarted, Space: in.Space, App: in.App, Instance: in.GUID,
+				Index: in.Index, Cell: ic.CellID, Release: in.ReleaseID, Message: "instance is healthy: " + in.Reason})
 		}
 		c.Kick()
 	})
@@ -248,13 +320,25 @@ func (c *Controller) converge(ctx context.Context) {
 		c.mu.Unlock()
 		return
 	}
-	apps := c.planApps()
 	c.mu.Unlock()
 
 	insts, cells := c.actual.Snapshot(now)
+	for _, cr := range c.crashes.Observe(insts, now) {
+		c.recordCrash(cr)
+	}
+	c.noteCells(insts, cells)
+	c.mu.Lock()
+	apps := c.planApps(now)
+	c.mu.Unlock()
 	p := plan.Compute(plan.Input{Apps: apps, Instances: insts, Cells: cells, Now: now})
 	c.recordUnplaced(p.Unplaced)
-	if len(p.Actions) == 0 {
+	for _, rb := range p.Rollbacks {
+		c.rollBack(ctx, rb)
+	}
+	if !p.NextCheck.IsZero() {
+		c.wakeAt(p.NextCheck)
+	}
+	if len(p.Actions) == 0 && len(p.Rollbacks) == 0 {
 		return
 	}
 	for _, r := range c.exec.Apply(ctx, p.Actions) {
@@ -263,13 +347,26 @@ func (c *Controller) converge(ctx context.Context) {
 	c.Kick() // look again soon: replies may allow the next rollout step
 }
 
+// wakeAt asks for a convergence at t (the end of a crash backoff).
+func (c *Controller) wakeAt(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.wake != nil {
+		c.wake.Stop()
+	}
+	c.wake = time.AfterFunc(time.Until(t)+10*time.Millisecond, c.Kick)
+}
+
 // planApps turns the desired state into planner input. Caller holds c.mu.
-func (c *Controller) planApps() []plan.App {
+func (c *Controller) planApps(now time.Time) []plan.App {
 	out := make([]plan.App, 0, len(c.apps))
 	for key, a := range c.apps {
-		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances}
+		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances, RestartAt: c.crashes.RestartAt(key, now)}
 		if rel := c.releases[releaseKey(key.Space, key.Name, a.CurrentID)]; rel.Staged() {
 			pa.Release = &plan.Release{ID: rel.ID, Commit: rel.Commit, Run: rel.Run}
+			// Cells fetch the droplet from this controller's blob store,
+			// whichever controller staged it.
+			pa.Release.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, rel.DropletDigest)
 		}
 		out = append(out, pa)
 	}
@@ -290,12 +387,87 @@ func (c *Controller) applied(r executor.Result) {
 	case plan.Start:
 		c.actual.Accepted(a.Cell, r.Reply, bus.InstanceStatus{InstanceRef: a.Instance, State: bus.StateStarting,
 			MemoryMB: a.Run.MemoryMB, DiskMB: a.Run.DiskMB, Since: time.Now()})
-		ev.Kind, ev.Message = EventStarted, "starting instance: "+a.Reason
+		ev.Kind, ev.Message = EventPlaced, "placed on cell "+a.Cell+": "+a.Reason
+		switch a.Cause {
+		case plan.CauseEvacuate:
+			ev.Kind = EventEvacuated
+		case plan.CauseRestart:
+			ev.Kind = EventRestarted
+		}
 	case plan.Stop:
 		c.actual.Accepted(a.Cell, r.Reply, bus.InstanceStatus{InstanceRef: a.Instance, State: bus.StateStopping, Since: time.Now()})
 		ev.Kind, ev.Message = EventStopped, "stopping instance: "+a.Reason
 	}
 	c.events.Record(ev)
+}
+
+// recordCrash records a newly seen crash and, when its restart waits, the
+// backoff.
+func (c *Controller) recordCrash(cr Crash) {
+	in := cr.Instance
+	ev := bus.Event{Kind: EventCrashed, Space: in.Space, App: in.App, Instance: in.GUID, Index: in.Index,
+		Cell: cr.Cell, Release: in.ReleaseID,
+		Message: fmt.Sprintf("instance crashed (exit status %d, crash %d in a row): %s", in.ExitStatus, cr.Record.Count, in.Reason)}
+	c.events.Record(ev)
+	if cr.Delay > 0 {
+		ev.Kind, ev.Instance = EventBackoff, ""
+		ev.Message = fmt.Sprintf("index %d crashed %d times in a row: next restart in %s", in.Index, cr.Record.Count, cr.Delay.Round(time.Second))
+		c.events.Record(ev)
+	}
+}
+
+// noteCells records cells that were lost or came back since the last look.
+func (c *Controller) noteCells(insts []plan.Instance, cells []plan.Cell) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cell := range cells {
+		switch {
+		case cell.Lost && !c.lostCells[cell.ID]:
+			c.lostCells[cell.ID] = true
+			n := 0
+			for _, in := range insts {
+				if in.Cell == cell.ID && (in.State == bus.StateRunning || in.State == bus.StateStarting) {
+					n++
+				}
+			}
+			c.events.Record(bus.Event{Kind: EventCellLost, Cell: cell.ID,
+				Message: fmt.Sprintf("no heartbeat from cell %s for %s: its %d instance(s) are placed elsewhere", cell.ID, c.cfg.LostAfter, n)})
+		case !cell.Lost && c.lostCells[cell.ID]:
+			delete(c.lostCells, cell.ID)
+			c.events.Record(bus.Event{Kind: EventCellBack, Cell: cell.ID,
+				Message: "cell " + cell.ID + " reports again: duplicates of instances placed elsewhere are stopped"})
+		}
+	}
+}
+
+// rollBack abandons a release whose instances never became healthy: the
+// release is marked failed (git asking for it again does nothing until a
+// new commit changes it) and the app goes back to the release still serving.
+func (c *Controller) rollBack(ctx context.Context, rb plan.Rollback) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	app := c.apps[rb.App]
+	if app == nil || app.CurrentID != rb.Release {
+		return
+	}
+	to := rb.To
+	if r := c.releases[releaseKey(rb.App.Space, rb.App.Name, to)]; !r.Staged() {
+		to = app.PreviousID
+	}
+	if r := c.releases[releaseKey(rb.App.Space, rb.App.Name, to)]; !r.Staged() {
+		c.log.Warn("cannot roll back: no staged release to go back to", "app", rb.App, "release", rb.Release)
+		return
+	}
+	if rel := c.releases[releaseKey(rb.App.Space, rb.App.Name, rb.Release)]; rel != nil {
+		rel.State, rel.Error = ReleaseFailed, "rolled back: "+rb.Reason
+		c.saveRelease(ctx, rel)
+	}
+	app.CurrentID, app.PreviousID = to, ""
+	c.saveApp(ctx, app)
+	c.crashes.Forget(rb.App)
+	c.events.Record(bus.Event{Kind: EventRolledBack, Space: rb.App.Space, App: rb.App.Name, Release: rb.Release,
+		Message: fmt.Sprintf("release %s rolled back to %s: %s", rb.Release, to, rb.Reason)})
+	c.Kick()
 }
 
 // recordUnplaced remembers which instances fit nowhere, with an event the

@@ -10,19 +10,36 @@ import (
 	"github.com/driftless/driftless/bus"
 )
 
-// Event kinds the controller records.
+// Event kinds the controller records: one per decision, each with its
+// reason in the event's message.
 const (
 	EventCommitApplied = "commit-applied"
 	EventCommitRefused = "commit-refused"
 	EventStaging       = "staging"
 	EventStaged        = "staged"
 	EventStagingFailed = "staging-failed"
-	EventStarted       = "started"
-	EventStopped       = "stopped"
-	EventCrashed       = "crashed"
-	EventUnplaced      = "unplaced"
-	EventActionFailed  = "action-failed"
-	EventAppRemoved    = "app-removed"
+	// EventPlaced: a new instance was given to a cell (a missing index, a
+	// scale-up or a rollout step).
+	EventPlaced = "placed"
+	// EventEvacuated: an instance of a lost cell was placed elsewhere.
+	EventEvacuated = "evacuated"
+	// EventRestarted: a crashed instance was placed again.
+	EventRestarted = "restarted"
+	// EventStarted: an instance passed its health check and is routable.
+	EventStarted = "started"
+	EventStopped = "stopped"
+	EventCrashed = "crashed"
+	// EventBackoff: a crashed index waits before its next restart.
+	EventBackoff = "backoff"
+	// EventRolledBack: a release whose instances never became healthy was
+	// abandoned for the release that still serves.
+	EventRolledBack   = "rolled-back"
+	EventCellLost     = "cell-lost"
+	EventCellBack     = "cell-returned"
+	EventUnplaced     = "unplaced"
+	EventActionFailed = "action-failed"
+	EventAppRemoved   = "app-removed"
+	EventLeader       = "leader"
 )
 
 // Events keeps the latest controller events in memory and publishes each on

@@ -139,6 +139,7 @@ func (c *Controller) finishStaging(ctx context.Context, rk string, res bus.Stage
 	if app := c.apps[plan.AppKey{Space: rel.Space, Name: rel.App}]; app != nil && app.ReleaseID == rel.ID && app.CurrentID != rel.ID {
 		app.PreviousID, app.CurrentID = app.CurrentID, rel.ID
 		c.saveApp(ctx, app)
+		c.crashes.Forget(plan.AppKey{Space: rel.Space, Name: rel.App})
 	}
 	c.events.Record(bus.Event{Kind: EventStaged, Space: rel.Space, App: rel.App, Release: rel.ID,
 		Message: fmt.Sprintf("droplet %s ready (buildpack %s)", res.Droplet, res.Buildpack)})

@@ -36,6 +36,15 @@ func (c *Controller) App(_ context.Context, space, name string) (api.AppDetail, 
 		return api.AppDetail{}, false
 	}
 	d := api.AppDetail{App: c.appView(key, a, insts), File: a.File, Line: a.Line}
+	for idx, r := range c.crashes.Records(key) {
+		cr := api.Crash{Index: idx, Count: r.Count, LastAt: r.LastAt, ExitStatus: r.ExitStatus,
+			Reason: r.Reason, LastOutput: r.LastOutput}
+		if r.RestartAt.After(time.Now()) {
+			cr.RestartAt = r.RestartAt
+		}
+		d.Crashes = append(d.Crashes, cr)
+	}
+	slices.SortFunc(d.Crashes, func(a, b api.Crash) int { return cmp.Compare(a.Index, b.Index) })
 	for _, in := range insts {
 		if in.Key() != key {
 			continue
@@ -102,10 +111,21 @@ func (c *Controller) appView(key plan.AppKey, a *AppRecord, insts []plan.Instanc
 		}
 	}
 	if target != nil && target.State == ReleaseFailed {
-		v.Problems = append(v.Problems, fmt.Sprintf("release %s (commit %s) failed to stage: %s", target.ID, short(target.Commit), target.Error))
+		if target.DropletDigest != "" {
+			v.Problems = append(v.Problems, fmt.Sprintf("release %s (commit %s) %s", target.ID, short(target.Commit), target.Error))
+		} else {
+			v.Problems = append(v.Problems, fmt.Sprintf("release %s (commit %s) failed to stage: %s", target.ID, short(target.Commit), target.Error))
+		}
 	}
 	if crashed > 0 {
 		v.Problems = append(v.Problems, fmt.Sprintf("%d crashed instance(s)", crashed))
+	}
+	now := time.Now()
+	for idx, r := range c.crashes.Records(key) {
+		if r.RestartAt.After(now) {
+			v.Problems = append(v.Problems, fmt.Sprintf("instance %d crashed %d times in a row (%s); next restart in %s",
+				idx, r.Count, r.Reason, r.RestartAt.Sub(now).Round(time.Second)))
+		}
 	}
 	if us := c.unplaced[key]; len(us) > 0 {
 		v.Problems = append(v.Problems, fmt.Sprintf("%d instance(s) cannot be placed: %s", len(us), us[0].Reason))
@@ -129,10 +149,24 @@ func (c *Controller) appView(key plan.AppKey, a *AppRecord, insts []plan.Instanc
 	return v
 }
 
-// Status describes every source and cell.
-func (c *Controller) Status(_ context.Context) api.Status {
-	st := api.Status{Sources: c.sourceViews(), Cells: c.actual.Cells(time.Now())}
+// Status describes the controller, every source and cell, and the apps
+// that need attention.
+func (c *Controller) Status(ctx context.Context) api.Status {
+	leading, leader := c.Leading(ctx)
+	role := RoleStandby
+	if leading {
+		role = RoleLeader
+	}
+	st := api.Status{Controller: api.Controller{ID: c.cfg.ID, Role: role, Leader: leader},
+		Sources: c.sourceViews(), Cells: c.actual.Cells(time.Now()), Problems: []api.AppProblem{}}
 	slices.SortFunc(st.Cells, func(a, b api.Cell) int { return cmp.Compare(a.ID, b.ID) })
+	if leading {
+		for _, a := range c.Apps(ctx) {
+			for _, p := range a.Problems {
+				st.Problems = append(st.Problems, api.AppProblem{Space: a.Space, App: a.Name, Message: p})
+			}
+		}
+	}
 	return st
 }
 

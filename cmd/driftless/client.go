@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -132,6 +133,25 @@ func newAppCmd() *cobra.Command {
 			for _, u := range d.Unplaced {
 				fmt.Fprintf(out, "  instance %d not placed: %s\n", u.Index, u.Reason)
 			}
+			if len(d.Crashes) > 0 {
+				fmt.Fprintln(out, "\nCRASHES")
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "  INDEX\tCOUNT\tLAST\tEXIT\tRESTART\tREASON")
+				for _, c := range d.Crashes {
+					restart := "done"
+					if !c.RestartAt.IsZero() {
+						restart = "in " + time.Until(c.RestartAt).Round(time.Second).String()
+					}
+					fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", c.Index, c.Count, c.LastAt.Local().Format(time.TimeOnly),
+						c.ExitStatus, restart, c.Reason)
+				}
+				tw.Flush()
+				for _, c := range d.Crashes {
+					if len(c.LastOutput) > 0 {
+						fmt.Fprintf(out, "  last output of index %d:\n    %s\n", c.Index, strings.Join(c.LastOutput, "\n    "))
+					}
+				}
+			}
 			fmt.Fprintln(out, "\nRELEASES")
 			tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  ID\tCOMMIT\tSTATE\tBUILDPACK\tCREATED\t")
@@ -145,7 +165,9 @@ func newAppCmd() *cobra.Command {
 			}
 			tw.Flush()
 			for _, r := range d.Releases {
-				if r.State == "failed" {
+				if r.State == "failed" && r.Droplet != "" {
+					fmt.Fprintf(out, "\nrelease %s: %s\n", shortID(r.ID), r.Error)
+				} else if r.State == "failed" {
 					fmt.Fprintf(out, "\nstaging of release %s failed: %s\n", shortID(r.ID), r.Error)
 					for _, l := range r.StagingLog {
 						fmt.Fprintf(out, "    %s\n", l)
@@ -174,7 +196,18 @@ func newStatusCmd() *cobra.Command {
 			if f.json {
 				return printJSON(out, st)
 			}
+			fmt.Fprintf(out, "controller %s (%s", st.Controller.ID, st.Controller.Role)
+			if st.Controller.Role != "leader" {
+				fmt.Fprintf(out, "; the leader is %s", cmp.Or(st.Controller.Leader, "not elected yet"))
+			}
+			fmt.Fprintln(out, ")")
 			printSources(out, st.Sources)
+			if len(st.Problems) > 0 {
+				fmt.Fprintln(out, "\nPROBLEMS")
+				for _, p := range st.Problems {
+					fmt.Fprintf(out, "  %s/%s: %s\n", p.Space, p.App, p.Message)
+				}
+			}
 			fmt.Fprintln(out, "\nCELLS")
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  ID\tADDRESS\tZONE\tINSTANCES\tMEMORY\tLAST HEARTBEAT\tSTATE")

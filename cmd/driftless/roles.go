@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/driftless/driftless/agents"
 	"github.com/driftless/driftless/api"
@@ -17,6 +18,7 @@ import (
 	"github.com/driftless/driftless/manifests"
 	"github.com/driftless/driftless/platform"
 	"github.com/driftless/driftless/reconciler"
+	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/reconciler/source"
 	"github.com/driftless/driftless/router"
 )
@@ -64,10 +66,21 @@ func newDevCmd() *cobra.Command {
 	f.StringVar(&cfg.Bridge, "bridge", "driftless0", "bridge of the cell's containers")
 	f.StringVar(&cfg.Subnet, "subnet", "10.200.0.0/16", "subnet of the cell's containers")
 	f.DurationVar(&cfg.Poll, "poll", 2*time.Second, "how often sources are fetched")
+	f.DurationVar(&cfg.LostAfter, "lost-after", 10*time.Second, "how long a silent cell stays before its instances move")
 	f.StringVar(&ports, "ports", "61000-61999", "host-port range of instances")
 	f.StringVar(&memory, "cell-memory", "", "memory the cell offers, e.g. 8G (default: the host's)")
 	f.StringVar(&cfg.WebhookSecret, "webhook-secret", os.Getenv("DRIFTLESS_WEBHOOK_SECRET"), "enables POST /v1/webhook with this HMAC secret")
+	crashFlags(f, &cfg.Crash)
 	return cmd
+}
+
+// crashFlags binds the crash policy's flags (zero means the default).
+func crashFlags(f *pflag.FlagSet, p *plan.CrashPolicy) {
+	d := plan.DefaultCrashPolicy
+	f.IntVar(&p.QuickRestarts, "crash-quick-restarts", d.QuickRestarts, "crashes in a row restarted at once before backing off")
+	f.DurationVar(&p.Backoff, "crash-backoff", d.Backoff, "first wait after the quick restarts; doubles with every crash")
+	f.DurationVar(&p.MaxBackoff, "crash-backoff-max", d.MaxBackoff, "longest wait between restarts of a crashing instance")
+	f.DurationVar(&p.ResetAfter, "crash-reset-after", d.ResetAfter, "running this long clears an instance's crash count")
 }
 
 func newControllerCmd() *cobra.Command {
@@ -121,6 +134,9 @@ func newControllerCmd() *cobra.Command {
 	f.DurationVar(&poll, "poll", 10*time.Second, "how often sources are fetched")
 	f.DurationVar(&cfg.LostAfter, "lost-after", 10*time.Second, "how long a silent cell stays before its instances move")
 	f.StringVar(&cfg.WebhookSecret, "webhook-secret", os.Getenv("DRIFTLESS_WEBHOOK_SECRET"), "enables POST /v1/webhook with this HMAC secret")
+	f.StringVar(&cfg.ID, "id", "", "name of this controller in leader election (default: host-pid)")
+	f.StringVar(&cfg.BlobDir, "blobs", "", "blob store folder, shared by controllers that stand in for each other (default: <data>/blobs)")
+	crashFlags(f, &cfg.Crash)
 	return cmd
 }
 
@@ -174,6 +190,8 @@ func newAgentCmd() *cobra.Command {
 	f.StringVar(&cfg.Network.Subnet, "subnet", "10.200.0.0/16", "subnet of this cell's containers")
 	f.StringVar(&ports, "ports", "61000-61999", "host-port range of instances")
 	f.StringVar(&cfg.DataDir, "data", filepath.Join(defaultDataDir, "agent"), "folder for instance records, logs and the staging cache")
+	f.StringVar(&cfg.Network.Name, "network", "driftless", "CNI network name; cells sharing a host need different names")
+	f.DurationVar(&cfg.CellTTL, "cell-ttl", 15*time.Second, "how long the cell's instances stay routable after the agent stops reporting")
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -41,7 +42,7 @@ func start(name, bin string, args []string, logPath string) (*Process, error) {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	if err := startFromSpawner(cmd); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
 	}
@@ -52,6 +53,34 @@ func start(name, bin string, args []string, logPath string) (*Process, error) {
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// The kernel sends Pdeathsig when the *thread* that forked the child
+// exits, not the process. Go ends threads whose goroutine exits while
+// locked to them (agents/network does so on purpose after entering a
+// network namespace), and any thread may have forked a child. So children
+// are forked by one goroutine locked to its thread for the life of the
+// process: the signal comes only when driftless itself dies.
+var spawns = make(chan spawn)
+
+type spawn struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func init() {
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread lives as long as the process
+		for s := range spawns {
+			s.done <- s.cmd.Start()
+		}
+	}()
+}
+
+func startFromSpawner(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	spawns <- spawn{cmd: cmd, done: done}
+	return <-done
 }
 
 // Name is what the process is, e.g. "consul".

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/driftless/driftless/bus"
 )
@@ -23,14 +24,14 @@ func Compute(in Input) Plan {
 	s := newState(in)
 	var p Plan
 	for _, app := range sortedApps(in.Apps) {
-		s.planApp(app, &p)
+		s.planApp(app, in.Now, &p)
 	}
 	// Instances of apps nobody wants any more.
 	for _, inst := range s.live {
 		if _, wanted := s.desired[inst.Key()]; wanted {
 			continue
 		}
-		p.Actions = append(p.Actions, stop(inst, "app is no longer in any source"))
+		p.Actions = append(p.Actions, stop(inst, CauseCleanup, "app is no longer in any source"))
 	}
 	return p
 }
@@ -41,8 +42,10 @@ type state struct {
 	desired map[AppKey]bool
 	// live holds the instances Compute may act on: not on a lost cell, not
 	// already stopping, sorted by GUID for deterministic plans.
-	live     []Instance
-	byApp    map[AppKey]map[int][]Instance
+	live  []Instance
+	byApp map[AppKey]map[int][]Instance
+	// onLost marks the app indexes that had an instance on a lost cell.
+	onLost   map[AppKey]map[int]bool
 	cells    []*cellState
 	cellByID map[string]*cellState
 	// appOnCell and appInZone count the instances of the app being planned
@@ -61,7 +64,8 @@ type cellState struct {
 }
 
 func newState(in Input) *state {
-	s := &state{desired: make(map[AppKey]bool, len(in.Apps)), byApp: make(map[AppKey]map[int][]Instance)}
+	s := &state{desired: make(map[AppKey]bool, len(in.Apps)), byApp: make(map[AppKey]map[int][]Instance),
+		onLost: make(map[AppKey]map[int]bool)}
 	for _, a := range in.Apps {
 		s.desired[a.Key()] = true
 	}
@@ -90,6 +94,12 @@ func newState(in Input) *state {
 	for _, inst := range insts {
 		c, known := cells[inst.Cell]
 		if !known || c.Lost {
+			if known && inst.State != bus.StateStopping && inst.State != bus.StateStopped {
+				if s.onLost[inst.Key()] == nil {
+					s.onLost[inst.Key()] = make(map[int]bool)
+				}
+				s.onLost[inst.Key()][inst.Index] = true
+			}
 			continue
 		}
 		switch inst.State {
@@ -121,13 +131,24 @@ func sortedApps(apps []App) []App {
 }
 
 // planApp appends the actions for one app.
-func (s *state) planApp(app App, p *Plan) {
+func (s *state) planApp(app App, now time.Time, p *Plan) {
 	byIndex := s.byApp[app.Key()]
 	if app.Release == nil {
 		return // nothing runnable yet: leave what runs alone
 	}
 	rel := app.Release
 	s.countApp(byIndex)
+	if rb, ok := failedRollout(app, byIndex); ok {
+		p.Rollbacks = append(p.Rollbacks, rb)
+		for _, group := range byIndex {
+			for _, inst := range group {
+				if inst.State == bus.StateCrashed {
+					p.Actions = append(p.Actions, stop(inst, CauseCleanup, "clean up crashed instance"))
+				}
+			}
+		}
+		return
+	}
 	maxInFlight := app.MaxInFlight
 	if maxInFlight <= 0 {
 		maxInFlight = DefaultMaxInFlight
@@ -155,46 +176,91 @@ func (s *state) planApp(app App, p *Plan) {
 		group := byIndex[idx]
 		if idx >= app.Instances {
 			for _, inst := range group {
-				p.Actions = append(p.Actions, stop(inst, fmt.Sprintf("scaled down to %d instances", app.Instances)))
+				p.Actions = append(p.Actions, stop(inst, CauseCleanup, fmt.Sprintf("scaled down to %d instances", app.Instances)))
 			}
 			continue
 		}
 		cur, old, crashed := split(group, rel.ID)
 		for _, inst := range crashed {
-			p.Actions = append(p.Actions, stop(inst, "clean up crashed instance"))
+			p.Actions = append(p.Actions, stop(inst, CauseCleanup, "clean up crashed instance"))
 		}
 		// Keep the best instance of the release, stop duplicates.
 		for _, dup := range cur[min(1, len(cur)):] {
-			p.Actions = append(p.Actions, stop(dup, "duplicate instance"))
+			p.Actions = append(p.Actions, stop(dup, CauseCleanup, "duplicate instance"))
 		}
 		switch {
 		case len(cur) > 0 && cur[0].State == bus.StateRunning:
 			for _, o := range old {
-				p.Actions = append(p.Actions, stop(o, "replaced by release "+rel.ID))
+				p.Actions = append(p.Actions, stop(o, CauseRollout, "replaced by release "+rel.ID))
 			}
 		case len(cur) > 0:
 			// The new instance is starting: old ones that serve stay, old
 			// ones that do not serve yet are pointless.
 			for _, o := range old {
 				if o.State != bus.StateRunning {
-					p.Actions = append(p.Actions, stop(o, "replaced by release "+rel.ID))
+					p.Actions = append(p.Actions, stop(o, CauseRollout, "replaced by release "+rel.ID))
 				}
 			}
 		default:
-			reason := "instance missing"
+			if until, ok := app.RestartAt[idx]; ok && until.After(now) {
+				p.Waiting = append(p.Waiting, Waiting{App: app.Key(), Index: idx, Until: until})
+				if p.NextCheck.IsZero() || until.Before(p.NextCheck) {
+					p.NextCheck = until
+				}
+				continue // crash backoff
+			}
+			cause, reason := CausePlace, "instance missing"
 			switch {
 			case hasRunning(old):
 				if inFlight >= maxInFlight {
 					continue // rollout: wait for the instances in flight
 				}
 				inFlight++
-				reason = "rolling out release " + rel.ID
-			case len(crashed) > 0:
-				reason = "replacing crashed instance"
+				cause, reason = CauseRollout, "rolling out release "+rel.ID
+			case len(crashed) > 0 || app.RestartAt[idx] != (time.Time{}):
+				cause, reason = CauseRestart, "replacing crashed instance"
+			case s.onLost[app.Key()][idx]:
+				cause, reason = CauseEvacuate, "replacing an instance on a lost cell"
 			}
-			s.start(app, idx, reason, p)
+			s.start(app, idx, cause, reason, p)
 		}
 	}
+}
+
+// failedRollout reports whether the app's rollout failed: an instance of
+// the app's release crashed without ever passing its health check while an
+// instance of another release still serves. The app should go back to the
+// release most of the serving instances run.
+func failedRollout(app App, byIndex map[int][]Instance) (Rollback, bool) {
+	var failed *Instance
+	serving := map[string]int{}
+	for _, group := range byIndex {
+		for i, inst := range group {
+			switch {
+			case inst.State == bus.StateCrashed && inst.ReleaseID == app.Release.ID && !inst.WasHealthy:
+				if failed == nil || inst.GUID < failed.GUID {
+					failed = &group[i]
+				}
+			case inst.State == bus.StateRunning && inst.ReleaseID != app.Release.ID:
+				serving[inst.ReleaseID]++
+			}
+		}
+	}
+	if failed == nil || len(serving) == 0 {
+		return Rollback{}, false
+	}
+	to, most := "", 0
+	for id, n := range serving {
+		if n > most || n == most && id < to {
+			to, most = id, n
+		}
+	}
+	reason := failed.Reason
+	if reason == "" {
+		reason = "crashed before it became healthy"
+	}
+	return Rollback{App: app.Key(), Release: app.Release.ID, To: to,
+		Reason: fmt.Sprintf("instance %d of release %s never became healthy: %s", failed.Index, app.Release.ID, reason)}, true
 }
 
 // countApp fills appOnCell and appInZone with the live instances of one app.
@@ -245,12 +311,12 @@ func hasRunning(insts []Instance) bool {
 	return slices.ContainsFunc(insts, func(i Instance) bool { return i.State == bus.StateRunning })
 }
 
-func stop(inst Instance, reason string) Action {
-	return Action{Kind: Stop, Cell: inst.Cell, Instance: inst.InstanceRef, Reason: reason}
+func stop(inst Instance, cause Cause, reason string) Action {
+	return Action{Kind: Stop, Cell: inst.Cell, Instance: inst.InstanceRef, Cause: cause, Reason: reason}
 }
 
 // start places a new instance of app at idx, or records why it cannot.
-func (s *state) start(app App, idx int, reason string, p *Plan) {
+func (s *state) start(app App, idx int, cause Cause, reason string, p *Plan) {
 	run := app.Release.Run
 	cell, why := s.place(run)
 	if cell == nil {
@@ -268,6 +334,7 @@ func (s *state) start(app App, idx int, reason string, p *Plan) {
 		Instance: bus.InstanceRef{Space: app.Space, App: app.Name, Index: idx,
 			ReleaseID: app.Release.ID, Commit: app.Release.Commit},
 		Run:    &run,
+		Cause:  cause,
 		Reason: reason,
 	})
 }

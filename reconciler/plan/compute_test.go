@@ -41,7 +41,19 @@ func summary(p Plan) []string {
 	for _, u := range p.Unplaced {
 		out = append(out, fmt.Sprintf("unplaced %s/%d: %s", u.App.Name, u.Index, u.Reason))
 	}
+	for _, w := range p.Waiting {
+		out = append(out, fmt.Sprintf("wait %s/%d until +%s", w.App.Name, w.Index, w.Until.Sub(t0)))
+	}
+	for _, r := range p.Rollbacks {
+		out = append(out, fmt.Sprintf("rollback %s %s to %s: %s", r.App.Name, r.Release, r.To, r.Reason))
+	}
 	return out
+}
+
+func crashed(guid, app string, idx int, release string, wasHealthy bool, reason string) Instance {
+	in := inst(guid, app, idx, release, bus.StateCrashed, "a")
+	in.WasHealthy, in.Reason = wasHealthy, reason
+	return in
 }
 
 func TestCompute(t *testing.T) {
@@ -75,6 +87,42 @@ func TestCompute(t *testing.T) {
 			in: Input{Apps: []App{hello(1, rel("r1"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
 				inst("g0", "hello", 0, "r1", bus.StateCrashed, "a")}},
 			want: []string{"stop g0 on a (clean up crashed instance)", "start hello/0@r1 on a (replacing crashed instance)"},
+		},
+		{
+			name: "crash backoff holds the index back and says until when",
+			in: Input{Now: t0, Apps: []App{{Space: "dev", Name: "hello", Instances: 2, Release: rel("r1"),
+				RestartAt: map[int]time.Time{0: t0.Add(30 * time.Second)}}},
+				Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
+					crashed("g0", "hello", 0, "r1", true, "exited with status 1"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a")}},
+			want: []string{"stop g0 on a (clean up crashed instance)", "wait hello/0 until +30s"},
+		},
+		{
+			name: "an index whose backoff ended is restarted",
+			in: Input{Now: t0, Apps: []App{{Space: "dev", Name: "hello", Instances: 1, Release: rel("r1"),
+				RestartAt: map[int]time.Time{0: t0.Add(-time.Second)}}},
+				Cells: []Cell{cell("a", "", 4096)}},
+			want: []string{"start hello/0@r1 on a (replacing crashed instance)"},
+		},
+		{
+			name: "a new release that never becomes healthy is rolled back",
+			in: Input{Apps: []App{hello(2, rel("r2"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
+				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a"),
+				crashed("n0", "hello", 0, "r2", false, "health check (http) did not pass within 5s")}},
+			want: []string{"stop n0 on a (clean up crashed instance)",
+				"rollback hello r2 to r1: instance 0 of release r2 never became healthy: health check (http) did not pass within 5s"},
+		},
+		{
+			name: "a new instance that was healthy and then crashed is restarted, not rolled back",
+			in: Input{Apps: []App{hello(2, rel("r2"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
+				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a"),
+				crashed("n0", "hello", 0, "r2", true, "exited with status 2")}},
+			want: []string{"stop n0 on a (clean up crashed instance)", "start hello/0@r2 on a (rolling out release r2)"},
+		},
+		{
+			name: "a first release that never becomes healthy is not rolled back",
+			in: Input{Apps: []App{hello(1, rel("r1"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
+				crashed("n0", "hello", 0, "r1", false, "exited with status 1")}},
+			want: []string{"stop n0 on a (clean up crashed instance)", "start hello/0@r1 on a (replacing crashed instance)"},
 		},
 		{
 			name: "rollout replaces one index at a time",
@@ -125,7 +173,7 @@ func TestCompute(t *testing.T) {
 			name: "instances on a lost cell are replaced elsewhere and not touched",
 			in: Input{Apps: []App{hello(2, rel("r1"))}, Cells: []Cell{{ID: "a", Lost: true, Capacity: bus.Resources{MemoryMB: 4096}}, cell("b", "", 4096)},
 				Instances: []Instance{inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "b")}},
-			want: []string{"start hello/0@r1 on b (instance missing)"},
+			want: []string{"start hello/0@r1 on b (replacing an instance on a lost cell)"},
 		},
 		{
 			name: "duplicates after a cell returns are stopped, the oldest running one stays",
@@ -262,4 +310,27 @@ func TestNeverBelowServing(t *testing.T) {
 		}
 	}
 	t.Fatal("rollout did not finish in 30 steps")
+}
+
+func TestCrashPolicyDelay(t *testing.T) {
+	p := CrashPolicy{QuickRestarts: 3, Backoff: 30 * time.Second, MaxBackoff: 2 * time.Minute}
+	tests := []struct {
+		crashes int
+		want    time.Duration
+	}{
+		{1, 0}, {2, 0}, {3, 0},
+		{4, 30 * time.Second}, {5, time.Minute}, {6, 2 * time.Minute}, {7, 2 * time.Minute}, {60, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		if got := p.Delay(tt.crashes); got != tt.want {
+			t.Errorf("Delay(%d) = %s, want %s", tt.crashes, got, tt.want)
+		}
+	}
+	d := CrashPolicy{}.WithDefaults()
+	if d != DefaultCrashPolicy {
+		t.Errorf("zero policy with defaults = %+v, want %+v", d, DefaultCrashPolicy)
+	}
+	if got := (CrashPolicy{Backoff: time.Hour}).WithDefaults().MaxBackoff; got != time.Hour {
+		t.Errorf("a backoff above the default cap raises the cap: got %s", got)
+	}
 }

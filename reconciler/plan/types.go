@@ -24,6 +24,10 @@ type App struct {
 	// MaxInFlight bounds how many instances are replaced at once during a
 	// rollout; 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// RestartAt holds, per instance index, when an index whose instance
+	// crashed may be started again (crash backoff, see CrashPolicy). An
+	// index is not started before that time.
+	RestartAt map[int]time.Time
 }
 
 // Key identifies the app across spaces.
@@ -80,6 +84,23 @@ const (
 	Stop Kind = "stop"
 )
 
+// Cause classifies why an action is taken, for events.
+type Cause string
+
+// Causes of actions.
+const (
+	// CausePlace starts an instance at an index that has none.
+	CausePlace Cause = "placed"
+	// CauseEvacuate starts an instance whose predecessor was on a lost cell.
+	CauseEvacuate Cause = "evacuated"
+	// CauseRestart starts an instance whose predecessor crashed.
+	CauseRestart Cause = "restarted"
+	// CauseRollout starts or stops an instance to move to a new release.
+	CauseRollout Cause = "rollout"
+	// CauseCleanup stops crashed, duplicate, surplus or unwanted instances.
+	CauseCleanup Cause = "cleanup"
+)
+
 // Action is one step of a plan. For Start, Instance.GUID is empty: the
 // executor names the new instance.
 type Action struct {
@@ -88,7 +109,8 @@ type Action struct {
 	Instance bus.InstanceRef
 	// Run is what a Start runs.
 	Run *bus.RunSpec
-	// Reason says why, for events and logs.
+	// Cause classifies the action; Reason says why, for events and logs.
+	Cause  Cause
 	Reason string
 }
 
@@ -99,10 +121,35 @@ type Unplaced struct {
 	Reason string
 }
 
+// Waiting is an instance index held back by crash backoff.
+type Waiting struct {
+	App   AppKey
+	Index int
+	Until time.Time
+}
+
+// Rollback says that an app's rollout failed: an instance of the new
+// release crashed before it ever became healthy while instances of an
+// older release still serve. The app should go back to To, the release
+// those instances run.
+type Rollback struct {
+	App     AppKey
+	Release string
+	To      string
+	Reason  string
+}
+
 // Plan is the result of Compute.
 type Plan struct {
 	Actions  []Action
 	Unplaced []Unplaced
+	Waiting  []Waiting
+	// Rollbacks are rollouts to undo; Compute plans nothing new for
+	// their apps until the controller switched them back.
+	Rollbacks []Rollback
+	// NextCheck, when not zero, is when Compute wants to look again
+	// even if nothing changes (the end of the earliest backoff).
+	NextCheck time.Time
 }
 
 // DefaultMaxInFlight is how many instances of an app a rollout replaces at

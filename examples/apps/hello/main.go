@@ -43,7 +43,16 @@ func main() {
 		Greeting: getenv("GREETING", "Hello"),
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	// HEALTH=fail makes the health check fail: a release that never
+	// becomes healthy (the platform rolls it back).
+	healthy := os.Getenv("HEALTH") != "fail"
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		if !healthy {
+			http.Error(w, "unhealthy (HEALTH=fail)", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	mux.HandleFunc("/info", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(me)
@@ -66,6 +75,14 @@ func main() {
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
+	// CRASH_AFTER=2s makes the instance exit with status 3 after that
+	// long: a crash loop.
+	if d, err := time.ParseDuration(os.Getenv("CRASH_AFTER")); err == nil {
+		time.AfterFunc(d, func() {
+			log.Printf("crashing as asked (CRASH_AFTER=%s)", d)
+			os.Exit(3)
+		})
+	}
 	log.Printf("hello instance %s listening on %s", me.Index, srv.Addr)
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		log.Fatal(err)

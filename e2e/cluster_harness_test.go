@@ -1,0 +1,388 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/internal/testenv"
+)
+
+// cluster is the platform as it runs past one host, on one machine: a
+// NATS server, a Consul agent, containerd, controller and router processes
+// on the host, and each cell agent in its own network namespace (own IP on
+// a bridge the test makes), sharing containerd under its own containerd
+// namespace. Everything listens on the test's bridge address or loopback.
+type cluster struct {
+	t       testing.TB
+	dir     string
+	repo    string
+	bridge  string
+	hostIP  string // the bridge's address: NATS, Consul and the API listen here
+	natsURL string
+	consul  string
+	ctrd    *testenv.Containerd
+	http    string // router, on loopback
+	ctls    map[string]*proc
+	agents  map[string]*proc
+	router  *proc
+	cells   map[string]cellNet
+	client  *api.Client // of the controller started first
+	apis    map[string]string
+}
+
+// cellNet is where one cell lives: its namespace and address.
+type cellNet struct {
+	ns, ip string
+}
+
+// proc is a driftless process started by the cluster.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+const clusterNet = "10.215.0" // the test bridge's /24
+
+// startCluster makes the bridge, the namespaces of the named cells and
+// the shared engines, then starts the controller(s), the router and one
+// agent per cell.
+func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...string) *cluster {
+	t.Helper()
+	testenv.RequireRoot(t)
+	dir := testenv.ShortTempDir(t, "dl-cl-")
+	c := &cluster{t: t, dir: dir, repo: filepath.Join(dir, "repo"), bridge: "dlcl0", hostIP: clusterNet + ".1",
+		ctls: map[string]*proc{}, agents: map[string]*proc{}, cells: map[string]cellNet{}, apis: map[string]string{}}
+	if err := os.MkdirAll(c.repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, c.repo, "init", "-q", "-b", "main")
+	c.makeBridge()
+	for i, name := range cells {
+		c.makeCellNet(name, fmt.Sprintf("%s.%d", clusterNet, 11+i))
+	}
+
+	nsrv, err := bus.StartEmbedded(c.hostIP + ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nsrv.Shutdown)
+	c.natsURL = nsrv.URL()
+
+	port, err := children.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.consul = net.JoinHostPort(c.hostIP, strconv.Itoa(port))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cp, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: c.consul, Node: "dl-cluster",
+		LogPath: filepath.Join(dir, "consul.log")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cp.Stop(10 * time.Second) })
+	c.ctrd = testenv.StartContainerd(t)
+
+	for i := range controllers {
+		c.startController(fmt.Sprintf("ctl-%d", i+1), ctlArgs...)
+	}
+	c.http = freeAddr(t)
+	c.router = c.start("router", "", "router", "--http", c.http, "--consul", c.consul)
+	for _, name := range cells {
+		c.startAgent(name)
+	}
+	t.Cleanup(c.stop)
+	testenv.Eventually(t, 60*time.Second, 200*time.Millisecond, "every cell reports", func() error {
+		st, err := c.leaderClient().Status(context.Background())
+		if err != nil {
+			return err
+		}
+		if len(st.Cells) != len(cells) {
+			return fmt.Errorf("%d cells report", len(st.Cells))
+		}
+		return nil
+	})
+	return c
+}
+
+// ip runs ip(8) and fails the test on error.
+func (c *cluster) ip(args ...string) {
+	c.t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		c.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (c *cluster) makeBridge() {
+	_ = exec.Command("ip", "link", "del", c.bridge).Run() // left by a killed run
+	c.ip("link", "add", c.bridge, "type", "bridge")
+	c.t.Cleanup(func() { _ = exec.Command("ip", "link", "del", c.bridge).Run() })
+	c.ip("addr", "add", c.hostIP+"/24", "dev", c.bridge)
+	c.ip("link", "set", c.bridge, "up")
+}
+
+// makeCellNet makes a namespace for one cell with a veth on the bridge.
+func (c *cluster) makeCellNet(name, ip string) {
+	ns := "dlc-" + name
+	host := "dlch-" + name
+	_ = exec.Command("ip", "netns", "del", ns).Run()
+	_ = exec.Command("ip", "link", "del", host).Run()
+	c.ip("netns", "add", ns)
+	c.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	c.ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
+	c.ip("link", "set", host, "master", c.bridge)
+	c.ip("link", "set", host, "up")
+	c.ip("-n", ns, "addr", "add", ip+"/24", "dev", "eth0")
+	c.ip("-n", ns, "link", "set", "eth0", "up")
+	c.ip("-n", ns, "link", "set", "lo", "up")
+	c.cells[name] = cellNet{ns: ns, ip: ip}
+}
+
+// start runs the driftless binary with args, inside the network namespace
+// ns when not empty (only the network namespace: containerd must see the
+// agent's bind-mounted instance namespaces).
+func (c *cluster) start(name, ns string, args ...string) *proc {
+	c.t.Helper()
+	logPath := filepath.Join(c.dir, name+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	bin, argv := driftlessBin, append([]string{"--log-level", "debug"}, args...)
+	if ns != "" {
+		argv = append([]string{"--net=/var/run/netns/" + ns, "--", driftlessBin}, argv...)
+		bin = "nsenter"
+	}
+	cmd := exec.Command(bin, argv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	return p
+}
+
+func (c *cluster) startController(id string, extra ...string) {
+	c.t.Helper()
+	apiAddr := c.apis[id]
+	if apiAddr == "" {
+		port, err := children.FreePort()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		apiAddr = net.JoinHostPort(c.hostIP, strconv.Itoa(port))
+		c.apis[id] = apiAddr
+	}
+	args := append([]string{"controller", "--id", id, "--repo", c.repo, "--api", apiAddr,
+		"--nats", c.natsURL, "--consul", c.consul, "--data", filepath.Join(c.dir, id),
+		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, extra...)
+	c.ctls[id] = c.start(id, "", args...)
+	if c.client == nil {
+		c.client = api.NewClient(apiAddr)
+	}
+	testenv.Eventually(c.t, 30*time.Second, 100*time.Millisecond, id+" answers", func() error {
+		_, err := api.NewClient(apiAddr).Status(context.Background())
+		return err
+	})
+}
+
+// get sends one request through the router with the given Host.
+func (c *cluster) get(host, path string) (int, []byte, error) { return getVia(c.http, host, path) }
+
+func (c *cluster) startAgent(name string) {
+	c.t.Helper()
+	cn := c.cells[name]
+	i, _ := strconv.Atoi(cn.ip[strings.LastIndex(cn.ip, ".")+1:]) // 11, 12…
+	c.agents[name] = c.start("agent-"+name, cn.ns, "agent", "--cell-id", name, "--address", cn.ip,
+		"--zone", "z-"+name, "--memory", "2G", "--nats", c.natsURL, "--consul", c.consul,
+		"--containerd", c.ctrd.Address, "--namespace", name, "--network", "dl-"+name,
+		"--bridge", "dlb-"+name, "--subnet", fmt.Sprintf("10.216.%d.0/24", i), "--ports", portRange(),
+		"--data", filepath.Join(c.dir, "agent-"+name))
+}
+
+// kill sends SIGKILL to a process and waits for it to end.
+func (p *proc) kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+// interrupt stops a process gracefully (SIGINT), killing it after 30 s.
+func (p *proc) interrupt() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.kill()
+	}
+}
+
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// leaderClient is a client of the controller that leads now.
+func (c *cluster) leaderClient() *api.Client {
+	for _, addr := range c.apis {
+		cl := api.NewClient(addr)
+		if st, err := cl.Status(context.Background()); err == nil && st.Controller.Role == "leader" {
+			return cl
+		}
+	}
+	return c.client
+}
+
+// stop removes every app, waits for the containers to go, and stops every
+// process; on failure it prints the ends of their logs.
+func (c *cluster) stop() {
+	if entries, _ := os.ReadDir(c.repo); len(entries) > 1 {
+		for _, e := range entries {
+			if e.Name() != ".git" {
+				os.RemoveAll(filepath.Join(c.repo, e.Name()))
+			}
+		}
+		testenv.Git(c.t, c.repo, "add", "-A")
+		testenv.Git(c.t, c.repo, "commit", "-q", "--allow-empty", "-m", "remove everything")
+		_, _ = c.leaderClient().Sync(context.Background(), false, 0)
+		deadline := time.Now().Add(45 * time.Second)
+		for time.Now().Before(deadline) && len(c.containers()) > 0 {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	var all []*proc
+	for _, p := range c.agents {
+		all = append(all, p)
+	}
+	for _, p := range c.ctls {
+		all = append(all, p)
+	}
+	all = append(all, c.router)
+	for _, p := range all {
+		if p != nil && p.running() {
+			p.interrupt()
+		}
+	}
+	// Containers an interrupted test left behind.
+	for ns, ids := range c.containerIDs() {
+		for _, id := range ids {
+			c.removeContainer(ns, id)
+		}
+	}
+	if c.t.Failed() {
+		for _, p := range all {
+			if p == nil {
+				continue
+			}
+			data, _ := os.ReadFile(p.log)
+			lines := strings.Split(string(data), "\n")
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
+			}
+			c.t.Logf("last lines of %s:\n%s", p.name, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// containerIDs lists the containers of every cell, by cell (containerd
+// namespace).
+func (c *cluster) containerIDs() map[string][]string {
+	out := map[string][]string{}
+	for name := range c.cells {
+		ctx := namespaces.WithNamespace(context.Background(), name)
+		conts, err := c.ctrd.Client.Containers(ctx)
+		if err != nil {
+			continue
+		}
+		for _, cont := range conts {
+			out[name] = append(out[name], cont.ID())
+		}
+	}
+	return out
+}
+
+// containers lists every container id of every cell.
+func (c *cluster) containers() []string {
+	var out []string
+	for _, ids := range c.containerIDs() {
+		out = append(out, ids...)
+	}
+	return out
+}
+
+func (c *cluster) removeContainer(ns, id string) {
+	ctx := namespaces.WithNamespace(context.Background(), ns)
+	cont, err := c.ctrd.Client.LoadContainer(ctx, id)
+	if err != nil {
+		return
+	}
+	if task, err := cont.Task(ctx, nil); err == nil {
+		_ = task.Kill(ctx, syscall.SIGKILL)
+		if ch, err := task.Wait(ctx); err == nil {
+			select {
+			case <-ch:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		_, _ = task.Delete(ctx, containerd.WithProcessKill)
+	}
+	_ = cont.Delete(ctx, containerd.WithSnapshotCleanup)
+}
+
+// write, addHello and commit work on the cluster's repository.
+func (c *cluster) write(files map[string]string) {
+	c.t.Helper()
+	for name, content := range files {
+		path := filepath.Join(c.repo, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+}
+
+func (c *cluster) addHello(dir string) {
+	c.t.Helper()
+	data, err := os.ReadFile(helloBin)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	path := filepath.Join(c.repo, dir, "hello")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *cluster) commit(msg string) {
+	c.t.Helper()
+	testenv.Git(c.t, c.repo, "add", "-A")
+	testenv.Git(c.t, c.repo, "commit", "-q", "--allow-empty", "-m", msg)
+	_, _ = c.leaderClient().Sync(context.Background(), false, 0)
+}
