@@ -60,6 +60,7 @@ bench: setup build examples
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./reconciler/plan/
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./router/proxy ./router/route
 	bash bench/deploy.sh
+	bash bench/recovery.sh
 
 clean:
 	rm -rf bin/driftless examples/apps/hello/hello

@@ -114,6 +114,10 @@ type Agent struct {
 	ctx context.Context // the agent's lifetime, for instance goroutines
 	wg  sync.WaitGroup
 
+	// plain holds the registry hosts the controller said speak plain HTTP
+	// (its blob store), learnt from start commands.
+	plain *sync.Map
+
 	mu    sync.Mutex
 	gen   uint64
 	insts map[string]*instance
@@ -138,6 +142,13 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.Network.HostIP == "" {
 		cfg.Network.HostIP = cfg.Address
+	}
+	plainHosts := &sync.Map{}
+	if cfg.Runtime.PlainHTTPHosts == nil {
+		cfg.Runtime.PlainHTTPHosts = func(host string) bool {
+			_, plain := plainHosts.Load(host)
+			return plain || runtime.IsLoopbackHost(host)
+		}
 	}
 	rt, err := runtime.New(ctx, cfg.Runtime)
 	if err != nil {
@@ -165,6 +176,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		stager: st,
 		stage:  make(chan struct{}, cfg.StagingSlots),
 		insts:  make(map[string]*instance),
+		plain:  plainHosts,
 	}, nil
 }
 

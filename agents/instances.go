@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/driftless/driftless/agents/health"
@@ -95,6 +96,10 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 	if err != nil {
 		a.crash(in, -1, fmt.Sprintf("setting up the network: %v", err))
 		return
+	}
+	if run.DropletPlainHTTP {
+		host, _, _ := strings.Cut(run.Droplet, "/")
+		a.plain.Store(host, true)
 	}
 	if err := a.rt.Pull(ctx, run.Droplet); err != nil {
 		a.crash(in, -1, fmt.Sprintf("fetching the droplet: %v", err))

@@ -144,7 +144,7 @@ func (a *Agent) syncContainers(ctx context.Context) error {
 			continue
 		}
 		a.log.Warn("container that is no instance of this cell: removing it", "container", guid, "app", c.Labels[LabelApp])
-		if err := a.rt.Stop(ctx, guid, a.cfg.StopGrace); err != nil {
+		if err := a.rt.Stop(ctx, guid, time.Second); err != nil {
 			a.log.Warn("removing a foreign container", "container", guid, "err", err)
 		}
 	}

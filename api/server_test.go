@@ -78,3 +78,33 @@ func TestWebhookSignature(t *testing.T) {
 		})
 	}
 }
+
+// standby is a Backend of a controller that does not lead.
+type standby struct{ syncCounter }
+
+func (*standby) Leading(context.Context) (bool, string) { return false, "ctl-2" }
+
+func TestStandbyAnswersOnlyStatus(t *testing.T) {
+	h := NewHandler(ServerConfig{Backend: &standby{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tests := []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/v1/status", http.StatusOK},
+		{"GET", "/healthz", http.StatusOK},
+		{"GET", "/v1/apps", http.StatusServiceUnavailable},
+		{"GET", "/v1/apps/hello", http.StatusServiceUnavailable},
+		{"GET", "/v1/events", http.StatusServiceUnavailable},
+		{"POST", "/v1/sync", http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+		if rec.Code != tt.want {
+			t.Errorf("%s %s = %d, want %d", tt.method, tt.path, rec.Code, tt.want)
+		}
+		if tt.want == http.StatusServiceUnavailable && !strings.Contains(rec.Body.String(), "the leader is ctl-2") {
+			t.Errorf("%s %s body %q does not name the leader", tt.method, tt.path, rec.Body.String())
+		}
+	}
+}

@@ -69,6 +69,10 @@ type Crash struct {
 	RestartAt time.Time `json:"restart_at,omitzero"`
 }
 
+// InstanceLost is the state shown for an instance on a lost cell: its
+// cell stopped reporting, and it has been replaced elsewhere.
+const InstanceLost bus.InstanceState = "LOST"
+
 // Instance is one running (or crashed) instance of an app.
 type Instance struct {
 	Index     int               `json:"index"`

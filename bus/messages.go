@@ -44,6 +44,9 @@ type RunSpec struct {
 	// "127.0.0.1:7070/droplets/dev/hello@sha256:…". Cells pull it over plain
 	// HTTP from the controller's blob store.
 	Droplet string `json:"droplet"`
+	// DropletPlainHTTP says the blob store holding Droplet speaks plain
+	// HTTP (the controller's own blob store, reached at an http:// URL).
+	DropletPlainHTTP bool `json:"droplet_plain_http,omitempty"`
 	// Command is run with /bin/sh -c; empty means the droplet's own command.
 	Command string `json:"command,omitempty"`
 	// Env holds the app's environment. It may hold secrets: never log it.

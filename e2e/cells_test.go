@@ -15,13 +15,19 @@ import (
 )
 
 // appInstances returns hello's instances as the leading controller sees
-// them.
+// them, but those of lost cells.
 func (c *cluster) appInstances() ([]api.Instance, error) {
 	d, err := c.leaderClient().App(context.Background(), "dev", "hello")
 	if err != nil {
 		return nil, err
 	}
-	return d.Instances, nil
+	var out []api.Instance
+	for _, in := range d.Instances {
+		if in.State != api.InstanceLost {
+			out = append(out, in)
+		}
+	}
+	return out, nil
 }
 
 // answeringGUIDs asks the router n times and returns the guids that answered.

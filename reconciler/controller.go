@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -361,12 +362,13 @@ func (c *Controller) wakeAt(t time.Time) {
 func (c *Controller) planApps(now time.Time) []plan.App {
 	out := make([]plan.App, 0, len(c.apps))
 	for key, a := range c.apps {
-		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances, RestartAt: c.crashes.RestartAt(key, now)}
+		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances, RestartAt: c.crashes.RestartAt(key)}
 		if rel := c.releases[releaseKey(key.Space, key.Name, a.CurrentID)]; rel.Staged() {
 			pa.Release = &plan.Release{ID: rel.ID, Commit: rel.Commit, Run: rel.Run}
 			// Cells fetch the droplet from this controller's blob store,
 			// whichever controller staged it.
 			pa.Release.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, rel.DropletDigest)
+			pa.Release.Run.DropletPlainHTTP = strings.HasPrefix(c.cfg.BlobStoreURL, "http://")
 		}
 		out = append(out, pa)
 	}

@@ -98,14 +98,14 @@ func (t *crashTracker) Observe(insts []plan.Instance, now time.Time) []Crash {
 	return out
 }
 
-// RestartAt returns, per index of app, when a crashed index may start
-// again (only indexes still in backoff at now).
-func (t *crashTracker) RestartAt(app plan.AppKey, now time.Time) map[int]time.Time {
+// RestartAt returns, per index of app that crashed recently, when it may
+// start again (in the past once its backoff is over).
+func (t *crashTracker) RestartAt(app plan.AppKey) map[int]time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out map[int]time.Time
 	for k, r := range t.records {
-		if k.app == app && r.RestartAt.After(now) {
+		if k.app == app {
 			if out == nil {
 				out = make(map[int]time.Time)
 			}

@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -37,7 +39,11 @@ type leadership struct {
 // lead blocks until this controller holds the leader lock or ctx ends.
 func (c *Controller) lead(ctx context.Context) (*leadership, error) {
 	agent := c.cfg.Consul.Agent()
-	serviceID := "driftless-controller-" + c.cfg.ID
+	// The check is this process's own: a restarted controller with the
+	// same id must not revive the session of the one that died.
+	var nonce [4]byte
+	_, _ = rand.Read(nonce[:])
+	serviceID := "driftless-controller-" + c.cfg.ID + "-" + hex.EncodeToString(nonce[:])
 	checkID := serviceID + ":alive"
 	err := agent.ServiceRegister(&consul.AgentServiceRegistration{
 		ID: serviceID, Name: "driftless-controller", Tags: []string{catalog.Tag},

@@ -12,9 +12,25 @@ import (
 	"github.com/driftless/driftless/reconciler/plan"
 )
 
+// viewSnapshot is the actual state as users see it: instances of lost
+// cells are shown LOST (their cell may still run them, but nobody knows).
+func (c *Controller) viewSnapshot() []plan.Instance {
+	insts, cells := c.actual.Snapshot(time.Now())
+	lost := map[string]bool{}
+	for _, cell := range cells {
+		lost[cell.ID] = cell.Lost
+	}
+	for i := range insts {
+		if lost[insts[i].Cell] {
+			insts[i].State = api.InstanceLost
+		}
+	}
+	return insts
+}
+
 // Apps lists every desired app with what runs of it.
 func (c *Controller) Apps(_ context.Context) []api.App {
-	insts, _ := c.actual.Snapshot(time.Now())
+	insts := c.viewSnapshot()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]api.App, 0, len(c.apps))
@@ -27,7 +43,7 @@ func (c *Controller) Apps(_ context.Context) []api.App {
 
 // App describes one app in detail; ok is false when no source declares it.
 func (c *Controller) App(_ context.Context, space, name string) (api.AppDetail, bool) {
-	insts, _ := c.actual.Snapshot(time.Now())
+	insts := c.viewSnapshot()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	key := plan.AppKey{Space: space, Name: name}

@@ -24,9 +24,10 @@ type App struct {
 	// MaxInFlight bounds how many instances are replaced at once during a
 	// rollout; 0 means DefaultMaxInFlight.
 	MaxInFlight int
-	// RestartAt holds, per instance index, when an index whose instance
-	// crashed may be started again (crash backoff, see CrashPolicy). An
-	// index is not started before that time.
+	// RestartAt holds, per instance index that crashed recently, when it
+	// may be started again (crash backoff, see CrashPolicy). An index is
+	// not started before that time; once it is past, the start is a
+	// restart.
 	RestartAt map[int]time.Time
 }
 
