@@ -8,15 +8,19 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOSRC       := $(shell find . -name '*.go' -not -path './tools/*' -not -path './.demo/*' 2>/dev/null) go.mod go.sum
 DEMO_DIR    ?= $(CURDIR)/.demo
 
-.PHONY: all setup build examples test test-unit lint demo bench clean
+.PHONY: all setup stacks build examples test test-unit lint demo bench clean
 
 all: build
 
-## setup: Debian packages, Go, Consul (pinned, from its Go module) and staticcheck
-setup: .setup-host bin/consul bin/staticcheck
+## setup: Debian packages, Go, Consul (pinned, from its Go module), staticcheck, the bookworm stack
+setup: .setup-host bin/consul bin/staticcheck stacks
 
 .setup-host:
 	@bash scripts/setup.sh
+
+## stacks: the bookworm root file system for the node and python buildpacks (debootstrap, cached)
+stacks:
+	@bash scripts/build-stack.sh
 
 bin/consul: tools/consul/go.mod tools/consul/go.sum tools/consul/main.go
 	@echo "building pinned consul ($$(awk '/hashicorp\/consul v/{print $$2; exit}' tools/consul/go.mod)) into bin/consul (a few minutes the first time)"
@@ -25,11 +29,14 @@ bin/consul: tools/consul/go.mod tools/consul/go.sum tools/consul/main.go
 bin/staticcheck:
 	GOBIN=$(CURDIR)/bin $(GO) install $(STATICCHECK)
 
-## build: the driftless binary
-build: bin/driftless
+## build: the driftless binary and driftless-static (the static buildpack's server, beside it)
+build: bin/driftless bin/driftless-static
 
 bin/driftless: $(GOSRC)
 	$(GO) build -o bin/driftless ./cmd/driftless
+
+bin/driftless-static: cmd/driftless-static/main.go
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/driftless-static
 
 ## examples: build the example apps that need building (static binaries)
 examples: examples/apps/hello/hello

@@ -28,6 +28,13 @@ func (a *Agent) adopt(ctx context.Context) error {
 	defer a.mu.Unlock()
 	for _, c := range conts {
 		guid := c.Labels[LabelGUID]
+		if c.Labels[LabelStaging] != "" {
+			// A compile step of a staging that died with the last agent.
+			if err := a.rt.Stop(ctx, c.ID, time.Second); err != nil {
+				a.log.Warn("removing a leftover compile container", "id", c.ID, "err", err)
+			}
+			continue
+		}
 		if guid == "" {
 			continue
 		}

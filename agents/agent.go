@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -67,6 +68,11 @@ type Config struct {
 	CellTTL time.Duration
 	// StagingSlots bounds concurrent stagings on this cell (default 1).
 	StagingSlots int
+	// StacksDir holds the stacks built on this cell (scripts/build-stack.sh).
+	StacksDir string
+	// Buildpacks is what the cell offers buildpacks: a Go toolchain, the
+	// module proxy and npm registry, the static server binary.
+	Buildpacks staging.Cell
 	Log          *slog.Logger
 }
 
@@ -95,9 +101,41 @@ func (c *Config) defaults() {
 	if c.CellTTL == 0 {
 		c.CellTTL = 15 * time.Second
 	}
+	if c.StacksDir == "" {
+		c.StacksDir = DefaultStacksDir
+	}
+	if c.Buildpacks.GoRoot == "" {
+		if _, err := os.Stat("/usr/local/go/bin/go"); err == nil {
+			c.Buildpacks.GoRoot = "/usr/local/go"
+		}
+	}
+	if c.Buildpacks.GoProxy == "" {
+		c.Buildpacks.GoProxy = os.Getenv("GOPROXY")
+	}
+	if c.Buildpacks.StaticServer == "" {
+		c.Buildpacks.StaticServer = findStaticServer()
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+}
+
+// DefaultStacksDir is where scripts/build-stack.sh puts stacks.
+const DefaultStacksDir = "/var/lib/driftless/stacks"
+
+// findStaticServer looks for the driftless-static binary beside the
+// running executable, then on PATH ("" when there is none).
+func findStaticServer() string {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "driftless-static")
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("driftless-static"); err == nil {
+		return p
+	}
+	return ""
 }
 
 // Agent is a running cell.
@@ -159,25 +197,26 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		rt.Close()
 		return nil, fmt.Errorf("setting up container networking: %w", err)
 	}
-	st, err := staging.New(staging.Config{CacheDir: filepath.Join(cfg.DataDir, "staging"), Log: cfg.Log.With("component", "staging")})
-	if err != nil {
-		rt.Close()
-		return nil, fmt.Errorf("setting up staging: %w", err)
-	}
 	var boot [8]byte
 	_, _ = rand.Read(boot[:])
-	return &Agent{
+	a := &Agent{
 		cfg:    cfg,
 		log:    cfg.Log.With("component", "agent", "cell", cfg.CellID),
 		bootID: hex.EncodeToString(boot[:]),
 		rt:     rt,
 		net:    nw,
 		ports:  network.NewPorts(cfg.PortMin, cfg.PortMax),
-		stager: st,
 		stage:  make(chan struct{}, cfg.StagingSlots),
 		insts:  make(map[string]*instance),
 		plain:  plainHosts,
-	}, nil
+	}
+	a.stager, err = staging.New(staging.Config{CacheDir: filepath.Join(cfg.DataDir, "staging"), StacksDir: cfg.StacksDir,
+		Runner: compileRunner{a}, Cell: cfg.Buildpacks, Log: cfg.Log.With("component", "staging")})
+	if err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("setting up staging: %w", err)
+	}
+	return a, nil
 }
 
 // Run adopts the containers a previous agent process left running, serves

@@ -19,6 +19,23 @@ const maxLogLine = 16 << 10
 // so it outlives agent restarts) and publishes every line on
 // bus.Logs(space, app). fromEnd skips what was already there (adoption).
 func (a *Agent) shipLogs(ctx context.Context, ref bus.InstanceRef, path string, fromEnd bool) {
+	subject := bus.Logs(ref.Space, ref.App)
+	err := followLines(ctx, path, fromEnd, func(text string) {
+		msg := bus.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: bus.SourceApp,
+			Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
+		if err := bus.Publish(a.cfg.NATS, subject, msg); err != nil {
+			a.log.Debug("shipping log line", "err", err)
+		}
+	})
+	if err != nil {
+		a.log.Warn("following instance log", "guid", ref.GUID, "err", err)
+	}
+}
+
+// followLines calls emit with every line of the file at path as it grows
+// (waiting for the file to appear), until ctx ends; then it reads what is
+// left and returns. fromEnd skips what the file already holds.
+func followLines(ctx context.Context, path string, fromEnd bool, emit func(string)) error {
 	var f *os.File
 	for f == nil {
 		var err error
@@ -27,20 +44,19 @@ func (a *Agent) shipLogs(ctx context.Context, ref bus.InstanceRef, path string, 
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 	defer f.Close()
 	if fromEnd {
 		if _, err := f.Seek(0, io.SeekEnd); err != nil {
-			a.log.Warn("following instance log", "err", err)
-			return
+			return err
 		}
 	}
-	subject := bus.Logs(ref.Space, ref.App)
 	r := bufio.NewReaderSize(f, 64<<10)
 	var partial strings.Builder
+	draining := false
 	for {
 		line, err := r.ReadString('\n')
 		partial.WriteString(line)
@@ -50,20 +66,21 @@ func (a *Agent) shipLogs(ctx context.Context, ref bus.InstanceRef, path string, 
 				text = text[:maxLogLine]
 			}
 			partial.Reset()
-			msg := bus.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: bus.SourceApp,
-				Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
-			if err := bus.Publish(a.cfg.NATS, subject, msg); err != nil {
-				a.log.Debug("shipping log line", "err", err)
-			}
+			emit(text)
 			continue
 		}
 		if !errors.Is(err, io.EOF) {
-			a.log.Warn("reading instance log", "err", err)
-			return
+			return err
+		}
+		if draining {
+			if partial.Len() > 0 {
+				emit(strings.TrimRight(partial.String(), "\r\n"))
+			}
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return
+			draining = true // one more pass: what was written up to now
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

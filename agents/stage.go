@@ -2,10 +2,14 @@ package agents
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/driftless/driftless/agents/runtime"
+	"github.com/driftless/driftless/agents/staging"
 	"github.com/driftless/driftless/bus"
 )
 
@@ -47,4 +51,83 @@ func (a *Agent) handleStage(m *nats.Msg) {
 			a.log.Warn("replying to staging request", "err", err)
 		}
 	})
+}
+
+// LabelStaging marks the containers of compile steps.
+const LabelStaging = "driftless.staging"
+
+// compileRunner runs buildpack compile steps in containers on this cell
+// (staging.Runner): the stack image from the blob store, vcap, memory, CPU
+// and pids limits, no capabilities, its own network namespace with
+// outbound access only (module proxies, npm), and the output streamed line
+// by line.
+type compileRunner struct{ a *Agent }
+
+// Compile implements staging.Runner.
+func (r compileRunner) Compile(ctx context.Context, job staging.CompileJob, out func(string)) error {
+	a := r.a
+	id := job.ID
+	if job.PlainHTTP {
+		host, _, _ := strings.Cut(job.Image, "/")
+		a.plain.Store(host, true)
+	}
+	if err := a.rt.Pull(ctx, job.Image); err != nil {
+		return fmt.Errorf("fetching the stack image: %w", err)
+	}
+	cleanup := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := a.rt.Stop(cctx, id, time.Second); err != nil {
+			a.log.Warn("removing a compile container", "id", id, "err", err)
+		}
+		_ = a.net.Detach(cctx, id, 0, 0)
+		_ = a.rt.RemoveLog(id)
+	}
+	cleanup() // left by an agent that died mid-staging
+	defer cleanup()
+	att, err := a.net.Attach(ctx, id, 0, 0)
+	if err != nil {
+		return fmt.Errorf("network for the compile step: %w", err)
+	}
+	mounts := make([]runtime.Mount, 0, len(job.Mounts))
+	for _, m := range job.Mounts {
+		mounts = append(mounts, runtime.Mount{Source: m.Source, Destination: m.Destination, ReadOnly: m.ReadOnly})
+	}
+	spec := runtime.Spec{
+		ID: id, Image: job.Image, Args: []string{"/bin/sh", "-c", job.Script}, Env: job.Env,
+		WorkingDir: staging.AppDir, UID: AppUID, GID: AppGID,
+		MemoryMB: job.MemoryMB, CPUShares: 1024, PidsLimit: PidsLimit,
+		NetNSPath: att.NetNSPath, Hostname: "staging",
+		Labels: map[string]string{LabelStaging: id}, Mounts: mounts,
+	}
+	if err := a.rt.Start(ctx, spec); err != nil {
+		return fmt.Errorf("starting the compile step: %w", err)
+	}
+	exits, err := a.rt.Wait(ctx, id)
+	if err != nil {
+		return fmt.Errorf("watching the compile step: %w", err)
+	}
+	fctx, stopFollow := context.WithCancel(context.WithoutCancel(ctx))
+	followed := make(chan struct{})
+	go func() {
+		defer close(followed)
+		_ = followLines(fctx, a.rt.LogPath(id), false, func(line string) { out("       " + line) })
+	}()
+	var exit runtime.Exit
+	select {
+	case exit = <-exits:
+	case <-ctx.Done():
+		exit.Err = ctx.Err()
+	}
+	stopFollow()
+	<-followed
+	switch {
+	case exit.Err != nil && ctx.Err() != nil:
+		return fmt.Errorf("compile step stopped: %w", ctx.Err())
+	case exit.Err != nil:
+		return fmt.Errorf("compile step: %w", exit.Err)
+	case exit.Status != 0:
+		return fmt.Errorf("compile step exited with status %d", exit.Status)
+	}
+	return nil
 }

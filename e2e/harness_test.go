@@ -44,7 +44,10 @@ func TestMain(m *testing.M) {
 	}
 	driftlessBin = filepath.Join(dir, "driftless")
 	helloBin = filepath.Join(dir, "hello")
-	for _, b := range []struct{ out, pkg string }{{driftlessBin, "./cmd/driftless"}, {helloBin, "./examples/apps/hello"}} {
+	// driftless-static lands beside driftless, where agents look for it.
+	builds := []struct{ out, pkg string }{{driftlessBin, "./cmd/driftless"}, {helloBin, "./examples/apps/hello"},
+		{filepath.Join(dir, "driftless-static"), "./cmd/driftless-static"}}
+	for _, b := range builds {
 		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -193,6 +196,38 @@ func (p *platform) write(files map[string]string) {
 		if err := os.WriteFile(path, []byte(content), mode); err != nil {
 			p.t.Fatal(err)
 		}
+	}
+}
+
+// addExample copies examples/apps/<name> into the repository at apps/<name>.
+func (p *platform) addExample(name string) {
+	p.t.Helper()
+	root, err := children.RepoRoot()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	src := filepath.Join(root, "examples", "apps", name)
+	err = filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		dst := filepath.Join(p.repo, "apps", name, rel)
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, info.Mode().Perm())
+	})
+	if err != nil {
+		p.t.Fatal(err)
 	}
 }
 

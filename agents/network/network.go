@@ -224,12 +224,14 @@ func (n *Network) portMap(hostPort, containerPort int) cni.NamespaceOpts {
 
 // Attach creates a network namespace for instance id, connects it to the
 // bridge (and brings its loopback up), and maps HostIP:hostPort to the
-// instance's containerPort over TCP. On failure nothing is left behind.
+// instance's containerPort over TCP; with both ports 0 nothing is mapped
+// (outbound traffic only, for staging). On failure nothing is left behind.
 func (n *Network) Attach(ctx context.Context, id string, hostPort, containerPort int) (*Attachment, error) {
 	if !idPattern.MatchString(id) {
 		return nil, fmt.Errorf("attaching %q: invalid id", id)
 	}
-	if !validPort(hostPort) || !validPort(containerPort) {
+	noPorts := hostPort == 0 && containerPort == 0 // outbound only (staging)
+	if !noPorts && (!validPort(hostPort) || !validPort(containerPort)) {
 		return nil, fmt.Errorf("attaching %s: ports %d→%d out of range", id, hostPort, containerPort)
 	}
 	n.mu.Lock()
@@ -265,7 +267,11 @@ func (n *Network) Attach(ctx context.Context, id string, hostPort, containerPort
 		_ = removeNetNS(path)
 		return nil, fmt.Errorf("attaching %s: %w", id, err)
 	}
-	res, err := n.cni.SetupSerially(ctx, id, path, n.portMap(hostPort, containerPort))
+	var opts []cni.NamespaceOpts
+	if !noPorts {
+		opts = append(opts, n.portMap(hostPort, containerPort))
+	}
+	res, err := n.cni.SetupSerially(ctx, id, path, opts...)
 	if err == nil {
 		att.IP, err = resultIP(res)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"syscall"
 	"time"
@@ -57,6 +58,15 @@ type Spec struct {
 	// Labels are stored on the container and returned by List, e.g. to
 	// adopt the container after an agent restart.
 	Labels map[string]string
+	// Mounts are host folders bound into the container (staging: the
+	// source read-only, the output and the build cache read-write).
+	Mounts []Mount
+}
+
+// Mount binds a host folder into a container.
+type Mount struct {
+	Source, Destination string
+	ReadOnly            bool
 }
 
 // TaskStatus is the state of a container's task.
@@ -169,6 +179,11 @@ func validate(spec Spec) error {
 	case spec.Args != nil && len(spec.Args) == 0:
 		return errors.New("empty command")
 	}
+	for _, m := range spec.Mounts {
+		if !filepath.IsAbs(m.Source) || !filepath.IsAbs(m.Destination) {
+			return fmt.Errorf("mount %s → %s: paths must be absolute", m.Source, m.Destination)
+		}
+	}
 	return nil
 }
 
@@ -210,6 +225,14 @@ func specOpts(img containerd.Image, spec Spec) []oci.SpecOpts {
 			Options:     []string{"ro", "nosuid", "noexec", "nodev", "relatime"},
 		}}),
 	)
+	for _, m := range spec.Mounts {
+		mode := "rw"
+		if m.ReadOnly {
+			mode = "ro"
+		}
+		opts = append(opts, oci.WithMounts([]specs.Mount{{Destination: m.Destination, Type: "bind", Source: m.Source,
+			Options: []string{"rbind", mode, "nosuid", "nodev"}}}))
+	}
 	if spec.CPUShares > 0 {
 		opts = append(opts, oci.WithCPUShares(spec.CPUShares))
 	}

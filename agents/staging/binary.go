@@ -1,7 +1,6 @@
 package staging
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,18 +17,27 @@ type binaryBuildpack struct{}
 
 func (binaryBuildpack) Name() string      { return "binary" }
 func (binaryBuildpack) Aliases() []string { return []string{"binary_buildpack"} }
+func (binaryBuildpack) Stacks() []string  { return []string{StackTiny, StackBookworm} }
 
 // Detect applies when a command names a program inside the app folder.
-func (binaryBuildpack) Detect(dir string, b Build) bool {
+func (binaryBuildpack) Detect(dir string, b Build) (bool, string) {
 	prog, ok := localProgram(b.Command)
 	if !ok {
-		return false
+		return false, "the command names no program inside the app folder"
 	}
 	st, err := os.Stat(filepath.Join(dir, prog))
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+	if err != nil || !st.Mode().IsRegular() || st.Mode()&0o111 == 0 {
+		return false, fmt.Sprintf("%s is not an executable file", prog)
+	}
+	return true, ""
 }
 
-func (binaryBuildpack) Build(_ context.Context, dir string, b Build, out func(string)) (string, error) {
+func (bp binaryBuildpack) Prepare(dir string, b Build, _ Cell, out func(string)) (Plan, error) {
+	start, err := bp.check(dir, b, out)
+	return Plan{Start: start}, err
+}
+
+func (binaryBuildpack) check(dir string, b Build, out func(string)) (string, error) {
 	if strings.TrimSpace(b.Command) == "" {
 		return "", errors.New("binary buildpack needs a command in the manifest (e.g. command: ./server)")
 	}

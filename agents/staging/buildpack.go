@@ -1,27 +1,32 @@
 // Package staging turns app source into a droplet: an OCI image made of a
-// stack layer (a tiny root file system) and the app layer a buildpack
-// built. Stager.Stage is what an agent runs for a StageRequest.
+// stack layer (a root file system) and the app layer a buildpack built.
+// Stager.Stage is what an agent runs for a StageRequest. Buildpacks decide
+// on the host what to do (detect, prepare the app folder, write the
+// compile script); the compile step itself — the app's own build, with its
+// dependencies — runs in a container on the stack (Runner).
 package staging
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
 )
 
-// Buildpack builds an app folder in place into what runs. Detect says
-// whether it applies to an app that names no buildpack.
+// Buildpack turns an app folder into what runs.
 type Buildpack interface {
 	// Name is the buildpack's name as manifests write it.
 	Name() string
 	// Aliases are other names it answers to (Cloud Foundry's, e.g.
-	// "binary_buildpack").
+	// "go_buildpack").
 	Aliases() []string
-	// Detect reports whether the buildpack applies to the app in dir.
-	Detect(dir string, b Build) bool
-	// Build prepares dir and returns the start command.
-	Build(ctx context.Context, dir string, b Build, out func(string)) (string, error)
+	// Stacks are the stacks it runs on, its default first.
+	Stacks() []string
+	// Detect reports whether the buildpack applies to the app in dir and,
+	// when it does not, why.
+	Detect(dir string, b Build) (ok bool, why string)
+	// Prepare readies the app folder on the host (no app code runs) and
+	// returns what to compile in a container and how to start the app.
+	Prepare(dir string, b Build, cell Cell, out func(string)) (Plan, error)
 }
 
 // Build is what a buildpack knows of the app beyond its files.
@@ -31,8 +36,51 @@ type Build struct {
 	Env     map[string]string
 }
 
+// Cell is what the cell offers buildpacks.
+type Cell struct {
+	// GoRoot is a Go toolchain on the cell, mounted read-only into Go
+	// compile steps.
+	GoRoot string
+	// GoProxy is the Go module proxy compile steps use.
+	GoProxy string
+	// NpmRegistry is the npm registry compile steps use.
+	NpmRegistry string
+	// StaticServer is the driftless-static binary the static buildpack
+	// puts into droplets.
+	StaticServer string
+}
+
+// Plan is what a buildpack decided for one app.
+type Plan struct {
+	// Start is the start command (run with /bin/sh -c in the app folder).
+	Start string
+	// Compile is a shell script run in a container of the stack, as vcap,
+	// in the app folder (AppDir, writable), with the pristine source at
+	// SourceDir (read-only) and the app's build cache at CacheDir
+	// (read-write). Empty means nothing to compile.
+	Compile string
+	// CompileEnv is the compile step's environment ("KEY=value").
+	CompileEnv []string
+	// Tools are cell folders the compile step needs, bound read-only.
+	Tools []Mount
+}
+
+// Mount binds a cell folder into a compile container.
+type Mount struct {
+	Source, Destination string
+	ReadOnly            bool
+}
+
+// Where the compile step finds things.
+const (
+	// SourceDir holds the app's source as pushed, read-only.
+	SourceDir = "/tmp/source"
+	// CacheDir is the app's build cache, kept between stagings.
+	CacheDir = "/tmp/cache"
+)
+
 // buildpacks are the known buildpacks in detection order.
-var buildpacks = []Buildpack{binaryBuildpack{}}
+var buildpacks = []Buildpack{goBuildpack{}, nodeBuildpack{}, pythonBuildpack{}, staticBuildpack{}, binaryBuildpack{}}
 
 // lookup finds a buildpack by name or alias.
 func lookup(name string) (Buildpack, error) {
@@ -53,9 +101,8 @@ func Known() []string {
 	return out
 }
 
-// choose picks the buildpack for an app: the last one named (earlier ones
-// would be supply buildpacks, which driftless does not run yet), or the
-// first that detects.
+// choose picks the buildpack for an app: the one named, or the first that
+// detects. When none detects, the error says why for each.
 func choose(names []string, dir string, b Build) (Buildpack, error) {
 	if len(names) > 1 {
 		return nil, fmt.Errorf("multiple buildpacks (%s) are not supported yet; name one", strings.Join(names, ", "))
@@ -63,10 +110,13 @@ func choose(names []string, dir string, b Build) (Buildpack, error) {
 	if len(names) == 1 {
 		return lookup(names[0])
 	}
+	var whys []string
 	for _, bp := range buildpacks {
-		if bp.Detect(dir, b) {
+		ok, why := bp.Detect(dir, b)
+		if ok {
 			return bp, nil
 		}
+		whys = append(whys, bp.Name()+": "+why)
 	}
-	return nil, fmt.Errorf("no buildpack detected this app; name one in the manifest (known: %s)", strings.Join(Known(), ", "))
+	return nil, fmt.Errorf("no buildpack detected this app (%s); name one in the manifest", strings.Join(whys, "; "))
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -202,4 +203,85 @@ func insideNoSymlinks(root, p string) error {
 		}
 	}
 	return nil
+}
+
+// writeTree writes the root file system under root as a layer: lexical
+// order, fixed times, owners and modes (setuid included) kept, symlinks
+// kept, hard links written as separate files, devices and sockets left out
+// (the runtime provides /dev).
+func writeTree(w io.Writer, root string) error {
+	t := newTarWriter(w)
+	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		uid, gid := ownerOf(info)
+		name := filepath.ToSlash(rel)
+		mode := int64(info.Mode().Perm())
+		if info.Mode()&fs.ModeSetuid != 0 {
+			mode |= 0o4000
+		}
+		if info.Mode()&fs.ModeSetgid != 0 {
+			mode |= 0o2000
+		}
+		if info.Mode()&fs.ModeSticky != 0 {
+			mode |= 0o1000
+		}
+		switch {
+		case e.IsDir():
+			return t.header(&tar.Header{Typeflag: tar.TypeDir, Name: name + "/", Mode: mode, Uid: uid, Gid: gid})
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return t.header(&tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777, Uid: uid, Gid: gid})
+		case info.Mode().IsRegular():
+			if err := t.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode, Uid: uid, Gid: gid, Size: info.Size()}); err != nil {
+				return err
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if _, err := io.CopyN(t.tw, f, info.Size()); err != nil {
+				return fmt.Errorf("writing %s: %w", name, err)
+			}
+			return nil
+		default:
+			return nil
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("packing %s: %w", root, err)
+	}
+	return t.close()
+}
+
+// ownerOf is a file's uid and gid (0 where the platform does not say).
+func ownerOf(info fs.FileInfo) (int, int) {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return 0, 0
+}
+
+// chownTree gives every file under dir to uid:gid (the app folder and
+// build cache of a compile step, which runs as vcap).
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }

@@ -8,15 +8,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
-// StackTiny is driftless's base stack: Debian's static busybox with its
-// common applets, a vcap user, /tmp and the host's CA certificates.
-const StackTiny = "tiny"
+// Stacks.
+const (
+	// StackTiny is driftless's smallest stack: Debian's static busybox
+	// with its common applets, a vcap user, /tmp and the host's CA
+	// certificates. Static binaries run on it.
+	StackTiny = "tiny"
+	// StackBookworm is Debian 12 (debootstrap minbase) with
+	// ca-certificates, tzdata, nodejs, npm and python3, built on the cell
+	// by scripts/build-stack.sh into <stacks>/bookworm/rootfs.
+	StackBookworm = "bookworm"
+)
 
-// stackAliases are stack names manifests may give that run on StackTiny.
-var stackAliases = map[string]string{"": StackTiny, StackTiny: StackTiny, "cflinuxfs3": StackTiny, "cflinuxfs4": StackTiny}
+// stackAliases are the stack names manifests may give. Cloud Foundry's
+// cflinuxfs stacks are full Ubuntu systems: bookworm is the closest.
+var stackAliases = map[string]string{StackTiny: StackTiny, StackBookworm: StackBookworm,
+	"cflinuxfs3": StackBookworm, "cflinuxfs4": StackBookworm}
 
 // BusyboxPath is where Debian's busybox-static puts busybox.
 const BusyboxPath = "/bin/busybox"
@@ -30,20 +41,72 @@ var applets = []string{"[", "awk", "basename", "cat", "chmod", "cp", "cut", "dat
 	"printf", "ps", "pwd", "readlink", "rm", "sed", "seq", "sh", "sleep", "sort", "tail", "tar", "tee", "test",
 	"timeout", "touch", "tr", "true", "uname", "uniq", "wc", "wget", "xargs"}
 
-// resolveStack maps a manifest's stack to the stack that runs it.
-func resolveStack(name string) (string, error) {
-	if s, ok := stackAliases[strings.ToLower(name)]; ok {
-		return s, nil
+// resolveStack maps a manifest's stack to the stack that runs the app with
+// bp: the one named (it must be one bp supports), else bp's default.
+func resolveStack(name string, bp Buildpack) (string, error) {
+	if name == "" {
+		return bp.Stacks()[0], nil
 	}
-	return "", fmt.Errorf("unknown stack %q (driftless has %q; cflinuxfs3 and cflinuxfs4 map to it)", name, StackTiny)
+	s, ok := stackAliases[strings.ToLower(name)]
+	if !ok {
+		return "", fmt.Errorf("unknown stack %q (driftless has %s and %s; cflinuxfs3 and cflinuxfs4 map to %s)",
+			name, StackTiny, StackBookworm, StackBookworm)
+	}
+	if !slices.Contains(bp.Stacks(), s) {
+		return "", fmt.Errorf("the %s buildpack does not run on stack %s (it runs on %s)", bp.Name(), s, strings.Join(bp.Stacks(), ", "))
+	}
+	return s, nil
 }
 
-// stackLayer returns the tar of the tiny stack, built once per busybox and
+// stackLayerFile returns the path of the stack's layer tar, built once and
+// cached under cacheDir: tiny from busybox and the CA bundle, bookworm from
+// the root file system under stacksDir, both with fixed times and order so
+// that the layer (and every droplet on it) is reproducible.
+func stackLayerFile(cacheDir, stacksDir, stack string) (string, error) {
+	if stack == StackBookworm {
+		return rootfsLayer(cacheDir, filepath.Join(stacksDir, StackBookworm))
+	}
+	return tinyLayer(cacheDir)
+}
+
+// rootfsLayer packs <dir>/rootfs, keyed by <dir>/stamp (written by
+// scripts/build-stack.sh with the list of installed packages).
+func rootfsLayer(cacheDir, dir string) (string, error) {
+	stamp, err := os.ReadFile(filepath.Join(dir, "stamp"))
+	if err != nil {
+		return "", fmt.Errorf("stack %s is not installed on this cell (run scripts/build-stack.sh %s, part of `make setup`): %w",
+			filepath.Base(dir), dir, err)
+	}
+	sum := sha256.Sum256(stamp)
+	cache := filepath.Join(cacheDir, "stack-"+filepath.Base(dir)+"-"+hex.EncodeToString(sum[:])[:16]+".tar")
+	if _, err := os.Stat(cache); err == nil {
+		return cache, nil
+	}
+	tmp := cache + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return "", fmt.Errorf("packing stack %s: %w", filepath.Base(dir), err)
+	}
+	err = writeTree(f, filepath.Join(dir, "rootfs"))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, cache)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("packing stack %s: %w", filepath.Base(dir), err)
+	}
+	return cache, nil
+}
+
+// tinyLayer returns the tar of the tiny stack, built once per busybox and
 // CA bundle and cached on disk under cacheDir.
-func stackLayer(cacheDir string) ([]byte, error) {
+func tinyLayer(cacheDir string) (string, error) {
 	bb, err := os.ReadFile(BusyboxPath)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s for the stack (apt-get install busybox-static): %w", BusyboxPath, err)
+		return "", fmt.Errorf("reading %s for the stack (apt-get install busybox-static): %w", BusyboxPath, err)
 	}
 	certs, err := os.ReadFile(CACertsPath)
 	if err != nil {
@@ -53,18 +116,21 @@ func stackLayer(cacheDir string) ([]byte, error) {
 	sum.Write(bb)
 	sum.Write(certs)
 	cache := filepath.Join(cacheDir, "stack-"+StackTiny+"-"+hex.EncodeToString(sum.Sum(nil))[:16]+".tar")
-	if b, err := os.ReadFile(cache); err == nil {
-		return b, nil
+	if _, err := os.Stat(cache); err == nil {
+		return cache, nil
 	}
 	var buf bytes.Buffer
 	if err := writeStack(&buf, bb, certs); err != nil {
-		return nil, err
+		return "", err
 	}
 	tmp := cache + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err == nil {
-		_ = os.Rename(tmp, cache)
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return "", fmt.Errorf("caching the tiny stack: %w", err)
 	}
-	return buf.Bytes(), nil
+	if err := os.Rename(tmp, cache); err != nil {
+		return "", fmt.Errorf("caching the tiny stack: %w", err)
+	}
+	return cache, nil
 }
 
 func writeStack(buf *bytes.Buffer, busybox, certs []byte) error {

@@ -1,14 +1,15 @@
 package staging
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -29,20 +30,53 @@ const logTailLines = 50
 
 // Config configures a Stager.
 type Config struct {
-	// CacheDir holds the stack layer cache and the work folders.
+	// CacheDir holds the stack layer cache, the build caches and the work
+	// folders.
 	CacheDir string
-	Log      *slog.Logger
+	// StacksDir holds the root file systems of the stacks built on the
+	// cell (scripts/build-stack.sh), e.g. <StacksDir>/bookworm/rootfs.
+	StacksDir string
+	// Runner runs compile steps in containers; nil refuses buildpacks
+	// that compile.
+	Runner Runner
+	// Cell is what the cell offers buildpacks (Go toolchain, proxies,
+	// the static server).
+	Cell Cell
+	// CompileMemoryMB is the memory limit of a compile step (default 2048).
+	CompileMemoryMB int64
+	Log             *slog.Logger
 	// Client makes blob store clients; nil uses blobstore.NewClient.
 	Client func(baseURL string) *blobstore.Client
+}
+
+// Runner runs a compile step in a container of a stack.
+type Runner interface {
+	Compile(ctx context.Context, job CompileJob, out func(string)) error
+}
+
+// CompileJob is one compile step: a script run as vcap in AppDir of an
+// image of the stack, with folders of the cell mounted.
+type CompileJob struct {
+	// ID names the step (and its container).
+	ID string
+	// Image is the stack image's reference in the blob store;
+	// PlainHTTP says the blob store speaks plain HTTP.
+	Image     string
+	PlainHTTP bool
+	Script    string
+	Env       []string
+	Mounts    []Mount
+	MemoryMB  int64
 }
 
 // Stager builds droplets.
 type Stager struct {
 	cfg Config
 	log *slog.Logger
-
-	mu    sync.Mutex
-	stack []byte // the stack layer's tar, once built
+	// appLocks serialises stagings of one app on this cell: they share
+	// the app's build cache.
+	mu       sync.Mutex
+	appLocks map[string]*sync.Mutex
 }
 
 // New prepares a stager.
@@ -59,7 +93,10 @@ func New(cfg Config) (*Stager, error) {
 	if cfg.Client == nil {
 		cfg.Client = blobstore.NewClient
 	}
-	return &Stager{cfg: cfg, log: cfg.Log}, nil
+	if cfg.CompileMemoryMB == 0 {
+		cfg.CompileMemoryMB = 2048
+	}
+	return &Stager{cfg: cfg, log: cfg.Log, appLocks: map[string]*sync.Mutex{}}, nil
 }
 
 // Stage fetches the request's source from the blob store, builds it with
@@ -86,31 +123,35 @@ func (s *Stager) Stage(ctx context.Context, req bus.StageRequest, out func(strin
 	return res, err
 }
 
-func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(string)) (bus.StageResult, error) {
-	stack, err := resolveStack(req.Stack)
-	if err != nil {
-		return bus.StageResult{}, err
+func (s *Stager) appLock(space, app string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := space + "/" + app
+	if s.appLocks[key] == nil {
+		s.appLocks[key] = &sync.Mutex{}
 	}
+	return s.appLocks[key]
+}
+
+func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(string)) (bus.StageResult, error) {
 	work, err := os.MkdirTemp(s.cfg.CacheDir, "stage-")
 	if err != nil {
 		return bus.StageResult{}, fmt.Errorf("creating staging folder: %w", err)
 	}
 	defer os.RemoveAll(work)
-	appDir := filepath.Join(work, "app")
-	if err := os.Mkdir(appDir, 0o755); err != nil {
-		return bus.StageResult{}, fmt.Errorf("creating staging folder: %w", err)
-	}
+	srcDir, appDir := filepath.Join(work, "source"), filepath.Join(work, "app")
 
 	bs := s.cfg.Client(req.BlobStore)
 	say("-----> Downloading app source " + req.Source)
-	src, err := bs.Get(ctx, req.Source)
-	if err != nil {
-		return bus.StageResult{}, fmt.Errorf("downloading the app source: %w", err)
-	}
-	files, err := unpackSource(src, appDir)
-	src.Close()
-	if err != nil {
+	srcTar := filepath.Join(work, "source.tar")
+	if err := download(ctx, bs, req.Source, srcTar); err != nil {
 		return bus.StageResult{}, err
+	}
+	var files int
+	for _, dir := range []string{srcDir, appDir} {
+		if files, err = unpackFile(srcTar, dir); err != nil {
+			return bus.StageResult{}, err
+		}
 	}
 	say(fmt.Sprintf("       %d files", files))
 
@@ -119,13 +160,37 @@ func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(strin
 	if err != nil {
 		return bus.StageResult{}, err
 	}
-	say(fmt.Sprintf("-----> %s buildpack (stack %s)", bp.Name(), stack))
-	start, err := bp.Build(ctx, appDir, b, say)
+	stack, err := resolveStack(req.Stack, bp)
 	if err != nil {
 		return bus.StageResult{}, err
 	}
+	say(fmt.Sprintf("-----> %s buildpack (stack %s)", bp.Name(), stack))
+	plan, err := bp.Prepare(appDir, b, s.cfg.Cell, say)
+	if err != nil {
+		return bus.StageResult{}, err
+	}
+	stackFile, err := stackLayerFile(s.cfg.CacheDir, s.cfg.StacksDir, stack)
+	if err != nil {
+		return bus.StageResult{}, err
+	}
+	if plan.Compile != "" {
+		if err := s.compile(ctx, req, bs, bp.Name(), stack, stackFile, srcDir, appDir, plan, say); err != nil {
+			return bus.StageResult{}, err
+		}
+	}
+	start := plan.Start
+	if web := procfileWeb(appDir); web != "" {
+		start = web
+		say("       start command from Procfile: " + web)
+	}
+	if strings.TrimSpace(req.Command) != "" {
+		start = req.Command
+	}
+	if strings.TrimSpace(start) == "" {
+		return bus.StageResult{}, fmt.Errorf("no start command: give one in the manifest or a Procfile web: line")
+	}
 
-	img, err := s.droplet(appDir, filepath.Join(work, "app.tar"), bp.Name(), stack, start)
+	img, err := s.droplet(appDir, filepath.Join(work, "app.tar"), stackFile, bp.Name(), stack, start)
 	if err != nil {
 		return bus.StageResult{}, err
 	}
@@ -147,16 +212,110 @@ func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(strin
 	return bus.StageResult{Droplet: digest, Buildpack: bp.Name(), StartCommand: start}, nil
 }
 
+// compile runs the buildpack's compile step in a container of the stack,
+// with the source read-only, the app folder and the app's build cache
+// writable, and the buildpack's tools read-only.
+func (s *Stager) compile(ctx context.Context, req bus.StageRequest, bs *blobstore.Client, buildpack, stack, stackFile,
+	srcDir, appDir string, plan Plan, say func(string)) error {
+	if s.cfg.Runner == nil {
+		return fmt.Errorf("the %s buildpack compiles, and this stager has no container runner", buildpack)
+	}
+	lock := s.appLock(req.Space, req.App)
+	lock.Lock()
+	defer lock.Unlock()
+	cache := filepath.Join(s.cfg.CacheDir, "build-cache", safeName(req.Space)+"_"+safeName(req.App), buildpack)
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		return fmt.Errorf("creating the build cache: %w", err)
+	}
+	for _, d := range []string{appDir, cache} {
+		if err := chownTree(d, VcapUID, VcapUID); err != nil {
+			return fmt.Errorf("handing %s to vcap: %w", d, err)
+		}
+	}
+	ref, err := s.stackImage(ctx, bs, req.BlobStore, stack, stackFile)
+	if err != nil {
+		return err
+	}
+	say("-----> Compiling in a container of stack " + stack)
+	job := CompileJob{
+		ID: "stage-" + safeName(req.ReleaseID), Image: ref, PlainHTTP: strings.HasPrefix(req.BlobStore, "http://"),
+		Script: plan.Compile, Env: plan.CompileEnv, MemoryMB: s.cfg.CompileMemoryMB,
+		Mounts: append([]Mount{
+			{Source: srcDir, Destination: SourceDir, ReadOnly: true},
+			{Source: appDir, Destination: AppDir},
+			{Source: cache, Destination: CacheDir},
+		}, plan.Tools...),
+	}
+	if err := s.cfg.Runner.Compile(ctx, job, say); err != nil {
+		return fmt.Errorf("%s buildpack: %w", buildpack, err)
+	}
+	return nil
+}
+
+// stackImage pushes the stack as an image (its layer and a config that
+// runs as vcap) to the blob store and returns its reference.
+func (s *Stager) stackImage(ctx context.Context, bs *blobstore.Client, base, stack, stackFile string) (string, error) {
+	layer, err := tarball.LayerFromFile(stackFile, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		return "", fmt.Errorf("stack layer: %w", err)
+	}
+	img, err := image(stack, start0, layer)
+	if err != nil {
+		return "", err
+	}
+	digest, err := bs.PushImage(ctx, img)
+	if err != nil {
+		return "", fmt.Errorf("uploading the %s stack image: %w", stack, err)
+	}
+	return blobstore.ImageRef(base, "stacks", stack, digest), nil
+}
+
+// start0 is the stack image's default command.
+const start0 = "true"
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
+
+// safeName makes s usable in a file or container name.
+func safeName(s string) string { return unsafeChars.ReplaceAllString(s, "_") }
+
+// download writes blob digest to path.
+func download(ctx context.Context, bs *blobstore.Client, digest, path string) error {
+	rc, err := bs.Get(ctx, digest)
+	if err != nil {
+		return fmt.Errorf("downloading the app source: %w", err)
+	}
+	defer rc.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("downloading the app source: %w", err)
+	}
+	_, err = io.Copy(f, rc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("downloading the app source: %w", err)
+	}
+	return nil
+}
+
+// unpackFile unpacks the source tar at path into dir.
+func unpackFile(path, dir string) (int, error) {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return 0, fmt.Errorf("creating staging folder: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("reading the app source: %w", err)
+	}
+	defer f.Close()
+	return unpackSource(f, dir)
+}
+
 // droplet builds the OCI image: stack layer, app layer, and a config that
 // runs the start command as vcap in the app folder.
-func (s *Stager) droplet(appDir, appTar, buildpack, stack, start string) (v1.Image, error) {
-	stackTar, err := s.stackTar()
-	if err != nil {
-		return nil, err
-	}
-	stackLayer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(stackTar)), nil
-	}, tarball.WithMediaType(types.OCILayer))
+func (s *Stager) droplet(appDir, appTar, stackFile, buildpack, stack, start string) (v1.Image, error) {
+	stackLayer, err := tarball.LayerFromFile(stackFile, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, fmt.Errorf("stack layer: %w", err)
 	}
@@ -179,46 +338,54 @@ func (s *Stager) droplet(appDir, appTar, buildpack, stack, start string) (v1.Ima
 	if _, err := appLayer.Digest(); err != nil {
 		return nil, fmt.Errorf("app layer: %w", err)
 	}
+	img, err := image(stack, start, stackLayer, layerBy{appLayer, "driftless buildpack " + buildpack})
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
 
+// layerBy is a layer and what made it, for the image history.
+type layerBy struct {
+	layer v1.Layer
+	by    string
+}
+
+// image assembles an OCI image of the stack layer and the given layers,
+// whose config runs start (with /bin/sh -c) as vcap in the app folder,
+// with fixed times so the same layers give the same digest.
+func image(stack, start string, stackLayer v1.Layer, more ...layerBy) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img,
-		mutate.Addendum{Layer: stackLayer, History: v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: "driftless stack " + stack}},
-		mutate.Addendum{Layer: appLayer, History: v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: "driftless buildpack " + buildpack}},
-	)
+	adds := []mutate.Addendum{{Layer: stackLayer, History: v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: "driftless stack " + stack}}}
+	for _, m := range more {
+		adds = append(adds, mutate.Addendum{Layer: m.layer, History: v1.History{Created: v1.Time{Time: Epoch}, CreatedBy: m.by}})
+	}
+	img, err := mutate.Append(img, adds...)
 	if err != nil {
-		return nil, fmt.Errorf("assembling droplet: %w", err)
+		return nil, fmt.Errorf("assembling image: %w", err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("assembling droplet: %w", err)
+		return nil, fmt.Errorf("assembling image: %w", err)
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", runtime.GOARCH
 	cf.Created = v1.Time{Time: Epoch}
 	cf.Config = v1.Config{
-		Cmd:        []string{"/bin/sh", "-c", start},
-		User:       fmt.Sprintf("%d:%d", VcapUID, VcapUID),
-		WorkingDir: AppDir,
-		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/vcap", "LANG=C.UTF-8"},
-		Labels:     map[string]string{"driftless.buildpack": buildpack, "driftless.stack": stack},
+		Cmd:          []string{"/bin/sh", "-c", start},
+		User:         fmt.Sprintf("%d:%d", VcapUID, VcapUID),
+		WorkingDir:   AppDir,
+		Env:          []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/vcap", "LANG=C.UTF-8", "PORT=8080"},
+		ExposedPorts: map[string]struct{}{"8080/tcp": {}},
+		Labels:       map[string]string{"driftless.stack": stack},
+	}
+	if len(more) > 0 {
+		cf.Config.Labels["driftless.buildpack"] = strings.TrimPrefix(more[len(more)-1].by, "driftless buildpack ")
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
-		return nil, fmt.Errorf("assembling droplet config: %w", err)
+		return nil, fmt.Errorf("assembling image config: %w", err)
 	}
 	return img, nil
-}
-
-func (s *Stager) stackTar() ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stack == nil {
-		b, err := stackLayer(s.cfg.CacheDir)
-		if err != nil {
-			return nil, err
-		}
-		s.stack = b
-	}
-	return s.stack, nil
 }

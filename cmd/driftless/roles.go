@@ -192,6 +192,9 @@ func newAgentCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", filepath.Join(defaultDataDir, "agent"), "folder for instance records, logs and the staging cache")
 	f.StringVar(&cfg.Network.Name, "network", "driftless", "CNI network name; cells sharing a host need different names")
 	f.DurationVar(&cfg.CellTTL, "cell-ttl", 15*time.Second, "how long the cell's instances stay routable after the agent stops reporting")
+	f.StringVar(&cfg.StacksDir, "stacks", agents.DefaultStacksDir, "stacks built on this cell (scripts/build-stack.sh)")
+	f.StringVar(&cfg.Buildpacks.GoRoot, "go-root", "", "Go toolchain for the go buildpack (default /usr/local/go when present)")
+	f.StringVar(&cfg.Buildpacks.StaticServer, "static-server", "", "driftless-static binary for the static buildpack (default: beside driftless, or on PATH)")
 	return cmd
 }
 
