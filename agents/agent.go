@@ -73,7 +73,7 @@ type Config struct {
 	// Buildpacks is what the cell offers buildpacks: a Go toolchain, the
 	// module proxy and npm registry, the static server binary.
 	Buildpacks staging.Cell
-	Log          *slog.Logger
+	Log        *slog.Logger
 }
 
 func (c *Config) defaults() {
