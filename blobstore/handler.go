@@ -110,6 +110,9 @@ func (h *handler) serveBlob(w http.ResponseWriter, r *http.Request, digest, cont
 		http.Error(w, "bad digest "+strconv.Quote(digest), http.StatusBadRequest)
 		return
 	}
+	if r.Method == http.MethodHead {
+		_ = h.s.Touch(digest) // a pusher checking for it will reference it
+	}
 	rc, size, err := h.s.Open(digest)
 	if errors.Is(err, fs.ErrNotExist) {
 		code := "BLOB_UNKNOWN"

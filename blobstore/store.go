@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 )
 
 // digestRE matches the only digests the store accepts.
@@ -125,6 +126,29 @@ func (s *Store) Delete(digest string) error {
 		return fmt.Errorf("deleting blob %s: %w", digest, err)
 	}
 	return nil
+}
+
+// Touch marks a blob as just used, so that garbage collection, which
+// spares young blobs, spares it (a push that found it present is about to
+// reference it).
+func (s *Store) Touch(digest string) error {
+	if !ValidDigest(digest) {
+		return fmt.Errorf("%w: %q", ErrBadDigest, digest)
+	}
+	now := time.Now()
+	return os.Chtimes(s.path(digest), now, now)
+}
+
+// ModTime is when a blob was stored or last touched.
+func (s *Store) ModTime(digest string) (time.Time, error) {
+	if !ValidDigest(digest) {
+		return time.Time{}, fmt.Errorf("%w: %q", ErrBadDigest, digest)
+	}
+	st, err := os.Stat(s.path(digest))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("blob %s: %w", digest, err)
+	}
+	return st.ModTime(), nil
 }
 
 // List returns the digests of every stored blob, sorted.

@@ -58,6 +58,9 @@ type Config struct {
 	StagingTimeout time.Duration
 	// StagingWorkers is how many stagings run at once (default 2).
 	StagingWorkers int
+	// GCInterval is how often old releases and unused blobs are deleted
+	// (default 10 min).
+	GCInterval time.Duration
 	// Crash says when crashed instances restart (zero fields: Cloud
 	// Foundry's defaults, plan.DefaultCrashPolicy).
 	Crash plan.CrashPolicy
@@ -91,6 +94,9 @@ func (c *Config) defaults() {
 		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
 	c.Crash = c.Crash.WithDefaults()
+	if c.GCInterval == 0 {
+		c.GCInterval = 10 * time.Minute
+	}
 }
 
 // Controller is the driftless controller.
@@ -252,6 +258,7 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 		})
 	}
 	wg.Go(func() { c.convergeLoop(ctx) })
+	wg.Go(func() { c.gcLoop(ctx, c.cfg.GCInterval) })
 	wg.Wait()
 	return nil
 }

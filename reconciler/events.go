@@ -40,6 +40,8 @@ const (
 	EventActionFailed = "action-failed"
 	EventAppRemoved   = "app-removed"
 	EventLeader       = "leader"
+	// EventGarbage: blobs of releases no longer kept were deleted.
+	EventGarbage = "garbage-collected"
 )
 
 // Events keeps the latest controller events in memory and publishes each on
