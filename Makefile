@@ -68,6 +68,7 @@ bench: setup build examples
 	$(GO) test -run '^$$' -bench . -benchtime 20000x ./router/proxy ./router/route
 	bash bench/deploy.sh
 	bash bench/recovery.sh
+	bash bench/staging.sh
 
 clean:
 	rm -rf bin/driftless examples/apps/hello/hello

@@ -156,3 +156,50 @@ func droplet(d api.AppDetail, id string) string {
 	}
 	return ""
 }
+
+// TestBuildpacksBookworm deploys the Node example (one npm dependency) and
+// the Python example on the bookworm stack; a change to the Node app
+// builds again with npm's cache warm.
+func TestBuildpacksBookworm(t *testing.T) {
+	if _, err := os.Stat("/var/lib/driftless/stacks/bookworm/stamp"); err != nil {
+		t.Fatal("the bookworm stack is not built: run `make setup` (scripts/build-stack.sh)")
+	}
+	p := startDev(t)
+	p.addExample("node-hello")
+	p.addExample("python-hello")
+	p.commitAll("node and python examples")
+	_, _ = p.client.Sync(context.Background(), false, 0)
+	p.waitAnswer(t, 5*time.Minute, "node-hello.apps.localhost", "Hello from Node")
+	p.waitAnswer(t, 2*time.Minute, "python-hello.apps.localhost", "Hello from Python 3")
+
+	ctx := context.Background()
+	first, err := p.client.App(ctx, "dev", "node-hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log1 := stagingLog(t, first, first.ReleaseID)
+	if !strings.Contains(log1, "node buildpack (stack bookworm)") || !strings.Contains(log1, "added 1 package") {
+		t.Errorf("first node staging log:\n%s", log1)
+	}
+	server := filepath.Join(p.repo, "apps", "node-hello", "server.js")
+	src, err := os.ReadFile(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.write(map[string]string{"apps/node-hello/server.js": strings.Replace(string(src), "Hello from Node", "Hi again from Node", 1)})
+	p.commitAll("node: new greeting")
+	_, _ = p.client.Sync(ctx, false, 0)
+	p.waitAnswer(t, 3*time.Minute, "node-hello.apps.localhost", "Hi again from Node")
+	second, err := p.client.App(ctx, "dev", "node-hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log2 := stagingLog(t, second, second.ReleaseID)
+	if !strings.Contains(log2, "npm cache: ") || strings.Contains(log2, "npm cache: 0 files") {
+		t.Errorf("the rebuild did not find npm's cache warm:\n%s", log2)
+	}
+	out, err := p.cli("logs", "node-hello", "--staging", "--recent")
+	if err != nil || !strings.Contains(out, "node buildpack") {
+		t.Errorf("driftless logs --staging (err %v):\n%s", err, out)
+	}
+}

@@ -49,6 +49,9 @@ umount "$root/proc"
 : > "$root/etc/resolv.conf" # the runtime mounts the host's
 chroot "$root" /usr/sbin/groupadd -g 2000 vcap
 chroot "$root" /usr/sbin/useradd -u 2000 -g 2000 -d /home/vcap -m -s /bin/sh vcap
+# Documentation no app reads.
+rm -rf "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
+find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 ! -name 'locale.alias' -exec rm -rf {} +
 # What changes from run to run and no app needs: caches, logs, machine ids.
 rm -rf "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/* \
   "$root"/var/cache/debconf/*-old "$root"/var/lib/dpkg/*-old "$root"/tmp/* "$root"/var/tmp/* "$root"/root/.npm

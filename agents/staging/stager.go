@@ -42,6 +42,11 @@ type Config struct {
 	// Cell is what the cell offers buildpacks (Go toolchain, proxies,
 	// the static server).
 	Cell Cell
+	// TrustedCAs is the cell's CA bundle, bound over the stack's in
+	// compile steps so that they trust what the cell trusts (e.g. a
+	// proxy's CA in front of the module proxy or npm); default
+	// CACertsPath when it exists.
+	TrustedCAs string
 	// CompileMemoryMB is the memory limit of a compile step (default 2048).
 	CompileMemoryMB int64
 	Log             *slog.Logger
@@ -95,6 +100,11 @@ func New(cfg Config) (*Stager, error) {
 	}
 	if cfg.CompileMemoryMB == 0 {
 		cfg.CompileMemoryMB = 2048
+	}
+	if cfg.TrustedCAs == "" {
+		if _, err := os.Stat(CACertsPath); err == nil {
+			cfg.TrustedCAs = CACertsPath
+		}
 	}
 	return &Stager{cfg: cfg, log: cfg.Log, appLocks: map[string]*sync.Mutex{}}, nil
 }
@@ -245,6 +255,10 @@ func (s *Stager) compile(ctx context.Context, req bus.StageRequest, bs *blobstor
 			{Source: appDir, Destination: AppDir},
 			{Source: cache, Destination: CacheDir},
 		}, plan.Tools...),
+	}
+	if s.cfg.TrustedCAs != "" {
+		job.Mounts = append(job.Mounts, Mount{Source: s.cfg.TrustedCAs, Destination: CACertsPath, ReadOnly: true})
+		job.Env = append(job.Env, "SSL_CERT_FILE="+CACertsPath, "NODE_EXTRA_CA_CERTS="+CACertsPath)
 	}
 	if err := s.cfg.Runner.Compile(ctx, job, say); err != nil {
 		return fmt.Errorf("%s buildpack: %w", buildpack, err)
