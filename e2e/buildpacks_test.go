@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/testenv"
 )
 
@@ -108,6 +109,24 @@ func TestBuildpacksTiny(t *testing.T) {
 		return nil
 	})
 	p.waitAnswer(t, 10*time.Second, "go-hello.apps.localhost", "Hello from Go")
+	evs, err := p.client.Events(ctx, "dev", "go-hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(evs, func(e bus.Event) bool {
+		return e.Kind == "staging-failed" && strings.Contains(e.Message, "undefined: undefinedThing")
+	}) {
+		t.Error("no staging-failed event with the compiler's lines")
+	}
+	var st api.Status
+	if err := p.cliJSON(&st, "status"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(st.Problems, func(pr api.AppProblem) bool {
+		return pr.App == "go-hello" && strings.Contains(pr.Message, "failed to stage")
+	}) {
+		t.Errorf("driftless status does not show the failed staging: %+v", st.Problems)
+	}
 
 	// A manifest-only change (env) reuses the droplet: nothing is built.
 	p.write(map[string]string{"apps/go-hello/main.go": string(good)})
@@ -132,10 +151,37 @@ func TestBuildpacksTiny(t *testing.T) {
 		t.Errorf("same source, different droplets")
 	}
 
+	// The same source built again (another name of the same buildpack
+	// misses the staging cache) gives a byte-identical droplet.
+	p.write(map[string]string{"apps/go-hello/manifest.yml": strings.Replace(string(manifest), "[go_buildpack]", "[go]", 1) + "  env:\n    COLOR: blue\n"})
+	p.commitAll("same source, buildpack named go")
+	_, _ = p.client.Sync(ctx, false, 0)
+	testenv.Eventually(t, 2*time.Minute, 500*time.Millisecond, "the rebuilt release runs", func() error {
+		d, err := p.client.App(ctx, "dev", "go-hello")
+		if err != nil {
+			return err
+		}
+		if d.ReleaseID == second.ReleaseID || d.Target != "" || d.State != api.AppRunning {
+			return fmt.Errorf("release %s target %q state %s", d.ReleaseID, d.Target, d.State)
+		}
+		log := stagingLog(t, d, d.ReleaseID)
+		if !strings.Contains(log, "built bin/go-hello") {
+			return fmt.Errorf("not rebuilt:\n%s", log)
+		}
+		if got := droplet(d, d.ReleaseID); got != droplet(first, first.ReleaseID) {
+			return fmt.Errorf("rebuilt droplet %s differs from %s", got, droplet(first, first.ReleaseID))
+		}
+		return nil
+	})
+
 	// A source change builds again, with a warm build cache.
 	p.write(map[string]string{"apps/go-hello/main.go": strings.Replace(string(good), `"Hello from Go"`, `"Hi again from Go"`, 1)})
 	p.commitAll("new greeting")
-	_, _ = p.client.Sync(ctx, false, 0)
+	// `driftless sync --wait` streams the staging output and the rollout.
+	out, err := p.cliAll("sync", "--wait", "--timeout", "2m")
+	if err != nil || !strings.Contains(out, "[go-hello]") || !strings.Contains(out, "built bin/go-hello") {
+		t.Errorf("sync --wait (err %v) did not stream the staging:\n%s", err, out)
+	}
 	p.waitAnswer(t, 2*time.Minute, "go-hello.apps.localhost", "Hi again from Go")
 	third, err := p.client.App(ctx, "dev", "go-hello")
 	if err != nil {

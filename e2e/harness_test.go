@@ -267,6 +267,15 @@ func (p *platform) cli(args ...string) (string, error) {
 	return out.String(), nil
 }
 
+// cliAll runs the driftless binary and returns its stdout and stderr
+// together (progress goes to stderr).
+func (p *platform) cliAll(args ...string) (string, error) {
+	cmd := exec.Command(driftlessBin, args...)
+	cmd.Env = append(os.Environ(), "DRIFTLESS_API="+p.api)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // cliJSON runs a read command with --json and decodes its output.
 func (p *platform) cliJSON(v any, args ...string) error {
 	out, err := p.cli(append(args, "--json")...)

@@ -25,6 +25,7 @@ func BenchmarkStaging(b *testing.B) {
 		{"node-hello", "server.js"},
 	}
 	p := startDev(b)
+	deployed := map[string]bool{} // the testing package runs each sub-benchmark more than once
 	for _, app := range apps {
 		b.Run(app.name, func(b *testing.B) {
 			host := app.name + ".apps.localhost"
@@ -49,9 +50,11 @@ func BenchmarkStaging(b *testing.B) {
 				b.Fatalf("%s never answered %q", app.name, want)
 				return 0
 			}
-			cold := deploy("Hello from")
-			b.Logf("%s cold: %s", app.name, cold.Round(10*time.Millisecond))
-			b.ReportMetric(cold.Seconds(), "cold-s")
+			if !deployed[app.name] {
+				deployed[app.name] = true
+				cold := deploy("Hello from")
+				b.Logf("%s cold: %s", app.name, cold.Round(10*time.Millisecond))
+			}
 			var samples []time.Duration
 			for i := range b.N {
 				want := fmt.Sprintf("Hello %d-%d from", b.N, i)

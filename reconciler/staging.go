@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -161,6 +162,9 @@ func (c *Controller) failStaging(ctx context.Context, rk, msg string, logTail []
 	}
 	rel.StagingLog = logTail
 	c.saveRelease(ctx, rel)
-	c.events.Record(bus.Event{Kind: EventStagingFailed, Space: rel.Space, App: rel.App, Release: rel.ID,
-		Message: "staging failed: " + msg})
+	text := "staging failed: " + msg
+	if len(logTail) > 0 {
+		text += "\n" + strings.Join(logTail, "\n")
+	}
+	c.events.Record(bus.Event{Kind: EventStagingFailed, Space: rel.Space, App: rel.App, Release: rel.ID, Message: text})
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -314,18 +315,38 @@ func newSyncCmd() *cobra.Command {
 // a long operation runs; the returned function stops it.
 func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	since := time.Now()
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	var mu sync.Mutex // w is shared with the staging log streams
+	say := func(line string) {
+		mu.Lock()
+		fmt.Fprintln(w, line)
+		mu.Unlock()
+	}
+	started := time.Now()
+	since := started
+	staging := map[string]bool{}
+	wg.Go(func() {
 		t := time.NewTicker(300 * time.Millisecond)
 		defer t.Stop()
 		for {
 			if evs, err := c.Events(ctx, "", ""); err == nil {
 				for _, e := range evs {
-					if e.Time.After(since) {
-						fmt.Fprintln(w, formatEvent(e))
-						since = e.Time
+					if !e.Time.After(since) {
+						continue
+					}
+					say(formatEvent(e))
+					since = e.Time
+					key := e.Space + "/" + e.App
+					if e.Kind == "staging" && !staging[key] {
+						// Stream the staging output of the app as it comes.
+						staging[key] = true
+						wg.Go(func() {
+							_ = c.Logs(ctx, e.App, api.LogOptions{Space: e.Space, Follow: true, Source: bus.SourceStaging}, func(l bus.LogLine) {
+								if l.Time.After(started) {
+									say(fmt.Sprintf("  [%s] %s", e.App, l.Text))
+								}
+							})
+						})
 					}
 				}
 			}
@@ -335,8 +356,8 @@ func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 			case <-t.C:
 			}
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
+	return func() { cancel(); wg.Wait() }
 }
 
 func formatEvent(e bus.Event) string {
