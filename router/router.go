@@ -6,6 +6,7 @@ package router
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/driftless/driftless/router/handlers"
 	"github.com/driftless/driftless/router/proxy"
@@ -28,12 +30,55 @@ import (
 type Config struct {
 	// Listen is the HTTP listen address, e.g. "127.0.0.1:8080".
 	Listen string
-	Consul *consul.Client
-	Log    *slog.Logger
+	// TLSListen, with Certs, also serves HTTPS (HTTP/2 and HTTP/1.1) there.
+	TLSListen string
+	// Certs are the certificates served over TLS, chosen by SNI among
+	// their names (the first one when none matches).
+	Certs []CertFile
+	// RedirectHTTP answers plain HTTP with a redirect to HTTPS.
+	RedirectHTTP bool
+	// MetricsListen serves Prometheus metrics at /metrics on its own
+	// address; empty for none.
+	MetricsListen string
+	Consul        *consul.Client
+	Log           *slog.Logger
 	// AccessLog receives one line per request; nil for none.
 	AccessLog io.Writer
-	// Metrics registers the router's metrics; nil for none.
+	// Metrics registers the router's metrics; nil makes a registry of
+	// its own (served on MetricsListen).
 	Metrics prometheus.Registerer
+	// Proxy tunes balancing, timeouts and trusted proxies.
+	Proxy proxy.Config
+	// Limits: request headers at most MaxHeaderBytes (default 32 KB,
+	// request line included) and MaxHeaders fields (default 100), else
+	// 431; headers must arrive within ReadHeaderTimeout (default 10 s:
+	// slowloris); idle keep-alive connections close after IdleTimeout
+	// (default 120 s).
+	MaxHeaderBytes    int
+	MaxHeaders        int
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+}
+
+// CertFile is a PEM certificate chain and its key.
+type CertFile struct{ Cert, Key string }
+
+func (c *Config) defaults() {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 32 << 10
+	}
+	if c.MaxHeaders == 0 {
+		c.MaxHeaders = 100
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 120 * time.Second
+	}
 }
 
 // Router serves HTTP for the apps registered in Consul.
@@ -44,11 +89,14 @@ type Router struct {
 	registry *registry.Registry
 	proxy    *proxy.Proxy
 	handler  http.Handler
+	gatherer prometheus.Gatherer
+	conns    prometheus.Gauge
+	tlsConf  *tls.Config
 
-	ready    chan struct{}
-	mu       sync.Mutex
-	addr     string
-	listener net.Listener
+	ready chan struct{}
+	mu    sync.Mutex
+	addr  string
+	tls   string
 }
 
 // New prepares a router; Run starts it.
@@ -59,18 +107,61 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Listen == "" {
 		return nil, errors.New("router needs a listen address")
 	}
-	if cfg.Log == nil {
-		cfg.Log = slog.Default()
-	}
+	cfg.defaults()
 	r := &Router{cfg: cfg, log: cfg.Log.With("component", "router"), ready: make(chan struct{})}
-	r.registry = registry.New(registry.Config{Consul: cfg.Consul, Table: &r.table, Log: r.log})
-	r.proxy = proxy.New(&r.table, r.log)
-	var m *handlers.Metrics
-	if cfg.Metrics != nil {
-		m = handlers.NewMetrics(cfg.Metrics)
+	if cfg.TLSListen != "" {
+		if len(cfg.Certs) == 0 {
+			return nil, errors.New("router: TLS needs at least one certificate")
+		}
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		for _, c := range cfg.Certs {
+			cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
+			if err != nil {
+				return nil, fmt.Errorf("router: loading certificate %s: %w", c.Cert, err)
+			}
+			tc.Certificates = append(tc.Certificates, cert)
+		}
+		r.tlsConf = tc
 	}
-	r.handler = handlers.Wrap(r.proxy, handlers.Config{AccessLog: cfg.AccessLog, Metrics: m, Log: r.log})
+	reg := cfg.Metrics
+	if reg == nil {
+		pr := prometheus.NewRegistry()
+		reg, r.gatherer = pr, pr
+	} else if g, ok := reg.(prometheus.Gatherer); ok {
+		r.gatherer = g
+	}
+	r.registry = registry.New(registry.Config{Consul: cfg.Consul, Table: &r.table, Log: r.log})
+	r.proxy = proxy.New(&r.table, cfg.Proxy, r.log)
+	m := handlers.NewMetrics(reg)
+	r.conns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftless_router_open_connections", Help: "Client connections open."})
+	reg.MustRegister(r.conns,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "driftless_router_routes", Help: "Routes in the route table."},
+			func() float64 { return float64(r.table.Load().Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "driftless_router_route_table_age_seconds", Help: "Time since the route table was last rebuilt."},
+			func() float64 {
+				if t := r.table.Load(); t != nil {
+					return time.Since(t.Built).Seconds()
+				}
+				return 0
+			}))
+	r.handler = handlers.Wrap(limitHeaders(r.proxy, cfg.MaxHeaders), handlers.Config{AccessLog: cfg.AccessLog, Metrics: m, Log: r.log})
 	return r, nil
+}
+
+// limitHeaders answers 431 to requests with more than max header fields.
+func limitHeaders(next http.Handler, max int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := 0
+		for _, v := range r.Header {
+			n += len(v)
+		}
+		if n > max {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "driftless: too many request header fields", http.StatusRequestHeaderFieldsTooLarge)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Handler is the router's HTTP handler (for tests and benchmarks).
@@ -90,6 +181,13 @@ func (r *Router) Addr() string {
 	return r.addr
 }
 
+// TLSAddr is the address of the HTTPS listener, once Ready ("" without TLS).
+func (r *Router) TLSAddr() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tls
+}
+
 // Run serves until ctx ends, then shuts down gracefully (in-flight
 // requests get up to 10 s).
 func (r *Router) Run(ctx context.Context) error {
@@ -97,8 +195,27 @@ func (r *Router) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("router: listening on %s: %w", r.cfg.Listen, err)
 	}
+	var tlsLn, metricsLn net.Listener
+	if r.tlsConf != nil {
+		if tlsLn, err = net.Listen("tcp", r.cfg.TLSListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("router: listening on %s: %w", r.cfg.TLSListen, err)
+		}
+	}
+	if r.cfg.MetricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", r.cfg.MetricsListen); err != nil {
+			ln.Close()
+			if tlsLn != nil {
+				tlsLn.Close()
+			}
+			return fmt.Errorf("router: listening on %s: %w", r.cfg.MetricsListen, err)
+		}
+	}
 	r.mu.Lock()
-	r.addr, r.listener = ln.Addr().String(), ln
+	r.addr = ln.Addr().String()
+	if tlsLn != nil {
+		r.tls = tlsLn.Addr().String()
+	}
 	r.mu.Unlock()
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -112,27 +229,43 @@ func (r *Router) Run(ctx context.Context) error {
 	wg.Go(func() {
 		select {
 		case <-r.registry.Ready():
-			r.log.Info("router ready", "addr", r.Addr(), "routes", r.table.Load().Len())
+			r.log.Info("router ready", "addr", r.Addr(), "tls", r.TLSAddr(), "routes", r.table.Load().Len())
 			close(r.ready)
 		case <-ctx.Done():
 		}
 	})
 
-	srv := &http.Server{
-		Handler:           r.handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+	plainHandler := r.handler
+	if r.cfg.RedirectHTTP && tlsLn != nil {
+		plainHandler = redirectToHTTPS(tlsLn.Addr().String())
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	servers := []*http.Server{r.server(plainHandler)}
+	errc := make(chan error, 3)
+	go func() { errc <- servers[0].Serve(ln) }()
+	if tlsLn != nil {
+		s := r.server(r.handler)
+		s.TLSConfig = r.tlsConf
+		servers = append(servers, s)
+		go func() { errc <- s.ServeTLS(tlsLn, "", "") }()
+	}
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(r.gatherer, promhttp.HandlerOpts{}))
+		s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, s)
+		go func() { errc <- s.Serve(metricsLn) }()
+	}
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = srv.Shutdown(sctx)
-		scancel()
 	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	for _, s := range servers {
+		if serr := s.Shutdown(sctx); err == nil {
+			err = serr
+		}
+	}
+	scancel()
 	cancel()
 	wg.Wait()
 	r.proxy.CloseIdle()
@@ -140,4 +273,37 @@ func (r *Router) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// server is an HTTP server with the router's limits and a count of open
+// connections.
+func (r *Router) server(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: r.cfg.ReadHeaderTimeout,
+		IdleTimeout:       r.cfg.IdleTimeout,
+		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				r.conns.Inc()
+			case http.StateClosed, http.StateHijacked:
+				r.conns.Dec()
+			}
+		},
+	}
+}
+
+// redirectToHTTPS answers every request with a permanent redirect to the
+// same URL over HTTPS (on tlsAddr's port when it is not 443).
+func redirectToHTTPS(tlsAddr string) http.Handler {
+	_, port, _ := net.SplitHostPort(tlsAddr)
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		host := route.NormalizeHost(req.Host)
+		if port != "443" && port != "" {
+			host = net.JoinHostPort(host, port)
+		}
+		http.Redirect(w, req, "https://"+host+req.URL.RequestURI(), http.StatusPermanentRedirect)
+	})
 }

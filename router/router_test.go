@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/router"
+	"github.com/driftless/driftless/router/proxy"
 )
 
 // backend is an app instance: it answers with its name and echoes the
@@ -77,7 +79,8 @@ func start(t *testing.T, before func(*consul.Client)) *env {
 		before(c.Client)
 	}
 	log := &syncBuffer{}
-	rtr, err := router.New(router.Config{Listen: "127.0.0.1:0", Consul: c.Client, AccessLog: log})
+	rtr, err := router.New(router.Config{Listen: "127.0.0.1:0", Consul: c.Client, AccessLog: log,
+		Proxy: proxy.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +223,7 @@ func TestRouterFollowsConsul(t *testing.T) {
 	}
 
 	logs := e.log.String()
-	for _, want := range []string{`host="nothing.apps.localhost" method=GET path="/" status=404`, "status=502", `app="api"`, "request_id=abcdef0123456789"} {
+	for _, want := range []string{`"GET / HTTP/1.1" 404`, `" 502 `, `app="api"`, `route="hello.apps.localhost/api"`, "request_id=abcdef0123456789"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("access log lacks %q:\n%s", want, logs)
 		}

@@ -30,9 +30,14 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9._:-]{8,128}$`)
 // Info is what the handlers learn about a request as it passes: the
 // proxy fills App and Upstream, the access log prints them.
 type Info struct {
-	ID       string
-	App      string
-	Upstream string
+	ID    string
+	App   string
+	Route string
+	// Upstream and Instance are the instance that answered (the last one
+	// tried); UpstreamTime how long it took to answer with headers.
+	Upstream     string
+	Instance     string
+	UpstreamTime time.Duration
 }
 
 type infoKey struct{}
@@ -60,22 +65,31 @@ func NewRequestID() string {
 
 // Metrics are the router's Prometheus metrics.
 type Metrics struct {
+	// Requests counts requests by route ("" when none matched) and
+	// status class.
 	Requests *prometheus.CounterVec
-	Latency  *prometheus.HistogramVec
+	// Latency is the time to the last byte, by status class.
+	Latency *prometheus.HistogramVec
+	// Upstream is the time instances take to answer with headers.
+	Upstream prometheus.Histogram
 }
 
 // NewMetrics registers the router's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "driftless_router_requests_total", Help: "Requests by status class.",
-		}, []string{"code"}),
+			Name: "driftless_router_requests_total", Help: "Requests by route and status class.",
+		}, []string{"route", "code"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "driftless_router_request_duration_seconds", Help: "Time to the last byte of the response.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
 		}, []string{"code"}),
+		Upstream: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "driftless_router_upstream_duration_seconds", Help: "Time instances take to answer with headers.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}),
 	}
-	reg.MustRegister(m.Requests, m.Latency)
+	reg.MustRegister(m.Requests, m.Latency, m.Upstream)
 	return m
 }
 
@@ -117,13 +131,19 @@ func Wrap(next http.Handler, cfg Config) http.Handler {
 			d := time.Since(start)
 			class := strconv.Itoa(rec.status/100) + "xx"
 			if cfg.Metrics != nil {
-				cfg.Metrics.Requests.WithLabelValues(class).Inc()
+				cfg.Metrics.Requests.WithLabelValues(info.Route, class).Inc()
 				cfg.Metrics.Latency.WithLabelValues(class).Observe(d.Seconds())
+				if info.Upstream != "" {
+					cfg.Metrics.Upstream.Observe(info.UpstreamTime.Seconds())
+				}
 			}
 			if cfg.AccessLog != nil {
-				line := fmt.Sprintf("%s host=%q method=%s path=%q status=%d bytes=%d duration_ms=%.3f app=%q upstream=%q client=%q request_id=%s\n",
-					start.UTC().Format(time.RFC3339Nano), r.Host, r.Method, r.URL.RequestURI(), rec.status, rec.bytes,
-					float64(d.Microseconds())/1000, info.App, info.Upstream, clientIP(r.RemoteAddr), id)
+				// Combined log format, then driftless's fields.
+				line := fmt.Sprintf("%s - - [%s] %q %d %d %q %q route=%q app=%q instance=%q upstream=%q upstream_ms=%.3f duration_ms=%.3f request_id=%s\n",
+					clientIP(r.RemoteAddr), start.UTC().Format("02/Jan/2006:15:04:05 -0700"),
+					r.Method+" "+r.URL.RequestURI()+" "+r.Proto, rec.status, rec.bytes, r.Referer(), r.UserAgent(),
+					info.Route, info.App, info.Instance, info.Upstream, float64(info.UpstreamTime.Microseconds())/1000,
+					float64(d.Microseconds())/1000, id)
 				mu.Lock()
 				_, _ = io.WriteString(cfg.AccessLog, line)
 				mu.Unlock()

@@ -17,7 +17,7 @@ func BenchmarkProxy(b *testing.B) {
 	defer app.Close()
 	var table route.Current
 	table.Store(route.Build([]route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{ID: "1", Addr: app.Listener.Addr().String(), App: "bench"}}}))
-	front := httptest.NewServer(New(&table, nil))
+	front := httptest.NewServer(New(&table, Config{}, nil))
 	defer front.Close()
 	run(b, front.URL, "bench.apps.localhost")
 }

@@ -215,7 +215,7 @@ func (r *Registry) rebuildLocked() {
 		for _, in := range r.services[name].instances {
 			ep := route.Endpoint{ID: in.GUID, Addr: fmt.Sprintf("%s:%d", in.Address, in.Port), Space: in.Space, App: in.App, Index: in.Index}
 			for _, rt := range in.Routes {
-				entries = append(entries, route.Entry{Route: rt, Endpoint: ep})
+				entries = append(entries, route.Entry{Route: rt, Endpoint: ep, Balance: in.Balance})
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // Endpoint is one instance a route sends traffic to.
@@ -22,6 +23,12 @@ type Endpoint struct {
 	Index int
 }
 
+// Balancing algorithms of a pool.
+const (
+	RoundRobin       = "round-robin"
+	LeastConnections = "least-connections"
+)
+
 // Pool is the instances of one route of one app.
 type Pool struct {
 	// Route is the route as registered, "host[/path]".
@@ -30,22 +37,76 @@ type Pool struct {
 	// shared by several apps).
 	Space, App string
 	Endpoints  []Endpoint
-	next       atomic.Uint64
+	// Balance is RoundRobin (the default) or LeastConnections.
+	Balance string
+	next    atomic.Uint64
+	// active counts the requests in flight per endpoint (same index).
+	active []atomic.Int64
 }
 
 // Next returns the next endpoint, round-robin; ok is false for an empty pool.
 func (p *Pool) Next() (Endpoint, bool) {
-	if len(p.Endpoints) == 0 {
+	i, ok := p.Pick(nil)
+	if !ok {
 		return Endpoint{}, false
 	}
-	n := p.next.Add(1) - 1
-	return p.Endpoints[n%uint64(len(p.Endpoints))], true
+	return p.Endpoints[i], true
 }
+
+// Pick chooses an endpoint by the pool's algorithm among those skip does
+// not reject (nil skips none) and returns its index; ok is false when none
+// is left. Callers that want least-connections to count the request call
+// Start(i) and, when it ends, Done(i).
+func (p *Pool) Pick(skip func(Endpoint) bool) (int, bool) {
+	n := len(p.Endpoints)
+	if n == 0 {
+		return 0, false
+	}
+	if p.Balance == LeastConnections {
+		best, bestActive := -1, int64(0)
+		start := int(p.next.Add(1) % uint64(n)) // rotate among equals
+		for k := range n {
+			i := (start + k) % n
+			if skip != nil && skip(p.Endpoints[i]) {
+				continue
+			}
+			if a := p.active[i].Load(); best < 0 || a < bestActive {
+				best, bestActive = i, a
+			}
+		}
+		return best, best >= 0
+	}
+	for range n {
+		i := int((p.next.Add(1) - 1) % uint64(n))
+		if skip == nil || !skip(p.Endpoints[i]) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// Find returns the index of the endpoint with instance id.
+func (p *Pool) Find(id string) (int, bool) {
+	for i, e := range p.Endpoints {
+		if e.ID == id {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// Start counts a request to endpoint i as in flight.
+func (p *Pool) Start(i int) { p.active[i].Add(1) }
+
+// Done ends a request Start counted.
+func (p *Pool) Done(i int) { p.active[i].Add(-1) }
 
 // Entry is one registered route and its endpoint, the input of Build.
 type Entry struct {
 	Route    string
 	Endpoint Endpoint
+	// Balance is the app's balancing preference ("" for round-robin).
+	Balance string
 }
 
 // hostRoutes are the pools of one host, longest path first.
@@ -62,6 +123,8 @@ type pathPool struct {
 type Table struct {
 	hosts map[string]*hostRoutes
 	size  int
+	// Built is when the table was made.
+	Built time.Time
 }
 
 // Build makes a table of entries. Endpoints of the same route are pooled,
@@ -76,12 +139,15 @@ func Build(entries []Entry) *Table {
 		key := host + path
 		p := pools[key]
 		if p == nil {
-			p = &Pool{Route: key, Space: e.Endpoint.Space, App: e.Endpoint.App}
+			p = &Pool{Route: key, Space: e.Endpoint.Space, App: e.Endpoint.App, Balance: RoundRobin}
 			pools[key] = p
+		}
+		if e.Balance == LeastConnections {
+			p.Balance = LeastConnections
 		}
 		p.Endpoints = append(p.Endpoints, e.Endpoint)
 	}
-	t := &Table{hosts: map[string]*hostRoutes{}}
+	t := &Table{hosts: map[string]*hostRoutes{}, Built: time.Now()}
 	for key, p := range pools {
 		sort.Slice(p.Endpoints, func(i, j int) bool {
 			a, b := p.Endpoints[i], p.Endpoints[j]
@@ -93,6 +159,7 @@ func Build(entries []Entry) *Table {
 			}
 			return a.ID < b.ID
 		})
+		p.active = make([]atomic.Int64, len(p.Endpoints))
 		host, path := Split(key)
 		hr := t.hosts[host]
 		if hr == nil {
@@ -131,12 +198,31 @@ func NormalizeHost(host string) string {
 
 // Lookup returns the pool of the route that matches host and the longest
 // path prefix of path, segment-wise: route "/api" matches "/api" and
-// "/api/x" but not "/apix".
+// "/api/x" but not "/apix". A host without a matching route falls back to
+// wildcard routes, the most specific first: "a.b.example.com" tries
+// "*.b.example.com", then "*.example.com".
 func (t *Table) Lookup(host, path string) *Pool {
 	if t == nil {
 		return nil
 	}
-	hr := t.hosts[NormalizeHost(host)]
+	host = NormalizeHost(host)
+	if p := t.hosts[host].match(path); p != nil {
+		return p
+	}
+	for rest := host; ; {
+		_, after, ok := strings.Cut(rest, ".")
+		if !ok || after == "" {
+			return nil
+		}
+		if p := t.hosts["*."+after].match(path); p != nil {
+			return p
+		}
+		rest = after
+	}
+}
+
+// match finds the longest path route of one host that matches path.
+func (hr *hostRoutes) match(path string) *Pool {
 	if hr == nil {
 		return nil
 	}
