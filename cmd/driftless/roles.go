@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -201,6 +202,8 @@ func newAgentCmd() *cobra.Command {
 func newRouterCmd() *cobra.Command {
 	var cfg router.Config
 	var consulAddr string
+	var certs, trusted []string
+	var accessLog string
 	cmd := &cobra.Command{
 		Use:   "router",
 		Short: "Run the HTTP router, fed by Consul",
@@ -210,12 +213,49 @@ func newRouterCmd() *cobra.Command {
 			if cfg.Consul, err = catalog.NewClient(consulAddr); err != nil {
 				return err
 			}
-			cfg.Log, cfg.AccessLog = logger(cmd), os.Stdout
+			for _, c := range certs {
+				cert, key, ok := strings.Cut(c, ":")
+				if !ok {
+					return fmt.Errorf("--cert %q: want CERT.pem:KEY.pem", c)
+				}
+				cfg.Certs = append(cfg.Certs, router.CertFile{Cert: cert, Key: key})
+			}
+			for _, t := range trusted {
+				p, err := netip.ParsePrefix(t)
+				if err != nil {
+					return fmt.Errorf("--trusted-proxy: %w", err)
+				}
+				cfg.Proxy.TrustedProxies = append(cfg.Proxy.TrustedProxies, p)
+			}
+			cfg.Log = logger(cmd)
+			switch accessLog {
+			case "":
+			case "-":
+				cfg.AccessLog = os.Stdout
+			default:
+				f, err := os.OpenFile(accessLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return fmt.Errorf("--access-log: %w", err)
+				}
+				defer f.Close()
+				cfg.AccessLog = f
+			}
 			return platform.RunRouter(cmd.Context(), cfg)
 		},
 	}
-	cmd.Flags().StringVar(&cfg.Listen, "http", "127.0.0.1:8080", "listen address")
-	cmd.Flags().StringVar(&consulAddr, "consul", "127.0.0.1:8500", "Consul HTTP address")
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "http", "127.0.0.1:8080", "HTTP listen address")
+	f.StringVar(&cfg.TLSListen, "https", "", "HTTPS listen address (needs --cert)")
+	f.StringArrayVar(&certs, "cert", nil, "TLS certificate and key files, CERT.pem:KEY.pem, chosen by SNI (repeatable)")
+	f.BoolVar(&cfg.RedirectHTTP, "redirect-http", false, "answer plain HTTP with a redirect to HTTPS")
+	f.StringVar(&cfg.MetricsListen, "metrics", "", "address serving Prometheus metrics at /metrics")
+	f.StringArrayVar(&trusted, "trusted-proxy", nil, "network whose X-Forwarded-For/-Proto are kept, e.g. 10.0.0.0/8 (repeatable)")
+	f.DurationVar(&cfg.Proxy.DialTimeout, "dial-timeout", 5*time.Second, "connecting to an instance")
+	f.DurationVar(&cfg.Proxy.ResponseHeaderTimeout, "response-timeout", 60*time.Second, "waiting for an instance's response headers")
+	f.DurationVar(&cfg.Proxy.IdleConnTimeout, "idle-timeout", 90*time.Second, "idle keep-alive connections to instances")
+	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this")
+	f.StringVar(&consulAddr, "consul", "127.0.0.1:8500", "Consul HTTP address")
+	f.StringVar(&accessLog, "access-log", "-", "access log file (- for stdout, empty for none)")
 	return cmd
 }
 

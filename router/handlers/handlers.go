@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,12 +58,21 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
-// NewRequestID returns a random 128-bit id in hex.
+// NewRequestID returns a request id unique to this process's lifetime: a
+// random 64-bit prefix drawn once and a counter, in hex (no system call
+// per request).
 func NewRequestID() string {
+	n := idCounter.Add(1)
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	copy(b[:8], idPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], n)
 	return hex.EncodeToString(b[:])
 }
+
+var (
+	idPrefix  = func() (p [8]byte) { _, _ = rand.Read(p[:]); return p }()
+	idCounter atomic.Uint64
+)
 
 // Metrics are the router's Prometheus metrics.
 type Metrics struct {

@@ -98,9 +98,12 @@ func New(table *route.Current, cfg Config, log *slog.Logger) *Proxy {
 	p := &Proxy{cfg: cfg, table: table, log: log, transport: NewTransport(cfg)}
 	p.circuits.failures, p.circuits.open = cfg.CircuitFailures, cfg.CircuitOpen
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      retryTransport{p},
-		FlushInterval:  -1,
+		Rewrite:   p.rewrite,
+		Transport: retryTransport{p},
+		// 0: responses go out when the handler is done (one write for
+		// small ones). Streaming responses (text/event-stream, or no
+		// Content-Length) are flushed at every write regardless.
+		FlushInterval:  0,
 		ErrorHandler:   p.errorHandler,
 		ModifyResponse: p.modifyResponse,
 		BufferPool:     &bufferPool{},
