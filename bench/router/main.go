@@ -283,4 +283,3 @@ func write(path, content string) {
 		log.Fatal(err)
 	}
 }
-
