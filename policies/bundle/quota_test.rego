@@ -1,0 +1,32 @@
+package driftless.quota_test
+
+import rego.v1
+
+import data.driftless.quota
+
+quotas := {"default": {"memory": 1024, "instances": 4, "instance_memory": 512, "routes": 2}, "spaces": {"big": {"memory": 4096}}}
+
+app(name, n, mb) := {"name": name, "instances": n, "memory_mb": mb, "routes": [sprintf("%s.apps.localhost", [name])]}
+
+test_within_quota if {
+	count(quota.deny) == 0 with input as {"space": "dev", "apps": [app("a", 2, 256)]} with data.quotas as quotas
+}
+
+test_memory_total_over if {
+	some v in quota.deny with input as {"space": "dev", "apps": [app("a", 3, 256), app("b", 1, 512)]} with data.quotas as quotas
+	contains(v.msg, "1280 MB")
+}
+
+test_instances_over if {
+	some v in quota.deny with input as {"space": "dev", "apps": [app("a", 5, 64)]} with data.quotas as quotas
+	contains(v.msg, "5 instances")
+}
+
+test_instance_memory_over if {
+	some v in quota.deny with input as {"space": "dev", "apps": [app("fat", 1, 768)]} with data.quotas as quotas
+	v.app == "fat"
+}
+
+test_space_override if {
+	count(quota.deny) == 0 with input as {"space": "big", "apps": [app("a", 4, 512)]} with data.quotas as quotas
+}

@@ -1,0 +1,313 @@
+// Package policies is policy as code: a set of Rego policies and data
+// files (quotas.yml) compiled once per policy commit with OPA, evaluated
+// against the whole proposed desired state of a space before anything of a
+// commit is applied. The controller (reconciler/apply.go) refuses a commit
+// whose space has violations.
+//
+// A policy is a Rego module in a package under "driftless." that defines
+// a set rule deny of objects {"msg": string, "app": string (optional)}.
+package policies
+
+import (
+	"cmp"
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"gopkg.in/yaml.v3"
+
+	"github.com/driftless/driftless/manifests"
+)
+
+//go:embed bundle/*.rego bundle/quotas.yml
+var bundle embed.FS
+
+// QuotasFile is the quota data file at the root of a policy source.
+const QuotasFile = "quotas.yml"
+
+// query collects every violation of every policy.
+const query = "data.driftless[policy].deny[v]"
+
+// Set is a compiled policy set.
+type Set struct {
+	// Files are the Rego files of the set, sorted.
+	Files []string
+	query rego.PreparedEvalQuery
+}
+
+// Problem is an error in a policy source, located where possible.
+type Problem struct {
+	File    string
+	Line    int
+	Message string
+}
+
+func (p Problem) String() string {
+	if p.File == "" {
+		return p.Message
+	}
+	if p.Line == 0 {
+		return p.File + ": " + p.Message
+	}
+	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
+}
+
+// LoadError lists what is wrong with a policy source.
+type LoadError struct{ Problems []Problem }
+
+func (e *LoadError) Error() string {
+	var parts []string
+	for _, p := range e.Problems {
+		parts = append(parts, p.String())
+	}
+	return "policies: " + strings.Join(parts, "; ")
+}
+
+// Default is the built-in bundle: the quota policy and quotas.yml of
+// policies/bundle.
+func Default(ctx context.Context) (*Set, error) {
+	sub, err := fs.Sub(bundle, "bundle")
+	if err != nil {
+		return nil, err
+	}
+	return Load(ctx, sub)
+}
+
+// Load reads every *.rego file (tests, *_test.rego, are left out) and
+// quotas.yml of fsys and compiles them. A source with any error is
+// refused as a whole with a *LoadError naming file:line.
+func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
+	modules, data, err := read(fsys, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(modules) == 0 {
+		return nil, &LoadError{[]Problem{{Message: "no .rego policy in the policy source"}}}
+	}
+	opts := []func(*rego.Rego){rego.Query(query), rego.Store(inmem.NewFromObject(data))}
+	s := &Set{}
+	for name, m := range modules {
+		opts = append(opts, rego.ParsedModule(m))
+		s.Files = append(s.Files, name)
+	}
+	slices.Sort(s.Files)
+	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	if err != nil {
+		return nil, loadError(err)
+	}
+	s.query = pq
+	return s, nil
+}
+
+// read parses the Rego modules (with tests when withTests) and the data of
+// fsys.
+func read(fsys fs.FS, withTests bool) (map[string]*ast.Module, map[string]any, error) {
+	modules := map[string]*ast.Module{}
+	var problems []Problem
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != "." && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if path.Ext(p) != ".rego" || (!withTests && strings.HasSuffix(p, "_test.rego")) {
+			return nil
+		}
+		src, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		m, err := ast.ParseModuleWithOpts(p, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+		if err != nil {
+			problems = append(problems, astProblems(err)...)
+			return nil
+		}
+		modules[p] = m
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the policy source: %w", err)
+	}
+	data := map[string]any{}
+	quotas, qp := readQuotas(fsys)
+	problems = append(problems, qp...)
+	if quotas != nil {
+		data["quotas"] = quotas
+	}
+	if len(problems) > 0 {
+		return nil, nil, &LoadError{problems}
+	}
+	return modules, data, nil
+}
+
+// sizeKeys are the quota keys given as sizes ("2G"), turned into MB.
+var sizeKeys = map[string]bool{"memory": true, "instance_memory": true, "disk": true, "instance_disk": true}
+
+// readQuotas reads quotas.yml (absent: no quotas) with sizes in MB.
+func readQuotas(fsys fs.FS) (map[string]any, []Problem) {
+	src, err := fs.ReadFile(fsys, QuotasFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, []Problem{{File: QuotasFile, Message: err.Error()}}
+	}
+	var raw struct {
+		Default map[string]any            `yaml:"default"`
+		Spaces  map[string]map[string]any `yaml:"spaces"`
+	}
+	if err := yaml.Unmarshal(src, &raw); err != nil {
+		return nil, []Problem{{File: QuotasFile, Line: yamlLine(err), Message: err.Error()}}
+	}
+	var problems []Problem
+	norm := func(where string, m map[string]any) map[string]any {
+		out := map[string]any{}
+		for k, v := range m {
+			if sizeKeys[k] {
+				mb, err := manifests.ParseSize(fmt.Sprint(v))
+				if err != nil {
+					problems = append(problems, Problem{File: QuotasFile, Message: fmt.Sprintf("%s.%s: %v", where, k, err)})
+					continue
+				}
+				out[k] = mb
+				continue
+			}
+			out[k] = v
+		}
+		return out
+	}
+	q := map[string]any{"default": norm("default", raw.Default)}
+	spaces := map[string]any{}
+	for name, m := range raw.Spaces {
+		spaces[name] = norm("spaces."+name, m)
+	}
+	q["spaces"] = spaces
+	// Round-trip through JSON: the store wants JSON types.
+	b, err := json.Marshal(q)
+	if err != nil {
+		return nil, append(problems, Problem{File: QuotasFile, Message: err.Error()})
+	}
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return out, problems
+}
+
+func yamlLine(err error) int {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return 0
+	}
+	var line int
+	if _, scanErr := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); scanErr == nil {
+		return line
+	}
+	return 0
+}
+
+// astProblems turns OPA parse or compile errors into located problems.
+func astProblems(err error) []Problem {
+	var errs ast.Errors
+	if errors.As(err, &errs) {
+		out := make([]Problem, 0, len(errs))
+		for _, e := range errs {
+			p := Problem{Message: e.Message}
+			if e.Location != nil {
+				p.File, p.Line = e.Location.File, e.Location.Row
+			}
+			out = append(out, p)
+		}
+		return out
+	}
+	return []Problem{{Message: err.Error()}}
+}
+
+func loadError(err error) error {
+	return &LoadError{astProblems(err)}
+}
+
+// Input is what policies decide on: the whole proposed desired state of
+// one space.
+type Input struct {
+	Space string `json:"space"`
+	Apps  []App  `json:"apps"`
+}
+
+// App is one app of a proposed desired state.
+type App struct {
+	Name       string   `json:"name"`
+	Instances  int      `json:"instances"`
+	MemoryMB   int64    `json:"memory_mb"`
+	DiskMB     int64    `json:"disk_mb"`
+	Routes     []string `json:"routes"`
+	Buildpacks []string `json:"buildpacks"`
+	Stack      string   `json:"stack"`
+	// File and Line locate the app in its manifest (not given to the
+	// policies; used to locate violations).
+	File string `json:"-"`
+	Line int    `json:"-"`
+}
+
+// Violation is one thing a policy denies.
+type Violation struct {
+	// Policy is the policy's package, e.g. "quota".
+	Policy  string `json:"policy"`
+	App     string `json:"app,omitempty"`
+	Message string `json:"message"`
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+}
+
+// Evaluate returns the violations of in, sorted; none means allowed.
+func (s *Set) Evaluate(ctx context.Context, in Input) ([]Violation, error) {
+	if in.Apps == nil {
+		in.Apps = []App{}
+	}
+	for i := range in.Apps {
+		if in.Apps[i].Routes == nil {
+			in.Apps[i].Routes = []string{}
+		}
+		if in.Apps[i].Buildpacks == nil {
+			in.Apps[i].Buildpacks = []string{}
+		}
+	}
+	rs, err := s.query.Eval(ctx, rego.EvalInput(in))
+	if err != nil {
+		return nil, fmt.Errorf("evaluating policies: %w", err)
+	}
+	where := map[string]App{}
+	for _, a := range in.Apps {
+		where[a.Name] = a
+	}
+	var out []Violation
+	for _, r := range rs {
+		v := Violation{}
+		v.Policy, _ = r.Bindings["policy"].(string)
+		obj, _ := r.Bindings["v"].(map[string]any)
+		v.Message, _ = obj["msg"].(string)
+		v.App, _ = obj["app"].(string)
+		if v.Message == "" {
+			v.Message = fmt.Sprintf("denied by policy %s: %v", v.Policy, r.Bindings["v"])
+		}
+		if a, ok := where[v.App]; ok {
+			v.File, v.Line = a.File, a.Line
+		}
+		out = append(out, v)
+	}
+	slices.SortFunc(out, func(a, b Violation) int {
+		return cmp.Or(cmp.Compare(a.Policy, b.Policy), cmp.Compare(a.App, b.App), cmp.Compare(a.Message, b.Message))
+	})
+	return out, nil
+}

@@ -1,0 +1,122 @@
+package policies
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+func app(name string, n int, mb int64, routes ...string) App {
+	return App{Name: name, Instances: n, MemoryMB: mb, Routes: routes, File: "apps/" + name + "/manifest.yml", Line: 3}
+}
+
+// TestDefaultBundle: the built-in quotas (4 GB, 40 instances, 2 GB per
+// instance, 100 routes per space).
+func TestDefaultBundle(t *testing.T) {
+	set, err := Default(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		in   Input
+		want []string // substrings, one per violation, in order
+	}{
+		{"small space", Input{Space: "dev", Apps: []App{app("a", 2, 256, "a.apps.localhost")}}, nil},
+		{"empty space", Input{Space: "dev"}, nil},
+		{"memory total", Input{Space: "dev", Apps: []App{app("a", 10, 512)}}, []string{"would use 5120 MB of memory (instances × memory); its quota is 4096 MB"}},
+		{"instances total", Input{Space: "dev", Apps: []App{app("a", 30, 64), app("b", 11, 64)}}, []string{"would run 41 instances; its quota is 40"}},
+		{"instance memory", Input{Space: "dev", Apps: []App{app("fat", 1, 3072)}}, []string{"app fat asks for 3072 MB per instance; the space allows at most 2048 MB"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vs, err := set.Evaluate(context.Background(), tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(vs) != len(tt.want) {
+				t.Fatalf("violations %+v, want %d", vs, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(vs[i].Message, w) || vs[i].Policy != "quota" {
+					t.Errorf("violation %+v, want %q", vs[i], w)
+				}
+			}
+		})
+	}
+	vs, _ := set.Evaluate(context.Background(), Input{Space: "dev", Apps: []App{app("fat", 1, 3072)}})
+	if vs[0].App != "fat" || vs[0].File != "apps/fat/manifest.yml" || vs[0].Line != 3 {
+		t.Errorf("violation not located at the app's manifest: %+v", vs[0])
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files fstest.MapFS
+		want  string
+	}{
+		{"syntax error", fstest.MapFS{"quota.rego": {Data: []byte("package driftless.quota\n\ndeny contains v if {\n  v := \n}\n")}}, "quota.rego:"},
+		{"compile error", fstest.MapFS{"x.rego": {Data: []byte("package driftless.x\n\ndeny contains v if {\n  v := undefined_function(1)\n}\n")}}, "x.rego:4:"},
+		{"bad quota size", fstest.MapFS{"q.rego": {Data: []byte("package driftless.q\n")}, "quotas.yml": {Data: []byte("default:\n  memory: lots\n")}}, "quotas.yml: default.memory"},
+		{"bad yaml", fstest.MapFS{"q.rego": {Data: []byte("package driftless.q\n")}, "quotas.yml": {Data: []byte("default: [\n")}}, "quotas.yml"},
+		{"no policy", fstest.MapFS{"quotas.yml": {Data: []byte("default: {}\n")}}, "no .rego policy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(context.Background(), tt.files)
+			var le *LoadError
+			if !errors.As(err, &le) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want a LoadError containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestRegoTests runs the Rego unit tests of the built-in bundle and of
+// examples/policies, as `driftless policy test` does.
+func TestRegoTests(t *testing.T) {
+	for _, dir := range []string{"bundle", "../examples/policies"} {
+		t.Run(dir, func(t *testing.T) {
+			results, coverage, err := RunTests(context.Background(), os.DirFS(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range results {
+				if !r.Pass {
+					t.Errorf("%s (%s:%d) failed %s", r.Name, r.File, r.Line, r.Error)
+				}
+			}
+			if coverage < 50 {
+				t.Errorf("coverage %.0f%%", coverage)
+			}
+			t.Logf("%d tests, coverage %.1f%%", len(results), coverage)
+		})
+	}
+}
+
+// BenchmarkEvaluate decides on a space of 1,000 apps (the whole desired
+// state, as a commit is checked) and reports the time per app.
+func BenchmarkEvaluate(b *testing.B) {
+	set, err := Default(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 1000} {
+		in := Input{Space: "dev"}
+		for i := range n {
+			in.Apps = append(in.Apps, app("a"+string(rune('a'+i%26))+strings.Repeat("x", i%7), 1, 1, "a.apps.localhost"))
+		}
+		b.Run(map[int]string{1: "1-app", 1000: "1000-apps"}[n], func(b *testing.B) {
+			for b.Loop() {
+				if _, err := set.Evaluate(context.Background(), in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(n), "µs/app")
+		})
+	}
+}
