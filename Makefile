@@ -53,6 +53,7 @@ lint: bin/staticcheck
 ## test: set-up, build, lint, then every test against real containerd, Consul, NATS and git
 test: setup build examples lint
 	$(GO) test -count=1 -timeout 45m ./...
+	bin/driftless policy test examples/policies
 
 ## test-unit: the fast tests that need no root or engines
 test-unit:

@@ -148,11 +148,26 @@ type Cell struct {
 // Status is `driftless status`.
 type Status struct {
 	Controller Controller `json:"controller"`
+	Policies   Policies   `json:"policies"`
 	Sources    []Source   `json:"sources"`
 	Cells      []Cell     `json:"cells"`
 	// Problems lists the apps that need attention: failed stagings,
 	// rolled-back releases, crash loops, instances that fit nowhere.
 	Problems []AppProblem `json:"problems"`
+}
+
+// Policies is the policy set in force and its source.
+type Policies struct {
+	// Source is the policy source's name, or "built-in".
+	Source        string    `json:"source"`
+	URL           string    `json:"url,omitempty"`
+	Files         []string  `json:"files"`
+	LastSeen      string    `json:"last_seen,omitempty"`
+	LastSeenAt    time.Time `json:"last_seen_at,omitzero"`
+	LastApplied   string    `json:"last_applied,omitempty"`
+	LastAppliedAt time.Time `json:"last_applied_at,omitzero"`
+	// Errors are those of the last policy commit seen, refused as a whole.
+	Errors []Problem `json:"errors"`
 }
 
 // Controller says which controller answered and which one leads.

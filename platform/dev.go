@@ -55,6 +55,9 @@ type DevConfig struct {
 	// CellMemoryMB is the memory the dev cell offers (0: the host's).
 	CellMemoryMB  int64
 	WebhookSecret string
+	// Policies is the policy source (a work tree, repository or URL, like
+	// Repos); empty for the built-in bundle.
+	Policies string
 	// LostAfter and Crash tune the controller (zero: defaults).
 	LostAfter time.Duration
 	Crash     plan.CrashPolicy
@@ -142,6 +145,16 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if err != nil {
 		return err
 	}
+	var policySrc *source.Config
+	if cfg.Policies != "" {
+		url := cfg.Policies
+		if !strings.Contains(url, "://") {
+			if url, err = filepath.Abs(url); err != nil {
+				return fmt.Errorf("policies %s: %w", cfg.Policies, err)
+			}
+		}
+		policySrc = &source.Config{Name: "policies", URL: url, Dir: filepath.Join(cfg.DataDir, "sources", "_policies"), Poll: cfg.Poll}
+	}
 	conn := func(component string) (*nats.Conn, error) { return ConnectNATS(nsrv.URL(), component, log) }
 	ctlNC, err := conn("controller")
 	if err != nil {
@@ -174,7 +187,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		return RunController(ctx, ControllerConfig{
 			DataDir: cfg.DataDir, Sources: sources, Domain: cfg.Domain, API: cfg.API,
 			WebhookSecret: cfg.WebhookSecret, NATS: ctlNC, Consul: cc, Log: log,
-			LostAfter: cfg.LostAfter, Crash: cfg.Crash,
+			LostAfter: cfg.LostAfter, Crash: cfg.Crash, PolicySource: policySrc,
 			Ready: func(addr string) { apiReady <- addr },
 		})
 	})

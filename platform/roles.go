@@ -20,6 +20,7 @@ import (
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/reconciler"
 	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/reconciler/source"
 	"github.com/driftless/driftless/router"
 )
 
@@ -37,6 +38,8 @@ type ControllerConfig struct {
 	WebhookSecret string
 	NATS          *nats.Conn
 	Consul        *consul.Client
+	// PolicySource is the git source of the policies (nil: built-in).
+	PolicySource *source.Config
 	// BlobDir holds the blob store (default DataDir/blobs). Controllers
 	// that stand in for each other (HA) must share it.
 	BlobDir string
@@ -73,7 +76,7 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 		Sources: cfg.Sources, Domain: cfg.Domain, NATS: cfg.NATS, Consul: cfg.Consul,
 		Blobs: blobs, BlobStoreURL: blobURL,
 		ConvergeInterval: cfg.ConvergeInterval, LostAfter: cfg.LostAfter, Warmup: cfg.Warmup,
-		Crash: cfg.Crash, ID: cfg.ID, Log: log,
+		Crash: cfg.Crash, ID: cfg.ID, PolicySource: cfg.PolicySource, Log: log,
 	})
 	if err != nil {
 		ln.Close()

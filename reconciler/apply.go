@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/driftless/driftless/api"
@@ -30,6 +31,7 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 				Message: fmt.Sprintf("app %q is already declared in space %q by source %q", a.Name, a.Space, other.Source)})
 		}
 	}
+	se.last = snap
 	if len(prop.Errors) > 0 {
 		st.Errors = prop.Errors
 		c.saveSource(ctx, se)
@@ -37,6 +39,23 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 		c.events.Record(bus.Event{Kind: EventCommitRefused, Space: se.space,
 			Message: fmt.Sprintf("commit %s of source %s refused: %s:%d: %s (%d error(s) in all)",
 				short(snap.Commit), se.src.Name(), first.File, first.Line, first.Message, len(prop.Errors))})
+		return
+	}
+	violations, err := c.checkPolicies(ctx, se, prop)
+	if err != nil {
+		violations = []api.Problem{{Message: "policy evaluation failed: " + err.Error()}}
+	}
+	if len(violations) > 0 {
+		// Nothing of the commit is applied for the space: what runs keeps
+		// running, and no new release is staged until it complies.
+		st.Errors = violations
+		c.saveSource(ctx, se)
+		msgs := make([]string, 0, len(violations))
+		for _, v := range violations {
+			msgs = append(msgs, v.Message)
+		}
+		c.events.Record(bus.Event{Kind: EventCommitDenied, Space: se.space,
+			Message: fmt.Sprintf("commit %s of source %s denied by policy: %s", short(snap.Commit), se.src.Name(), strings.Join(msgs, "; "))})
 		return
 	}
 	st.Errors = nil

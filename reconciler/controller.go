@@ -22,6 +22,7 @@ import (
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/reconciler/executor"
 	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/reconciler/source"
@@ -64,6 +65,12 @@ type Config struct {
 	// Crash says when crashed instances restart (zero fields: Cloud
 	// Foundry's defaults, plan.DefaultCrashPolicy).
 	Crash plan.CrashPolicy
+	// Policies are in force until the policy source has a commit; nil
+	// means the built-in bundle (policies.Default).
+	Policies *policies.Set
+	// PolicySource is the git source of the platform's policies (*.rego
+	// and quotas.yml at its root); nil for none.
+	PolicySource *source.Config
 	// ID names this controller among the controllers competing for the
 	// leader lock (default: host name and process id).
 	ID  string
@@ -120,6 +127,10 @@ type Controller struct {
 	inStage  map[string]bool // releaseKey of stagings queued or running
 	started  time.Time
 	crashes  *crashTracker
+	// policy is the policy set in force, policySrc its source.
+	policy       *policies.Set
+	policySrc    *source.Source
+	policyStatus api.Policies
 	// lostCells remembers which cells were lost at the last convergence,
 	// for cell-lost and cell-returned events.
 	lostCells map[string]bool
@@ -130,6 +141,9 @@ type sourceEntry struct {
 	src    *source.Source
 	space  string
 	status api.Source
+	// last is the source's last commit seen, checked again when the
+	// policies change. Guarded by Controller.mu.
+	last *source.Snapshot
 }
 
 // New checks the configuration and prepares a controller; Run starts it.
@@ -149,6 +163,28 @@ func New(cfg Config) (*Controller, error) {
 		role:   RoleStandby,
 	}
 	c.reset()
+	if cfg.Policies == nil {
+		set, err := policies.Default(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("built-in policies: %w", err)
+		}
+		cfg.Policies = set
+		c.policyStatus = api.Policies{Source: "built-in"}
+	}
+	c.policy = cfg.Policies
+	c.policyStatus.Files = cfg.Policies.Files
+	if cfg.PolicySource != nil {
+		pc := *cfg.PolicySource
+		if pc.Log == nil {
+			pc.Log = cfg.Log.With("component", "source", "source", pc.Name)
+		}
+		src, err := source.New(pc)
+		if err != nil {
+			return nil, fmt.Errorf("policy source: %w", err)
+		}
+		c.policySrc = src
+		c.policyStatus = api.Policies{Source: src.Name(), URL: src.URL(), Files: cfg.Policies.Files}
+	}
 	names := map[string]bool{}
 	for _, sc := range cfg.Sources {
 		if sc.Log == nil {
@@ -254,6 +290,13 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 		wg.Go(func() {
 			if err := se.src.Run(ctx, func(ctx context.Context, snap *source.Snapshot) { c.apply(ctx, se, snap) }); err != nil && ctx.Err() == nil {
 				c.log.Error("source stopped", "source", se.src.Name(), "err", err)
+			}
+		})
+	}
+	if c.policySrc != nil {
+		wg.Go(func() {
+			if err := c.policySrc.Run(ctx, c.applyPolicies); err != nil && ctx.Err() == nil {
+				c.log.Error("policy source stopped", "err", err)
 			}
 		})
 	}

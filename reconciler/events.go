@@ -15,6 +15,12 @@ import (
 const (
 	EventCommitApplied = "commit-applied"
 	EventCommitRefused = "commit-refused"
+	// EventCommitDenied: a commit was refused by the policies.
+	EventCommitDenied = "commit-denied"
+	// EventPolicyApplied and EventPolicyRefused: a policy commit took
+	// effect, or was refused (the previous policies stay).
+	EventPolicyApplied = "policy-applied"
+	EventPolicyRefused = "policy-refused"
 	EventStaging       = "staging"
 	EventStaged        = "staged"
 	EventStagingFailed = "staging-failed"

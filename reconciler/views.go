@@ -143,6 +143,9 @@ func (c *Controller) appView(key plan.AppKey, a *AppRecord, insts []plan.Instanc
 				idx, r.Count, r.Reason, r.RestartAt.Sub(now).Round(time.Second)))
 		}
 	}
+	for _, p := range c.flagged(key) {
+		v.Problems = append(v.Problems, "last commit denied: "+p.Message)
+	}
 	if us := c.unplaced[key]; len(us) > 0 {
 		v.Problems = append(v.Problems, fmt.Sprintf("%d instance(s) cannot be placed: %s", len(us), us[0].Reason))
 	}
@@ -173,7 +176,13 @@ func (c *Controller) Status(ctx context.Context) api.Status {
 	if leading {
 		role = RoleLeader
 	}
-	st := api.Status{Controller: api.Controller{ID: c.cfg.ID, Role: role, Leader: leader},
+	c.mu.Lock()
+	pol := c.policyStatus
+	c.mu.Unlock()
+	if pol.Errors == nil {
+		pol.Errors = []api.Problem{}
+	}
+	st := api.Status{Controller: api.Controller{ID: c.cfg.ID, Role: role, Leader: leader}, Policies: pol,
 		Sources: c.sourceViews(), Cells: c.actual.Cells(time.Now()), Problems: []api.AppProblem{}}
 	slices.SortFunc(st.Cells, func(a, b api.Cell) int { return cmp.Compare(a.ID, b.ID) })
 	if leading {

@@ -202,6 +202,14 @@ func newStatusCmd() *cobra.Command {
 				fmt.Fprintf(out, "; the leader is %s", cmp.Or(st.Controller.Leader, "not elected yet"))
 			}
 			fmt.Fprintln(out, ")")
+			fmt.Fprintf(out, "policies: %s", st.Policies.Source)
+			if st.Policies.LastApplied != "" {
+				fmt.Fprintf(out, " at %s", shortID(st.Policies.LastApplied))
+			}
+			fmt.Fprintf(out, " (%s)\n", strings.Join(st.Policies.Files, ", "))
+			for _, p := range st.Policies.Errors {
+				fmt.Fprintf(out, "  %s\n", problem(p, "policy commit refused"))
+			}
 			printSources(out, st.Sources)
 			if len(st.Problems) > 0 {
 				fmt.Fprintln(out, "\nPROBLEMS")

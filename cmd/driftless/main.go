@@ -49,7 +49,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newDevCmd(), newControllerCmd(), newAgentCmd(), newRouterCmd(),
 		newAppsCmd(), newAppCmd(), newStatusCmd(), newSyncCmd(), newEventsCmd(), newLogsCmd(),
-		newValidateCmd(),
+		newValidateCmd(), newPolicyCmd(),
 	)
 	return root
 }

@@ -58,6 +58,7 @@ func newDevCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", defaultDataDir, "folder for all platform state")
 	f.StringArrayVar(&cfg.Repos, "repo", nil, "git source of manifests: a work tree path (its committed HEAD deploys), a repository path, or a file:// or http(s):// URL (repeatable)")
 	f.StringVar(&cfg.Space, "space", "dev", "space of the apps in --repo")
+	f.StringVar(&cfg.Policies, "policies", "", "git source of the platform's policies (*.rego, quotas.yml); default: the built-in bundle")
 	f.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "router listen address")
 	f.StringVar(&cfg.API, "api", api.DefaultAddress, "API listen address")
 	f.StringVar(&cfg.Domain, "domain", "apps.localhost", "default domain of app routes")
@@ -86,7 +87,7 @@ func crashFlags(f *pflag.FlagSet, p *plan.CrashPolicy) {
 
 func newControllerCmd() *cobra.Command {
 	var cfg platform.ControllerConfig
-	var natsURL, consulAddr, space, natsListen string
+	var natsURL, consulAddr, space, natsListen, policiesURL string
 	var repos []string
 	var poll time.Duration
 	cmd := &cobra.Command{
@@ -118,6 +119,10 @@ func newControllerCmd() *cobra.Command {
 				cfg.Sources = append(cfg.Sources, reconciler.SourceConfig{Space: space, Config: source.Config{
 					Name: name, URL: r, Dir: filepath.Join(cfg.DataDir, "sources", name), Poll: poll}})
 			}
+			if policiesURL != "" {
+				cfg.PolicySource = &source.Config{Name: "policies", URL: policiesURL,
+					Dir: filepath.Join(cfg.DataDir, "sources", "_policies"), Poll: poll}
+			}
 			cfg.NATS, cfg.Log = nc, log
 			return platform.RunController(ctx, cfg)
 		},
@@ -125,6 +130,7 @@ func newControllerCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", defaultDataDir, "folder for controller state (blob store, clones)")
 	f.StringArrayVar(&repos, "repo", nil, "git source of manifests (repeatable)")
+	f.StringVar(&policiesURL, "policies", "", "git source of the platform's policies (*.rego, quotas.yml); default: the built-in bundle")
 	f.StringVar(&space, "space", "dev", "space of the apps in --repo")
 	f.StringVar(&cfg.API, "api", api.DefaultAddress, "API and blob store listen address")
 	f.StringVar(&cfg.BlobStoreURL, "blobstore-url", "", "URL cells use to reach the blob store (default: http://<api>)")

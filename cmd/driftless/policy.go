@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/driftless/driftless/manifests"
+	"github.com/driftless/driftless/policies"
+	"github.com/driftless/driftless/reconciler"
+)
+
+func newPolicyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "Test policies, and check manifests against them before pushing"}
+	cmd.AddCommand(newPolicyTestCmd(), newPolicyEvalCmd())
+	return cmd
+}
+
+func newPolicyTestCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "test DIR",
+		Short: "Run the Rego unit tests (*_test.rego) of a policy folder, with coverage; exits 1 on a failure",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			results, coverage, err := policies.RunTests(cmd.Context(), os.DirFS(args[0]))
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			failed := 0
+			for _, r := range results {
+				status := "PASS"
+				if !r.Pass {
+					status, failed = "FAIL", failed+1
+				}
+				fmt.Fprintf(out, "%s: %s (%s:%d)", status, r.Name, r.File, r.Line)
+				if r.Error != "" {
+					fmt.Fprintf(out, ": %s", r.Error)
+				}
+				fmt.Fprintln(out)
+			}
+			fmt.Fprintf(out, "%d test(s), %d failed, coverage %.1f%%\n", len(results), failed, coverage)
+			if failed > 0 {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+}
+
+func newPolicyEvalCmd() *cobra.Command {
+	var space, policyDir, domain string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "eval DIR",
+		Short: "Decide on the manifests under DIR as the platform would for --space; exits 1 when denied",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			set, err := loadPolicies(ctx, policyDir)
+			if err != nil {
+				return err
+			}
+			ms := manifests.LoadFS(os.DirFS(args[0]), ".")
+			for _, d := range ms.Diagnostics {
+				if d.Severity == manifests.Error {
+					return fmt.Errorf("%s:%d: %s (fix the manifests first: driftless validate)", d.Pos.File, d.Pos.Line, d.Message)
+				}
+			}
+			in := policies.Input{Space: space}
+			for _, a := range ms.Apps() {
+				in.Apps = append(in.Apps, policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: int64(a.MemoryMB),
+					DiskMB: int64(a.DiskMB), Routes: reconciler.Routes(a, space, domain), Buildpacks: a.Buildpacks,
+					Stack: a.Stack, File: a.Pos.File, Line: a.Pos.Line})
+			}
+			vs, err := set.Evaluate(ctx, in)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if vs == nil {
+					vs = []policies.Violation{}
+				}
+				if err := printJSON(out, vs); err != nil {
+					return err
+				}
+			} else {
+				for _, v := range vs {
+					loc := ""
+					if v.File != "" {
+						loc = fmt.Sprintf("%s:%d: ", v.File, v.Line)
+					}
+					fmt.Fprintf(out, "%spolicy %s: %s\n", loc, v.Policy, v.Message)
+				}
+				if len(vs) == 0 {
+					fmt.Fprintf(out, "%d app(s) in space %s: allowed\n", len(in.Apps), space)
+				}
+			}
+			if len(vs) > 0 {
+				return exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&space, "space", "dev", "space the apps would deploy to")
+	f.StringVar(&policyDir, "policies", "", "policy folder (default: the built-in bundle)")
+	f.StringVar(&domain, "domain", "apps.localhost", "default domain of app routes")
+	f.BoolVar(&asJSON, "json", false, "print the violations as JSON")
+	return cmd
+}
+
+func loadPolicies(ctx context.Context, dir string) (*policies.Set, error) {
+	if dir == "" {
+		return policies.Default(ctx)
+	}
+	return policies.Load(ctx, os.DirFS(dir))
+}

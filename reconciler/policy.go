@@ -1,0 +1,119 @@
+package reconciler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/policies"
+	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/reconciler/source"
+)
+
+// checkPolicies evaluates the policies on the desired state a commit of se
+// proposes for its space: the commit's apps plus the apps other sources
+// declare in the same space, so quotas are checked on totals. It returns
+// the violations as problems located in the manifests. Caller holds c.mu.
+func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Proposal) ([]api.Problem, error) {
+	if c.policy == nil {
+		return nil, nil
+	}
+	in := policies.Input{Space: se.space}
+	rels := map[string]Release{}
+	for _, r := range prop.Releases {
+		rels[r.App] = r
+	}
+	for _, a := range prop.Apps {
+		in.Apps = append(in.Apps, policyApp(a, rels[a.Name]))
+	}
+	for key, a := range c.apps {
+		if key.Space != se.space || a.Source == se.src.Name() {
+			continue
+		}
+		if r := c.releases[releaseKey(key.Space, key.Name, a.ReleaseID)]; r != nil {
+			in.Apps = append(in.Apps, policyApp(*a, *r))
+		}
+	}
+	vs, err := c.policy.Evaluate(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Problem, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, api.Problem{File: v.File, Line: v.Line, App: v.App, Message: "policy " + v.Policy + ": " + v.Message})
+	}
+	return out, nil
+}
+
+func policyApp(a AppRecord, r Release) policies.App {
+	return policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
+		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, File: a.File, Line: a.Line}
+}
+
+// applyPolicies compiles a new commit of the policy source. A broken one
+// is refused as a whole (the policies in force stay); a good one takes
+// effect at once: the last commit of every app source is checked again,
+// so a commit denied under the old policies applies now if it complies,
+// and apps that no longer comply are flagged (and get no new release).
+func (c *Controller) applyPolicies(ctx context.Context, snap *source.Snapshot) {
+	set, err := policies.Load(ctx, snap.FS())
+	now := time.Now().UTC()
+	c.mu.Lock()
+	c.policyStatus.LastSeen, c.policyStatus.LastSeenAt = snap.Commit, now
+	if err != nil {
+		c.policyStatus.Errors = policyProblems(err)
+		c.mu.Unlock()
+		c.events.Record(bus.Event{Kind: EventPolicyRefused,
+			Message: fmt.Sprintf("policy commit %s refused, the previous policies stay in force: %v", short(snap.Commit), err)})
+		return
+	}
+	c.policy = set
+	c.policyStatus.Errors, c.policyStatus.Files = nil, set.Files
+	c.policyStatus.LastApplied, c.policyStatus.LastAppliedAt = snap.Commit, now
+	var again []*sourceEntry
+	for _, se := range c.sources {
+		if se.last != nil {
+			again = append(again, se)
+		}
+	}
+	c.mu.Unlock()
+	c.events.Record(bus.Event{Kind: EventPolicyApplied,
+		Message: fmt.Sprintf("policy commit %s applied: %s", short(snap.Commit), strings.Join(set.Files, ", "))})
+	for _, se := range again {
+		c.apply(ctx, se, se.last)
+	}
+	c.Kick()
+}
+
+func policyProblems(err error) []api.Problem {
+	var le *policies.LoadError
+	if !errors.As(err, &le) {
+		return []api.Problem{{Message: err.Error()}}
+	}
+	out := make([]api.Problem, 0, len(le.Problems))
+	for _, p := range le.Problems {
+		out = append(out, api.Problem{File: p.File, Line: p.Line, Message: p.Message})
+	}
+	return out
+}
+
+// flagged reports the policy problems of an app's last checked commit.
+// Caller holds c.mu.
+func (c *Controller) flagged(key plan.AppKey) []api.Problem {
+	var out []api.Problem
+	for _, se := range c.sources {
+		if se.space != key.Space {
+			continue
+		}
+		for _, p := range se.status.Errors {
+			if strings.HasPrefix(p.Message, "policy ") && (p.App == "" || p.App == key.Name) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
