@@ -29,7 +29,13 @@ func RunTests(ctx context.Context, fsys fs.FS) ([]TestResult, float64, error) {
 		return nil, 0, err
 	}
 	cov := cover.New()
-	ch, err := tester.NewRunner().SetStore(inmem.NewFromObject(data)).SetCoverageQueryTracer(cov).Run(ctx, modules)
+	store := inmem.NewFromObject(data)
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("policy tests: %w", err)
+	}
+	defer store.Abort(ctx, txn)
+	ch, err := tester.NewRunner().SetStore(store).SetModules(modules).SetCoverageQueryTracer(cov).RunTests(ctx, txn)
 	if err != nil {
 		return nil, 0, loadError(err)
 	}
