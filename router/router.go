@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -37,7 +38,8 @@ type Config struct {
 	Certs []CertFile
 	// RedirectHTTP answers plain HTTP with a redirect to HTTPS.
 	RedirectHTTP bool
-	// MetricsListen serves Prometheus metrics at /metrics on its own
+	// MetricsListen serves Prometheus metrics at /metrics (and Go profiles
+	// at /debug/pprof/) on its own
 	// address; empty for none.
 	MetricsListen string
 	Consul        *consul.Client
@@ -251,6 +253,9 @@ func (r *Router) Run(ctx context.Context) error {
 	if metricsLn != nil {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(r.gatherer, promhttp.HandlerOpts{}))
+		// Profiles, on the same private port as the metrics.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		s := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, s)
 		go func() { errc <- s.Serve(metricsLn) }()
