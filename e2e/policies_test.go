@@ -122,7 +122,9 @@ func TestPolicies(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(st.Sources[0].Errors, func(pr api.Problem) bool { return strings.Contains(pr.Message, "would run 12 instances; its quota is 10") }) {
+		if !slices.ContainsFunc(st.Sources[0].Errors, func(pr api.Problem) bool {
+			return strings.Contains(pr.Message, "would run 12 instances; its quota is 10")
+		}) {
 			return fmt.Errorf("source errors %+v", st.Sources[0].Errors)
 		}
 		return nil
