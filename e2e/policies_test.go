@@ -130,4 +130,32 @@ func TestPolicies(t *testing.T) {
 		return nil
 	})
 	p.waitServing(t, 10*time.Second, 5, greetingIs("Quota"))
+
+	// Per-app enforcement: an app over the per-instance limit is held
+	// back; the rest of the commit applies.
+	if err := os.Remove(filepath.Join(pol, "broken.rego")); err != nil {
+		t.Fatal(err)
+	}
+	writePolicy(t, pol, map[string]string{"quotas.yml": "default:\n  memory: 2G\n  instances: 20\n  instance_memory: 256M\n  routes: 10\n  enforcement: per-app\n"})
+	commitPolicy(t, pol, "per-app enforcement")
+	p.addHello("apps/big")
+	p.write(map[string]string{
+		"apps/hello/manifest.yml": helloManifest(5, "PerApp"),
+		"apps/big/manifest.yml":   strings.NewReplacer("name: hello", "name: big", "memory: 64M", "memory: 512M", helloHost, "big.apps.localhost").Replace(helloManifest(1, "Big")),
+	})
+	p.commitAll("hello changes, big is too big")
+	_, _ = p.client.Sync(context.Background(), false, 0)
+	p.waitServing(t, 90*time.Second, 5, greetingIs("PerApp"))
+	st, err := p.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(st.Sources[0].Errors, func(pr api.Problem) bool {
+		return pr.App == "big" && strings.Contains(pr.Message, "app big asks for 512 MB per instance") && pr.File == "apps/big/manifest.yml"
+	}) {
+		t.Errorf("big is not reported held back: %+v", st.Sources[0].Errors)
+	}
+	if _, err := p.client.App(context.Background(), "dev", "big"); err == nil {
+		t.Error("big was deployed although it violates the per-instance limit")
+	}
 }

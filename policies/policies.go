@@ -42,6 +42,28 @@ type Set struct {
 	// Files are the Rego files of the set, sorted.
 	Files []string
 	query rego.PreparedEvalQuery
+	// perApp lists the spaces (and "default") whose quotas say
+	// `enforcement: per-app`.
+	perApp map[string]bool
+}
+
+// Enforcement modes of quotas.yml's `enforcement` key.
+const (
+	// EnforceSpace refuses a whole commit of a space on any violation
+	// (the default).
+	EnforceSpace = "space"
+	// EnforcePerApp refuses only the apps a violation names; violations
+	// of the space as a whole still refuse everything.
+	EnforcePerApp = "per-app"
+)
+
+// PerApp reports whether violations in space block only the apps they
+// name (quotas.yml: `enforcement: per-app` for the space or the default).
+func (s *Set) PerApp(space string) bool {
+	if v, ok := s.perApp[space]; ok {
+		return v
+	}
+	return s.perApp["default"]
 }
 
 // Problem is an error in a policy source, located where possible.
@@ -94,7 +116,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 		return nil, &LoadError{[]Problem{{Message: "no .rego policy in the policy source"}}}
 	}
 	opts := []func(*rego.Rego){rego.Query(query), rego.Store(inmem.NewFromObject(data))}
-	s := &Set{}
+	s := &Set{perApp: enforcement(data)}
 	for name, m := range modules {
 		opts = append(opts, rego.ParsedModule(m))
 		s.Files = append(s.Files, name)
@@ -147,10 +169,57 @@ func read(fsys fs.FS, withTests bool) (map[string]*ast.Module, map[string]any, e
 	if quotas != nil {
 		data["quotas"] = quotas
 	}
+	// Other data files at the root: data.<name> (e.g. domains.yml →
+	// data.domains).
+	entries, _ := fs.ReadDir(fsys, ".")
+	for _, e := range entries {
+		name := e.Name()
+		ext := path.Ext(name)
+		if e.IsDir() || name == QuotasFile || (ext != ".yml" && ext != ".yaml" && ext != ".json") {
+			continue
+		}
+		src, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			problems = append(problems, Problem{File: name, Message: err.Error()})
+			continue
+		}
+		var v any
+		if err := yaml.Unmarshal(src, &v); err != nil { // JSON is YAML
+			problems = append(problems, Problem{File: name, Line: yamlLine(err), Message: err.Error()})
+			continue
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			problems = append(problems, Problem{File: name, Message: fmt.Sprintf("not JSON-compatible data: %v", err)})
+			continue
+		}
+		var jv any
+		_ = json.Unmarshal(b, &jv)
+		data[strings.TrimSuffix(name, ext)] = jv
+	}
 	if len(problems) > 0 {
 		return nil, nil, &LoadError{problems}
 	}
 	return modules, data, nil
+}
+
+// enforcement reads the `enforcement` key of the default and of each
+// space in the quotas.
+func enforcement(data map[string]any) map[string]bool {
+	out := map[string]bool{}
+	q, _ := data["quotas"].(map[string]any)
+	if d, ok := q["default"].(map[string]any); ok {
+		out["default"] = d["enforcement"] == EnforcePerApp
+	}
+	spaces, _ := q["spaces"].(map[string]any)
+	for name, v := range spaces {
+		if m, ok := v.(map[string]any); ok {
+			if e, ok := m["enforcement"].(string); ok {
+				out[name] = e == EnforcePerApp
+			}
+		}
+	}
+	return out
 }
 
 // sizeKeys are the quota keys given as sizes ("2G"), turned into MB.

@@ -120,3 +120,36 @@ func BenchmarkEvaluate(b *testing.B) {
 		})
 	}
 }
+
+// TestEnforcementAndDataFiles: quotas.yml's enforcement per space, and
+// other data files at the root reach policies as data.<name>.
+func TestEnforcementAndDataFiles(t *testing.T) {
+	set, err := Load(context.Background(), fstest.MapFS{
+		"quotas.yml":  {Data: []byte("default:\n  enforcement: per-app\nspaces:\n  strict: {enforcement: space}\n")},
+		"domains.yml": {Data: []byte("allowed: [apps.localhost]\n")},
+		"routes.rego": {Data: []byte(`package driftless.routes
+
+import rego.v1
+
+deny contains v if {
+	some a in input.apps
+	some r in a.routes
+	not endswith(r, data.domains.allowed[0])
+	v := {"app": a.name, "msg": sprintf("%s is off the allowed domain", [r])}
+}
+`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !set.PerApp("dev") || set.PerApp("strict") {
+		t.Errorf("PerApp(dev) = %v, PerApp(strict) = %v; want true, false", set.PerApp("dev"), set.PerApp("strict"))
+	}
+	vs, err := set.Evaluate(context.Background(), Input{Space: "dev", Apps: []App{app("ok", 1, 1, "ok.apps.localhost"), app("bad", 1, 1, "bad.example.com")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 1 || vs[0].App != "bad" || vs[0].Policy != "routes" {
+		t.Fatalf("violations %+v, want one for bad", vs)
+	}
+}

@@ -45,6 +45,15 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 	if err != nil {
 		violations = []api.Problem{{Message: "policy evaluation failed: " + err.Error()}}
 	}
+	var blocked []api.Problem // per-app enforcement: apps held at what they run
+	if len(violations) > 0 && err == nil && c.policy.PerApp(se.space) {
+		if rest, ok := c.holdBack(prop, violations); ok {
+			again, err := c.checkPolicies(ctx, se, rest)
+			if err == nil && len(again) == 0 {
+				prop, blocked, violations = rest, violations, nil
+			}
+		}
+	}
 	if len(violations) > 0 {
 		// Nothing of the commit is applied for the space: what runs keeps
 		// running, and no new release is staged until it complies.
@@ -58,7 +67,15 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 			Message: fmt.Sprintf("commit %s of source %s denied by policy: %s", short(snap.Commit), se.src.Name(), strings.Join(msgs, "; "))})
 		return
 	}
-	st.Errors = nil
+	st.Errors = blocked // what per-app enforcement held back, if anything
+	if len(blocked) > 0 {
+		msgs := make([]string, 0, len(blocked))
+		for _, v := range blocked {
+			msgs = append(msgs, v.Message)
+		}
+		c.events.Record(bus.Event{Kind: EventCommitDenied, Space: se.space,
+			Message: fmt.Sprintf("commit %s of source %s: apps held back by policy (the rest applies): %s", short(snap.Commit), se.src.Name(), strings.Join(msgs, "; "))})
+	}
 
 	releases := make(map[string]Release, len(prop.Releases))
 	for _, r := range prop.Releases {

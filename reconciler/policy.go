@@ -117,3 +117,38 @@ func (c *Controller) flagged(key plan.AppKey) []api.Problem {
 	}
 	return out
 }
+
+// holdBack returns the proposal with every app a violation names put back
+// to what it runs now (an app new in the commit is left out), for per-app
+// enforcement. ok is false when a violation names no app: it is about the
+// space as a whole, and the whole commit is refused. Caller holds c.mu.
+func (c *Controller) holdBack(prop Proposal, violations []api.Problem) (Proposal, bool) {
+	held := map[string]bool{}
+	for _, v := range violations {
+		if v.App == "" {
+			return prop, false
+		}
+		held[v.App] = true
+	}
+	out := Proposal{Warnings: prop.Warnings}
+	for _, r := range prop.Releases {
+		if !held[r.App] {
+			out.Releases = append(out.Releases, r)
+		}
+	}
+	for _, a := range prop.Apps {
+		if !held[a.Name] {
+			out.Apps = append(out.Apps, a)
+			continue
+		}
+		cur := c.apps[plan.AppKey{Space: a.Space, Name: a.Name}]
+		if cur == nil {
+			continue // new in this commit: not deployed until it complies
+		}
+		out.Apps = append(out.Apps, *cur)
+		if r := c.releases[releaseKey(cur.Space, cur.Name, cur.ReleaseID)]; r != nil {
+			out.Releases = append(out.Releases, *r)
+		}
+	}
+	return out, true
+}

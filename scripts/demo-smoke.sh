@@ -22,6 +22,18 @@ for _ in $(seq 1 240); do
 done
 [ -n "$answered" ] || { echo "demo-smoke: hello never answered"; tail -n 60 "$log"; exit 1; }
 echo "demo-smoke: $answered"
+# Every example app answers through the router (built from source by its buildpack).
+for app in go-hello node-hello python-hello static-site; do
+  ok=""
+  for _ in $(seq 1 240); do
+    if out=$(curl -fsS -m 2 -H "Host: $app.apps.localhost" http://127.0.0.1:8080/ 2>/dev/null) && [[ $out == *"from"* ]]; then
+      ok=$out; break
+    fi
+    sleep 1
+  done
+  [ -n "$ok" ] || { echo "demo-smoke: $app never answered"; "$root/bin/driftless" app "$app" || true; stop; tail -n 60 "$log"; exit 1; }
+  echo "demo-smoke: $app: $(echo "$ok" | head -n 1)"
+done
 "$root/bin/driftless" apps
 
 repo=$dir/apps-repo
