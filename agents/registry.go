@@ -20,7 +20,7 @@ func (a *Agent) register(in *instance) error {
 	reg := catalog.Registration(catalog.Instance{
 		GUID: st.GUID, Space: st.Space, App: st.App, Index: st.Index,
 		ReleaseID: st.ReleaseID, Commit: st.Commit, Cell: a.cfg.CellID,
-		Address: a.cfg.Address, Port: st.HostPort, Routes: run.Routes,
+		Address: a.cfg.Address, Port: st.HostPort, Routes: run.Routes, Balance: run.Balance,
 	}, run.HealthCheck, a.cfg.CheckInterval)
 	if err := a.cfg.Consul.Agent().ServiceRegister(reg); err != nil {
 		return fmt.Errorf("registering %s/%d in consul: %w", st.App, st.Index, err)

@@ -55,6 +55,9 @@ type RunSpec struct {
 	DiskMB      int64             `json:"disk_mb"`
 	Routes      []string          `json:"routes,omitempty"`
 	HealthCheck HealthCheck       `json:"health_check"`
+	// Balance is how routers balance the app's instances: "" (round-
+	// robin) or "least-connections" (a route option in the manifest).
+	Balance string `json:"balance,omitempty"`
 }
 
 // InstanceRef names one instance of an app: which app, which index, which

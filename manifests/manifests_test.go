@@ -188,6 +188,9 @@ func TestParseErrors(t *testing.T) {
 			"m.yml:7:3: error: each application must be a mapping with at least a name, not a string",
 		}},
 		{"duplicate key", "applications:\n- name: a\n  memory: 1G\n  memory: 2G\n", []string{`m.yml:4:3: error: "memory" is given twice (first at line 3)`}},
+		{"route options", "applications:\n- name: a\n  routes:\n  - route: a.example.com\n    options: {loadbalancing: least-connection}\n  - route: b.example.com\n    options: {loadbalancing: random, hash_header: X}\n", []string{
+			`m.yml:7:30: error: route option loadbalancing "random" is not round-robin or least-connection`,
+		}},
 		{"unfilled variables", "applications:\n- name: ((name))\n  command: run ((arg))\n", []string{
 			"m.yml:2:9: error: variable ((name)) has no value (define it in vars.yml beside the manifest)",
 			"m.yml:3:12: error: variable ((arg)) has no value (define it in vars.yml beside the manifest)",

@@ -48,8 +48,25 @@ func readRoutes(a *appState, k, v *yaml.Node) {
 				}
 				rt.Protocol = proto
 			case "options":
-				if _, ok := a.mapping(p.key, p.val); ok {
-					a.warnf(p.key, "route options are not supported yet and are ignored (the router balances round-robin)")
+				opts, ok := a.mapping(p.key, p.val)
+				if !ok {
+					continue
+				}
+				for _, o := range a.pairs(opts) {
+					switch o.key.Value {
+					case "loadbalancing":
+						lb, ok := a.str(o.key, o.val, false)
+						if !ok {
+							continue
+						}
+						if lb != "round-robin" && lb != "least-connection" {
+							a.errorf(resolve(o.val), "route option loadbalancing %q is not round-robin or least-connection", lb)
+							continue
+						}
+						rt.LoadBalancing = lb
+					default:
+						a.warnf(o.key, "route option %q is not supported and is ignored (loadbalancing is)", o.key.Value)
+					}
 				}
 			default:
 				a.errorf(p.key, "unknown route attribute %q (route, protocol, options)", p.key.Value)

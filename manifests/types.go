@@ -70,7 +70,10 @@ type Route struct {
 	Host, Domain, Path string
 	// Protocol is "http1" (default), "http2" or "tcp".
 	Protocol string
-	Pos      Position
+	// LoadBalancing is the route option loadbalancing: "round-robin"
+	// (default) or "least-connection", as Cloud Foundry spells them.
+	LoadBalancing string
+	Pos           Position
 }
 
 // HealthCheck says how a cell decides an instance is healthy.

@@ -312,6 +312,16 @@ func loadError(err error) error {
 type Input struct {
 	Space string `json:"space"`
 	Apps  []App  `json:"apps"`
+	// Usage is what the space runs now (before the commit), for policies
+	// that look at the change rather than the totals.
+	Usage Usage `json:"usage"`
+}
+
+// Usage totals a space's current desired state.
+type Usage struct {
+	Apps      int   `json:"apps"`
+	Instances int   `json:"instances"`
+	MemoryMB  int64 `json:"memory_mb"`
 }
 
 // App is one app of a proposed desired state.

@@ -105,6 +105,11 @@ func newRelease(app manifests.App, opts DesiredOptions, srcPath, tree string) Re
 			InvocationTimeoutSec: app.HealthCheck.InvocationTimeout,
 		},
 	}
+	for _, r := range app.Routes {
+		if r.LoadBalancing == "least-connection" {
+			run.Balance = "least-connections" // router/route.LeastConnections
+		}
+	}
 	rel := Release{
 		Space: opts.Space, App: app.Name, Commit: opts.Commit,
 		SourcePath: srcPath, SourceTree: tree,

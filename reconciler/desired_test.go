@@ -137,6 +137,7 @@ func TestBuildDesired(t *testing.T) {
   path: site
   routes:
   - route: WWW.Example.com/Shop/
+    options: {loadbalancing: least-connection}
   - route: www.example.com
 - name: worker
   no-route: true
@@ -160,10 +161,10 @@ func TestBuildDesired(t *testing.T) {
 	if w := byName["worker"]; len(w.Routes) != 0 {
 		t.Fatalf("worker has routes %v", w.Routes)
 	}
-	if r := onlyRelease(t, p, "web"); r.SourcePath != "web/site" || r.Run.Command != "" {
+	if r := onlyRelease(t, p, "web"); r.SourcePath != "web/site" || r.Run.Command != "" || r.Run.Balance != "least-connections" {
 		t.Fatalf("web release: %+v", r)
 	}
-	if r := onlyRelease(t, p, "hello"); r.Run.Env["GREETING"] != "Hello" || r.Run.MemoryMB != 64 || r.State != ReleaseStaging {
+	if r := onlyRelease(t, p, "hello"); r.Run.Env["GREETING"] != "Hello" || r.Run.MemoryMB != 64 || r.State != ReleaseStaging || r.Run.Balance != "" {
 		t.Fatalf("hello release: %+v", r)
 	}
 }

@@ -31,7 +31,15 @@ func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Pr
 		in.Apps = append(in.Apps, policyApp(a, rels[a.Name]))
 	}
 	for key, a := range c.apps {
-		if key.Space != se.space || a.Source == se.src.Name() {
+		if key.Space != se.space {
+			continue
+		}
+		if r := c.releases[releaseKey(key.Space, key.Name, a.CurrentID)]; r != nil {
+			in.Usage.Apps++
+			in.Usage.Instances += a.Instances
+			in.Usage.MemoryMB += int64(a.Instances) * r.Run.MemoryMB
+		}
+		if a.Source == se.src.Name() {
 			continue
 		}
 		if r := c.releases[releaseKey(key.Space, key.Name, a.ReleaseID)]; r != nil {

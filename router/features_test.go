@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,8 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/router"
 )
@@ -441,4 +444,62 @@ func writeCert(t *testing.T, dir, cn, name string) router.CertFile {
 		t.Fatal(err)
 	}
 	return cf
+}
+
+// TestLeastConnections: with the app's balance set to least-connections
+// (a manifest route option, carried in the registration), requests go to
+// the instance with the fewest in flight: while one instance serves a slow
+// request, every other request goes to the other.
+func TestLeastConnections(t *testing.T) {
+	mk := func(name string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/slow" {
+				time.Sleep(time.Second)
+			}
+			io.WriteString(w, name)
+		}))
+	}
+	a, b := mk("a"), mk("b")
+	defer a.Close()
+	defer b.Close()
+	rtr, c := startWith(t, router.Config{})
+	for i, s := range []*httptest.Server{a, b} {
+		host, port, _ := net.SplitHostPort(s.Listener.Addr().String())
+		p, _ := strconv.Atoi(port)
+		reg := catalog.Registration(catalog.Instance{GUID: fmt.Sprintf("lc-%d", i), Space: "dev", App: "lc", Index: i,
+			Address: host, Port: p, Routes: []string{"lc.apps.localhost"}, Balance: "least-connections"},
+			bus.HealthCheck{Type: "process"}, time.Minute)
+		if err := c.Agent().ServiceRegister(reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, "both instances routed", func() error {
+		if p := rtr.Table().Lookup("lc.apps.localhost", "/"); p == nil || len(p.Endpoints) != 2 || p.Balance != "least-connections" {
+			return fmt.Errorf("pool %+v", p)
+		}
+		return nil
+	})
+	get := func(path string) string {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+rtr.Addr()+path, nil)
+		req.Host = "lc.apps.localhost"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	slow := make(chan string, 1)
+	go func() { slow <- get("/slow") }()
+	time.Sleep(200 * time.Millisecond) // the slow request is in flight
+	seen := map[string]int{}
+	for range 6 {
+		seen[get("/")]++
+	}
+	busy := <-slow
+	if len(seen) != 1 || seen[busy] != 0 {
+		t.Fatalf("while %s was busy the others went to %v; want all to the idle instance", busy, seen)
+	}
 }
