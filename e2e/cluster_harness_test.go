@@ -215,7 +215,7 @@ func (c *cluster) startAgent(name string) {
 	c.agents[name] = c.start("agent-"+name, cn.ns, "agent", "--cell-id", name, "--address", cn.ip,
 		"--zone", "z-"+name, "--memory", "2G", "--nats", c.natsURL, "--consul", c.consul,
 		"--containerd", c.ctrd.Address, "--namespace", name, "--network", "dl-"+name,
-		"--bridge", "dlb-"+name, "--subnet", fmt.Sprintf("10.216.%d.0/24", i), "--ports", portRange(),
+		"--bridge", "dlb-"+name, "--subnet", fmt.Sprintf("10.%d.%d.0/24", subnetOctet(), i), "--ports", portRange(),
 		"--data", filepath.Join(c.dir, "agent-"+name))
 }
 

@@ -83,6 +83,14 @@ func portRange() string {
 	return fmt.Sprintf("%d-%d", base, base+199)
 }
 
+// randomSubnet picks a /16 for a test's containers at random, for the same
+// reason as portRange: a port mapping a killed run left behind must not
+// lead to a container of this run.
+func randomSubnet() string { return fmt.Sprintf("10.%d.0.0/16", subnetOctet()) }
+
+// subnetOctet is a random second octet for test subnets (10.160–10.239).
+func subnetOctet() int { return 160 + rand.IntN(80) }
+
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	p, err := children.FreePort()
@@ -113,7 +121,7 @@ func startDev(t testing.TB, extra ...string) *platform {
 	p.cmd = exec.Command(driftlessBin, "dev", "--log-level", "debug",
 		"--data", filepath.Join(dir, "data"), "--repo", p.repo,
 		"--http", p.http, "--api", p.api, "--nats", freeAddr(t), "--consul", p.consul,
-		"--containerd", p.sock, "--ports", portRange(), "--bridge", "dle2e0", "--subnet", "10.213.0.0/16",
+		"--containerd", p.sock, "--ports", portRange(), "--bridge", "dle2e0", "--subnet", randomSubnet(),
 		"--poll", "1s", "--cell-memory", "4G")
 	p.cmd.Args = append(p.cmd.Args, extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf

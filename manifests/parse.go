@@ -112,7 +112,9 @@ func Parse(file string, data []byte, vars map[string]any) *Manifest {
 	return m
 }
 
-// sortDiags orders diagnostics by file, line and column.
+// sortDiags orders diagnostics by file, line, column and message (so
+// that several at one place, e.g. from a map's keys, come in a stable
+// order).
 func sortDiags(ds Diagnostics) {
 	sort.SliceStable(ds, func(i, j int) bool {
 		a, b := ds[i].Pos, ds[j].Pos
@@ -122,6 +124,9 @@ func sortDiags(ds Diagnostics) {
 		if a.Line != b.Line {
 			return a.Line < b.Line
 		}
-		return a.Col < b.Col
+		if a.Col != b.Col {
+			return a.Col < b.Col
+		}
+		return ds[i].Message < ds[j].Message
 	})
 }
