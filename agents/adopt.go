@@ -3,8 +3,10 @@ package agents
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,6 +83,8 @@ func (a *Agent) adopt(ctx context.Context) error {
 		in.status.WasHealthy = true
 		a.setState(in, bus.StateRunning, "adopted after an agent restart")
 		a.wg.Go(func() { a.watchExit(ictx, in, exits) })
+		addr := net.JoinHostPort(a.cfg.Address, strconv.Itoa(rec.HostPort))
+		a.wg.Go(func() { a.watchHealth(ictx, in, addr) })
 		a.wg.Go(func() { a.shipLogs(ictx, rec.Instance, a.rt.LogPath(guid), true) })
 	}
 	a.cleanLeftovers(ctx)

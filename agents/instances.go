@@ -148,6 +148,56 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 		a.setState(in, bus.StateRunning, "health check passed")
 	}
 	a.mu.Unlock()
+	a.wg.Go(func() { a.watchHealth(ctx, in, addr) })
+}
+
+// LivenessFailures is how many health checks in a row a RUNNING instance
+// may fail before the cell kills it (Diego's liveness check); the
+// controller then restarts it like any crash.
+const LivenessFailures = 3
+
+// watchHealth keeps checking a RUNNING instance as its health check says
+// ("process" instances are watched by their exit alone) and crashes it
+// after LivenessFailures failures in a row: an instance that stops
+// answering is replaced, not left registered and unreachable.
+func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
+	a.mu.Lock()
+	hc := in.run.HealthCheck
+	a.mu.Unlock()
+	if hc.Type == "process" {
+		return
+	}
+	t := time.NewTicker(a.cfg.CheckInterval)
+	defer t.Stop()
+	fails := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		done := in.stopping || in.status.State != bus.StateRunning
+		a.mu.Unlock()
+		if done {
+			return
+		}
+		err := health.Probe(ctx, hc, addr)
+		if err == nil {
+			fails = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fails++
+		if fails < LivenessFailures {
+			continue
+		}
+		a.crash(in, -1, fmt.Sprintf("health check (%s) failed %d times in a row: %v", hcType(hc), fails, err))
+		_ = a.rt.Kill(a.ctx, in.status.GUID)
+		return
+	}
 }
 
 func hcType(hc bus.HealthCheck) string {

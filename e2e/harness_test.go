@@ -114,6 +114,10 @@ func startDev(t testing.TB, extra ...string) *platform {
 	testenv.Git(t, p.repo, "init", "-q", "-b", "main")
 	p.client = api.NewClient(p.api)
 
+	// A bridge of its own (it keeps the subnet's gateway address), removed
+	// with the test.
+	bridge := fmt.Sprintf("dle%04x", rand.IntN(1<<16))
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 	logf, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +125,7 @@ func startDev(t testing.TB, extra ...string) *platform {
 	p.cmd = exec.Command(driftlessBin, "dev", "--log-level", "debug",
 		"--data", filepath.Join(dir, "data"), "--repo", p.repo,
 		"--http", p.http, "--api", p.api, "--nats", freeAddr(t), "--consul", p.consul,
-		"--containerd", p.sock, "--ports", portRange(), "--bridge", "dle2e0", "--subnet", randomSubnet(),
+		"--containerd", p.sock, "--ports", portRange(), "--bridge", bridge, "--subnet", randomSubnet(),
 		"--poll", "1s", "--cell-memory", "4G")
 	p.cmd.Args = append(p.cmd.Args, extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf

@@ -287,3 +287,24 @@ func greetingIs(g string) func(info) error {
 		return nil
 	}
 }
+
+// TestLivenessCheck deploys an instance whose health check starts failing
+// after it became healthy while its process keeps running: the cell kills
+// it after three failed checks in a row and the controller restarts it.
+func TestLivenessCheck(t *testing.T) {
+	p := startDev(t)
+	p.addHello("apps/hello")
+	p.write(map[string]string{"apps/hello/manifest.yml": helloWith(1, map[string]string{"HEALTH_FAIL_AFTER": "2s"}, "")})
+	p.commitAll("an instance that falls sick")
+	_, _ = p.client.Sync(context.Background(), false, 0)
+	testenv.Eventually(t, 90*time.Second, 300*time.Millisecond, "the sick instance is crashed and restarted", func() error {
+		crashed := eventsOf(t, p.client, "crashed")
+		if !slices.ContainsFunc(crashed, func(e bus.Event) bool { return strings.Contains(e.Message, "failed 3 times in a row") }) {
+			return fmt.Errorf("%d crash events, none from the liveness check", len(crashed))
+		}
+		if len(eventsOf(t, p.client, "restarted")) == 0 {
+			return errors.New("not restarted")
+		}
+		return nil
+	})
+}

@@ -159,3 +159,55 @@ func TestPolicies(t *testing.T) {
 		t.Error("big was deployed although it violates the per-instance limit")
 	}
 }
+
+// TestOrgQuota: two spaces of one org, each from its own repository; the
+// org's instance quota counts both, so a commit in the second space that
+// would take the org over it is denied with the org's numbers.
+func TestOrgQuota(t *testing.T) {
+	pol := policyRepo(t, "default:\n  memory: 2G\n  instances: 20\n  instance_memory: 256M\norgs:\n  acme: {instances: 3}\n")
+	other := filepath.Join(testenv.ShortTempDir(t, "dl-org-"), "team-b")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, other, "init", "-q", "-b", "main")
+	testenv.Git(t, other, "commit", "-q", "--allow-empty", "-m", "empty")
+	p := startDev(t, "--policies", pol, "--org", "acme", "--repo", "team-b="+other)
+	p.addHello("apps/hello")
+	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Org")})
+	p.commitAll("two in dev")
+	_, _ = p.client.Sync(context.Background(), false, 0)
+	p.waitServing(t, 90*time.Second, 2, greetingIs("Org"))
+
+	bin, err := os.ReadFile(helloBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(other, "b"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "b", "hello"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	manifest := strings.NewReplacer("name: hello", "name: b", helloHost, "b.apps.localhost").Replace(helloManifest(2, "B"))
+	if err := os.WriteFile(filepath.Join(other, "b", "manifest.yml"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, other, "add", "-A")
+	testenv.Git(t, other, "commit", "-q", "-m", "two in team-b")
+	_, _ = p.client.Sync(context.Background(), false, 0)
+	testenv.Eventually(t, 30*time.Second, 300*time.Millisecond, "team-b's commit is denied by the org quota", func() error {
+		st, err := p.client.Status(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, s := range st.Sources {
+			if s.Space == "team-b" && slices.ContainsFunc(s.Errors, func(pr api.Problem) bool {
+				return strings.Contains(pr.Message, "org acme would run 4 instances over its spaces; its quota is 3")
+			}) {
+				return nil
+			}
+		}
+		return fmt.Errorf("sources %+v", st.Sources)
+	})
+	p.waitServing(t, 10*time.Second, 2, greetingIs("Org"))
+}

@@ -31,10 +31,14 @@ import (
 // DevConfig configures `driftless dev`: the whole platform on one host.
 type DevConfig struct {
 	DataDir string
-	// Repos are git sources: paths of work trees or repositories, or URLs.
+	// Repos are git sources: paths of work trees or repositories, or URLs,
+	// each optionally prefixed with SPACE= to put its apps in that space
+	// instead of Space.
 	Repos []string
-	// Space is the space of the apps in Repos.
+	// Space is the space of the apps in Repos, Org its organisation
+	// (for org quotas; "" for none).
 	Space  string
+	Org    string
 	HTTP   string // router
 	API    string // REST API and blob store
 	Domain string
@@ -250,6 +254,10 @@ func devSources(cfg DevConfig) ([]reconciler.SourceConfig, []string, error) {
 	var names []string
 	used := map[string]int{}
 	for _, repo := range cfg.Repos {
+		space := cfg.Space
+		if sp, rest, ok := strings.Cut(repo, "="); ok && spaceName.MatchString(sp) && rest != "" {
+			space, repo = sp, rest // SPACE=PATH_OR_URL
+		}
 		name := sourceName(repo)
 		used[name]++
 		if used[name] > 1 {
@@ -263,7 +271,7 @@ func devSources(cfg DevConfig) ([]reconciler.SourceConfig, []string, error) {
 			}
 			url = abs
 		}
-		out = append(out, reconciler.SourceConfig{Space: cfg.Space, Config: source.Config{
+		out = append(out, reconciler.SourceConfig{Space: space, Org: cfg.Org, Config: source.Config{
 			Name: name, URL: url, Dir: filepath.Join(cfg.DataDir, "sources", name), Poll: cfg.Poll}})
 		names = append(names, name)
 	}
@@ -271,6 +279,9 @@ func devSources(cfg DevConfig) ([]reconciler.SourceConfig, []string, error) {
 }
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_-]+`)
+
+// spaceName is what a space may be called (the SPACE= prefix of a repo).
+var spaceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // sourceName derives a source name from a path or URL: its last element
 // without ".git".

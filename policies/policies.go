@@ -237,6 +237,7 @@ func readQuotas(fsys fs.FS) (map[string]any, []Problem) {
 	var raw struct {
 		Default map[string]any            `yaml:"default"`
 		Spaces  map[string]map[string]any `yaml:"spaces"`
+		Orgs    map[string]map[string]any `yaml:"orgs"`
 	}
 	if err := yaml.Unmarshal(src, &raw); err != nil {
 		return nil, []Problem{{File: QuotasFile, Line: yamlLine(err), Message: err.Error()}}
@@ -264,6 +265,11 @@ func readQuotas(fsys fs.FS) (map[string]any, []Problem) {
 		spaces[name] = norm("spaces."+name, m)
 	}
 	q["spaces"] = spaces
+	orgs := map[string]any{}
+	for name, m := range raw.Orgs {
+		orgs[name] = norm("orgs."+name, m)
+	}
+	q["orgs"] = orgs
 	// Round-trip through JSON: the store wants JSON types.
 	b, err := json.Marshal(q)
 	if err != nil {
@@ -311,7 +317,11 @@ func loadError(err error) error {
 // one space.
 type Input struct {
 	Space string `json:"space"`
-	Apps  []App  `json:"apps"`
+	// Org is the space's organisation ("" for none); OrgApps are the
+	// apps of the org's other spaces, for org quotas.
+	Org     string `json:"org"`
+	OrgApps []App  `json:"org_apps"`
+	Apps    []App  `json:"apps"`
 	// Usage is what the space runs now (before the commit), for policies
 	// that look at the change rather than the totals.
 	Usage Usage `json:"usage"`
@@ -353,6 +363,9 @@ type Violation struct {
 func (s *Set) Evaluate(ctx context.Context, in Input) ([]Violation, error) {
 	if in.Apps == nil {
 		in.Apps = []App{}
+	}
+	if in.OrgApps == nil {
+		in.OrgApps = []App{}
 	}
 	for i := range in.Apps {
 		if in.Apps[i].Routes == nil {

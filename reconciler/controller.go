@@ -32,6 +32,8 @@ import (
 type SourceConfig struct {
 	source.Config
 	Space string
+	// Org is the organisation of the space ("" for none), for org quotas.
+	Org string
 }
 
 // Config configures a controller.
@@ -140,6 +142,7 @@ type Controller struct {
 type sourceEntry struct {
 	src    *source.Source
 	space  string
+	org    string
 	status api.Source
 	// last is the source's last commit seen, checked again when the
 	// policies change. Guarded by Controller.mu.
@@ -198,7 +201,7 @@ func New(cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("two sources are named %q", src.Name())
 		}
 		names[src.Name()] = true
-		c.sources = append(c.sources, &sourceEntry{src: src, space: sc.Space,
+		c.sources = append(c.sources, &sourceEntry{src: src, space: sc.Space, org: sc.Org,
 			status: api.Source{Name: src.Name(), URL: src.URL(), Branch: src.Branch(), Space: sc.Space}})
 	}
 	return c, nil

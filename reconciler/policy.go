@@ -22,7 +22,11 @@ func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Pr
 	if c.policy == nil {
 		return nil, nil
 	}
-	in := policies.Input{Space: se.space}
+	in := policies.Input{Space: se.space, Org: se.org}
+	orgOf := map[string]string{} // source name → org
+	for _, other := range c.sources {
+		orgOf[other.src.Name()] = other.org
+	}
 	rels := map[string]Release{}
 	for _, r := range prop.Releases {
 		rels[r.App] = r
@@ -32,6 +36,11 @@ func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Pr
 	}
 	for key, a := range c.apps {
 		if key.Space != se.space {
+			if se.org != "" && orgOf[a.Source] == se.org {
+				if r := c.releases[releaseKey(key.Space, key.Name, a.ReleaseID)]; r != nil {
+					in.OrgApps = append(in.OrgApps, policyApp(*a, *r))
+				}
+			}
 			continue
 		}
 		if r := c.releases[releaseKey(key.Space, key.Name, a.CurrentID)]; r != nil {

@@ -51,7 +51,7 @@ func newPolicyTestCmd() *cobra.Command {
 }
 
 func newPolicyEvalCmd() *cobra.Command {
-	var space, policyDir, domain string
+	var space, org, policyDir, domain string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "eval DIR",
@@ -69,7 +69,7 @@ func newPolicyEvalCmd() *cobra.Command {
 					return fmt.Errorf("%s:%d: %s (fix the manifests first: driftless validate)", d.Pos.File, d.Pos.Line, d.Message)
 				}
 			}
-			in := policies.Input{Space: space}
+			in := policies.Input{Space: space, Org: org}
 			for _, a := range ms.Apps() {
 				in.Apps = append(in.Apps, policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: int64(a.MemoryMB),
 					DiskMB: int64(a.DiskMB), Routes: reconciler.Routes(a, space, domain), Buildpacks: a.Buildpacks,
@@ -107,6 +107,7 @@ func newPolicyEvalCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&space, "space", "dev", "space the apps would deploy to")
+	f.StringVar(&org, "org", "", "organisation of the space")
 	f.StringVar(&policyDir, "policies", "", "policy folder (default: the built-in bundle)")
 	f.StringVar(&domain, "domain", "apps.localhost", "default domain of app routes")
 	f.BoolVar(&asJSON, "json", false, "print the violations as JSON")

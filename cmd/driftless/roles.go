@@ -56,8 +56,9 @@ func newDevCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", defaultDataDir, "folder for all platform state")
-	f.StringArrayVar(&cfg.Repos, "repo", nil, "git source of manifests: a work tree path (its committed HEAD deploys), a repository path, or a file:// or http(s):// URL (repeatable)")
+	f.StringArrayVar(&cfg.Repos, "repo", nil, "git source of manifests: a work tree path (its committed HEAD deploys), a repository path, or a file:// or http(s):// URL; SPACE=… puts its apps in SPACE (repeatable)")
 	f.StringVar(&cfg.Space, "space", "dev", "space of the apps in --repo")
+	f.StringVar(&cfg.Org, "org", "", "organisation of the space, for org quotas")
 	f.StringVar(&cfg.Policies, "policies", "", "git source of the platform's policies (*.rego, quotas.yml); default: the built-in bundle")
 	f.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "router listen address")
 	f.StringVar(&cfg.API, "api", api.DefaultAddress, "API listen address")
@@ -87,7 +88,7 @@ func crashFlags(f *pflag.FlagSet, p *plan.CrashPolicy) {
 
 func newControllerCmd() *cobra.Command {
 	var cfg platform.ControllerConfig
-	var natsURL, consulAddr, space, natsListen, policiesURL string
+	var natsURL, consulAddr, space, org, natsListen, policiesURL string
 	var repos []string
 	var poll time.Duration
 	cmd := &cobra.Command{
@@ -116,7 +117,7 @@ func newControllerCmd() *cobra.Command {
 			}
 			for i, r := range repos {
 				name := fmt.Sprintf("source-%d", i+1)
-				cfg.Sources = append(cfg.Sources, reconciler.SourceConfig{Space: space, Config: source.Config{
+				cfg.Sources = append(cfg.Sources, reconciler.SourceConfig{Space: space, Org: org, Config: source.Config{
 					Name: name, URL: r, Dir: filepath.Join(cfg.DataDir, "sources", name), Poll: poll}})
 			}
 			if policiesURL != "" {
@@ -132,6 +133,7 @@ func newControllerCmd() *cobra.Command {
 	f.StringArrayVar(&repos, "repo", nil, "git source of manifests (repeatable)")
 	f.StringVar(&policiesURL, "policies", "", "git source of the platform's policies (*.rego, quotas.yml); default: the built-in bundle")
 	f.StringVar(&space, "space", "dev", "space of the apps in --repo")
+	f.StringVar(&org, "org", "", "organisation of the space, for org quotas")
 	f.StringVar(&cfg.API, "api", api.DefaultAddress, "API and blob store listen address")
 	f.StringVar(&cfg.BlobStoreURL, "blobstore-url", "", "URL cells use to reach the blob store (default: http://<api>)")
 	f.StringVar(&cfg.Domain, "domain", "apps.localhost", "default domain of app routes")

@@ -39,3 +39,20 @@ deny contains v if {
 	total_routes > limit
 	v := {"msg": sprintf("space %s would have %d routes; its quota is %d", [input.space, total_routes, limit])}
 }
+
+# Org quotas (quotas.yml `orgs:`): totals over every space of the org.
+org_total_memory := total_memory + sum([m | some a in input.org_apps; m := a.instances * a.memory_mb])
+
+org_total_instances := total_instances + sum([n | some a in input.org_apps; n := a.instances])
+
+deny contains v if {
+	limit := data.quotas.orgs[input.org].memory
+	org_total_memory > limit
+	v := {"msg": sprintf("org %s would use %d MB of memory over its spaces; its quota is %d MB", [input.org, org_total_memory, limit])}
+}
+
+deny contains v if {
+	limit := data.quotas.orgs[input.org].instances
+	org_total_instances > limit
+	v := {"msg": sprintf("org %s would run %d instances over its spaces; its quota is %d", [input.org, org_total_instances, limit])}
+}

@@ -4,7 +4,11 @@ import rego.v1
 
 import data.driftless.quota
 
-quotas := {"default": {"memory": 1024, "instances": 4, "instance_memory": 512, "routes": 2}, "spaces": {"big": {"memory": 4096}}}
+quotas := {
+	"default": {"memory": 1024, "instances": 4, "instance_memory": 512, "routes": 2},
+	"spaces": {"big": {"memory": 4096}},
+	"orgs": {"acme": {"memory": 1500, "instances": 6}},
+}
 
 app(name, n, mb) := {"name": name, "instances": n, "memory_mb": mb, "routes": [sprintf("%s.apps.localhost", [name])]}
 
@@ -29,4 +33,15 @@ test_instance_memory_over if {
 
 test_space_override if {
 	count(quota.deny) == 0 with input as {"space": "big", "apps": [app("a", 4, 512)]} with data.quotas as quotas
+}
+
+test_org_memory_over if {
+	some v in quota.deny with input as {"space": "dev", "org": "acme", "apps": [app("a", 2, 256)], "org_apps": [app("b", 2, 512)]}
+		with data.quotas as quotas
+	contains(v.msg, "org acme would use 1536 MB")
+}
+
+test_org_within if {
+	count(quota.deny) == 0 with input as {"space": "dev", "org": "acme", "apps": [app("a", 1, 256)], "org_apps": [app("b", 1, 256)]}
+		with data.quotas as quotas
 }

@@ -46,8 +46,14 @@ func main() {
 	// HEALTH=fail makes the health check fail: a release that never
 	// becomes healthy (the platform rolls it back).
 	healthy := os.Getenv("HEALTH") != "fail"
+	// HEALTH_FAIL_AFTER=2s makes the health check fail from then on: an
+	// instance that stops answering while its process lives.
+	var sickAt time.Time
+	if d, err := time.ParseDuration(os.Getenv("HEALTH_FAIL_AFTER")); err == nil {
+		sickAt = time.Now().Add(d)
+	}
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
-		if !healthy {
+		if !healthy || (!sickAt.IsZero() && time.Now().After(sickAt)) {
 			http.Error(w, "unhealthy (HEALTH=fail)", http.StatusInternalServerError)
 			return
 		}
