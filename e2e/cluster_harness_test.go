@@ -352,33 +352,9 @@ func (c *cluster) removeContainer(ns, id string) {
 }
 
 // write, addHello and commit work on the cluster's repository.
-func (c *cluster) write(files map[string]string) {
-	c.t.Helper()
-	for name, content := range files {
-		path := filepath.Join(c.repo, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			c.t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-			c.t.Fatal(err)
-		}
-	}
-}
+func (c *cluster) write(files map[string]string) { writeRepo(c.t, c.repo, files) }
 
-func (c *cluster) addHello(dir string) {
-	c.t.Helper()
-	data, err := os.ReadFile(helloBin)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	path := filepath.Join(c.repo, dir, "hello")
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		c.t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o755); err != nil {
-		c.t.Fatal(err)
-	}
-}
+func (c *cluster) addHello(dir string) { addHelloTo(c.t, c.repo, dir) }
 
 func (c *cluster) commit(msg string) {
 	c.t.Helper()

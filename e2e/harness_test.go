@@ -188,25 +188,29 @@ func (p *platform) stop() {
 }
 
 // write puts files (path → content; "" deletes) into the repository.
-func (p *platform) write(files map[string]string) {
-	p.t.Helper()
+func (p *platform) write(files map[string]string) { writeRepo(p.t, p.repo, files) }
+
+// writeRepo puts files (path → content; "" deletes) into the work tree
+// repo; scripts ("#!") are written executable, as they are committed.
+func writeRepo(t testing.TB, repo string, files map[string]string) {
+	t.Helper()
 	for name, content := range files {
-		path := filepath.Join(p.repo, name)
+		path := filepath.Join(repo, name)
 		if content == "" {
 			if err := os.RemoveAll(path); err != nil {
-				p.t.Fatal(err)
+				t.Fatal(err)
 			}
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			p.t.Fatal(err)
+			t.Fatal(err)
 		}
 		mode := os.FileMode(0o644)
 		if strings.HasPrefix(content, "#!") {
-			mode = 0o755 // scripts are committed executable
+			mode = 0o755
 		}
 		if err := os.WriteFile(path, []byte(content), mode); err != nil {
-			p.t.Fatal(err)
+			t.Fatal(err)
 		}
 	}
 }
@@ -244,18 +248,21 @@ func (p *platform) addExample(name string) {
 }
 
 // addHello copies the hello binary into the repository as app dir.
-func (p *platform) addHello(dir string) {
-	p.t.Helper()
+func (p *platform) addHello(dir string) { addHelloTo(p.t, p.repo, dir) }
+
+// addHelloTo copies the hello binary into the work tree repo as app dir.
+func addHelloTo(t testing.TB, repo, dir string) {
+	t.Helper()
 	data, err := os.ReadFile(helloBin)
 	if err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
-	path := filepath.Join(p.repo, dir, "hello")
+	path := filepath.Join(repo, dir, "hello")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, data, 0o755); err != nil {
-		p.t.Fatal(err)
+		t.Fatal(err)
 	}
 }
 

@@ -178,20 +178,8 @@ func TestOrgQuota(t *testing.T) {
 	_, _ = p.client.Sync(context.Background(), false, 0)
 	p.waitServing(t, 90*time.Second, 2, greetingIs("Org"))
 
-	bin, err := os.ReadFile(helloBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(other, "b"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(other, "b", "hello"), bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	manifest := strings.NewReplacer("name: hello", "name: b", helloHost, "b.apps.localhost").Replace(helloManifest(2, "B"))
-	if err := os.WriteFile(filepath.Join(other, "b", "manifest.yml"), []byte(manifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	addHelloTo(t, other, "b")
+	writeRepo(t, other, map[string]string{"b/manifest.yml": strings.NewReplacer("name: hello", "name: b", helloHost, "b.apps.localhost").Replace(helloManifest(2, "B"))})
 	testenv.Git(t, other, "add", "-A")
 	testenv.Git(t, other, "commit", "-q", "-m", "two in team-b")
 	_, _ = p.client.Sync(context.Background(), false, 0)

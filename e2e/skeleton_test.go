@@ -17,20 +17,7 @@ import (
 const helloHost = "hello.apps.localhost"
 
 func helloManifest(instances int, greeting string) string {
-	return fmt.Sprintf(`applications:
-- name: hello
-  instances: %d
-  memory: 64M
-  disk_quota: 128M
-  buildpacks: [binary_buildpack]
-  command: ./hello
-  health-check-type: http
-  health-check-http-endpoint: /health
-  routes:
-  - route: %s
-  env:
-    GREETING: %s
-`, instances, helloHost, greeting)
+	return helloWith(instances, map[string]string{"GREETING": greeting}, "")
 }
 
 // appByName finds an app in `driftless apps --json`.
