@@ -34,6 +34,14 @@ func NewActual(lostAfter time.Duration) *Actual {
 	return &Actual{cells: make(map[string]*cellView), lostAfter: lostAfter}
 }
 
+// Reset forgets every cell: a controller starting a term as leader
+// rebuilds the view from fresh reports.
+func (a *Actual) Reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cells = make(map[string]*cellView)
+}
+
 // cell returns the view of a cell, starting over when the cell's agent
 // restarted (new boot id) since its generation counts from zero again.
 func (a *Actual) cell(id, bootID string) *cellView {

@@ -210,9 +210,9 @@ func New(cfg Config) (*Controller, error) {
 // reset forgets everything learnt in a term as leader: the next term
 // starts from what is stored in Consul and what the cells report.
 func (c *Controller) reset() {
+	c.actual.Reset() // the pointer stays: the API reads it at any time
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.actual = NewActual(c.cfg.LostAfter)
 	c.stageQ = make(chan stageJob, 1024)
 	c.apps = make(map[plan.AppKey]*AppRecord)
 	c.releases = make(map[string]*Release)
