@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -26,26 +24,6 @@ func (c *cluster) appInstances() ([]api.Instance, error) {
 		if in.State != api.InstanceLost {
 			out = append(out, in)
 		}
-	}
-	return out, nil
-}
-
-// answeringGUIDs asks the router n times and returns the guids that answered.
-func (c *cluster) answeringGUIDs(n int) (map[string]bool, error) {
-	out := map[string]bool{}
-	for range n {
-		code, body, err := c.get(helloHost, "/info")
-		if err != nil {
-			return nil, err
-		}
-		if code != http.StatusOK {
-			return nil, fmt.Errorf("status %d: %s", code, body)
-		}
-		var in info
-		if err := json.Unmarshal(body, &in); err != nil {
-			return nil, err
-		}
-		out[in.GUID] = true
 	}
 	return out, nil
 }
@@ -74,7 +52,7 @@ func (c *cluster) waitRunning(t testing.TB, timeout time.Duration, n int, where 
 				return err
 			}
 		}
-		seen, err := c.answeringGUIDs(8 * n)
+		seen, err := sampleVia(c.http, helloHost, 8*n)
 		if err != nil {
 			return err
 		}
@@ -165,7 +143,7 @@ func TestManyCells(t *testing.T) {
 	t.Logf("all instances serve from cell b %s after cell a was killed", time.Since(killed).Round(100*time.Millisecond))
 	// Cell a's registrations leave the routers (its Consul check lapses).
 	testenv.Eventually(t, 40*time.Second, 500*time.Millisecond, "cell a's instances leave the router", func() error {
-		seen, err := c.answeringGUIDs(40)
+		seen, err := sampleVia(c.http, helloHost, 40)
 		if err != nil {
 			return err
 		}

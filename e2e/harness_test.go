@@ -332,9 +332,14 @@ func getVia(addr, host, path string) (int, []byte, error) {
 // sample asks the app n times and returns the distinct answers by instance
 // guid; any non-200 answer is an error.
 func (p *platform) sample(host string, n int) (map[string]info, error) {
+	return sampleVia(p.http, host, n)
+}
+
+// sampleVia is sample through the router at addr.
+func sampleVia(addr, host string, n int) (map[string]info, error) {
 	seen := map[string]info{}
 	for range n {
-		code, body, err := p.get(host, "/info")
+		code, body, err := getVia(addr, host, "/info")
 		if err != nil {
 			return nil, err
 		}

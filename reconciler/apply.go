@@ -59,22 +59,14 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 		// running, and no new release is staged until it complies.
 		st.Errors = violations
 		c.saveSource(ctx, se)
-		msgs := make([]string, 0, len(violations))
-		for _, v := range violations {
-			msgs = append(msgs, v.Message)
-		}
 		c.events.Record(bus.Event{Kind: EventCommitDenied, Space: se.space,
-			Message: fmt.Sprintf("commit %s of source %s denied by policy: %s", short(snap.Commit), se.src.Name(), strings.Join(msgs, "; "))})
+			Message: fmt.Sprintf("commit %s of source %s denied by policy: %s", short(snap.Commit), se.src.Name(), messages(violations))})
 		return
 	}
 	st.Errors = blocked // what per-app enforcement held back, if anything
 	if len(blocked) > 0 {
-		msgs := make([]string, 0, len(blocked))
-		for _, v := range blocked {
-			msgs = append(msgs, v.Message)
-		}
 		c.events.Record(bus.Event{Kind: EventCommitDenied, Space: se.space,
-			Message: fmt.Sprintf("commit %s of source %s: apps held back by policy (the rest applies): %s", short(snap.Commit), se.src.Name(), strings.Join(msgs, "; "))})
+			Message: fmt.Sprintf("commit %s of source %s: apps held back by policy (the rest applies): %s", short(snap.Commit), se.src.Name(), messages(blocked))})
 	}
 
 	releases := make(map[string]Release, len(prop.Releases))
@@ -126,6 +118,15 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 		c.queueStaging(rel, snap)
 	}
 	c.Kick()
+}
+
+// messages joins the messages of problems for an event.
+func messages(ps []api.Problem) string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.Message)
+	}
+	return strings.Join(out, "; ")
 }
 
 // short abbreviates a commit hash for messages.
