@@ -57,7 +57,7 @@ test: setup build examples lint
 
 ## test-unit: the fast tests that need no root or engines
 test-unit:
-	$(GO) test -count=1 ./manifests/... ./reconciler/plan/... ./router/route/...
+	$(GO) test -count=1 ./manifests/... ./reconciler/plan/... ./router/route/... ./router/wire/...
 
 ## demo: set-up, then the platform running examples/ (Ctrl-C stops it; apps keep running)
 demo: setup build examples

@@ -91,6 +91,7 @@ type Router struct {
 	registry *registry.Registry
 	proxy    *proxy.Proxy
 	handler  http.Handler
+	observer *handlers.Observer
 	gatherer prometheus.Gatherer
 	conns    prometheus.Gauge
 	tlsConf  *tls.Config
@@ -146,7 +147,8 @@ func New(cfg Config) (*Router, error) {
 				}
 				return 0
 			}))
-	r.handler = handlers.Wrap(limitHeaders(r.proxy, cfg.MaxHeaders), handlers.Config{AccessLog: cfg.AccessLog, Metrics: m, Log: r.log})
+	r.observer = handlers.NewObserver(handlers.Config{AccessLog: cfg.AccessLog, Metrics: m, Log: r.log})
+	r.handler = handlers.Wrap(limitHeaders(r.proxy, cfg.MaxHeaders), r.observer)
 	return r, nil
 }
 
@@ -237,13 +239,22 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 	})
 
-	plainHandler := r.handler
-	if r.cfg.RedirectHTTP && tlsLn != nil {
-		plainHandler = redirectToHTTPS(tlsLn.Addr().String())
-	}
-	servers := []*http.Server{r.server(plainHandler)}
+	// Plain HTTP: the fast path (net/http behind it for what it hands
+	// over), or redirects to HTTPS.
+	var servers []interface{ Shutdown(context.Context) error }
 	errc := make(chan error, 3)
-	go func() { errc <- servers[0].Serve(ln) }()
+	if r.cfg.RedirectHTTP && tlsLn != nil {
+		s := r.server(redirectToHTTPS(tlsLn.Addr().String()))
+		servers = append(servers, s)
+		go func() { errc <- s.Serve(ln) }()
+	} else {
+		s := &proxy.Server{Proxy: r.proxy, Observer: r.observer, Fallback: r.server(r.handler),
+			MaxHeaderBytes: r.cfg.MaxHeaderBytes, MaxHeaders: r.cfg.MaxHeaders,
+			ReadHeaderTimeout: r.cfg.ReadHeaderTimeout, IdleTimeout: r.cfg.IdleTimeout,
+			OnConn: func(d int) { r.conns.Add(float64(d)) }, Log: r.log}
+		servers = append(servers, s)
+		go func() { errc <- s.Serve(ln) }()
+	}
 	if tlsLn != nil {
 		s := r.server(r.handler)
 		s.TLSConfig = r.tlsConf
@@ -273,7 +284,7 @@ func (r *Router) Run(ctx context.Context) error {
 	scancel()
 	cancel()
 	wg.Wait()
-	r.proxy.CloseIdle()
+	r.proxy.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -289,10 +300,12 @@ func (r *Router) server(h http.Handler) *http.Server {
 		IdleTimeout:       r.cfg.IdleTimeout,
 		MaxHeaderBytes:    r.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
-		ConnState: func(_ net.Conn, st http.ConnState) {
+		ConnState: func(c net.Conn, st http.ConnState) {
 			switch st {
 			case http.StateNew:
-				r.conns.Inc()
+				if !proxy.HandedOver(c) { // counted by the fast path
+					r.conns.Inc()
+				}
 			case http.StateClosed, http.StateHijacked:
 				r.conns.Dec()
 			}

@@ -27,6 +27,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,13 +38,19 @@ import (
 	"github.com/driftless/driftless/internal/children"
 )
 
-const host = "bench.apps.localhost"
+const (
+	host      = "bench.apps.localhost"
+	nginxName = "nginx 1.22 (1 worker)"
+)
 
 var (
 	duration    = flag.Duration("duration", 10*time.Second, "wrk run per proxy")
 	connections = flag.Int("connections", 64, "wrk connections")
 	driftless   = flag.String("driftless", "bin/driftless", "driftless binary")
 	manyRoutes  = flag.Int("routes", 10000, "routes in the large table")
+	backendKind = flag.String("backend", "nginx", "the backend: nginx (return 200, the cheapest) or go (net/http)")
+	rounds      = flag.Int("rounds", 3, "runs of every target, interleaved; the median is reported")
+	profile     = flag.String("profile", "", "write a CPU profile of the driftless router under load to this file")
 )
 
 func main() {
@@ -61,7 +68,7 @@ func main() {
 			_ = p.Wait()
 		}
 	}()
-	start := func(cpu string, env []string, name string, args ...string) {
+	start := func(cpu string, env []string, name string, args ...string) int {
 		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
 		logf, _ := os.Create(filepath.Join(dir, filepath.Base(name)+".log"))
@@ -71,10 +78,32 @@ func main() {
 			log.Fatalf("starting %s: %v", name, err)
 		}
 		procs = append(procs, cmd)
+		return cmd.Process.Pid // its process group too
 	}
 
 	backend := freeAddr()
-	start("1", nil, os.Args[0], "-serve-backend", backend)
+	switch *backendKind {
+	case "go":
+		_ = start("1", nil, os.Args[0], "-serve-backend", backend)
+	case "nginx":
+		conf := filepath.Join(dir, "backend.conf")
+		write(conf, fmt.Sprintf(`worker_processes 1;
+daemon off;
+pid %s/backend.pid;
+error_log %s/backend-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen %s;
+    location / { default_type text/plain; return 200 "hello from the backend\n"; }
+  }
+}
+`, dir, dir, backend))
+		_ = start("1", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, "backend-error.log"))
+	default:
+		log.Fatalf("-backend %q: want go or nginx", *backendKind)
+	}
 	waitHTTP(backend, "")
 
 	ctx := context.Background()
@@ -91,21 +120,32 @@ func main() {
 	bhost, bport := splitAddr(backend)
 	register(cc, "bench-0", "bench", bhost, bport, host)
 
-	type target struct{ name, addr string }
+	// group is the proxy's process group, whose CPU time is measured (0
+	// for none).
+	type target struct {
+		name, addr string
+		group      int
+	}
 	var targets []target
-	targets = append(targets, target{"backend alone (ceiling)", backend})
+	targets = append(targets, target{"backend alone (ceiling)", backend, 0})
 
 	dl := freeAddr()
-	start("0", []string{"GOMAXPROCS=1"}, *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--log-level", "warn")
+	metricsAddr := freeAddr()
+	dlGroup := start("0", []string{"GOMAXPROCS=1"}, *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--log-level", "warn",
+		"--metrics", metricsAddr)
 	waitHTTP(dl, host)
-	targets = append(targets, target{"driftless router", dl})
-
-	ng := freeAddr()
-	nginxConf := filepath.Join(dir, "nginx.conf")
-	write(nginxConf, fmt.Sprintf(`worker_processes 1;
+	targets = append(targets, target{"driftless router", dl, dlGroup})
+	// The other proxies do the work the router does on every request:
+	// X-Forwarded-For/-Host/-Proto and a request id sent to the app and
+	// back to the client. nginx also runs bare (proxy_pass only), for
+	// reference.
+	startNginx := func(name, extra string) target {
+		addr := freeAddr()
+		conf := filepath.Join(dir, name+".conf")
+		write(conf, fmt.Sprintf(`worker_processes 1;
 daemon off;
-pid %s/nginx.pid;
-error_log %s/nginx-error.log;
+pid %s/%s.pid;
+error_log %s/%s-error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -113,13 +153,25 @@ http {
   server {
     listen %s;
     server_name %s;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
+    location / {
+      proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;
+%s
+    }
   }
 }
-`, dir, dir, backend, ng, host))
-	start("0", nil, "nginx", "-c", nginxConf, "-e", filepath.Join(dir, "nginx-error.log"))
-	waitHTTP(ng, host)
-	targets = append(targets, target{"nginx 1.22 (1 worker)", ng})
+`, dir, name, dir, name, backend, addr, host, extra))
+		group := start("0", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, name+"-error.log"))
+		waitHTTP(addr, host)
+		return target{"", addr, group}
+	}
+	ng := startNginx("nginx", `      proxy_set_header X-Forwarded-For $remote_addr; proxy_set_header X-Forwarded-Host $host;
+      proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Request-Id $request_id;
+      add_header X-Request-Id $request_id;`)
+	ng.name = nginxName
+	targets = append(targets, ng)
+	bare := startNginx("nginx-bare", "")
+	bare.name = "nginx 1.22, bare (no forwarding headers, no request id)"
+	targets = append(targets, bare)
 
 	hp := freeAddr()
 	hpConf := filepath.Join(dir, "haproxy.cfg")
@@ -134,35 +186,84 @@ defaults
   http-reuse always
 frontend fe
   bind %s
+  option forwardfor
+  unique-id-format %%{+X}o%%ci%%cp%%fp%%Ts%%rt%%pid
+  unique-id-header X-Request-Id
+  http-request set-header X-Forwarded-Host %%[req.hdr(host)]
+  http-request set-header X-Forwarded-Proto http
+  http-response set-header X-Request-Id %%[unique-id]
   default_backend app
 backend app
   server s1 %s
 `, hp, backend))
-	start("0", nil, "haproxy", "-f", hpConf)
+	hpGroup := start("0", nil, "haproxy", "-f", hpConf)
 	waitHTTP(hp, host)
-	targets = append(targets, target{"HAProxy 2.6 (1 thread)", hp})
+	targets = append(targets, target{"HAProxy 2.6 (1 thread)", hp, hpGroup})
 
 	cd := freeAddr()
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	_, cdPort := splitAddr(cd)
-	write(caddyfile, fmt.Sprintf("{\n  admin off\n  auto_https off\n  default_bind 127.0.0.1\n}\nhttp://:%d {\n  reverse_proxy %s\n}\n", cdPort, backend))
-	start("0", []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
+	// reverse_proxy sets X-Forwarded-* itself.
+	write(caddyfile, fmt.Sprintf(`{
+  admin off
+  auto_https off
+  default_bind 127.0.0.1
+}
+http://:%d {
+  header X-Request-Id {http.request.uuid}
+  reverse_proxy %s {
+    header_up X-Request-Id {http.request.uuid}
+  }
+}
+`, cdPort, backend))
+	cdGroup := start("0", []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
 	waitHTTP(cd, host)
-	targets = append(targets, target{"Caddy 2.6 (GOMAXPROCS=1)", cd})
+	targets = append(targets, target{"Caddy 2.6 (GOMAXPROCS=1)", cd, cdGroup})
 
-	fmt.Printf("wrk -t1 -c%d -d%s, one run, loopback; proxies on CPU 0, wrk and backend on CPU 1\n\n", *connections, *duration)
-	fmt.Println("| target | requests/s | p50 | p99 | vs nginx |")
-	fmt.Println("|---|---|---|---|---|")
-	results := map[string]wrkResult{}
-	for _, t := range targets {
-		r := runWrk(t.addr)
-		results[t.name] = r
+	fmt.Printf("wrk -t1 -c%d -d%s, %d rounds interleaved (medians), loopback; proxies on CPU 0, wrk and the %s backend on CPU 1\n\n",
+		*connections, *duration, *rounds, *backendKind)
+	fmt.Println("| target | requests/s | p50 | p99 | vs nginx | proxy CPU per request | vs nginx |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	// Rounds: every target once per round, in turn, so that the
+	// machine's slow and fast moments fall on all of them; the table
+	// shows each one's median round.
+	runs := map[string][]wrkResult{}
+	for round := range *rounds {
+		for _, t := range targets {
+			if t.addr == dl && *profile != "" && round == 0 {
+				go saveProfile(metricsAddr, *profile, *duration-2*time.Second)
+			}
+			before := cpuTime(t.group)
+			r := runWrk(t.addr)
+			if t.group != 0 && r.requests > 0 {
+				r.cpuPerRequest = (cpuTime(t.group) - before) / time.Duration(r.requests)
+			}
+			runs[t.name] = append(runs[t.name], r)
+		}
 	}
-	ngx := results["nginx 1.22 (1 worker)"]
+	results := map[string]wrkResult{}
+	for name, rs := range runs {
+		results[name] = median(rs)
+	}
+	ngx := results[nginxName]
 	for _, t := range targets {
 		r := results[t.name]
-		fmt.Printf("| %s | %.0f | %s | %s | %.2f× |\n", t.name, r.rps, r.p50, r.p99, r.rps/ngx.rps)
+		cpu, cpuRatio := "—", "—"
+		if r.cpuPerRequest > 0 {
+			cpu = fmt.Sprintf("%.1f µs", float64(r.cpuPerRequest.Nanoseconds())/1000)
+			cpuRatio = fmt.Sprintf("%.2f×", float64(r.cpuPerRequest)/float64(ngx.cpuPerRequest))
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %.2f× | %s | %s |\n", t.name, r.rps, ms(r.p50), ms(r.p99), r.rps/ngx.rps, cpu, cpuRatio)
 	}
+	fmt.Printf("\ndriftless router, every round (requests/s, p99): ")
+	for _, r := range runs["driftless router"] {
+		fmt.Printf("%.0f %s; ", r.rps, ms(r.p99))
+	}
+	fmt.Printf("\nnginx, every round: ")
+	for _, r := range runs[nginxName] {
+		fmt.Printf("%.0f %s; ", r.rps, ms(r.p99))
+	}
+	fmt.Println()
 
 	// 10,000 routes: one more instance of the backend carrying them all
 	// (one registration), so the table holds them and wrk's requests are
@@ -174,9 +275,13 @@ backend app
 	}
 	register(cc, "many", "many", bhost, bport, routes...)
 	waitHTTP(dl, fmt.Sprintf("app%d.many.localhost", *manyRoutes-1))
-	many := runWrk(dl)
+	var manyRuns []wrkResult
+	for range *rounds {
+		manyRuns = append(manyRuns, runWrk(dl))
+	}
+	many := median(manyRuns)
 	fmt.Printf("\n| driftless router | requests/s | p99 |\n|---|---|---|\n| 1 route | %.0f | %s |\n| %d routes | %.0f (%.1f %% less) | %s |\n",
-		one.rps, one.p99, *manyRoutes+1, many.rps, 100*(one.rps-many.rps)/one.rps, many.p99)
+		one.rps, ms(one.p99), *manyRoutes+1, many.rps, 100*(one.rps-many.rps)/one.rps, ms(many.p99))
 
 	// Route changes: register a new route, time until the router serves it.
 	var samples []time.Duration
@@ -204,15 +309,108 @@ func init() {
 	}
 }
 
+// saveProfile writes a CPU profile of the router (its pprof endpoint on
+// the metrics address) over d to path.
+func saveProfile(metricsAddr, path string, d time.Duration) {
+	time.Sleep(time.Second)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", metricsAddr, int(d.Seconds())))
+	if err != nil {
+		log.Printf("profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		log.Printf("profile: %v", err)
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
+}
+
 type wrkResult struct {
-	rps      float64
-	p50, p99 string
+	rps           float64
+	requests      int64
+	p50, p99      time.Duration
+	cpuPerRequest time.Duration
+}
+
+// median is the median of each measure over runs (taken separately).
+func median(runs []wrkResult) wrkResult {
+	pick := func(f func(wrkResult) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return wrkResult{
+		rps:           pick(func(r wrkResult) float64 { return r.rps }),
+		p50:           time.Duration(pick(func(r wrkResult) float64 { return float64(r.p50) })),
+		p99:           time.Duration(pick(func(r wrkResult) float64 { return float64(r.p99) })),
+		cpuPerRequest: time.Duration(pick(func(r wrkResult) float64 { return float64(r.cpuPerRequest) })),
+	}
+}
+
+// ms formats a latency in milliseconds.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// parseLatency reads a wrk latency ("804.00us", "1.07ms", "1.20s").
+func parseLatency(s string) time.Duration {
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"us", time.Microsecond}, {"ms", time.Millisecond}, {"s", time.Second}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				log.Fatalf("wrk latency %q: %v", s, err)
+			}
+			return time.Duration(f * float64(u.unit))
+		}
+	}
+	log.Fatalf("wrk latency %q: unknown unit", s)
+	return 0
+}
+
+// cpuTime is the CPU time (user and system) used so far by the processes
+// of group pgid (0: none), from /proc.
+func cpuTime(pgid int) time.Duration {
+	if pgid == 0 {
+		return 0
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var ticks int64
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		i := strings.LastIndexByte(string(b), ')')
+		if err != nil || i < 0 {
+			continue
+		}
+		// After "pid (comm) ": state ppid pgrp ... utime (14th) stime (15th).
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += ut + st
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 var (
 	rpsRE = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	p50RE = regexp.MustCompile(`\s50%\s+(\S+)`)
 	p99RE = regexp.MustCompile(`\s99%\s+(\S+)`)
+	reqRE = regexp.MustCompile(`(\d+) requests in`)
 	errRE = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: .*`)
 )
 
@@ -230,11 +428,14 @@ func runWrk(addr string) wrkResult {
 	if m := rpsRE.FindStringSubmatch(s); m != nil {
 		r.rps, _ = strconv.ParseFloat(m[1], 64)
 	}
+	if m := reqRE.FindStringSubmatch(s); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
+	}
 	if m := p50RE.FindStringSubmatch(s); m != nil {
-		r.p50 = m[1]
+		r.p50 = parseLatency(m[1])
 	}
 	if m := p99RE.FindStringSubmatch(s); m != nil {
-		r.p99 = m[1]
+		r.p99 = parseLatency(m[1])
 	}
 	return r
 }

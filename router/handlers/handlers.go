@@ -14,8 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,9 +23,6 @@ import (
 
 // RequestIDHeader carries a request's id to the app and back to the client.
 const RequestIDHeader = "X-Request-Id"
-
-// validID is what an incoming request id must look like to be kept.
-var validID = regexp.MustCompile(`^[A-Za-z0-9._:-]{8,128}$`)
 
 // Info is what the handlers learn about a request as it passes: the
 // proxy fills App and Upstream, the access log prints them.
@@ -61,12 +56,15 @@ func RequestID(ctx context.Context) string {
 // NewRequestID returns a request id unique to this process's lifetime: a
 // random 64-bit prefix drawn once and a counter, in hex (no system call
 // per request).
-func NewRequestID() string {
+func NewRequestID() string { return string(AppendRequestID(nil)) }
+
+// AppendRequestID appends a new request id (see NewRequestID) to dst.
+func AppendRequestID(dst []byte) []byte {
 	n := idCounter.Add(1)
 	var b [16]byte
 	copy(b[:8], idPrefix[:])
 	binary.BigEndian.PutUint64(b[8:], n)
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }
 
 var (
@@ -83,6 +81,28 @@ type Metrics struct {
 	Latency *prometheus.HistogramVec
 	// Upstream is the time instances take to answer with headers.
 	Upstream prometheus.Histogram
+
+	// The children of Requests (by route, then class) and Latency (by
+	// class), looked up once rather than hashed on every request.
+	byRoute sync.Map
+	latency [len(statusClasses)]prometheus.Observer
+}
+
+// counters are a route's request counters by status class.
+type counters [len(statusClasses)]prometheus.Counter
+
+// observe counts a request to route with status class c and its time.
+func (m *Metrics) observe(route string, c int, d time.Duration) {
+	v, ok := m.byRoute.Load(route)
+	if !ok {
+		var cs counters
+		for i, class := range statusClasses {
+			cs[i] = m.Requests.WithLabelValues(route, class)
+		}
+		v, _ = m.byRoute.LoadOrStore(route, &cs)
+	}
+	v.(*counters)[c].Inc()
+	m.latency[c].Observe(d.Seconds())
 }
 
 // NewMetrics registers the router's metrics with reg.
@@ -101,10 +121,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.Requests, m.Latency, m.Upstream)
+	for i, class := range statusClasses {
+		m.latency[i] = m.Latency.WithLabelValues(class)
+	}
 	return m
 }
 
-// Config is what Wrap needs.
+// Config is what Wrap and NewObserver need.
 type Config struct {
 	// AccessLog receives one line per request; nil for none.
 	AccessLog io.Writer
@@ -113,17 +136,96 @@ type Config struct {
 	Log     *slog.Logger
 }
 
-// Wrap puts the middleware around next: request id, recovery, access log
-// and metrics.
-func Wrap(next http.Handler, cfg Config) http.Handler {
+// Exchange is one request and its response as the access log and the
+// metrics see them. The request's strings are needed only when the
+// observer logs (Observer.Logs).
+type Exchange struct {
+	// Start is when the request arrived; End when the response was
+	// sent (zero: when Observe is called).
+	Start, End time.Time
+	// Remote is the client's address ("ip:port" or "ip").
+	Remote             string
+	Method, URI, Proto string
+	Referer, UserAgent string
+	Status             int
+	Bytes              int64
+	Info               *Info
+}
+
+// Observer records exchanges: metrics, and the access log line.
+type Observer struct {
+	cfg Config
+	mu  sync.Mutex // one access log line at a time
+}
+
+// NewObserver returns an observer writing to cfg's access log and metrics.
+func NewObserver(cfg Config) *Observer {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	var mu sync.Mutex
+	return &Observer{cfg: cfg}
+}
+
+// Logs reports whether Observe writes access log lines (and so needs the
+// exchange's request strings).
+func (o *Observer) Logs() bool { return o.cfg.AccessLog != nil }
+
+// statusClasses are the metrics' code labels, by status/100.
+var statusClasses = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// Observe counts the exchange and writes its access log line.
+func (o *Observer) Observe(x *Exchange) {
+	if x.End.IsZero() {
+		x.End = time.Now()
+	}
+	d := x.End.Sub(x.Start)
+	class := 5
+	if c := x.Status / 100; c >= 0 && c < len(statusClasses) {
+		class = c
+	}
+	info := x.Info
+	if m := o.cfg.Metrics; m != nil {
+		m.observe(info.Route, class, d)
+		if info.Upstream != "" {
+			m.Upstream.Observe(info.UpstreamTime.Seconds())
+		}
+	}
+	if o.cfg.AccessLog != nil {
+		// Combined log format, then driftless's fields.
+		line := fmt.Sprintf("%s - - [%s] %q %d %d %q %q route=%q app=%q instance=%q upstream=%q upstream_ms=%.3f duration_ms=%.3f request_id=%s\n",
+			ClientIP(x.Remote), x.Start.UTC().Format("02/Jan/2006:15:04:05 -0700"),
+			x.Method+" "+x.URI+" "+x.Proto, x.Status, x.Bytes, x.Referer, x.UserAgent,
+			info.Route, info.App, info.Instance, info.Upstream, float64(info.UpstreamTime.Microseconds())/1000,
+			float64(d.Microseconds())/1000, info.ID)
+		o.mu.Lock()
+		_, _ = io.WriteString(o.cfg.AccessLog, line)
+		o.mu.Unlock()
+	}
+}
+
+// ValidRequestID reports whether an incoming request id may be kept:
+// 8 to 128 of letters, digits and "._:-".
+func ValidRequestID[T string | []byte](id T) bool {
+	if len(id) < 8 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Wrap puts the middleware around next: request id, recovery, and obs
+// for the access log and metrics.
+func Wrap(next http.Handler, obs *Observer) http.Handler {
+	log := obs.cfg.Log
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
-		if !validID.MatchString(id) {
+		if !ValidRequestID(id) {
 			id = NewRequestID()
 		}
 		info := &Info{ID: id}
@@ -134,37 +236,25 @@ func Wrap(next http.Handler, cfg Config) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				cfg.Log.Error("panic serving request", "host", r.Host, "path", r.URL.Path, "panic", v)
+				log.Error("panic serving request", "host", r.Host, "path", r.URL.Path, "panic", v)
 				if !rec.wrote {
 					http.Error(rec, "driftless: internal error", http.StatusInternalServerError)
 				}
 			}
-			d := time.Since(start)
-			class := strconv.Itoa(rec.status/100) + "xx"
-			if cfg.Metrics != nil {
-				cfg.Metrics.Requests.WithLabelValues(info.Route, class).Inc()
-				cfg.Metrics.Latency.WithLabelValues(class).Observe(d.Seconds())
-				if info.Upstream != "" {
-					cfg.Metrics.Upstream.Observe(info.UpstreamTime.Seconds())
-				}
+			x := Exchange{Start: start, Remote: r.RemoteAddr, Status: rec.status, Bytes: rec.bytes, Info: info}
+			if obs.Logs() {
+				x.Method, x.URI, x.Proto = r.Method, r.URL.RequestURI(), r.Proto
+				x.Referer, x.UserAgent = r.Referer(), r.UserAgent()
 			}
-			if cfg.AccessLog != nil {
-				// Combined log format, then driftless's fields.
-				line := fmt.Sprintf("%s - - [%s] %q %d %d %q %q route=%q app=%q instance=%q upstream=%q upstream_ms=%.3f duration_ms=%.3f request_id=%s\n",
-					clientIP(r.RemoteAddr), start.UTC().Format("02/Jan/2006:15:04:05 -0700"),
-					r.Method+" "+r.URL.RequestURI()+" "+r.Proto, rec.status, rec.bytes, r.Referer(), r.UserAgent(),
-					info.Route, info.App, info.Instance, info.Upstream, float64(info.UpstreamTime.Microseconds())/1000,
-					float64(d.Microseconds())/1000, id)
-				mu.Lock()
-				_, _ = io.WriteString(cfg.AccessLog, line)
-				mu.Unlock()
-			}
+			obs.Observe(&x)
 		}()
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 	})
 }
 
-func clientIP(remote string) string {
+// ClientIP is the IP of an "ip:port" address (the address itself when it
+// has no port).
+func ClientIP(remote string) string {
 	if h, _, err := net.SplitHostPort(remote); err == nil {
 		return h
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,9 +17,14 @@ type circuits struct {
 }
 
 type circuit struct {
-	mu        sync.Mutex
-	fails     int
-	openUntil time.Time
+	mu    sync.Mutex
+	fails int
+	// openUntil is when the circuit closes again, in Unix nanoseconds
+	// (0: closed); read without the lock on every request.
+	openUntil atomic.Int64
+	// failing is set while fails > 0, so that success has nothing to do
+	// in the common case.
+	failing atomic.Bool
 }
 
 func (c *circuits) get(addr string) *circuit {
@@ -35,10 +41,8 @@ func (c *circuits) isOpen(addr string) bool {
 	if !ok {
 		return false
 	}
-	cb := v.(*circuit)
-	cb.mu.Lock()
-	defer cb.mu.Unlock()
-	return time.Now().Before(cb.openUntil)
+	until := v.(*circuit).openUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
 }
 
 func (c *circuits) failure(addr string) {
@@ -46,8 +50,9 @@ func (c *circuits) failure(addr string) {
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
 	cb.fails++
+	cb.failing.Store(true)
 	if cb.fails >= c.failures {
-		cb.openUntil = time.Now().Add(c.open)
+		cb.openUntil.Store(time.Now().Add(c.open).UnixNano())
 	}
 }
 
@@ -57,7 +62,12 @@ func (c *circuits) success(addr string) {
 		return
 	}
 	cb := v.(*circuit)
+	if !cb.failing.Load() {
+		return
+	}
 	cb.mu.Lock()
-	cb.fails, cb.openUntil = 0, time.Time{}
+	cb.fails = 0
+	cb.failing.Store(false)
+	cb.openUntil.Store(0)
 	cb.mu.Unlock()
 }

@@ -4,7 +4,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +67,7 @@ type Proxy struct {
 	table     *route.Current
 	log       *slog.Logger
 	transport *http.Transport
+	pool      *pool
 	rp        *httputil.ReverseProxy
 	circuits  circuits
 }
@@ -95,7 +95,8 @@ func New(table *route.Current, cfg Config, log *slog.Logger) *Proxy {
 		log = slog.Default()
 	}
 	cfg.defaults()
-	p := &Proxy{cfg: cfg, table: table, log: log, transport: NewTransport(cfg)}
+	p := &Proxy{cfg: cfg, table: table, log: log, transport: NewTransport(cfg),
+		pool: newPool(cfg.DialTimeout, cfg.IdleConnTimeout, 1024)}
 	p.circuits.failures, p.circuits.open = cfg.CircuitFailures, cfg.CircuitOpen
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,
@@ -120,8 +121,37 @@ type target struct {
 	index    int
 	endpoint route.Endpoint
 	info     *handlers.Info
-	// tried marks the endpoints already tried (by index).
-	tried map[int]bool
+	// tried marks the endpoints already tried, by index (bit i; pools of
+	// more than 64 endpoints mark index%64, which at worst skips one).
+	tried uint64
+}
+
+// begin counts a request to endpoint i of pool as in flight (for
+// least-connections) and marks i tried; end ends it.
+func (t *target) begin(i int) {
+	t.index, t.endpoint = i, t.pool.Endpoints[i]
+	t.pool.Start(i)
+	t.tried |= 1 << (i % 64)
+	if t.info != nil {
+		t.info.Upstream, t.info.Instance = t.endpoint.Addr, t.endpoint.ID
+	}
+}
+
+func (t *target) end() { t.pool.Done(t.index) }
+
+// another moves t to an endpoint of its pool not tried yet whose circuit
+// is closed, for a retry; false when none is left.
+func (p *Proxy) another(t *target) bool {
+	i, ok := t.pool.Pick(func(e route.Endpoint) bool {
+		j, _ := t.pool.Find(e.ID)
+		return t.tried&(1<<(j%64)) != 0 || p.circuits.isOpen(e.Addr)
+	})
+	if !ok {
+		return false
+	}
+	t.end()
+	t.begin(i)
+	return true
 }
 
 // StickyCookie is Cloud Foundry's session affinity cookie: it names the
@@ -131,70 +161,38 @@ const StickyCookie = "__VCAP_ID__"
 // SessionCookie is the app cookie that asks for session affinity.
 const SessionCookie = "JSESSIONID"
 
-func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	info := handlers.InfoFrom(r.Context())
-	if !validHost(r.Host) {
-		plain(w, http.StatusBadRequest, "driftless: bad Host header\n")
-		return
-	}
-	pool := p.table.Load().Lookup(r.Host, r.URL.Path)
-	if pool == nil {
-		plain(w, http.StatusNotFound, fmt.Sprintf("driftless: no app is routed at %s%s\n", route.NormalizeHost(r.Host), r.URL.Path))
-		return
-	}
-	if info != nil {
-		info.App = pool.App
-		info.Route = pool.Route
-	}
-	i, ok := p.choose(pool, r)
-	if !ok {
-		p.noInstance(w, pool)
-		return
-	}
-	t := &target{pool: pool, index: i, endpoint: pool.Endpoints[i], info: info, tried: map[int]bool{}}
-	pool.Start(i)
-	defer func() { pool.Done(t.index) }()
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
-}
-
 // choose picks the instance for a request: the one its sticky cookie
 // names while that one is routable and its circuit closed, else one by the
 // pool's algorithm among those whose circuit is closed (all of them when
 // every circuit is open: better to try than to refuse).
-func (p *Proxy) choose(pool *route.Pool, r *http.Request) (int, bool) {
-	if c, err := r.Cookie(StickyCookie); err == nil {
-		if i, ok := pool.Find(c.Value); ok && !p.circuits.isOpen(pool.Endpoints[i].Addr) {
+func (p *Proxy) choose(pool *route.Pool, sticky string) (int, bool) {
+	if sticky != "" {
+		if i, ok := pool.Find(sticky); ok && !p.circuits.isOpen(pool.Endpoints[i].Addr) {
 			return i, true
 		}
 	}
-	if i, ok := pool.Pick(func(e route.Endpoint) bool { return p.circuits.isOpen(e.Addr) }); ok {
+	if i, ok := pool.Pick(p.isOpen); ok {
 		return i, true
 	}
 	return pool.Pick(nil)
 }
 
-// modifyResponse adds the sticky cookie when the app starts a session.
-func (p *Proxy) modifyResponse(resp *http.Response) error {
-	t, _ := resp.Request.Context().Value(ctxKey{}).(*target)
-	if t == nil {
-		return nil
-	}
-	for _, c := range resp.Cookies() {
-		if c.Name != SessionCookie {
-			continue
-		}
-		sticky := &http.Cookie{Name: StickyCookie, Value: t.endpoint.ID, Path: "/", HttpOnly: true,
-			Secure: c.Secure, MaxAge: c.MaxAge, Expires: c.Expires, SameSite: c.SameSite}
-		resp.Header.Add("Set-Cookie", sticky.String())
-		break
-	}
-	return nil
+// isOpen reports whether e's circuit is open.
+func (p *Proxy) isOpen(e route.Endpoint) bool { return p.circuits.isOpen(e.Addr) }
+
+// stickyFor is the Set-Cookie value of the __VCAP_ID__ cookie that pins
+// a client to instance id, with the attributes of the app's session
+// cookie c.
+func stickyFor(c *http.Cookie, id string) string {
+	sticky := &http.Cookie{Name: StickyCookie, Value: id, Path: "/", HttpOnly: true,
+		Secure: c.Secure, MaxAge: c.MaxAge, Expires: c.Expires, SameSite: c.SameSite}
+	return sticky.String()
 }
 
 // validHost accepts a Host header of letters, digits, '-', '.', '_', '*'
 // and an optional :port or an IP literal, at most 255 bytes.
-func validHost(h string) bool {
-	if h == "" || len(h) > 255 {
+func validHost[T string | []byte](h T) bool {
+	if len(h) == 0 || len(h) > 255 {
 		return false
 	}
 	for i := 0; i < len(h); i++ {
@@ -207,28 +205,6 @@ func validHost(h string) bool {
 		}
 	}
 	return true
-}
-
-// rewrite points the outgoing request at the chosen endpoint and sets the
-// X-Forwarded-* headers: those that came in are kept only from trusted
-// proxies.
-func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	t := pr.In.Context().Value(ctxKey{}).(*target)
-	pr.Out.URL.Scheme = "http"
-	pr.Out.URL.Host = t.endpoint.Addr
-	pr.Out.Host = pr.In.Host // apps see the Host the client asked for
-	trusted := p.trusted(pr.In.RemoteAddr)
-	if prior := pr.In.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
-		pr.Out.Header["X-Forwarded-For"] = append([]string(nil), prior...)
-	}
-	pr.SetXForwarded()
-	if proto := pr.In.Header.Get("X-Forwarded-Proto"); trusted && (proto == "http" || proto == "https") {
-		pr.Out.Header.Set("X-Forwarded-Proto", proto) // a TLS terminator in front said so
-	}
-	if id := handlers.RequestID(pr.In.Context()); id != "" {
-		pr.Out.Header.Set(handlers.RequestIDHeader, id)
-	}
-	// Hop-by-hop headers are removed by ReverseProxy.
 }
 
 // trusted reports whether the peer at remote ("ip:port") is a trusted
@@ -249,52 +225,6 @@ func (p *Proxy) trusted(remote string) bool {
 	return false
 }
 
-// retryTransport sends the request and, when the endpoint refuses the
-// connection before anything was sent, tries the pool's next endpoints.
-type retryTransport struct{ p *Proxy }
-
-func (rt retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t := req.Context().Value(ctxKey{}).(*target)
-	var err error
-	for attempt := 0; attempt < MaxAttempts; attempt++ {
-		if attempt > 0 {
-			i, ok := t.pool.Pick(func(e route.Endpoint) bool {
-				j, _ := t.pool.Find(e.ID)
-				return t.tried[j] || rt.p.circuits.isOpen(e.Addr)
-			})
-			if !ok {
-				break
-			}
-			t.pool.Done(t.index)
-			t.pool.Start(i)
-			t.index, t.endpoint = i, t.pool.Endpoints[i]
-			req.URL.Host = t.endpoint.Addr
-		}
-		t.tried[t.index] = true
-		if t.info != nil {
-			t.info.Upstream, t.info.Instance = t.endpoint.Addr, t.endpoint.ID
-		}
-		var resp *http.Response
-		start := time.Now()
-		resp, err = rt.p.transport.RoundTrip(req)
-		if t.info != nil {
-			t.info.UpstreamTime = time.Since(start)
-		}
-		if err == nil {
-			rt.p.circuits.success(t.endpoint.Addr)
-			return resp, nil
-		}
-		if connectFailure(err) {
-			rt.p.circuits.failure(t.endpoint.Addr)
-		}
-		if !retriable(req, err) {
-			return nil, err
-		}
-		rt.p.log.Debug("instance unreachable, trying another", "addr", t.endpoint.Addr, "app", t.pool.App, "err", err)
-	}
-	return nil, err
-}
-
 // retriable reports whether a failed attempt can be repeated elsewhere:
 // the connection was refused (nothing reached the app) and the body, if
 // any, can be sent again.
@@ -313,30 +243,16 @@ func connectFailure(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
-func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	t, _ := r.Context().Value(ctxKey{}).(*target)
-	if errors.Is(err, context.Canceled) {
-		w.WriteHeader(499) // client went away; nginx's convention
-		return
-	}
-	app := "?"
-	if t != nil {
-		app = t.pool.App
-	}
-	p.log.Warn("no instance answered", "app", app, "host", r.Host, "err", err)
-	if t != nil {
-		p.noInstance(w, t.pool)
-		return
-	}
-	plain(w, http.StatusBadGateway, "driftless: bad gateway\n")
-}
-
 func (p *Proxy) noInstance(w http.ResponseWriter, pool *route.Pool) {
 	plain(w, http.StatusBadGateway, fmt.Sprintf("driftless: no healthy instance of %s answered\n", pool.App))
 }
 
-// CloseIdle closes the idle connections to instances.
-func (p *Proxy) CloseIdle() { p.transport.CloseIdleConnections() }
+// Close closes the idle connections to instances and stops the reaping
+// of the fast path's.
+func (p *Proxy) Close() {
+	p.transport.CloseIdleConnections()
+	p.pool.close()
+}
 
 func plain(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -5,7 +5,6 @@
 package route
 
 import (
-	"net"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -190,8 +189,14 @@ func Split(route string) (host, path string) {
 // NormalizeHost lower-cases a Host header and drops its port and a
 // trailing dot.
 func NormalizeHost(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// As net.SplitHostPort would split it, without its error allocation
+	// for the common Host without a port.
+	if strings.HasPrefix(host, "[") {
+		if end := strings.IndexByte(host, ']'); end > 0 && end+1 < len(host) && host[end+1] == ':' && strings.IndexByte(host[end+2:], ':') < 0 {
+			host = host[1:end]
+		}
+	} else if i := strings.IndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i+1:], ':') < 0 {
+		host = host[:i]
 	}
 	return strings.TrimSuffix(strings.ToLower(host), ".")
 }

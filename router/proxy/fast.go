@@ -1,0 +1,313 @@
+package proxy
+
+// The HTTP/1.1 fast path: the router's plain listener. Each connection is
+// one goroutine that reads request heads in place (router/wire), forwards
+// them over pooled instance connections and copies the responses back,
+// with no per-request goroutines, maps or header copies. What it does not
+// handle, it hands over with the bytes it has read to net/http (Server.
+// Fallback), which serves the connection from then on through the same
+// Proxy (reverse.go).
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/driftless/driftless/router/handlers"
+	"github.com/driftless/driftless/router/route"
+	"github.com/driftless/driftless/router/wire"
+)
+
+// Server serves HTTP/1.1 on a listener through a Proxy.
+type Server struct {
+	// Proxy routes and forwards the requests.
+	Proxy *Proxy
+	// Observer records every request (metrics and access log).
+	Observer *handlers.Observer
+	// Fallback serves the connections the fast path hands over; its
+	// Handler must be the Proxy wrapped in the handlers. Serve starts
+	// it and Shutdown stops it.
+	Fallback *http.Server
+	// MaxHeaderBytes bounds a request head (request line included) and
+	// MaxHeaders its fields; ReadHeaderTimeout bounds the wait for a head
+	// once it started, IdleTimeout the wait for the next one.
+	MaxHeaderBytes    int
+	MaxHeaders        int
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	// OnConn, if set, is called with +1 when a client connection opens
+	// and -1 when it closes (handed-over ones included).
+	OnConn func(delta int)
+	Log    *slog.Logger
+
+	handoff  chanListener
+	shutdown atomic.Bool
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	wg       sync.WaitGroup
+	ln       net.Listener
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln, s.conns = ln, map[*conn]struct{}{}
+	s.handoff = chanListener{addr: ln.Addr(), c: make(chan net.Conn), done: make(chan struct{})}
+	s.mu.Unlock()
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
+	fallbackDone := make(chan error, 1)
+	go func() { fallbackDone <- s.Fallback.Serve(&s.handoff) }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		cc := s.newConn(c)
+		s.mu.Lock()
+		if s.shutdown.Load() {
+			s.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		s.conns[cc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		if s.OnConn != nil {
+			s.OnConn(1)
+		}
+		go cc.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, lets requests in
+// flight finish until ctx ends (then closes their connections), and shuts
+// the fallback server down.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true)
+	s.mu.Lock()
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	for c := range s.conns {
+		if c.idle.Load() {
+			_ = c.c.SetReadDeadline(time.Now()) // wakes it; it sees the shutdown
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		s.mu.Lock()
+		for c := range s.conns {
+			_ = c.c.Close()
+		}
+		s.mu.Unlock()
+	}
+	if ferr := s.Fallback.Shutdown(ctx); err == nil && !errors.Is(ferr, http.ErrServerClosed) {
+		err = ferr
+	}
+	return err
+}
+
+// conn is one client connection on the fast path.
+type conn struct {
+	s *Server
+	c net.Conn
+	// in holds what the client sent and was not consumed yet.
+	in   buffer
+	out  []byte
+	req  wire.Request
+	resp wire.Response
+	// remote is the client's address, ip its IP as the X-Forwarded-For
+	// entry, trusted whether it is a trusted proxy.
+	remote  string
+	ip      []byte
+	trusted bool
+	// idle is set while the connection waits for a request.
+	idle     atomic.Bool
+	deadline time.Time
+	// now is when the last response was sent.
+	now  time.Time
+	info handlers.Info
+	x    handlers.Exchange
+	id   []byte
+}
+
+// clientBuffer is a client connection's initial read buffer; it grows to
+// MaxHeaderBytes for a large head.
+const clientBuffer = 4 << 10
+
+func (s *Server) newConn(c net.Conn) *conn {
+	remote := c.RemoteAddr().String()
+	return &conn{s: s, c: c, remote: remote, ip: []byte(handlers.ClientIP(remote)), trusted: s.Proxy.trusted(remote),
+		in: buffer{b: make([]byte, clientBuffer)}, out: make([]byte, 0, clientBuffer)}
+}
+
+func (c *conn) serve() {
+	handedOver := false
+	defer func() {
+		if v := recover(); v != nil {
+			c.s.Log.Error("panic serving a connection", "remote", c.remote, "panic", v)
+		}
+		if !handedOver {
+			_ = c.c.Close()
+			if c.s.OnConn != nil {
+				c.s.OnConn(-1)
+			}
+		}
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+		c.s.wg.Done()
+	}()
+	for !c.s.shutdown.Load() {
+		n, err := c.readHead()
+		if err != nil {
+			if errors.Is(err, errHeadTooLarge) {
+				handedOver = c.handOver() // net/http answers 431
+			}
+			return
+		}
+		pool, ok := c.parse(n)
+		if !ok {
+			handedOver = c.handOver()
+			return
+		}
+		c.in.r += n
+		if !c.proxy(pool) {
+			return
+		}
+	}
+}
+
+// readHead waits for the next request head: IdleTimeout for its first
+// byte, ReadHeaderTimeout from there to its end.
+func (c *conn) readHead() (int, error) {
+	c.idle.Store(true)
+	if c.s.shutdown.Load() {
+		return 0, http.ErrServerClosed
+	}
+	// The idle deadline moves only when less than half of it is left: a
+	// timer change per request is measurable on the fast path. (c.now is
+	// when the last response was sent: a clock read less.)
+	if c.deadline.Sub(c.now) < c.s.IdleTimeout/2 {
+		if c.now.IsZero() {
+			c.now = time.Now()
+		}
+		c.deadline = c.now.Add(c.s.IdleTimeout)
+		_ = c.c.SetReadDeadline(c.deadline)
+	}
+	n, err := c.in.head(c.c, c.s.MaxHeaderBytes, func() {
+		c.idle.Store(false)
+		c.deadline = time.Now().Add(c.s.ReadHeaderTimeout)
+		_ = c.c.SetReadDeadline(c.deadline)
+	})
+	c.idle.Store(false)
+	return n, err
+}
+
+// parse parses the head of n bytes at the start of the buffer and routes
+// it; ok is false when the request is one for net/http (see fast.go's
+// doc comment) or has no route.
+func (c *conn) parse(n int) (*route.Pool, bool) {
+	r := &c.req
+	if err := wire.ParseRequest(c.in.buffered()[:n], r, c.s.MaxHeaders); err != nil {
+		return nil, false
+	}
+	if r.Version[7] != '1' || r.Upgrade || r.Expect || r.TransferEncoding || r.Host == nil || !validHost(r.Host) {
+		return nil, false
+	}
+	path := r.Target
+	for i, ch := range path {
+		if ch == '?' {
+			path = path[:i]
+			break
+		}
+	}
+	pool := c.s.Proxy.table.Load().Lookup(transient(r.Host), transient(path))
+	return pool, pool != nil
+}
+
+// handOver gives the connection, with the bytes of the current request,
+// to the fallback server; false if it shut down.
+func (c *conn) handOver() bool {
+	_ = c.c.SetReadDeadline(time.Time{})
+	pending := append([]byte(nil), c.in.buffered()...)
+	return c.s.handoff.give(&replayConn{Conn: c.c, pending: pending})
+}
+
+// chanListener is the fallback server's listener: the connections the
+// fast path hands over.
+type chanListener struct {
+	addr net.Addr
+	c    chan net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func (l *chanListener) give(c net.Conn) bool {
+	select {
+	case l.c <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.c:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
+
+// replayConn is a handed-over connection: it reads the bytes the fast
+// path had read first.
+type replayConn struct {
+	net.Conn
+	pending []byte
+}
+
+func (r *replayConn) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	return r.Conn.Read(p)
+}
+
+// HandedOver reports whether c is a connection the fast path handed to
+// net/http (its opening was counted by the fast path already).
+func HandedOver(c net.Conn) bool {
+	_, ok := c.(*replayConn)
+	return ok
+}

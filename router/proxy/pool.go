@@ -1,0 +1,206 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/driftless/driftless/router/wire"
+)
+
+// errHeadTooLarge is a head that does not fit its limit.
+var errHeadTooLarge = errors.New("head too large")
+
+// buffer is a connection's read buffer: bytes read and not consumed yet
+// are b[r:w].
+type buffer struct {
+	b    []byte
+	r, w int
+}
+
+func (b *buffer) buffered() []byte { return b.b[b.r:b.w] }
+
+// fill reads more from c, making room first: consumed bytes are dropped
+// and the buffer grows, up to limit, when it is full of unconsumed ones.
+func (b *buffer) fill(c net.Conn, limit int) error {
+	if b.r == b.w {
+		b.r, b.w = 0, 0
+	}
+	if b.w == len(b.b) {
+		switch {
+		case b.r > 0:
+			b.w = copy(b.b, b.b[b.r:b.w])
+			b.r = 0
+		case len(b.b) < limit:
+			nb := make([]byte, min(2*len(b.b), limit))
+			b.w = copy(nb, b.b[b.r:b.w])
+			b.b, b.r = nb, 0
+		default:
+			return errHeadTooLarge
+		}
+	}
+	n, err := c.Read(b.b[b.w:])
+	b.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// head waits until the buffer holds a whole message head and returns its
+// length (the head is b.buffered()[:n]; the caller consumes it).
+// started, if set, is called when the first bytes of a head that did not
+// come whole arrive (where the read-header timeout starts).
+func (b *buffer) head(c net.Conn, limit int, started func()) (int, error) {
+	searched := 0
+	for {
+		if n := wire.HeadEnd(b.buffered(), searched); n >= 0 {
+			return n, nil
+		}
+		searched = b.w - b.r
+		if searched >= limit {
+			return 0, errHeadTooLarge
+		}
+		if searched > 0 && started != nil {
+			started()
+			started = nil
+		}
+		if err := b.fill(c, limit); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// backend is a connection to an instance and its read buffer.
+type backend struct {
+	c      net.Conn
+	in     buffer
+	addr   string
+	idleAt time.Time
+	// reused is set when the connection served a request before: a
+	// failure before any response byte may then be the instance having
+	// closed it while idle, and the request is worth sending again on a
+	// new one.
+	reused bool
+}
+
+// backendBuffer is the initial read buffer of a backend connection; it
+// grows to maxResponseHead for a large response head.
+const (
+	backendBuffer   = 8 << 10
+	maxResponseHead = 64 << 10
+)
+
+// pool keeps idle keep-alive connections to instances, by address; the
+// most recently used is reused first.
+type pool struct {
+	dialer  net.Dialer
+	perHost int
+	idle    time.Duration
+
+	mu        sync.Mutex
+	conns     map[string][]*backend
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newPool(dial, idle time.Duration, perHost int) *pool {
+	p := &pool{dialer: net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}, perHost: perHost, idle: idle,
+		conns: map[string][]*backend{}, done: make(chan struct{})}
+	go p.reap()
+	return p
+}
+
+// get returns an idle connection to addr, nil when there is none (now is
+// about now).
+func (p *pool) get(addr string, now time.Time) *backend {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.conns[addr]
+	for len(list) > 0 {
+		b := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		p.conns[addr] = list
+		if now.Sub(b.idleAt) < p.idle {
+			return b
+		}
+		_ = b.c.Close()
+	}
+	return nil
+}
+
+// dial opens a new connection to addr.
+func (p *pool) dial(addr string) (*backend, error) {
+	c, err := p.dialer.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &backend{c: c, addr: addr, in: buffer{b: make([]byte, backendBuffer)}}, nil
+}
+
+// put gives a connection whose exchange is complete back to the pool (at
+// about now).
+func (p *pool) put(b *backend, now time.Time) {
+	b.reused, b.idleAt = true, now
+	b.in.r, b.in.w = 0, 0
+	p.mu.Lock()
+	list := p.conns[b.addr]
+	if len(list) < p.perHost {
+		p.conns[b.addr] = append(list, b)
+		b = nil
+	}
+	p.mu.Unlock()
+	if b != nil {
+		_ = b.c.Close()
+	}
+}
+
+// reap closes connections idle for longer than the idle timeout.
+func (p *pool) reap() {
+	t := time.NewTicker(max(p.idle/2, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		for addr, list := range p.conns {
+			keep := list[:0]
+			for _, b := range list {
+				if time.Since(b.idleAt) < p.idle {
+					keep = append(keep, b)
+				} else {
+					_ = b.c.Close()
+				}
+			}
+			clear(list[len(keep):])
+			if len(keep) == 0 {
+				delete(p.conns, addr)
+			} else {
+				p.conns[addr] = keep
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+// close closes every idle connection and stops the reaping.
+func (p *pool) close() {
+	p.closeOnce.Do(func() { close(p.done) })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, list := range p.conns {
+		for _, b := range list {
+			_ = b.c.Close()
+		}
+		delete(p.conns, addr)
+	}
+}
