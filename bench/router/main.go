@@ -49,6 +49,7 @@ var (
 	driftless   = flag.String("driftless", "bin/driftless", "driftless binary")
 	manyRoutes  = flag.Int("routes", 10000, "routes in the large table")
 	backendKind = flag.String("backend", "nginx", "the backend: nginx (return 200, the cheapest) or go (net/http)")
+	pace        = flag.Duration("pace", 2*time.Millisecond, "wait of each connection between requests in the same-load comparison")
 	rounds      = flag.Int("rounds", 3, "runs of every target, interleaved; the median is reported")
 	profile     = flag.String("profile", "", "write a CPU profile of the driftless router under load to this file")
 )
@@ -131,7 +132,7 @@ http {
 
 	dl := freeAddr()
 	metricsAddr := freeAddr()
-	dlGroup := start("0", []string{"GOMAXPROCS=1"}, *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--log-level", "warn",
+	dlGroup := start("0", append([]string{"GOMAXPROCS=1"}, strings.Fields(os.Getenv("ROUTER_ENV"))...), *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--log-level", "warn",
 		"--metrics", metricsAddr)
 	waitHTTP(dl, host)
 	targets = append(targets, target{"driftless router", dl, dlGroup})
@@ -255,15 +256,36 @@ http://:%d {
 		}
 		fmt.Printf("| %s | %.0f | %s | %s | %.2f× | %s | %s |\n", t.name, r.rps, ms(r.p50), ms(r.p99), r.rps/ngx.rps, cpu, cpuRatio)
 	}
-	fmt.Printf("\ndriftless router, every round (requests/s, p99): ")
-	for _, r := range runs["driftless router"] {
-		fmt.Printf("%.0f %s; ", r.rps, ms(r.p99))
+	// The same, at the same moderate load for all: each connection waits
+	// -pace between a response and its next request (wrk's delay()), so
+	// no proxy is saturated and latencies compare at equal throughput.
+	paceScript := filepath.Join(dir, "pace.lua")
+	write(paceScript, fmt.Sprintf("function delay()\n  return %d\nend\n", pace.Milliseconds()))
+	paced := map[string][]wrkResult{}
+	for range *rounds {
+		for _, t := range targets {
+			paced[t.name] = append(paced[t.name], runWrk(t.addr, "-s", paceScript))
+		}
 	}
-	fmt.Printf("\nnginx, every round: ")
-	for _, r := range runs[nginxName] {
-		fmt.Printf("%.0f %s; ", r.rps, ms(r.p99))
+	fmt.Printf("\nAt the same load: %d connections each waiting %s between requests; medians of %d rounds\n\n", *connections, *pace, *rounds)
+	fmt.Println("| target | requests/s | p50 | p99 | p99 vs nginx |")
+	fmt.Println("|---|---|---|---|---|")
+	ngxPaced := median(paced[nginxName])
+	for _, t := range targets {
+		r := median(paced[t.name])
+		fmt.Printf("| %s | %.0f | %s | %s | %.2f× |\n", t.name, r.rps, ms(r.p50), ms(r.p99), float64(r.p99)/float64(ngxPaced.p99))
 	}
-	fmt.Println()
+
+	fmt.Println("\nEvery round (requests/s, p99), saturated then at the same load:")
+	for _, name := range []string{"driftless router", nginxName} {
+		for _, set := range []map[string][]wrkResult{runs, paced} {
+			fmt.Printf("- %s:", name)
+			for _, r := range set[name] {
+				fmt.Printf(" %.0f %s;", r.rps, ms(r.p99))
+			}
+			fmt.Println()
+		}
+	}
 
 	// 10,000 routes: one more instance of the backend carrying them all
 	// (one registration), so the table holds them and wrk's requests are
@@ -280,8 +302,8 @@ http://:%d {
 		manyRuns = append(manyRuns, runWrk(dl))
 	}
 	many := median(manyRuns)
-	fmt.Printf("\n| driftless router | requests/s | p99 |\n|---|---|---|\n| 1 route | %.0f | %s |\n| %d routes | %.0f (%.1f %% less) | %s |\n",
-		one.rps, ms(one.p99), *manyRoutes+1, many.rps, 100*(one.rps-many.rps)/one.rps, ms(many.p99))
+	fmt.Printf("\n| driftless router | requests/s | p99 |\n|---|---|---|\n| 1 route | %.0f | %s |\n| %d routes | %.0f (%+.1f %%) | %s |\n",
+		one.rps, ms(one.p99), *manyRoutes+1, many.rps, 100*(many.rps-one.rps)/one.rps, ms(many.p99))
 
 	// Route changes: register a new route, time until the router serves it.
 	var samples []time.Duration
@@ -414,9 +436,10 @@ var (
 	errRE = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: .*`)
 )
 
-func runWrk(addr string) wrkResult {
-	out, err := exec.Command("taskset", "-c", "1", "wrk", "-t1", "-c"+strconv.Itoa(*connections), "-d"+duration.String(),
-		"--latency", "-H", "Host: "+host, "http://"+addr+"/").CombinedOutput()
+// runWrk drives addr with wrk (extra: more wrk arguments, before the URL).
+func runWrk(addr string, extra ...string) wrkResult {
+	args := []string{"-c", "1", "wrk", "-t1", "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency", "-H", "Host: " + host}
+	out, err := exec.Command("taskset", append(append(args, extra...), "http://"+addr+"/")...).CombinedOutput()
 	if err != nil {
 		log.Fatalf("wrk %s: %v\n%s", addr, err, out)
 	}

@@ -266,6 +266,16 @@ func TestFastPathInstanceFailures(t *testing.T) {
 			t.Fatalf("%d", resps[0].StatusCode)
 		}
 	})
+	t.Run("chunked wins over a length, which is not passed on", func(t *testing.T) {
+		app := rawBackend(t, func(*http.Request) (string, bool) {
+			return "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false
+		})
+		addr, _ := serveFast(t, Config{}, app)
+		resps, bodies := exchange(t, addr, "GET / HTTP/1.1\r\nHost: "+testHost+"\r\n\r\nGET / HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n", 2)
+		if bodies[0] != "hello" || bodies[1] != "hello" || resps[0].Header.Get("Content-Length") != "" {
+			t.Fatalf("%q %q, Content-Length %q", bodies[0], bodies[1], resps[0].Header.Get("Content-Length"))
+		}
+	})
 	t.Run("body until close", func(t *testing.T) {
 		app := rawBackend(t, func(*http.Request) (string, bool) { return "HTTP/1.0 200 OK\r\n\r\nuntil the end", true })
 		addr, _ := serveFast(t, Config{}, app)

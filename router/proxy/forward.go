@@ -406,7 +406,8 @@ func (c *conn) responseHead(out []byte, t *target, chunked, closing bool) []byte
 	out = append(out, "\r\n"...)
 	var session []byte
 	for _, f := range resp.Fields {
-		if wire.EqualFold(f.Name, handlers.RequestIDHeader) || wire.HopByHop(f.Name, resp.Connection) {
+		if wire.EqualFold(f.Name, handlers.RequestIDHeader) || wire.HopByHop(f.Name, resp.Connection) ||
+			(resp.TransferEncoding && wire.EqualFold(f.Name, "Content-Length")) { // the coding wins; never send both
 			continue
 		}
 		if session == nil && wire.EqualFold(f.Name, "Set-Cookie") && bytes.HasPrefix(f.Value, []byte(SessionCookie+"=")) {
