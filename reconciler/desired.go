@@ -106,8 +106,11 @@ func newRelease(app manifests.App, opts DesiredOptions, srcPath, tree string) Re
 		},
 	}
 	for _, r := range app.Routes {
-		if r.LoadBalancing == "least-connection" {
+		switch r.LoadBalancing {
+		case "least-connection":
 			run.Balance = "least-connections" // router/route.LeastConnections
+		case "round-robin":
+			run.Balance = "round-robin" // chosen, whatever the router's default
 		}
 	}
 	rel := Release{

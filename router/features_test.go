@@ -503,3 +503,32 @@ func TestLeastConnections(t *testing.T) {
 		t.Fatalf("while %s was busy the others went to %v; want all to the idle instance", busy, seen)
 	}
 }
+
+// TestDefaultBalance: apps whose routes do not choose get the router's
+// balancing; those that do keep theirs.
+func TestDefaultBalance(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer app.Close()
+	rtr, c := startWith(t, router.Config{Balance: "least-connections"})
+	host, port, _ := net.SplitHostPort(app.Listener.Addr().String())
+	p, _ := strconv.Atoi(port)
+	for _, in := range []catalog.Instance{
+		{GUID: "quiet-0", App: "quiet", Routes: []string{"quiet.apps.localhost"}},
+		{GUID: "rr-0", App: "rr", Routes: []string{"rr.apps.localhost"}, Balance: "round-robin"},
+	} {
+		in.Space, in.Address, in.Port = "dev", host, p
+		if err := c.Agent().ServiceRegister(catalog.Registration(in, bus.HealthCheck{Type: "process"}, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, "balancing of both", func() error {
+		q, r := rtr.Table().Lookup("quiet.apps.localhost", "/"), rtr.Table().Lookup("rr.apps.localhost", "/")
+		if q == nil || r == nil || q.Balance != "least-connections" || r.Balance != "round-robin" {
+			return fmt.Errorf("pools %+v %+v", q, r)
+		}
+		return nil
+	})
+	if _, err := router.New(router.Config{Consul: c, Listen: "127.0.0.1:0", Balance: "random"}); err == nil {
+		t.Fatal("an unknown balancing was accepted")
+	}
+}

@@ -49,8 +49,11 @@ type Config struct {
 	// Metrics registers the router's metrics; nil makes a registry of
 	// its own (served on MetricsListen).
 	Metrics prometheus.Registerer
-	// Proxy tunes balancing, timeouts and trusted proxies.
+	// Proxy tunes timeouts, circuits and trusted proxies.
 	Proxy proxy.Config
+	// Balance is the balancing of apps whose routes do not choose one:
+	// route.RoundRobin (the default) or route.LeastConnections.
+	Balance string
 	// Limits: request headers at most MaxHeaderBytes (default 32 KB,
 	// request line included) and MaxHeaders fields (default 100), else
 	// 431; headers must arrive within ReadHeaderTimeout (default 10 s:
@@ -111,6 +114,9 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("router needs a listen address")
 	}
 	cfg.defaults()
+	if cfg.Balance != "" && cfg.Balance != route.RoundRobin && cfg.Balance != route.LeastConnections {
+		return nil, fmt.Errorf("router: balancing %q is not %s or %s", cfg.Balance, route.RoundRobin, route.LeastConnections)
+	}
 	r := &Router{cfg: cfg, log: cfg.Log.With("component", "router"), ready: make(chan struct{})}
 	if cfg.TLSListen != "" {
 		if len(cfg.Certs) == 0 {
@@ -133,7 +139,7 @@ func New(cfg Config) (*Router, error) {
 	} else if g, ok := reg.(prometheus.Gatherer); ok {
 		r.gatherer = g
 	}
-	r.registry = registry.New(registry.Config{Consul: cfg.Consul, Table: &r.table, Log: r.log})
+	r.registry = registry.New(registry.Config{Consul: cfg.Consul, Table: &r.table, Log: r.log, DefaultBalance: cfg.Balance})
 	r.proxy = proxy.New(&r.table, cfg.Proxy, r.log)
 	m := handlers.NewMetrics(reg)
 	r.conns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftless_router_open_connections", Help: "Client connections open."})

@@ -28,6 +28,9 @@ type Config struct {
 	Wait time.Duration
 	// OnUpdate, if set, is called after each table swap.
 	OnUpdate func(*route.Table)
+	// DefaultBalance is the balancing of the routes of apps that do not
+	// choose (route.RoundRobin when empty).
+	DefaultBalance string
 }
 
 // Registry keeps a route table in step with Consul.
@@ -214,8 +217,12 @@ func (r *Registry) rebuildLocked() {
 	for _, name := range names {
 		for _, in := range r.services[name].instances {
 			ep := route.Endpoint{ID: in.GUID, Addr: fmt.Sprintf("%s:%d", in.Address, in.Port), Space: in.Space, App: in.App, Index: in.Index}
+			balance := in.Balance
+			if balance == "" {
+				balance = r.cfg.DefaultBalance
+			}
 			for _, rt := range in.Routes {
-				entries = append(entries, route.Entry{Route: rt, Endpoint: ep, Balance: in.Balance})
+				entries = append(entries, route.Entry{Route: rt, Endpoint: ep, Balance: balance})
 			}
 		}
 	}
