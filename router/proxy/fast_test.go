@@ -25,11 +25,17 @@ const testHost = "app.apps.localhost"
 // route, testHost) and returns its address.
 func serveFast(t *testing.T, cfg Config, addrs ...string) (string, *Server) {
 	t.Helper()
-	var table route.Current
 	var entries []route.Entry
 	for i, a := range addrs {
 		entries = append(entries, route.Entry{Route: testHost, Endpoint: route.Endpoint{ID: fmt.Sprintf("app-%d", i), Addr: a, App: "app", Index: i}})
 	}
+	return startFast(t, entries, cfg)
+}
+
+// startFast runs the fast path (net/http behind it) with a table of
+// entries on a loopback port until the test ends.
+func startFast(tb testing.TB, entries []route.Entry, cfg Config) (string, *Server) {
+	var table route.Current
 	table.Store(route.Build(entries))
 	p := New(&table, cfg, nil)
 	obs := handlers.NewObserver(handlers.Config{})
@@ -37,11 +43,11 @@ func serveFast(t *testing.T, cfg Config, addrs ...string) (string, *Server) {
 		MaxHeaderBytes: 32 << 10, MaxHeaders: 100, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.Shutdown(ctx)

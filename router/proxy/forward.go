@@ -461,11 +461,7 @@ func appendField[N, V string | []byte](out []byte, name N, value V) []byte {
 func cookieValue(v []byte, name string) []byte {
 	for len(v) > 0 {
 		var part []byte
-		if i := bytes.IndexByte(v, ';'); i >= 0 {
-			part, v = v[:i], v[i+1:]
-		} else {
-			part, v = v, nil
-		}
+		part, v = wire.NextItem(v, ';')
 		part = bytes.TrimSpace(part)
 		if len(part) > len(name) && part[len(name)] == '=' && string(part[:len(name)]) == name {
 			return bytes.Trim(part[len(name)+1:], `"`)

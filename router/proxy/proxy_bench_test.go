@@ -1,15 +1,11 @@
 package proxy
 
 import (
-	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
-	"github.com/driftless/driftless/router/handlers"
 	"github.com/driftless/driftless/router/route"
 )
 
@@ -31,20 +27,8 @@ func BenchmarkProxy(b *testing.B) {
 func BenchmarkFastPath(b *testing.B) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	defer app.Close()
-	var table route.Current
-	table.Store(route.Build([]route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{ID: "1", Addr: app.Listener.Addr().String(), App: "bench"}}}))
-	p := New(&table, Config{}, nil)
-	defer p.Close()
-	obs := handlers.NewObserver(handlers.Config{})
-	s := &Server{Proxy: p, Observer: obs, Fallback: &http.Server{Handler: handlers.Wrap(p, obs)},
-		MaxHeaderBytes: 32 << 10, MaxHeaders: 100, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = s.Serve(ln) }()
-	defer func() { _ = s.Shutdown(context.Background()) }()
-	run(b, "http://"+ln.Addr().String(), "bench.apps.localhost")
+	addr, _ := startFast(b, []route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{ID: "1", Addr: app.Listener.Addr().String(), App: "bench"}}}, Config{})
+	run(b, "http://"+addr, "bench.apps.localhost")
 }
 
 // BenchmarkDirect is BenchmarkProxy's baseline: no proxy in between.

@@ -375,16 +375,21 @@ func lower(c byte) byte {
 func HasToken(v []byte, token string) bool {
 	for len(v) > 0 {
 		var item []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			item, v = v, nil
-		}
+		item, v = NextItem(v, ',')
 		if EqualFold(trimOWS(item), token) {
 			return true
 		}
 	}
 	return false
+}
+
+// NextItem splits a sep-separated list: its first item, and the rest
+// after the separator (nil after the last item).
+func NextItem(v []byte, sep byte) (item, rest []byte) {
+	if i := bytes.IndexByte(v, sep); i >= 0 {
+		return v[:i], v[i+1:]
+	}
+	return v, nil
 }
 
 // lastToken reports whether the last item of the comma-separated list v

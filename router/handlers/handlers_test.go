@@ -1,0 +1,68 @@
+package handlers
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func TestValidRequestID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"abcdefgh": true, "0123456789abcdef0123456789abcdef": true, "a.b_c:d-e": true,
+		"short": false, "has space1": false, "new\nline1": false, strings.Repeat("x", 129): false,
+	} {
+		if ValidRequestID(id) != want || ValidRequestID([]byte(id)) != want {
+			t.Errorf("ValidRequestID(%q) != %v", id, want)
+		}
+	}
+	if a, b := NewRequestID(), NewRequestID(); a == b || !ValidRequestID(a) || len(a) != 32 {
+		t.Fatalf("ids %q %q", a, b)
+	}
+}
+
+func TestObserve(t *testing.T) {
+	var log bytes.Buffer
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	obs := NewObserver(Config{AccessLog: &log, Metrics: m})
+	start := time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC)
+	info := &Info{ID: "req-12345", App: "web", Route: "web.apps.localhost", Upstream: "10.0.0.1:8080", Instance: "web-0", UpstreamTime: 2 * time.Millisecond}
+	for _, status := range []int{200, 201, 503} {
+		obs.Observe(&Exchange{Start: start, End: start.Add(3 * time.Millisecond), Remote: "127.0.0.1:5000", Method: "GET", URI: "/x?y=1",
+			Proto: "HTTP/1.1", UserAgent: "curl", Status: status, Bytes: 42, Info: info})
+	}
+	line := strings.SplitN(log.String(), "\n", 2)[0]
+	want := `127.0.0.1 - - [26/Nov/2026:07:00:00 +0000] "GET /x?y=1 HTTP/1.1" 200 42 "" "curl" route="web.apps.localhost" app="web" instance="web-0" upstream="10.0.0.1:8080" upstream_ms=2.000 duration_ms=3.000 request_id=req-12345`
+	if line != want {
+		t.Fatalf("access log line\n%s\nwant\n%s", line, want)
+	}
+	count := func(class string) float64 {
+		var d dto.Metric
+		if err := m.Requests.WithLabelValues("web.apps.localhost", class).Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetCounter().GetValue()
+	}
+	if count("2xx") != 2 || count("5xx") != 1 {
+		t.Fatalf("requests counted: 2xx %v, 5xx %v; want 2 and 1", count("2xx"), count("5xx"))
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "driftless_router_request_duration_seconds" {
+			var n uint64
+			for _, s := range f.GetMetric() {
+				n += s.GetHistogram().GetSampleCount()
+			}
+			if n != 3 {
+				t.Fatalf("%d latencies observed, want 3", n)
+			}
+		}
+	}
+}
