@@ -236,14 +236,8 @@ func (c *conn) parse(n int) (*route.Pool, bool) {
 	if r.Version[7] != '1' || r.Upgrade || r.Expect || r.TransferEncoding || r.Host == nil || !validHost(r.Host) {
 		return nil, false
 	}
-	path := r.Target
-	for i, ch := range path {
-		if ch == '?' {
-			path = path[:i]
-			break
-		}
-	}
-	pool := c.s.Proxy.table.Load().Lookup(transient(r.Host), transient(path))
+	path, _ := wire.NextItem(r.Target, '?')
+	pool := c.s.Proxy.table.Load().Lookup(wire.Transient(r.Host), wire.Transient(path))
 	return pool, pool != nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/driftless/driftless/router/handlers"
 	"github.com/driftless/driftless/router/route"
@@ -26,10 +25,6 @@ const maxResponseFields = 256
 // errClientGone is the client failing while its request body streams.
 var errClientGone = errors.New("client went away")
 
-// transient views b as a string without copying, for lookups that do
-// not keep the string past b's next change.
-func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
-
 // proxy forwards the request in c.req (its head consumed from c.in) to
 // an instance of pool and copies the response to the client. It reports
 // whether the connection may carry another request.
@@ -40,7 +35,9 @@ func (c *conn) proxy(pool *route.Pool) bool {
 		c.describe()
 	}
 	keep := c.forward(pool)
-	c.x.End = time.Now()
+	if c.x.End.IsZero() { // forward failed before an instance answered
+		c.x.End = time.Now()
+	}
 	c.now = c.x.End
 	c.s.Observer.Observe(&c.x)
 	return keep
@@ -79,9 +76,9 @@ func (c *conn) forward(pool *route.Pool) bool {
 	if c.s.Observer.Logs() {
 		c.info.ID = string(c.id)
 	}
-	i, ok := p.choose(pool, transient(sticky))
+	i, ok := p.choose(pool, wire.Transient(sticky))
 	if !ok {
-		return c.fail(http.StatusBadGateway, "driftless: no healthy instance of "+pool.App+" answered\n")
+		return c.fail(http.StatusBadGateway, noInstanceBody(pool.App))
 	}
 	t := target{pool: pool, info: &c.info}
 	t.begin(i)
@@ -125,16 +122,18 @@ func (c *conn) forward(pool *route.Pool) bool {
 				continue
 			}
 		}
-		p.log.Warn("no instance answered", "app", pool.App, "host", string(r.Host), "err", err)
+		// (Not r.Host: a streamed body reuses the buffer the head was in.)
+		p.log.Warn("no instance answered", "app", pool.App, "route", pool.Route, "err", err)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return c.fail(http.StatusGatewayTimeout, "driftless: "+pool.App+" did not answer in time\n")
 		}
-		return c.fail(http.StatusBadGateway, "driftless: no healthy instance of "+pool.App+" answered\n")
+		return c.fail(http.StatusBadGateway, noInstanceBody(pool.App))
 	}
 	p.circuits.success(t.endpoint.Addr)
 	clientOK, reuse := c.respond(be, n, isHead, closing, &t)
+	c.x.End = time.Now() // also when the connection went idle
 	if reuse {
-		p.pool.put(be, c.x.Start)
+		p.pool.put(be, c.x.End)
 	} else {
 		_ = be.c.Close()
 	}
@@ -270,7 +269,7 @@ func (c *conn) respond(be *backend, n int, isHead, closing bool, t *target) (cli
 		}
 		var err error
 		if n, err = be.in.head(be.c, maxResponseHead, nil); err != nil {
-			return c.fail(http.StatusBadGateway, "driftless: no healthy instance of "+t.pool.App+" answered\n"), false
+			return c.fail(http.StatusBadGateway, noInstanceBody(t.pool.App)), false
 		}
 	}
 	const (
@@ -281,7 +280,7 @@ func (c *conn) respond(be *backend, n int, isHead, closing bool, t *target) (cli
 	)
 	mode := length
 	switch {
-	case isHead || wire.BodyLess(nil, resp.Code):
+	case wire.BodyLess(isHead, resp.Code):
 		mode = none
 	case resp.Chunked:
 		mode = chunked
@@ -348,7 +347,7 @@ func (c *conn) copyLength(be *backend, n int64) error {
 // (each read is written at once: server-sent events are not held back).
 func (c *conn) copyChunked(be *backend) error {
 	var body wire.Chunked
-	first := true
+	first, streaming := true, false
 	for {
 		avail := be.in.buffered()
 		m, done, err := body.Scan(avail)
@@ -370,7 +369,10 @@ func (c *conn) copyChunked(be *backend) error {
 		if done {
 			return nil
 		}
-		_ = be.c.SetReadDeadline(time.Time{})
+		if !streaming { // the body goes on: no response-header timeout for it
+			_ = be.c.SetReadDeadline(time.Time{})
+			streaming = true
+		}
 		if err := be.in.fill(be.c, len(be.in.b)); err != nil {
 			return err
 		}
@@ -387,14 +389,10 @@ func (c *conn) copyUntilClose(be *backend) error {
 	if _, err := c.c.Write(c.out); err != nil {
 		return err
 	}
-	n, err := io.CopyBuffer(c.c, onlyReader{be.c}, be.in.b)
+	n, err := io.Copy(c.c, be.c)
 	c.x.Bytes += n
 	return err
 }
-
-// onlyReader hides a connection's WriteTo, so io.CopyBuffer uses the
-// buffer it is given.
-type onlyReader struct{ io.Reader }
 
 // responseHead appends the head sent to the client: the instance's,
 // without hop-by-hop fields, with the request id, the sticky cookie when

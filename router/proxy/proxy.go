@@ -5,7 +5,6 @@ package proxy
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -244,7 +243,12 @@ func connectFailure(err error) bool {
 }
 
 func (p *Proxy) noInstance(w http.ResponseWriter, pool *route.Pool) {
-	plain(w, http.StatusBadGateway, fmt.Sprintf("driftless: no healthy instance of %s answered\n", pool.App))
+	plain(w, http.StatusBadGateway, noInstanceBody(pool.App))
+}
+
+// noInstanceBody is the 502 body when no instance of app answered.
+func noInstanceBody(app string) string {
+	return "driftless: no healthy instance of " + app + " answered\n"
 }
 
 // Close closes the idle connections to instances and stops the reaping

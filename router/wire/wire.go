@@ -194,10 +194,10 @@ func ParseResponse(head []byte, r *Response, maxFields int) error {
 	return nil
 }
 
-// BodyLess reports whether a response to method with code has no body
-// whatever its fields say (RFC 9112 6.3).
-func BodyLess(method []byte, code int) bool {
-	return code < 200 || code == 204 || code == 304 || string(method) == "HEAD"
+// BodyLess reports whether a response with code, to a HEAD request when
+// head is set, has no body whatever its fields say (RFC 9112 6.3).
+func BodyLess(head bool, code int) bool {
+	return head || code < 200 || code == 204 || code == 304
 }
 
 // HopByHop reports whether the field name concerns one connection only:
@@ -227,16 +227,16 @@ func HopByHop(name []byte, connection [][]byte) bool {
 		return true
 	}
 	for _, v := range connection {
-		if HasToken(v, transient(name)) {
+		if HasToken(v, Transient(name)) {
 			return true
 		}
 	}
 	return false
 }
 
-// transient views b as a string without copying, for a comparison that
-// does not keep it.
-func transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+// Transient views b as a string without copying, for a lookup or a
+// comparison that does not keep the string past b's next change.
+func Transient(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // nextLine splits b after its first line; the line is returned without
 // its CRLF or LF.
