@@ -5,20 +5,12 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/ticks"
 )
 
 // heartbeatLoop reports every instance on the cell every interval.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.HeartbeatInterval)
-	defer t.Stop()
-	for {
-		a.sendHeartbeat()
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	ticks.NowAndEvery(ctx, a.cfg.HeartbeatInterval, a.sendHeartbeat)
 }
 
 // Heartbeat is the cell's current report.

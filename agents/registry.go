@@ -9,6 +9,7 @@ import (
 
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/internal/ticks"
 )
 
 // register makes a healthy instance routable: a Consul service with the
@@ -65,21 +66,14 @@ func (a *Agent) deregister(guid string) {
 // no RUNNING instance behind it is removed, and process-type checks (TTL)
 // are kept passing while their process runs.
 func (a *Agent) registrySyncLoop(ctx context.Context) {
-	t := time.NewTicker(a.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticks.Every(ctx, a.cfg.SyncInterval, func() {
 		if err := a.syncRegistry(); err != nil {
 			a.log.Warn("comparing registrations with consul", "err", err)
 		}
 		if err := a.syncContainers(ctx); err != nil {
 			a.log.Warn("comparing containers with instances", "err", err)
 		}
-	}
+	})
 }
 
 func (a *Agent) syncRegistry() error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/reconciler/plan"
 )
 
@@ -153,16 +154,9 @@ func (c *Controller) imageBlobs(manifest string) ([]string, error) {
 
 // gcLoop collects garbage every interval while the controller leads.
 func (c *Controller) gcLoop(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticks.Every(ctx, every, func() {
 		if _, err := c.collectGarbage(ctx, time.Now()); err != nil {
 			c.log.Warn("garbage collection", "err", err)
 		}
-	}
+	})
 }

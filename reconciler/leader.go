@@ -11,6 +11,7 @@ import (
 	consul "github.com/hashicorp/consul/api"
 
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/internal/ticks"
 )
 
 // Leader election. Every controller registers itself in Consul with a TTL
@@ -54,20 +55,11 @@ func (c *Controller) lead(ctx context.Context) (*leadership, error) {
 		return nil, fmt.Errorf("registering the controller in consul: %w", err)
 	}
 	aliveCtx, stopAlive := context.WithCancel(context.Background())
-	go func() {
-		t := time.NewTicker(leaderCheckTTL / 4)
-		defer t.Stop()
-		for {
-			if err := agent.UpdateTTL(checkID, "controller running", consul.HealthPassing); err != nil {
-				c.log.Warn("keeping the controller check passing", "err", err)
-			}
-			select {
-			case <-aliveCtx.Done():
-				return
-			case <-t.C:
-			}
+	go ticks.NowAndEvery(aliveCtx, leaderCheckTTL/4, func() {
+		if err := agent.UpdateTTL(checkID, "controller running", consul.HealthPassing); err != nil {
+			c.log.Warn("keeping the controller check passing", "err", err)
 		}
-	}()
+	})
 	cleanup := func() {
 		stopAlive()
 		_ = agent.ServiceDeregister(serviceID)

@@ -1,12 +1,14 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/router/wire"
 )
 
@@ -103,16 +105,17 @@ type pool struct {
 	perHost int
 	idle    time.Duration
 
-	mu        sync.Mutex
-	conns     map[string][]*backend
-	done      chan struct{}
-	closeOnce sync.Once
+	mu    sync.Mutex
+	conns map[string][]*backend
+	// stop ends the reaping.
+	stop context.CancelFunc
 }
 
 func newPool(dial, idle time.Duration, perHost int) *pool {
+	ctx, stop := context.WithCancel(context.Background())
 	p := &pool{dialer: net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}, perHost: perHost, idle: idle,
-		conns: map[string][]*backend{}, done: make(chan struct{})}
-	go p.reap()
+		conns: map[string][]*backend{}, stop: stop}
+	go ticks.Every(ctx, max(idle/2, time.Second), p.reap)
 	return p
 }
 
@@ -163,38 +166,29 @@ func (p *pool) put(b *backend, now time.Time) {
 
 // reap closes connections idle for longer than the idle timeout.
 func (p *pool) reap() {
-	t := time.NewTicker(max(p.idle/2, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-t.C:
-		}
-		p.mu.Lock()
-		for addr, list := range p.conns {
-			keep := list[:0]
-			for _, b := range list {
-				if time.Since(b.idleAt) < p.idle {
-					keep = append(keep, b)
-				} else {
-					_ = b.c.Close()
-				}
-			}
-			clear(list[len(keep):])
-			if len(keep) == 0 {
-				delete(p.conns, addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, list := range p.conns {
+		keep := list[:0]
+		for _, b := range list {
+			if time.Since(b.idleAt) < p.idle {
+				keep = append(keep, b)
 			} else {
-				p.conns[addr] = keep
+				_ = b.c.Close()
 			}
 		}
-		p.mu.Unlock()
+		clear(list[len(keep):])
+		if len(keep) == 0 {
+			delete(p.conns, addr)
+		} else {
+			p.conns[addr] = keep
+		}
 	}
 }
 
 // close closes every idle connection and stops the reaping.
 func (p *pool) close() {
-	p.closeOnce.Do(func() { close(p.done) })
+	p.stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for addr, list := range p.conns {
