@@ -115,7 +115,13 @@ type Problem struct {
 	Column  int    `json:"column,omitempty"`
 	App     string `json:"app,omitempty"`
 	Message string `json:"message"`
+	// Kind is ProblemPolicy for a policy's denial (or a failed policy
+	// evaluation), "" for a problem of the manifests themselves.
+	Kind string `json:"kind,omitempty"`
 }
+
+// ProblemPolicy is the Kind of the problems policies raise.
+const ProblemPolicy = "policy"
 
 // Source is one git source as `driftless status` shows it.
 type Source struct {

@@ -43,7 +43,7 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 	}
 	violations, err := c.checkPolicies(ctx, se, prop)
 	if err != nil {
-		violations = []api.Problem{{Message: "policy evaluation failed: " + err.Error()}}
+		violations = []api.Problem{{Message: "policy evaluation failed: " + err.Error(), Kind: api.ProblemPolicy}}
 	}
 	var blocked []api.Problem // per-app enforcement: apps held at what they run
 	if len(violations) > 0 && err == nil && c.policy.PerApp(se.space) {

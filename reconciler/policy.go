@@ -61,7 +61,7 @@ func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Pr
 	}
 	out := make([]api.Problem, 0, len(vs))
 	for _, v := range vs {
-		out = append(out, api.Problem{File: v.File, Line: v.Line, App: v.App, Message: "policy " + v.Policy + ": " + v.Message})
+		out = append(out, api.Problem{File: v.File, Line: v.Line, App: v.App, Message: "policy " + v.Policy + ": " + v.Message, Kind: api.ProblemPolicy})
 	}
 	return out, nil
 }
@@ -127,7 +127,7 @@ func (c *Controller) flagged(key plan.AppKey) []api.Problem {
 			continue
 		}
 		for _, p := range se.status.Errors {
-			if strings.HasPrefix(p.Message, "policy ") && (p.App == "" || p.App == key.Name) {
+			if p.Kind == api.ProblemPolicy && (p.App == "" || p.App == key.Name) {
 				out = append(out, p)
 			}
 		}
