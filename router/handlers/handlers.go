@@ -82,27 +82,34 @@ type Metrics struct {
 	// Upstream is the time instances take to answer with headers.
 	Upstream prometheus.Histogram
 
-	// The children of Requests (by route, then class) and Latency (by
+	// The children of Requests (by route and class) and Latency (by
 	// class), looked up once rather than hashed on every request.
-	byRoute sync.Map
-	latency [len(statusClasses)]prometheus.Observer
+	requests sync.Map // routeClass → prometheus.Counter
+	latency  sync.Map // class → prometheus.Observer
 }
 
-// counters are a route's request counters by status class.
-type counters [len(statusClasses)]prometheus.Counter
+// routeClass keys a child of Requests.
+type routeClass struct {
+	route string
+	class int
+}
 
 // observe counts a request to route with status class c and its time.
 func (m *Metrics) observe(route string, c int, d time.Duration) {
-	v, ok := m.byRoute.Load(route)
-	if !ok {
-		var cs counters
-		for i, class := range statusClasses {
-			cs[i] = m.Requests.WithLabelValues(route, class)
-		}
-		v, _ = m.byRoute.LoadOrStore(route, &cs)
+	child(&m.requests, routeClass{route, c}, func() prometheus.Counter {
+		return m.Requests.WithLabelValues(route, statusClasses[c])
+	}).Inc()
+	child(&m.latency, c, func() prometheus.Observer { return m.Latency.WithLabelValues(statusClasses[c]) }).Observe(d.Seconds())
+}
+
+// child returns the metric stored in children under key, made and stored
+// by mk the first time.
+func child[K comparable, V any](children *sync.Map, key K, mk func() V) V {
+	if v, ok := children.Load(key); ok {
+		return v.(V)
 	}
-	v.(*counters)[c].Inc()
-	m.latency[c].Observe(d.Seconds())
+	v, _ := children.LoadOrStore(key, mk())
+	return v.(V)
 }
 
 // NewMetrics registers the router's metrics with reg.
@@ -121,9 +128,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.Requests, m.Latency, m.Upstream)
-	for i, class := range statusClasses {
-		m.latency[i] = m.Latency.WithLabelValues(class)
-	}
 	return m
 }
 
