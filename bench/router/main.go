@@ -72,7 +72,8 @@ func main() {
 	start := func(cpu string, env []string, name string, args ...string) int {
 		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
-		logf, _ := os.Create(filepath.Join(dir, filepath.Base(name)+".log"))
+		// One log per process (three nginx run): nginx-0.log, nginx-2.log, ...
+		logf, _ := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.log", filepath.Base(name), len(procs))))
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
@@ -132,7 +133,7 @@ http {
 
 	dl := freeAddr()
 	metricsAddr := freeAddr()
-	dlGroup := start("0", append([]string{"GOMAXPROCS=1"}, strings.Fields(os.Getenv("ROUTER_ENV"))...), *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--log-level", "warn",
+	dlGroup := start("0", []string{"GOMAXPROCS=1"}, *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--log-level", "warn",
 		"--metrics", metricsAddr)
 	waitHTTP(dl, host)
 	targets = append(targets, target{"driftless router", dl, dlGroup})
