@@ -17,10 +17,10 @@ for _ in $(seq 1 240); do
   if out=$(curl -fsS -m 2 -H 'Host: hello.apps.localhost' http://127.0.0.1:8080/ 2>/dev/null) && [[ $out == *"from hello instance"* ]]; then
     answered=$out; break
   fi
-  kill -0 "$pid" 2>/dev/null || { echo "demo-smoke: make demo exited"; tail -n 60 "$log"; exit 1; }
+  kill -0 "$pid" 2>/dev/null || { echo "demo-smoke: make demo exited"; stop; tail -n 60 "$log"; exit 1; }
   sleep 1
 done
-[ -n "$answered" ] || { echo "demo-smoke: hello never answered"; tail -n 60 "$log"; exit 1; }
+[ -n "$answered" ] || { echo "demo-smoke: hello never answered"; stop; tail -n 60 "$log"; exit 1; }
 echo "demo-smoke: $answered"
 # Every example app answers through the router (built from source by its buildpack).
 for app in go-hello node-hello python-hello static-site; do
@@ -45,8 +45,18 @@ for _ in $(seq 1 60); do
   [ "$code" = 404 ] && break
   sleep 1
 done
-[ "$code" = 404 ] || { echo "demo-smoke: route still answers $code after removal"; exit 1; }
-sleep 3 # let the agent finish removing containers
+[ "$code" = 404 ] || { echo "demo-smoke: route still answers $code after removal"; stop; exit 1; }
+# Every container gone before the platform stops: stopping leaves running
+# apps running (by design), and a container left behind keeps its host
+# port mapping, which would shadow the next demo's instances.
+sock=$dir/platform/containerd/containerd.sock
+left=""
+for _ in $(seq 1 60); do
+  left=$(ctr -a "$sock" -n driftless containers ls -q 2>/dev/null || true)
+  [ -z "$left" ] && break
+  sleep 1
+done
+[ -z "$left" ] || { echo "demo-smoke: containers left after removal: $left"; stop; exit 1; }
 stop
 trap - ERR
 echo "demo-smoke: ok"
