@@ -51,6 +51,7 @@ var (
 	backendKind = flag.String("backend", "nginx", "the backend: nginx (return 200, the cheapest) or go (net/http)")
 	pace        = flag.Duration("pace", 2*time.Millisecond, "wait of each connection between requests in the same-load comparison")
 	rounds      = flag.Int("rounds", 3, "runs of every target, interleaved; the median is reported")
+	pair        = flag.Bool("pair", false, "only the driftless router and nginx, no route scaling: a quick comparison while working, not the published table")
 	profile     = flag.String("profile", "", "write a CPU profile of the driftless router under load to this file")
 )
 
@@ -171,56 +172,58 @@ http {
       add_header X-Request-Id $request_id;`)
 	ng.name = nginxName
 	targets = append(targets, ng)
-	bare := startNginx("nginx-bare", "")
-	bare.name = "nginx 1.22, bare (no forwarding headers, no request id)"
-	targets = append(targets, bare)
+	if !*pair {
+		bare := startNginx("nginx-bare", "")
+		bare.name = "nginx 1.22, bare (no forwarding headers, no request id)"
+		targets = append(targets, bare)
 
-	hp := freeAddr()
-	hpConf := filepath.Join(dir, "haproxy.cfg")
-	write(hpConf, fmt.Sprintf(`global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  http-reuse always
-frontend fe
-  bind %s
-  option forwardfor
-  unique-id-format %%{+X}o%%ci%%cp%%fp%%Ts%%rt%%pid
-  unique-id-header X-Request-Id
-  http-request set-header X-Forwarded-Host %%[req.hdr(host)]
-  http-request set-header X-Forwarded-Proto http
-  http-response set-header X-Request-Id %%[unique-id]
-  default_backend app
-backend app
-  server s1 %s
-`, hp, backend))
-	hpGroup := start("0", nil, "haproxy", "-f", hpConf)
-	waitHTTP(hp, host)
-	targets = append(targets, target{"HAProxy 2.6 (1 thread)", hp, hpGroup})
+		hp := freeAddr()
+		hpConf := filepath.Join(dir, "haproxy.cfg")
+		write(hpConf, fmt.Sprintf(`global
+	  nbthread 1
+	  maxconn 4096
+	defaults
+	  mode http
+	  timeout connect 5s
+	  timeout client 60s
+	  timeout server 60s
+	  http-reuse always
+	frontend fe
+	  bind %s
+	  option forwardfor
+	  unique-id-format %%{+X}o%%ci%%cp%%fp%%Ts%%rt%%pid
+	  unique-id-header X-Request-Id
+	  http-request set-header X-Forwarded-Host %%[req.hdr(host)]
+	  http-request set-header X-Forwarded-Proto http
+	  http-response set-header X-Request-Id %%[unique-id]
+	  default_backend app
+	backend app
+	  server s1 %s
+	`, hp, backend))
+		hpGroup := start("0", nil, "haproxy", "-f", hpConf)
+		waitHTTP(hp, host)
+		targets = append(targets, target{"HAProxy 2.6 (1 thread)", hp, hpGroup})
 
-	cd := freeAddr()
-	caddyfile := filepath.Join(dir, "Caddyfile")
-	_, cdPort := splitAddr(cd)
-	// reverse_proxy sets X-Forwarded-* itself.
-	write(caddyfile, fmt.Sprintf(`{
-  admin off
-  auto_https off
-  default_bind 127.0.0.1
-}
-http://:%d {
-  header X-Request-Id {http.request.uuid}
-  reverse_proxy %s {
-    header_up X-Request-Id {http.request.uuid}
-  }
-}
-`, cdPort, backend))
-	cdGroup := start("0", []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
-	waitHTTP(cd, host)
-	targets = append(targets, target{"Caddy 2.6 (GOMAXPROCS=1)", cd, cdGroup})
+		cd := freeAddr()
+		caddyfile := filepath.Join(dir, "Caddyfile")
+		_, cdPort := splitAddr(cd)
+		// reverse_proxy sets X-Forwarded-* itself.
+		write(caddyfile, fmt.Sprintf(`{
+	  admin off
+	  auto_https off
+	  default_bind 127.0.0.1
+	}
+	http://:%d {
+	  header X-Request-Id {http.request.uuid}
+	  reverse_proxy %s {
+	    header_up X-Request-Id {http.request.uuid}
+	  }
+	}
+	`, cdPort, backend))
+		cdGroup := start("0", []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
+		waitHTTP(cd, host)
+		targets = append(targets, target{"Caddy 2.6 (GOMAXPROCS=1)", cd, cdGroup})
+	}
 
 	fmt.Printf("wrk -t1 -c%d -d%s, %d rounds interleaved (medians), loopback; proxies on CPU 0, wrk and the %s backend on CPU 1\n\n",
 		*connections, *duration, *rounds, *backendKind)
@@ -286,6 +289,10 @@ http://:%d {
 			}
 			fmt.Println()
 		}
+	}
+
+	if *pair {
+		return
 	}
 
 	// 10,000 routes: one more instance of the backend carrying them all

@@ -1,12 +1,14 @@
 package proxy
 
-// The HTTP/1.1 fast path: the router's plain listener. Each connection is
-// one goroutine that reads request heads in place (router/wire), forwards
-// them over pooled instance connections and copies the responses back,
-// with no per-request goroutines, maps or header copies. What it does not
-// handle, it hands over with the bytes it has read to net/http (Server.
-// Fallback), which serves the connection from then on through the same
-// Proxy (reverse.go).
+// The HTTP/1.1 fast path: the router's plain listener. Event loops
+// (loop_linux.go) serve the common exchange; a connection they hand over,
+// or every connection where there are none, is served by a goroutine of
+// its own that reads request heads in place (router/wire), forwards them
+// over pooled instance connections and copies the responses back as they
+// come, with no per-request goroutines, maps or header copies. What
+// neither handles, it hands over with the bytes it has read to net/http
+// (Server.Fallback), which serves the connection from then on through
+// the same Proxy (reverse.go).
 
 import (
 	"context"
@@ -19,8 +21,6 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/router/handlers"
-	"github.com/driftless/driftless/router/route"
-	"github.com/driftless/driftless/router/wire"
 )
 
 // Server serves HTTP/1.1 on a listener through a Proxy.
@@ -45,12 +45,20 @@ type Server struct {
 	OnConn func(delta int)
 	Log    *slog.Logger
 
+	// noLoop serves every connection with a goroutine (tests of that
+	// driver); loops are the event loops when they serve the listener.
+	noLoop bool
+	loops  []*loop
+
 	handoff  chanListener
 	shutdown atomic.Bool
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	wg       sync.WaitGroup
-	ln       net.Listener
+	// force stops the loops with requests in flight (Shutdown's context
+	// ended).
+	force atomic.Bool
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup
+	ln    net.Listener
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -64,6 +72,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	fallbackDone := make(chan error, 1)
 	go func() { fallbackDone <- s.Fallback.Serve(&s.handoff) }()
+	if done, ok := s.startLoops(ln); ok {
+		if err := <-done; err != nil {
+			return err
+		}
+		return http.ErrServerClosed
+	}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -90,7 +104,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		if s.OnConn != nil {
 			s.OnConn(1)
 		}
-		go cc.serve()
+		go cc.serve(nil)
 	}
 }
 
@@ -109,6 +123,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	s.nudgeLoops()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	var err error
@@ -116,6 +131,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+		s.force.Store(true)
+		s.nudgeLoops()
 		s.mu.Lock()
 		for c := range s.conns {
 			_ = c.c.Close()
@@ -128,41 +145,42 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// conn is one client connection on the fast path.
+// conn is a client connection on the fast path served by its own
+// goroutine.
 type conn struct {
-	s *Server
+	exchange
 	c net.Conn
-	// in holds what the client sent and was not consumed yet.
-	in   buffer
-	out  []byte
-	req  wire.Request
-	resp wire.Response
-	// remote is the client's address, ip its IP as the X-Forwarded-For
-	// entry, trusted whether it is a trusted proxy.
-	remote  string
-	ip      []byte
-	trusted bool
 	// idle is set while the connection waits for a request.
 	idle     atomic.Bool
 	deadline time.Time
 	// now is when the last response was sent.
-	now  time.Time
-	info handlers.Info
-	x    handlers.Exchange
-	id   []byte
+	now time.Time
 }
-
-// clientBuffer is a client connection's initial read buffer; it grows to
-// MaxHeaderBytes for a large head.
-const clientBuffer = 4 << 10
 
 func (s *Server) newConn(c net.Conn) *conn {
-	remote := c.RemoteAddr().String()
-	return &conn{s: s, c: c, remote: remote, ip: []byte(handlers.ClientIP(remote)), trusted: s.Proxy.trusted(remote),
-		in: buffer{b: make([]byte, clientBuffer)}, out: make([]byte, 0, clientBuffer)}
+	return &conn{exchange: s.newExchange(c.RemoteAddr().String()), c: c}
 }
 
-func (c *conn) serve() {
+// looping reports whether event loops serve the listener.
+func (s *Server) looping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.loops) > 0
+}
+
+// adopt serves a connection a loop handed over with its own goroutine,
+// after resume (the rest of the exchange in flight) when set.
+func (s *Server) adopt(c *conn, resume func() bool) {
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.serve(resume)
+}
+
+// serve serves the connection's requests until it closes, after resume
+// when set (false: the connection is done).
+func (c *conn) serve(resume func() bool) {
 	handedOver := false
 	defer func() {
 		if v := recover(); v != nil {
@@ -179,6 +197,9 @@ func (c *conn) serve() {
 		c.s.mu.Unlock()
 		c.s.wg.Done()
 	}()
+	if resume != nil && !resume() {
+		return
+	}
 	for !c.s.shutdown.Load() {
 		n, err := c.readHead()
 		if err != nil {
@@ -223,22 +244,6 @@ func (c *conn) readHead() (int, error) {
 	})
 	c.idle.Store(false)
 	return n, err
-}
-
-// parse parses the head of n bytes at the start of the buffer and routes
-// it; ok is false when the request is one for net/http (see fast.go's
-// doc comment) or has no route.
-func (c *conn) parse(n int) (*route.Pool, bool) {
-	r := &c.req
-	if err := wire.ParseRequest(c.in.buffered()[:n], r, c.s.MaxHeaders); err != nil {
-		return nil, false
-	}
-	if r.Version[7] != '1' || r.Upgrade || r.Expect || r.TransferEncoding || r.Host == nil || !validHost(r.Host) {
-		return nil, false
-	}
-	path, _ := wire.NextItem(r.Target, '?')
-	pool := c.s.Proxy.table.Load().Lookup(wire.Transient(r.Host), wire.Transient(path))
-	return pool, pool != nil
 }
 
 // handOver gives the connection, with the bytes of the current request,

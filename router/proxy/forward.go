@@ -5,16 +5,13 @@ package proxy
 // app), then copy the response back as it comes, framed as it came.
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
 
-	"github.com/driftless/driftless/router/handlers"
 	"github.com/driftless/driftless/router/route"
 	"github.com/driftless/driftless/router/wire"
 )
@@ -29,59 +26,20 @@ var errClientGone = errors.New("client went away")
 // an instance of pool and copies the response to the client. It reports
 // whether the connection may carry another request.
 func (c *conn) proxy(pool *route.Pool) bool {
-	c.info = handlers.Info{App: pool.App, Route: pool.Route}
-	c.x = handlers.Exchange{Start: time.Now(), Remote: c.remote, Info: &c.info}
-	if c.s.Observer.Logs() {
-		c.describe()
-	}
+	c.start(pool)
 	keep := c.forward(pool)
-	if c.x.End.IsZero() { // forward failed before an instance answered
-		c.x.End = time.Now()
-	}
+	c.observe()
 	c.now = c.x.End
-	c.s.Observer.Observe(&c.x)
 	return keep
-}
-
-// describe fills the exchange's strings for the access log.
-func (c *conn) describe() {
-	r := &c.req
-	c.x.Method, c.x.URI, c.x.Proto = string(r.Method), string(r.Target), string(r.Version)
-	for _, f := range r.Fields {
-		switch {
-		case wire.EqualFold(f.Name, "Referer"):
-			c.x.Referer = string(f.Value)
-		case wire.EqualFold(f.Name, "User-Agent"):
-			c.x.UserAgent = string(f.Value)
-		}
-	}
 }
 
 func (c *conn) forward(pool *route.Pool) bool {
 	r := &c.req
 	p := c.s.Proxy
-	c.id = c.id[:0]
-	var sticky []byte
-	for _, f := range r.Fields {
-		switch {
-		case wire.EqualFold(f.Name, handlers.RequestIDHeader) && handlers.ValidRequestID(f.Value):
-			c.id = append(c.id[:0], f.Value...)
-		case wire.EqualFold(f.Name, "Cookie") && sticky == nil:
-			sticky = cookieValue(f.Value, StickyCookie)
-		}
-	}
-	if len(c.id) == 0 {
-		c.id = handlers.AppendRequestID(c.id)
-	}
-	if c.s.Observer.Logs() {
-		c.info.ID = string(c.id)
-	}
-	i, ok := p.choose(pool, wire.Transient(sticky))
+	t, ok := c.pick(pool)
 	if !ok {
 		return c.fail(http.StatusBadGateway, noInstanceBody(pool.App))
 	}
-	t := target{pool: pool, info: &c.info}
-	t.begin(i)
 	defer t.end()
 
 	isHead := string(r.Method) == http.MethodHead
@@ -125,15 +83,25 @@ func (c *conn) forward(pool *route.Pool) bool {
 		// (Not r.Host: a streamed body reuses the buffer the head was in.)
 		p.log.Warn("no instance answered", "app", pool.App, "route", pool.Route, "err", err)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return c.fail(http.StatusGatewayTimeout, "driftless: "+pool.App+" did not answer in time\n")
+			return c.fail(http.StatusGatewayTimeout, timeoutBody(pool.App))
 		}
 		return c.fail(http.StatusBadGateway, noInstanceBody(pool.App))
 	}
-	p.circuits.success(t.endpoint.Addr)
-	clientOK, reuse := c.respond(be, n, isHead, closing, &t)
+	return c.complete(be, n, isHead, closing, &t)
+}
+
+// timeoutBody is the 504 body when app's instance did not answer in time.
+func timeoutBody(app string) string { return "driftless: " + app + " did not answer in time\n" }
+
+// complete copies the response whose head is the first n bytes of be.in
+// to the client and gives be back to the pool when it can serve another
+// request. It reports whether the client connection may carry another.
+func (c *conn) complete(be *backend, n int, isHead, closing bool, t *target) bool {
+	c.s.Proxy.circuits.success(t.endpoint.Addr)
+	clientOK, reuse := c.respond(be, n, isHead, closing, t)
 	c.x.End = time.Now() // also when the connection went idle
 	if reuse {
-		p.pool.put(be, c.x.End)
+		c.s.Proxy.pool.put(be, c.x.End)
 	} else {
 		_ = be.c.Close()
 	}
@@ -200,53 +168,6 @@ func (c *conn) streamBody(be *backend, rest int64) error {
 	return nil
 }
 
-// requestHead appends the head sent to the instance: the client's,
-// without hop-by-hop fields, with X-Forwarded-* set (kept from trusted
-// proxies only) and the request id.
-func (c *conn) requestHead(out []byte) []byte {
-	r := &c.req
-	out = append(out, r.Method...)
-	out = append(out, ' ')
-	out = append(out, r.Target...)
-	out = append(out, " HTTP/1.1\r\n"...)
-	var forwardedFor, proto []byte
-	for _, f := range r.Fields {
-		switch {
-		case wire.EqualFold(f.Name, "X-Forwarded-For"):
-			if c.trusted {
-				if forwardedFor != nil {
-					forwardedFor = append(forwardedFor, ", "...)
-				}
-				forwardedFor = append(forwardedFor, f.Value...)
-			}
-			continue
-		case wire.EqualFold(f.Name, "X-Forwarded-Proto"):
-			if c.trusted && (string(f.Value) == "http" || string(f.Value) == "https") {
-				proto = f.Value
-			}
-			continue
-		case wire.EqualFold(f.Name, "X-Forwarded-Host"), wire.EqualFold(f.Name, handlers.RequestIDHeader),
-			wire.HopByHop(f.Name, r.Connection):
-			continue
-		}
-		out = appendField(out, f.Name, f.Value)
-	}
-	out = append(out, "X-Forwarded-For: "...)
-	if forwardedFor != nil {
-		out = append(out, forwardedFor...)
-		out = append(out, ", "...)
-	}
-	out = append(out, c.ip...)
-	out = append(out, "\r\n"...)
-	out = appendField(out, "X-Forwarded-Host", r.Host)
-	if proto == nil {
-		proto = []byte("http")
-	}
-	out = appendField(out, "X-Forwarded-Proto", proto)
-	out = appendField(out, handlers.RequestIDHeader, c.id)
-	return append(out, "\r\n"...)
-}
-
 // respond copies the response whose head is the first n bytes of be.in
 // to the client. clientOK is false when the client is gone or must be
 // closed; reuse whether be can serve another request.
@@ -264,7 +185,7 @@ func (c *conn) respond(be *backend, n int, isHead, closing bool, t *target) (cli
 		// response follows.
 		c.out = c.responseHead(c.out[:0], t, false, false)
 		be.in.r += n
-		if _, err := c.c.Write(c.out); err != nil {
+		if err := c.write(c.out); err != nil {
 			return false, false
 		}
 		var err error
@@ -272,37 +193,27 @@ func (c *conn) respond(be *backend, n int, isHead, closing bool, t *target) (cli
 			return c.fail(http.StatusBadGateway, noInstanceBody(t.pool.App)), false
 		}
 	}
-	const (
-		none = iota
-		length
-		chunked
-		untilClose
-	)
-	mode := length
-	switch {
-	case wire.BodyLess(isHead, resp.Code):
-		mode = none
-	case resp.Chunked:
-		mode = chunked
-	case resp.TransferEncoding:
+	mode := c.mode(isHead)
+	switch mode {
+	case bodyUnsupported:
 		return c.fail(http.StatusBadGateway, "driftless: "+t.pool.App+" sent an unsupported transfer encoding\n"), false
-	case resp.ContentLength < 0:
-		mode, closing = untilClose, true
+	case bodyUntilClose:
+		closing = true
 	}
 	closing = closing || c.s.shutdown.Load()
-	c.out = c.responseHead(c.out[:0], t, mode == chunked, closing)
+	c.out = c.responseHead(c.out[:0], t, mode == bodyChunked, closing)
 	be.in.r += n
 	c.x.Status = resp.Code
 	reuse = !resp.Close
 	var err error
 	switch mode {
-	case none:
-		_, err = c.c.Write(c.out)
-	case length:
+	case bodyNone:
+		err = c.write(c.out)
+	case bodyLength:
 		err = c.copyLength(be, resp.ContentLength)
-	case chunked:
+	case bodyChunked:
 		err = c.copyChunked(be)
-	case untilClose:
+	case bodyUntilClose:
 		reuse = false
 		err = c.copyUntilClose(be)
 	}
@@ -319,7 +230,7 @@ func (c *conn) copyLength(be *backend, n int64) error {
 	k := min(n, int64(len(avail)))
 	c.out = append(c.out, avail[:k]...)
 	be.in.r += int(k)
-	if _, err := c.c.Write(c.out); err != nil {
+	if err := c.write(c.out); err != nil {
 		return err
 	}
 	c.x.Bytes = k
@@ -330,7 +241,7 @@ func (c *conn) copyLength(be *backend, n int64) error {
 		be.in.r, be.in.w = 0, 0
 		m, err := be.c.Read(be.in.b[:min(int64(len(be.in.b)), rest)])
 		if m > 0 {
-			if _, werr := c.c.Write(be.in.b[:m]); werr != nil {
+			if werr := c.write(be.in.b[:m]); werr != nil {
 				return werr
 			}
 			rest -= int64(m)
@@ -360,7 +271,7 @@ func (c *conn) copyChunked(be *backend) error {
 			chunk, first = c.out, false
 		}
 		if len(chunk) > 0 {
-			if _, err := c.c.Write(chunk); err != nil {
+			if err := c.write(chunk); err != nil {
 				return err
 			}
 		}
@@ -386,84 +297,49 @@ func (c *conn) copyUntilClose(be *backend) error {
 	c.out = append(c.out, be.in.buffered()...)
 	c.x.Bytes = int64(len(be.in.buffered()))
 	be.in.r = be.in.w
-	if _, err := c.c.Write(c.out); err != nil {
+	if err := c.write(c.out); err != nil {
 		return err
 	}
-	n, err := io.Copy(c.c, be.c)
-	c.x.Bytes += n
-	return err
+	for {
+		be.in.r, be.in.w = 0, 0
+		m, err := be.c.Read(be.in.b)
+		if m > 0 {
+			if werr := c.write(be.in.b[:m]); werr != nil {
+				return werr
+			}
+			c.x.Bytes += int64(m)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
-// responseHead appends the head sent to the client: the instance's,
-// without hop-by-hop fields, with the request id, the sticky cookie when
-// the app opened a session, and the framing the proxy sends.
-func (c *conn) responseHead(out []byte, t *target, chunked, closing bool) []byte {
-	resp := &c.resp
-	out = append(out, "HTTP/1.1 "...)
-	out = append(out, resp.Status...)
-	out = append(out, "\r\n"...)
-	var session []byte
-	for _, f := range resp.Fields {
-		if wire.EqualFold(f.Name, handlers.RequestIDHeader) || wire.HopByHop(f.Name, resp.Connection) ||
-			(resp.TransferEncoding && wire.EqualFold(f.Name, "Content-Length")) { // the coding wins; never send both
-			continue
-		}
-		if session == nil && wire.EqualFold(f.Name, "Set-Cookie") && bytes.HasPrefix(f.Value, []byte(SessionCookie+"=")) {
-			session = f.Value
-		}
-		out = appendField(out, f.Name, f.Value)
+// write writes b to the client, which gets the idle timeout to take it:
+// a client that stops reading does not hold the connection (and its
+// instance's) for ever.
+func (c *conn) write(b []byte) error {
+	if c.s.IdleTimeout > 0 {
+		_ = c.c.SetWriteDeadline(time.Now().Add(c.s.IdleTimeout))
 	}
-	if session != nil {
-		if ck, err := http.ParseSetCookie(string(session)); err == nil {
-			out = appendField(out, "Set-Cookie", stickyFor(ck, t.endpoint.ID))
+	_, err := c.c.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// Reset, not close: what the client left unread is dropped, not
+		// kept by the kernel while it trickles out.
+		if tc, ok := c.c.(interface{ SetLinger(int) error }); ok {
+			_ = tc.SetLinger(0)
 		}
 	}
-	out = appendField(out, handlers.RequestIDHeader, c.id)
-	if chunked {
-		out = append(out, "Transfer-Encoding: chunked\r\n"...)
-	}
-	if closing {
-		out = append(out, "Connection: close\r\n"...)
-	}
-	return append(out, "\r\n"...)
+	return err
 }
 
 // fail answers the client with status and a plain text body, and closes
 // the connection (false, for the caller to return).
 func (c *conn) fail(status int, body string) bool {
-	out := append(c.out[:0], "HTTP/1.1 "...)
-	out = strconv.AppendInt(out, int64(status), 10)
-	out = append(out, ' ')
-	out = append(out, http.StatusText(status)...)
-	out = append(out, "\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n"...)
-	out = appendField(out, handlers.RequestIDHeader, c.id)
-	out = append(out, "Content-Length: "...)
-	out = strconv.AppendInt(out, int64(len(body)), 10)
-	out = append(out, "\r\n\r\n"...)
-	out = append(out, body...)
-	c.out = out
-	_, _ = c.c.Write(out)
-	c.x.Status, c.x.Bytes = status, int64(len(body))
+	c.failure(status, body)
+	_ = c.write(c.out)
 	return false
-}
-
-func appendField[N, V string | []byte](out []byte, name N, value V) []byte {
-	out = append(out, name...)
-	out = append(out, ": "...)
-	out = append(out, value...)
-	return append(out, "\r\n"...)
-}
-
-// cookieValue returns the value of the cookie name in a Cookie field's
-// value, nil when absent.
-func cookieValue(v []byte, name string) []byte {
-	for len(v) > 0 {
-		var part []byte
-		part, v = wire.NextItem(v, ';')
-		part = bytes.TrimSpace(part)
-		if len(part) > len(name) && part[len(name)] == '=' && string(part[:len(name)]) == name {
-			return bytes.Trim(part[len(name)+1:], `"`)
-		}
-	}
-	return nil
 }

@@ -26,7 +26,7 @@ func (b *buffer) buffered() []byte { return b.b[b.r:b.w] }
 
 // fill reads more from c, making room first: consumed bytes are dropped
 // and the buffer grows, up to limit, when it is full of unconsumed ones.
-func (b *buffer) fill(c net.Conn, limit int) error {
+func (b *buffer) fill(c io.Reader, limit int) error {
 	if b.r == b.w {
 		b.r, b.w = 0, 0
 	}
@@ -58,7 +58,7 @@ func (b *buffer) fill(c net.Conn, limit int) error {
 // length (the head is b.buffered()[:n]; the caller consumes it).
 // started, if set, is called when the first bytes of a head that did not
 // come whole arrive (where the read-header timeout starts).
-func (b *buffer) head(c net.Conn, limit int, started func()) (int, error) {
+func (b *buffer) head(c io.Reader, limit int, started func()) (int, error) {
 	searched := 0
 	for {
 		if n := wire.HeadEnd(b.buffered(), searched); n >= 0 {
@@ -90,6 +90,9 @@ type backend struct {
 	// new one.
 	reused bool
 }
+
+// perHostIdle bounds the idle connections kept per instance.
+const perHostIdle = 1024
 
 // backendBuffer is the initial read buffer of a backend connection; it
 // grows to maxResponseHead for a large response head.

@@ -95,7 +95,7 @@ func New(table *route.Current, cfg Config, log *slog.Logger) *Proxy {
 	}
 	cfg.defaults()
 	p := &Proxy{cfg: cfg, table: table, log: log, transport: NewTransport(cfg),
-		pool: newPool(cfg.DialTimeout, cfg.IdleConnTimeout, 1024)}
+		pool: newPool(cfg.DialTimeout, cfg.IdleConnTimeout, perHostIdle)}
 	p.circuits.failures, p.circuits.open = cfg.CircuitFailures, cfg.CircuitOpen
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:   p.rewrite,

@@ -27,7 +27,7 @@ func BenchmarkProxy(b *testing.B) {
 func BenchmarkFastPath(b *testing.B) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	defer app.Close()
-	addr, _ := startFast(b, []route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{ID: "1", Addr: app.Listener.Addr().String(), App: "bench"}}}, Config{})
+	addr, _ := startFast(b, drivers[0], []route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{ID: "1", Addr: app.Listener.Addr().String(), App: "bench"}}}, Config{})
 	run(b, "http://"+addr, "bench.apps.localhost")
 }
 

@@ -1,0 +1,453 @@
+//go:build linux
+
+package proxy
+
+// The event loop: the fast path's driver for the common exchange, one
+// loop per core (GOMAXPROCS) like an nginx worker. A loop waits on its
+// own epoll set for the listener, its clients and its instance
+// connections, and serves readiness in the order the kernel reports it.
+// Goroutines woken by Go's network poller are run last-ready-first and,
+// under load, only when the run queue drains; at saturation that widened
+// the latency tail well past nginx's (docs/benchmarks.md).
+//
+// A loop serves a request whose head and body it has whole, over a
+// pooled instance connection, when the response's head and body fit in
+// the connection's buffer. Anything else — a body still streaming in
+// either direction, a chunked or close-delimited response, an upgrade,
+// a request for net/http — it hands over, connection and all, to a
+// goroutine (fast.go, forward.go), which serves that connection from
+// then on (loopconn_linux.go).
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// loopSweep is how often a loop checks its connections' deadlines.
+const loopSweep = 100 * time.Millisecond
+
+// acceptBatch bounds the connections a loop accepts per wake, so that
+// a flood of new ones does not starve the open ones.
+const acceptBatch = 32
+
+// handler is a connection a loop watches.
+type handler interface {
+	handle(events uint32)
+}
+
+// loop is one event loop.
+type loop struct {
+	s *Server
+	// ep is the epoll set; lfd the loop's duplicate of the listener (-1
+	// once closed); wake an eventfd Shutdown writes to.
+	ep, lfd, wake int
+	// epf is ep in Go's network poller: the loop waits for its set to have
+	// events as a goroutine waits for a socket, parked, not holding its
+	// thread and processor in a blocking system call (which would keep
+	// the router's other goroutines, TLS among them, waiting for the
+	// runtime to take the processor back, and cost a thread switch per
+	// wake). deadline is the wait's, the next sweep.
+	epf      *os.File
+	rc       syscall.RawConn
+	deadline time.Time
+	// fds are the watched connections by file descriptor, gens their
+	// registration numbers (an event for a descriptor closed and reused
+	// in the same wake is not the new one's).
+	fds  []handler
+	gens []int32
+	gen  int32
+	// clients counts the open client connections.
+	clients int
+	// idle are the pooled instance connections by address, the most
+	// recently used last; addrs caches parsed addresses.
+	idle  map[string][]*lbackend
+	addrs map[string]unix.Sockaddr
+	// now is the time of the last wake; swept of the last sweep.
+	now, swept time.Time
+	// acceptAt, when set, is when to watch the listener again after
+	// running out of file descriptors.
+	acceptAt time.Time
+	draining bool
+	events   []unix.EpollEvent
+}
+
+// startLoops serves ln with one event loop per core; false when ln is not
+// a TCP listener (or the loops are off), for the goroutine per connection
+// to serve it. done is closed when every loop has returned.
+func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
+	tl, isTCP := ln.(*net.TCPListener)
+	if s.noLoop || !isTCP {
+		return nil, false
+	}
+	n := max(1, runtime.GOMAXPROCS(0))
+	var fds []int
+	var err error
+	rc, rerr := tl.SyscallConn()
+	if rerr != nil {
+		s.Log.Warn("event loop off: no listener descriptor", "err", rerr)
+		return nil, false
+	}
+	if cerr := rc.Control(func(fd uintptr) {
+		for range n {
+			d, derr := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+			if derr != nil {
+				err = derr
+				return
+			}
+			fds = append(fds, d)
+		}
+	}); cerr != nil && err == nil {
+		err = cerr
+	}
+	var loops []*loop
+	if err == nil {
+		for _, fd := range fds {
+			l, lerr := newLoop(s, fd)
+			if lerr != nil {
+				err = lerr
+				break
+			}
+			loops = append(loops, l)
+		}
+	}
+	if err != nil {
+		for _, l := range loops {
+			l.closeAll()
+		}
+		for _, fd := range fds[min(len(loops)+1, len(fds)):] { // newLoop closed the one it failed with
+			_ = unix.Close(fd)
+		}
+		s.Log.Warn("event loop off: a goroutine per connection", "err", err)
+		return nil, false
+	}
+	s.mu.Lock()
+	if s.shutdown.Load() { // shut down before it served
+		s.mu.Unlock()
+		for _, l := range loops {
+			l.closeAll()
+		}
+		return nil, false
+	}
+	s.loops = loops
+	s.wg.Add(len(loops)) // under mu: Shutdown waits after it looked at the loops
+	s.mu.Unlock()
+	done = make(chan error, 1)
+	errs := make(chan error, len(loops))
+	for _, l := range loops {
+		go func() {
+			defer s.wg.Done()
+			errs <- l.run()
+		}()
+	}
+	go func() {
+		var first error
+		for range loops {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		done <- first
+	}()
+	return done, true
+}
+
+// nudgeLoops wakes every loop to look at the shutdown flags.
+func (s *Server) nudgeLoops() {
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		var one [8]byte
+		one[0] = 1 // little-endian 1: an eventfd counter increment
+		_, _ = unix.Write(l.wake, one[:])
+	}
+}
+
+// newLoop returns a loop accepting on lfd, which it owns (and closes on
+// failure).
+func newLoop(s *Server, lfd int) (*loop, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(lfd)
+		return nil, fmt.Errorf("creating an epoll set: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		_ = unix.Close(ep)
+		_ = unix.Close(lfd)
+		return nil, fmt.Errorf("creating an eventfd: %w", err)
+	}
+	l := &loop{s: s, ep: ep, lfd: lfd, wake: wake, idle: map[string][]*lbackend{}, addrs: map[string]unix.Sockaddr{},
+		events: make([]unix.EpollEvent, 256), now: time.Now()}
+	l.swept = l.now
+	if err := unix.SetNonblock(ep, true); err != nil {
+		l.closeAll()
+		return nil, fmt.Errorf("making the epoll set non-blocking: %w", err)
+	}
+	l.epf = os.NewFile(uintptr(ep), "epoll") // in the poller: it is non-blocking
+	if err := l.epf.SetReadDeadline(l.now.Add(loopSweep)); err != nil {
+		l.closeAll()
+		return nil, fmt.Errorf("polling the epoll set: %w", err)
+	}
+	var err2 error
+	if l.rc, err2 = l.epf.SyscallConn(); err2 != nil {
+		l.closeAll()
+		return nil, fmt.Errorf("polling the epoll set: %w", err2)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
+		l.closeAll()
+		return nil, fmt.Errorf("watching the eventfd: %w", err)
+	}
+	if err := l.watchListener(); err != nil {
+		l.closeAll()
+		return nil, err
+	}
+	return l, nil
+}
+
+// watchListener adds the listener to the set; with several loops, one of
+// them is woken per connection (EPOLLEXCLUSIVE).
+func (l *loop) watchListener() error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.lfd)}
+	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, l.lfd, &ev); err != nil {
+		return fmt.Errorf("watching the listener: %w", err)
+	}
+	return nil
+}
+
+// run serves events until the loop is drained or forced to stop.
+func (l *loop) run() error {
+	defer l.closeAll()
+	var n int
+	var werr error
+	wait := func(uintptr) bool {
+		n, werr = unix.EpollWait(l.ep, l.events, 0)
+		return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+	}
+	for {
+		if next := l.swept.Add(loopSweep); !next.Equal(l.deadline) {
+			l.deadline = next
+			_ = l.epf.SetReadDeadline(next)
+		}
+		n, werr = 0, nil
+		err := l.rc.Read(wait)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return fmt.Errorf("waiting for events: %w", err)
+		}
+		if werr != nil {
+			return fmt.Errorf("waiting for events: %w", werr)
+		}
+		l.now = time.Now()
+		for i := range n {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			switch {
+			case fd == l.lfd:
+				l.accept()
+			case fd == l.wake:
+				var b [8]byte
+				_, _ = unix.Read(l.wake, b[:])
+				if l.s.force.Load() {
+					return nil
+				}
+				l.drain()
+			case fd < len(l.fds) && l.fds[fd] != nil && l.gens[fd] == ev.Pad:
+				l.fds[fd].handle(ev.Events)
+			}
+		}
+		if l.now.Sub(l.swept) >= loopSweep {
+			l.sweep()
+		}
+		if l.draining && l.clients == 0 {
+			return nil
+		}
+	}
+}
+
+// accept takes the connections waiting on the listener.
+func (l *loop) accept() {
+	for range acceptBatch {
+		fd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EAGAIN):
+			return
+		case errors.Is(err, unix.ECONNABORTED), errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE), errors.Is(err, unix.ENOBUFS), errors.Is(err, unix.ENOMEM):
+			// The listener stays readable: stop watching it a while
+			// rather than spin.
+			l.s.Log.Warn("accepting a connection", "err", err)
+			_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, l.lfd, nil)
+			l.acceptAt = l.now.Add(100 * time.Millisecond)
+			return
+		default:
+			l.s.Log.Warn("accepting a connection", "err", err)
+			return
+		}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 15)
+		c := &lclient{exchange: l.s.newExchange(sockaddrString(sa)), l: l, fd: fd, rd: fdReader{fd: fd}, deadline: l.now.Add(l.s.IdleTimeout)}
+		if err := l.register(fd, c); err != nil {
+			l.s.Log.Warn("watching a connection", "err", err)
+			_ = unix.Close(fd)
+			continue
+		}
+		l.clients++
+		if l.s.OnConn != nil {
+			l.s.OnConn(1)
+		}
+	}
+}
+
+// sockaddrString is a peer address as net.Conn.RemoteAddr().String()
+// has it.
+func sockaddrString(sa unix.Sockaddr) string {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(sa.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr).Unmap(), uint16(sa.Port)).String()
+	}
+	return ""
+}
+
+// register watches fd for h, edge-triggered.
+func (l *loop) register(fd int, h handler) error {
+	for fd >= len(l.fds) {
+		l.fds = append(l.fds, nil)
+		l.gens = append(l.gens, 0)
+	}
+	l.gen++
+	l.fds[fd], l.gens[fd] = h, l.gen
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd), Pad: l.gen}
+	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.fds[fd] = nil
+		return err
+	}
+	return nil
+}
+
+// release stops watching fd and closes it.
+func (l *loop) release(fd int) {
+	_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, fd, nil)
+	l.fds[fd] = nil
+	_ = unix.Close(fd)
+}
+
+// detach stops watching fd and returns it as a net.Conn for a goroutine
+// to serve (fd itself is closed: the net.Conn has a duplicate).
+func (l *loop) detach(fd int) (net.Conn, error) {
+	_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, fd, nil)
+	l.fds[fd] = nil
+	f := os.NewFile(uintptr(fd), "")
+	defer f.Close()
+	c, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("handing a connection over: %w", err)
+	}
+	return c, nil
+}
+
+// drain stops accepting and closes the idle client connections; the
+// others close after their response (Shutdown).
+func (l *loop) drain() {
+	if !l.s.shutdown.Load() || l.draining {
+		return
+	}
+	l.draining = true
+	if l.lfd >= 0 {
+		_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, l.lfd, nil)
+		_ = unix.Close(l.lfd)
+		l.lfd = -1
+	}
+	for _, h := range l.fds {
+		if c, ok := h.(*lclient); ok && c.state == waiting && len(c.in.buffered()) == 0 {
+			if len(c.pending) > 0 {
+				c.closeAfter = true
+			} else {
+				c.close()
+			}
+		}
+	}
+}
+
+// sweep closes the connections past their deadlines: clients idle,
+// sending a head too slowly or not reading their response; requests
+// whose instance did not connect or answer in time; pooled instance
+// connections idle too long.
+func (l *loop) sweep() {
+	l.swept = l.now
+	if !l.acceptAt.IsZero() && l.now.After(l.acceptAt) && l.lfd >= 0 {
+		l.acceptAt = time.Time{}
+		if err := l.watchListener(); err != nil {
+			l.s.Log.Warn("watching the listener again", "err", err)
+		}
+	}
+	for _, h := range l.fds {
+		c, ok := h.(*lclient)
+		if !ok || !l.now.After(c.deadline) {
+			continue
+		}
+		switch {
+		case c.state == busy:
+			l.sendFailed(c, os.ErrDeadlineExceeded)
+		case len(c.pending) > 0:
+			// Not reading its responses: reset, so that the kernel drops
+			// what is unread rather than keep it while it trickles out.
+			_ = unix.SetsockoptLinger(c.fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+			c.close()
+		default:
+			c.close()
+		}
+	}
+	idle := l.s.Proxy.cfg.IdleConnTimeout
+	for addr, list := range l.idle {
+		keep := list[:0]
+		for _, b := range list {
+			if l.now.Sub(b.idleAt) < idle {
+				keep = append(keep, b)
+			} else {
+				l.release(b.fd)
+			}
+		}
+		clear(list[len(keep):])
+		if len(keep) == 0 {
+			delete(l.idle, addr)
+		} else {
+			l.idle[addr] = keep
+		}
+	}
+}
+
+// closeAll closes every connection of the loop and the loop itself.
+func (l *loop) closeAll() {
+	for _, h := range l.fds {
+		switch h := h.(type) {
+		case *lclient:
+			h.close()
+		case *lbackend:
+			l.release(h.fd)
+		}
+	}
+	clear(l.idle)
+	if l.lfd >= 0 {
+		_ = unix.Close(l.lfd)
+		l.lfd = -1
+	}
+	_ = unix.Close(l.wake)
+	if l.epf != nil {
+		_ = l.epf.Close()
+	} else {
+		_ = unix.Close(l.ep)
+	}
+}

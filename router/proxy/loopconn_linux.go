@@ -1,0 +1,626 @@
+//go:build linux
+
+package proxy
+
+// One exchange on an event loop (loop_linux.go): a client connection's
+// states, the instance connection that serves its request, and the hand-
+// over of both to a goroutine for what the loop does not do.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/driftless/driftless/router/wire"
+	"golang.org/x/sys/unix"
+)
+
+// clientState is where a loop's client connection is.
+type clientState int
+
+const (
+	// waiting: for a request (none of its bytes, or part of its head).
+	waiting clientState = iota
+	// busy: its request is with an instance.
+	busy
+	closed
+)
+
+// errWouldBlock is a read that found nothing to read.
+var errWouldBlock = errors.New("would block")
+
+// fdReader reads a non-blocking descriptor; drained is set when a read
+// found it empty or emptied it (edge-triggered: the next bytes bring a
+// new event).
+type fdReader struct {
+	fd      int
+	drained bool
+}
+
+func (r *fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(r.fd, p)
+		switch {
+		case err == nil && n == 0 && len(p) > 0:
+			return 0, io.EOF
+		case err == nil:
+			r.drained = n < len(p)
+			return n, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			r.drained = true
+			return 0, errWouldBlock
+		}
+		return 0, err
+	}
+}
+
+// lclient is a client connection on a loop.
+type lclient struct {
+	exchange
+	l  *loop
+	fd int
+	rd fdReader
+	// readable is set by an input event and cleared once read dry.
+	readable bool
+	state    clientState
+	// searched is how much of the buffered head was searched for its end.
+	searched int
+	// pending is what is still to be written to the client; closeAfter
+	// closes the connection once it is.
+	pending    []byte
+	closeAfter bool
+	// deadline is when the connection times out in its state.
+	deadline time.Time
+	// The request with an instance: its target, the connection, the
+	// attempt, and whether the next must be on a new connection.
+	t               target
+	be              *lbackend
+	attempt         int
+	fresh           bool
+	isHead, closing bool
+}
+
+func (c *lclient) handle(ev uint32) {
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		c.readable = true
+	}
+	if len(c.pending) > 0 && ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !c.flush() {
+		return
+	}
+	c.next()
+}
+
+// next serves the requests the client sent, as long as it is not busy
+// with one and has nothing left to write.
+func (c *lclient) next() {
+	s := c.s
+	for c.state == waiting && len(c.pending) == 0 {
+		buf := c.in.buffered()
+		if n := wire.HeadEnd(buf, c.searched); n >= 0 {
+			c.searched = 0
+			c.dispatch(n)
+			continue
+		}
+		c.searched = len(buf)
+		if c.searched >= s.MaxHeaderBytes {
+			c.handOver(nil, 0) // net/http answers 431
+			return
+		}
+		if c.searched == 0 && c.l.draining {
+			c.close()
+			return
+		}
+		if !c.readable {
+			return
+		}
+		r := &c.rd
+		r.drained = false
+		err := c.in.fill(r, s.MaxHeaderBytes)
+		if r.drained {
+			c.readable = false
+		}
+		switch {
+		case err == nil:
+			if c.searched == 0 { // a head started: the read-header timeout runs
+				c.deadline = c.l.now.Add(s.ReadHeaderTimeout)
+			}
+		case errors.Is(err, errWouldBlock):
+		case errors.Is(err, errHeadTooLarge):
+			c.handOver(nil, 0)
+			return
+		default:
+			c.close()
+			return
+		}
+	}
+}
+
+// dispatch starts the request whose head is the first n buffered bytes.
+func (c *lclient) dispatch(n int) {
+	pool, ok := c.parse(n)
+	r := &c.req
+	if !ok || r.ContentLength > int64(len(c.in.buffered())-n) {
+		// For net/http, or a body still to come: a goroutine streams it.
+		c.handOver(nil, 0)
+		return
+	}
+	c.in.r += n
+	c.start(pool)
+	c.isHead, c.closing = string(r.Method) == http.MethodHead, r.Close
+	t, ok := c.pick(pool)
+	if !ok {
+		c.fail(http.StatusBadGateway, noInstanceBody(pool.App))
+		return
+	}
+	c.t = t
+	c.out = c.requestHead(c.out[:0])
+	c.out = append(c.out, c.in.buffered()[:r.ContentLength]...)
+	c.in.r += int(r.ContentLength)
+	c.state, c.attempt, c.fresh = busy, 1, false
+	c.l.send(c)
+}
+
+// write sends b (which stays c's until written) to the client.
+func (c *lclient) write(b []byte) {
+	c.pending = b
+	c.flush()
+}
+
+// flush writes what is pending; false when the connection closed.
+func (c *lclient) flush() bool {
+	for len(c.pending) > 0 {
+		n, err := unix.Write(c.fd, c.pending)
+		switch {
+		case err == nil:
+			c.pending = c.pending[n:]
+		case errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EAGAIN):
+			// A client that stops reading gets the idle timeout.
+			c.deadline = c.l.now.Add(c.s.IdleTimeout)
+			return true
+		default:
+			c.close()
+			return false
+		}
+	}
+	c.pending = nil
+	if c.closeAfter {
+		c.close()
+		return false
+	}
+	return true
+}
+
+// fail answers the client with status and a plain text body, and closes
+// the connection once it is written.
+func (c *lclient) fail(status int, body string) {
+	c.failure(status, body)
+	c.closeAfter = true
+	c.finish()
+	c.write(c.out)
+}
+
+// finish ends the request: the instance it was counted on, the metrics
+// and access log; the connection waits for the next one.
+func (c *lclient) finish() {
+	if c.t.pool != nil {
+		c.t.end()
+		c.t = target{}
+	}
+	c.observe()
+	c.state = waiting
+	c.deadline = c.l.now.Add(c.s.IdleTimeout)
+}
+
+// close closes the connection (and its request's instance connection:
+// with a request half done, it cannot serve another).
+func (c *lclient) close() {
+	if c.state == closed {
+		return
+	}
+	if c.be != nil {
+		c.l.release(c.be.fd)
+		c.be = nil
+	}
+	if c.state == busy {
+		c.x.Status = 499
+		c.finish()
+	}
+	c.state = closed
+	c.l.release(c.fd)
+	c.l.clients--
+	if c.s.OnConn != nil {
+		c.s.OnConn(-1)
+	}
+}
+
+// handOver gives the connection to a goroutine: with its unconsumed bytes
+// (the current request's head among them) when b is nil, else in the
+// middle of its request, with b holding a response head of n bytes.
+func (c *lclient) handOver(b *lbackend, n int) {
+	l := c.l
+	nc, err := l.detach(c.fd)
+	c.state = closed
+	l.clients--
+	if err != nil {
+		l.s.Log.Warn("handing a connection over", "remote", c.remote, "err", err)
+		if b != nil {
+			l.release(b.fd)
+			c.x.Status = http.StatusBadGateway
+			c.t.end()
+			c.observe()
+		}
+		if c.s.OnConn != nil {
+			c.s.OnConn(-1)
+		}
+		return
+	}
+	cc := &conn{exchange: c.exchange, c: nc}
+	cc.x.Info = &cc.info
+	var resume func() bool
+	if b != nil {
+		bc, err := l.detach(b.fd)
+		t := c.t
+		t.info = &cc.info
+		if err != nil {
+			resume = func() bool {
+				t.end()
+				return cc.fail(http.StatusBadGateway, noInstanceBody(t.pool.App))
+			}
+		} else {
+			be := &backend{c: bc, in: b.in, addr: b.addr, reused: b.reused}
+			isHead, closing := c.isHead, c.closing
+			resume = func() bool {
+				keep := cc.complete(be, n, isHead, closing, &t)
+				t.end()
+				cc.observe()
+				cc.now = cc.x.End
+				return keep
+			}
+		}
+	}
+	l.s.adopt(cc, resume)
+}
+
+// lbackend is a connection to an instance on a loop.
+type lbackend struct {
+	l    *loop
+	fd   int
+	rd   fdReader
+	addr string
+	in   buffer
+	// c is the client whose request it serves, nil when idle.
+	c *lclient
+	// pending is what is still to be written of the request.
+	pending    []byte
+	connecting bool
+	readable   bool
+	// reused is set once it served a request (see backend.reused).
+	reused bool
+	idleAt time.Time
+}
+
+func (b *lbackend) handle(ev uint32) {
+	c := b.c
+	if c == nil { // idle: the instance closed it, or sent what nobody asked for
+		if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			b.l.dropIdle(b)
+		}
+		return
+	}
+	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		b.readable = true
+	}
+	if b.connecting {
+		if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) == 0 {
+			return
+		}
+		soerr, err := unix.GetsockoptInt(b.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err == nil && soerr != 0 {
+			err = syscall.Errno(soerr)
+		}
+		if err != nil {
+			b.l.sendFailed(c, fmt.Errorf("connecting to %s: %w", b.addr, err))
+			return
+		}
+		b.connecting = false
+		c.deadline = c.x.Start.Add(c.s.Proxy.cfg.ResponseHeaderTimeout)
+		b.readable = false
+		if !b.flush() {
+			return
+		}
+	} else if len(b.pending) > 0 && ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 && !b.flush() {
+		return
+	}
+	if b.readable {
+		b.l.receive(c)
+	}
+}
+
+// flush writes what is pending of the request; false when that failed
+// (and the request went on elsewhere or failed).
+func (b *lbackend) flush() bool {
+	for len(b.pending) > 0 {
+		n, err := unix.Write(b.fd, b.pending)
+		switch {
+		case err == nil:
+			b.pending = b.pending[n:]
+		case errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EAGAIN):
+			return true
+		default:
+			b.l.sendFailed(b.c, b.stale(err))
+			return false
+		}
+	}
+	b.pending = nil
+	return true
+}
+
+// stale marks err as a reused connection closed by the instance while
+// idle (see errStale).
+func (b *lbackend) stale(err error) error {
+	if b.reused && len(b.in.buffered()) == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return errors.Join(errStale, err)
+	}
+	return err
+}
+
+// send sends c's request (in c.out) to its target, over an idle pooled
+// connection unless it must be a new one.
+func (l *loop) send(c *lclient) {
+	addr := c.t.endpoint.Addr
+	var b *lbackend
+	if !c.fresh {
+		b = l.getIdle(addr)
+	}
+	if b == nil {
+		var err error
+		if b, err = l.connect(addr); err != nil {
+			l.sendFailed(c, err)
+			return
+		}
+	}
+	b.c, c.be = c, b
+	b.pending = c.out
+	if b.connecting {
+		c.deadline = l.now.Add(l.s.Proxy.cfg.DialTimeout)
+		return
+	}
+	c.deadline = c.x.Start.Add(l.s.Proxy.cfg.ResponseHeaderTimeout)
+	b.flush()
+}
+
+// sendFailed decides after a failed attempt: once more on a new
+// connection when a pooled one was stale, another instance when this one
+// could not be reached, else an answer of the proxy's own.
+func (l *loop) sendFailed(c *lclient, err error) {
+	p := l.s.Proxy
+	if c.be != nil {
+		l.release(c.be.fd)
+		c.be = nil
+	}
+	c.info.UpstreamTime = time.Since(c.x.Start)
+	switch {
+	case errors.Is(err, errStale) && !c.fresh:
+		c.fresh = true
+		l.send(c)
+		return
+	case connectFailure(err):
+		p.circuits.failure(c.t.endpoint.Addr)
+		if c.attempt < MaxAttempts && p.another(&c.t) {
+			c.attempt++
+			c.fresh = false
+			p.log.Debug("instance unreachable, trying another", "addr", c.t.endpoint.Addr, "app", c.t.pool.App, "err", err)
+			l.send(c)
+			return
+		}
+	}
+	p.log.Warn("no instance answered", "app", c.t.pool.App, "route", c.t.pool.Route, "err", err)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.fail(http.StatusGatewayTimeout, timeoutBody(c.t.pool.App))
+		return
+	}
+	c.fail(http.StatusBadGateway, noInstanceBody(c.t.pool.App))
+}
+
+// receive reads c's response as it comes and answers the client once it
+// has it whole (or hands the rest over).
+func (l *loop) receive(c *lclient) {
+	b := c.be
+	for b.readable {
+		r := &b.rd
+		r.drained = false
+		err := b.in.fill(r, maxResponseHead)
+		if r.drained {
+			b.readable = false
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, errWouldBlock):
+			return
+		case errors.Is(err, errHeadTooLarge):
+			l.badResponse(c, err)
+			return
+		default:
+			l.sendFailed(c, b.stale(err))
+			return
+		}
+		if l.respond(c) {
+			return
+		}
+	}
+}
+
+// badResponse answers 502 for an instance's response the proxy cannot
+// pass on.
+func (l *loop) badResponse(c *lclient, err error) {
+	p := l.s.Proxy
+	p.log.Warn("bad response from instance", "app", c.t.pool.App, "addr", c.t.endpoint.Addr, "err", err, "code", c.resp.Code)
+	l.release(c.be.fd)
+	c.be = nil
+	c.fail(http.StatusBadGateway, "driftless: "+c.t.pool.App+" sent a bad response\n")
+}
+
+// respond answers the client when c's instance connection holds the whole
+// response, or hands the exchange over when it will not; false while more
+// is to come.
+func (l *loop) respond(c *lclient) bool {
+	b := c.be
+	buf := b.in.buffered()
+	n := wire.HeadEnd(buf, 0)
+	if n < 0 {
+		return false
+	}
+	resp := &c.resp
+	if err := wire.ParseResponse(buf[:n], resp, maxResponseFields); err != nil || resp.Code == http.StatusSwitchingProtocols {
+		l.badResponse(c, err)
+		return true
+	}
+	c.info.UpstreamTime = time.Since(c.x.Start)
+	var body int
+	switch mode := c.mode(c.isHead); {
+	case resp.Code < 200: // 1xx, then the final response: a goroutine passes both on
+		c.handOver(b, n)
+		return true
+	case mode == bodyUnsupported:
+		l.release(b.fd)
+		c.be = nil
+		c.fail(http.StatusBadGateway, "driftless: "+c.t.pool.App+" sent an unsupported transfer encoding\n")
+		return true
+	case mode == bodyLength && int64(len(b.in.b)) >= int64(n)+resp.ContentLength:
+		if int64(len(buf)-n) < resp.ContentLength {
+			return false // the rest fits the buffer: wait for it
+		}
+		body = int(resp.ContentLength)
+	case mode != bodyNone: // streamed: a goroutine copies it
+		c.handOver(b, n)
+		return true
+	}
+	l.s.Proxy.circuits.success(c.t.endpoint.Addr)
+	closing := c.closing || c.s.shutdown.Load()
+	c.out = c.responseHead(c.out[:0], &c.t, false, closing)
+	c.out = append(c.out, buf[n:n+body]...)
+	b.in.r += n + body
+	c.x.Status, c.x.Bytes = resp.Code, int64(body)
+	c.be = nil
+	if !resp.Close && len(b.in.buffered()) == 0 {
+		l.putIdle(b)
+	} else {
+		l.release(b.fd)
+	}
+	c.closeAfter = closing
+	c.x.End = time.Now()
+	c.finish()
+	c.write(c.out)
+	c.next()
+	return true
+}
+
+// connect opens a connection to addr; it may still be connecting.
+func (l *loop) connect(addr string) (*lbackend, error) {
+	sa, family, err := l.sockaddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	connecting := false
+	switch err := unix.Connect(fd, sa); {
+	case err == nil:
+	case errors.Is(err, unix.EINPROGRESS):
+		connecting = true
+	default:
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	b := &lbackend{l: l, fd: fd, rd: fdReader{fd: fd}, addr: addr, in: buffer{b: make([]byte, backendBuffer)}, connecting: connecting}
+	if err := l.register(fd, b); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("watching a connection to %s: %w", addr, err)
+	}
+	return b, nil
+}
+
+// sockaddr parses an instance address ("ip:port"), cached.
+func (l *loop) sockaddr(addr string) (unix.Sockaddr, int, error) {
+	if sa, ok := l.addrs[addr]; ok {
+		if _, v4 := sa.(*unix.SockaddrInet4); v4 {
+			return sa, unix.AF_INET, nil
+		}
+		return sa, unix.AF_INET6, nil
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, 0, fmt.Errorf("instance address %q: %w", addr, err)
+	}
+	if len(l.addrs) > 10000 { // instances come and go: forget them all now and then
+		clear(l.addrs)
+	}
+	if a := ap.Addr().Unmap(); a.Is4() {
+		sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: a.As4()}
+		l.addrs[addr] = sa
+		return sa, unix.AF_INET, nil
+	}
+	sa := &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	l.addrs[addr] = sa
+	return sa, unix.AF_INET6, nil
+}
+
+// getIdle returns an idle connection to addr, nil when there is none.
+func (l *loop) getIdle(addr string) *lbackend {
+	list := l.idle[addr]
+	for len(list) > 0 {
+		b := list[len(list)-1]
+		list[len(list)-1] = nil
+		list = list[:len(list)-1]
+		l.idle[addr] = list
+		if l.now.Sub(b.idleAt) < l.s.Proxy.cfg.IdleConnTimeout {
+			return b
+		}
+		l.release(b.fd)
+	}
+	return nil
+}
+
+// putIdle keeps b for the next request to its address.
+func (l *loop) putIdle(b *lbackend) {
+	b.c, b.reused, b.idleAt, b.readable = nil, true, l.now, false
+	b.in.r, b.in.w = 0, 0
+	list := l.idle[b.addr]
+	if len(list) >= perHostIdle {
+		l.release(b.fd)
+		return
+	}
+	l.idle[b.addr] = append(list, b)
+}
+
+// dropIdle closes an idle connection the instance closed.
+func (l *loop) dropIdle(b *lbackend) {
+	list := l.idle[b.addr]
+	for i, x := range list {
+		if x == b {
+			copy(list[i:], list[i+1:])
+			list[len(list)-1] = nil
+			list = list[:len(list)-1]
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(l.idle, b.addr)
+	} else {
+		l.idle[b.addr] = list
+	}
+	l.release(b.fd)
+}
