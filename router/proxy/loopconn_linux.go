@@ -277,7 +277,14 @@ func (c *lclient) handOver(b *lbackend, n int) {
 		} else {
 			be := &backend{c: bc, in: b.in, addr: b.addr, reused: b.reused}
 			isHead, closing := c.isHead, c.closing
+			// The instance answered before it took the whole request:
+			// the rest is sent first (c.out, which it is in, is about to
+			// hold the response head).
+			rest := append([]byte(nil), b.pending...)
 			resume = func() bool {
+				if len(rest) > 0 {
+					_, _ = be.c.Write(rest)
+				}
 				keep := cc.complete(be, n, isHead, closing, &t)
 				t.end()
 				cc.observe()
@@ -511,7 +518,7 @@ func (l *loop) respond(c *lclient) bool {
 	b.in.r += n + body
 	c.x.Status, c.x.Bytes = resp.Code, int64(body)
 	c.be = nil
-	if !resp.Close && len(b.in.buffered()) == 0 {
+	if !resp.Close && len(b.in.buffered()) == 0 && len(b.pending) == 0 {
 		l.putIdle(b)
 	} else {
 		l.release(b.fd)
@@ -596,7 +603,7 @@ func (l *loop) getIdle(addr string) *lbackend {
 
 // putIdle keeps b for the next request to its address.
 func (l *loop) putIdle(b *lbackend) {
-	b.c, b.reused, b.idleAt, b.readable = nil, true, l.now, false
+	b.c, b.reused, b.idleAt, b.readable, b.pending = nil, true, l.now, false, nil
 	b.in.r, b.in.w = 0, 0
 	list := l.idle[b.addr]
 	if len(list) >= perHostIdle {
