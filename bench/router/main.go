@@ -180,26 +180,26 @@ http {
 		hp := freeAddr()
 		hpConf := filepath.Join(dir, "haproxy.cfg")
 		write(hpConf, fmt.Sprintf(`global
-	  nbthread 1
-	  maxconn 4096
-	defaults
-	  mode http
-	  timeout connect 5s
-	  timeout client 60s
-	  timeout server 60s
-	  http-reuse always
-	frontend fe
-	  bind %s
-	  option forwardfor
-	  unique-id-format %%{+X}o%%ci%%cp%%fp%%Ts%%rt%%pid
-	  unique-id-header X-Request-Id
-	  http-request set-header X-Forwarded-Host %%[req.hdr(host)]
-	  http-request set-header X-Forwarded-Proto http
-	  http-response set-header X-Request-Id %%[unique-id]
-	  default_backend app
-	backend app
-	  server s1 %s
-	`, hp, backend))
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind %s
+  option forwardfor
+  unique-id-format %%{+X}o%%ci%%cp%%fp%%Ts%%rt%%pid
+  unique-id-header X-Request-Id
+  http-request set-header X-Forwarded-Host %%[req.hdr(host)]
+  http-request set-header X-Forwarded-Proto http
+  http-response set-header X-Request-Id %%[unique-id]
+  default_backend app
+backend app
+  server s1 %s
+`, hp, backend))
 		hpGroup := start("0", nil, "haproxy", "-f", hpConf)
 		waitHTTP(hp, host)
 		targets = append(targets, target{"HAProxy 2.6 (1 thread)", hp, hpGroup})
@@ -209,17 +209,17 @@ http {
 		_, cdPort := splitAddr(cd)
 		// reverse_proxy sets X-Forwarded-* itself.
 		write(caddyfile, fmt.Sprintf(`{
-	  admin off
-	  auto_https off
-	  default_bind 127.0.0.1
-	}
-	http://:%d {
-	  header X-Request-Id {http.request.uuid}
-	  reverse_proxy %s {
-	    header_up X-Request-Id {http.request.uuid}
-	  }
-	}
-	`, cdPort, backend))
+  admin off
+  auto_https off
+  default_bind 127.0.0.1
+}
+http://:%d {
+  header X-Request-Id {http.request.uuid}
+  reverse_proxy %s {
+    header_up X-Request-Id {http.request.uuid}
+  }
+}
+`, cdPort, backend))
 		cdGroup := start("0", []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
 		waitHTTP(cd, host)
 		targets = append(targets, target{"Caddy 2.6 (GOMAXPROCS=1)", cd, cdGroup})
