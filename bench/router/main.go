@@ -60,16 +60,18 @@ func main() {
 	log.SetFlags(0)
 	dir, err := os.MkdirTemp("", "router-bench-")
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	log.Printf("work folder (configs, logs): %s", dir)
 	var procs []*exec.Cmd
-	defer func() {
+	stopAll = func() {
 		for _, p := range procs {
 			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
 			_ = p.Wait()
 		}
-	}()
+		procs = nil
+	}
+	defer stopAll()
 	start := func(cpu string, env []string, name string, args ...string) int {
 		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
 		cmd.Env = append(os.Environ(), env...)
@@ -78,7 +80,7 @@ func main() {
 		cmd.Stdout, cmd.Stderr = logf, logf
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := cmd.Start(); err != nil {
-			log.Fatalf("starting %s: %v", name, err)
+			fatal("starting %s: %v", name, err)
 		}
 		procs = append(procs, cmd)
 		return cmd.Process.Pid // its process group too
@@ -105,7 +107,7 @@ http {
 `, dir, dir, backend))
 		_ = start("1", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, "backend-error.log"))
 	default:
-		log.Fatalf("-backend %q: want go or nginx", *backendKind)
+		fatal("-backend %q: want go or nginx", *backendKind)
 	}
 	waitHTTP(backend, "")
 
@@ -113,12 +115,16 @@ http {
 	consulAddr := freeAddr()
 	cp, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: consulAddr, LogPath: filepath.Join(dir, "consul.log")})
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
-	defer func() { _ = cp.Stop(10 * time.Second) }()
+	stopProcs := stopAll
+	stopAll = func() { stopProcs(); _ = cp.Stop(10 * time.Second) }
+	// Consul serves the router's table; its chatter stays off the
+	// proxies' core.
+	_ = exec.Command("taskset", "-apc", "1", strconv.Itoa(cp.Pid())).Run()
 	cc, err := catalog.NewClient(consulAddr)
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	bhost, bport := splitAddr(backend)
 	register(cc, "bench-0", "bench", bhost, bport, host)
@@ -395,12 +401,12 @@ func parseLatency(s string) time.Duration {
 		if v, ok := strings.CutSuffix(s, u.suffix); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				log.Fatalf("wrk latency %q: %v", s, err)
+				fatal("wrk latency %q: %v", s, err)
 			}
 			return time.Duration(f * float64(u.unit))
 		}
 	}
-	log.Fatalf("wrk latency %q: unknown unit", s)
+	fatal("wrk latency %q: unknown unit", s)
 	return 0
 }
 
@@ -412,7 +418,7 @@ func cpuTime(pgid int) time.Duration {
 	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	var ticks int64
 	for _, e := range ents {
@@ -449,7 +455,7 @@ func runWrk(addr string, extra ...string) wrkResult {
 	args := []string{"-c", "1", "wrk", "-t1", "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency", "-H", "Host: " + host}
 	out, err := exec.Command("taskset", append(append(args, extra...), "http://"+addr+"/")...).CombinedOutput()
 	if err != nil {
-		log.Fatalf("wrk %s: %v\n%s", addr, err, out)
+		fatal("wrk %s: %v\n%s", addr, err, out)
 	}
 	s := string(out)
 	if m := errRE.FindString(s); m != "" {
@@ -475,7 +481,7 @@ func register(c *consul.Client, guid, app, addr string, port int, routes ...stri
 	reg := catalog.Registration(catalog.Instance{GUID: guid, Space: "bench", App: app, Address: addr, Port: port, Routes: routes},
 		bus.HealthCheck{Type: "process"}, time.Hour)
 	if err := c.Agent().ServiceRegister(reg); err != nil {
-		log.Fatalf("registering %s: %v", guid, err)
+		fatal("registering %s: %v", guid, err)
 	}
 }
 
@@ -497,13 +503,13 @@ func waitHTTP(addr, h string) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	log.Fatalf("%s never answered for %q", addr, h)
+	fatal("%s never answered for %q", addr, h)
 }
 
 func freeAddr() string {
 	p, err := children.FreePort()
 	if err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
 	return fmt.Sprintf("127.0.0.1:%d", p)
 }
@@ -516,6 +522,15 @@ func splitAddr(a string) (string, int) {
 
 func write(path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		log.Fatal(err)
+		fatal("%v", err)
 	}
+}
+
+// stopAll kills what main started; fatal runs it before exiting (a
+// failed run must not leave a proxy on the measured core).
+var stopAll = func() {}
+
+func fatal(format string, args ...any) {
+	stopAll()
+	log.Fatalf(format, args...)
 }
