@@ -311,6 +311,7 @@ http://:%d {
 	}
 	register(cc, "many", "many", bhost, bport, routes...)
 	waitHTTP(dl, fmt.Sprintf("app%d.many.localhost", *manyRoutes-1))
+	settle(cp.Pid()) // Consul, on wrk's core, digests the registration first
 	var manyRuns []wrkResult
 	for range *rounds {
 		manyRuns = append(manyRuns, runWrk(dl))
@@ -523,6 +524,18 @@ func splitAddr(a string) (string, int) {
 func write(path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		fatal("%v", err)
+	}
+}
+
+// settle waits (up to 30 s) until the process group pgid uses less than
+// 2 % of a core.
+func settle(pgid int) {
+	for range 30 {
+		before := cpuTime(pgid)
+		time.Sleep(time.Second)
+		if cpuTime(pgid)-before < 20*time.Millisecond {
+			return
+		}
 	}
 }
 
