@@ -313,12 +313,20 @@ http://:%d {
 	waitHTTP(dl, fmt.Sprintf("app%d.many.localhost", *manyRoutes-1))
 	settle(cp.Pid()) // Consul, on wrk's core, digests the registration first
 	var manyRuns []wrkResult
+	consulBefore := cpuTime(cp.Pid())
 	for range *rounds {
-		manyRuns = append(manyRuns, runWrk(dl))
+		before := cpuTime(dlGroup)
+		r := runWrk(dl)
+		if r.requests > 0 {
+			r.cpuPerRequest = (cpuTime(dlGroup) - before) / time.Duration(r.requests)
+		}
+		manyRuns = append(manyRuns, r)
 	}
 	many := median(manyRuns)
-	fmt.Printf("\n| driftless router | requests/s | p99 |\n|---|---|---|\n| 1 route | %.0f | %s |\n| %d routes | %.0f (%+.1f %%) | %s |\n",
-		one.rps, ms(one.p99), *manyRoutes+1, many.rps, 100*(many.rps-one.rps)/one.rps, ms(many.p99))
+	fmt.Printf("\n| driftless router | requests/s | p99 | router CPU per request |\n|---|---|---|---|\n| 1 route | %.0f | %s | %.1f µs |\n| %d routes | %.0f (%+.1f %%) | %s | %.1f µs (%+.1f %%) |\n",
+		one.rps, ms(one.p99), us(one.cpuPerRequest), *manyRoutes+1, many.rps, 100*(many.rps-one.rps)/one.rps, ms(many.p99),
+		us(many.cpuPerRequest), 100*(us(many.cpuPerRequest)-us(one.cpuPerRequest))/us(one.cpuPerRequest))
+	fmt.Printf("(Consul's CPU during those runs, on wrk's core: %s)\n", (cpuTime(cp.Pid()) - consulBefore).Round(time.Millisecond))
 
 	// Route changes: register a new route, time until the router serves it.
 	var samples []time.Duration
@@ -526,6 +534,9 @@ func write(path, content string) {
 		fatal("%v", err)
 	}
 }
+
+// us is d in microseconds.
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 // settle waits (up to 30 s) until the process group pgid uses less than
 // 2 % of a core.
