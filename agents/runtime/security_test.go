@@ -34,6 +34,12 @@ i=0; while [ $i -lt 40 ]; do sleep 3 & i=$((i+1)); done
 echo "FORKS done"
 `
 
+// probeEnded reports whether the probe's output has its end: the last
+// line, or the fork failure that stops it.
+func probeEnded(out string) bool {
+	return strings.Contains(out, "FORKS done") || strings.Contains(out, "can't fork") || strings.Contains(out, "Resource temporarily unavailable")
+}
+
 func testLockedDown(t *testing.T, r *Runtime, e *env) {
 	id := randomID(t)
 	a := attach(t, e, id)
@@ -51,7 +57,13 @@ func testLockedDown(t *testing.T, r *Runtime, e *env) {
 	})
 	// The shell ends with status 2 when the pids limit stops its forks.
 	waitExit(t, r, s.ID, 60*time.Second)
+	// The log's last lines may land just after the exit: the shim copies
+	// the output while it reports the exit (seen: "argzero: " cut short).
 	out := readFile(t, r.LogPath(s.ID))
+	for deadline := time.Now().Add(5 * time.Second); !probeEnded(out) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		out = readFile(t, r.LogPath(s.ID))
+	}
 	t.Logf("probe output:\n%s", out)
 	lines := map[string][]string{}
 	for _, l := range strings.Split(out, "\n") {

@@ -81,7 +81,8 @@ type loop struct {
 
 // startLoops serves ln with one event loop per core; false when ln is not
 // a TCP listener (or the loops are off), for the goroutine per connection
-// to serve it. done is closed when every loop has returned.
+// to serve it. done gets the first loop error (or nil) once every loop
+// has returned.
 func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 	tl, isTCP := ln.(*net.TCPListener)
 	if s.noLoop || !isTCP {
