@@ -88,6 +88,16 @@ func startFast(tb testing.TB, d driver, entries []route.Entry, cfg Config, tweak
 // (after reading the request head), and closes the connection when
 // respond says so.
 func rawBackend(t *testing.T, respond func(req *http.Request) (string, bool)) string {
+	return rawServer(t, func(c net.Conn, req *http.Request) bool {
+		out, closeAfter := respond(req)
+		_, err := io.WriteString(c, out)
+		return err == nil && !closeAfter
+	})
+}
+
+// rawServer calls serve for every request on a connection (its body
+// read), which writes the answer to c; false closes the connection.
+func rawServer(t *testing.T, serve func(c net.Conn, req *http.Request) bool) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -109,8 +119,7 @@ func rawBackend(t *testing.T, respond func(req *http.Request) (string, bool)) st
 						return
 					}
 					_, _ = io.Copy(io.Discard, req.Body)
-					out, closeAfter := respond(req)
-					if _, err := io.WriteString(c, out); err != nil || closeAfter {
+					if !serve(c, req) {
 						return
 					}
 				}

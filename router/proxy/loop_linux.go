@@ -411,18 +411,8 @@ func (l *loop) sweep() {
 			c.close()
 		}
 	}
-	idle := l.s.Proxy.cfg.IdleConnTimeout
 	for addr, list := range l.idle {
-		keep := list[:0]
-		for _, b := range list {
-			if l.now.Sub(b.idleAt) < idle {
-				keep = append(keep, b)
-			} else {
-				l.release(b.fd)
-			}
-		}
-		clear(list[len(keep):])
-		if len(keep) == 0 {
+		if keep := dropStale(list, l.now, l.s.Proxy.cfg.IdleConnTimeout); len(keep) == 0 {
 			delete(l.idle, addr)
 		} else {
 			l.idle[addr] = keep
@@ -432,12 +422,16 @@ func (l *loop) sweep() {
 
 // closeAll closes every connection of the loop and the loop itself.
 func (l *loop) closeAll() {
+	// Clients first: a client closes the instance connection of its
+	// request; what is left are idle ones.
 	for _, h := range l.fds {
-		switch h := h.(type) {
-		case *lclient:
-			h.close()
-		case *lbackend:
-			l.release(h.fd)
+		if c, ok := h.(*lclient); ok {
+			c.close()
+		}
+	}
+	for _, h := range l.fds {
+		if b, ok := h.(*lbackend); ok {
+			l.release(b.fd)
 		}
 	}
 	clear(l.idle)

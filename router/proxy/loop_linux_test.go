@@ -101,34 +101,15 @@ func TestLoopExchanges(t *testing.T) {
 func TestLoopInstances(t *testing.T) {
 	forDrivers(t, func(t *testing.T, d driver) {
 		t.Run("body after the head", func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					go func() {
-						defer c.Close()
-						br := bufio.NewReader(c)
-						for {
-							if _, err := http.ReadRequest(br); err != nil {
-								return
-							}
-							_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
-							time.Sleep(50 * time.Millisecond)
-							_, _ = io.WriteString(c, "he")
-							time.Sleep(20 * time.Millisecond)
-							_, _ = io.WriteString(c, "llo")
-						}
-					}()
-				}
-			}()
-			addr, _ := serveFast(t, d, Config{}, ln.Addr().String())
+			app := rawServer(t, func(c net.Conn, _ *http.Request) bool {
+				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+				time.Sleep(50 * time.Millisecond)
+				_, _ = io.WriteString(c, "he")
+				time.Sleep(20 * time.Millisecond)
+				_, err := io.WriteString(c, "llo")
+				return err == nil
+			})
+			addr, _ := serveFast(t, d, Config{}, app)
 			_, bodies := roundTrips(t, addr, "GET / HTTP/1.1\r\nHost: "+testHost+"\r\n\r\nGET / HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n", 2)
 			if bodies[0] != "hello" || bodies[1] != "hello" {
 				t.Fatalf("%q", bodies)

@@ -156,19 +156,20 @@ func (l *loop) sockaddr(addr string) (unix.Sockaddr, int, error) {
 
 // getIdle returns an idle connection to addr, nil when there is none.
 func (l *loop) getIdle(addr string) *lbackend {
-	list := l.idle[addr]
-	for len(list) > 0 {
-		b := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		l.idle[addr] = list
-		if l.now.Sub(b.idleAt) < l.s.Proxy.cfg.IdleConnTimeout {
-			return b
-		}
-		l.release(b.fd)
+	b, rest, ok := takeFresh(l.idle[addr], l.now, l.s.Proxy.cfg.IdleConnTimeout)
+	if len(rest) == 0 {
+		delete(l.idle, addr)
+	} else {
+		l.idle[addr] = rest
 	}
-	return nil
+	if !ok {
+		return nil
+	}
+	return b
 }
+
+func (b *lbackend) idleSince() time.Time { return b.idleAt }
+func (b *lbackend) close()               { b.l.release(b.fd) }
 
 // putIdle keeps b for the next request to its address.
 func (l *loop) putIdle(b *lbackend) {

@@ -127,18 +127,16 @@ func newPool(dial, idle time.Duration, perHost int) *pool {
 func (p *pool) get(addr string, now time.Time) *backend {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	list := p.conns[addr]
-	for len(list) > 0 {
-		b := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		p.conns[addr] = list
-		if now.Sub(b.idleAt) < p.idle {
-			return b
-		}
-		_ = b.c.Close()
+	b, rest, ok := takeFresh(p.conns[addr], now, p.idle)
+	if len(rest) == 0 {
+		delete(p.conns, addr)
+	} else {
+		p.conns[addr] = rest
 	}
-	return nil
+	if !ok {
+		return nil
+	}
+	return b
 }
 
 // dial opens a new connection to addr.
@@ -172,16 +170,7 @@ func (p *pool) reap() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for addr, list := range p.conns {
-		keep := list[:0]
-		for _, b := range list {
-			if time.Since(b.idleAt) < p.idle {
-				keep = append(keep, b)
-			} else {
-				_ = b.c.Close()
-			}
-		}
-		clear(list[len(keep):])
-		if len(keep) == 0 {
+		if keep := dropStale(list, time.Now(), p.idle); len(keep) == 0 {
 			delete(p.conns, addr)
 		} else {
 			p.conns[addr] = keep
@@ -200,4 +189,45 @@ func (p *pool) close() {
 		}
 		delete(p.conns, addr)
 	}
+}
+
+// idler is a pooled connection: since when it is idle, and closing it.
+type idler interface {
+	idleSince() time.Time
+	close()
+}
+
+func (b *backend) idleSince() time.Time { return b.idleAt }
+func (b *backend) close()               { _ = b.c.Close() }
+
+// takeFresh pops the most recently used connection of list that has
+// been idle for less than max at now, closing the staler ones it finds
+// on the way; ok is false when there is none. rest is what is left.
+func takeFresh[B idler](list []B, now time.Time, max time.Duration) (b B, rest []B, ok bool) {
+	var zero B
+	for len(list) > 0 {
+		b = list[len(list)-1]
+		list[len(list)-1] = zero
+		list = list[:len(list)-1]
+		if now.Sub(b.idleSince()) < max {
+			return b, list, true
+		}
+		b.close()
+	}
+	return zero, list, false
+}
+
+// dropStale closes the connections of list idle for max or longer at now
+// and returns the others (in list's array).
+func dropStale[B idler](list []B, now time.Time, max time.Duration) []B {
+	keep := list[:0]
+	for _, b := range list {
+		if now.Sub(b.idleSince()) < max {
+			keep = append(keep, b)
+		} else {
+			b.close()
+		}
+	}
+	clear(list[len(keep):])
+	return keep
 }
