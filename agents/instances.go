@@ -266,17 +266,23 @@ func (a *Agent) stop(in *instance) {
 	if in.cancel != nil {
 		in.cancel()
 	}
+	// The teardown is not cut short when the agent stops (Run waits for
+	// it): a stop abandoned half-way leaves the instance's address and
+	// port mapping on the bridge, where an agent with another data dir
+	// hands them out again. While stopping, three attempts, not thirty.
 	var err error
 	for attempt := 0; attempt < 30; attempt++ {
-		if err = a.removeContainer(a.ctx, ref.GUID, port); err == nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), time.Minute)
+		err = a.removeContainer(actx, ref.GUID, port)
+		cancel()
+		if err == nil {
 			break
 		}
 		a.log.Warn("stopping instance", "guid", ref.GUID, "attempt", attempt, "err", err)
-		select {
-		case <-time.After(2 * time.Second):
-		case <-a.ctx.Done():
+		if a.ctx.Err() != nil && attempt >= 2 {
 			return
 		}
+		time.Sleep(2 * time.Second)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
