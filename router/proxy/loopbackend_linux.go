@@ -74,20 +74,11 @@ func (b *lbackend) handle(ev uint32) {
 // flush writes what is pending of the request; false when that failed
 // (and the request went on elsewhere or failed).
 func (b *lbackend) flush() bool {
-	for len(b.pending) > 0 {
-		n, err := unix.Write(b.fd, b.pending)
-		switch {
-		case err == nil:
-			b.pending = b.pending[n:]
-		case errors.Is(err, unix.EINTR):
-		case errors.Is(err, unix.EAGAIN):
-			return true
-		default:
-			b.l.sendFailed(b.c, b.stale(err))
-			return false
-		}
+	var err error
+	if b.pending, err = writeFD(b.fd, b.pending); err != nil {
+		b.l.sendFailed(b.c, b.stale(err))
+		return false
 	}
-	b.pending = nil
 	return true
 }
 

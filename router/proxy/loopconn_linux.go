@@ -59,6 +59,25 @@ func (r *fdReader) Read(p []byte) (int, error) {
 	}
 }
 
+// writeFD writes b to a non-blocking descriptor until it is all written
+// or the socket is full; rest is what is left (nil once all is written),
+// err a failure other than a full socket.
+func writeFD(fd int, b []byte) (rest []byte, err error) {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		switch {
+		case err == nil:
+			b = b[n:]
+		case errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EAGAIN):
+			return b, nil
+		default:
+			return b, err
+		}
+	}
+	return nil, nil
+}
+
 // lclient is a client connection on a loop.
 type lclient struct {
 	exchange
@@ -173,22 +192,16 @@ func (c *lclient) write(b []byte) {
 
 // flush writes what is pending; false when the connection closed.
 func (c *lclient) flush() bool {
-	for len(c.pending) > 0 {
-		n, err := unix.Write(c.fd, c.pending)
-		switch {
-		case err == nil:
-			c.pending = c.pending[n:]
-		case errors.Is(err, unix.EINTR):
-		case errors.Is(err, unix.EAGAIN):
-			// A client that stops reading gets the idle timeout.
-			c.deadline = c.l.now.Add(c.s.IdleTimeout)
-			return true
-		default:
-			c.close()
-			return false
-		}
+	var err error
+	if c.pending, err = writeFD(c.fd, c.pending); err != nil {
+		c.close()
+		return false
 	}
-	c.pending = nil
+	if len(c.pending) > 0 {
+		// A client that stops reading gets the idle timeout.
+		c.deadline = c.l.now.Add(c.s.IdleTimeout)
+		return true
+	}
 	if c.closeAfter {
 		c.close()
 		return false
