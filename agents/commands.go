@@ -35,14 +35,18 @@ func (a *Agent) handleStart(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
 	in := &instance{
-		status: bus.InstanceStatus{InstanceRef: ref, MemoryMB: req.Run.MemoryMB, DiskMB: req.Run.DiskMB},
-		run:    req.Run,
-		cancel: cancel,
+		status:   bus.InstanceStatus{InstanceRef: ref, MemoryMB: req.Run.MemoryMB, DiskMB: req.Run.DiskMB},
+		run:      req.Run,
+		cancel:   cancel,
+		launched: make(chan struct{}),
 	}
 	a.insts[ref.GUID] = in
 	a.setState(in, bus.StateStarting, "accepted")
 	a.replyLocked(m, nil)
-	a.wg.Go(func() { a.launch(ctx, in) })
+	a.wg.Go(func() {
+		defer close(in.launched)
+		a.launch(ctx, in)
+	})
 }
 
 // handleStop serves bus.VerbStop. Stopping an instance the cell does not

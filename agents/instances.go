@@ -49,6 +49,9 @@ type instance struct {
 	stopping bool
 	// cancel ends the instance's goroutines (health check, exit watch, logs).
 	cancel context.CancelFunc
+	// launched is closed when launch has returned; nil for an adopted
+	// instance (never launched by this agent).
+	launched chan struct{}
 }
 
 // record is what is kept on disk for each instance, to adopt it after an
@@ -80,7 +83,7 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 	a.mu.Unlock()
 	guid := ref.GUID
 
-	port, err := a.ports.Allocate()
+	port, err := a.ports.Allocate(ctx)
 	if err != nil {
 		a.crash(in, -1, fmt.Sprintf("no host port free: %v", err))
 		return
@@ -265,6 +268,17 @@ func (a *Agent) stop(in *instance) {
 	}
 	if in.cancel != nil {
 		in.cancel()
+	}
+	if in.launched != nil {
+		// A launch in flight stops at its next step and undoes what it
+		// was doing; the container and network it made are removed
+		// below. Removing them under it would race its container
+		// creation (a task created after its container was deleted
+		// leaves a shim running for ever).
+		<-in.launched
+		a.mu.Lock()
+		port = in.status.HostPort
+		a.mu.Unlock()
 	}
 	// The teardown is not cut short when the agent stops (Run waits for
 	// it): a stop abandoned half-way leaves the instance's address and
