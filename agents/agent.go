@@ -205,7 +205,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		bootID: hex.EncodeToString(boot[:]),
 		rt:     rt,
 		net:    nw,
-		ports:  network.NewPorts(cfg.PortMin, cfg.PortMax),
+		ports:  network.NewPorts(cfg.Network.HostIP, cfg.PortMin, cfg.PortMax),
 		stage:  make(chan struct{}, cfg.StagingSlots),
 		insts:  make(map[string]*instance),
 		plain:  plainHosts,

@@ -7,7 +7,9 @@
 // Namespaces are bind-mounted under /var/run/netns with a name made of the
 // network name and the instance id, and every attachment is recorded under
 // Config.StateDir, so a restarted agent finds them again with Lookup and
-// Attachments.
+// Attachments. Addresses are allocated per bridge for the whole host
+// (Config.IPAMDir), and host ports (Ports) are held and checked against
+// the host's port mappings, so agents sharing a host never collide.
 package network
 
 import (
@@ -55,9 +57,14 @@ type Config struct {
 	// PluginDirs are searched for the CNI plugin executables,
 	// DefaultPluginDirs by default.
 	PluginDirs []string
-	// StateDir keeps the host-local IPAM data and the attachment records.
-	// It is required and must be private to this Network.
+	// StateDir keeps the attachment records. It is required and must be
+	// private to this Network.
 	StateDir string
+	// IPAMDir keeps the address allocations, one folder per bridge,
+	// DefaultIPAMDir by default. Agents sharing a bridge (and network
+	// name) share its allocations, so they never hand out one address
+	// twice.
+	IPAMDir string
 	// HostIP is the address host ports are mapped on, e.g. "127.0.0.1";
 	// empty maps them on every address of the host.
 	HostIP string
@@ -91,8 +98,9 @@ var (
 	bridgePattern = regexp.MustCompile(`^[a-zA-Z0-9_.\-]{1,15}$`)
 )
 
-// New checks cfg, fills in defaults and loads the CNI configuration. It
-// changes nothing on the host: the bridge appears with the first Attach.
+// New checks cfg, fills in defaults and loads the CNI configuration. Of
+// the host it changes only the address allocations (it frees those of
+// namespaces that are gone): the bridge appears with the first Attach.
 func New(cfg Config) (*Network, error) {
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
@@ -106,6 +114,9 @@ func New(cfg Config) (*Network, error) {
 	if len(cfg.PluginDirs) == 0 {
 		cfg.PluginDirs = DefaultPluginDirs
 	}
+	if cfg.IPAMDir == "" {
+		cfg.IPAMDir = DefaultIPAMDir
+	}
 	if !idPattern.MatchString(cfg.Name) {
 		return nil, fmt.Errorf("network config: invalid name %q", cfg.Name)
 	}
@@ -114,6 +125,9 @@ func New(cfg Config) (*Network, error) {
 	}
 	if ip, _, err := net.ParseCIDR(cfg.Subnet); err != nil || ip.To4() == nil {
 		return nil, fmt.Errorf("network config: subnet %q is not an IPv4 CIDR", cfg.Subnet)
+	}
+	if err := subnetFree(cfg.Subnet, cfg.Bridge); err != nil {
+		return nil, err
 	}
 	if cfg.HostIP != "" && net.ParseIP(cfg.HostIP) == nil {
 		return nil, fmt.Errorf("network config: host IP %q is not an IP address", cfg.HostIP)
@@ -126,10 +140,16 @@ func New(cfg Config) (*Network, error) {
 		return nil, fmt.Errorf("network config: state dir: %w", err)
 	}
 	cfg.StateDir = abs
+	if cfg.IPAMDir, err = filepath.Abs(cfg.IPAMDir); err != nil {
+		return nil, fmt.Errorf("network config: IPAM dir: %w", err)
+	}
 	for _, d := range []string{cfg.StateDir, ipamDir(cfg), recordDir(cfg)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("creating network state folder: %w", err)
 		}
+	}
+	if err := migrateIPAM(cfg); err != nil {
+		return nil, fmt.Errorf("network %s: %w", cfg.Name, err)
 	}
 	if !pluginsPresent(cfg.PluginDirs) {
 		return nil, fmt.Errorf("CNI plugins bridge, portmap, host-local and loopback not found in %v: "+
@@ -147,13 +167,16 @@ func New(cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the CNI configuration of network %s: %w", cfg.Name, err)
 	}
-	return &Network{cfg: cfg, cni: c}, nil
+	n := &Network{cfg: cfg, cni: c}
+	if err := n.releaseOrphanAllocations(); err != nil {
+		return nil, fmt.Errorf("network %s: %w", cfg.Name, err)
+	}
+	return n, nil
 }
 
 // Config returns the network's configuration with defaults filled in.
 func (n *Network) Config() Config { return n.cfg }
 
-func ipamDir(cfg Config) string   { return filepath.Join(cfg.StateDir, "ipam") }
 func recordDir(cfg Config) string { return filepath.Join(cfg.StateDir, "attachments") }
 
 func pluginsPresent(dirs []string) bool {
@@ -170,6 +193,41 @@ func pluginsPresent(dirs []string) bool {
 		}
 	}
 	return true
+}
+
+// subnetFree fails if an interface other than bridge has an address in
+// subnet, or in a network that contains it: the host routes that range
+// elsewhere (another platform's bridge, a VPN, the LAN), so the
+// instances' traffic would never reach them.
+func subnetFree(subnet, bridge string) error {
+	_, want, err := net.ParseCIDR(subnet)
+	if err != nil {
+		return fmt.Errorf("network config: subnet %q: %w", subnet, err)
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return fmt.Errorf("network config: listing the host's interfaces: %w", err)
+	}
+	for _, ifc := range ifaces {
+		if ifc.Name == bridge {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			return fmt.Errorf("network config: addresses of %s: %w", ifc.Name, err)
+		}
+		for _, a := range addrs {
+			have, ok := a.(*net.IPNet)
+			if !ok || have.IP.To4() == nil {
+				continue
+			}
+			if have.Contains(want.IP) || want.Contains(have.IP) {
+				return fmt.Errorf("network config: subnet %s overlaps %s of interface %s: "+
+					"the host routes those addresses there; choose another subnet", subnet, have, ifc.Name)
+			}
+		}
+	}
+	return nil
 }
 
 // confList is the CNI network configuration list: a bridge with the

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,7 +28,7 @@ import (
 func testNetwork(t *testing.T, name, bridge, subnet string) *Network {
 	t.Helper()
 	testenv.RequireRoot(t)
-	n, err := New(Config{Name: name, Bridge: bridge, Subnet: subnet, StateDir: t.TempDir(), HostIP: "127.0.0.1"})
+	n, err := New(Config{Name: name, Bridge: bridge, Subnet: subnet, StateDir: t.TempDir(), IPAMDir: t.TempDir(), HostIP: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +144,8 @@ func traces(t *testing.T, n *Network, a *Attachment) []string {
 
 func TestAttachServeDetach(t *testing.T) {
 	n := testNetwork(t, "dltest-net", "dltnet0", "10.231.0.0/24")
-	ports := NewPorts(42100, 42199)
-	hostPort, err := ports.Allocate()
+	ports := NewPorts("127.0.0.1", 42100, 42199)
+	hostPort, err := ports.Allocate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +173,17 @@ func TestAttachServeDetach(t *testing.T) {
 	get(t, fmt.Sprintf("http://%s:8080/", a.IP), "hello "+id)
 	if len(traces(t, n, a)) == 0 {
 		t.Fatal("no iptables rule, netns or veth found for a live attachment: the clean-up check below would prove nothing")
+	}
+	// The port is held (the mapping answered above, not the hold), and
+	// once the hold is gone, as when the agent is killed, its mapping
+	// still keeps any allocator from handing the port out again.
+	if l, err := net.Listen("tcp", fmt.Sprintf(":%d", hostPort)); err == nil {
+		l.Close()
+		t.Fatalf("host port %d is not held", hostPort)
+	}
+	ports.Release(hostPort)
+	if got, err := NewPorts("", hostPort, hostPort).Allocate(context.Background()); !errors.Is(err, ErrNoFreePort) {
+		t.Fatalf("another allocator: Allocate() = %d, %v; want ErrNoFreePort (port %d is mapped)", got, err, hostPort)
 	}
 
 	if _, err := n.Attach(context.Background(), id, hostPort, 8080); err == nil {
@@ -317,5 +330,99 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if got.Name != want.Name || got.Bridge != want.Bridge || got.Subnet != want.Subnet ||
 		strings.Join(got.PluginDirs, ",") != strings.Join(want.PluginDirs, ",") || got.StateDir != want.StateDir {
 		t.Fatalf("defaults = %+v, want %+v", got, want)
+	}
+}
+
+// A subnet the host already has on another interface (another platform's
+// bridge, the LAN) is refused: the instances would be unreachable.
+func TestNewRefusesRoutedSubnet(t *testing.T) {
+	testenv.RequireRoot(t)
+	const other = "dltovl0"
+	_ = exec.Command("ip", "link", "delete", other).Run()
+	run(t, "ip", "link", "add", other, "type", "bridge")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", other).Run() })
+	run(t, "ip", "addr", "add", "10.236.5.1/24", "dev", other)
+	dir := t.TempDir()
+	cases := []struct {
+		subnet, bridge string
+		refused        bool
+	}{
+		{"10.236.0.0/16", "dltnew0", true},   // contains the other's network
+		{"10.236.5.128/25", "dltnew0", true}, // inside it
+		{"10.237.0.0/16", "dltnew0", false},
+		{"10.236.0.0/16", other, false}, // the bridge's own address
+	}
+	for _, c := range cases {
+		_, err := New(Config{StateDir: dir, Subnet: c.subnet, Bridge: c.bridge})
+		if c.refused && (err == nil || !strings.Contains(err.Error(), other)) {
+			t.Errorf("New(subnet %s, bridge %s) = %v; want an error naming %s", c.subnet, c.bridge, err, other)
+		}
+		if !c.refused && err != nil {
+			t.Errorf("New(subnet %s, bridge %s): %v", c.subnet, c.bridge, err)
+		}
+	}
+}
+
+// Two agents with their own state folders on one bridge (two dev
+// platforms on a host) share the bridge's address allocations; an agent
+// starting frees the allocations of namespaces that are gone and takes
+// over those an older agent kept in its state folder.
+func TestSharedAddresses(t *testing.T) {
+	testenv.RequireRoot(t)
+	ipam := t.TempDir()
+	cfg := func() Config {
+		return Config{Name: "dltest-s", Bridge: "dlts0", Subnet: "10.238.0.0/24", StateDir: t.TempDir(), IPAMDir: ipam, HostIP: "127.0.0.1"}
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", "dlts0").Run() })
+	na, err := New(cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nb, err := New(cfg())
+	if err != nil {
+		t.Fatal(err)
+	}
+	aa := attach(t, na, randomID(t), 42301, 8080)
+	ab := attach(t, nb, randomID(t), 42302, 8080)
+	if aa.IP == ab.IP {
+		t.Fatalf("two agents on one bridge both gave out %s", aa.IP)
+	}
+
+	// An allocation whose namespace is gone is freed by the next agent
+	// to start; the live ones stay.
+	dir := allocationsDir(na.Config())
+	gone := filepath.Join(dir, "10.238.0.50")
+	if err := os.WriteFile(gone, []byte("test-gone\r\neth0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An older agent's own allocation, of an instance still running.
+	older := cfg()
+	oldID := randomID(t)
+	oldDir := filepath.Join(older.StateDir, "ipam", older.Name)
+	if err := os.MkdirAll(oldDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(oldDir, "10.238.0.60"), []byte(oldID+"\r\neth0"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldNS := filepath.Join(NetNSDir, older.Name+"-"+oldID)
+	if err := createNetNS(oldNS); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = removeNetNS(oldNS) })
+
+	if _, err := New(older); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the allocation of a namespace that is gone is still there (%v)", err)
+	}
+	for _, ip := range []string{aa.IP, ab.IP, "10.238.0.60"} {
+		if _, err := os.Stat(filepath.Join(dir, ip)); err != nil {
+			t.Errorf("allocation of %s: %v", ip, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(older.StateDir, "ipam")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the older agent's allocations folder is still there (%v)", err)
 	}
 }

@@ -88,7 +88,7 @@ func start(t *testing.T, r *Runtime, e *env, spec Spec) Spec {
 // attach gives id a network attachment, detached when the test ends.
 func attach(t *testing.T, e *env, id string) *network.Attachment {
 	t.Helper()
-	port, err := e.ports.Allocate()
+	port, err := e.ports.Allocate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "delete", "dltrt0").Run() })
-	e.ports = network.NewPorts(43100, 43199)
+	e.ports = network.NewPorts("127.0.0.1", 43100, 43199)
 	r := newRuntime(t, e)
 	const repo = "droplets/dev/hello"
 	if err := r.Pull(timeout(t, 60*time.Second), e.ref); err != nil {
