@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
 
+	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
@@ -73,6 +75,10 @@ type platform struct {
 	cmd     *exec.Cmd
 	logPath string
 	client  *api.Client
+	// subnet is the instances' subnet, and natBefore the host's NAT rules
+	// that mentioned it before the platform started (left by others).
+	subnet    string
+	natBefore map[string]bool
 }
 
 // portRange picks a host-port range of 200 for a test's instances, below
@@ -85,8 +91,25 @@ func portRange() string {
 
 // randomSubnet picks a /16 for a test's containers at random, for the same
 // reason as portRange: a port mapping a killed run left behind must not
-// lead to a container of this run.
-func randomSubnet() string { return fmt.Sprintf("10.%d.0.0/16", subnetOctet()) }
+// lead to a container of this run. It is one no interface of the host has
+// an address in (the agent refuses those).
+func randomSubnet() string {
+	used := map[string]bool{}
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
+				used[strings.Join(strings.SplitN(n.IP.String(), ".", 3)[:2], ".")] = true
+			}
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		prefix := fmt.Sprintf("10.%d", subnetOctet())
+		if !used[prefix] {
+			return prefix + ".0.0/16"
+		}
+	}
+	panic("every test subnet 10.160–10.239 is in use on this host")
+}
 
 // subnetOctet is a random second octet for test subnets (10.160–10.239).
 func subnetOctet() int { return 160 + rand.IntN(80) }
@@ -117,7 +140,12 @@ func startDev(t testing.TB, extra ...string) *platform {
 	// A bridge of its own (it keeps the subnet's gateway address), removed
 	// with the test.
 	bridge := fmt.Sprintf("dle%04x", rand.IntN(1<<16))
-	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
+	p.subnet = randomSubnet()
+	p.natBefore = natRulesOf(t, p.subnet)
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+		_ = os.RemoveAll(filepath.Join(network.DefaultIPAMDir, bridge))
+	})
 	logf, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +153,7 @@ func startDev(t testing.TB, extra ...string) *platform {
 	p.cmd = exec.Command(driftlessBin, "dev", "--log-level", "debug",
 		"--data", filepath.Join(dir, "data"), "--repo", p.repo,
 		"--http", p.http, "--api", p.api, "--nats", freeAddr(t), "--consul", p.consul,
-		"--containerd", p.sock, "--ports", portRange(), "--bridge", bridge, "--subnet", randomSubnet(),
+		"--containerd", p.sock, "--ports", portRange(), "--bridge", bridge, "--subnet", p.subnet,
 		"--poll", "1s", "--cell-memory", "4G")
 	p.cmd.Args = append(p.cmd.Args, extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
@@ -176,15 +204,73 @@ func (p *platform) stop() {
 		}
 		time.Sleep(time.Second)
 	}
+	p.shutdown()
+}
+
+// shutdown stops the platform as it is, with SIGINT, as a user's Ctrl-C:
+// it stops its instances itself. After a clean stop nothing of the
+// instances may be left on the host.
+func (p *platform) shutdown() {
+	if p.cmd.ProcessState != nil {
+		return
+	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(40 * time.Second):
+		p.t.Errorf("driftless dev did not stop within 40s of SIGINT: killed")
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-done
+		return
 	}
+	p.checkNothingLeft()
+}
+
+// checkNothingLeft fails the test if the stopped platform left processes
+// (container shims, instances, Consul, containerd), network attachments
+// (namespaces, addresses) or NAT rules of its instances (port mappings,
+// masquerading) on the host.
+func (p *platform) checkNothingLeft() {
+	p.t.Helper()
+	var procs []byte
+	for i := 0; i < 50; i++ { // 5 s for shims to notice
+		if procs, _ = exec.Command("pgrep", "-a", "-f", p.dir).Output(); len(procs) == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(procs) > 0 {
+		p.t.Errorf("processes left after the platform stopped:\n%s", procs)
+	}
+	records, _ := filepath.Glob(filepath.Join(p.dir, "data", "*", "network", "attachments", "*.json"))
+	for _, r := range records {
+		p.t.Errorf("network attachment left after the platform stopped: %s", r)
+	}
+	for rule := range natRulesOf(p.t, p.subnet) {
+		if !p.natBefore[rule] {
+			p.t.Errorf("NAT rule left after the platform stopped: %s", rule)
+		}
+	}
+}
+
+// natRulesOf lists the host's NAT rules that mention an address of subnet
+// (a 10.X.0.0/16).
+func natRulesOf(t testing.TB, subnet string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("iptables", "-w", "5", "-t", "nat", "-S").Output()
+	if err != nil {
+		t.Fatalf("listing NAT rules: %v", err)
+	}
+	prefix := strings.Join(strings.SplitN(subnet, ".", 3)[:2], ".") + "."
+	rules := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, " "+prefix) {
+			rules[line] = true
+		}
+	}
+	return rules
 }
 
 // write puts files (path → content; "" deletes) into the repository.
