@@ -13,6 +13,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -155,6 +156,9 @@ type conn struct {
 	deadline time.Time
 	// now is when the last response was sent.
 	now time.Time
+	// unread is set when the connection ends with a request body the
+	// client is still sending (its instance answered early).
+	unread bool
 }
 
 func (s *Server) newConn(c net.Conn) *conn {
@@ -187,6 +191,9 @@ func (c *conn) serve(resume func() bool) {
 			c.s.Log.Error("panic serving a connection", "remote", c.remote, "panic", v)
 		}
 		if !handedOver {
+			if c.unread {
+				lingeringClose(c.c)
+			}
 			_ = c.c.Close()
 			if c.s.OnConn != nil {
 				c.s.OnConn(-1)
@@ -218,6 +225,25 @@ func (c *conn) serve(resume func() bool) {
 			return
 		}
 	}
+}
+
+// lingerTime and lingerBytes bound a lingering close.
+const (
+	lingerTime  = time.Second
+	lingerBytes = 4 << 20
+)
+
+// lingeringClose ends the sending half of c and discards what the client
+// still sends for a moment (as nginx's lingering_close does): closing a
+// connection with unread bytes resets it, and a reset can destroy the
+// response the client has not read yet.
+func lingeringClose(c net.Conn) {
+	hc, ok := c.(interface{ CloseWrite() error })
+	if !ok || hc.CloseWrite() != nil {
+		return
+	}
+	_ = c.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, c, lingerBytes)
 }
 
 // readHead waits for the next request head: IdleTimeout for its first

@@ -87,7 +87,10 @@ func (c *conn) forward(pool *route.Pool) bool {
 		}
 		return c.fail(http.StatusBadGateway, noInstanceBody(pool.App))
 	}
-	return c.complete(be, n, isHead, closing, &t)
+	// After an early answer the rest of the client's body is still on
+	// its connection: that connection ends with the response.
+	c.unread = be.partial
+	return c.complete(be, n, isHead, closing || be.partial, &t)
 }
 
 // timeoutBody is the 504 body when app's instance did not answer in time.
@@ -100,7 +103,7 @@ func (c *conn) complete(be *backend, n int, isHead, closing bool, t *target) boo
 	c.s.Proxy.circuits.success(t.endpoint.Addr)
 	clientOK, reuse := c.respond(be, n, isHead, closing, t)
 	c.x.End = time.Now() // also when the connection went idle
-	if reuse {
+	if reuse && !be.partial {
 		c.s.Proxy.pool.put(be, c.x.End)
 	} else {
 		_ = be.c.Close()
@@ -136,11 +139,20 @@ func (c *conn) send(t *target, rest int64, fresh bool) (be *backend, n int, err 
 	}
 	if rest > 0 {
 		if err = c.streamBody(be, rest); err != nil {
+			if n, ok := c.earlyAnswer(be, err); ok {
+				return be, n, nil
+			}
 			_ = be.c.Close()
 			return nil, 0, err
 		}
 	}
-	_ = be.c.SetReadDeadline(c.x.Start.Add(c.s.Proxy.cfg.ResponseHeaderTimeout))
+	// The wait for the answer starts once the request is sent: at its
+	// arrival, or when a streamed body (an upload may take minutes) ends.
+	sent := c.x.Start
+	if rest > 0 {
+		sent = time.Now()
+	}
+	_ = be.c.SetReadDeadline(sent.Add(c.s.Proxy.cfg.ResponseHeaderTimeout))
 	if n, err = be.in.head(be.c, maxResponseHead, nil); err != nil {
 		return nil, 0, stale(err)
 	}
@@ -166,6 +178,26 @@ func (c *conn) streamBody(be *backend, rest int64) error {
 		}
 	}
 	return nil
+}
+
+// earlyAnswerWait bounds the wait for an answer an instance sent before
+// it stopped taking the request body (it is usually there already).
+const earlyAnswerWait = time.Second
+
+// earlyAnswer reads the response head an instance sent before it stopped
+// taking the request body (413, 401, a redirect...), when streaming the
+// body to it failed with err: that answer is the client's, not a 502.
+func (c *conn) earlyAnswer(be *backend, err error) (n int, ok bool) {
+	if errors.Is(err, errClientGone) {
+		return 0, false
+	}
+	_ = be.c.SetReadDeadline(time.Now().Add(min(earlyAnswerWait, c.s.Proxy.cfg.ResponseHeaderTimeout)))
+	n, herr := be.in.head(be.c, maxResponseHead, nil)
+	if herr != nil {
+		return 0, false
+	}
+	be.partial = true
+	return n, true
 }
 
 // respond copies the response whose head is the first n bytes of be.in

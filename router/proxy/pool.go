@@ -89,6 +89,9 @@ type backend struct {
 	// closed it while idle, and the request is worth sending again on a
 	// new one.
 	reused bool
+	// partial is set when the instance answered before it took the whole
+	// request body: the connection is out of step and never reused.
+	partial bool
 }
 
 // perHostIdle bounds the idle connections kept per instance.

@@ -141,8 +141,7 @@ func (t *target) end() { t.pool.Done(t.index) }
 // another moves t to an endpoint of its pool not tried yet whose circuit
 // is closed, for a retry; false when none is left.
 func (p *Proxy) another(t *target) bool {
-	i, ok := t.pool.Pick(func(e route.Endpoint) bool {
-		j, _ := t.pool.Find(e.ID)
+	i, ok := t.pool.Pick(func(j int, e route.Endpoint) bool {
 		return t.tried&(1<<(j%64)) != 0 || p.circuits.isOpen(e.Addr)
 	})
 	if !ok {
@@ -177,7 +176,7 @@ func (p *Proxy) choose(pool *route.Pool, sticky string) (int, bool) {
 }
 
 // isOpen reports whether e's circuit is open.
-func (p *Proxy) isOpen(e route.Endpoint) bool { return p.circuits.isOpen(e.Addr) }
+func (p *Proxy) isOpen(_ int, e route.Endpoint) bool { return p.circuits.isOpen(e.Addr) }
 
 // stickyFor is the Set-Cookie value of the __VCAP_ID__ cookie that pins
 // a client to instance id, with the attributes of the app's session

@@ -53,10 +53,11 @@ func (p *Pool) Next() (Endpoint, bool) {
 }
 
 // Pick chooses an endpoint by the pool's algorithm among those skip does
-// not reject (nil skips none) and returns its index; ok is false when none
+// not reject (given each endpoint's index and value; nil skips none) and
+// returns its index; ok is false when none
 // is left. Callers that want least-connections to count the request call
 // Start(i) and, when it ends, Done(i).
-func (p *Pool) Pick(skip func(Endpoint) bool) (int, bool) {
+func (p *Pool) Pick(skip func(i int, e Endpoint) bool) (int, bool) {
 	n := len(p.Endpoints)
 	if n == 0 {
 		return 0, false
@@ -66,7 +67,7 @@ func (p *Pool) Pick(skip func(Endpoint) bool) (int, bool) {
 		start := int(p.next.Add(1) % uint64(n)) // rotate among equals
 		for k := range n {
 			i := (start + k) % n
-			if skip != nil && skip(p.Endpoints[i]) {
+			if skip != nil && skip(i, p.Endpoints[i]) {
 				continue
 			}
 			if a := p.active[i].Load(); best < 0 || a < bestActive {
@@ -77,7 +78,7 @@ func (p *Pool) Pick(skip func(Endpoint) bool) (int, bool) {
 	}
 	for range n {
 		i := int((p.next.Add(1) - 1) % uint64(n))
-		if skip == nil || !skip(p.Endpoints[i]) {
+		if skip == nil || !skip(i, p.Endpoints[i]) {
 			return i, true
 		}
 	}

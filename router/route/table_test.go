@@ -141,10 +141,10 @@ func TestLeastConnections(t *testing.T) {
 		t.Fatalf("picked %d, want 0 (fewest in flight)", i)
 	}
 	// Skipped endpoints (open circuits) are never picked.
-	if i, _ := p.Pick(func(e Endpoint) bool { return e.Index == 0 }); i == 0 {
+	if i, _ := p.Pick(func(_ int, e Endpoint) bool { return e.Index == 0 }); i == 0 {
 		t.Fatal("picked a skipped endpoint")
 	}
-	if _, ok := p.Pick(func(Endpoint) bool { return true }); ok {
+	if _, ok := p.Pick(func(int, Endpoint) bool { return true }); ok {
 		t.Fatal("picked although every endpoint is skipped")
 	}
 }
