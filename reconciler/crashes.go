@@ -101,16 +101,13 @@ func (t *crashTracker) Observe(insts []plan.Instance, now time.Time) []Crash {
 // RestartAt returns, per index of app that crashed recently, when it may
 // start again (in the past once its backoff is over).
 func (t *crashTracker) RestartAt(app plan.AppKey) map[int]time.Time {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out map[int]time.Time
-	for k, r := range t.records {
-		if k.app == app {
-			if out == nil {
-				out = make(map[int]time.Time)
-			}
-			out[k.index] = r.RestartAt
-		}
+	recs := t.Records(app)
+	if len(recs) == 0 {
+		return nil
+	}
+	out := make(map[int]time.Time, len(recs))
+	for index, r := range recs {
+		out[index] = r.RestartAt
 	}
 	return out
 }

@@ -6,6 +6,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d /tmp/dl-demo-XXXXXX)
 log=$dir/demo.log
+# The host's NAT rules of the demo's subnet before it starts (left by
+# others): after it stops, none of its own may remain.
+nat_rules() { iptables -w 5 -t nat -S | grep -F ' 10.200.' | sort || true; }
+nat_before=$(nat_rules)
 echo "demo-smoke: make demo (log: $log)"
 setsid make -C "$root" demo DEMO_DIR="$dir" >"$log" 2>&1 &
 pid=$!
@@ -59,4 +63,17 @@ done
 [ -z "$left" ] || { echo "demo-smoke: containers left after removal: $left"; stop; exit 1; }
 stop
 trap - ERR
+# Nothing of the demo left on the host: processes (shims, Consul,
+# containerd), network attachments, NAT rules of its instances.
+procs=""
+for _ in $(seq 1 10); do
+  procs=$(pgrep -a -f "$dir/" || true)
+  [ -z "$procs" ] && break
+  sleep 1
+done
+[ -z "$procs" ] || { echo "demo-smoke: processes left after the platform stopped:"; echo "$procs"; exit 1; }
+records=$(ls "$dir"/platform/agent/network/attachments/*.json 2>/dev/null || true)
+[ -z "$records" ] || { echo "demo-smoke: network attachments left: $records"; exit 1; }
+new_rules=$(comm -13 <(echo "$nat_before") <(nat_rules))
+[ -z "$new_rules" ] || { echo "demo-smoke: NAT rules left after the platform stopped:"; echo "$new_rules"; exit 1; }
 echo "demo-smoke: ok"
