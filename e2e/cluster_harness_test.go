@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
 
+	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/children"
@@ -145,7 +146,10 @@ func (c *cluster) makeCellNet(name, ip string) {
 	_ = exec.Command("ip", "netns", "del", ns).Run()
 	_ = exec.Command("ip", "link", "del", host).Run()
 	c.ip("netns", "add", ns)
-	c.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	c.t.Cleanup(func() {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		_ = os.RemoveAll(filepath.Join(network.DefaultIPAMDir, "dlb-"+name)) // the agent's bridge's addresses
+	})
 	c.ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
 	c.ip("link", "set", host, "master", c.bridge)
 	c.ip("link", "set", host, "up")

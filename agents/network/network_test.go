@@ -353,7 +353,7 @@ func TestNewRefusesRoutedSubnet(t *testing.T) {
 		{"10.236.0.0/16", other, false}, // the bridge's own address
 	}
 	for _, c := range cases {
-		_, err := New(Config{StateDir: dir, Subnet: c.subnet, Bridge: c.bridge})
+		_, err := New(Config{StateDir: dir, IPAMDir: dir, Subnet: c.subnet, Bridge: c.bridge})
 		if c.refused && (err == nil || !strings.Contains(err.Error(), other)) {
 			t.Errorf("New(subnet %s, bridge %s) = %v; want an error naming %s", c.subnet, c.bridge, err, other)
 		}

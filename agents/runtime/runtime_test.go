@@ -153,7 +153,7 @@ func TestRuntime(t *testing.T) {
 	e.ref = e.reg.push(t, "droplets/dev/hello", testImage(t, "hello"))
 	var err error
 	e.net, err = network.New(network.Config{Name: "dltest-rt", Bridge: "dltrt0", Subnet: "10.234.0.0/24",
-		StateDir: t.TempDir(), HostIP: "127.0.0.1"})
+		StateDir: t.TempDir(), IPAMDir: t.TempDir(), HostIP: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
