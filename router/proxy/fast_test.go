@@ -98,6 +98,24 @@ func rawBackend(t *testing.T, respond func(req *http.Request) (string, bool)) st
 // rawServer calls serve for every request on a connection (its body
 // read), which writes the answer to c; false closes the connection.
 func rawServer(t *testing.T, serve func(c net.Conn, req *http.Request) bool) string {
+	return connServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			if !serve(c, req) {
+				return
+			}
+		}
+	})
+}
+
+// connServer listens on loopback until the test ends and calls handle
+// for every connection, closing it after.
+func connServer(t *testing.T, handle func(c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -112,17 +130,7 @@ func rawServer(t *testing.T, serve func(c net.Conn, req *http.Request) bool) str
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					if !serve(c, req) {
-						return
-					}
-				}
+				handle(c)
 			}()
 		}
 	}()

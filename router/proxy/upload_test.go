@@ -16,27 +16,11 @@ import (
 // has arrived and closes the connection without reading the body, as a
 // server refusing an upload does.
 func headOnlyServer(t *testing.T, answer string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
-					_, _ = io.WriteString(c, answer)
-				}
-			}()
+	return connServer(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+			_, _ = io.WriteString(c, answer)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // upload sends a POST of size bytes to addr in pieces of 64 KiB, pause
