@@ -279,6 +279,9 @@ func (a *Agent) stop(in *instance) {
 		a.mu.Lock()
 		port = in.status.HostPort
 		a.mu.Unlock()
+		// It may have registered the instance after the deregistration
+		// above (it passed its health check as the stop came).
+		a.deregister(ref.GUID)
 	}
 	// The teardown is not cut short when the agent stops (Run waits for
 	// it): a stop abandoned half-way leaves the instance's address and
