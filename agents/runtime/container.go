@@ -109,13 +109,21 @@ type Exit struct {
 
 var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,75}$`)
 
+// startTimeout bounds Start, which ctx does not cut short.
+const startTimeout = 2 * time.Minute
+
 // Start creates container spec.ID from its image, with a task whose stdout
 // and stderr go to LogPath(spec.ID), and starts it. On failure nothing is
-// left behind (but the log file).
+// left behind (but the log file). The end of ctx does not abandon it
+// half-way (only its values are used): containerd finishes a task it was
+// asked to create even when the caller has gone, and one created for a
+// container deleted meanwhile keeps its shim running for ever.
 func (r *Runtime) Start(ctx context.Context, spec Spec) (err error) {
 	if err := validate(spec); err != nil {
 		return fmt.Errorf("starting container %s: %w", spec.ID, err)
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
 	img, err := r.client.GetImage(ctx, spec.Image)
 	if err != nil {
 		return fmt.Errorf("starting container %s: image %s (pull it first): %w", spec.ID, spec.Image, err)
