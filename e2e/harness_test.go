@@ -236,7 +236,7 @@ func (p *platform) checkNothingLeft() {
 	p.t.Helper()
 	var procs []byte
 	for i := 0; i < 50; i++ { // 5 s for shims to notice
-		if procs, _ = exec.Command("pgrep", "-a", "-f", p.dir).Output(); len(procs) == 0 {
+		if procs, _ = exec.Command("pgrep", "-a", "-f", p.dir+"/").Output(); len(procs) == 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
