@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +36,7 @@ type cluster struct {
 	bridge  string
 	hostIP  string // the bridge's address: NATS, Consul and the API listen here
 	natsURL string
+	nats    *bus.Embedded
 	consul  string
 	ctrd    *testenv.Containerd
 	http    string // router, on loopback
@@ -83,7 +85,8 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(nsrv.Shutdown)
+	c.nats = nsrv
+	t.Cleanup(func() { c.nats.Shutdown() })
 	c.natsURL = nsrv.URL()
 
 	port, err := children.FreePort()
@@ -207,6 +210,21 @@ func (c *cluster) startController(id string, extra ...string) {
 		_, err := api.NewClient(apiAddr).Status(context.Background())
 		return err
 	})
+}
+
+// restartNATS stops the NATS server and, after down, starts a new one on
+// the same address (it keeps no state: subscriptions are the clients').
+func (c *cluster) restartNATS(down time.Duration) {
+	c.t.Helper()
+	u, err := url.Parse(c.natsURL)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.nats.Shutdown()
+	time.Sleep(down)
+	if c.nats, err = bus.StartEmbedded(u.Host); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // get sends one request through the router with the given Host.

@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/internal/testenv"
+)
+
+// Consul killed and started again empty (a dev agent keeps nothing):
+// routers keep serving from their last table meanwhile; the agent
+// registers its cell and instances again, without restarting them; the
+// controller leads again and applies the next commit.
+func TestConsulRestart(t *testing.T) {
+	testenv.RequireRoot(t)
+	addr, dir := freeAddr(t), t.TempDir()
+	var consul *children.Process
+	start := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		defer cancel()
+		var err error
+		if consul, err = children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start()
+	t.Cleanup(func() { _ = consul.Stop(10 * time.Second) })
+	p := startDev(t, "--consul", addr) // dev uses the Consul that answers there
+	p.consul = addr
+
+	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hello")})
+	p.addHello("apps/hello")
+	p.commitAll("hello, twice")
+	before := p.waitServing(t, 120*time.Second, 2, greetingIs("Hello"))
+
+	consul.Kill()
+	time.Sleep(time.Second) // the router's blocking query has failed
+	if down, err := p.sample(helloHost, 16); err != nil || !slices.Equal(guids(down), guids(before)) {
+		t.Fatalf("with Consul down, the router answers from %v (%v); want its last table's %v", guids(down), err, guids(before))
+	}
+	start()
+
+	testenv.Eventually(t, 60*time.Second, 300*time.Millisecond, "hello registered in the new Consul", func() error {
+		services, err := p.consulServices()
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(services, catalog.ServiceName("dev", "hello")) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	after := p.waitServing(t, 60*time.Second, 2, greetingIs("Hello"))
+	if !slices.Equal(guids(after), guids(before)) {
+		t.Fatalf("instances restarted by a Consul restart: %v → %v", guids(before), guids(after))
+	}
+
+	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(3, "Hello")})
+	p.commitAll("hello, three times")
+	p.waitServing(t, 90*time.Second, 3, greetingIs("Hello"))
+}
+
+// NATS restarted (it keeps nothing): the controller, the agent and their
+// subscriptions come back by themselves; the running instances are not
+// touched, and the next commit reaches the cell.
+func TestNATSRestart(t *testing.T) {
+	c := startCluster(t, []string{"a"}, 1)
+	c.addHello("apps/hello")
+	c.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hi")})
+	c.commit("two instances")
+	c.waitRunning(t, 120*time.Second, 2, nil)
+	before := c.containers()
+	slices.Sort(before)
+
+	c.restartNATS(2 * time.Second)
+
+	c.write(map[string]string{"apps/hello/manifest.yml": helloManifest(3, "Hi")})
+	c.commit("three instances")
+	c.waitRunning(t, 90*time.Second, 3, nil)
+	after := c.containers()
+	for _, id := range before {
+		if !slices.Contains(after, id) {
+			t.Fatalf("container %s of before the NATS restart is gone: %v → %v", id, before, after)
+		}
+	}
+}
