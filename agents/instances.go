@@ -3,6 +3,7 @@ package agents
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -210,20 +211,66 @@ func hcType(hc bus.HealthCheck) string {
 	return hc.Type
 }
 
-// watchExit reports an exit the cell did not ask for as a crash.
+// watchExit reports an exit the cell did not ask for as a crash. A watch
+// that breaks (containerd restarted, or is away) is not one: the process
+// runs on under its shim, and is watched again once containerd answers.
 func (a *Agent) watchExit(ctx context.Context, in *instance, exits <-chan runtime.Exit) {
-	select {
-	case <-ctx.Done():
-		return
-	case e, ok := <-exits:
-		if !ok {
+	for exits != nil {
+		select {
+		case <-ctx.Done():
 			return
+		case e, ok := <-exits:
+			if !ok {
+				return
+			}
+			if e.Err == nil {
+				a.crash(in, int(e.Status), fmt.Sprintf("exited with status %d", e.Status))
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			exits = a.rewatch(ctx, in, e.Err)
 		}
-		reason := fmt.Sprintf("exited with status %d", e.Status)
-		if e.Err != nil {
-			reason = fmt.Sprintf("lost track of the process: %v", e.Err)
+	}
+}
+
+// LostWatchGrace is how long an instance whose process can no longer be
+// watched (containerd away) is given before it counts as crashed.
+const LostWatchGrace = 2 * time.Minute
+
+// rewatch watches an instance's process again once containerd answers,
+// retrying with a growing pause for up to LostWatchGrace; nil when the
+// instance crashed meanwhile (its container or task is gone, or containerd
+// did not come back) or ctx ended.
+func (a *Agent) rewatch(ctx context.Context, in *instance, lost error) <-chan runtime.Exit {
+	a.mu.Lock()
+	guid := in.status.GUID
+	a.mu.Unlock()
+	a.log.Warn("lost the watch of an instance's process; watching it again", "guid", guid, "err", lost)
+	giveUp := time.Now().Add(LostWatchGrace)
+	pause := 250 * time.Millisecond
+	for {
+		exits, err := a.rt.Wait(ctx, guid)
+		switch {
+		case err == nil:
+			a.log.Info("watching an instance's process again", "guid", guid)
+			return exits
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, runtime.ErrNotFound):
+			a.crash(in, -1, fmt.Sprintf("its container went away while containerd was unreachable (%v)", lost))
+			return nil
+		case time.Now().After(giveUp):
+			a.crash(in, -1, fmt.Sprintf("lost track of the process for %s: %v", LostWatchGrace, err))
+			return nil
 		}
-		a.crash(in, int(e.Status), reason)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 5*time.Second)
 	}
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -88,5 +89,50 @@ func TestNATSRestart(t *testing.T) {
 		if !slices.Contains(after, id) {
 			t.Fatalf("container %s of before the NATS restart is gone: %v → %v", id, before, after)
 		}
+	}
+}
+
+// containerd killed and started again on the same state: the instances
+// kept running under their shims, and the agent does not take the
+// broken watch of their exits for a crash: nothing is restarted.
+func TestContainerdRestart(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := testenv.ShortTempDir(t, "dl-ctrd-")
+	var ctrd *children.Process
+	var addr string
+	start := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		defer cancel()
+		var err error
+		if ctrd, addr, err = children.StartContainerd(ctx, children.ContainerdOptions{Dir: dir}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start()
+	t.Cleanup(func() { _ = ctrd.Stop(15 * time.Second) })
+	p := startDev(t, "--containerd", addr) // dev uses the containerd that answers there
+	p.sock = addr
+
+	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hello")})
+	p.addHello("apps/hello")
+	p.commitAll("hello, twice")
+	before := p.waitServing(t, 120*time.Second, 2, greetingIs("Hello"))
+
+	ctrd.Kill()
+	time.Sleep(time.Second)
+	start()
+	testenv.Eventually(t, 30*time.Second, 300*time.Millisecond, "containerd lists the instances again", func() error {
+		if n := p.helloContainers(t); n != 2 {
+			return fmt.Errorf("%d containers", n)
+		}
+		return nil
+	})
+	time.Sleep(5 * time.Second) // a few rounds of the agent's and the controller's loops
+	after := p.waitServing(t, 30*time.Second, 2, greetingIs("Hello"))
+	if !slices.Equal(guids(after), guids(before)) {
+		t.Fatalf("instances replaced after a containerd restart: %v → %v", guids(before), guids(after))
+	}
+	if crashed := eventsOf(t, p.client, "crashed"); len(crashed) > 0 {
+		t.Fatalf("a containerd restart was taken for crashes: %+v", crashed)
 	}
 }
