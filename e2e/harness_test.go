@@ -207,25 +207,54 @@ func (p *platform) stop() {
 	p.shutdown()
 }
 
-// shutdown stops the platform as it is, with SIGINT, as a user's Ctrl-C:
-// it stops its instances itself. After a clean stop nothing of the
-// instances may be left on the host.
+// shutdown stops the platform with SIGINT, as a user's Ctrl-C, and checks
+// that nothing of it is left on the host: call it once every app is gone
+// (dev leaves app containers running, for the next run to adopt).
 func (p *platform) shutdown() {
 	if p.cmd.ProcessState != nil {
 		return
 	}
+	if !p.interrupt() {
+		p.t.Errorf("driftless dev did not stop within 40s of SIGINT: killed")
+		return
+	}
+	p.checkNothingLeft()
+}
+
+// interrupt sends SIGINT to the platform's process group and waits for
+// it to exit; after 40 s it kills the group and reports false.
+func (p *platform) interrupt() bool {
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
 	done := make(chan struct{})
 	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
+		return true
 	case <-time.After(40 * time.Second):
-		p.t.Errorf("driftless dev did not stop within 40s of SIGINT: killed")
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-done
-		return
+		return false
 	}
-	p.checkNothingLeft()
+}
+
+// restart stops the platform with SIGINT (its app containers keep
+// running) and starts it again with the same flags and data.
+func (p *platform) restart() {
+	p.t.Helper()
+	if !p.interrupt() {
+		p.t.Fatal("driftless dev did not stop within 40s of SIGINT")
+	}
+	cmd := exec.Command(p.cmd.Path, p.cmd.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = p.cmd.Stdout, p.cmd.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd = cmd
+	testenv.Eventually(p.t, 60*time.Second, 200*time.Millisecond, "API answers after the restart", func() error {
+		_, err := p.client.Status(context.Background())
+		return err
+	})
 }
 
 // checkNothingLeft fails the test if the stopped platform left processes

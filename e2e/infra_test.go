@@ -136,3 +136,24 @@ func TestContainerdRestart(t *testing.T) {
 		t.Fatalf("a containerd restart was taken for crashes: %+v", crashed)
 	}
 }
+
+// `driftless dev` stopped with Ctrl-C and started again on the same data
+// (Consul's state is gone with it): the app containers kept running are
+// adopted and serve on; none is restarted.
+func TestDevRestart(t *testing.T) {
+	p := startDev(t)
+	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hello")})
+	p.addHello("apps/hello")
+	p.commitAll("hello, twice")
+	before := p.waitServing(t, 120*time.Second, 2, greetingIs("Hello"))
+
+	p.restart()
+	after := p.waitServing(t, 60*time.Second, 2, greetingIs("Hello"))
+	if !slices.Equal(guids(after), guids(before)) {
+		t.Fatalf("instances replaced across a restart of dev: %v → %v", guids(before), guids(after))
+	}
+	time.Sleep(5 * time.Second) // the warm-up and a few convergence rounds
+	if again := p.waitServing(t, 30*time.Second, 2, greetingIs("Hello")); !slices.Equal(guids(again), guids(before)) {
+		t.Fatalf("instances replaced after the restart of dev: %v → %v", guids(before), guids(again))
+	}
+}
