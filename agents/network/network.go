@@ -151,9 +151,14 @@ func New(cfg Config) (*Network, error) {
 	if err := migrateIPAM(cfg); err != nil {
 		return nil, fmt.Errorf("network %s: %w", cfg.Name, err)
 	}
-	if !pluginsPresent(cfg.PluginDirs) {
-		return nil, fmt.Errorf("CNI plugins bridge, portmap, host-local and loopback not found in %v: "+
-			"run `make setup` (apt-get install containernetworking-plugins)", cfg.PluginDirs)
+	found, err := findPlugins(cfg.PluginDirs)
+	if err != nil {
+		return nil, fmt.Errorf("network config: %w", err)
+	}
+	pluginDirs, err := wrapPlugins(filepath.Join(cfg.StateDir, "cni-plugins"), found)
+	if err != nil {
+		slog.Warn("CNI plugins run as they are: a Ctrl-C in the agent's terminal may interrupt them", "err", err)
+		pluginDirs = cfg.PluginDirs
 	}
 	confList, err := confList(cfg)
 	if err != nil {
@@ -162,7 +167,7 @@ func New(cfg Config) (*Network, error) {
 	// The plugin dirs must come first: each network captures the CNI
 	// executor when it is added. The bridge network comes before loopback
 	// so that its interface is eth0.
-	c, err := cni.New(cni.WithPluginDir(cfg.PluginDirs), cni.WithInterfacePrefix("eth"),
+	c, err := cni.New(cni.WithPluginDir(pluginDirs), cni.WithInterfacePrefix("eth"),
 		cni.WithConfListBytes(confList), cni.WithLoNetwork)
 	if err != nil {
 		return nil, fmt.Errorf("loading the CNI configuration of network %s: %w", cfg.Name, err)
@@ -178,22 +183,6 @@ func New(cfg Config) (*Network, error) {
 func (n *Network) Config() Config { return n.cfg }
 
 func recordDir(cfg Config) string { return filepath.Join(cfg.StateDir, "attachments") }
-
-func pluginsPresent(dirs []string) bool {
-	for _, plugin := range []string{"bridge", "portmap", "host-local", "loopback"} {
-		found := false
-		for _, d := range dirs {
-			if st, err := os.Stat(filepath.Join(d, plugin)); err == nil && !st.IsDir() {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
-}
 
 // subnetFree fails if an interface other than bridge has an address in
 // subnet, or in a network that contains it: the host routes that range
