@@ -58,6 +58,10 @@ var (
 func main() {
 	flag.Parse()
 	log.SetFlags(0)
+	if *attackArg != "" {
+		attack(*attackArg)
+		return
+	}
 	dir, err := os.MkdirTemp("", "router-bench-")
 	if err != nil {
 		fatal("%v", err)
@@ -129,12 +133,6 @@ http {
 	bhost, bport := splitAddr(backend)
 	register(cc, "bench-0", "bench", bhost, bport, host)
 
-	// group is the proxy's process group, whose CPU time is measured (0
-	// for none).
-	type target struct {
-		name, addr string
-		group      int
-	}
 	var targets []target
 	targets = append(targets, target{"backend alone (ceiling)", backend, 0})
 
@@ -286,6 +284,8 @@ http://:%d {
 		fmt.Printf("| %s | %.0f | %s | %s | %.2f× |\n", t.name, r.rps, ms(r.p50), ms(r.p99), float64(r.p99)/float64(ngxPaced.p99))
 	}
 
+	rateTable(targets)
+
 	fmt.Println("\nEvery round (requests/s, p99), saturated then at the same load:")
 	for _, name := range []string{"driftless router", nginxName} {
 		for _, set := range []map[string][]wrkResult{runs, paced} {
@@ -371,6 +371,13 @@ func saveProfile(metricsAddr, path string, d time.Duration) {
 	}
 	defer f.Close()
 	_, _ = io.Copy(f, resp.Body)
+}
+
+// target is one thing driven with load: its name, address, and process
+// group, whose CPU time is measured (0 for none).
+type target struct {
+	name, addr string
+	group      int
 }
 
 type wrkResult struct {
