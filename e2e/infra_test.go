@@ -23,22 +23,17 @@ func TestConsulRestart(t *testing.T) {
 	addr, dir := freeAddr(t), t.TempDir()
 	var consul *children.Process
 	start := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-		defer cancel()
-		var err error
-		if consul, err = children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log")}); err != nil {
-			t.Fatal(err)
-		}
+		within(t, 45*time.Second, func(ctx context.Context) (err error) {
+			consul, err = children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log")})
+			return err
+		})
 	}
 	start()
 	t.Cleanup(func() { _ = consul.Stop(10 * time.Second) })
 	p := startDev(t, "--consul", addr) // dev uses the Consul that answers there
 	p.consul = addr
 
-	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hello")})
-	p.addHello("apps/hello")
-	p.commitAll("hello, twice")
-	before := p.waitServing(t, 120*time.Second, 2, greetingIs("Hello"))
+	before := p.deployHello(t, 2, "Hello")
 
 	consul.Kill()
 	time.Sleep(time.Second) // the router's blocking query has failed
@@ -101,22 +96,17 @@ func TestContainerdRestart(t *testing.T) {
 	var ctrd *children.Process
 	var addr string
 	start := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-		defer cancel()
-		var err error
-		if ctrd, addr, err = children.StartContainerd(ctx, children.ContainerdOptions{Dir: dir}); err != nil {
-			t.Fatal(err)
-		}
+		within(t, 45*time.Second, func(ctx context.Context) (err error) {
+			ctrd, addr, err = children.StartContainerd(ctx, children.ContainerdOptions{Dir: dir})
+			return err
+		})
 	}
 	start()
 	t.Cleanup(func() { _ = ctrd.Stop(15 * time.Second) })
 	p := startDev(t, "--containerd", addr) // dev uses the containerd that answers there
 	p.sock = addr
 
-	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hello")})
-	p.addHello("apps/hello")
-	p.commitAll("hello, twice")
-	before := p.waitServing(t, 120*time.Second, 2, greetingIs("Hello"))
+	before := p.deployHello(t, 2, "Hello")
 
 	ctrd.Kill()
 	time.Sleep(time.Second)
@@ -142,10 +132,7 @@ func TestContainerdRestart(t *testing.T) {
 // adopted and serve on; none is restarted.
 func TestDevRestart(t *testing.T) {
 	p := startDev(t)
-	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hello")})
-	p.addHello("apps/hello")
-	p.commitAll("hello, twice")
-	before := p.waitServing(t, 120*time.Second, 2, greetingIs("Hello"))
+	before := p.deployHello(t, 2, "Hello")
 
 	p.restart()
 	after := p.waitServing(t, 60*time.Second, 2, greetingIs("Hello"))
@@ -155,5 +142,26 @@ func TestDevRestart(t *testing.T) {
 	time.Sleep(5 * time.Second) // the warm-up and a few convergence rounds
 	if again := p.waitServing(t, 30*time.Second, 2, greetingIs("Hello")); !slices.Equal(guids(again), guids(before)) {
 		t.Fatalf("instances replaced after the restart of dev: %v → %v", guids(before), guids(again))
+	}
+}
+
+// deployHello commits app hello with n instances greeting g and waits
+// until they all answer through the router.
+func (p *platform) deployHello(t testing.TB, n int, g string) map[string]info {
+	t.Helper()
+	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(n, g)})
+	p.addHello("apps/hello")
+	p.commitAll(fmt.Sprintf("hello, %d instances", n))
+	return p.waitServing(t, 120*time.Second, n, greetingIs(g))
+}
+
+// within runs f with a context that ends after d and fails the test on
+// its error.
+func within(t testing.TB, d time.Duration, f func(ctx context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if err := f(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
