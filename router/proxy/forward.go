@@ -35,7 +35,6 @@ func (c *conn) proxy(pool *route.Pool) bool {
 
 func (c *conn) forward(pool *route.Pool) bool {
 	r := &c.req
-	p := c.s.Proxy
 	t, ok := c.pick(pool)
 	if !ok {
 		return c.fail(http.StatusBadGateway, noInstanceBody(pool.App))
@@ -55,46 +54,29 @@ func (c *conn) forward(pool *route.Pool) bool {
 	var be *backend
 	var n int
 	var err error
-	fresh := false
-	for attempt := 1; ; {
-		be, n, err = c.send(&t, rest, fresh)
+	for {
+		be, n, err = c.send(&t, rest)
 		// Upstream time runs from the request's arrival (a clock read
 		// less per request; retries count in it).
 		c.info.UpstreamTime = time.Since(c.x.Start)
 		if err == nil {
 			break
 		}
-		switch {
-		case errors.Is(err, errClientGone):
+		if errors.Is(err, errClientGone) {
 			c.x.Status = 499
 			return false
-		case errors.Is(err, errStale) && rest == 0 && !fresh:
-			fresh = true // the instance closed an idle connection: once more on a new one
-			continue
-		case connectFailure(err):
-			p.circuits.failure(t.endpoint.Addr)
-			if attempt < MaxAttempts && p.another(&t) {
-				attempt++
-				fresh = false
-				p.log.Debug("instance unreachable, trying another", "addr", t.endpoint.Addr, "app", pool.App, "err", err)
-				continue
-			}
 		}
-		// (Not r.Host: a streamed body reuses the buffer the head was in.)
-		p.log.Warn("no instance answered", "app", pool.App, "route", pool.Route, "err", err)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return c.fail(http.StatusGatewayTimeout, timeoutBody(pool.App))
+		// A streamed body cannot be sent again.
+		again, status, body := c.s.Proxy.retry(&t, err, rest == 0)
+		if !again {
+			return c.fail(status, body)
 		}
-		return c.fail(http.StatusBadGateway, noInstanceBody(pool.App))
 	}
 	// After an early answer the rest of the client's body is still on
 	// its connection: that connection ends with the response.
 	c.unread = be.partial
 	return c.complete(be, n, isHead, closing || be.partial, &t)
 }
-
-// timeoutBody is the 504 body when app's instance did not answer in time.
-func timeoutBody(app string) string { return "driftless: " + app + " did not answer in time\n" }
 
 // complete copies the response whose head is the first n bytes of be.in
 // to the client and gives be back to the pool when it can serve another
@@ -115,11 +97,11 @@ func (c *conn) complete(be *backend, n int, isHead, closing bool, t *target) boo
 var errStale = errors.New("idle connection closed by the instance")
 
 // send writes the request (c.out, then rest body bytes from the client)
-// to t's endpoint over a pooled connection, or a new one when fresh or
+// to t's endpoint over a pooled connection, or a new one when t.fresh or
 // none is idle, and waits for the response head (of n bytes in be.in).
-func (c *conn) send(t *target, rest int64, fresh bool) (be *backend, n int, err error) {
+func (c *conn) send(t *target, rest int64) (be *backend, n int, err error) {
 	pl := c.s.Proxy.pool
-	if !fresh {
+	if !t.fresh {
 		be = pl.get(t.endpoint.Addr, c.x.Start)
 	}
 	if be == nil {
@@ -208,7 +190,7 @@ func (c *conn) respond(be *backend, n int, isHead, closing bool, t *target) (cli
 	for {
 		if err := wire.ParseResponse(be.in.buffered()[:n], resp, maxResponseFields); err != nil || resp.Code == http.StatusSwitchingProtocols {
 			c.s.Proxy.log.Warn("bad response from instance", "app", t.pool.App, "addr", t.endpoint.Addr, "err", err, "code", resp.Code)
-			return c.fail(http.StatusBadGateway, "driftless: "+t.pool.App+" sent a bad response\n"), false
+			return c.fail(http.StatusBadGateway, badResponseBody(t.pool.App)), false
 		}
 		if resp.Code >= 200 {
 			break
@@ -228,7 +210,7 @@ func (c *conn) respond(be *backend, n int, isHead, closing bool, t *target) (cli
 	mode := c.mode(isHead)
 	switch mode {
 	case bodyUnsupported:
-		return c.fail(http.StatusBadGateway, "driftless: "+t.pool.App+" sent an unsupported transfer encoding\n"), false
+		return c.fail(http.StatusBadGateway, unsupportedCodingBody(t.pool.App)), false
 	case bodyUntilClose:
 		closing = true
 	}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/driftless/driftless/router/wire"
@@ -95,12 +94,10 @@ type lclient struct {
 	closeAfter bool
 	// deadline is when the connection times out in its state.
 	deadline time.Time
-	// The request with an instance: its target, the connection, the
-	// attempt, and whether the next must be on a new connection.
+	// The request with an instance: its target (and attempts) and the
+	// connection.
 	t               target
 	be              *lbackend
-	attempt         int
-	fresh           bool
 	isHead, closing bool
 }
 
@@ -180,7 +177,7 @@ func (c *lclient) dispatch(n int) {
 	c.out = c.requestHead(c.out[:0])
 	c.out = append(c.out, c.in.buffered()[:r.ContentLength]...)
 	c.in.r += int(r.ContentLength)
-	c.state, c.attempt, c.fresh = busy, 1, false
+	c.state = busy
 	c.l.send(c)
 }
 
@@ -312,7 +309,7 @@ func (c *lclient) handOver(b *lbackend, n int) {
 func (l *loop) send(c *lclient) {
 	addr := c.t.endpoint.Addr
 	var b *lbackend
-	if !c.fresh {
+	if !c.t.fresh {
 		b = l.getIdle(addr)
 	}
 	if b == nil {
@@ -332,37 +329,21 @@ func (l *loop) send(c *lclient) {
 	b.flush()
 }
 
-// sendFailed decides after a failed attempt: once more on a new
-// connection when a pooled one was stale, another instance when this one
-// could not be reached, else an answer of the proxy's own.
+// sendFailed sends c's request again, on a new connection or to another
+// instance, or answers the client, as Proxy.retry decides (a loop's
+// requests are whole: they can always be sent again).
 func (l *loop) sendFailed(c *lclient, err error) {
-	p := l.s.Proxy
 	if c.be != nil {
 		l.release(c.be.fd)
 		c.be = nil
 	}
 	c.info.UpstreamTime = time.Since(c.x.Start)
-	switch {
-	case errors.Is(err, errStale) && !c.fresh:
-		c.fresh = true
+	again, status, body := l.s.Proxy.retry(&c.t, err, true)
+	if again {
 		l.send(c)
 		return
-	case connectFailure(err):
-		p.circuits.failure(c.t.endpoint.Addr)
-		if c.attempt < MaxAttempts && p.another(&c.t) {
-			c.attempt++
-			c.fresh = false
-			p.log.Debug("instance unreachable, trying another", "addr", c.t.endpoint.Addr, "app", c.t.pool.App, "err", err)
-			l.send(c)
-			return
-		}
 	}
-	p.log.Warn("no instance answered", "app", c.t.pool.App, "route", c.t.pool.Route, "err", err)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.fail(http.StatusGatewayTimeout, timeoutBody(c.t.pool.App))
-		return
-	}
-	c.fail(http.StatusBadGateway, noInstanceBody(c.t.pool.App))
+	c.fail(status, body)
 }
 
 // receive reads c's response as it comes and answers the client once it
@@ -400,7 +381,7 @@ func (l *loop) badResponse(c *lclient, err error) {
 	p.log.Warn("bad response from instance", "app", c.t.pool.App, "addr", c.t.endpoint.Addr, "err", err, "code", c.resp.Code)
 	l.release(c.be.fd)
 	c.be = nil
-	c.fail(http.StatusBadGateway, "driftless: "+c.t.pool.App+" sent a bad response\n")
+	c.fail(http.StatusBadGateway, badResponseBody(c.t.pool.App))
 }
 
 // respond answers the client when c's instance connection holds the whole
@@ -427,7 +408,7 @@ func (l *loop) respond(c *lclient) bool {
 	case mode == bodyUnsupported:
 		l.release(b.fd)
 		c.be = nil
-		c.fail(http.StatusBadGateway, "driftless: "+c.t.pool.App+" sent an unsupported transfer encoding\n")
+		c.fail(http.StatusBadGateway, unsupportedCodingBody(c.t.pool.App))
 		return true
 	case mode == bodyLength && int64(len(b.in.b)) >= int64(n)+resp.ContentLength:
 		if int64(len(buf)-n) < resp.ContentLength {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -123,6 +124,10 @@ type target struct {
 	// tried marks the endpoints already tried, by index (bit i; pools of
 	// more than 64 endpoints mark index%64, which at worst skips one).
 	tried uint64
+	// attempts counts the instances tried; fresh is set when the next
+	// attempt must be on a new connection.
+	attempts int
+	fresh    bool
 }
 
 // begin counts a request to endpoint i of pool as in flight (for
@@ -131,6 +136,7 @@ func (t *target) begin(i int) {
 	t.index, t.endpoint = i, t.pool.Endpoints[i]
 	t.pool.Start(i)
 	t.tried |= 1 << (i % 64)
+	t.attempts++
 	if t.info != nil {
 		t.info.Upstream, t.info.Instance = t.endpoint.Addr, t.endpoint.ID
 	}
@@ -245,9 +251,47 @@ func (p *Proxy) noInstance(w http.ResponseWriter, pool *route.Pool) {
 	plain(w, http.StatusBadGateway, noInstanceBody(pool.App))
 }
 
+// retry decides after a failed attempt at t on the fast path: once more
+// on a new connection when a pooled one turned out stale and the request
+// can be sent again (resendable), another instance when this one could
+// not be reached (its circuit counts the failure). Otherwise it logs the
+// failure and returns the status and body of the client's answer.
+func (p *Proxy) retry(t *target, err error, resendable bool) (again bool, status int, body string) {
+	switch {
+	case errors.Is(err, errStale) && resendable && !t.fresh:
+		t.fresh = true // the instance closed an idle connection: once more on a new one
+		return true, 0, ""
+	case connectFailure(err):
+		p.circuits.failure(t.endpoint.Addr)
+		if t.attempts < MaxAttempts && p.another(t) {
+			t.fresh = false
+			p.log.Debug("instance unreachable, trying another", "addr", t.endpoint.Addr, "app", t.pool.App, "err", err)
+			return true, 0, ""
+		}
+	}
+	p.log.Warn("no instance answered", "app", t.pool.App, "route", t.pool.Route, "err", err)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return false, http.StatusGatewayTimeout, timeoutBody(t.pool.App)
+	}
+	return false, http.StatusBadGateway, noInstanceBody(t.pool.App)
+}
+
 // noInstanceBody is the 502 body when no instance of app answered.
 func noInstanceBody(app string) string {
 	return "driftless: no healthy instance of " + app + " answered\n"
+}
+
+// timeoutBody is the 504 body when app's instance did not answer in time.
+func timeoutBody(app string) string { return "driftless: " + app + " did not answer in time\n" }
+
+// badResponseBody is the 502 body when app's instance sent a response the
+// proxy cannot parse or pass on.
+func badResponseBody(app string) string { return "driftless: " + app + " sent a bad response\n" }
+
+// unsupportedCodingBody is the 502 body when app's instance sent a
+// transfer encoding other than chunked.
+func unsupportedCodingBody(app string) string {
+	return "driftless: " + app + " sent an unsupported transfer encoding\n"
 }
 
 // Close closes the idle connections to instances and stops the reaping

@@ -54,9 +54,9 @@ func (p *Pool) Next() (Endpoint, bool) {
 
 // Pick chooses an endpoint by the pool's algorithm among those skip does
 // not reject (given each endpoint's index and value; nil skips none) and
-// returns its index; ok is false when none
-// is left. Callers that want least-connections to count the request call
-// Start(i) and, when it ends, Done(i).
+// returns its index; ok is false when none is left. Callers that want
+// least-connections to count the request call Start(i) and, when it
+// ends, Done(i).
 func (p *Pool) Pick(skip func(i int, e Endpoint) bool) (int, bool) {
 	n := len(p.Endpoints)
 	if n == 0 {
