@@ -331,9 +331,9 @@ func (a *Agent) stop(in *instance) {
 		a.deregister(ref.GUID)
 	}
 	// The teardown is not cut short when the agent stops (Run waits for
-	// it): a stop abandoned half-way leaves the instance's address and
-	// port mapping on the bridge, where an agent with another data dir
-	// hands them out again. While stopping, three attempts, not thirty.
+	// it): a stop abandoned half-way leaves the instance's namespace,
+	// address and port mapping on the host, held for nothing. While
+	// stopping, three attempts, not thirty.
 	var err error
 	for attempt := 0; attempt < 30; attempt++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), time.Minute)

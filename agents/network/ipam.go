@@ -34,18 +34,12 @@ func allocationsDir(cfg Config) string { return filepath.Join(ipamDir(cfg), cfg.
 // namespace.
 func (n *Network) releaseOrphanAllocations() error {
 	dir := allocationsDir(n.cfg)
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+	ips, err := allocations(dir)
 	if err != nil {
-		return fmt.Errorf("listing address allocations: %w", err)
+		return err
 	}
-	for _, e := range entries {
-		if e.IsDir() || net.ParseIP(e.Name()) == nil {
-			continue // the plugin's lock and last-reserved files
-		}
-		path := filepath.Join(dir, e.Name())
+	for _, ip := range ips {
+		path := filepath.Join(dir, ip)
 		data, err := os.ReadFile(path)
 		if err != nil {
 			continue // freed meanwhile
@@ -57,9 +51,9 @@ func (n *Network) releaseOrphanAllocations() error {
 			continue
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("freeing address %s of %s: %w", e.Name(), id, err)
+			return fmt.Errorf("freeing address %s of %s: %w", ip, id, err)
 		}
-		slog.Info("freed the address of a network attachment that is gone", "network", n.cfg.Name, "ip", e.Name(), "id", id)
+		slog.Info("freed the address of a network attachment that is gone", "network", n.cfg.Name, "ip", ip, "id", id)
 	}
 	return nil
 }
@@ -69,31 +63,45 @@ func (n *Network) releaseOrphanAllocations() error {
 // keep their addresses to themselves.
 func migrateIPAM(cfg Config) error {
 	old := filepath.Join(cfg.StateDir, "ipam", cfg.Name)
-	entries, err := os.ReadDir(old)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading the old address allocations: %w", err)
+	ips, err := allocations(old)
+	if err != nil || ips == nil {
+		return err
 	}
 	if err := os.MkdirAll(allocationsDir(cfg), 0o700); err != nil {
 		return fmt.Errorf("creating the address allocations folder: %w", err)
 	}
-	for _, e := range entries {
-		if e.IsDir() || net.ParseIP(e.Name()) == nil {
-			continue
-		}
-		to := filepath.Join(allocationsDir(cfg), e.Name())
+	for _, ip := range ips {
+		to := filepath.Join(allocationsDir(cfg), ip)
 		if _, err := os.Stat(to); err == nil {
-			slog.Warn("address allocated twice (before the bridge's allocations were shared)", "ip", e.Name(), "bridge", cfg.Bridge)
+			slog.Warn("address allocated twice (before the bridge's allocations were shared)", "ip", ip, "bridge", cfg.Bridge)
 			continue
 		}
-		if err := os.Rename(filepath.Join(old, e.Name()), to); err != nil {
-			return fmt.Errorf("moving the address allocation %s: %w", e.Name(), err)
+		if err := os.Rename(filepath.Join(old, ip), to); err != nil {
+			return fmt.Errorf("moving the address allocation %s: %w", ip, err)
 		}
 	}
 	if err := os.RemoveAll(filepath.Join(cfg.StateDir, "ipam")); err != nil {
 		return fmt.Errorf("removing the old address allocations: %w", err)
 	}
 	return nil
+}
+
+// allocations lists the addresses allocated in a host-local data folder
+// (one file each, beside the plugin's lock and last-reserved files); nil
+// when the folder does not exist.
+func allocations(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing address allocations in %s: %w", dir, err)
+	}
+	ips := []string{}
+	for _, e := range entries {
+		if !e.IsDir() && net.ParseIP(e.Name()) != nil {
+			ips = append(ips, e.Name())
+		}
+	}
+	return ips, nil
 }

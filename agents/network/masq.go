@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"crypto/sha512"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -35,12 +36,23 @@ func (n *Network) sweepMasquerade(ctx context.Context, id, ip string) error {
 
 // iptables runs iptables on the nat table, waiting for the xtables lock.
 func iptables(ctx context.Context, args ...string) error {
+	_, err := natTable(ctx, args...)
+	return err
+}
+
+// natTable runs iptables on the nat table, waiting for the xtables lock,
+// and returns what it printed.
+func natTable(ctx context.Context, args ...string) (string, error) {
 	args = append([]string{"-w", "5", "-t", "nat"}, args...)
-	out, err := exec.CommandContext(ctx, "iptables", args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "iptables", args...).Output()
 	if err != nil {
-		return fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		var stderr []byte
+		if exit := (*exec.ExitError)(nil); errors.As(err, &exit) {
+			stderr = exit.Stderr
+		}
+		return "", fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(stderr)))
 	}
-	return nil
+	return string(out), nil
 }
 
 // masqChain is the chain name the bridge plugin gives the masquerade rules

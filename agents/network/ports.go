@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,12 +133,11 @@ const hostPortChain = "CNI-HOSTPORT-DNAT"
 func MappedPorts(ctx context.Context) (map[int]bool, error) {
 	// The whole table: listing a chain that does not exist yet is an
 	// error whose text differs between iptables' backends.
-	args := []string{"-w", "5", "-t", "nat", "-S"}
-	out, err := exec.CommandContext(ctx, "iptables", args...).Output()
+	out, err := natTable(ctx, "-S")
 	if err != nil {
-		return nil, fmt.Errorf("listing host port mappings (iptables %s): %w", strings.Join(args, " "), err)
+		return nil, fmt.Errorf("listing host port mappings: %w", err)
 	}
-	return parseMappedPorts(string(out)), nil
+	return parseMappedPorts(out), nil
 }
 
 // parseMappedPorts reads the ports of `--dport P` and `--dports P,Q,R:S`
