@@ -98,7 +98,7 @@ func randomSubnet() string {
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
 			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil {
-				used[strings.Join(strings.SplitN(n.IP.String(), ".", 3)[:2], ".")] = true
+				used[first2(n.IP.String())] = true
 			}
 		}
 	}
@@ -110,6 +110,9 @@ func randomSubnet() string {
 	}
 	panic("every test subnet 10.160–10.239 is in use on this host")
 }
+
+// first2 is the first two numbers of a dotted IPv4 address or CIDR ("10.200").
+func first2(addr string) string { return strings.Join(strings.SplitN(addr, ".", 3)[:2], ".") }
 
 // subnetOctet is a random second octet for test subnets (10.160–10.239).
 func subnetOctet() int { return 160 + rand.IntN(80) }
@@ -150,17 +153,12 @@ func startDev(t testing.TB, extra ...string) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(driftlessBin, "dev", "--log-level", "debug",
+	args := append([]string{"dev", "--log-level", "debug",
 		"--data", filepath.Join(dir, "data"), "--repo", p.repo,
 		"--http", p.http, "--api", p.api, "--nats", freeAddr(t), "--consul", p.consul,
 		"--containerd", p.sock, "--ports", portRange(), "--bridge", bridge, "--subnet", p.subnet,
-		"--poll", "1s", "--cell-memory", "4G")
-	p.cmd.Args = append(p.cmd.Args, extra...)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+		"--poll", "1s", "--cell-memory", "4G"}, extra...)
+	p.launch(args, logf)
 	t.Cleanup(func() {
 		p.stop()
 		logf.Close()
@@ -177,11 +175,30 @@ func startDev(t testing.TB, extra ...string) *platform {
 			t.Logf("last lines of driftless dev:\n%s", strings.Join(lines, "\n"))
 		}
 	})
-	testenv.Eventually(t, 60*time.Second, 200*time.Millisecond, "API answers", func() error {
+	p.waitAPI()
+	return p
+}
+
+// launch starts `driftless args` as the platform's process, in a process
+// group of its own, its output to out.
+func (p *platform) launch(args []string, out io.Writer) {
+	p.t.Helper()
+	cmd := exec.Command(driftlessBin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd = cmd
+}
+
+// waitAPI waits until the platform's API answers.
+func (p *platform) waitAPI() {
+	p.t.Helper()
+	testenv.Eventually(p.t, 60*time.Second, 200*time.Millisecond, "API answers", func() error {
 		_, err := p.client.Status(context.Background())
 		return err
 	})
-	return p
 }
 
 // stop removes every app (so no container outlives the test) and stops
@@ -244,17 +261,8 @@ func (p *platform) restart() {
 	if !p.interrupt() {
 		p.t.Fatal("driftless dev did not stop within 40s of SIGINT")
 	}
-	cmd := exec.Command(p.cmd.Path, p.cmd.Args[1:]...)
-	cmd.Stdout, cmd.Stderr = p.cmd.Stdout, p.cmd.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd = cmd
-	testenv.Eventually(p.t, 60*time.Second, 200*time.Millisecond, "API answers after the restart", func() error {
-		_, err := p.client.Status(context.Background())
-		return err
-	})
+	p.launch(p.cmd.Args[1:], p.cmd.Stdout)
+	p.waitAPI()
 }
 
 // checkNothingLeft fails the test if the stopped platform left processes
@@ -292,7 +300,7 @@ func natRulesOf(t testing.TB, subnet string) map[string]bool {
 	if err != nil {
 		t.Fatalf("listing NAT rules: %v", err)
 	}
-	prefix := strings.Join(strings.SplitN(subnet, ".", 3)[:2], ".") + "."
+	prefix := first2(subnet) + "."
 	rules := map[string]bool{}
 	for _, line := range strings.Split(string(out), "\n") {
 		if strings.Contains(line, " "+prefix) {
