@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/agents/runtime"
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // adopt takes over the containers a previous agent process left behind
@@ -58,7 +58,7 @@ func (a *Agent) adopt(ctx context.Context) error {
 		}
 		ictx, cancel := context.WithCancel(a.ctx)
 		in := &instance{
-			status: bus.InstanceStatus{InstanceRef: rec.Instance, HostPort: rec.HostPort,
+			status: model.InstanceStatus{InstanceRef: rec.Instance, HostPort: rec.HostPort,
 				MemoryMB: rec.Run.MemoryMB, DiskMB: rec.Run.DiskMB, Since: now},
 			run:    rec.Run,
 			cancel: cancel,
@@ -70,18 +70,18 @@ func (a *Agent) adopt(ctx context.Context) error {
 			in.status.WasHealthy = true
 			in.status.ExitStatus = int(c.ExitStatus)
 			in.status.LastOutput = runtime.TailLines(a.rt.LogPath(guid), 10)
-			a.setState(in, bus.StateCrashed, fmt.Sprintf("exited with status %d while the agent was away", c.ExitStatus))
+			a.setState(in, model.StateCrashed, fmt.Sprintf("exited with status %d while the agent was away", c.ExitStatus))
 			cancel()
 			continue
 		}
 		exits, err := a.rt.Wait(ictx, guid)
 		if err != nil {
-			a.setState(in, bus.StateCrashed, fmt.Sprintf("adopting the container: %v", err))
+			a.setState(in, model.StateCrashed, fmt.Sprintf("adopting the container: %v", err))
 			cancel()
 			continue
 		}
 		in.status.WasHealthy = true
-		a.setState(in, bus.StateRunning, "adopted after an agent restart")
+		a.setState(in, model.StateRunning, "adopted after an agent restart")
 		a.wg.Go(func() { a.watchExit(ictx, in, exits) })
 		addr := net.JoinHostPort(a.cfg.Address, strconv.Itoa(rec.HostPort))
 		a.wg.Go(func() { a.watchHealth(ictx, in, addr) })

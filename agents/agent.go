@@ -26,6 +26,7 @@ import (
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/agents/staging"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // Config configures a cell agent.
@@ -36,7 +37,7 @@ type Config struct {
 	// address host ports are mapped on (127.0.0.1 in dev).
 	Address  string
 	Zone     string
-	Capacity bus.Resources
+	Capacity model.Resources
 	NATS     *nats.Conn
 	Consul   *consul.Client
 	Runtime  runtime.Config

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // handleStart serves bus.VerbStart: it accepts the instance at once
@@ -35,13 +36,13 @@ func (a *Agent) handleStart(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
 	in := &instance{
-		status:   bus.InstanceStatus{InstanceRef: ref, MemoryMB: req.Run.MemoryMB, DiskMB: req.Run.DiskMB},
+		status:   model.InstanceStatus{InstanceRef: ref, MemoryMB: req.Run.MemoryMB, DiskMB: req.Run.DiskMB},
 		run:      req.Run,
 		cancel:   cancel,
 		launched: make(chan struct{}),
 	}
 	a.insts[ref.GUID] = in
-	a.setState(in, bus.StateStarting, "accepted")
+	a.setState(in, model.StateStarting, "accepted")
 	a.replyLocked(m, nil)
 	a.wg.Go(func() {
 		defer close(in.launched)
@@ -65,7 +66,7 @@ func (a *Agent) handleStop(m *nats.Msg) {
 		return
 	}
 	in.stopping = true
-	a.setState(in, bus.StateStopping, req.Reason)
+	a.setState(in, model.StateStopping, req.Reason)
 	a.replyLocked(m, nil)
 	a.wg.Go(func() { a.stop(in) })
 }
@@ -74,7 +75,7 @@ func (a *Agent) handleStop(m *nats.Msg) {
 func (a *Agent) freeMemoryLocked() int64 {
 	used := int64(0)
 	for _, in := range a.insts {
-		if in.status.State != bus.StateCrashed {
+		if in.status.State != model.StateCrashed {
 			used += in.status.MemoryMB
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/ticks"
+	"github.com/driftless/driftless/model"
 )
 
 // heartbeatLoop reports every instance on the cell every interval.
@@ -20,7 +21,7 @@ func (a *Agent) Heartbeat() bus.CellHeartbeat {
 	hb := bus.CellHeartbeat{
 		CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen,
 		Address: a.cfg.Address, Zone: a.cfg.Zone, Capacity: a.cfg.Capacity,
-		Instances: make([]bus.InstanceStatus, 0, len(a.insts)),
+		Instances: make([]model.InstanceStatus, 0, len(a.insts)),
 		SentAt:    time.Now().UTC(),
 	}
 	for _, in := range a.insts {

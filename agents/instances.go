@@ -18,20 +18,15 @@ import (
 	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // Instance settings every container gets.
 const (
 	// ContainerPort is the port an app listens on ($PORT).
 	ContainerPort = 8080
-	// AppUID and AppGID are the non-root user instances run as (vcap in
-	// the stack image).
-	AppUID, AppGID = 2000, 2000
 	// PidsLimit bounds the processes of one instance.
 	PidsLimit = 1024
-	// DefaultHealthTimeout is how long an instance may take to become
-	// healthy when the manifest does not say.
-	DefaultHealthTimeout = 60 * time.Second
 )
 
 // Container labels that identify driftless instances (for adoption).
@@ -45,8 +40,8 @@ const (
 
 // instance is one instance on this cell. Fields are guarded by Agent.mu.
 type instance struct {
-	status   bus.InstanceStatus
-	run      bus.RunSpec
+	status   model.InstanceStatus
+	run      model.RunSpec
 	stopping bool
 	// cancel ends the instance's goroutines (health check, exit watch, logs).
 	cancel context.CancelFunc
@@ -58,14 +53,14 @@ type instance struct {
 // record is what is kept on disk for each instance, to adopt it after an
 // agent restart. The environment is not kept: it may hold secrets.
 type record struct {
-	Instance bus.InstanceRef `json:"instance"`
-	Run      bus.RunSpec     `json:"run"`
-	HostPort int             `json:"host_port"`
+	Instance model.InstanceRef `json:"instance"`
+	Run      model.RunSpec     `json:"run"`
+	HostPort int               `json:"host_port"`
 }
 
 // setState moves an instance to st and tells the controller at once.
 // Caller holds a.mu.
-func (a *Agent) setState(in *instance, st bus.InstanceState, reason string) {
+func (a *Agent) setState(in *instance, st model.InstanceState, reason string) {
 	a.gen++
 	in.status.State, in.status.Since, in.status.Reason = st, time.Now().UTC(), reason
 	ic := bus.InstanceChanged{CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen, Instance: in.status}
@@ -121,10 +116,7 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 	a.wg.Go(func() { a.watchExit(ctx, in, exits) })
 	a.wg.Go(func() { a.shipLogs(ctx, ref, a.rt.LogPath(guid), false) })
 
-	timeout := DefaultHealthTimeout
-	if run.HealthCheck.TimeoutSec > 0 {
-		timeout = time.Duration(run.HealthCheck.TimeoutSec) * time.Second
-	}
+	timeout := run.HealthCheck.StartTimeout()
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	addr := net.JoinHostPort(a.cfg.Address, strconv.Itoa(port))
@@ -132,12 +124,12 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 		if ctx.Err() != nil {
 			return // stopping, crashed meanwhile, or the agent is shutting down
 		}
-		a.crash(in, -1, fmt.Sprintf("health check (%s) did not pass within %s: %v", hcType(run.HealthCheck), timeout, err))
+		a.crash(in, -1, fmt.Sprintf("health check (%s) did not pass within %s: %v", run.HealthCheck.Kind(), timeout, err))
 		_ = a.rt.Kill(a.ctx, guid)
 		return
 	}
 	a.mu.Lock()
-	if in.stopping || in.status.State != bus.StateStarting {
+	if in.stopping || in.status.State != model.StateStarting {
 		a.mu.Unlock()
 		return
 	}
@@ -147,9 +139,9 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 		a.log.Warn("registering instance in consul", "guid", guid, "err", err)
 	}
 	a.mu.Lock()
-	if !in.stopping && in.status.State == bus.StateStarting {
+	if !in.stopping && in.status.State == model.StateStarting {
 		in.status.WasHealthy = true
-		a.setState(in, bus.StateRunning, "health check passed")
+		a.setState(in, model.StateRunning, "health check passed")
 	}
 	a.mu.Unlock()
 	a.wg.Go(func() { a.watchHealth(ctx, in, addr) })
@@ -168,7 +160,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 	a.mu.Lock()
 	hc := in.run.HealthCheck
 	a.mu.Unlock()
-	if hc.Type == "process" {
+	if hc.Kind() == model.HealthProcess {
 		return
 	}
 	t := time.NewTicker(a.cfg.CheckInterval)
@@ -181,7 +173,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 		case <-t.C:
 		}
 		a.mu.Lock()
-		done := in.stopping || in.status.State != bus.StateRunning
+		done := in.stopping || in.status.State != model.StateRunning
 		a.mu.Unlock()
 		if done {
 			return
@@ -198,17 +190,10 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 		if fails < LivenessFailures {
 			continue
 		}
-		a.crash(in, -1, fmt.Sprintf("health check (%s) failed %d times in a row: %v", hcType(hc), fails, err))
+		a.crash(in, -1, fmt.Sprintf("health check (%s) failed %d times in a row: %v", hc.Kind(), fails, err))
 		_ = a.rt.Kill(a.ctx, in.status.GUID)
 		return
 	}
-}
-
-func hcType(hc bus.HealthCheck) string {
-	if hc.Type == "" {
-		return "port"
-	}
-	return hc.Type
 }
 
 // watchExit reports an exit the cell did not ask for as a crash. A watch
@@ -278,7 +263,7 @@ func (a *Agent) rewatch(ctx context.Context, in *instance, lost error) <-chan ru
 // its last output for `driftless app`.
 func (a *Agent) crash(in *instance, status int, reason string) {
 	a.mu.Lock()
-	if in.stopping || in.status.State == bus.StateCrashed {
+	if in.stopping || in.status.State == model.StateCrashed {
 		a.mu.Unlock()
 		return
 	}
@@ -288,11 +273,11 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 	last := runtime.TailLines(a.rt.LogPath(guid), 10)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if in.stopping || in.status.State == bus.StateCrashed {
+	if in.stopping || in.status.State == model.StateCrashed {
 		return
 	}
 	in.status.ExitStatus, in.status.LastOutput = status, last
-	a.setState(in, bus.StateCrashed, reason)
+	a.setState(in, model.StateCrashed, reason)
 	if in.cancel != nil {
 		in.cancel()
 	}
@@ -303,7 +288,7 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 // containerd does not answer.
 func (a *Agent) stop(in *instance) {
 	a.mu.Lock()
-	ref, port, wasRunning := in.status.InstanceRef, in.status.HostPort, in.status.State == bus.StateRunning
+	ref, port, wasRunning := in.status.InstanceRef, in.status.HostPort, in.status.State == model.StateRunning
 	a.mu.Unlock()
 	a.deregister(ref.GUID)
 	if wasRunning {
@@ -351,7 +336,7 @@ func (a *Agent) stop(in *instance) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.insts, ref.GUID)
-	a.setState(in, bus.StateStopped, "stopped")
+	a.setState(in, model.StateStopped, "stopped")
 }
 
 // removeContainer deletes an instance's container, network, port, record
@@ -373,7 +358,7 @@ func (a *Agent) removeContainer(ctx context.Context, guid string, port int) erro
 
 // spec is the container of one instance: non-root, limited, with the
 // Cloud Foundry environment.
-func (a *Agent) spec(ref bus.InstanceRef, run bus.RunSpec, port int, att *network.Attachment) runtime.Spec {
+func (a *Agent) spec(ref model.InstanceRef, run model.RunSpec, port int, att *network.Attachment) runtime.Spec {
 	vcap, _ := json.Marshal(map[string]any{
 		"application_id":      ref.Space + "-" + ref.App,
 		"application_name":    ref.App,
@@ -419,7 +404,7 @@ func (a *Agent) spec(ref bus.InstanceRef, run bus.RunSpec, port int, att *networ
 	}
 	return runtime.Spec{
 		ID: ref.GUID, Image: run.Droplet, Args: args, Env: env,
-		UID: AppUID, GID: AppGID,
+		UID: model.VcapUID, GID: model.VcapUID,
 		MemoryMB:  run.MemoryMB,
 		CPUShares: cpuShares(run.MemoryMB),
 		PidsLimit: PidsLimit,
@@ -438,7 +423,7 @@ func cpuShares(memoryMB int64) uint64 {
 	return uint64(max(memoryMB, 10))
 }
 
-func withoutEnv(run bus.RunSpec) bus.RunSpec {
+func withoutEnv(run model.RunSpec) model.RunSpec {
 	run.Env = nil
 	return run
 }

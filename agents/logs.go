@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // maxLogLine bounds one shipped line; longer lines are cut.
@@ -18,10 +19,10 @@ const maxLogLine = 16 << 10
 // shipLogs follows an instance's log file (written by containerd's shim,
 // so it outlives agent restarts) and publishes every line on
 // bus.Logs(space, app). fromEnd skips what was already there (adoption).
-func (a *Agent) shipLogs(ctx context.Context, ref bus.InstanceRef, path string, fromEnd bool) {
+func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string, fromEnd bool) {
 	subject := bus.Logs(ref.Space, ref.App)
 	err := followLines(ctx, path, fromEnd, func(text string) {
-		msg := bus.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: bus.SourceApp,
+		msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogApp,
 			Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
 		if err := bus.Publish(a.cfg.NATS, subject, msg); err != nil {
 			a.log.Debug("shipping log line", "err", err)

@@ -7,9 +7,9 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/ticks"
+	"github.com/driftless/driftless/model"
 )
 
 // register makes a healthy instance routable: a Consul service with the
@@ -18,11 +18,7 @@ func (a *Agent) register(in *instance) error {
 	a.mu.Lock()
 	st, run := in.status, in.run
 	a.mu.Unlock()
-	reg := catalog.Registration(catalog.Instance{
-		GUID: st.GUID, Space: st.Space, App: st.App, Index: st.Index,
-		ReleaseID: st.ReleaseID, Commit: st.Commit, Cell: a.cfg.CellID,
-		Address: a.cfg.Address, Port: st.HostPort, Routes: run.Routes, Balance: run.Balance,
-	}, run.HealthCheck, a.cfg.CheckInterval)
+	reg := catalog.Registration(model.Endpoint{InstanceRef: st.InstanceRef, Cell: a.cfg.CellID, Address: a.cfg.Address, Port: st.HostPort, Routes: run.Routes, Balance: run.Balance}, run.HealthCheck, a.cfg.CheckInterval)
 	if err := a.cfg.Consul.Agent().ServiceRegister(reg); err != nil {
 		return fmt.Errorf("registering %s/%d in consul: %w", st.App, st.Index, err)
 	}
@@ -85,7 +81,7 @@ func (a *Agent) syncRegistry() error {
 	a.mu.Lock()
 	running := make(map[string]*instance)
 	for guid, in := range a.insts {
-		if in.status.State == bus.StateRunning && !in.stopping {
+		if in.status.State == model.StateRunning && !in.stopping {
 			running[guid] = in
 		}
 	}
@@ -98,7 +94,7 @@ func (a *Agent) syncRegistry() error {
 			}
 			continue
 		}
-		if in.run.HealthCheck.Type == "process" {
+		if in.run.HealthCheck.Kind() == model.HealthProcess {
 			if err := a.cfg.Consul.Agent().UpdateTTL(catalog.CheckID(guid), "process running", "pass"); err != nil {
 				a.log.Warn("passing process check", "guid", guid, "err", err)
 			}

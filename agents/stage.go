@@ -11,6 +11,7 @@ import (
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/agents/staging"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // handleStage serves one request of the stagers queue group: it stages the
@@ -31,13 +32,13 @@ func (a *Agent) handleStage(m *nats.Msg) {
 		}
 		timeout := time.Duration(req.TimeoutSec) * time.Second
 		if timeout <= 0 {
-			timeout = 15 * time.Minute
+			timeout = model.DefaultStagingTimeout
 		}
 		ctx, cancel := context.WithTimeout(a.ctx, timeout)
 		defer cancel()
 		subject := bus.Logs(req.Space, req.App)
 		out := func(line string) {
-			msg := bus.LogLine{Time: time.Now().UTC(), Space: req.Space, App: req.App, Source: bus.SourceStaging, Text: line}
+			msg := model.LogLine{Time: time.Now().UTC(), Space: req.Space, App: req.App, Source: model.LogStaging, Text: line}
 			if err := bus.Publish(a.cfg.NATS, subject, msg); err != nil {
 				a.log.Debug("shipping staging log", "err", err)
 			}
@@ -95,7 +96,7 @@ func (r compileRunner) Compile(ctx context.Context, job staging.CompileJob, out 
 	}
 	spec := runtime.Spec{
 		ID: id, Image: job.Image, Args: []string{"/bin/sh", "-c", job.Script}, Env: job.Env,
-		WorkingDir: staging.AppDir, UID: AppUID, GID: AppGID,
+		WorkingDir: staging.AppDir, UID: model.VcapUID, GID: model.VcapUID,
 		MemoryMB: job.MemoryMB, CPUShares: 1024, PidsLimit: PidsLimit,
 		NetNSPath: att.NetNSPath, Hostname: "staging",
 		Labels: map[string]string{LabelStaging: id}, Mounts: mounts,

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // DefaultAddress is where the API listens unless told otherwise.
@@ -103,12 +103,12 @@ func (c *Client) Sync(ctx context.Context, wait bool, timeout time.Duration) (Sy
 }
 
 // Events lists the controller's recent events, optionally of one app.
-func (c *Client) Events(ctx context.Context, space, app string) ([]bus.Event, error) {
+func (c *Client) Events(ctx context.Context, space, app string) ([]model.Event, error) {
 	q := spaceQuery(space)
 	if app != "" {
 		q.Set("app", app)
 	}
-	var out []bus.Event
+	var out []model.Event
 	return out, c.do(ctx, http.MethodGet, "/v1/events", q, &out)
 }
 
@@ -117,19 +117,19 @@ type LogOptions struct {
 	Space string
 	// Follow keeps streaming new lines until ctx ends.
 	Follow bool
-	// Source keeps only lines of one source (bus.SourceStaging…).
-	Source string
+	// Source keeps only lines of one source (model.LogStaging…).
+	Source model.LogSource
 }
 
 // Logs calls fn for each log line of app: the recent ones, then new ones
 // when following.
-func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(bus.LogLine)) error {
+func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(model.LogLine)) error {
 	q := spaceQuery(opts.Space)
 	if opts.Follow {
 		q.Set("follow", "1")
 	}
 	if opts.Source != "" {
-		q.Set("source", opts.Source)
+		q.Set("source", string(opts.Source))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/logs/"+url.PathEscape(app)+"?"+q.Encode(), nil)
 	if err != nil {
@@ -146,7 +146,7 @@ func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var l bus.LogLine
+		var l model.LogLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			return fmt.Errorf("decoding log line: %w", err)
 		}

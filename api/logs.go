@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // recentLines is how many lines per app the hub remembers.
@@ -21,15 +22,15 @@ type LogHub struct {
 	sub *nats.Subscription
 
 	mu        sync.Mutex
-	recent    map[string][]bus.LogLine
-	followers map[string]map[chan bus.LogLine]struct{}
+	recent    map[string][]model.LogLine
+	followers map[string]map[chan model.LogLine]struct{}
 }
 
 // NewLogHub subscribes to the log subjects of every app.
 func NewLogHub(nc *nats.Conn) (*LogHub, error) {
-	h := &LogHub{recent: make(map[string][]bus.LogLine), followers: make(map[string]map[chan bus.LogLine]struct{})}
+	h := &LogHub{recent: make(map[string][]model.LogLine), followers: make(map[string]map[chan model.LogLine]struct{})}
 	sub, err := nc.Subscribe(bus.LogsWildcard, func(m *nats.Msg) {
-		var l bus.LogLine
+		var l model.LogLine
 		if json.Unmarshal(m.Data, &l) == nil {
 			h.add(l)
 		}
@@ -46,7 +47,7 @@ func (h *LogHub) Close() { _ = h.sub.Unsubscribe() }
 
 func hubKey(space, app string) string { return space + "/" + app }
 
-func (h *LogHub) add(l bus.LogLine) {
+func (h *LogHub) add(l model.LogLine) {
 	k := hubKey(l.Space, l.App)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -64,20 +65,20 @@ func (h *LogHub) add(l bus.LogLine) {
 }
 
 // Recent returns the remembered lines of an app, oldest first.
-func (h *LogHub) Recent(space, app string) []bus.LogLine {
+func (h *LogHub) Recent(space, app string) []model.LogLine {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]bus.LogLine(nil), h.recent[hubKey(space, app)]...)
+	return append([]model.LogLine(nil), h.recent[hubKey(space, app)]...)
 }
 
 // Follow returns a channel of the app's new lines and a function that
 // stops following.
-func (h *LogHub) Follow(space, app string) (<-chan bus.LogLine, func()) {
+func (h *LogHub) Follow(space, app string) (<-chan model.LogLine, func()) {
 	k := hubKey(space, app)
-	ch := make(chan bus.LogLine, 256)
+	ch := make(chan model.LogLine, 256)
 	h.mu.Lock()
 	if h.followers[k] == nil {
-		h.followers[k] = make(map[chan bus.LogLine]struct{})
+		h.followers[k] = make(map[chan model.LogLine]struct{})
 	}
 	h.followers[k][ch] = struct{}{}
 	h.mu.Unlock()
@@ -103,9 +104,9 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
-	source := q.Get("source")
-	keep := func(l bus.LogLine) bool { return source == "" || l.Source == source }
-	var lines <-chan bus.LogLine
+	source := model.LogSource(q.Get("source"))
+	keep := func(l model.LogLine) bool { return source == "" || l.Source == source }
+	var lines <-chan model.LogLine
 	if q.Get("follow") != "" {
 		ch, stop := s.cfg.Logs.Follow(space, name)
 		defer stop()

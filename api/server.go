@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // Backend is what the API serves: the controller's read model and its sync
@@ -23,7 +23,7 @@ type Backend interface {
 	App(ctx context.Context, space, name string) (AppDetail, bool)
 	Status(ctx context.Context) Status
 	Sync(ctx context.Context, wait bool) SyncResult
-	Events(space, app string) []bus.Event
+	Events(space, app string) []model.Event
 	// Leading reports whether this controller acts and which one leads.
 	// A standby answers only /v1/status; the rest answers 503 naming the
 	// leader.
@@ -178,7 +178,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	evs := s.cfg.Backend.Events(q.Get("space"), q.Get("app"))
 	if evs == nil {
-		evs = []bus.Event{}
+		evs = []model.Event{}
 	}
 	writeJSON(w, http.StatusOK, evs)
 }

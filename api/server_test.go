@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // syncCounter is a Backend that only counts syncs: the webhook's job is to
@@ -25,7 +25,7 @@ func (s *syncCounter) App(context.Context, string, string) (AppDetail, bool) {
 	return AppDetail{}, false
 }
 func (s *syncCounter) Status(context.Context) Status          { return Status{} }
-func (s *syncCounter) Events(string, string) []bus.Event      { return nil }
+func (s *syncCounter) Events(string, string) []model.Event    { return nil }
 func (s *syncCounter) Leading(context.Context) (bool, string) { return true, "test" }
 func (s *syncCounter) Sync(context.Context, bool) SyncResult {
 	s.synced <- true

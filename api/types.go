@@ -6,7 +6,7 @@ package api
 import (
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // App is one app as `driftless apps` shows it.
@@ -69,37 +69,25 @@ type Crash struct {
 	RestartAt time.Time `json:"restart_at,omitzero"`
 }
 
-// InstanceLost is the state shown for an instance on a lost cell: its
-// cell stopped reporting, and it has been replaced elsewhere.
-const InstanceLost bus.InstanceState = "LOST"
-
-// Instance is one running (or crashed) instance of an app.
+// Instance is one running (or crashed) instance of an app: what its cell
+// reports (model.InstanceStatus: a cell on which it is LOST no longer
+// reports) and the address it answers at.
 type Instance struct {
-	Index     int               `json:"index"`
-	GUID      string            `json:"guid"`
-	State     bus.InstanceState `json:"state"`
-	Cell      string            `json:"cell"`
-	Address   string            `json:"address,omitempty"`
-	ReleaseID string            `json:"release_id"`
-	Commit    string            `json:"commit,omitempty"`
-	Since     time.Time         `json:"since"`
-	// ExitStatus, Reason and LastOutput describe a crash.
-	ExitStatus int      `json:"exit_status,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	LastOutput []string `json:"last_output,omitempty"`
+	model.InstanceStatus
+	Address string `json:"address,omitempty"`
 }
 
 // Release is one release of an app.
 type Release struct {
-	ID         string    `json:"id"`
-	Commit     string    `json:"commit"`
-	State      string    `json:"state"`
-	Droplet    string    `json:"droplet,omitempty"`
-	Buildpack  string    `json:"buildpack,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	StagingLog []string  `json:"staging_log,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	Current    bool      `json:"current"`
+	ID         string             `json:"id"`
+	Commit     string             `json:"commit"`
+	State      model.ReleaseState `json:"state"`
+	Droplet    string             `json:"droplet,omitempty"`
+	Buildpack  string             `json:"buildpack,omitempty"`
+	Error      string             `json:"error,omitempty"`
+	StagingLog []string           `json:"staging_log,omitempty"`
+	CreatedAt  time.Time          `json:"created_at"`
+	Current    bool               `json:"current"`
 }
 
 // Unplaced is an instance that fits on no cell.
@@ -108,47 +96,25 @@ type Unplaced struct {
 	Reason string `json:"reason"`
 }
 
-// Problem is an error or warning located in a file of a source.
-type Problem struct {
-	File    string `json:"file,omitempty"`
-	Line    int    `json:"line,omitempty"`
-	Column  int    `json:"column,omitempty"`
-	App     string `json:"app,omitempty"`
-	Message string `json:"message"`
-	// Kind is ProblemPolicy for a policy's denial (or a failed policy
-	// evaluation), "" for a problem of the manifests themselves.
-	Kind string `json:"kind,omitempty"`
-}
-
-// ProblemPolicy is the Kind of the problems policies raise.
-const ProblemPolicy = "policy"
-
-// Source is one git source as `driftless status` shows it.
+// Source is one git source as `driftless status` shows it: what the
+// controller keeps of it, and how its last fetch went.
 type Source struct {
-	Name          string    `json:"name"`
-	URL           string    `json:"url"`
-	Branch        string    `json:"branch,omitempty"`
-	Space         string    `json:"space"`
-	LastSeen      string    `json:"last_seen,omitempty"`
-	LastSeenAt    time.Time `json:"last_seen_at,omitzero"`
-	LastApplied   string    `json:"last_applied,omitempty"`
-	LastAppliedAt time.Time `json:"last_applied_at,omitzero"`
-	LastFetch     time.Time `json:"last_fetch,omitzero"`
-	FetchError    string    `json:"fetch_error,omitempty"`
-	Errors        []Problem `json:"errors"`
-	Warnings      []Problem `json:"warnings"`
+	model.SourceStatus
+	Branch     string    `json:"branch,omitempty"`
+	LastFetch  time.Time `json:"last_fetch,omitzero"`
+	FetchError string    `json:"fetch_error,omitempty"`
 }
 
 // Cell is one agent as `driftless status` shows it.
 type Cell struct {
-	ID            string        `json:"id"`
-	Address       string        `json:"address"`
-	Zone          string        `json:"zone,omitempty"`
-	Capacity      bus.Resources `json:"capacity"`
-	Instances     int           `json:"instances"`
-	MemoryUsedMB  int64         `json:"memory_used_mb"`
-	LastHeartbeat time.Time     `json:"last_heartbeat"`
-	Lost          bool          `json:"lost"`
+	ID            string          `json:"id"`
+	Address       string          `json:"address"`
+	Zone          string          `json:"zone,omitempty"`
+	Capacity      model.Resources `json:"capacity"`
+	Instances     int             `json:"instances"`
+	MemoryUsedMB  int64           `json:"memory_used_mb"`
+	LastHeartbeat time.Time       `json:"last_heartbeat"`
+	Lost          bool            `json:"lost"`
 }
 
 // Status is `driftless status`.
@@ -173,7 +139,7 @@ type Policies struct {
 	LastApplied   string    `json:"last_applied,omitempty"`
 	LastAppliedAt time.Time `json:"last_applied_at,omitzero"`
 	// Errors are those of the last policy commit seen, refused as a whole.
-	Errors []Problem `json:"errors"`
+	Errors []model.Problem `json:"errors"`
 }
 
 // Controller says which controller answered and which one leads.

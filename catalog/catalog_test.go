@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
 )
 
 // TestRegistrationRoundTrip registers an instance in a real Consul agent and
@@ -27,15 +27,14 @@ func TestRegistrationRoundTrip(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 	port := l.Addr().(*net.TCPAddr).Port
 
-	in := catalog.Instance{GUID: "g-1", Space: "dev", App: "hello", Index: 2, ReleaseID: "r1", Commit: "abc",
-		Cell: "cell-a", Address: "127.0.0.1", Port: port, Routes: []string{"hello.apps.localhost", "hello.apps.localhost/api"}}
+	in := model.Endpoint{InstanceRef: model.InstanceRef{GUID: "g-1", Space: "dev", App: "hello", Index: 2, ReleaseID: "r1", Commit: "abc"}, Cell: "cell-a", Address: "127.0.0.1", Port: port, Routes: []string{"hello.apps.localhost", "hello.apps.localhost/api"}}
 	tests := []struct {
 		name string
-		hc   bus.HealthCheck
+		hc   model.HealthCheck
 	}{
-		{"port", bus.HealthCheck{Type: "port"}},
-		{"http", bus.HealthCheck{Type: "http", Endpoint: "/health"}},
-		{"process", bus.HealthCheck{Type: "process"}},
+		{"port", model.HealthCheck{Type: "port"}},
+		{"http", model.HealthCheck{Type: "http", Endpoint: "/health"}},
+		{"process", model.HealthCheck{Type: "process"}},
 	}
 	if err := c.Client.Agent().ServiceRegister(catalog.CellRegistration("cell-a", "127.0.0.1", time.Minute)); err != nil {
 		t.Fatal(err)
@@ -62,7 +61,7 @@ func TestRegistrationRoundTrip(t *testing.T) {
 
 	// A cell whose agent stops passing its TTL check takes its instances
 	// out of the passing set, though the instance itself still answers.
-	if err := c.Client.Agent().ServiceRegister(catalog.Registration(in, bus.HealthCheck{Type: "port"}, time.Second)); err != nil {
+	if err := c.Client.Agent().ServiceRegister(catalog.Registration(in, model.HealthCheck{Type: "port"}, time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Client.Agent().UpdateTTL(catalog.CellCheckID("cell-a"), "agent gone", "critical"); err != nil {

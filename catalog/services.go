@@ -8,19 +8,24 @@ package catalog
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // Tags and metadata keys of instance registrations.
 const (
-	// Tag marks every service registered by driftless.
+	// Tag marks every service registered by driftless: apps, cells and
+	// controllers.
 	Tag = "driftless"
+	// AppTag marks the services of apps, the only ones that carry routes:
+	// routers watch these and nothing else.
+	AppTag = "driftless-app"
 	// RouteTagPrefix prefixes one tag per route: "route:hello.apps.localhost/api".
 	RouteTagPrefix = "route:"
 
@@ -38,33 +43,14 @@ const (
 // ServiceName is the Consul service that holds the instances of one app.
 func ServiceName(space, app string) string { return space + "-" + app }
 
-// Instance is one routable app instance as registered in Consul.
-type Instance struct {
-	GUID      string
-	Space     string
-	App       string
-	Index     int
-	ReleaseID string
-	Commit    string
-	Cell      string
-	// Address and Port are where the instance answers (the cell's
-	// advertised address and the mapped host port).
-	Address string
-	Port    int
-	// Routes are "host[/path]" strings, host lower-case, no scheme.
-	Routes []string
-	// Balance is the app's load-balancing preference, "" for the default.
-	Balance string
-}
-
 // Registration builds the Consul service registration for a running
 // instance, with a health check Consul performs itself: an HTTP GET of the
 // endpoint for "http", a TCP connect for "port"; a "process" check is a TTL
 // the agent keeps passing while the process runs (ttlCheckID names it).
 // The check starts passing because the agent registers an instance only
 // after its own health check passed.
-func Registration(in Instance, hc bus.HealthCheck, interval time.Duration) *consul.AgentServiceRegistration {
-	tags := []string{Tag}
+func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duration) *consul.AgentServiceRegistration {
+	tags := []string{Tag, AppTag}
 	for _, r := range in.Routes {
 		tags = append(tags, RouteTagPrefix+r)
 	}
@@ -76,8 +62,8 @@ func Registration(in Instance, hc bus.HealthCheck, interval time.Duration) *cons
 		MetaCommit:  in.Commit,
 		MetaCell:    in.Cell,
 	}
-	if in.Balance != "" {
-		meta[MetaBalance] = in.Balance
+	if in.Balance != model.BalanceDefault {
+		meta[MetaBalance] = string(in.Balance)
 	}
 	check := &consul.AgentServiceCheck{
 		CheckID:                        CheckID(in.GUID),
@@ -85,24 +71,17 @@ func Registration(in Instance, hc bus.HealthCheck, interval time.Duration) *cons
 		Status:                         consul.HealthPassing,
 		DeregisterCriticalServiceAfter: "1m",
 	}
-	timeout := 2 * time.Second
-	if hc.InvocationTimeoutSec > 0 {
-		timeout = time.Duration(hc.InvocationTimeoutSec) * time.Second
-	}
+	timeout := hc.ProbeTimeout().String()
 	hostPort := fmt.Sprintf("%s:%d", in.Address, in.Port)
-	switch hc.Type {
-	case "http":
-		endpoint := hc.Endpoint
-		if endpoint == "" {
-			endpoint = "/"
-		}
-		check.HTTP = "http://" + hostPort + endpoint
-		check.Interval, check.Timeout = interval.String(), timeout.String()
-	case "process":
+	switch hc.Kind() {
+	case model.HealthHTTP:
+		check.HTTP = "http://" + hostPort + hc.Path()
+		check.Interval, check.Timeout = interval.String(), timeout
+	case model.HealthProcess:
 		check.TTL = (3 * interval).String()
 	default:
 		check.TCP = hostPort
-		check.Interval, check.Timeout = interval.String(), timeout.String()
+		check.Interval, check.Timeout = interval.String(), timeout
 	}
 	reg := &consul.AgentServiceRegistration{
 		ID:      in.GUID,
@@ -151,32 +130,30 @@ func CellRegistration(cell, address string, ttl time.Duration) *consul.AgentServ
 func CheckID(guid string) string { return "driftless:" + guid }
 
 // IsDriftless reports whether a service with these tags was registered by
-// driftless.
-func IsDriftless(tags []string) bool {
-	for _, t := range tags {
-		if t == Tag {
-			return true
-		}
-	}
-	return false
-}
+// driftless (an app instance, a cell or a controller).
+func IsDriftless(tags []string) bool { return slices.Contains(tags, Tag) }
 
-// FromService reads an Instance back from a registered service. ok is false
-// for services driftless did not register.
-func FromService(s *consul.AgentService) (in Instance, ok bool) {
-	if s == nil || !IsDriftless(s.Tags) {
-		return Instance{}, false
+// IsApp reports whether a service with these tags is an app instance.
+func IsApp(tags []string) bool { return slices.Contains(tags, AppTag) }
+
+// FromService reads an instance back from a registered service. ok is false
+// for services that are not app instances of driftless.
+func FromService(s *consul.AgentService) (in model.Endpoint, ok bool) {
+	if s == nil || !IsApp(s.Tags) {
+		return model.Endpoint{}, false
 	}
-	in = Instance{
-		GUID:      s.ID,
-		Space:     s.Meta[MetaSpace],
-		App:       s.Meta[MetaApp],
-		ReleaseID: s.Meta[MetaRelease],
-		Commit:    s.Meta[MetaCommit],
-		Cell:      s.Meta[MetaCell],
-		Balance:   s.Meta[MetaBalance],
-		Address:   s.Address,
-		Port:      s.Port,
+	in = model.Endpoint{
+		InstanceRef: model.InstanceRef{
+			GUID:      s.ID,
+			Space:     s.Meta[MetaSpace],
+			App:       s.Meta[MetaApp],
+			ReleaseID: s.Meta[MetaRelease],
+			Commit:    s.Meta[MetaCommit],
+		},
+		Cell:    s.Meta[MetaCell],
+		Balance: model.Balance(s.Meta[MetaBalance]),
+		Address: s.Address,
+		Port:    s.Port,
 	}
 	in.Index, _ = strconv.Atoi(s.Meta[MetaIndex])
 	for _, t := range s.Tags {
@@ -187,9 +164,9 @@ func FromService(s *consul.AgentService) (in Instance, ok bool) {
 	return in, true
 }
 
-// FromHealthEntry reads an Instance from a /v1/health/service entry; the
+// FromHealthEntry reads an instance from a /v1/health/service entry; the
 // service address falls back to the node's address as Consul does.
-func FromHealthEntry(e *consul.ServiceEntry) (Instance, bool) {
+func FromHealthEntry(e *consul.ServiceEntry) (model.Endpoint, bool) {
 	in, ok := FromService(e.Service)
 	if ok && in.Address == "" && e.Node != nil {
 		in.Address = e.Node.Address

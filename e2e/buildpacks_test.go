@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
 )
 
 // waitAnswer waits until the router answers host's / with 200 and a body
@@ -113,7 +113,7 @@ func TestBuildpacksTiny(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(evs, func(e bus.Event) bool {
+	if !slices.ContainsFunc(evs, func(e model.Event) bool {
 		return e.Kind == "staging-failed" && strings.Contains(e.Message, "undefined: undefinedThing")
 	}) {
 		t.Error("no staging-failed event with the compiler's lines")

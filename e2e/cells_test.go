@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
 )
 
 // appInstances returns hello's instances as the leading controller sees
@@ -21,7 +21,7 @@ func (c *cluster) appInstances() ([]api.Instance, error) {
 	}
 	var out []api.Instance
 	for _, in := range d.Instances {
-		if in.State != api.InstanceLost {
+		if in.State != model.StateLost {
 			out = append(out, in)
 		}
 	}
@@ -40,7 +40,7 @@ func (c *cluster) waitRunning(t testing.TB, timeout time.Duration, n int, where 
 		}
 		running := 0
 		for _, in := range insts {
-			if in.State == bus.StateRunning {
+			if in.State == model.StateRunning {
 				running++
 			}
 		}
@@ -163,10 +163,10 @@ func TestManyCells(t *testing.T) {
 			t.Fatal("cell a is not shown lost")
 		}
 	}
-	if !slices.ContainsFunc(eventsAll(t, c.leaderClient()), func(e bus.Event) bool { return e.Kind == "cell-lost" && e.Cell == "a" }) {
+	if !slices.ContainsFunc(eventsAll(t, c.leaderClient()), func(e model.Event) bool { return e.Kind == "cell-lost" && e.Cell == "a" }) {
 		t.Error("no cell-lost event for a")
 	}
-	if !slices.ContainsFunc(eventsAll(t, c.leaderClient()), func(e bus.Event) bool { return e.Kind == "evacuated" }) {
+	if !slices.ContainsFunc(eventsAll(t, c.leaderClient()), func(e model.Event) bool { return e.Kind == "evacuated" }) {
 		t.Error("no evacuated event")
 	}
 
@@ -189,7 +189,7 @@ func TestManyCells(t *testing.T) {
 	l.finish(t, "cell a killed and back")
 }
 
-func eventsAll(t testing.TB, c *api.Client) []bus.Event {
+func eventsAll(t testing.TB, c *api.Client) []model.Event {
 	t.Helper()
 	evs, err := c.Events(context.Background(), "", "")
 	if err != nil {

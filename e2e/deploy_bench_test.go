@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // BenchmarkDeploy measures, on a real `driftless dev`:
@@ -87,7 +87,7 @@ func BenchmarkDeploy(b *testing.B) {
 				if known[in.GUID] {
 					continue
 				}
-				i := slices.IndexFunc(evs, func(e bus.Event) bool { return e.Kind == "placed" && e.Instance == in.GUID })
+				i := slices.IndexFunc(evs, func(e model.Event) bool { return e.Kind == "placed" && e.Instance == in.GUID })
 				if i < 0 {
 					b.Fatalf("no placed event for %s", in.GUID)
 				}

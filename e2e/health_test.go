@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
 )
 
 // manifest of hello with extra env and attributes.
@@ -46,13 +46,13 @@ func helloWith(instances int, env map[string]string, extra string) string {
 }
 
 // eventsOf returns the events of hello of the given kind.
-func eventsOf(t testing.TB, c *api.Client, kind string) []bus.Event {
+func eventsOf(t testing.TB, c *api.Client, kind model.EventKind) []model.Event {
 	t.Helper()
 	evs, err := c.Events(context.Background(), "dev", "hello")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []bus.Event
+	var out []model.Event
 	for _, e := range evs {
 		if e.Kind == kind {
 			out = append(out, e)
@@ -246,7 +246,7 @@ func TestRolloutWithoutErrorsAndRollback(t *testing.T) {
 			return fmt.Errorf("release %s with %d instances", d.ReleaseID, len(d.Instances))
 		}
 		for _, in := range d.Instances {
-			if in.ReleaseID != good.ReleaseID || in.State != bus.StateRunning {
+			if in.ReleaseID != good.ReleaseID || in.State != model.StateRunning {
 				return fmt.Errorf("instance %d: %s %s", in.Index, in.ReleaseID, in.State)
 			}
 		}
@@ -299,7 +299,7 @@ func TestLivenessCheck(t *testing.T) {
 	_, _ = p.client.Sync(context.Background(), false, 0)
 	testenv.Eventually(t, 90*time.Second, 300*time.Millisecond, "the sick instance is crashed and restarted", func() error {
 		crashed := eventsOf(t, p.client, "crashed")
-		if !slices.ContainsFunc(crashed, func(e bus.Event) bool { return strings.Contains(e.Message, "failed 3 times in a row") }) {
+		if !slices.ContainsFunc(crashed, func(e model.Event) bool { return strings.Contains(e.Message, "failed 3 times in a row") }) {
 			return fmt.Errorf("%d crash events, none from the liveness check", len(crashed))
 		}
 		if len(eventsOf(t, p.client, "restarted")) == 0 {

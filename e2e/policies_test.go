@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
 )
 
 // policyRepo makes a git repository with examples/policies' quota policy
@@ -80,12 +79,12 @@ func TestPolicies(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(st.Sources[0].Errors, func(pr api.Problem) bool { return pr.Message == want }) {
+		if !slices.ContainsFunc(st.Sources[0].Errors, func(pr model.Problem) bool { return pr.Message == want }) {
 			return fmt.Errorf("source errors %+v", st.Sources[0].Errors)
 		}
 		return nil
 	})
-	if !slices.ContainsFunc(eventsAll(t, p.client), func(e bus.Event) bool {
+	if !slices.ContainsFunc(eventsAll(t, p.client), func(e model.Event) bool {
 		return e.Kind == "commit-denied" && strings.Contains(e.Message, "its quota is 3")
 	}) {
 		t.Error("no commit-denied event")
@@ -109,7 +108,7 @@ func TestPolicies(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(st.Policies.Errors, func(pr api.Problem) bool { return pr.File == "broken.rego" && pr.Line > 0 }) {
+		if !slices.ContainsFunc(st.Policies.Errors, func(pr model.Problem) bool { return pr.File == "broken.rego" && pr.Line > 0 }) {
 			return fmt.Errorf("policy errors %+v", st.Policies.Errors)
 		}
 		return nil
@@ -122,7 +121,7 @@ func TestPolicies(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(st.Sources[0].Errors, func(pr api.Problem) bool {
+		if !slices.ContainsFunc(st.Sources[0].Errors, func(pr model.Problem) bool {
 			return strings.Contains(pr.Message, "would run 12 instances; its quota is 10")
 		}) {
 			return fmt.Errorf("source errors %+v", st.Sources[0].Errors)
@@ -150,7 +149,7 @@ func TestPolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(st.Sources[0].Errors, func(pr api.Problem) bool {
+	if !slices.ContainsFunc(st.Sources[0].Errors, func(pr model.Problem) bool {
 		return pr.App == "big" && strings.Contains(pr.Message, "app big asks for 512 MB per instance") && pr.File == "apps/big/manifest.yml"
 	}) {
 		t.Errorf("big is not reported held back: %+v", st.Sources[0].Errors)
@@ -189,7 +188,7 @@ func TestOrgQuota(t *testing.T) {
 			return err
 		}
 		for _, s := range st.Sources {
-			if s.Space == "team-b" && slices.ContainsFunc(s.Errors, func(pr api.Problem) bool {
+			if s.Space == "team-b" && slices.ContainsFunc(s.Errors, func(pr model.Problem) bool {
 				return strings.Contains(pr.Message, "org acme would run 4 instances over its spaces; its quota is 3")
 			}) {
 				return nil

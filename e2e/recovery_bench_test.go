@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // BenchmarkRecovery measures, on real parts, how fast lost instances come
@@ -40,7 +40,7 @@ func BenchmarkRecovery(b *testing.B) {
 			}
 			var victim api.Instance
 			for _, in := range d.Instances {
-				if in.Index == i%5 && in.State == bus.StateRunning {
+				if in.Index == i%5 && in.State == model.StateRunning {
 					victim = in
 				}
 			}
@@ -85,7 +85,7 @@ func BenchmarkRecovery(b *testing.B) {
 			}
 			c.waitRunning(b, 60*time.Second, 4, func(insts []api.Instance) error {
 				for _, in := range insts {
-					if in.Cell != survivor || in.State != bus.StateRunning {
+					if in.Cell != survivor || in.State != model.StateRunning {
 						return fmt.Errorf("instance %d on %s is %s", in.Index, in.Cell, in.State)
 					}
 				}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/driftless/driftless/model"
 )
 
 // appNameRE is what an app name must look like: it becomes a host name
@@ -62,9 +64,11 @@ func init() {
 		"services":                        {read: readServices},
 		"health-check-type":               {read: readHealthType},
 		"health-check-http-endpoint":      {read: readEndpoint},
-		"health-check-invocation-timeout": {read: func(a *appState, k, v *yaml.Node) { a.app.HealthCheck.InvocationTimeout = positive(a, k, v, 0) }},
-		"timeout":                         {read: func(a *appState, k, v *yaml.Node) { a.app.Timeout = positive(a, k, v, a.app.Timeout) }},
-		"metadata":                        {read: readMetadata},
+		"health-check-invocation-timeout": {read: func(a *appState, k, v *yaml.Node) { a.app.HealthCheck.InvocationTimeoutSec = positive(a, k, v, 0) }},
+		"timeout": {read: func(a *appState, k, v *yaml.Node) {
+			a.app.HealthCheck.TimeoutSec = positive(a, k, v, a.app.HealthCheck.TimeoutSec)
+		}},
+		"metadata": {read: readMetadata},
 		// Legacy route attributes, converted to routes.
 		"host":        {read: func(a *appState, k, v *yaml.Node) { a.legacy(k, v, &a.legacyHosts, false) }},
 		"hosts":       {read: func(a *appState, k, v *yaml.Node) { a.legacy(k, v, &a.legacyHosts, true) }},
@@ -119,9 +123,9 @@ func (r *reporter) parseApp(n *yaml.Node, globals map[string]pair) (App, bool) {
 		return App{}, false
 	}
 	a := &appState{reporter: r, app: App{
-		Instances: DefaultInstances, MemoryMB: DefaultMemoryMB, DiskMB: DefaultDiskMB, Timeout: DefaultTimeout,
-		Path: ".", HealthCheck: HealthCheck{Type: DefaultHealthCheck},
-		Pos: r.pos(n), Fields: map[string]Position{},
+		Instances: model.DefaultInstances, MemoryMB: model.DefaultMemoryMB, DiskMB: model.DefaultDiskMB,
+		Path: ".", HealthCheck: model.HealthCheck{Type: model.DefaultHealthCheck, TimeoutSec: model.DefaultStartTimeout},
+		Pos: r.pos(n), Fields: map[string]model.Position{},
 	}}
 	ps := r.pairs(n)
 	own := map[string]bool{}
@@ -179,16 +183,16 @@ func (a *appState) finish() {
 	if a.app.NoRoute && len(a.app.Routes) > 0 {
 		a.errorf(nodeAt(a.app.Fields["no-route"]), "no-route is true but routes are given; remove one of them")
 	}
-	if a.endpointNode != nil && a.app.HealthCheck.Type != HealthHTTP {
+	if a.endpointNode != nil && a.app.HealthCheck.Type != model.HealthHTTP {
 		a.warnf(a.endpointNode, "health-check-http-endpoint is only used when health-check-type is http (it is %s)", a.app.HealthCheck.Type)
 	}
-	if a.app.HealthCheck.Type == HealthHTTP && a.app.HealthCheck.HTTPEndpoint == "" {
-		a.app.HealthCheck.HTTPEndpoint = "/"
+	if a.app.HealthCheck.Type == model.HealthHTTP && a.app.HealthCheck.Endpoint == "" {
+		a.app.HealthCheck.Endpoint = "/"
 	}
 }
 
 // nodeAt makes a node carrying a position, for diagnostics about fields.
-func nodeAt(p Position) *yaml.Node { return &yaml.Node{Line: p.Line, Column: p.Col} }
+func nodeAt(p model.Position) *yaml.Node { return &yaml.Node{Line: p.Line, Column: p.Col} }
 
 func readName(a *appState, k, v *yaml.Node) {
 	s, ok := a.str(k, v, false)
@@ -323,15 +327,15 @@ func readHealthType(a *appState, k, v *yaml.Node) {
 	if !ok {
 		return
 	}
-	switch s {
-	case HealthPort, HealthHTTP, HealthProcess:
-		a.app.HealthCheck.Type = s
-	case "none":
-		a.warnf(resolve(v), "health-check-type none is deprecated; it means process")
-		a.app.HealthCheck.Type = HealthProcess
-	default:
+	t, err := model.ParseHealthCheckType(s)
+	if err != nil {
 		a.errorf(resolve(v), "health-check-type %q is not one of port, http, process", s)
+		return
 	}
+	if s == "none" {
+		a.warnf(resolve(v), "health-check-type none is deprecated; it means process")
+	}
+	a.app.HealthCheck.Type = t
 }
 
 func readEndpoint(a *appState, k, v *yaml.Node) {
@@ -344,7 +348,7 @@ func readEndpoint(a *appState, k, v *yaml.Node) {
 		return
 	}
 	a.endpointNode = k
-	a.app.HealthCheck.HTTPEndpoint = s
+	a.app.HealthCheck.Endpoint = s
 }
 
 // positive reads a number of seconds that must be more than zero.

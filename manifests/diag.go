@@ -2,73 +2,28 @@ package manifests
 
 import (
 	"fmt"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/driftless/driftless/model"
 )
 
-// Position is a place in a manifest: file, 1-based line and column (0 when
-// unknown).
-type Position struct {
-	File string
-	Line int
-	Col  int
-}
-
-// String formats the position as "file:line:col", leaving out what is unknown.
-func (p Position) String() string {
-	s := p.File
-	if p.Line > 0 {
-		s += ":" + strconv.Itoa(p.Line)
-		if p.Col > 0 {
-			s += ":" + strconv.Itoa(p.Col)
-		}
-	}
-	return s
-}
-
-// Severity tells errors (the manifest is refused) from warnings.
-type Severity int
-
-// Severities.
-const (
-	Error Severity = iota
-	Warning
-)
-
-// String is "error" or "warning".
-func (s Severity) String() string {
-	if s == Warning {
-		return "warning"
-	}
-	return "error"
-}
-
-// Diagnostic is one error or warning about a manifest.
-type Diagnostic struct {
-	Pos      Position
-	Severity Severity
-	Message  string
-}
-
-// String formats the diagnostic as "file:line:col: error: message".
-func (d Diagnostic) String() string {
-	return fmt.Sprintf("%s: %s: %s", d.Pos, d.Severity, d.Message)
-}
+// A diagnostic is an error or warning about a manifest, located at its
+// file:line:col: a model.Problem.
 
 // Diagnostics is a list of diagnostics.
-type Diagnostics []Diagnostic
+type Diagnostics []model.Problem
 
 // HasErrors reports whether any diagnostic is an error.
 func (ds Diagnostics) HasErrors() bool { return len(ds.Errors()) > 0 }
 
 // Errors returns the errors.
-func (ds Diagnostics) Errors() Diagnostics { return ds.filter(Error) }
+func (ds Diagnostics) Errors() Diagnostics { return ds.filter(model.Error) }
 
 // Warnings returns the warnings.
-func (ds Diagnostics) Warnings() Diagnostics { return ds.filter(Warning) }
+func (ds Diagnostics) Warnings() Diagnostics { return ds.filter(model.Warning) }
 
-func (ds Diagnostics) filter(s Severity) Diagnostics {
+func (ds Diagnostics) filter(s model.Severity) Diagnostics {
 	var out Diagnostics
 	for _, d := range ds {
 		if d.Severity == s {
@@ -89,17 +44,17 @@ type reporter struct {
 	active map[*yaml.Node]bool
 }
 
-func (r *reporter) pos(n *yaml.Node) Position {
+func (r *reporter) pos(n *yaml.Node) model.Position {
 	if n == nil {
-		return Position{File: r.file}
+		return model.Position{File: r.file}
 	}
-	return Position{File: r.file, Line: n.Line, Col: n.Column}
+	return model.Position{File: r.file, Line: n.Line, Col: n.Column}
 }
 
 func (r *reporter) errorf(n *yaml.Node, format string, args ...any) {
-	r.diags = append(r.diags, Diagnostic{Pos: r.pos(n), Severity: Error, Message: fmt.Sprintf(format, args...)})
+	r.diags = append(r.diags, model.Problem{Position: r.pos(n), Severity: model.Error, Message: fmt.Sprintf(format, args...)})
 }
 
 func (r *reporter) warnf(n *yaml.Node, format string, args ...any) {
-	r.diags = append(r.diags, Diagnostic{Pos: r.pos(n), Severity: Warning, Message: fmt.Sprintf(format, args...)})
+	r.diags = append(r.diags, model.Problem{Position: r.pos(n), Severity: model.Warning, Message: fmt.Sprintf(format, args...)})
 }

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+
+	"github.com/driftless/driftless/model"
 )
 
 // ManifestNames are the file names LoadFS reads as manifests.
@@ -39,7 +41,7 @@ func LoadFS(fsys fs.FS, root string) *Set {
 	var files []string
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			set.Diagnostics = append(set.Diagnostics, Diagnostic{Pos: Position{File: rel(root, p)}, Severity: Error,
+			set.Diagnostics = append(set.Diagnostics, model.Problem{Position: model.Position{File: rel(root, p)}, Severity: model.Error,
 				Message: fmt.Sprintf("reading the tree: %v", err)})
 			if d != nil && d.IsDir() {
 				return fs.SkipDir
@@ -55,10 +57,10 @@ func LoadFS(fsys fs.FS, root string) *Set {
 		return nil
 	})
 	if err != nil {
-		set.Diagnostics = append(set.Diagnostics, Diagnostic{Pos: Position{File: root}, Severity: Error, Message: fmt.Sprintf("reading the tree: %v", err)})
+		set.Diagnostics = append(set.Diagnostics, model.Problem{Position: model.Position{File: root}, Severity: model.Error, Message: fmt.Sprintf("reading the tree: %v", err)})
 	}
 	sort.Strings(files)
-	seen := map[string]Position{}
+	seen := map[string]model.Position{}
 	for _, p := range files {
 		name := rel(root, p)
 		m := loadOne(fsys, p, name)
@@ -70,12 +72,12 @@ func LoadFS(fsys fs.FS, root string) *Set {
 				if fp, ok := app.Fields["path"]; ok {
 					pos = fp
 				}
-				m.Diagnostics = append(m.Diagnostics, Diagnostic{Pos: pos, Severity: Error,
+				m.Diagnostics = append(m.Diagnostics, model.Problem{Position: pos, Severity: model.Error,
 					Message: fmt.Sprintf("app %q: path %q leaves the repository", app.Name, app.Path)})
 				continue
 			}
 			if first, dup := seen[app.Name]; dup {
-				m.Diagnostics = append(m.Diagnostics, Diagnostic{Pos: app.Pos, Severity: Error,
+				m.Diagnostics = append(m.Diagnostics, model.Problem{Position: app.Pos, Severity: model.Error,
 					Message: fmt.Sprintf("app %q is already declared at %s", app.Name, first)})
 				continue
 			}
@@ -122,7 +124,7 @@ func cutPrefixDir(p, dir string) (string, bool) {
 func loadOne(fsys fs.FS, p, name string) *Manifest {
 	data, err := fs.ReadFile(fsys, p)
 	if err != nil {
-		return &Manifest{File: name, Diagnostics: Diagnostics{{Pos: Position{File: name}, Severity: Error, Message: fmt.Sprintf("reading: %v", err)}}}
+		return &Manifest{File: name, Diagnostics: Diagnostics{{Position: model.Position{File: name}, Severity: model.Error, Message: fmt.Sprintf("reading: %v", err)}}}
 	}
 	var vars map[string]any
 	var vdiags Diagnostics

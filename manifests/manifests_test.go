@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/driftless/driftless/model"
 )
 
 func TestParseValid(t *testing.T) {
@@ -18,7 +20,7 @@ func TestParseValid(t *testing.T) {
 		{
 			name: "defaults",
 			yaml: "applications:\n- name: web\n",
-			want: App{Name: "web", Instances: 1, MemoryMB: 256, DiskMB: 1024, Timeout: 60, Path: ".", HealthCheck: HealthCheck{Type: "port"}},
+			want: App{Name: "web", Instances: 1, MemoryMB: 256, DiskMB: 1024, Path: ".", HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60}},
 		},
 		{
 			name: "everything supported",
@@ -49,29 +51,29 @@ func TestParseValid(t *testing.T) {
 				Stack: "cflinuxfs4", Command: "./hello --port $PORT", Path: "app",
 				Env:         map[string]string{"GREETING": "hi", "COUNT": "3", "ON": "true", "EMPTY": ""},
 				Routes:      []Route{{Route: "Hello.Apps.Example.com/api/", Host: "hello", Domain: "apps.example.com", Path: "/api", Protocol: "http1"}, {Route: "www.example.com", Host: "www", Domain: "example.com", Protocol: "http1"}},
-				RandomRoute: true, HealthCheck: HealthCheck{Type: "http", HTTPEndpoint: "/health", InvocationTimeout: 5}, Timeout: 120,
+				RandomRoute: true, HealthCheck: model.HealthCheck{Type: "http", Endpoint: "/health", InvocationTimeoutSec: 5, TimeoutSec: 120},
 				Labels: map[string]string{"team": "core", "example.com/tier": "web"}, Annotations: map[string]string{"contact": "ops@example.com"}},
 		},
 		{
 			name: "http health check endpoint defaults to /",
 			yaml: "applications:\n- name: web\n  health-check-type: http\n  instances: 0\n",
-			want: App{Name: "web", Instances: 0, MemoryMB: 256, DiskMB: 1024, Timeout: 60, Path: ".", HealthCheck: HealthCheck{Type: "http", HTTPEndpoint: "/"}},
+			want: App{Name: "web", Instances: 0, MemoryMB: 256, DiskMB: 1024, Path: ".", HealthCheck: model.HealthCheck{Type: "http", Endpoint: "/", TimeoutSec: 60}},
 		},
 		{
 			name: "variables keep their type and fill text",
 			yaml: "applications:\n- name: ((app))\n  instances: ((count))\n  command: ./run --env ((stage.name))\n",
 			vars: map[string]any{"app": "api", "count": 4, "stage": map[string]any{"name": "prod"}},
-			want: App{Name: "api", Instances: 4, MemoryMB: 256, DiskMB: 1024, Timeout: 60, Path: ".", Command: "./run --env prod", HealthCheck: HealthCheck{Type: "port"}},
+			want: App{Name: "api", Instances: 4, MemoryMB: 256, DiskMB: 1024, Path: ".", Command: "./run --env prod", HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60}},
 		},
 		{
 			name: "anchors, aliases and merge keys",
 			yaml: "x-base: &base\n  memory: 64M\n  env: &env {A: a}\napplications:\n- name: web\n  <<: *base\n  memory: 128M\n- name: worker\n  env: *env\n  no-route: true\n",
-			want: App{Name: "web", Instances: 1, MemoryMB: 128, DiskMB: 1024, Timeout: 60, Path: ".", Env: map[string]string{"A": "a"}, HealthCheck: HealthCheck{Type: "port"}},
+			want: App{Name: "web", Instances: 1, MemoryMB: 128, DiskMB: 1024, Path: ".", Env: map[string]string{"A": "a"}, HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60}},
 		},
 		{
 			name: "legacy host and domains become routes",
 			yaml: "applications:\n- name: web\n  hosts: [a, b]\n  domain: example.com\n  buildpack: binary_buildpack\n",
-			want: App{Name: "web", Instances: 1, MemoryMB: 256, DiskMB: 1024, Timeout: 60, Path: ".", Buildpacks: []string{"binary_buildpack"}, HealthCheck: HealthCheck{Type: "port"},
+			want: App{Name: "web", Instances: 1, MemoryMB: 256, DiskMB: 1024, Path: ".", Buildpacks: []string{"binary_buildpack"}, HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60},
 				Routes: []Route{{Route: "a.example.com", Host: "a", Domain: "example.com", Protocol: "http1"}, {Route: "b.example.com", Host: "b", Domain: "example.com", Protocol: "http1"}}},
 			warnings: []string{"manifest.yml:3:3: warning: host, hosts, domain, domains and no-hostname are deprecated; write routes: instead (here: a.example.com, b.example.com)",
 				"manifest.yml:5:3: warning: buildpack is deprecated; write buildpacks: [binary_buildpack]"},
@@ -79,13 +81,13 @@ func TestParseValid(t *testing.T) {
 		{
 			name:     "legacy host without domain",
 			yaml:     "applications:\n- name: web\n  host: www\n",
-			want:     App{Name: "web", Instances: 1, MemoryMB: 256, DiskMB: 1024, Timeout: 60, Path: ".", HealthCheck: HealthCheck{Type: "port"}, Routes: []Route{{Host: "www", Protocol: "http1"}}},
+			want:     App{Name: "web", Instances: 1, MemoryMB: 256, DiskMB: 1024, Path: ".", HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60}, Routes: []Route{{Host: "www", Protocol: "http1"}}},
 			warnings: []string{"manifest.yml:3:3: warning: host, hosts, domain, domains and no-hostname are deprecated; write routes: instead (here: www.<default domain>)"},
 		},
 		{
 			name: "unsupported attributes warn",
 			yaml: "memory: 64M\napplications:\n- name: web\n  docker: {image: nginx}\n  sidecars: []\n  processes: []\n  health-check-type: none\n",
-			want: App{Name: "web", Instances: 1, MemoryMB: 64, DiskMB: 1024, Timeout: 60, Path: ".", HealthCheck: HealthCheck{Type: "process"}},
+			want: App{Name: "web", Instances: 1, MemoryMB: 64, DiskMB: 1024, Path: ".", HealthCheck: model.HealthCheck{Type: "process", TimeoutSec: 60}},
 			warnings: []string{
 				`manifest.yml:1:1: warning: top-level "memory" is deprecated in Cloud Foundry: it applies to every app; put it in each app instead`,
 				`manifest.yml:4:3: warning: attribute "docker" is not supported by driftless yet and is ignored: docker images are not run yet; apps are staged from source`,
@@ -103,16 +105,16 @@ func TestParseValid(t *testing.T) {
 			}
 			var warns []string
 			for _, d := range m.Diagnostics.Warnings() {
-				warns = append(warns, d.String())
+				warns = append(warns, d.Diagnostic())
 			}
 			if !reflect.DeepEqual(warns, tt.warnings) {
 				t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(warns, "\n"), strings.Join(tt.warnings, "\n"))
 			}
 			got := m.Apps[0]
 			for i := range got.Routes {
-				got.Routes[i].Pos = Position{}
+				got.Routes[i].Pos = model.Position{}
 			}
-			got.Pos, got.Fields = Position{}, nil
+			got.Pos, got.Fields = model.Position{}, nil
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("app:\n%+v\nwant:\n%+v", got, tt.want)
 			}
@@ -206,7 +208,7 @@ func TestParseErrors(t *testing.T) {
 			m := Parse("m.yml", []byte(tt.yaml), nil)
 			var got []string
 			for _, d := range m.Diagnostics.Errors() {
-				got = append(got, d.String())
+				got = append(got, d.Diagnostic())
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
@@ -262,7 +264,7 @@ func TestLoadFS(t *testing.T) {
 	}
 	var diags []string
 	for _, d := range set.Diagnostics {
-		diags = append(diags, d.String())
+		diags = append(diags, d.Diagnostic())
 	}
 	if len(diags) != 3 || !strings.Contains(diags[0], `apps/bad/manifest.yml:3:3: error: app "escape": path "../../.." leaves the repository`) ||
 		!strings.HasPrefix(diags[1], "apps/vars/vars.yml:") || diags[2] != `apps/web/manifest.yml:2:3: error: app "web" is already declared at apps/api/manifest.yaml:4:3` {

@@ -10,21 +10,23 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/driftless/driftless/model"
 )
 
 // yamlLineRE finds the line in a yaml.v3 error message.
 var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 
 // yamlError turns a YAML syntax error into a diagnostic at its line.
-func yamlError(file string, err error) Diagnostic {
-	pos := Position{File: file}
+func yamlError(file string, err error) model.Problem {
+	pos := model.Position{File: file}
 	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 		pos.Line, _ = strconv.Atoi(m[1])
 	}
 	msg := err.Error()
 	msg = yamlLineRE.ReplaceAllString(msg, "")
 	msg = regexp.MustCompile(`^yaml:\s*:?\s*`).ReplaceAllString(msg, "")
-	return Diagnostic{Pos: pos, Severity: Error, Message: "invalid YAML: " + msg}
+	return model.Problem{Position: pos, Severity: model.Error, Message: "invalid YAML: " + msg}
 }
 
 // topLevel are the manifest's own top-level attributes.
@@ -96,7 +98,7 @@ func Parse(file string, data []byte, vars map[string]any) *Manifest {
 	if len(list.Content) == 0 {
 		r.errorf(list, "applications is empty")
 	}
-	names := map[string]Position{}
+	names := map[string]model.Position{}
 	for _, item := range list.Content {
 		app, ok := r.parseApp(resolve(item), globals)
 		if !ok {
@@ -117,7 +119,7 @@ func Parse(file string, data []byte, vars map[string]any) *Manifest {
 // order).
 func sortDiags(ds Diagnostics) {
 	sort.SliceStable(ds, func(i, j int) bool {
-		a, b := ds[i].Pos, ds[j].Pos
+		a, b := ds[i].Position, ds[j].Position
 		if a.File != b.File {
 			return a.File < b.File
 		}

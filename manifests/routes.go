@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/driftless/driftless/model"
 )
 
 // labelRE is one DNS label of a route's host; "*" is a wildcard host.
@@ -59,11 +61,14 @@ func readRoutes(a *appState, k, v *yaml.Node) {
 						if !ok {
 							continue
 						}
-						if lb != "round-robin" && lb != "least-connection" {
+						switch lb { // Cloud Foundry's spellings
+						case "round-robin":
+							rt.LoadBalancing = model.BalanceRoundRobin
+						case "least-connection":
+							rt.LoadBalancing = model.BalanceLeastConnections
+						default:
 							a.errorf(resolve(o.val), "route option loadbalancing %q is not round-robin or least-connection", lb)
-							continue
 						}
-						rt.LoadBalancing = lb
 					default:
 						a.warnf(o.key, "route option %q is not supported and is ignored (loadbalancing is)", o.key.Value)
 					}

@@ -6,21 +6,11 @@
 // file are reported at once. docs/manifests.md lists every attribute.
 package manifests
 
-// Defaults of app attributes a manifest leaves out.
-const (
-	DefaultInstances   = 1
-	DefaultMemoryMB    = 256
-	DefaultDiskMB      = 1024
-	DefaultTimeout     = 60
-	DefaultHealthCheck = "port"
-)
+import "github.com/driftless/driftless/model"
 
-// Health check types.
-const (
-	HealthPort    = "port"
-	HealthHTTP    = "http"
-	HealthProcess = "process"
-)
+// Defaults of app attributes a manifest leaves out are model's
+// (model.DefaultInstances, DefaultMemoryMB, DefaultDiskMB,
+// DefaultStartTimeout, DefaultHealthCheck).
 
 // Manifest is one parsed manifest file.
 type Manifest struct {
@@ -48,16 +38,16 @@ type App struct {
 	NoRoute     bool
 	RandomRoute bool
 	// Services are the names of the service instances to bind.
-	Services    []string
-	HealthCheck HealthCheck
-	// Timeout is how long an instance may take to become healthy, seconds.
-	Timeout     int
+	Services []string
+	// HealthCheck holds health-check-type, health-check-http-endpoint,
+	// health-check-invocation-timeout and timeout (TimeoutSec).
+	HealthCheck model.HealthCheck
 	Labels      map[string]string
 	Annotations map[string]string
 	// Pos is where the app's entry starts; Fields where each attribute's
 	// key is written.
-	Pos    Position
-	Fields map[string]Position
+	Pos    model.Position
+	Fields map[string]model.Position
 }
 
 // Route is one route of an app.
@@ -70,18 +60,8 @@ type Route struct {
 	Host, Domain, Path string
 	// Protocol is "http1" (default), "http2" or "tcp".
 	Protocol string
-	// LoadBalancing is the route option loadbalancing: "round-robin"
-	// (default) or "least-connection", as Cloud Foundry spells them.
-	LoadBalancing string
-	Pos           Position
-}
-
-// HealthCheck says how a cell decides an instance is healthy.
-type HealthCheck struct {
-	// Type is port, http or process.
-	Type string
-	// HTTPEndpoint is the path probed by an http check ("/" by default).
-	HTTPEndpoint string
-	// InvocationTimeout bounds one probe, seconds (0: the platform's).
-	InvocationTimeout int
+	// LoadBalancing is the route option loadbalancing, Cloud Foundry's
+	// round-robin or least-connection read as a model.Balance.
+	LoadBalancing model.Balance
+	Pos           model.Position
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler"
 	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/reconciler/source"
@@ -198,7 +199,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	run("agent", func() error {
 		return RunAgent(ctx, agents.Config{
 			CellID: "dev-cell", Address: "127.0.0.1",
-			Capacity: bus.Resources{MemoryMB: memory, DiskMB: 100 * 1024, Instances: 256},
+			Capacity: model.Resources{MemoryMB: memory, DiskMB: 100 * 1024, Instances: 256},
 			NATS:     agentNC, Consul: cc,
 			Runtime: runtime.Config{Address: sock, Namespace: "driftless"},
 			Network: network.Config{HostIP: "127.0.0.1", Bridge: cfg.Bridge, Subnet: cfg.Subnet},

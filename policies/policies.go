@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/driftless/driftless/manifests"
+	"github.com/driftless/driftless/model"
 )
 
 //go:embed bundle/*.rego bundle/quotas.yml
@@ -66,25 +67,8 @@ func (s *Set) PerApp(space string) bool {
 	return s.perApp["default"]
 }
 
-// Problem is an error in a policy source, located where possible.
-type Problem struct {
-	File    string
-	Line    int
-	Message string
-}
-
-func (p Problem) String() string {
-	if p.File == "" {
-		return p.Message
-	}
-	if p.Line == 0 {
-		return p.File + ": " + p.Message
-	}
-	return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
-}
-
 // LoadError lists what is wrong with a policy source.
-type LoadError struct{ Problems []Problem }
+type LoadError struct{ Problems []model.Problem }
 
 func (e *LoadError) Error() string {
 	var parts []string
@@ -113,7 +97,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 		return nil, err
 	}
 	if len(modules) == 0 {
-		return nil, &LoadError{[]Problem{{Message: "no .rego policy in the policy source"}}}
+		return nil, &LoadError{[]model.Problem{{Message: "no .rego policy in the policy source"}}}
 	}
 	opts := []func(*rego.Rego){rego.Query(query), rego.Store(inmem.NewFromObject(data))}
 	s := &Set{perApp: enforcement(data)}
@@ -134,7 +118,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 // fsys.
 func read(fsys fs.FS, withTests bool) (map[string]*ast.Module, map[string]any, error) {
 	modules := map[string]*ast.Module{}
-	var problems []Problem
+	var problems []model.Problem
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -180,17 +164,17 @@ func read(fsys fs.FS, withTests bool) (map[string]*ast.Module, map[string]any, e
 		}
 		src, err := fs.ReadFile(fsys, name)
 		if err != nil {
-			problems = append(problems, Problem{File: name, Message: err.Error()})
+			problems = append(problems, model.Problem{Position: model.Position{File: name}, Message: err.Error()})
 			continue
 		}
 		var v any
 		if err := yaml.Unmarshal(src, &v); err != nil { // JSON is YAML
-			problems = append(problems, Problem{File: name, Line: yamlLine(err), Message: err.Error()})
+			problems = append(problems, model.Problem{Position: model.Position{File: name, Line: yamlLine(err)}, Message: err.Error()})
 			continue
 		}
 		b, err := json.Marshal(v)
 		if err != nil {
-			problems = append(problems, Problem{File: name, Message: fmt.Sprintf("not JSON-compatible data: %v", err)})
+			problems = append(problems, model.Problem{Position: model.Position{File: name}, Message: fmt.Sprintf("not JSON-compatible data: %v", err)})
 			continue
 		}
 		var jv any
@@ -226,13 +210,13 @@ func enforcement(data map[string]any) map[string]bool {
 var sizeKeys = map[string]bool{"memory": true, "instance_memory": true, "disk": true, "instance_disk": true}
 
 // readQuotas reads quotas.yml (absent: no quotas) with sizes in MB.
-func readQuotas(fsys fs.FS) (map[string]any, []Problem) {
+func readQuotas(fsys fs.FS) (map[string]any, []model.Problem) {
 	src, err := fs.ReadFile(fsys, QuotasFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, []Problem{{File: QuotasFile, Message: err.Error()}}
+		return nil, []model.Problem{{Position: model.Position{File: QuotasFile}, Message: err.Error()}}
 	}
 	var raw struct {
 		Default map[string]any            `yaml:"default"`
@@ -240,16 +224,16 @@ func readQuotas(fsys fs.FS) (map[string]any, []Problem) {
 		Orgs    map[string]map[string]any `yaml:"orgs"`
 	}
 	if err := yaml.Unmarshal(src, &raw); err != nil {
-		return nil, []Problem{{File: QuotasFile, Line: yamlLine(err), Message: err.Error()}}
+		return nil, []model.Problem{{Position: model.Position{File: QuotasFile, Line: yamlLine(err)}, Message: err.Error()}}
 	}
-	var problems []Problem
+	var problems []model.Problem
 	norm := func(where string, m map[string]any) map[string]any {
 		out := map[string]any{}
 		for k, v := range m {
 			if sizeKeys[k] {
 				mb, err := manifests.ParseSize(fmt.Sprint(v))
 				if err != nil {
-					problems = append(problems, Problem{File: QuotasFile, Message: fmt.Sprintf("%s.%s: %v", where, k, err)})
+					problems = append(problems, model.Problem{Position: model.Position{File: QuotasFile}, Message: fmt.Sprintf("%s.%s: %v", where, k, err)})
 					continue
 				}
 				out[k] = mb
@@ -273,7 +257,7 @@ func readQuotas(fsys fs.FS) (map[string]any, []Problem) {
 	// Round-trip through JSON: the store wants JSON types.
 	b, err := json.Marshal(q)
 	if err != nil {
-		return nil, append(problems, Problem{File: QuotasFile, Message: err.Error()})
+		return nil, append(problems, model.Problem{Position: model.Position{File: QuotasFile}, Message: err.Error()})
 	}
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
@@ -293,12 +277,12 @@ func yamlLine(err error) int {
 }
 
 // astProblems turns OPA parse or compile errors into located problems.
-func astProblems(err error) []Problem {
+func astProblems(err error) []model.Problem {
 	var errs ast.Errors
 	if errors.As(err, &errs) {
-		out := make([]Problem, 0, len(errs))
+		out := make([]model.Problem, 0, len(errs))
 		for _, e := range errs {
-			p := Problem{Message: e.Message}
+			p := model.Problem{Message: e.Message}
 			if e.Location != nil {
 				p.File, p.Line = e.Location.File, e.Location.Row
 			}
@@ -306,7 +290,7 @@ func astProblems(err error) []Problem {
 		}
 		return out
 	}
-	return []Problem{{Message: err.Error()}}
+	return []model.Problem{{Message: err.Error()}}
 }
 
 func loadError(err error) error {

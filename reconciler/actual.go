@@ -6,6 +6,7 @@ import (
 
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/plan"
 )
 
@@ -26,7 +27,7 @@ type cellView struct {
 	hb         bus.CellHeartbeat // without Instances
 	generation uint64
 	lastSeen   time.Time
-	instances  map[string]bus.InstanceStatus
+	instances  map[string]model.InstanceStatus
 }
 
 // NewActual returns an empty view; a cell silent for lostAfter is lost.
@@ -47,7 +48,7 @@ func (a *Actual) Reset() {
 func (a *Actual) cell(id, bootID string) *cellView {
 	c := a.cells[id]
 	if c == nil || c.hb.BootID != bootID {
-		c = &cellView{instances: make(map[string]bus.InstanceStatus)}
+		c = &cellView{instances: make(map[string]model.InstanceStatus)}
 		if old := a.cells[id]; old != nil {
 			c.hb = old.hb
 		}
@@ -73,7 +74,7 @@ func (a *Actual) Heartbeat(hb bus.CellHeartbeat, now time.Time) bool {
 	}
 	c.generation = hb.Generation
 	changed := wasLost || len(insts) != len(c.instances)
-	fresh := make(map[string]bus.InstanceStatus, len(insts))
+	fresh := make(map[string]model.InstanceStatus, len(insts))
 	for _, in := range insts {
 		if old, ok := c.instances[in.GUID]; !ok || old.State != in.State {
 			changed = true
@@ -94,7 +95,7 @@ func (a *Actual) Changed(ic bus.InstanceChanged, now time.Time) {
 		return
 	}
 	c.generation = ic.Generation
-	if ic.Instance.State == bus.StateStopped {
+	if ic.Instance.State == model.StateStopped {
 		delete(c.instances, ic.Instance.GUID)
 		return
 	}
@@ -104,7 +105,7 @@ func (a *Actual) Changed(ic bus.InstanceChanged, now time.Time) {
 // Accepted records the state a cell replied with to a command for one
 // instance (STARTING after a start, STOPPING after a stop), so the next plan
 // sees it before the next heartbeat does.
-func (a *Actual) Accepted(cellID string, r bus.Reply, inst bus.InstanceStatus) {
+func (a *Actual) Accepted(cellID string, r bus.Reply, inst model.InstanceStatus) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	c := a.cell(cellID, r.BootID)
@@ -112,8 +113,8 @@ func (a *Actual) Accepted(cellID string, r bus.Reply, inst bus.InstanceStatus) {
 		return
 	}
 	c.generation = r.Generation
-	if prev, ok := c.instances[inst.GUID]; ok && inst.State == bus.StateStopping {
-		prev.State = bus.StateStopping
+	if prev, ok := c.instances[inst.GUID]; ok && inst.State == model.StateStopping {
+		prev.State = model.StateStopping
 		inst = prev
 	}
 	c.instances[inst.GUID] = inst
@@ -129,7 +130,8 @@ func (a *Actual) Snapshot(now time.Time) ([]plan.Instance, []plan.Cell) {
 		cells = append(cells, plan.Cell{ID: id, Zone: c.hb.Zone, Capacity: c.hb.Capacity,
 			Lost: now.Sub(c.lastSeen) > a.lostAfter})
 		for _, in := range c.instances {
-			insts = append(insts, plan.Instance{InstanceStatus: in, Cell: id})
+			in.Cell = id
+			insts = append(insts, in)
 		}
 	}
 	return insts, cells
@@ -145,7 +147,7 @@ func (a *Actual) Cells(now time.Time) []api.Cell {
 			LastHeartbeat: c.lastSeen, Lost: now.Sub(c.lastSeen) > a.lostAfter}
 		for _, in := range c.instances {
 			ci.Instances++
-			if in.State == bus.StateStarting || in.State == bus.StateRunning {
+			if in.State == model.StateStarting || in.State == model.StateRunning {
 				ci.MemoryUsedMB += in.MemoryMB
 			}
 		}

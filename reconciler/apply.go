@@ -6,9 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
-	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/source"
 )
 
@@ -23,12 +21,10 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 	defer c.mu.Unlock()
 	st := &se.status
 	st.LastSeen, st.LastSeenAt = snap.Commit, now
-	st.LastFetch, st.FetchError = now, ""
 	st.Warnings = prop.Warnings
 	for _, a := range prop.Apps {
-		if other := c.apps[plan.AppKey{Space: a.Space, Name: a.Name}]; other != nil && other.Source != a.Source {
-			prop.Errors = append(prop.Errors, api.Problem{File: a.File, Line: a.Line, App: a.Name,
-				Message: fmt.Sprintf("app %q is already declared in space %q by source %q", a.Name, a.Space, other.Source)})
+		if other := c.apps[model.AppKey{Space: a.Space, Name: a.Name}]; other != nil && other.Source != a.Source {
+			prop.Errors = append(prop.Errors, model.Problem{Position: model.Position{File: a.File, Line: a.Line}, App: a.Name, Message: fmt.Sprintf("app %q is already declared in space %q by source %q", a.Name, a.Space, other.Source)})
 		}
 	}
 	se.last = snap
@@ -36,16 +32,16 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 		st.Errors = prop.Errors
 		c.saveSource(ctx, se)
 		first := prop.Errors[0]
-		c.events.Record(bus.Event{Kind: EventCommitRefused, Space: se.space,
+		c.events.Record(model.Event{Kind: model.EventCommitRefused, Space: se.space,
 			Message: fmt.Sprintf("commit %s of source %s refused: %s:%d: %s (%d error(s) in all)",
 				short(snap.Commit), se.src.Name(), first.File, first.Line, first.Message, len(prop.Errors))})
 		return
 	}
 	violations, err := c.checkPolicies(ctx, se, prop)
 	if err != nil {
-		violations = []api.Problem{{Message: "policy evaluation failed: " + err.Error(), Kind: api.ProblemPolicy}}
+		violations = []model.Problem{{Message: "policy evaluation failed: " + err.Error(), Kind: model.ProblemPolicy}}
 	}
-	var blocked []api.Problem // per-app enforcement: apps held at what they run
+	var blocked []model.Problem // per-app enforcement: apps held at what they run
 	if len(violations) > 0 && err == nil && c.policy.PerApp(se.space) {
 		if rest, ok := c.holdBack(prop, violations); ok {
 			again, err := c.checkPolicies(ctx, se, rest)
@@ -59,24 +55,24 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 		// running, and no new release is staged until it complies.
 		st.Errors = violations
 		c.saveSource(ctx, se)
-		c.events.Record(bus.Event{Kind: EventCommitDenied, Space: se.space,
+		c.events.Record(model.Event{Kind: model.EventCommitDenied, Space: se.space,
 			Message: fmt.Sprintf("commit %s of source %s denied by policy: %s", short(snap.Commit), se.src.Name(), messages(violations))})
 		return
 	}
 	st.Errors = blocked // what per-app enforcement held back, if anything
 	if len(blocked) > 0 {
-		c.events.Record(bus.Event{Kind: EventCommitDenied, Space: se.space,
+		c.events.Record(model.Event{Kind: model.EventCommitDenied, Space: se.space,
 			Message: fmt.Sprintf("commit %s of source %s: apps held back by policy (the rest applies): %s", short(snap.Commit), se.src.Name(), messages(blocked))})
 	}
 
-	releases := make(map[string]Release, len(prop.Releases))
+	releases := make(map[string]model.Release, len(prop.Releases))
 	for _, r := range prop.Releases {
 		releases[r.App] = r
 	}
-	var toStage []*Release
-	seen := make(map[plan.AppKey]bool, len(prop.Apps))
+	var toStage []*model.Release
+	seen := make(map[model.AppKey]bool, len(prop.Apps))
 	for _, a := range prop.Apps {
-		key := plan.AppKey{Space: a.Space, Name: a.Name}
+		key := model.AppKey{Space: a.Space, Name: a.Name}
 		seen[key] = true
 		rk := releaseKey(a.Space, a.Name, a.ReleaseID)
 		rel := c.releases[rk]
@@ -87,7 +83,7 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 			c.releases[rk] = rel
 			c.saveRelease(ctx, rel)
 		}
-		if !rel.Staged() && !c.inStage[rk] && rel.State != ReleaseFailed {
+		if !rel.Staged() && !c.inStage[rk] && rel.State != model.ReleaseFailed {
 			toStage = append(toStage, rel)
 		}
 		rec := a
@@ -106,13 +102,13 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 		if a.Source == se.src.Name() && !seen[key] {
 			delete(c.apps, key)
 			c.deleteApp(ctx, key)
-			c.events.Record(bus.Event{Kind: EventAppRemoved, Space: key.Space, App: key.Name,
+			c.events.Record(model.Event{Kind: model.EventAppRemoved, Space: key.Space, App: key.Name,
 				Message: fmt.Sprintf("app removed from source %s at commit %s", se.src.Name(), short(snap.Commit))})
 		}
 	}
 	st.LastApplied, st.LastAppliedAt = snap.Commit, now
 	c.saveSource(ctx, se)
-	c.events.Record(bus.Event{Kind: EventCommitApplied, Space: se.space,
+	c.events.Record(model.Event{Kind: model.EventCommitApplied, Space: se.space,
 		Message: fmt.Sprintf("commit %s of source %s applied: %d app(s), %d to stage", short(snap.Commit), se.src.Name(), len(prop.Apps), len(toStage))})
 	for _, rel := range toStage {
 		c.queueStaging(rel, snap)
@@ -121,7 +117,7 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Sn
 }
 
 // messages joins the messages of problems for an event.
-func messages(ps []api.Problem) string {
+func messages(ps []model.Problem) string {
 	out := make([]string, 0, len(ps))
 	for _, p := range ps {
 		out = append(out, p.Message)

@@ -22,6 +22,7 @@ import (
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/reconciler/executor"
 	"github.com/driftless/driftless/reconciler/plan"
@@ -90,7 +91,7 @@ func (c *Config) defaults() {
 		c.Warmup = 3 * time.Second
 	}
 	if c.StagingTimeout == 0 {
-		c.StagingTimeout = 15 * time.Minute
+		c.StagingTimeout = model.DefaultStagingTimeout
 	}
 	if c.StagingWorkers == 0 {
 		c.StagingWorkers = 2
@@ -123,9 +124,9 @@ type Controller struct {
 
 	mu       sync.Mutex
 	role     string
-	apps     map[plan.AppKey]*AppRecord
-	releases map[string]*Release // by releaseKey
-	unplaced map[plan.AppKey][]plan.Unplaced
+	apps     map[model.AppKey]*model.App
+	releases map[string]*model.Release // by releaseKey
+	unplaced map[model.AppKey][]plan.Unplaced
 	inStage  map[string]bool // releaseKey of stagings queued or running
 	started  time.Time
 	crashes  *crashTracker
@@ -143,7 +144,7 @@ type sourceEntry struct {
 	src    *source.Source
 	space  string
 	org    string
-	status api.Source
+	status model.SourceStatus
 	// last is the source's last commit seen, checked again when the
 	// policies change. Guarded by Controller.mu.
 	last *source.Snapshot
@@ -202,7 +203,7 @@ func New(cfg Config) (*Controller, error) {
 		}
 		names[src.Name()] = true
 		c.sources = append(c.sources, &sourceEntry{src: src, space: sc.Space, org: sc.Org,
-			status: api.Source{Name: src.Name(), URL: src.URL(), Branch: src.Branch(), Space: sc.Space}})
+			status: model.SourceStatus{Name: src.Name(), URL: src.URL(), Space: sc.Space}})
 	}
 	return c, nil
 }
@@ -214,9 +215,9 @@ func (c *Controller) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stageQ = make(chan stageJob, 1024)
-	c.apps = make(map[plan.AppKey]*AppRecord)
-	c.releases = make(map[string]*Release)
-	c.unplaced = make(map[plan.AppKey][]plan.Unplaced)
+	c.apps = make(map[model.AppKey]*model.App)
+	c.releases = make(map[string]*model.Release)
+	c.unplaced = make(map[model.AppKey][]plan.Unplaced)
 	c.inStage = make(map[string]bool)
 	c.crashes = newCrashTracker(c.cfg.Crash)
 	c.lostCells = make(map[string]bool)
@@ -273,7 +274,7 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 	c.started = time.Now()
 	c.role = RoleLeader
 	c.mu.Unlock()
-	c.events.Record(bus.Event{Kind: EventLeader, Message: fmt.Sprintf("controller %s leads; acting in %s, once the cells have reported", c.cfg.ID, c.cfg.Warmup)})
+	c.events.Record(model.Event{Kind: model.EventLeader, Message: fmt.Sprintf("controller %s leads; acting in %s, once the cells have reported", c.cfg.ID, c.cfg.Warmup)})
 
 	subs, err := c.subscribe()
 	if err != nil {
@@ -331,8 +332,8 @@ func (c *Controller) subscribe() ([]*nats.Subscription, error) {
 			return
 		}
 		c.actual.Changed(ic, time.Now())
-		if in := ic.Instance; in.State == bus.StateRunning {
-			c.events.Record(bus.Event{Kind: EventStarted, Space: in.Space, App: in.App, Instance: in.GUID,
+		if in := ic.Instance; in.State == model.StateRunning {
+			c.events.Record(model.Event{Kind: model.EventStarted, Space: in.Space, App: in.App, Instance: in.GUID,
 				Index: in.Index, Cell: ic.CellID, Release: in.ReleaseID, Message: "instance is healthy: " + in.Reason})
 		}
 		c.Kick()
@@ -431,27 +432,27 @@ func (c *Controller) planApps(now time.Time) []plan.App {
 // applied records the outcome of one action.
 func (c *Controller) applied(r executor.Result) {
 	a := r.Action
-	ev := bus.Event{Space: a.Instance.Space, App: a.Instance.App, Instance: a.Instance.GUID,
+	ev := model.Event{Space: a.Instance.Space, App: a.Instance.App, Instance: a.Instance.GUID,
 		Index: a.Instance.Index, Cell: a.Cell, Release: a.Instance.ReleaseID}
 	if r.Err != nil {
-		ev.Kind, ev.Message = EventActionFailed, r.Err.Error()
+		ev.Kind, ev.Message = model.EventActionFailed, r.Err.Error()
 		c.events.Record(ev)
 		return
 	}
 	switch a.Kind {
 	case plan.Start:
-		c.actual.Accepted(a.Cell, r.Reply, bus.InstanceStatus{InstanceRef: a.Instance, State: bus.StateStarting,
+		c.actual.Accepted(a.Cell, r.Reply, model.InstanceStatus{InstanceRef: a.Instance, State: model.StateStarting,
 			MemoryMB: a.Run.MemoryMB, DiskMB: a.Run.DiskMB, Since: time.Now()})
-		ev.Kind, ev.Message = EventPlaced, "placed on cell "+a.Cell+": "+a.Reason
+		ev.Kind, ev.Message = model.EventPlaced, "placed on cell "+a.Cell+": "+a.Reason
 		switch a.Cause {
 		case plan.CauseEvacuate:
-			ev.Kind = EventEvacuated
+			ev.Kind = model.EventEvacuated
 		case plan.CauseRestart:
-			ev.Kind = EventRestarted
+			ev.Kind = model.EventRestarted
 		}
 	case plan.Stop:
-		c.actual.Accepted(a.Cell, r.Reply, bus.InstanceStatus{InstanceRef: a.Instance, State: bus.StateStopping, Since: time.Now()})
-		ev.Kind, ev.Message = EventStopped, "stopping instance: "+a.Reason
+		c.actual.Accepted(a.Cell, r.Reply, model.InstanceStatus{InstanceRef: a.Instance, State: model.StateStopping, Since: time.Now()})
+		ev.Kind, ev.Message = model.EventStopped, "stopping instance: "+a.Reason
 	}
 	c.events.Record(ev)
 }
@@ -460,12 +461,12 @@ func (c *Controller) applied(r executor.Result) {
 // backoff.
 func (c *Controller) recordCrash(cr Crash) {
 	in := cr.Instance
-	ev := bus.Event{Kind: EventCrashed, Space: in.Space, App: in.App, Instance: in.GUID, Index: in.Index,
+	ev := model.Event{Kind: model.EventCrashed, Space: in.Space, App: in.App, Instance: in.GUID, Index: in.Index,
 		Cell: cr.Cell, Release: in.ReleaseID,
 		Message: fmt.Sprintf("instance crashed (exit status %d, crash %d in a row): %s", in.ExitStatus, cr.Record.Count, in.Reason)}
 	c.events.Record(ev)
 	if cr.Delay > 0 {
-		ev.Kind, ev.Instance = EventBackoff, ""
+		ev.Kind, ev.Instance = model.EventBackoff, ""
 		ev.Message = fmt.Sprintf("index %d crashed %d times in a row: next restart in %s", in.Index, cr.Record.Count, cr.Delay.Round(time.Second))
 		c.events.Record(ev)
 	}
@@ -481,15 +482,15 @@ func (c *Controller) noteCells(insts []plan.Instance, cells []plan.Cell) {
 			c.lostCells[cell.ID] = true
 			n := 0
 			for _, in := range insts {
-				if in.Cell == cell.ID && (in.State == bus.StateRunning || in.State == bus.StateStarting) {
+				if in.Cell == cell.ID && (in.State == model.StateRunning || in.State == model.StateStarting) {
 					n++
 				}
 			}
-			c.events.Record(bus.Event{Kind: EventCellLost, Cell: cell.ID,
+			c.events.Record(model.Event{Kind: model.EventCellLost, Cell: cell.ID,
 				Message: fmt.Sprintf("no heartbeat from cell %s for %s: its %d instance(s) are placed elsewhere", cell.ID, c.cfg.LostAfter, n)})
 		case !cell.Lost && c.lostCells[cell.ID]:
 			delete(c.lostCells, cell.ID)
-			c.events.Record(bus.Event{Kind: EventCellBack, Cell: cell.ID,
+			c.events.Record(model.Event{Kind: model.EventCellBack, Cell: cell.ID,
 				Message: "cell " + cell.ID + " reports again: duplicates of instances placed elsewhere are stopped"})
 		}
 	}
@@ -514,13 +515,13 @@ func (c *Controller) rollBack(ctx context.Context, rb plan.Rollback) {
 		return
 	}
 	if rel := c.releases[releaseKey(rb.App.Space, rb.App.Name, rb.Release)]; rel != nil {
-		rel.State, rel.Error = ReleaseFailed, "rolled back: "+rb.Reason
+		rel.State, rel.Error = model.ReleaseFailed, "rolled back: "+rb.Reason
 		c.saveRelease(ctx, rel)
 	}
 	app.CurrentID, app.PreviousID = to, ""
 	c.saveApp(ctx, app)
 	c.crashes.Forget(rb.App)
-	c.events.Record(bus.Event{Kind: EventRolledBack, Space: rb.App.Space, App: rb.App.Name, Release: rb.Release,
+	c.events.Record(model.Event{Kind: model.EventRolledBack, Space: rb.App.Space, App: rb.App.Name, Release: rb.Release,
 		Message: fmt.Sprintf("release %s rolled back to %s: %s", rb.Release, to, rb.Reason)})
 	c.Kick()
 }
@@ -528,7 +529,7 @@ func (c *Controller) rollBack(ctx context.Context, rb plan.Rollback) {
 // recordUnplaced remembers which instances fit nowhere, with an event the
 // first time each does.
 func (c *Controller) recordUnplaced(us []plan.Unplaced) {
-	byApp := make(map[plan.AppKey][]plan.Unplaced)
+	byApp := make(map[model.AppKey][]plan.Unplaced)
 	for _, u := range us {
 		byApp[u.App] = append(byApp[u.App], u)
 	}
@@ -538,13 +539,13 @@ func (c *Controller) recordUnplaced(us []plan.Unplaced) {
 	c.mu.Unlock()
 	for key, list := range byApp {
 		if len(prev[key]) != len(list) {
-			c.events.Record(bus.Event{Kind: EventUnplaced, Space: key.Space, App: key.Name,
+			c.events.Record(model.Event{Kind: model.EventUnplaced, Space: key.Space, App: key.Name,
 				Message: fmt.Sprintf("%d instance(s) cannot be placed: %s", len(list), list[0].Reason)})
 		}
 	}
 }
 
 // Events returns the recorded events, optionally of one app.
-func (c *Controller) Events(space, app string) []bus.Event { return c.events.List(space, app) }
+func (c *Controller) Events(space, app string) []model.Event { return c.events.List(space, app) }
 
 func releaseKey(space, app, id string) string { return space + "/" + app + "/" + id }

@@ -4,14 +4,14 @@ import (
 	"sync"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/plan"
 )
 
 // crashKey is one instance index of one app: crash counts belong to the
 // index, not to an instance, since every restart is a new instance.
 type crashKey struct {
-	app   plan.AppKey
+	app   model.AppKey
 	index int
 }
 
@@ -51,7 +51,7 @@ func newCrashTracker(p plan.CrashPolicy) *crashTracker {
 
 // Crash is a newly counted crash.
 type Crash struct {
-	Instance bus.InstanceStatus
+	Instance model.InstanceStatus
 	Cell     string
 	Record   CrashRecord
 	// Delay is how long the restart waits (0: at once).
@@ -68,7 +68,7 @@ func (t *crashTracker) Observe(insts []plan.Instance, now time.Time) []Crash {
 	for _, in := range insts {
 		key := crashKey{in.Key(), in.Index}
 		switch in.State {
-		case bus.StateCrashed:
+		case model.StateCrashed:
 			_, seen := t.counted[in.GUID]
 			t.counted[in.GUID] = now
 			if seen {
@@ -83,8 +83,8 @@ func (t *crashTracker) Observe(insts []plan.Instance, now time.Time) []Crash {
 			r.LastAt, r.ExitStatus, r.Reason, r.LastOutput = now, in.ExitStatus, in.Reason, in.LastOutput
 			delay := t.policy.Delay(r.Count)
 			r.RestartAt = now.Add(delay)
-			out = append(out, Crash{Instance: in.InstanceStatus, Cell: in.Cell, Record: *r, Delay: delay})
-		case bus.StateRunning:
+			out = append(out, Crash{Instance: in, Cell: in.Cell, Record: *r, Delay: delay})
+		case model.StateRunning:
 			if r := t.records[key]; r != nil && !in.Since.IsZero() && in.Since.After(r.LastAt) && now.Sub(in.Since) >= t.policy.ResetAfter {
 				delete(t.records, key)
 			}
@@ -100,7 +100,7 @@ func (t *crashTracker) Observe(insts []plan.Instance, now time.Time) []Crash {
 
 // RestartAt returns, per index of app that crashed recently, when it may
 // start again (in the past once its backoff is over).
-func (t *crashTracker) RestartAt(app plan.AppKey) map[int]time.Time {
+func (t *crashTracker) RestartAt(app model.AppKey) map[int]time.Time {
 	recs := t.Records(app)
 	if len(recs) == 0 {
 		return nil
@@ -113,7 +113,7 @@ func (t *crashTracker) RestartAt(app plan.AppKey) map[int]time.Time {
 }
 
 // Records returns the crash history of every index of app.
-func (t *crashTracker) Records(app plan.AppKey) map[int]CrashRecord {
+func (t *crashTracker) Records(app model.AppKey) map[int]CrashRecord {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make(map[int]CrashRecord)
@@ -126,7 +126,7 @@ func (t *crashTracker) Records(app plan.AppKey) map[int]CrashRecord {
 }
 
 // Forget drops the history of an app (removed, or moved to a new release).
-func (t *crashTracker) Forget(app plan.AppKey) {
+func (t *crashTracker) Forget(app model.AppKey) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k := range t.records {

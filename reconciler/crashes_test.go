@@ -4,19 +4,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/plan"
 )
 
 func crashedInst(guid string, idx int) plan.Instance {
-	return plan.Instance{Cell: "a", InstanceStatus: bus.InstanceStatus{
-		InstanceRef: bus.InstanceRef{GUID: guid, Space: "dev", App: "hello", Index: idx, ReleaseID: "r1"},
-		State:       bus.StateCrashed, ExitStatus: 3, Reason: "exited with status 3", LastOutput: []string{"boom"}}}
+	return model.InstanceStatus{Cell: "a",
+		InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: "hello", Index: idx, ReleaseID: "r1"},
+		State:       model.StateCrashed, ExitStatus: 3, Reason: "exited with status 3", LastOutput: []string{"boom"}}
 }
 
 func TestCrashTracker(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	key := plan.AppKey{Space: "dev", Name: "hello"}
+	key := model.AppKey{Space: "dev", Name: "hello"}
 	tr := newCrashTracker(plan.CrashPolicy{QuickRestarts: 2, Backoff: 10 * time.Second, MaxBackoff: time.Minute, ResetAfter: time.Minute})
 
 	steps := []struct {
@@ -56,9 +56,9 @@ func TestCrashTracker(t *testing.T) {
 	}
 
 	// Running for less than ResetAfter keeps the count; longer clears it.
-	running := plan.Instance{Cell: "a", InstanceStatus: bus.InstanceStatus{
-		InstanceRef: bus.InstanceRef{GUID: "g5", Space: "dev", App: "hello", Index: 0, ReleaseID: "r1"},
-		State:       bus.StateRunning, Since: t0.Add(45 * time.Second)}}
+	running := model.InstanceStatus{Cell: "a",
+		InstanceRef: model.InstanceRef{GUID: "g5", Space: "dev", App: "hello", Index: 0, ReleaseID: "r1"},
+		State:       model.StateRunning, Since: t0.Add(45 * time.Second)}
 	tr.Observe([]plan.Instance{running}, t0.Add(90*time.Second))
 	if tr.Records(key)[0].Count != 4 {
 		t.Fatal("count cleared before ResetAfter")

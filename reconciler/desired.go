@@ -10,9 +10,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/manifests"
+	"github.com/driftless/driftless/model"
 )
 
 // Tree is a commit's content as the desired-state builder needs it: the
@@ -30,10 +29,10 @@ var SourceExcludes = append(append([]string{}, manifests.ManifestNames...), mani
 
 // Proposal is the desired state one commit of one source asks for.
 type Proposal struct {
-	Apps     []AppRecord
-	Releases []Release
-	Errors   []api.Problem
-	Warnings []api.Problem
+	Apps     []model.App
+	Releases []model.Release
+	Errors   []model.Problem
+	Warnings []model.Problem
 }
 
 // DesiredOptions are the platform settings that shape desired state.
@@ -52,8 +51,8 @@ func BuildDesired(tree Tree, opts DesiredOptions) Proposal {
 	set := manifests.LoadFS(tree.FS(), ".")
 	var p Proposal
 	for _, d := range set.Diagnostics {
-		pr := api.Problem{File: d.Pos.File, Line: d.Pos.Line, Column: d.Pos.Col, Message: d.Message}
-		if d.Severity == manifests.Error {
+		pr := model.Problem{Position: model.Position{File: d.File, Line: d.Line, Col: d.Col}, Message: d.Message}
+		if d.Severity == model.Error {
 			p.Errors = append(p.Errors, pr)
 		} else {
 			p.Warnings = append(p.Warnings, pr)
@@ -71,13 +70,12 @@ func BuildDesired(tree Tree, opts DesiredOptions) Proposal {
 				if fp, ok := app.Fields["path"]; ok {
 					pos = fp
 				}
-				p.Errors = append(p.Errors, api.Problem{File: pos.File, Line: pos.Line, Column: pos.Col, App: app.Name,
-					Message: fmt.Sprintf("app %q: source folder %q is not in the commit", app.Name, src)})
+				p.Errors = append(p.Errors, model.Problem{Position: model.Position{File: pos.File, Line: pos.Line, Col: pos.Col}, App: app.Name, Message: fmt.Sprintf("app %q: source folder %q is not in the commit", app.Name, src)})
 				continue
 			}
 			rel := newRelease(app, opts, src, tree)
 			p.Releases = append(p.Releases, rel)
-			p.Apps = append(p.Apps, AppRecord{
+			p.Apps = append(p.Apps, model.App{
 				Space: opts.Space, Name: app.Name, Source: opts.Source, Commit: opts.Commit,
 				File: app.Pos.File, Line: app.Pos.Line, Instances: app.Instances,
 				ReleaseID: rel.ID, Routes: rel.Run.Routes, Labels: app.Labels,
@@ -91,33 +89,25 @@ func BuildDesired(tree Tree, opts DesiredOptions) Proposal {
 }
 
 // newRelease builds the release an app entry asks for, with its id.
-func newRelease(app manifests.App, opts DesiredOptions, srcPath, tree string) Release {
-	run := bus.RunSpec{
-		Command:  app.Command,
-		Env:      app.Env,
-		MemoryMB: int64(app.MemoryMB),
-		DiskMB:   int64(app.DiskMB),
-		Routes:   Routes(app, opts.Space, opts.Domain),
-		HealthCheck: bus.HealthCheck{
-			Type:                 app.HealthCheck.Type,
-			Endpoint:             app.HealthCheck.HTTPEndpoint,
-			TimeoutSec:           app.Timeout,
-			InvocationTimeoutSec: app.HealthCheck.InvocationTimeout,
-		},
+func newRelease(app manifests.App, opts DesiredOptions, srcPath, tree string) model.Release {
+	run := model.RunSpec{
+		Command:     app.Command,
+		Env:         app.Env,
+		MemoryMB:    int64(app.MemoryMB),
+		DiskMB:      int64(app.DiskMB),
+		Routes:      Routes(app, opts.Space, opts.Domain),
+		HealthCheck: app.HealthCheck,
 	}
 	for _, r := range app.Routes {
-		switch r.LoadBalancing {
-		case "least-connection":
-			run.Balance = "least-connections" // router/route.LeastConnections
-		case "round-robin":
-			run.Balance = "round-robin" // chosen, whatever the router's default
+		if r.LoadBalancing != model.BalanceDefault {
+			run.Balance = r.LoadBalancing
 		}
 	}
-	rel := Release{
+	rel := model.Release{
 		Space: opts.Space, App: app.Name, Commit: opts.Commit,
 		SourcePath: srcPath, SourceTree: tree,
 		Buildpacks: app.Buildpacks, Stack: app.Stack,
-		Run: run, State: ReleaseStaging,
+		Run: run, State: model.ReleaseStaging,
 	}
 	rel.ID = ReleaseID(rel)
 	return rel
@@ -127,13 +117,13 @@ func newRelease(app manifests.App, opts DesiredOptions, srcPath, tree string) Re
 // run: source tree, buildpacks, stack and the run spec (command, env,
 // limits, routes, health check). The instance count, metadata and commit
 // are left out, so scaling or an unrelated commit keeps the release.
-func ReleaseID(r Release) string {
+func ReleaseID(r model.Release) string {
 	key := struct {
 		Space, App string
 		Tree       string
 		Buildpacks []string
 		Stack      string
-		Run        bus.RunSpec
+		Run        model.RunSpec
 	}{r.Space, r.App, r.SourceTree, r.Buildpacks, r.Stack, r.Run}
 	key.Run.Droplet = ""
 	data, err := json.Marshal(key) // maps marshal with sorted keys: stable
@@ -146,7 +136,7 @@ func ReleaseID(r Release) string {
 
 // StagingKey identifies what a droplet is built from — source tree,
 // buildpacks and stack — so that the same source is never staged twice.
-func StagingKey(r Release) string {
+func StagingKey(r model.Release) string {
 	sum := sha256.Sum256([]byte(r.SourceTree + "\x00" + strings.Join(r.Buildpacks, ",") + "\x00" + r.Stack))
 	return hex.EncodeToString(sum[:])[:32]
 }
@@ -163,9 +153,9 @@ func Routes(app manifests.App, space, domain string) []string {
 	for _, r := range app.Routes {
 		switch {
 		case r.Domain != "":
-			out = append(out, normalizeRoute(r.Route))
+			out = append(out, model.NormalizeRoute(r.Route))
 		case r.Host != "": // legacy host without domain
-			out = append(out, normalizeRoute(r.Host+"."+domain+r.Path))
+			out = append(out, model.NormalizeRoute(r.Host+"."+domain+r.Path))
 		}
 	}
 	if len(out) == 0 && domain != "" {
@@ -178,18 +168,4 @@ func Routes(app manifests.App, space, domain string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// normalizeRoute lower-cases a route's host and drops a trailing slash.
-func normalizeRoute(route string) string {
-	host, p, hasPath := strings.Cut(route, "/")
-	host = strings.ToLower(host)
-	if !hasPath {
-		return host
-	}
-	p = strings.TrimSuffix(p, "/")
-	if p == "" {
-		return host
-	}
-	return host + "/" + p
 }

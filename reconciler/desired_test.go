@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/driftless/driftless/model"
 )
 
 // mapTree is a Tree over an in-memory file system whose "tree hash" of a
@@ -72,7 +74,7 @@ func build(t *testing.T, files map[string]string) Proposal {
 	return BuildDesired(tree(files), DesiredOptions{Source: "s", Space: "dev", Commit: "c1", Domain: "apps.localhost"})
 }
 
-func onlyRelease(t *testing.T, p Proposal, app string) Release {
+func onlyRelease(t *testing.T, p Proposal, app string) model.Release {
 	t.Helper()
 	for _, r := range p.Releases {
 		if r.App == app {
@@ -80,7 +82,7 @@ func onlyRelease(t *testing.T, p Proposal, app string) Release {
 		}
 	}
 	t.Fatalf("no release for %s in %+v (errors %+v)", app, p.Releases, p.Errors)
-	return Release{}
+	return model.Release{}
 }
 
 // TestReleaseIDStability: what does and does not make a new release.
@@ -147,7 +149,7 @@ func TestBuildDesired(t *testing.T) {
 	if len(p.Errors) > 0 {
 		t.Fatalf("errors: %+v", p.Errors)
 	}
-	byName := map[string]AppRecord{}
+	byName := map[string]model.App{}
 	for _, a := range p.Apps {
 		byName[a.Name] = a
 	}
@@ -164,7 +166,7 @@ func TestBuildDesired(t *testing.T) {
 	if r := onlyRelease(t, p, "web"); r.SourcePath != "web/site" || r.Run.Command != "" || r.Run.Balance != "least-connections" {
 		t.Fatalf("web release: %+v", r)
 	}
-	if r := onlyRelease(t, p, "hello"); r.Run.Env["GREETING"] != "Hello" || r.Run.MemoryMB != 64 || r.State != ReleaseStaging || r.Run.Balance != "" {
+	if r := onlyRelease(t, p, "hello"); r.Run.Env["GREETING"] != "Hello" || r.Run.MemoryMB != 64 || r.State != model.ReleaseStaging || r.Run.Balance != "" {
 		t.Fatalf("hello release: %+v", r)
 	}
 }

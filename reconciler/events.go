@@ -8,53 +8,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/driftless/driftless/bus"
-)
-
-// Event kinds the controller records: one per decision, each with its
-// reason in the event's message.
-const (
-	EventCommitApplied = "commit-applied"
-	EventCommitRefused = "commit-refused"
-	// EventCommitDenied: a commit was refused by the policies.
-	EventCommitDenied = "commit-denied"
-	// EventPolicyApplied and EventPolicyRefused: a policy commit took
-	// effect, or was refused (the previous policies stay).
-	EventPolicyApplied = "policy-applied"
-	EventPolicyRefused = "policy-refused"
-	EventStaging       = "staging"
-	EventStaged        = "staged"
-	EventStagingFailed = "staging-failed"
-	// EventPlaced: a new instance was given to a cell (a missing index, a
-	// scale-up or a rollout step).
-	EventPlaced = "placed"
-	// EventEvacuated: an instance of a lost cell was placed elsewhere.
-	EventEvacuated = "evacuated"
-	// EventRestarted: a crashed instance was placed again.
-	EventRestarted = "restarted"
-	// EventStarted: an instance passed its health check and is routable.
-	EventStarted = "started"
-	EventStopped = "stopped"
-	EventCrashed = "crashed"
-	// EventBackoff: a crashed index waits before its next restart.
-	EventBackoff = "backoff"
-	// EventRolledBack: a release whose instances never became healthy was
-	// abandoned for the release that still serves.
-	EventRolledBack   = "rolled-back"
-	EventCellLost     = "cell-lost"
-	EventCellBack     = "cell-returned"
-	EventUnplaced     = "unplaced"
-	EventActionFailed = "action-failed"
-	EventAppRemoved   = "app-removed"
-	EventLeader       = "leader"
-	// EventGarbage: blobs of releases no longer kept were deleted.
-	EventGarbage = "garbage-collected"
+	"github.com/driftless/driftless/model"
 )
 
 // Events keeps the latest controller events in memory and publishes each on
 // bus.SubjectEvents.
 type Events struct {
 	mu   sync.Mutex
-	ring []bus.Event
+	ring []model.Event
 	next int
 	full bool
 	nc   *nats.Conn
@@ -63,11 +24,11 @@ type Events struct {
 
 // NewEvents keeps the last size events.
 func NewEvents(size int, nc *nats.Conn, log *slog.Logger) *Events {
-	return &Events{ring: make([]bus.Event, size), nc: nc, log: log}
+	return &Events{ring: make([]model.Event, size), nc: nc, log: log}
 }
 
 // Record stores and publishes an event. Messages must never hold secrets.
-func (e *Events) Record(ev bus.Event) {
+func (e *Events) Record(ev model.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
@@ -89,10 +50,10 @@ func (e *Events) Record(ev bus.Event) {
 
 // List returns the stored events, oldest first, optionally only those of
 // one app ("" for all).
-func (e *Events) List(space, app string) []bus.Event {
+func (e *Events) List(space, app string) []model.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var all []bus.Event
+	var all []model.Event
 	if e.full {
 		all = append(all, e.ring[e.next:]...)
 	}

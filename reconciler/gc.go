@@ -12,10 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/ticks"
-	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/model"
 )
 
 // Garbage collection of releases and blobs.
@@ -30,12 +29,12 @@ const (
 
 // pruneReleases forgets the oldest releases of an app past KeepReleases,
 // never the current, previous or target release. Caller holds c.mu.
-func (c *Controller) pruneReleases(ctx context.Context, key plan.AppKey) {
+func (c *Controller) pruneReleases(ctx context.Context, key model.AppKey) {
 	app := c.apps[key]
 	if app == nil {
 		return
 	}
-	var rels []*Release
+	var rels []*model.Release
 	prefix := releaseKey(key.Space, key.Name, "")
 	for k, r := range c.releases {
 		if strings.HasPrefix(k, prefix) {
@@ -45,7 +44,9 @@ func (c *Controller) pruneReleases(ctx context.Context, key plan.AppKey) {
 	if len(rels) <= KeepReleases {
 		return
 	}
-	slices.SortFunc(rels, func(a, b *Release) int { return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID)) })
+	slices.SortFunc(rels, func(a, b *model.Release) int {
+		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
 	for _, r := range rels[KeepReleases:] {
 		if r.ID == app.CurrentID || r.ID == app.PreviousID || r.ID == app.ReleaseID {
 			continue
@@ -114,7 +115,7 @@ func (c *Controller) collectGarbage(ctx context.Context, now time.Time) (int, er
 		}
 	}
 	if deleted > 0 {
-		c.events.Record(bus.Event{Kind: EventGarbage, Message: fmt.Sprintf("deleted %d blob(s) no kept release uses", deleted)})
+		c.events.Record(model.Event{Kind: model.EventGarbage, Message: fmt.Sprintf("deleted %d blob(s) no kept release uses", deleted)})
 	}
 	return deleted, nil
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/internal/testenv"
-	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/model"
 )
 
 // TestCollectGarbage keeps the newest KeepReleases releases of an app (and
@@ -43,7 +43,7 @@ func TestCollectGarbage(t *testing.T) {
 	}
 	ctx := context.Background()
 	client := blobstore.NewClient(srv.URL)
-	key := plan.AppKey{Space: "dev", Name: "hello"}
+	key := model.AppKey{Space: "dev", Name: "hello"}
 	t0 := time.Now().Add(-time.Hour)
 	droplets := map[string]string{}
 	for i := range 8 {
@@ -57,7 +57,7 @@ func TestCollectGarbage(t *testing.T) {
 		}
 		id := fmt.Sprintf("r%d", i)
 		droplets[id] = d
-		r := &Release{ID: id, Space: "dev", App: "hello", State: ReleaseStaged, DropletDigest: d, CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
+		r := &model.Release{ID: id, Space: "dev", App: "hello", State: model.ReleaseStaged, DropletDigest: d, CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
 		c.releases[releaseKey("dev", "hello", id)] = r
 		c.saveRelease(ctx, r)
 	}
@@ -73,7 +73,7 @@ func TestCollectGarbage(t *testing.T) {
 		}
 	}
 	// r1 is the previous release: kept though old. r7 is current.
-	c.apps[key] = &AppRecord{Space: "dev", Name: "hello", ReleaseID: "r7", CurrentID: "r7", PreviousID: "r1"}
+	c.apps[key] = &model.App{Space: "dev", Name: "hello", ReleaseID: "r7", CurrentID: "r7", PreviousID: "r1"}
 	young, _, err := store.Put(ctx, strings.NewReader("a source tar of a staging in flight"))
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestCollectGarbage(t *testing.T) {
 		if _, ok := c.releases[releaseKey("dev", "hello", id)]; ok == gone {
 			t.Errorf("release %s: kept %v, want %v", id, ok, !gone)
 		}
-		var r Release
+		var r model.Release
 		found, err := c.kv.Get(ctx, "driftless/releases/dev/hello/"+id, &r)
 		if err != nil || found == gone {
 			t.Errorf("release %s in Consul: found %v (%v), want %v", id, found, err, !gone)

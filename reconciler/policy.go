@@ -7,10 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
-	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/reconciler/source"
 )
 
@@ -18,7 +16,7 @@ import (
 // proposes for its space: the commit's apps plus the apps other sources
 // declare in the same space, so quotas are checked on totals. It returns
 // the violations as problems located in the manifests. Caller holds c.mu.
-func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Proposal) ([]api.Problem, error) {
+func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Proposal) ([]model.Problem, error) {
 	if c.policy == nil {
 		return nil, nil
 	}
@@ -27,7 +25,7 @@ func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Pr
 	for _, other := range c.sources {
 		orgOf[other.src.Name()] = other.org
 	}
-	rels := map[string]Release{}
+	rels := map[string]model.Release{}
 	for _, r := range prop.Releases {
 		rels[r.App] = r
 	}
@@ -59,14 +57,14 @@ func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Pr
 	if err != nil {
 		return nil, err
 	}
-	out := make([]api.Problem, 0, len(vs))
+	out := make([]model.Problem, 0, len(vs))
 	for _, v := range vs {
-		out = append(out, api.Problem{File: v.File, Line: v.Line, App: v.App, Message: "policy " + v.Policy + ": " + v.Message, Kind: api.ProblemPolicy})
+		out = append(out, model.Problem{Position: model.Position{File: v.File, Line: v.Line}, App: v.App, Message: "policy " + v.Policy + ": " + v.Message, Kind: model.ProblemPolicy})
 	}
 	return out, nil
 }
 
-func policyApp(a AppRecord, r Release) policies.App {
+func policyApp(a model.App, r model.Release) policies.App {
 	return policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
 		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, File: a.File, Line: a.Line}
 }
@@ -84,7 +82,7 @@ func (c *Controller) applyPolicies(ctx context.Context, snap *source.Snapshot) {
 	if err != nil {
 		c.policyStatus.Errors = policyProblems(err)
 		c.mu.Unlock()
-		c.events.Record(bus.Event{Kind: EventPolicyRefused,
+		c.events.Record(model.Event{Kind: model.EventPolicyRefused,
 			Message: fmt.Sprintf("policy commit %s refused, the previous policies stay in force: %v", short(snap.Commit), err)})
 		return
 	}
@@ -98,7 +96,7 @@ func (c *Controller) applyPolicies(ctx context.Context, snap *source.Snapshot) {
 		}
 	}
 	c.mu.Unlock()
-	c.events.Record(bus.Event{Kind: EventPolicyApplied,
+	c.events.Record(model.Event{Kind: model.EventPolicyApplied,
 		Message: fmt.Sprintf("policy commit %s applied: %s", short(snap.Commit), strings.Join(set.Files, ", "))})
 	for _, se := range again {
 		c.apply(ctx, se, se.last)
@@ -106,28 +104,24 @@ func (c *Controller) applyPolicies(ctx context.Context, snap *source.Snapshot) {
 	c.Kick()
 }
 
-func policyProblems(err error) []api.Problem {
+func policyProblems(err error) []model.Problem {
 	var le *policies.LoadError
 	if !errors.As(err, &le) {
-		return []api.Problem{{Message: err.Error()}}
+		return []model.Problem{{Message: err.Error()}}
 	}
-	out := make([]api.Problem, 0, len(le.Problems))
-	for _, p := range le.Problems {
-		out = append(out, api.Problem{File: p.File, Line: p.Line, Message: p.Message})
-	}
-	return out
+	return le.Problems
 }
 
 // flagged reports the policy problems of an app's last checked commit.
 // Caller holds c.mu.
-func (c *Controller) flagged(key plan.AppKey) []api.Problem {
-	var out []api.Problem
+func (c *Controller) flagged(key model.AppKey) []model.Problem {
+	var out []model.Problem
 	for _, se := range c.sources {
 		if se.space != key.Space {
 			continue
 		}
 		for _, p := range se.status.Errors {
-			if p.Kind == api.ProblemPolicy && (p.App == "" || p.App == key.Name) {
+			if p.Kind == model.ProblemPolicy && (p.App == "" || p.App == key.Name) {
 				out = append(out, p)
 			}
 		}
@@ -139,7 +133,7 @@ func (c *Controller) flagged(key plan.AppKey) []api.Problem {
 // to what it runs now (an app new in the commit is left out), for per-app
 // enforcement. ok is false when a violation names no app: it is about the
 // space as a whole, and the whole commit is refused. Caller holds c.mu.
-func (c *Controller) holdBack(prop Proposal, violations []api.Problem) (Proposal, bool) {
+func (c *Controller) holdBack(prop Proposal, violations []model.Problem) (Proposal, bool) {
 	held := map[string]bool{}
 	for _, v := range violations {
 		if v.App == "" {
@@ -158,7 +152,7 @@ func (c *Controller) holdBack(prop Proposal, violations []api.Problem) (Proposal
 			out.Apps = append(out.Apps, a)
 			continue
 		}
-		cur := c.apps[plan.AppKey{Space: a.Space, Name: a.Name}]
+		cur := c.apps[model.AppKey{Space: a.Space, Name: a.Name}]
 		if cur == nil {
 			continue // new in this commit: not deployed until it complies
 		}

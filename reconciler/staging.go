@@ -13,7 +13,7 @@ import (
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
-	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/source"
 )
 
@@ -24,7 +24,7 @@ type stageJob struct {
 }
 
 // queueStaging schedules a release for staging. Caller holds c.mu.
-func (c *Controller) queueStaging(rel *Release, snap *source.Snapshot) {
+func (c *Controller) queueStaging(rel *model.Release, snap *source.Snapshot) {
 	rk := releaseKey(rel.Space, rel.App, rel.ID)
 	select {
 	case c.stageQ <- stageJob{space: rel.Space, app: rel.App, id: rel.ID, snap: snap}:
@@ -57,7 +57,7 @@ func (c *Controller) stage(ctx context.Context, job stageJob) {
 	}()
 	c.mu.Lock()
 	relp := c.releases[rk]
-	app := c.apps[plan.AppKey{Space: job.space, Name: job.app}]
+	app := c.apps[model.AppKey{Space: job.space, Name: job.app}]
 	if relp == nil || app == nil || app.ReleaseID != job.id || relp.Staged() {
 		c.mu.Unlock()
 		return // superseded or already done
@@ -76,7 +76,7 @@ func (c *Controller) stage(ctx context.Context, job stageJob) {
 		return
 	}
 
-	c.events.Record(bus.Event{Kind: EventStaging, Space: rel.Space, App: rel.App, Release: rel.ID,
+	c.events.Record(model.Event{Kind: model.EventStaging, Space: rel.Space, App: rel.App, Release: rel.ID,
 		Message: fmt.Sprintf("staging %s at commit %s", rel.SourcePath, short(rel.Commit))})
 	srcDigest, err := c.putSource(ctx, job.snap, rel.SourcePath)
 	if err != nil {
@@ -133,16 +133,16 @@ func (c *Controller) finishStaging(ctx context.Context, rk string, res bus.Stage
 	if rel == nil {
 		return
 	}
-	rel.State, rel.DropletDigest, rel.Buildpack = ReleaseStaged, res.Droplet, res.Buildpack
+	rel.State, rel.DropletDigest, rel.Buildpack = model.ReleaseStaged, res.Droplet, res.Buildpack
 	rel.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, res.Droplet)
 	rel.StagingLog, rel.Error, rel.StagedAt = res.LogTail, "", time.Now().UTC()
 	c.saveRelease(ctx, rel)
-	if app := c.apps[plan.AppKey{Space: rel.Space, Name: rel.App}]; app != nil && app.ReleaseID == rel.ID && app.CurrentID != rel.ID {
+	if app := c.apps[model.AppKey{Space: rel.Space, Name: rel.App}]; app != nil && app.ReleaseID == rel.ID && app.CurrentID != rel.ID {
 		app.PreviousID, app.CurrentID = app.CurrentID, rel.ID
 		c.saveApp(ctx, app)
-		c.crashes.Forget(plan.AppKey{Space: rel.Space, Name: rel.App})
+		c.crashes.Forget(model.AppKey{Space: rel.Space, Name: rel.App})
 	}
-	c.events.Record(bus.Event{Kind: EventStaged, Space: rel.Space, App: rel.App, Release: rel.ID,
+	c.events.Record(model.Event{Kind: model.EventStaged, Space: rel.Space, App: rel.App, Release: rel.ID,
 		Message: fmt.Sprintf("droplet %s ready (buildpack %s)", res.Droplet, res.Buildpack)})
 	c.Kick()
 }
@@ -156,7 +156,7 @@ func (c *Controller) failStaging(ctx context.Context, rk, msg string, logTail []
 	if rel == nil {
 		return
 	}
-	rel.State, rel.Error = ReleaseFailed, msg
+	rel.State, rel.Error = model.ReleaseFailed, msg
 	if len(logTail) > 50 {
 		logTail = logTail[len(logTail)-50:]
 	}
@@ -166,5 +166,5 @@ func (c *Controller) failStaging(ctx context.Context, rk, msg string, logTail []
 	if len(logTail) > 0 {
 		text += "\n" + strings.Join(logTail, "\n")
 	}
-	c.events.Record(bus.Event{Kind: EventStagingFailed, Space: rel.Space, App: rel.App, Release: rel.ID, Message: text})
+	c.events.Record(model.Event{Kind: model.EventStagingFailed, Space: rel.Space, App: rel.App, Release: rel.ID, Message: text})
 }

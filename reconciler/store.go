@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/driftless/driftless/catalog"
-	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/model"
 )
 
 // load reads the desired state stored in Consul KV by a previous run, so a
@@ -25,15 +25,15 @@ func (c *Controller) load(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for key, data := range apps {
-		var a AppRecord
+		var a model.App
 		if err := json.Unmarshal(data, &a); err != nil {
 			c.log.Warn("ignoring unreadable app record", "key", key, "err", err)
 			continue
 		}
-		c.apps[plan.AppKey{Space: a.Space, Name: a.Name}] = &a
+		c.apps[model.AppKey{Space: a.Space, Name: a.Name}] = &a
 	}
 	for key, data := range rels {
-		var r Release
+		var r model.Release
 		if err := json.Unmarshal(data, &r); err != nil {
 			c.log.Warn("ignoring unreadable release", "key", key, "err", err)
 			continue
@@ -53,19 +53,19 @@ func (c *Controller) load(ctx context.Context) error {
 	return nil
 }
 
-func (c *Controller) saveApp(ctx context.Context, a *AppRecord) {
+func (c *Controller) saveApp(ctx context.Context, a *model.App) {
 	if err := c.kv.Put(ctx, catalog.AppKey(a.Space, a.Name), a); err != nil {
 		c.log.Error("saving app", "app", a.Name, "err", err)
 	}
 }
 
-func (c *Controller) saveRelease(ctx context.Context, r *Release) {
+func (c *Controller) saveRelease(ctx context.Context, r *model.Release) {
 	if err := c.kv.Put(ctx, catalog.ReleaseKey(r.Space, r.App, r.ID), r); err != nil {
 		c.log.Error("saving release", "app", r.App, "release", r.ID, "err", err)
 	}
 }
 
-func (c *Controller) deleteApp(ctx context.Context, key plan.AppKey) {
+func (c *Controller) deleteApp(ctx context.Context, key model.AppKey) {
 	if err := c.kv.Delete(ctx, catalog.AppKey(key.Space, key.Name)); err != nil {
 		c.log.Error("deleting app", "app", key.Name, "err", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/plan"
 )
 
@@ -22,7 +22,7 @@ func (c *Controller) viewSnapshot() []plan.Instance {
 	}
 	for i := range insts {
 		if lost[insts[i].Cell] {
-			insts[i].State = api.InstanceLost
+			insts[i].State = model.StateLost
 		}
 	}
 	return insts
@@ -46,7 +46,7 @@ func (c *Controller) App(_ context.Context, space, name string) (api.AppDetail, 
 	insts := c.viewSnapshot()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := plan.AppKey{Space: space, Name: name}
+	key := model.AppKey{Space: space, Name: name}
 	a := c.apps[key]
 	if a == nil {
 		return api.AppDetail{}, false
@@ -65,11 +65,7 @@ func (c *Controller) App(_ context.Context, space, name string) (api.AppDetail, 
 		if in.Key() != key {
 			continue
 		}
-		d.Instances = append(d.Instances, api.Instance{
-			Index: in.Index, GUID: in.GUID, State: in.State, Cell: in.Cell,
-			Address: c.instanceAddress(in), ReleaseID: in.ReleaseID, Commit: in.Commit, Since: in.Since,
-			ExitStatus: in.ExitStatus, Reason: in.Reason, LastOutput: in.LastOutput,
-		})
+		d.Instances = append(d.Instances, api.Instance{InstanceStatus: in, Address: c.instanceAddress(in)})
 	}
 	slices.SortFunc(d.Instances, func(x, y api.Instance) int { return cmp.Or(cmp.Compare(x.Index, y.Index), x.Since.Compare(y.Since)) })
 	for _, r := range c.releases {
@@ -94,7 +90,7 @@ func (c *Controller) instanceAddress(in plan.Instance) string {
 }
 
 // appView summarises an app. Caller holds c.mu.
-func (c *Controller) appView(key plan.AppKey, a *AppRecord, insts []plan.Instance) api.App {
+func (c *Controller) appView(key model.AppKey, a *model.App, insts []plan.Instance) api.App {
 	v := api.App{Name: a.Name, Space: a.Space, Desired: a.Instances, ReleaseID: a.CurrentID,
 		Commit: a.Commit, Source: a.Source, Routes: a.Routes}
 	if v.Routes == nil {
@@ -114,19 +110,19 @@ func (c *Controller) appView(key plan.AppKey, a *AppRecord, insts []plan.Instanc
 			continue
 		}
 		switch {
-		case in.State == bus.StateCrashed:
+		case in.State == model.StateCrashed:
 			crashed++
 		case in.ReleaseID != a.CurrentID:
-			if in.State == bus.StateRunning || in.State == bus.StateStarting {
+			if in.State == model.StateRunning || in.State == model.StateStarting {
 				others++
 			}
-		case in.State == bus.StateRunning && in.Index < a.Instances:
+		case in.State == model.StateRunning && in.Index < a.Instances:
 			v.Running++
-		case in.State == bus.StateStarting:
+		case in.State == model.StateStarting:
 			starting++
 		}
 	}
-	if target != nil && target.State == ReleaseFailed {
+	if target != nil && target.State == model.ReleaseFailed {
 		if target.DropletDigest != "" {
 			v.Problems = append(v.Problems, fmt.Sprintf("release %s (commit %s) %s", target.ID, short(target.Commit), target.Error))
 		} else {
@@ -150,11 +146,11 @@ func (c *Controller) appView(key plan.AppKey, a *AppRecord, insts []plan.Instanc
 		v.Problems = append(v.Problems, fmt.Sprintf("%d instance(s) cannot be placed: %s", len(us), us[0].Reason))
 	}
 	switch {
-	case cur == nil && target != nil && target.State == ReleaseFailed:
+	case cur == nil && target != nil && target.State == model.ReleaseFailed:
 		v.State = api.AppStagingFailed
 	case cur == nil:
 		v.State = api.AppStaging
-	case target != nil && target.State == ReleaseStaging && a.ReleaseID != a.CurrentID:
+	case target != nil && target.State == model.ReleaseStaging && a.ReleaseID != a.CurrentID:
 		v.State = api.AppStaging
 	case others > 0:
 		v.State = api.AppRollingOut
@@ -180,7 +176,7 @@ func (c *Controller) Status(ctx context.Context) api.Status {
 	pol := c.policyStatus
 	c.mu.Unlock()
 	if pol.Errors == nil {
-		pol.Errors = []api.Problem{}
+		pol.Errors = []model.Problem{}
 	}
 	st := api.Status{Controller: api.Controller{ID: c.cfg.ID, Role: role, Leader: leader}, Policies: pol,
 		Sources: c.sourceViews(), Cells: c.actual.Cells(time.Now()), Problems: []api.AppProblem{}}
@@ -200,8 +196,7 @@ func (c *Controller) sourceViews() []api.Source {
 	defer c.mu.Unlock()
 	out := make([]api.Source, 0, len(c.sources))
 	for _, se := range c.sources {
-		s := se.status
-		s.Branch = se.src.Branch()
+		s := api.Source{SourceStatus: se.status, Branch: se.src.Branch()}
 		if t := se.src.LastFetch(); !t.IsZero() {
 			s.LastFetch = t
 		}
@@ -209,10 +204,10 @@ func (c *Controller) sourceViews() []api.Source {
 			s.FetchError = err.Error()
 		}
 		if s.Errors == nil {
-			s.Errors = []api.Problem{}
+			s.Errors = []model.Problem{}
 		}
 		if s.Warnings == nil {
-			s.Warnings = []api.Problem{}
+			s.Warnings = []model.Problem{}
 		}
 		out = append(out, s)
 	}

@@ -28,9 +28,9 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router"
 )
 
@@ -466,9 +466,8 @@ func TestLeastConnections(t *testing.T) {
 	for i, s := range []*httptest.Server{a, b} {
 		host, port, _ := net.SplitHostPort(s.Listener.Addr().String())
 		p, _ := strconv.Atoi(port)
-		reg := catalog.Registration(catalog.Instance{GUID: fmt.Sprintf("lc-%d", i), Space: "dev", App: "lc", Index: i,
-			Address: host, Port: p, Routes: []string{"lc.apps.localhost"}, Balance: "least-connections"},
-			bus.HealthCheck{Type: "process"}, time.Minute)
+		reg := catalog.Registration(model.Endpoint{InstanceRef: model.InstanceRef{GUID: fmt.Sprintf("lc-%d", i), Space: "dev", App: "lc", Index: i}, Address: host, Port: p, Routes: []string{"lc.apps.localhost"}, Balance: model.BalanceLeastConnections},
+			model.HealthCheck{Type: "process"}, time.Minute)
 		if err := c.Agent().ServiceRegister(reg); err != nil {
 			t.Fatal(err)
 		}
@@ -512,12 +511,11 @@ func TestDefaultBalance(t *testing.T) {
 	rtr, c := startWith(t, router.Config{Balance: "least-connections"})
 	host, port, _ := net.SplitHostPort(app.Listener.Addr().String())
 	p, _ := strconv.Atoi(port)
-	for _, in := range []catalog.Instance{
-		{GUID: "quiet-0", App: "quiet", Routes: []string{"quiet.apps.localhost"}},
-		{GUID: "rr-0", App: "rr", Routes: []string{"rr.apps.localhost"}, Balance: "round-robin"},
-	} {
+	for _, in := range []model.Endpoint{
+		{InstanceRef: model.InstanceRef{GUID: "quiet-0", App: "quiet"}, Routes: []string{"quiet.apps.localhost"}},
+		{InstanceRef: model.InstanceRef{GUID: "rr-0", App: "rr"}, Routes: []string{"rr.apps.localhost"}, Balance: model.BalanceRoundRobin}} {
 		in.Space, in.Address, in.Port = "dev", host, p
-		if err := c.Agent().ServiceRegister(catalog.Registration(in, bus.HealthCheck{Type: "process"}, time.Minute)); err != nil {
+		if err := c.Agent().ServiceRegister(catalog.Registration(in, model.HealthCheck{Type: "process"}, time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router/handlers"
 	"github.com/driftless/driftless/router/proxy"
 	"github.com/driftless/driftless/router/registry"
@@ -52,8 +53,8 @@ type Config struct {
 	// Proxy tunes timeouts, circuits and trusted proxies.
 	Proxy proxy.Config
 	// Balance is the balancing of apps whose routes do not choose one:
-	// route.RoundRobin (the default) or route.LeastConnections.
-	Balance string
+	// round-robin (the default) or least-connections.
+	Balance model.Balance
 	// Limits: request headers at most MaxHeaderBytes (default 32 KB,
 	// request line included) and MaxHeaders fields (default 100), else
 	// 431; headers must arrive within ReadHeaderTimeout (default 10 s:
@@ -114,9 +115,11 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("router needs a listen address")
 	}
 	cfg.defaults()
-	if cfg.Balance != "" && cfg.Balance != route.RoundRobin && cfg.Balance != route.LeastConnections {
-		return nil, fmt.Errorf("router: balancing %q is not %s or %s", cfg.Balance, route.RoundRobin, route.LeastConnections)
+	balance, err := model.ParseBalance(string(cfg.Balance))
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
 	}
+	cfg.Balance = balance
 	r := &Router{cfg: cfg, log: cfg.Log.With("component", "router"), ready: make(chan struct{})}
 	if cfg.TLSListen != "" {
 		if len(cfg.Certs) == 0 {
@@ -324,7 +327,7 @@ func (r *Router) server(h http.Handler) *http.Server {
 func redirectToHTTPS(tlsAddr string) http.Handler {
 	_, port, _ := net.SplitHostPort(tlsAddr)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		host := route.NormalizeHost(req.Host)
+		host := model.NormalizeHost(req.Host)
 		if port != "443" && port != "" {
 			host = net.JoinHostPort(host, port)
 		}

@@ -17,9 +17,9 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router"
 	"github.com/driftless/driftless/router/proxy"
 )
@@ -41,8 +41,8 @@ func register(t *testing.T, c *consul.Client, guid, app string, index int, addr 
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	p, _ := strconv.Atoi(port)
-	reg := catalog.Registration(catalog.Instance{GUID: guid, Space: "dev", App: app, Index: index, Address: host, Port: p, Routes: routes},
-		bus.HealthCheck{Type: "process"}, time.Minute)
+	reg := catalog.Registration(model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: app, Index: index}, Address: host, Port: p, Routes: routes},
+		model.HealthCheck{Type: "process"}, time.Minute)
 	if err := c.Agent().ServiceRegister(reg); err != nil {
 		t.Fatalf("registering %s: %v", guid, err)
 	}

@@ -11,11 +11,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
-
-// DefaultInvocationTimeout bounds one probe when the manifest does not.
-const DefaultInvocationTimeout = time.Second
 
 var client = &http.Client{
 	Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
@@ -25,21 +22,14 @@ var client = &http.Client{
 }
 
 // Probe checks an instance reachable at addr ("host:port") once.
-func Probe(ctx context.Context, hc bus.HealthCheck, addr string) error {
-	timeout := DefaultInvocationTimeout
-	if hc.InvocationTimeoutSec > 0 {
-		timeout = time.Duration(hc.InvocationTimeoutSec) * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func Probe(ctx context.Context, hc model.HealthCheck, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, hc.ProbeTimeout())
 	defer cancel()
-	switch hc.Type {
-	case "process":
+	switch hc.Kind() {
+	case model.HealthProcess:
 		return nil
-	case "http":
-		endpoint := hc.Endpoint
-		if endpoint == "" {
-			endpoint = "/"
-		}
+	case model.HealthHTTP:
+		endpoint := hc.Path()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+endpoint, nil)
 		if err != nil {
 			return fmt.Errorf("http health check request: %w", err)
@@ -67,7 +57,7 @@ func Probe(ctx context.Context, hc bus.HealthCheck, addr string) error {
 
 // WaitHealthy probes every interval until a probe passes (nil) or ctx ends
 // (the last probe's error, wrapped with ctx's).
-func WaitHealthy(ctx context.Context, hc bus.HealthCheck, addr string, interval time.Duration) error {
+func WaitHealthy(ctx context.Context, hc model.HealthCheck, addr string, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 func TestProbe(t *testing.T) {
@@ -34,18 +34,18 @@ func TestProbe(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		hc      bus.HealthCheck
+		hc      model.HealthCheck
 		addr    string
 		wantErr string
 	}{
-		{"port open", bus.HealthCheck{Type: "port"}, live, ""},
-		{"port closed", bus.HealthCheck{Type: "port"}, dead, "port health check"},
-		{"default is port", bus.HealthCheck{}, dead, "port health check"},
-		{"http ok", bus.HealthCheck{Type: "http", Endpoint: "/health"}, live, ""},
-		{"http 503", bus.HealthCheck{Type: "http", Endpoint: "/down"}, live, "status 503"},
-		{"http redirect is not healthy", bus.HealthCheck{Type: "http", Endpoint: "/redirect"}, live, "status 302"},
-		{"http refused", bus.HealthCheck{Type: "http", Endpoint: "/health"}, dead, "connect"},
-		{"process needs nothing", bus.HealthCheck{Type: "process"}, dead, ""},
+		{"port open", model.HealthCheck{Type: "port"}, live, ""},
+		{"port closed", model.HealthCheck{Type: "port"}, dead, "port health check"},
+		{"default is port", model.HealthCheck{}, dead, "port health check"},
+		{"http ok", model.HealthCheck{Type: "http", Endpoint: "/health"}, live, ""},
+		{"http 503", model.HealthCheck{Type: "http", Endpoint: "/down"}, live, "status 503"},
+		{"http redirect is not healthy", model.HealthCheck{Type: "http", Endpoint: "/redirect"}, live, "status 302"},
+		{"http refused", model.HealthCheck{Type: "http", Endpoint: "/health"}, dead, "connect"},
+		{"process needs nothing", model.HealthCheck{Type: "process"}, dead, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,12 +78,12 @@ func TestWaitHealthy(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := WaitHealthy(ctx, bus.HealthCheck{Type: "port"}, addr, 50*time.Millisecond); err != nil {
+	if err := WaitHealthy(ctx, model.HealthCheck{Type: "port"}, addr, 50*time.Millisecond); err != nil {
 		t.Fatalf("never healthy: %v", err)
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel2()
-	err = WaitHealthy(ctx2, bus.HealthCheck{Type: "http", Endpoint: "/"}, "127.0.0.1:1", 50*time.Millisecond)
+	err = WaitHealthy(ctx2, model.HealthCheck{Type: "http", Endpoint: "/"}, "127.0.0.1:1", 50*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
 		t.Fatalf("want a deadline error, got %v", err)
 	}

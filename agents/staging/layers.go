@@ -10,15 +10,13 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/driftless/driftless/model"
 )
 
 // Epoch is the modification time of every file in a droplet, so that the
 // same input always gives the same layers and the same droplet digest.
 var Epoch = time.Unix(0, 0).UTC()
-
-// VcapUID is the user (and group) app instances run as, as in Cloud
-// Foundry: vcap, 2000.
-const VcapUID = 2000
 
 // tarWriter writes reproducible tar entries: PAX format, fixed times.
 type tarWriter struct {
@@ -68,7 +66,7 @@ func writeAppLayer(w io.Writer, dir string) error {
 	for _, d := range []string{"home", "home/vcap"} {
 		uid := 0
 		if d == "home/vcap" {
-			uid = VcapUID
+			uid = model.VcapUID
 		}
 		if err := t.dir(d, 0o755, uid); err != nil {
 			return err
@@ -93,7 +91,7 @@ func writeAppLayer(w io.Writer, dir string) error {
 		mode := int64(info.Mode().Perm())
 		switch {
 		case e.IsDir():
-			return t.dir(name, mode|0o700, VcapUID)
+			return t.dir(name, mode|0o700, model.VcapUID)
 		case info.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -101,7 +99,7 @@ func writeAppLayer(w io.Writer, dir string) error {
 			}
 			return t.symlink(name, target)
 		case info.Mode().IsRegular():
-			if err := t.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode | 0o400, Uid: VcapUID, Gid: VcapUID, Size: info.Size()}); err != nil {
+			if err := t.header(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: mode | 0o400, Uid: model.VcapUID, Gid: model.VcapUID, Size: info.Size()}); err != nil {
 				return err
 			}
 			f, err := os.Open(p)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/driftless/driftless/model"
 )
 
 // Stacks.
@@ -142,8 +144,8 @@ func writeStack(buf *bytes.Buffer, busybox, certs []byte) error {
 	for _, a := range applets {
 		steps = append(steps, func() error { return t.symlink("bin/"+a, "busybox") })
 	}
-	passwd := fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nvcap:x:%d:%d:vcap:/home/vcap:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", VcapUID, VcapUID)
-	group := fmt.Sprintf("root:x:0:\nvcap:x:%d:\nnogroup:x:65534:\n", VcapUID)
+	passwd := fmt.Sprintf("root:x:0:0:root:/root:/bin/sh\nvcap:x:%d:%d:vcap:/home/vcap:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", model.VcapUID, model.VcapUID)
+	group := fmt.Sprintf("root:x:0:\nvcap:x:%d:\nnogroup:x:65534:\n", model.VcapUID)
 	steps = append(steps,
 		func() error { return t.dir("etc", 0o755, 0) },
 		func() error { return t.file("etc/group", 0o644, 0, []byte(group)) },
@@ -161,7 +163,7 @@ func writeStack(buf *bytes.Buffer, busybox, certs []byte) error {
 	}
 	steps = append(steps,
 		func() error { return t.dir("home", 0o755, 0) },
-		func() error { return t.dir("home/vcap", 0o755, VcapUID) },
+		func() error { return t.dir("home/vcap", 0o755, model.VcapUID) },
 		func() error { return t.dir("root", 0o700, 0) },
 		func() error { return t.header(tarDir("tmp", 0o1777)) },
 		func() error { return t.dir("usr", 0o755, 0) },

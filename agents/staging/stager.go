@@ -20,6 +20,7 @@ import (
 
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // AppDir is where the app lives in a droplet, as in Cloud Foundry.
@@ -238,7 +239,7 @@ func (s *Stager) compile(ctx context.Context, req bus.StageRequest, bs *blobstor
 		return fmt.Errorf("creating the build cache: %w", err)
 	}
 	for _, d := range []string{appDir, cache} {
-		if err := chownTree(d, VcapUID, VcapUID); err != nil {
+		if err := chownTree(d, model.VcapUID, model.VcapUID); err != nil {
 			return fmt.Errorf("handing %s to vcap: %w", d, err)
 		}
 	}
@@ -388,7 +389,7 @@ func image(stack, start string, stackLayer v1.Layer, more ...layerBy) (v1.Image,
 	cf.Created = v1.Time{Time: Epoch}
 	cf.Config = v1.Config{
 		Cmd:          []string{"/bin/sh", "-c", start},
-		User:         fmt.Sprintf("%d:%d", VcapUID, VcapUID),
+		User:         fmt.Sprintf("%d:%d", model.VcapUID, model.VcapUID),
 		WorkingDir:   AppDir,
 		Env:          []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/vcap", "LANG=C.UTF-8", "PORT=8080"},
 		ExposedPorts: map[string]struct{}{"8080/tcp": {}},

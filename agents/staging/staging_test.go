@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 type entry struct {
@@ -137,10 +138,10 @@ func TestStageBinary(t *testing.T) {
 		t.Errorf("stack tmp: %+v", h)
 	}
 	app := readLayer(t, layers[1])
-	if h := app["home/vcap/app/run.sh"]; h == nil || h.Uid != VcapUID || h.Gid != VcapUID || h.Mode&0o777 != 0o755 {
+	if h := app["home/vcap/app/run.sh"]; h == nil || h.Uid != model.VcapUID || h.Gid != model.VcapUID || h.Mode&0o777 != 0o755 {
 		t.Errorf("app run.sh: %+v", h)
 	}
-	if h := app["home/vcap/app/"]; h == nil || h.Uid != VcapUID {
+	if h := app["home/vcap/app/"]; h == nil || h.Uid != model.VcapUID {
 		t.Errorf("app folder: %+v", h)
 	}
 }

@@ -33,9 +33,9 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/model"
 )
 
 const (
@@ -494,8 +494,8 @@ func runWrk(addr string, extra ...string) wrkResult {
 }
 
 func register(c *consul.Client, guid, app, addr string, port int, routes ...string) {
-	reg := catalog.Registration(catalog.Instance{GUID: guid, Space: "bench", App: app, Address: addr, Port: port, Routes: routes},
-		bus.HealthCheck{Type: "process"}, time.Hour)
+	reg := catalog.Registration(model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "bench", App: app}, Address: addr, Port: port, Routes: routes},
+		model.HealthCheck{Type: "process"}, time.Hour)
 	if err := c.Agent().ServiceRegister(reg); err != nil {
 		fatal("registering %s: %v", guid, err)
 	}

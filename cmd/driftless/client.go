@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // clientFlags are the flags every user command shares.
@@ -127,7 +127,7 @@ func newAppCmd() *cobra.Command {
 			}
 			tw.Flush()
 			for _, in := range d.Instances {
-				if in.State == bus.StateCrashed && len(in.LastOutput) > 0 {
+				if in.State == model.StateCrashed && len(in.LastOutput) > 0 {
 					fmt.Fprintf(out, "\nlast output of crashed instance %d:\n    %s\n", in.Index, strings.Join(in.LastOutput, "\n    "))
 				}
 			}
@@ -260,18 +260,11 @@ func printSources(out io.Writer, sources []api.Source) {
 	}
 }
 
-func problem(p api.Problem, kind string) string {
-	loc := p.File
-	if p.Line > 0 {
-		loc = fmt.Sprintf("%s:%d", p.File, p.Line)
-		if p.Column > 0 {
-			loc = fmt.Sprintf("%s:%d", loc, p.Column)
-		}
-	}
-	if loc == "" {
+func problem(p model.Problem, kind string) string {
+	if p.File == "" {
 		return kind + ": " + p.Message
 	}
-	return loc + ": " + kind + ": " + p.Message
+	return p.Position.String() + ": " + kind + ": " + p.Message
 }
 
 func newSyncCmd() *cobra.Command {
@@ -349,7 +342,7 @@ func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 						// Stream the staging output of the app as it comes.
 						staging[key] = true
 						wg.Go(func() {
-							_ = c.Logs(ctx, e.App, api.LogOptions{Space: e.Space, Follow: true, Source: bus.SourceStaging}, func(l bus.LogLine) {
+							_ = c.Logs(ctx, e.App, api.LogOptions{Space: e.Space, Follow: true, Source: model.LogStaging}, func(l model.LogLine) {
 								if l.Time.After(started) {
 									say(fmt.Sprintf("  [%s] %s", e.App, l.Text))
 								}
@@ -368,7 +361,7 @@ func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 	return func() { cancel(); wg.Wait() }
 }
 
-func formatEvent(e bus.Event) string {
+func formatEvent(e model.Event) string {
 	who := e.App
 	if e.App != "" && e.Instance != "" {
 		who = fmt.Sprintf("%s/%d", e.App, e.Index)
@@ -415,16 +408,16 @@ func newLogsCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := api.LogOptions{Space: f.space, Follow: !recent}
 			if staging {
-				opts.Source = bus.SourceStaging
+				opts.Source = model.LogStaging
 			}
 			out := cmd.OutOrStdout()
-			err := f.client().Logs(cmd.Context(), args[0], opts, func(l bus.LogLine) {
+			err := f.client().Logs(cmd.Context(), args[0], opts, func(l model.LogLine) {
 				if f.json {
 					_ = json.NewEncoder(out).Encode(l)
 					return
 				}
-				src := l.Source
-				if l.Source == bus.SourceApp {
+				src := string(l.Source)
+				if l.Source == model.LogApp {
 					src = fmt.Sprintf("APP/%d", l.Index)
 				}
 				fmt.Fprintf(out, "%s [%s] %s\n", l.Time.Local().Format("15:04:05.00"), src, l.Text)

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/driftless/driftless/manifests"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/reconciler"
 )
@@ -65,8 +66,8 @@ func newPolicyEvalCmd() *cobra.Command {
 			}
 			ms := manifests.LoadFS(os.DirFS(args[0]), ".")
 			for _, d := range ms.Diagnostics {
-				if d.Severity == manifests.Error {
-					return fmt.Errorf("%s:%d: %s (fix the manifests first: driftless validate)", d.Pos.File, d.Pos.Line, d.Message)
+				if d.Severity == model.Error {
+					return fmt.Errorf("%s:%d: %s (fix the manifests first: driftless validate)", d.File, d.Line, d.Message)
 				}
 			}
 			in := policies.Input{Space: space, Org: org}

@@ -262,7 +262,7 @@ func newRouterCmd() *cobra.Command {
 	f.DurationVar(&cfg.Proxy.ResponseHeaderTimeout, "response-timeout", 60*time.Second, "waiting for an instance's response headers")
 	f.DurationVar(&cfg.Proxy.IdleConnTimeout, "idle-timeout", 90*time.Second, "idle keep-alive connections to instances")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this")
-	f.StringVar(&cfg.Balance, "balance", "round-robin", "balancing of apps whose routes do not choose: round-robin or least-connections")
+	f.StringVar((*string)(&cfg.Balance), "balance", "round-robin", "balancing of apps whose routes do not choose: round-robin or least-connections")
 	f.StringVar(&consulAddr, "consul", "127.0.0.1:8500", "Consul HTTP address")
 	f.StringVar(&accessLog, "access-log", "-", "access log file (- for stdout, empty for none)")
 	return cmd

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/driftless/driftless/manifests"
+	"github.com/driftless/driftless/model"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -43,18 +44,18 @@ func newValidateCmd() *cobra.Command {
 				items := []item{}
 				for _, d := range diags {
 					sev := "warning"
-					if d.Severity == manifests.Error {
+					if d.Severity == model.Error {
 						sev = "error"
 					}
-					items = append(items, item{File: filepath.Join(displayRoot(root, st.IsDir()), d.Pos.File), Line: d.Pos.Line, Column: d.Pos.Col, Severity: sev, Message: d.Message})
+					items = append(items, item{File: filepath.Join(displayRoot(root, st.IsDir()), d.File), Line: d.Line, Column: d.Col, Severity: sev, Message: d.Message})
 				}
 				if err := printJSON(out, map[string]any{"apps": apps, "diagnostics": items}); err != nil {
 					return err
 				}
 			} else {
 				for _, d := range diags {
-					d.Pos.File = filepath.Join(displayRoot(root, st.IsDir()), d.Pos.File)
-					fmt.Fprintln(out, d.String())
+					d.File = filepath.Join(displayRoot(root, st.IsDir()), d.File)
+					fmt.Fprintln(out, d.Diagnostic())
 				}
 				if !diags.HasErrors() {
 					fmt.Fprintf(out, "%d app(s), %d warning(s): ok\n", apps, len(diags.Warnings()))
@@ -76,7 +77,7 @@ func parseOne(path string) *manifests.Manifest {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return &manifests.Manifest{File: name, Diagnostics: manifests.Diagnostics{{
-			Pos: manifests.Position{File: name}, Severity: manifests.Error, Message: err.Error()}}}
+			Position: model.Position{File: name}, Severity: model.Error, Message: err.Error()}}}
 	}
 	var vars map[string]any
 	var diags manifests.Diagnostics

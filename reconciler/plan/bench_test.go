@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // BenchmarkPlace100kOver1000Cells plans 100,000 new instances (1,000 apps
@@ -14,12 +14,12 @@ func BenchmarkPlace100kOver1000Cells(b *testing.B) {
 	cells := make([]Cell, 1000)
 	for i := range cells {
 		cells[i] = Cell{ID: fmt.Sprintf("cell-%04d", i), Zone: fmt.Sprintf("z%d", i%10),
-			Capacity: bus.Resources{MemoryMB: 64 * 1024, DiskMB: 1 << 20, Instances: 250}}
+			Capacity: model.Resources{MemoryMB: 64 * 1024, DiskMB: 1 << 20, Instances: 250}}
 	}
 	apps := make([]App, 1000)
 	for i := range apps {
 		apps[i] = App{Space: "bench", Name: fmt.Sprintf("app-%04d", i), Instances: 100,
-			Release: &Release{ID: "r1", Run: bus.RunSpec{MemoryMB: 256, DiskMB: 512}}}
+			Release: &Release{ID: "r1", Run: model.RunSpec{MemoryMB: 256, DiskMB: 512}}}
 	}
 	in := Input{Apps: apps, Cells: cells, Now: time.Now()}
 	b.ResetTimer()
@@ -38,17 +38,17 @@ func BenchmarkPlace100kOver1000Cells(b *testing.B) {
 func BenchmarkSteadyState(b *testing.B) {
 	cells := make([]Cell, 100)
 	for i := range cells {
-		cells[i] = Cell{ID: fmt.Sprintf("cell-%03d", i), Capacity: bus.Resources{MemoryMB: 64 * 1024, Instances: 250}}
+		cells[i] = Cell{ID: fmt.Sprintf("cell-%03d", i), Capacity: model.Resources{MemoryMB: 64 * 1024, Instances: 250}}
 	}
 	var apps []App
 	var insts []Instance
 	for a := range 1000 {
-		app := App{Space: "bench", Name: fmt.Sprintf("app-%04d", a), Instances: 10, Release: &Release{ID: "r1", Run: bus.RunSpec{MemoryMB: 256}}}
+		app := App{Space: "bench", Name: fmt.Sprintf("app-%04d", a), Instances: 10, Release: &Release{ID: "r1", Run: model.RunSpec{MemoryMB: 256}}}
 		apps = append(apps, app)
 		for i := range 10 {
-			insts = append(insts, Instance{Cell: cells[(a*10+i)%100].ID, InstanceStatus: bus.InstanceStatus{
-				InstanceRef: bus.InstanceRef{GUID: fmt.Sprintf("%s-%d", app.Name, i), Space: "bench", App: app.Name, Index: i, ReleaseID: "r1"},
-				State:       bus.StateRunning, MemoryMB: 256}})
+			insts = append(insts, model.InstanceStatus{Cell: cells[(a*10+i)%100].ID,
+				InstanceRef: model.InstanceRef{GUID: fmt.Sprintf("%s-%d", app.Name, i), Space: "bench", App: app.Name, Index: i, ReleaseID: "r1"},
+				State:       model.StateRunning, MemoryMB: 256})
 		}
 	}
 	in := Input{Apps: apps, Instances: insts, Cells: cells, Now: time.Now()}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // Compute returns the actions that move actual towards desired. Calling it
@@ -39,13 +39,13 @@ func Compute(in Input) Plan {
 // state is the working copy Compute plans against: live instances by app
 // and index, and what each cell has left once planned starts are counted.
 type state struct {
-	desired map[AppKey]bool
+	desired map[model.AppKey]bool
 	// live holds the instances Compute may act on: not on a lost cell, not
 	// already stopping, sorted by GUID for deterministic plans.
 	live  []Instance
-	byApp map[AppKey]map[int][]Instance
+	byApp map[model.AppKey]map[int][]Instance
 	// onLost marks the app indexes that had an instance on a lost cell.
-	onLost   map[AppKey]map[int]bool
+	onLost   map[model.AppKey]map[int]bool
 	cells    []*cellState
 	cellByID map[string]*cellState
 	// appOnCell and appInZone count the instances of the app being planned
@@ -64,8 +64,8 @@ type cellState struct {
 }
 
 func newState(in Input) *state {
-	s := &state{desired: make(map[AppKey]bool, len(in.Apps)), byApp: make(map[AppKey]map[int][]Instance),
-		onLost: make(map[AppKey]map[int]bool)}
+	s := &state{desired: make(map[model.AppKey]bool, len(in.Apps)), byApp: make(map[model.AppKey]map[int][]Instance),
+		onLost: make(map[model.AppKey]map[int]bool)}
 	for _, a := range in.Apps {
 		s.desired[a.Key()] = true
 	}
@@ -94,7 +94,7 @@ func newState(in Input) *state {
 	for _, inst := range insts {
 		c, known := cells[inst.Cell]
 		if !known || c.Lost {
-			if known && inst.State != bus.StateStopping && inst.State != bus.StateStopped {
+			if known && inst.State != model.StateStopping && inst.State != model.StateStopped {
 				if s.onLost[inst.Key()] == nil {
 					s.onLost[inst.Key()] = make(map[int]bool)
 				}
@@ -103,12 +103,12 @@ func newState(in Input) *state {
 			continue
 		}
 		switch inst.State {
-		case bus.StateStarting, bus.StateRunning, bus.StateStopping:
+		case model.StateStarting, model.StateRunning, model.StateStopping:
 			c.usedMemory += inst.MemoryMB
 			c.usedDisk += inst.DiskMB
 			c.used++
 		}
-		if inst.State == bus.StateStopping || inst.State == bus.StateStopped {
+		if inst.State == model.StateStopping || inst.State == model.StateStopped {
 			continue
 		}
 		s.live = append(s.live, inst)
@@ -142,7 +142,7 @@ func (s *state) planApp(app App, now time.Time, p *Plan) {
 		p.Rollbacks = append(p.Rollbacks, rb)
 		for _, group := range byIndex {
 			for _, inst := range group {
-				if inst.State == bus.StateCrashed {
+				if inst.State == model.StateCrashed {
 					p.Actions = append(p.Actions, stop(inst, CauseCleanup, "clean up crashed instance"))
 				}
 			}
@@ -156,7 +156,7 @@ func (s *state) planApp(app App, now time.Time, p *Plan) {
 	inFlight := 0
 	for idx := range app.Instances {
 		cur, old, _ := split(byIndex[idx], rel.ID)
-		if len(cur) > 0 && cur[0].State == bus.StateStarting && hasRunning(old) {
+		if len(cur) > 0 && cur[0].State == model.StateStarting && hasRunning(old) {
 			inFlight++
 		}
 	}
@@ -189,7 +189,7 @@ func (s *state) planApp(app App, now time.Time, p *Plan) {
 			p.Actions = append(p.Actions, stop(dup, CauseCleanup, "duplicate instance"))
 		}
 		switch {
-		case len(cur) > 0 && cur[0].State == bus.StateRunning:
+		case len(cur) > 0 && cur[0].State == model.StateRunning:
 			for _, o := range old {
 				p.Actions = append(p.Actions, stop(o, CauseRollout, "replaced by release "+rel.ID))
 			}
@@ -197,7 +197,7 @@ func (s *state) planApp(app App, now time.Time, p *Plan) {
 			// The new instance is starting: old ones that serve stay, old
 			// ones that do not serve yet are pointless.
 			for _, o := range old {
-				if o.State != bus.StateRunning {
+				if o.State != model.StateRunning {
 					p.Actions = append(p.Actions, stop(o, CauseRollout, "replaced by release "+rel.ID))
 				}
 			}
@@ -237,11 +237,11 @@ func failedRollout(app App, byIndex map[int][]Instance) (Rollback, bool) {
 	for _, group := range byIndex {
 		for i, inst := range group {
 			switch {
-			case inst.State == bus.StateCrashed && inst.ReleaseID == app.Release.ID && !inst.WasHealthy:
+			case inst.State == model.StateCrashed && inst.ReleaseID == app.Release.ID && !inst.WasHealthy:
 				if failed == nil || inst.GUID < failed.GUID {
 					failed = &group[i]
 				}
-			case inst.State == bus.StateRunning && inst.ReleaseID != app.Release.ID:
+			case inst.State == model.StateRunning && inst.ReleaseID != app.Release.ID:
 				serving[inst.ReleaseID]++
 			}
 		}
@@ -283,7 +283,7 @@ func (s *state) countApp(byIndex map[int][]Instance) {
 func split(group []Instance, id string) (cur, old, crashed []Instance) {
 	for _, inst := range group {
 		switch {
-		case inst.State == bus.StateCrashed:
+		case inst.State == model.StateCrashed:
 			crashed = append(crashed, inst)
 		case inst.ReleaseID == id:
 			cur = append(cur, inst)
@@ -300,15 +300,15 @@ func split(group []Instance, id string) (cur, old, crashed []Instance) {
 	return cur, old, crashed
 }
 
-func stateRank(s bus.InstanceState) int {
-	if s == bus.StateRunning {
+func stateRank(s model.InstanceState) int {
+	if s == model.StateRunning {
 		return 0
 	}
 	return 1
 }
 
 func hasRunning(insts []Instance) bool {
-	return slices.ContainsFunc(insts, func(i Instance) bool { return i.State == bus.StateRunning })
+	return slices.ContainsFunc(insts, func(i Instance) bool { return i.State == model.StateRunning })
 }
 
 func stop(inst Instance, cause Cause, reason string) Action {
@@ -331,7 +331,7 @@ func (s *state) start(app App, idx int, cause Cause, reason string, p *Plan) {
 	p.Actions = append(p.Actions, Action{
 		Kind: Start,
 		Cell: cell.ID,
-		Instance: bus.InstanceRef{Space: app.Space, App: app.Name, Index: idx,
+		Instance: model.InstanceRef{Space: app.Space, App: app.Name, Index: idx,
 			ReleaseID: app.Release.ID, Commit: app.Release.Commit},
 		Run:    &run,
 		Cause:  cause,

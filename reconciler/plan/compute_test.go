@@ -7,24 +7,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func rel(id string) *Release {
-	return &Release{ID: id, Commit: "c-" + id, Run: bus.RunSpec{Droplet: "d-" + id, MemoryMB: 256, DiskMB: 1024}}
+	return &Release{ID: id, Commit: "c-" + id, Run: model.RunSpec{Droplet: "d-" + id, MemoryMB: 256, DiskMB: 1024}}
 }
 
-func inst(guid, app string, idx int, release string, state bus.InstanceState, cell string) Instance {
-	return Instance{Cell: cell, InstanceStatus: bus.InstanceStatus{
-		InstanceRef: bus.InstanceRef{GUID: guid, Space: "dev", App: app, Index: idx, ReleaseID: release},
+func inst(guid, app string, idx int, release string, state model.InstanceState, cell string) Instance {
+	return model.InstanceStatus{Cell: cell,
+		InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: app, Index: idx, ReleaseID: release},
 		State:       state, MemoryMB: 256, DiskMB: 1024, Since: t0,
-	}}
+	}
 }
 
 func cell(id, zone string, memMB int64) Cell {
-	return Cell{ID: id, Zone: zone, Capacity: bus.Resources{MemoryMB: memMB, DiskMB: 100000, Instances: 100}}
+	return Cell{ID: id, Zone: zone, Capacity: model.Resources{MemoryMB: memMB, DiskMB: 100000, Instances: 100}}
 }
 
 // summary renders actions as "start hello/0 on a (reason)" / "stop g1 on a (reason)".
@@ -51,7 +51,7 @@ func summary(p Plan) []string {
 }
 
 func crashed(guid, app string, idx int, release string, wasHealthy bool, reason string) Instance {
-	in := inst(guid, app, idx, release, bus.StateCrashed, "a")
+	in := inst(guid, app, idx, release, model.StateCrashed, "a")
 	in.WasHealthy, in.Reason = wasHealthy, reason
 	return in
 }
@@ -72,20 +72,20 @@ func TestCompute(t *testing.T) {
 		{
 			name: "matching state needs nothing",
 			in: Input{Apps: []App{hello(2, rel("r1"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateStarting, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateStarting, "a")}},
 			want: nil,
 		},
 		{
 			name: "scale down stops the highest indexes",
 			in: Input{Apps: []App{hello(1, rel("r1"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a"),
-				inst("g2", "hello", 2, "r1", bus.StateStarting, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateRunning, "a"),
+				inst("g2", "hello", 2, "r1", model.StateStarting, "a")}},
 			want: []string{"stop g1 on a (scaled down to 1 instances)", "stop g2 on a (scaled down to 1 instances)"},
 		},
 		{
 			name: "crashed instance is cleaned up and replaced",
 			in: Input{Apps: []App{hello(1, rel("r1"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateCrashed, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateCrashed, "a")}},
 			want: []string{"stop g0 on a (clean up crashed instance)", "start hello/0@r1 on a (replacing crashed instance)"},
 		},
 		{
@@ -93,7 +93,7 @@ func TestCompute(t *testing.T) {
 			in: Input{Now: t0, Apps: []App{{Space: "dev", Name: "hello", Instances: 2, Release: rel("r1"),
 				RestartAt: map[int]time.Time{0: t0.Add(30 * time.Second)}}},
 				Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-					crashed("g0", "hello", 0, "r1", true, "exited with status 1"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a")}},
+					crashed("g0", "hello", 0, "r1", true, "exited with status 1"), inst("g1", "hello", 1, "r1", model.StateRunning, "a")}},
 			want: []string{"stop g0 on a (clean up crashed instance)", "wait hello/0 until +30s"},
 		},
 		{
@@ -106,7 +106,7 @@ func TestCompute(t *testing.T) {
 		{
 			name: "a new release that never becomes healthy is rolled back",
 			in: Input{Apps: []App{hello(2, rel("r2"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a"),
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateRunning, "a"),
 				crashed("n0", "hello", 0, "r2", false, "health check (http) did not pass within 5s")}},
 			want: []string{"stop n0 on a (clean up crashed instance)",
 				"rollback hello r2 to r1: instance 0 of release r2 never became healthy: health check (http) did not pass within 5s"},
@@ -114,7 +114,7 @@ func TestCompute(t *testing.T) {
 		{
 			name: "a new instance that was healthy and then crashed is restarted, not rolled back",
 			in: Input{Apps: []App{hello(2, rel("r2"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a"),
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateRunning, "a"),
 				crashed("n0", "hello", 0, "r2", true, "exited with status 2")}},
 			want: []string{"stop n0 on a (clean up crashed instance)", "start hello/0@r2 on a (rolling out release r2)"},
 		},
@@ -127,60 +127,60 @@ func TestCompute(t *testing.T) {
 		{
 			name: "rollout replaces one index at a time",
 			in: Input{Apps: []App{hello(2, rel("r2"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateRunning, "a")}},
 			want: []string{"start hello/0@r2 on a (rolling out release r2)"},
 		},
 		{
 			name: "rollout waits while the new instance starts",
 			in: Input{Apps: []App{hello(2, rel("r2"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a"),
-				inst("n0", "hello", 0, "r2", bus.StateStarting, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateRunning, "a"),
+				inst("n0", "hello", 0, "r2", model.StateStarting, "a")}},
 			want: nil,
 		},
 		{
 			name: "rollout moves on once the new instance runs",
 			in: Input{Apps: []App{hello(2, rel("r2"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a"),
-				inst("n0", "hello", 0, "r2", bus.StateRunning, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateRunning, "a"),
+				inst("n0", "hello", 0, "r2", model.StateRunning, "a")}},
 			want: []string{"stop g0 on a (replaced by release r2)", "start hello/1@r2 on a (rolling out release r2)"},
 		},
 		{
 			name: "max in flight 2 replaces two at once",
 			in: Input{Apps: []App{{Space: "dev", Name: "hello", Instances: 3, Release: rel("r2"), MaxInFlight: 2}}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "a"),
-				inst("g2", "hello", 2, "r1", bus.StateRunning, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateRunning, "a"),
+				inst("g2", "hello", 2, "r1", model.StateRunning, "a")}},
 			want: []string{"start hello/0@r2 on a (rolling out release r2)", "start hello/1@r2 on a (rolling out release r2)"},
 		},
 		{
 			name: "an old instance that never served is stopped at once",
 			in: Input{Apps: []App{hello(1, rel("r2"))}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateStarting, "a"), inst("n0", "hello", 0, "r2", bus.StateStarting, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateStarting, "a"), inst("n0", "hello", 0, "r2", model.StateStarting, "a")}},
 			want: []string{"stop g0 on a (replaced by release r2)"},
 		},
 		{
 			name: "removed app is stopped",
 			in: Input{Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "gone", 0, "r1", bus.StateRunning, "a"), inst("g1", "gone", 1, "r1", bus.StateCrashed, "a")}},
+				inst("g0", "gone", 0, "r1", model.StateRunning, "a"), inst("g1", "gone", 1, "r1", model.StateCrashed, "a")}},
 			want: []string{"stop g0 on a (app is no longer in any source)", "stop g1 on a (app is no longer in any source)"},
 		},
 		{
 			name: "nothing runnable yet leaves instances alone",
 			in: Input{Apps: []App{hello(3, nil)}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a")}},
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a")}},
 			want: nil,
 		},
 		{
 			name: "instances on a lost cell are replaced elsewhere and not touched",
-			in: Input{Apps: []App{hello(2, rel("r1"))}, Cells: []Cell{{ID: "a", Lost: true, Capacity: bus.Resources{MemoryMB: 4096}}, cell("b", "", 4096)},
-				Instances: []Instance{inst("g0", "hello", 0, "r1", bus.StateRunning, "a"), inst("g1", "hello", 1, "r1", bus.StateRunning, "b")}},
+			in: Input{Apps: []App{hello(2, rel("r1"))}, Cells: []Cell{{ID: "a", Lost: true, Capacity: model.Resources{MemoryMB: 4096}}, cell("b", "", 4096)},
+				Instances: []Instance{inst("g0", "hello", 0, "r1", model.StateRunning, "a"), inst("g1", "hello", 1, "r1", model.StateRunning, "b")}},
 			want: []string{"start hello/0@r1 on b (replacing an instance on a lost cell)"},
 		},
 		{
 			name: "duplicates after a cell returns are stopped, the oldest running one stays",
 			in: Input{Apps: []App{hello(1, rel("r1"))}, Cells: []Cell{cell("a", "", 4096), cell("b", "", 4096)}, Instances: []Instance{
-				inst("g0", "hello", 0, "r1", bus.StateRunning, "a"),
+				inst("g0", "hello", 0, "r1", model.StateRunning, "a"),
 				func() Instance {
-					i := inst("g9", "hello", 0, "r1", bus.StateRunning, "b")
+					i := inst("g9", "hello", 0, "r1", model.StateRunning, "b")
 					i.Since = t0.Add(time.Minute)
 					return i
 				}()}},
@@ -228,13 +228,13 @@ type world struct {
 }
 
 func (w *world) starting() bool {
-	return slices.ContainsFunc(w.insts, func(i Instance) bool { return i.State == bus.StateStarting })
+	return slices.ContainsFunc(w.insts, func(i Instance) bool { return i.State == model.StateStarting })
 }
 
 func (w *world) apply(p Plan) {
 	for i := range w.insts {
-		if w.insts[i].State == bus.StateStarting {
-			w.insts[i].State = bus.StateRunning
+		if w.insts[i].State == model.StateStarting {
+			w.insts[i].State = model.StateRunning
 		}
 	}
 	for _, a := range p.Actions {
@@ -243,8 +243,8 @@ func (w *world) apply(p Plan) {
 			w.next++
 			ref := a.Instance
 			ref.GUID = fmt.Sprintf("n%03d", w.next)
-			w.insts = append(w.insts, Instance{Cell: a.Cell, InstanceStatus: bus.InstanceStatus{
-				InstanceRef: ref, State: bus.StateStarting, MemoryMB: a.Run.MemoryMB, DiskMB: a.Run.DiskMB, Since: t0}})
+			w.insts = append(w.insts, model.InstanceStatus{Cell: a.Cell,
+				InstanceRef: ref, State: model.StateStarting, MemoryMB: a.Run.MemoryMB, DiskMB: a.Run.DiskMB, Since: t0})
 		case Stop:
 			w.insts = slices.DeleteFunc(w.insts, func(i Instance) bool { return i.GUID == a.Instance.GUID })
 		}
@@ -256,9 +256,9 @@ func (w *world) apply(p Plan) {
 func TestConvergesToDesired(t *testing.T) {
 	cells := []Cell{cell("a", "z1", 4096), cell("b", "z2", 4096), cell("c", "z2", 4096)}
 	w := &world{insts: []Instance{
-		inst("o1", "web", 0, "r1", bus.StateRunning, "a"), inst("o2", "web", 1, "r1", bus.StateRunning, "b"),
-		inst("o3", "web", 2, "r1", bus.StateCrashed, "c"), inst("o4", "web", 7, "r1", bus.StateRunning, "c"),
-		inst("o5", "old", 0, "r9", bus.StateRunning, "a"),
+		inst("o1", "web", 0, "r1", model.StateRunning, "a"), inst("o2", "web", 1, "r1", model.StateRunning, "b"),
+		inst("o3", "web", 2, "r1", model.StateCrashed, "c"), inst("o4", "web", 7, "r1", model.StateRunning, "c"),
+		inst("o5", "old", 0, "r9", model.StateRunning, "a"),
 	}}
 	apps := []App{
 		{Space: "dev", Name: "web", Instances: 4, Release: rel("r2")},
@@ -269,7 +269,7 @@ func TestConvergesToDesired(t *testing.T) {
 		if len(p.Actions) == 0 && !w.starting() {
 			running := map[string][]int{}
 			for _, i := range w.insts {
-				if i.State != bus.StateRunning {
+				if i.State != model.StateRunning {
 					t.Fatalf("converged with a non-running instance %+v", i)
 				}
 				running[i.App+"@"+i.ReleaseID] = append(running[i.App+"@"+i.ReleaseID], i.Index)
@@ -294,7 +294,7 @@ func TestNeverBelowServing(t *testing.T) {
 	cells := []Cell{cell("a", "", 8192)}
 	w := &world{}
 	for i := range 3 {
-		w.insts = append(w.insts, inst(fmt.Sprintf("o%d", i), "web", i, "r1", bus.StateRunning, "a"))
+		w.insts = append(w.insts, inst(fmt.Sprintf("o%d", i), "web", i, "r1", model.StateRunning, "a"))
 	}
 	apps := []App{{Space: "dev", Name: "web", Instances: 3, Release: rel("r2")}}
 	for step := 0; step < 30; step++ {
@@ -304,7 +304,7 @@ func TestNeverBelowServing(t *testing.T) {
 		}
 		w.apply(p)
 		for idx := range 3 {
-			if !slices.ContainsFunc(w.insts, func(i Instance) bool { return i.Index == idx && i.State == bus.StateRunning }) {
+			if !slices.ContainsFunc(w.insts, func(i Instance) bool { return i.Index == idx && i.State == model.StateRunning }) {
 				t.Fatalf("step %d: index %d has no running instance: %+v", step, idx, w.insts)
 			}
 		}

@@ -3,7 +3,7 @@ package plan
 import (
 	"fmt"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // place picks the cell for a new instance of app: among cells that are not
@@ -11,7 +11,7 @@ import (
 // with the fewest instances of the app, then the cell with the fewest
 // instances of the app, then the most free memory, then the lowest id.
 // When none fits it returns nil and why.
-func (s *state) place(run bus.RunSpec) (*cellState, string) {
+func (s *state) place(run model.RunSpec) (*cellState, string) {
 	var best *cellState
 	var bestFree int64 = -1
 	var largestFree int64 = -1
@@ -47,7 +47,7 @@ func (s *state) place(run bus.RunSpec) (*cellState, string) {
 	}
 }
 
-func fits(c *cellState, run bus.RunSpec) bool {
+func fits(c *cellState, run model.RunSpec) bool {
 	if c.Capacity.MemoryMB-c.usedMemory < run.MemoryMB {
 		return false
 	}

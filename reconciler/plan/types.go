@@ -9,7 +9,7 @@ package plan
 import (
 	"time"
 
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
 )
 
 // App is the desired state of one app.
@@ -32,35 +32,23 @@ type App struct {
 }
 
 // Key identifies the app across spaces.
-func (a App) Key() AppKey { return AppKey{Space: a.Space, Name: a.Name} }
-
-// AppKey identifies an app: its space and name.
-type AppKey struct{ Space, Name string }
-
-// String is "space/name".
-func (k AppKey) String() string { return k.Space + "/" + k.Name }
+func (a App) Key() model.AppKey { return model.AppKey{Space: a.Space, Name: a.Name} }
 
 // Release is a runnable release: a staged droplet plus how to run it.
 type Release struct {
 	ID     string
 	Commit string
-	Run    bus.RunSpec
+	Run    model.RunSpec
 }
 
-// Instance is an instance as last reported by its cell.
-type Instance struct {
-	bus.InstanceStatus
-	Cell string
-}
-
-// Key is the app the instance belongs to.
-func (i Instance) Key() AppKey { return AppKey{Space: i.Space, Name: i.App} }
+// Instance is an instance as last reported by its cell, with the cell.
+type Instance = model.InstanceStatus
 
 // Cell is an agent able to run instances.
 type Cell struct {
 	ID       string
 	Zone     string
-	Capacity bus.Resources
+	Capacity model.Resources
 	// Lost is true when the cell's heartbeats stopped: its instances are
 	// treated as gone and started elsewhere, and no command is sent to it.
 	Lost bool
@@ -107,9 +95,9 @@ const (
 type Action struct {
 	Kind     Kind
 	Cell     string
-	Instance bus.InstanceRef
+	Instance model.InstanceRef
 	// Run is what a Start runs.
-	Run *bus.RunSpec
+	Run *model.RunSpec
 	// Cause classifies the action; Reason says why, for events and logs.
 	Cause  Cause
 	Reason string
@@ -117,14 +105,14 @@ type Action struct {
 
 // Unplaced is an instance that should run but fits on no cell.
 type Unplaced struct {
-	App    AppKey
+	App    model.AppKey
 	Index  int
 	Reason string
 }
 
 // Waiting is an instance index held back by crash backoff.
 type Waiting struct {
-	App   AppKey
+	App   model.AppKey
 	Index int
 	Until time.Time
 }
@@ -134,7 +122,7 @@ type Waiting struct {
 // older release still serve. The app should go back to To, the release
 // those instances run.
 type Rollback struct {
-	App     AppKey
+	App     model.AppKey
 	Release string
 	To      string
 	Reason  string

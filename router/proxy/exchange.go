@@ -217,7 +217,7 @@ func (e *exchange) responseHead(out []byte, t *target, chunked, closing bool) []
 	}
 	if session != nil {
 		if ck, err := http.ParseSetCookie(string(session)); err == nil {
-			out = appendField(out, "Set-Cookie", stickyFor(ck, t.endpoint.ID))
+			out = appendField(out, "Set-Cookie", stickyFor(ck, t.endpoint.GUID))
 		}
 	}
 	out = appendField(out, handlers.RequestIDHeader, e.id)

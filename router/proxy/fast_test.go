@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router/handlers"
 	"github.com/driftless/driftless/router/route"
 )
@@ -27,7 +28,7 @@ func serveFast(t *testing.T, d driver, cfg Config, addrs ...string) (string, *Se
 	t.Helper()
 	var entries []route.Entry
 	for i, a := range addrs {
-		entries = append(entries, route.Entry{Route: testHost, Endpoint: route.Endpoint{ID: fmt.Sprintf("app-%d", i), Addr: a, App: "app", Index: i}})
+		entries = append(entries, route.Entry{Route: testHost, Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: fmt.Sprintf("app-%d", i), App: "app", Index: i}, Addr: a}})
 	}
 	return startFast(t, d, entries, cfg)
 }

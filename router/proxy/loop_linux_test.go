@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router/route"
 )
 
@@ -165,7 +166,7 @@ func TestLoopTimeouts(t *testing.T) {
 		_, _ = io.WriteString(w, big)
 	}))
 	defer app.Close()
-	entries := []route.Entry{{Route: testHost, Endpoint: route.Endpoint{ID: "app-0", Addr: app.Listener.Addr().String(), App: "app"}}}
+	entries := []route.Entry{{Route: testHost, Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app.Listener.Addr().String()}}}
 	addr, _ := startFast(t, drivers[0], entries, Config{}, func(s *Server) {
 		s.IdleTimeout, s.ReadHeaderTimeout = 300*time.Millisecond, 300*time.Millisecond
 	})

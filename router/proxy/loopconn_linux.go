@@ -13,8 +13,9 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/driftless/driftless/router/wire"
 	"golang.org/x/sys/unix"
+
+	"github.com/driftless/driftless/router/wire"
 )
 
 // clientState is where a loop's client connection is.

@@ -138,7 +138,7 @@ func (t *target) begin(i int) {
 	t.tried |= 1 << (i % 64)
 	t.attempts++
 	if t.info != nil {
-		t.info.Upstream, t.info.Instance = t.endpoint.Addr, t.endpoint.ID
+		t.info.Upstream, t.info.Instance = t.endpoint.Addr, t.endpoint.GUID
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router/route"
 )
 
@@ -16,7 +17,7 @@ func BenchmarkProxy(b *testing.B) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	defer app.Close()
 	var table route.Current
-	table.Store(route.Build([]route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{ID: "1", Addr: app.Listener.Addr().String(), App: "bench"}}}))
+	table.Store(route.Build([]route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "1", App: "bench"}, Addr: app.Listener.Addr().String()}}}))
 	front := httptest.NewServer(New(&table, Config{}, nil))
 	defer front.Close()
 	run(b, front.URL, "bench.apps.localhost")
@@ -27,7 +28,7 @@ func BenchmarkProxy(b *testing.B) {
 func BenchmarkFastPath(b *testing.B) {
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
 	defer app.Close()
-	addr, _ := startFast(b, drivers[0], []route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{ID: "1", Addr: app.Listener.Addr().String(), App: "bench"}}}, Config{})
+	addr, _ := startFast(b, drivers[0], []route.Entry{{Route: "bench.apps.localhost", Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "1", App: "bench"}, Addr: app.Listener.Addr().String()}}}, Config{})
 	run(b, "http://"+addr, "bench.apps.localhost")
 }
 

@@ -12,8 +12,8 @@ import (
 	"net/http/httputil"
 	"time"
 
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router/handlers"
-	"github.com/driftless/driftless/router/route"
 )
 
 // ServeHTTP proxies a request that came through net/http.
@@ -25,7 +25,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	pool := p.table.Load().Lookup(r.Host, r.URL.Path)
 	if pool == nil {
-		plain(w, http.StatusNotFound, fmt.Sprintf("driftless: no app is routed at %s%s\n", route.NormalizeHost(r.Host), r.URL.Path))
+		plain(w, http.StatusNotFound, fmt.Sprintf("driftless: no app is routed at %s%s\n", model.NormalizeHost(r.Host), r.URL.Path))
 		return
 	}
 	if info != nil {
@@ -61,7 +61,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		if c.Name != SessionCookie {
 			continue
 		}
-		resp.Header.Add("Set-Cookie", stickyFor(c, t.endpoint.ID))
+		resp.Header.Add("Set-Cookie", stickyFor(c, t.endpoint.GUID))
 		break
 	}
 	return nil

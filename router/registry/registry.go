@@ -15,6 +15,7 @@ import (
 	consul "github.com/hashicorp/consul/api"
 
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router/route"
 )
 
@@ -29,8 +30,8 @@ type Config struct {
 	// OnUpdate, if set, is called after each table swap.
 	OnUpdate func(*route.Table)
 	// DefaultBalance is the balancing of the routes of apps that do not
-	// choose (route.RoundRobin when empty).
-	DefaultBalance string
+	// choose (round-robin when empty).
+	DefaultBalance model.Balance
 }
 
 // Registry keeps a route table in step with Consul.
@@ -48,7 +49,7 @@ type Registry struct {
 
 type watch struct {
 	cancel    context.CancelFunc
-	instances []catalog.Instance
+	instances []model.Endpoint
 }
 
 // New prepares a registry; Run starts it.
@@ -102,7 +103,7 @@ func (r *Registry) Run(ctx context.Context) error {
 		index = resetIndex(index, meta.LastIndex)
 		names := map[string]bool{}
 		for name, tags := range services {
-			if catalog.IsDriftless(tags) {
+			if catalog.IsApp(tags) {
 				names[name] = true
 			}
 		}
@@ -160,7 +161,7 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 	bo := newBackoff()
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
-		entries, meta, err := r.cfg.Consul.Health().Service(name, catalog.Tag, true, opts)
+		entries, meta, err := r.cfg.Consul.Health().Service(name, catalog.AppTag, true, opts)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -172,7 +173,7 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 		}
 		bo.reset()
 		index = resetIndex(index, meta.LastIndex)
-		var insts []catalog.Instance
+		var insts []model.Endpoint
 		for _, e := range entries {
 			if in, ok := catalog.FromHealthEntry(e); ok {
 				insts = append(insts, in)
@@ -216,7 +217,7 @@ func (r *Registry) rebuildLocked() {
 	var entries []route.Entry
 	for _, name := range names {
 		for _, in := range r.services[name].instances {
-			ep := route.Endpoint{ID: in.GUID, Addr: fmt.Sprintf("%s:%d", in.Address, in.Port), Space: in.Space, App: in.App, Index: in.Index}
+			ep := route.Endpoint{InstanceRef: in.InstanceRef, Addr: fmt.Sprintf("%s:%d", in.Address, in.Port)}
 			balance := in.Balance
 			if balance == "" {
 				balance = r.cfg.DefaultBalance

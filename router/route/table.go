@@ -9,24 +9,16 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/driftless/driftless/model"
 )
 
-// Endpoint is one instance a route sends traffic to.
+// Endpoint is one instance a route sends traffic to, and where.
 type Endpoint struct {
-	// ID is the instance guid.
-	ID string
+	model.InstanceRef
 	// Addr is "host:port".
-	Addr  string
-	Space string
-	App   string
-	Index int
+	Addr string
 }
-
-// Balancing algorithms of a pool.
-const (
-	RoundRobin       = "round-robin"
-	LeastConnections = "least-connections"
-)
 
 // Pool is the instances of one route of one app.
 type Pool struct {
@@ -36,8 +28,8 @@ type Pool struct {
 	// shared by several apps).
 	Space, App string
 	Endpoints  []Endpoint
-	// Balance is RoundRobin (the default) or LeastConnections.
-	Balance string
+	// Balance is round-robin (the default) or least-connections.
+	Balance model.Balance
 	next    atomic.Uint64
 	// active counts the requests in flight per endpoint (same index).
 	active []atomic.Int64
@@ -62,7 +54,7 @@ func (p *Pool) Pick(skip func(i int, e Endpoint) bool) (int, bool) {
 	if n == 0 {
 		return 0, false
 	}
-	if p.Balance == LeastConnections {
+	if p.Balance == model.BalanceLeastConnections {
 		best, bestActive := -1, int64(0)
 		start := int(p.next.Add(1) % uint64(n)) // rotate among equals
 		for k := range n {
@@ -88,7 +80,7 @@ func (p *Pool) Pick(skip func(i int, e Endpoint) bool) (int, bool) {
 // Find returns the index of the endpoint with instance id.
 func (p *Pool) Find(id string) (int, bool) {
 	for i, e := range p.Endpoints {
-		if e.ID == id {
+		if e.GUID == id {
 			return i, true
 		}
 	}
@@ -106,7 +98,7 @@ type Entry struct {
 	Route    string
 	Endpoint Endpoint
 	// Balance is the app's balancing preference ("" for round-robin).
-	Balance string
+	Balance model.Balance
 }
 
 // hostRoutes are the pools of one host, longest path first.
@@ -132,18 +124,18 @@ type Table struct {
 func Build(entries []Entry) *Table {
 	pools := map[string]*Pool{}
 	for _, e := range entries {
-		host, path := Split(e.Route)
+		host, path := model.SplitRoute(e.Route)
 		if host == "" {
 			continue
 		}
 		key := host + path
 		p := pools[key]
 		if p == nil {
-			p = &Pool{Route: key, Space: e.Endpoint.Space, App: e.Endpoint.App, Balance: RoundRobin}
+			p = &Pool{Route: key, Space: e.Endpoint.Space, App: e.Endpoint.App, Balance: model.BalanceRoundRobin}
 			pools[key] = p
 		}
-		if e.Balance == LeastConnections {
-			p.Balance = LeastConnections
+		if e.Balance == model.BalanceLeastConnections {
+			p.Balance = model.BalanceLeastConnections
 		}
 		p.Endpoints = append(p.Endpoints, e.Endpoint)
 	}
@@ -157,10 +149,10 @@ func Build(entries []Entry) *Table {
 			if a.Index != b.Index {
 				return a.Index < b.Index
 			}
-			return a.ID < b.ID
+			return a.GUID < b.GUID
 		})
 		p.active = make([]atomic.Int64, len(p.Endpoints))
-		host, path := Split(key)
+		host, path := model.SplitRoute(key)
 		hr := t.hosts[host]
 		if hr == nil {
 			hr = &hostRoutes{}
@@ -175,33 +167,6 @@ func Build(entries []Entry) *Table {
 	return t
 }
 
-// Split splits a route "Host.Domain[:port]/a/b/" into its lower-case host
-// (port dropped) and its path without trailing slash ("" for none).
-func Split(route string) (host, path string) {
-	host, path, _ = strings.Cut(route, "/")
-	host = NormalizeHost(host)
-	path = strings.TrimSuffix(path, "/")
-	if path != "" {
-		path = "/" + path
-	}
-	return host, path
-}
-
-// NormalizeHost lower-cases a Host header and drops its port and a
-// trailing dot.
-func NormalizeHost(host string) string {
-	// As net.SplitHostPort would split it, without its error allocation
-	// for the common Host without a port.
-	if strings.HasPrefix(host, "[") {
-		if end := strings.IndexByte(host, ']'); end > 0 && end+1 < len(host) && host[end+1] == ':' && strings.IndexByte(host[end+2:], ':') < 0 {
-			host = host[1:end]
-		}
-	} else if i := strings.IndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i+1:], ':') < 0 {
-		host = host[:i]
-	}
-	return strings.TrimSuffix(strings.ToLower(host), ".")
-}
-
 // Lookup returns the pool of the route that matches host and the longest
 // path prefix of path, segment-wise: route "/api" matches "/api" and
 // "/api/x" but not "/apix". A host without a matching route falls back to
@@ -211,7 +176,7 @@ func (t *Table) Lookup(host, path string) *Pool {
 	if t == nil {
 		return nil
 	}
-	host = NormalizeHost(host)
+	host = model.NormalizeHost(host)
 	if p := t.hosts[host].match(path); p != nil {
 		return p
 	}

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/driftless/driftless/model"
 )
 
 func ep(app string, index int) Endpoint {
-	return Endpoint{ID: fmt.Sprintf("%s-%d", app, index), Addr: fmt.Sprintf("127.0.0.1:%d", 61000+index), App: app, Space: "dev", Index: index}
+	return Endpoint{InstanceRef: model.InstanceRef{GUID: fmt.Sprintf("%s-%d", app, index), App: app, Space: "dev", Index: index}, Addr: fmt.Sprintf("127.0.0.1:%d", 61000+index)}
 }
 
 func TestLookup(t *testing.T) {
@@ -119,12 +121,12 @@ func BenchmarkLookup(b *testing.B) {
 
 func TestLeastConnections(t *testing.T) {
 	table := Build([]Entry{
-		{Route: "lc.x", Endpoint: ep("lc", 0), Balance: LeastConnections},
+		{Route: "lc.x", Endpoint: ep("lc", 0), Balance: model.BalanceLeastConnections},
 		{Route: "lc.x", Endpoint: ep("lc", 1)},
 		{Route: "lc.x", Endpoint: ep("lc", 2)},
 	})
 	p := table.Lookup("lc.x", "/")
-	if p.Balance != LeastConnections {
+	if p.Balance != model.BalanceLeastConnections {
 		t.Fatalf("balance %q", p.Balance)
 	}
 	// Two long requests on 0 and 1: the next goes to 2, then 2 again

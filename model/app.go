@@ -1,0 +1,127 @@
+package model
+
+import "time"
+
+// AppKey identifies an app: its space and name.
+type AppKey struct{ Space, Name string }
+
+// String is "space/name".
+func (k AppKey) String() string { return k.Space + "/" + k.Name }
+
+// App is the desired state of one app, kept in Consul KV. Git is the
+// source of truth; the record remembers what was applied and which
+// release runs.
+type App struct {
+	Space  string `json:"space"`
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	// Commit is the last applied commit that declared the app.
+	Commit string `json:"commit"`
+	// File and Line locate the app's entry in its manifest.
+	File string `json:"file"`
+	Line int    `json:"line"`
+	// Instances is the desired instance count.
+	Instances int `json:"instances"`
+	// ReleaseID is the release git asks for.
+	ReleaseID string `json:"release_id"`
+	// CurrentID is the release instances run: ReleaseID once it is staged,
+	// until then the previous one (empty before the first is staged).
+	CurrentID string `json:"current_id,omitempty"`
+	// PreviousID is the release CurrentID replaced, kept for rollbacks.
+	PreviousID string            `json:"previous_id,omitempty"`
+	Routes     []string          `json:"routes,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+}
+
+// Key is the app's key.
+func (a App) Key() AppKey { return AppKey{Space: a.Space, Name: a.Name} }
+
+// ReleaseState is where a release is in staging.
+type ReleaseState string
+
+// Release states.
+const (
+	ReleaseStaging ReleaseState = "staging"
+	ReleaseStaged  ReleaseState = "staged"
+	ReleaseFailed  ReleaseState = "failed"
+)
+
+// Release is one buildable, runnable version of an app, kept in Consul KV.
+// Its id is derived from the manifest entry (without the instance count and
+// metadata) and the git tree hash of the app's source, so a commit that
+// does not touch an app keeps its release.
+type Release struct {
+	ID     string `json:"id"`
+	Space  string `json:"space"`
+	App    string `json:"app"`
+	Commit string `json:"commit"`
+	// SourcePath is the app's folder in the repository, SourceTree its git
+	// tree hash at Commit.
+	SourcePath string   `json:"source_path"`
+	SourceTree string   `json:"source_tree"`
+	Buildpacks []string `json:"buildpacks,omitempty"`
+	Stack      string   `json:"stack,omitempty"`
+	// Run is how instances run (its Droplet is left empty: see
+	// DropletDigest).
+	Run   RunSpec      `json:"run"`
+	State ReleaseState `json:"state"`
+	// DropletDigest is the digest of the droplet's image manifest, set
+	// once staged.
+	DropletDigest string    `json:"droplet_digest,omitempty"`
+	Buildpack     string    `json:"buildpack,omitempty"`
+	Error         string    `json:"error,omitempty"`
+	StagingLog    []string  `json:"staging_log,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	StagedAt      time.Time `json:"staged_at,omitzero"`
+}
+
+// Key is the key of the release's app.
+func (r *Release) Key() AppKey { return AppKey{Space: r.Space, Name: r.App} }
+
+// Staged reports whether the release has a droplet and can run.
+func (r *Release) Staged() bool { return r != nil && r.State == ReleaseStaged && r.DropletDigest != "" }
+
+// Resources is an amount of cell capacity.
+type Resources struct {
+	MemoryMB  int64 `json:"memory_mb"`
+	DiskMB    int64 `json:"disk_mb"`
+	Instances int   `json:"instances"`
+}
+
+// RunSpec is everything a cell needs to run instances of one release.
+type RunSpec struct {
+	// Droplet is the image reference of the droplet, pinned by digest,
+	// e.g. "127.0.0.1:7070/droplets/dev/hello@sha256:…". It is empty in a
+	// stored release (whose droplet is Release.DropletDigest) and set in
+	// the start command, where the blob store's address is known.
+	Droplet string `json:"droplet"`
+	// DropletPlainHTTP says the registry holding Droplet speaks plain HTTP
+	// (the controller's own blob store at an http:// URL).
+	DropletPlainHTTP bool `json:"droplet_plain_http,omitempty"`
+	// Command is run with /bin/sh -c; empty means the droplet's own command.
+	Command string `json:"command,omitempty"`
+	// Env holds the app's environment. It may hold secrets: never log it.
+	Env         map[string]string `json:"env,omitempty"`
+	MemoryMB    int64             `json:"memory_mb"`
+	DiskMB      int64             `json:"disk_mb"`
+	Routes      []string          `json:"routes,omitempty"`
+	HealthCheck HealthCheck       `json:"health_check"`
+	// Balance is how routers balance the app's instances.
+	Balance Balance `json:"balance,omitempty"`
+}
+
+// Defaults of what a manifest may leave out, and of the platform.
+const (
+	DefaultInstances = 1
+	DefaultMemoryMB  = 256
+	DefaultDiskMB    = 1024
+	// DefaultStartTimeout is how long an instance may take to become
+	// healthy after it starts, seconds (Cloud Foundry's "timeout").
+	DefaultStartTimeout = 60
+	// DefaultStagingTimeout bounds one staging.
+	DefaultStagingTimeout = 15 * time.Minute
+	// VcapUID is the user and group app instances and compile steps run
+	// as, as in Cloud Foundry: vcap, 2000.
+	VcapUID = 2000
+)

@@ -1,0 +1,85 @@
+package model
+
+import "time"
+
+// EventKind classifies an event.
+type EventKind string
+
+// Event kinds the controller records: one per decision, each with its
+// reason in the event's message.
+const (
+	EventCommitApplied EventKind = "commit-applied"
+	EventCommitRefused EventKind = "commit-refused"
+	// EventCommitDenied: a commit was refused by the policies.
+	EventCommitDenied EventKind = "commit-denied"
+	// EventStoreFailed: desired state could not be written; the commit is
+	// retried.
+	EventStoreFailed EventKind = "store-failed"
+	// EventPolicyApplied and EventPolicyRefused: a policy commit took
+	// effect, or was refused (the previous policies stay).
+	EventPolicyApplied EventKind = "policy-applied"
+	EventPolicyRefused EventKind = "policy-refused"
+	EventStaging       EventKind = "staging"
+	EventStaged        EventKind = "staged"
+	EventStagingFailed EventKind = "staging-failed"
+	// EventPlaced: a new instance was given to a cell (a missing index, a
+	// scale-up or a rollout step).
+	EventPlaced EventKind = "placed"
+	// EventEvacuated: an instance of a lost cell was placed elsewhere.
+	EventEvacuated EventKind = "evacuated"
+	// EventRestarted: a crashed instance was placed again.
+	EventRestarted EventKind = "restarted"
+	// EventStarted: an instance passed its health check and is routable.
+	EventStarted EventKind = "started"
+	EventStopped EventKind = "stopped"
+	EventCrashed EventKind = "crashed"
+	// EventBackoff: a crashed index waits before its next restart.
+	EventBackoff EventKind = "backoff"
+	// EventRolledBack: a release whose instances never became healthy was
+	// abandoned for the release that still serves.
+	EventRolledBack   EventKind = "rolled-back"
+	EventCellLost     EventKind = "cell-lost"
+	EventCellBack     EventKind = "cell-returned"
+	EventUnplaced     EventKind = "unplaced"
+	EventActionFailed EventKind = "action-failed"
+	EventAppRemoved   EventKind = "app-removed"
+	EventLeader       EventKind = "leader"
+	// EventGarbage: blobs of releases no longer kept were deleted.
+	EventGarbage EventKind = "garbage-collected"
+)
+
+// Event is one decision of the controller, with its reason.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Kind     EventKind `json:"kind"`
+	Space    string    `json:"space,omitempty"`
+	App      string    `json:"app,omitempty"`
+	Instance string    `json:"instance,omitempty"`
+	Index    int       `json:"index,omitempty"`
+	Cell     string    `json:"cell,omitempty"`
+	Release  string    `json:"release,omitempty"`
+	Message  string    `json:"message"`
+}
+
+// LogSource says what printed a log line, as Cloud Foundry names it.
+type LogSource string
+
+// Log sources.
+const (
+	LogApp     LogSource = "APP"
+	LogStaging LogSource = "STG"
+	LogCell    LogSource = "CELL"
+)
+
+// LogLine is one line an app instance or its staging printed.
+type LogLine struct {
+	Time   time.Time `json:"time"`
+	Space  string    `json:"space"`
+	App    string    `json:"app"`
+	Source LogSource `json:"source"`
+	// Index is the instance index for LogApp lines.
+	Index        int    `json:"index"`
+	InstanceGUID string `json:"instance_guid,omitempty"`
+	Stream       string `json:"stream,omitempty"`
+	Text         string `json:"text"`
+}

@@ -1,0 +1,78 @@
+package model
+
+import "time"
+
+// InstanceState is where an instance is in its life on a cell.
+type InstanceState string
+
+// Instance states. An instance is STARTING from the moment a cell accepts it
+// until its health check passes, then RUNNING. An exit the cell did not ask
+// for makes it CRASHED; a stop asked by the controller makes it STOPPING and,
+// once its container is gone, STOPPED (reported once, then forgotten).
+// LOST is never reported by a cell: views show it for an instance whose cell
+// stopped reporting.
+const (
+	StateStarting InstanceState = "STARTING"
+	StateRunning  InstanceState = "RUNNING"
+	StateCrashed  InstanceState = "CRASHED"
+	StateStopping InstanceState = "STOPPING"
+	StateStopped  InstanceState = "STOPPED"
+	StateLost     InstanceState = "LOST"
+)
+
+// Active reports whether an instance in state s runs or is about to:
+// STARTING or RUNNING.
+func (s InstanceState) Active() bool { return s == StateStarting || s == StateRunning }
+
+// InstanceRef names one instance of an app: which app, which index, which
+// release. GUID is unique over all time.
+type InstanceRef struct {
+	GUID      string `json:"guid"`
+	Space     string `json:"space"`
+	App       string `json:"app"`
+	Index     int    `json:"index"`
+	ReleaseID string `json:"release_id"`
+	// Commit is the git commit the release was built from, for display.
+	Commit string `json:"commit,omitempty"`
+}
+
+// Key is the app the instance belongs to.
+func (r InstanceRef) Key() AppKey { return AppKey{Space: r.Space, Name: r.App} }
+
+// InstanceStatus is what is known of one instance: its cell's report, and
+// the cell it runs on.
+type InstanceStatus struct {
+	InstanceRef
+	// Cell runs the instance. A cell's own report leaves it empty (the
+	// message names the cell); the controller's view sets it.
+	Cell  string        `json:"cell,omitempty"`
+	State InstanceState `json:"state"`
+	// HostPort is the port on the cell's advertised address that maps to
+	// the instance's port 8080.
+	HostPort int `json:"host_port,omitempty"`
+	// MemoryMB is the instance's memory limit, counted against the cell.
+	MemoryMB int64 `json:"memory_mb,omitempty"`
+	DiskMB   int64 `json:"disk_mb,omitempty"`
+	// Since is when the instance entered State.
+	Since time.Time `json:"since"`
+	// ExitStatus and Reason describe why a CRASHED instance ended.
+	ExitStatus int    `json:"exit_status,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	// LastOutput holds the last lines a crashed instance printed.
+	LastOutput []string `json:"last_output,omitempty"`
+	// WasHealthy is set once the instance passed its health check: a
+	// CRASHED instance without it never became healthy.
+	WasHealthy bool `json:"was_healthy,omitempty"`
+}
+
+// Endpoint is a running instance where routers reach it, as registered in
+// Consul: the instance, its cell, the cell's address and the mapped host
+// port, the routes it serves and how they are balanced.
+type Endpoint struct {
+	InstanceRef
+	Cell    string
+	Address string
+	Port    int
+	Routes  []string
+	Balance Balance
+}
