@@ -157,6 +157,9 @@ func (r *reporter) parseApp(n *yaml.Node, globals map[string]pair) (App, bool) {
 		r.errorf(n, "application has no name")
 	}
 	a.finish()
+	if len(r.diags.errorsSince(before)) == 0 {
+		a.checkReleaseSize()
+	}
 	return a.app, len(r.diags.errorsSince(before)) == 0 && a.app.Name != ""
 }
 
@@ -180,6 +183,7 @@ func (a *appState) finish() {
 	if a.legacyNode != nil || a.noHostname {
 		a.convertLegacyRoutes()
 	}
+	a.checkRouteCount()
 	if a.app.NoRoute && len(a.app.Routes) > 0 {
 		a.errorf(nodeAt(a.app.Fields["no-route"]), "no-route is true but routes are given; remove one of them")
 	}
@@ -276,6 +280,7 @@ func readEnv(a *appState, k, v *yaml.Node) {
 			delete(env, name)
 		}
 	}
+	a.checkEnvSize(k, env)
 	if len(env) > 0 {
 		a.app.Env = env
 	}
@@ -397,6 +402,9 @@ func checkMetadataKeys(a *appState, n *yaml.Node, m map[string]string, label boo
 		}
 		if label && !labelValueRE.MatchString(m[key]) {
 			a.errorf(resolve(n), "label %s: value %q is not valid (at most 63 letters, digits, - _ .)", key, m[key])
+		}
+		if !label && len(m[key]) > maxAnnotationBytes {
+			a.errorf(resolve(n), "%s", tooLong("annotation "+key, len(m[key]), maxAnnotationBytes))
 		}
 	}
 }

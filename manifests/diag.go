@@ -52,9 +52,9 @@ func (r *reporter) pos(n *yaml.Node) model.Position {
 }
 
 func (r *reporter) errorf(n *yaml.Node, format string, args ...any) {
-	r.diags = append(r.diags, model.Problem{Position: r.pos(n), Severity: model.Error, Message: fmt.Sprintf(format, args...)})
+	r.diags = append(r.diags, model.Problem{Position: r.pos(n), Severity: model.Error, Message: clip(fmt.Sprintf(format, args...))})
 }
 
 func (r *reporter) warnf(n *yaml.Node, format string, args ...any) {
-	r.diags = append(r.diags, model.Problem{Position: r.pos(n), Severity: model.Warning, Message: fmt.Sprintf(format, args...)})
+	r.diags = append(r.diags, model.Problem{Position: r.pos(n), Severity: model.Warning, Message: clip(fmt.Sprintf(format, args...))})
 }

@@ -26,7 +26,7 @@ func yamlError(file string, err error) model.Problem {
 	msg := err.Error()
 	msg = yamlLineRE.ReplaceAllString(msg, "")
 	msg = regexp.MustCompile(`^yaml:\s*:?\s*`).ReplaceAllString(msg, "")
-	return model.Problem{Position: pos, Severity: model.Error, Message: "invalid YAML: " + msg}
+	return model.Problem{Position: pos, Severity: model.Error, Message: clip("invalid YAML: " + msg)}
 }
 
 // topLevel are the manifest's own top-level attributes.

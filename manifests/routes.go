@@ -113,6 +113,9 @@ func splitRoute(rt *Route) error {
 		return fmt.Errorf("ports in routes (TCP routes) are not supported yet")
 	}
 	host = strings.ToLower(host)
+	if len(host) > maxHostBytes {
+		return fmt.Errorf("the host name is %d characters; DNS allows at most %d", len(host), maxHostBytes)
+	}
 	labels := strings.Split(host, ".")
 	if len(labels) < 2 {
 		return fmt.Errorf("needs a domain: write host.domain, e.g. %s.apps.localhost", host)

@@ -123,6 +123,10 @@ func (r *reporter) str(key, v *yaml.Node, lenient bool) (string, bool) {
 		r.errorf(v, "%s must be a string, not a %s (quote it)", key.Value, kindName(v))
 		return "", false
 	}
+	if !lenient && len(v.Value) > maxStringBytes {
+		r.errorf(v, "%s", tooLong(key.Value, len(v.Value), maxStringBytes))
+		return "", false
+	}
 	return v.Value, true
 }
 
@@ -236,6 +240,9 @@ func (r *reporter) stringMap(key, v *yaml.Node) map[string]string {
 
 // suggest returns ` (did you mean "x"?)` for the closest known word.
 func suggest(word string, known []string) string {
+	if len(word) > 64 {
+		return "" // no known word is near, and distance is quadratic
+	}
 	best, bestD := "", 3
 	for _, k := range known {
 		if d := distance(word, k); d < bestD {
