@@ -14,15 +14,18 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler"
 )
 
-// Backend is what the API serves: the controller's read model and its sync
-// trigger. reconciler.Controller implements it.
+// Backend is what the API serves: the controller's state, of which the
+// API makes its views (views.go), and its sync trigger.
+// reconciler.Controller implements it.
 type Backend interface {
-	Apps(ctx context.Context) []App
-	App(ctx context.Context, space, name string) (AppDetail, bool)
-	Status(ctx context.Context) Status
-	Sync(ctx context.Context, wait bool) SyncResult
+	AppStates(ctx context.Context) []reconciler.AppState
+	AppState(ctx context.Context, space, name string) (reconciler.AppState, bool)
+	Status(ctx context.Context) reconciler.Status
+	// Sync fetches every source now and applies what changed.
+	Sync(ctx context.Context) []model.SourceStatus
 	Events(space, app string) []model.Event
 	// Leading reports whether this controller acts and which one leads.
 	// A standby answers only /v1/status; the rest answers 503 naming the
@@ -100,15 +103,25 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 }
 
 func (s *server) apps(w http.ResponseWriter, r *http.Request) {
-	all := s.cfg.Backend.Apps(r.Context())
-	out := make([]App, 0, len(all))
 	space := r.URL.Query().Get("space")
-	for _, a := range all {
+	out := []App{}
+	for _, a := range s.appViews(r.Context()) {
 		if space == "" || a.Space == space {
 			out = append(out, a)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// appViews is every app as `driftless apps` shows it.
+func (s *server) appViews(ctx context.Context) []App {
+	states := s.cfg.Backend.AppStates(ctx)
+	now := time.Now()
+	out := make([]App, 0, len(states))
+	for _, st := range states {
+		out = append(out, appView(st, now))
+	}
+	return out
 }
 
 // resolveSpace finds the space of an app named name: the one asked for, or
@@ -118,9 +131,9 @@ func (s *server) resolveSpace(ctx context.Context, name, space string) (string, 
 		return space, nil
 	}
 	var found []string
-	for _, a := range s.cfg.Backend.Apps(ctx) {
-		if a.Name == name {
-			found = append(found, a.Space)
+	for _, a := range s.cfg.Backend.AppStates(ctx) {
+		if a.App.Name == name {
+			found = append(found, a.App.Space)
 		}
 	}
 	switch len(found) {
@@ -146,16 +159,21 @@ func (s *server) app(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
-	d, ok := s.cfg.Backend.App(r.Context(), space, name)
+	st, ok := s.cfg.Backend.AppState(r.Context(), space, name)
 	if !ok {
 		writeError(w, http.StatusNotFound, "no app named "+name+" in space "+space)
 		return
 	}
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, appDetail(st, time.Now()))
 }
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.cfg.Backend.Status(r.Context()))
+	st := s.cfg.Backend.Status(r.Context())
+	var apps []App
+	if st.Leading {
+		apps = s.appViews(r.Context())
+	}
+	writeJSON(w, http.StatusOK, statusView(st, apps))
 }
 
 func (s *server) sync(w http.ResponseWriter, r *http.Request) {
@@ -171,7 +189,30 @@ func (s *server) sync(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	writeJSON(w, http.StatusOK, s.cfg.Backend.Sync(ctx, wait))
+	res := SyncResult{Sources: s.cfg.Backend.Sync(ctx)}
+	if wait {
+		res.Converged, res.Message = s.waitSettled(ctx)
+		res.Sources = s.cfg.Backend.Status(ctx).Sources
+	}
+	res.Sources = sourceViews(res.Sources)
+	writeJSON(w, http.StatusOK, res)
+}
+
+// waitSettled waits until every app runs its target release at the
+// desired count (or its staging failed), or ctx ends.
+func (s *server) waitSettled(ctx context.Context) (bool, string) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if done, msg := settled(s.appViews(ctx)); done {
+			return true, msg
+		}
+		select {
+		case <-ctx.Done():
+			return false, "gave up waiting: " + ctx.Err().Error()
+		case <-t.C:
+		}
+	}
 }
 
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
@@ -199,7 +240,7 @@ func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "bad or missing X-Hub-Signature-256")
 		return
 	}
-	go s.cfg.Backend.Sync(context.Background(), false)
+	go s.cfg.Backend.Sync(context.Background())
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "sync triggered"})
 }
 

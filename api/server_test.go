@@ -14,22 +14,23 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler"
 )
 
 // syncCounter is a Backend that only counts syncs: the webhook's job is to
 // check the signature and trigger one.
 type syncCounter struct{ synced chan bool }
 
-func (s *syncCounter) Apps(context.Context) []App { return nil }
-func (s *syncCounter) App(context.Context, string, string) (AppDetail, bool) {
-	return AppDetail{}, false
+func (s *syncCounter) AppStates(context.Context) []reconciler.AppState { return nil }
+func (s *syncCounter) AppState(context.Context, string, string) (reconciler.AppState, bool) {
+	return reconciler.AppState{}, false
 }
-func (s *syncCounter) Status(context.Context) Status          { return Status{} }
-func (s *syncCounter) Events(string, string) []model.Event    { return nil }
-func (s *syncCounter) Leading(context.Context) (bool, string) { return true, "test" }
-func (s *syncCounter) Sync(context.Context, bool) SyncResult {
+func (s *syncCounter) Status(context.Context) reconciler.Status { return reconciler.Status{} }
+func (s *syncCounter) Events(string, string) []model.Event      { return nil }
+func (s *syncCounter) Leading(context.Context) (bool, string)   { return true, "test" }
+func (s *syncCounter) Sync(context.Context) []model.SourceStatus {
 	s.synced <- true
-	return SyncResult{}
+	return nil
 }
 
 func sign(secret, body string) string {

@@ -96,50 +96,15 @@ type Unplaced struct {
 	Reason string `json:"reason"`
 }
 
-// Source is one git source as `driftless status` shows it: what the
-// controller keeps of it, and how its last fetch went.
-type Source struct {
-	model.SourceStatus
-	Branch     string    `json:"branch,omitempty"`
-	LastFetch  time.Time `json:"last_fetch,omitzero"`
-	FetchError string    `json:"fetch_error,omitempty"`
-}
-
-// Cell is one agent as `driftless status` shows it.
-type Cell struct {
-	ID            string          `json:"id"`
-	Address       string          `json:"address"`
-	Zone          string          `json:"zone,omitempty"`
-	Capacity      model.Resources `json:"capacity"`
-	Instances     int             `json:"instances"`
-	MemoryUsedMB  int64           `json:"memory_used_mb"`
-	LastHeartbeat time.Time       `json:"last_heartbeat"`
-	Lost          bool            `json:"lost"`
-}
-
 // Status is `driftless status`.
 type Status struct {
-	Controller Controller `json:"controller"`
-	Policies   Policies   `json:"policies"`
-	Sources    []Source   `json:"sources"`
-	Cells      []Cell     `json:"cells"`
+	Controller Controller           `json:"controller"`
+	Policies   model.PolicyStatus   `json:"policies"`
+	Sources    []model.SourceStatus `json:"sources"`
+	Cells      []model.CellStatus   `json:"cells"`
 	// Problems lists the apps that need attention: failed stagings,
 	// rolled-back releases, crash loops, instances that fit nowhere.
 	Problems []AppProblem `json:"problems"`
-}
-
-// Policies is the policy set in force and its source.
-type Policies struct {
-	// Source is the policy source's name, or "built-in".
-	Source        string    `json:"source"`
-	URL           string    `json:"url,omitempty"`
-	Files         []string  `json:"files"`
-	LastSeen      string    `json:"last_seen,omitempty"`
-	LastSeenAt    time.Time `json:"last_seen_at,omitzero"`
-	LastApplied   string    `json:"last_applied,omitempty"`
-	LastAppliedAt time.Time `json:"last_applied_at,omitzero"`
-	// Errors are those of the last policy commit seen, refused as a whole.
-	Errors []model.Problem `json:"errors"`
 }
 
 // Controller says which controller answered and which one leads.
@@ -159,7 +124,7 @@ type AppProblem struct {
 
 // SyncResult answers POST /v1/sync.
 type SyncResult struct {
-	Sources []Source `json:"sources"`
+	Sources []model.SourceStatus `json:"sources"`
 	// Converged is set with ?wait when every app of the synced sources
 	// runs its target release at the desired count.
 	Converged bool   `json:"converged"`

@@ -12,20 +12,23 @@ import (
 // KVPrefix starts every key driftless writes in Consul's KV store.
 const KVPrefix = "driftless/"
 
-// AppKey holds the desired state of one app (reconciler.AppRecord).
+// AppKey holds the desired state of one app (model.App).
 func AppKey(space, app string) string { return KVPrefix + "apps/" + space + "/" + app }
 
 // AppsPrefix is the prefix of every AppKey.
 const AppsPrefix = KVPrefix + "apps/"
 
-// ReleaseKey holds one release of an app (reconciler.Release).
+// AllReleasesPrefix is the prefix of every release of every app.
+const AllReleasesPrefix = KVPrefix + "releases/"
+
+// ReleaseKey holds one release of an app (model.Release).
 func ReleaseKey(space, app, id string) string {
-	return KVPrefix + "releases/" + space + "/" + app + "/" + id
+	return AllReleasesPrefix + space + "/" + app + "/" + id
 }
 
 // ReleasesPrefix is the prefix of every release of one app.
 func ReleasesPrefix(space, app string) string {
-	return KVPrefix + "releases/" + space + "/" + app + "/"
+	return AllReleasesPrefix + space + "/" + app + "/"
 }
 
 // SourceKey holds the status of one git source (what was seen, applied, refused).
@@ -33,7 +36,10 @@ func SourceKey(name string) string { return KVPrefix + "sources/" + name }
 
 // DropletKey maps a staging cache key (source tree, buildpacks, stack) to
 // the digest of the droplet built from it.
-func DropletKey(cacheKey string) string { return KVPrefix + "droplets/" + cacheKey }
+func DropletKey(cacheKey string) string { return DropletsPrefix + cacheKey }
+
+// DropletsPrefix is the prefix of the staging cache.
+const DropletsPrefix = KVPrefix + "droplets/"
 
 // LeaderKey is the lock that elects the acting controller.
 const LeaderKey = KVPrefix + "leader"

@@ -4,7 +4,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/plan"
@@ -138,12 +137,12 @@ func (a *Actual) Snapshot(now time.Time) ([]plan.Instance, []plan.Cell) {
 }
 
 // Cells describes every known cell.
-func (a *Actual) Cells(now time.Time) []api.Cell {
+func (a *Actual) Cells(now time.Time) []model.CellStatus {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]api.Cell, 0, len(a.cells))
+	out := make([]model.CellStatus, 0, len(a.cells))
 	for id, c := range a.cells {
-		ci := api.Cell{ID: id, Address: c.hb.Address, Zone: c.hb.Zone, Capacity: c.hb.Capacity,
+		ci := model.CellStatus{ID: id, Address: c.hb.Address, Zone: c.hb.Zone, Capacity: c.hb.Capacity,
 			LastHeartbeat: c.lastSeen, Lost: now.Sub(c.lastSeen) > a.lostAfter}
 		for _, in := range c.instances {
 			ci.Instances++

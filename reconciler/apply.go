@@ -7,113 +7,148 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/model"
-	"github.com/driftless/driftless/reconciler/source"
+	"github.com/driftless/driftless/reconciler/decide"
 )
+
+// storeRetry is how long a commit whose desired state could not be stored
+// waits before it is applied again (Controller.storeRetry; tests shorten it).
+const storeRetry = 5 * time.Second
 
 // apply turns a new commit of a source into desired state. A commit with
 // any error is refused as a whole: nothing of it is applied and what runs
-// keeps running; the errors are shown in the source's status.
-func (c *Controller) apply(ctx context.Context, se *sourceEntry, snap *source.Snapshot) {
+// keeps running; the errors are shown in the source's status. So is a
+// commit whose desired state the store refuses: it is applied again after
+// storeRetry until it is stored or a newer commit replaces it.
+func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
 	now := time.Now().UTC()
-	prop := BuildDesired(snap, DesiredOptions{Source: se.src.Name(), Space: se.space, Commit: snap.Commit, Domain: c.cfg.Domain})
+	st := c.store.State()
+	prop := decide.Desired(commit, decide.Options{Source: se.name, Space: se.space, Commit: commit.ID(), Domain: c.cfg.Domain})
+	prop.Errors = append(prop.Errors, decide.Conflicts(prop, st)...)
 
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := &se.status
-	st.LastSeen, st.LastSeenAt = snap.Commit, now
-	st.Warnings = prop.Warnings
-	for _, a := range prop.Apps {
-		if other := c.apps[model.AppKey{Space: a.Space, Name: a.Name}]; other != nil && other.Source != a.Source {
-			prop.Errors = append(prop.Errors, model.Problem{Position: model.Position{File: a.File, Line: a.Line}, App: a.Name, Message: fmt.Sprintf("app %q is already declared in space %q by source %q", a.Name, a.Space, other.Source)})
-		}
+	if se.retry != nil {
+		se.retry.Stop()
+		se.retry = nil
 	}
-	se.last = snap
+	se.last = commit
+	se.status.LastSeen, se.status.LastSeenAt = commit.ID(), now
+	se.status.Warnings = prop.Warnings
+	c.mu.Unlock()
+
 	if len(prop.Errors) > 0 {
-		st.Errors = prop.Errors
-		c.saveSource(ctx, se)
+		c.setErrors(ctx, se, prop.Errors)
 		first := prop.Errors[0]
 		c.events.Record(model.Event{Kind: model.EventCommitRefused, Space: se.space,
 			Message: fmt.Sprintf("commit %s of source %s refused: %s:%d: %s (%d error(s) in all)",
-				short(snap.Commit), se.src.Name(), first.File, first.Line, first.Message, len(prop.Errors))})
+				model.ShortCommit(commit.ID()), se.name, first.File, first.Line, first.Message, len(prop.Errors))})
 		return
 	}
-	violations, err := c.checkPolicies(ctx, se, prop)
-	if err != nil {
-		violations = []model.Problem{{Message: "policy evaluation failed: " + err.Error(), Kind: model.ProblemPolicy}}
-	}
-	var blocked []model.Problem // per-app enforcement: apps held at what they run
-	if len(violations) > 0 && err == nil && c.policy.PerApp(se.space) {
-		if rest, ok := c.holdBack(prop, violations); ok {
-			again, err := c.checkPolicies(ctx, se, rest)
-			if err == nil && len(again) == 0 {
-				prop, blocked, violations = rest, violations, nil
-			}
-		}
-	}
+	prop, blocked, violations := c.judge(ctx, se, prop, st)
 	if len(violations) > 0 {
 		// Nothing of the commit is applied for the space: what runs keeps
 		// running, and no new release is staged until it complies.
-		st.Errors = violations
-		c.saveSource(ctx, se)
+		c.setErrors(ctx, se, violations)
 		c.events.Record(model.Event{Kind: model.EventCommitDenied, Space: se.space,
-			Message: fmt.Sprintf("commit %s of source %s denied by policy: %s", short(snap.Commit), se.src.Name(), messages(violations))})
+			Message: fmt.Sprintf("commit %s of source %s denied by policy: %s", model.ShortCommit(commit.ID()), se.name, messages(violations))})
 		return
 	}
-	st.Errors = blocked // what per-app enforcement held back, if anything
 	if len(blocked) > 0 {
 		c.events.Record(model.Event{Kind: model.EventCommitDenied, Space: se.space,
-			Message: fmt.Sprintf("commit %s of source %s: apps held back by policy (the rest applies): %s", short(snap.Commit), se.src.Name(), messages(blocked))})
+			Message: fmt.Sprintf("commit %s of source %s: apps held back by policy (the rest applies): %s", model.ShortCommit(commit.ID()), se.name, messages(blocked))})
 	}
 
-	releases := make(map[string]model.Release, len(prop.Releases))
-	for _, r := range prop.Releases {
-		releases[r.App] = r
+	ch := decide.Apply(prop, st, se.name, now)
+	if err := c.store.Apply(ctx, ch); err != nil {
+		problem := model.Problem{Kind: model.ProblemStore, Message: fmt.Sprintf("commit %s is not applied: the desired state could not be stored (retried in %s): %v", model.ShortCommit(commit.ID()), c.storeRetry, err)}
+		c.setErrors(ctx, se, append(blocked, problem))
+		c.events.Record(model.Event{Kind: model.EventStoreFailed, Space: se.space, Message: problem.Message})
+		c.retryLater(ctx, se, commit)
+		return
 	}
-	var toStage []*model.Release
-	seen := make(map[model.AppKey]bool, len(prop.Apps))
-	for _, a := range prop.Apps {
-		key := model.AppKey{Space: a.Space, Name: a.Name}
-		seen[key] = true
-		rk := releaseKey(a.Space, a.Name, a.ReleaseID)
-		rel := c.releases[rk]
-		if rel == nil {
-			r := releases[a.Name]
-			r.CreatedAt = now
-			rel = &r
-			c.releases[rk] = rel
-			c.saveRelease(ctx, rel)
-		}
-		if !rel.Staged() && !c.inStage[rk] && rel.State != model.ReleaseFailed {
-			toStage = append(toStage, rel)
-		}
-		rec := a
-		rec.UpdatedAt = now
-		if prev := c.apps[key]; prev != nil {
-			rec.CurrentID, rec.PreviousID = prev.CurrentID, prev.PreviousID
-		}
-		if rel.Staged() && rec.CurrentID != rel.ID {
-			rec.PreviousID, rec.CurrentID = rec.CurrentID, rel.ID
-			c.crashes.Forget(key) // a new release starts with a clean slate
-		}
-		c.apps[key] = &rec
-		c.saveApp(ctx, &rec)
+	for _, key := range ch.Promoted {
+		c.crashes.Forget(key) // a new release starts with a clean slate
 	}
-	for key, a := range c.apps {
-		if a.Source == se.src.Name() && !seen[key] {
-			delete(c.apps, key)
-			c.deleteApp(ctx, key)
-			c.events.Record(model.Event{Kind: model.EventAppRemoved, Space: key.Space, App: key.Name,
-				Message: fmt.Sprintf("app removed from source %s at commit %s", se.src.Name(), short(snap.Commit))})
-		}
+	for _, key := range ch.Removed {
+		c.events.Record(model.Event{Kind: model.EventAppRemoved, Space: key.Space, App: key.Name,
+			Message: fmt.Sprintf("app removed from source %s at commit %s", se.name, model.ShortCommit(commit.ID()))})
 	}
-	st.LastApplied, st.LastAppliedAt = snap.Commit, now
-	c.saveSource(ctx, se)
+	c.mu.Lock()
+	se.status.LastApplied, se.status.LastAppliedAt = commit.ID(), now
+	c.mu.Unlock()
+	c.setErrors(ctx, se, blocked) // what per-app enforcement held back, if anything
+	queued := c.stager.queue(ch.Stage, commit)
 	c.events.Record(model.Event{Kind: model.EventCommitApplied, Space: se.space,
-		Message: fmt.Sprintf("commit %s of source %s applied: %d app(s), %d to stage", short(snap.Commit), se.src.Name(), len(prop.Apps), len(toStage))})
-	for _, rel := range toStage {
-		c.queueStaging(rel, snap)
-	}
+		Message: fmt.Sprintf("commit %s of source %s applied: %d app(s), %d to stage", model.ShortCommit(commit.ID()), se.name, len(prop.Apps), queued)})
 	c.Kick()
+}
+
+// judge evaluates the policies on a proposal. It returns the proposal to
+// apply, the problems of the apps per-app enforcement held back, and the
+// violations that refuse the whole commit.
+func (c *Controller) judge(ctx context.Context, se *sourceEntry, prop decide.Proposal, st decide.State) (decide.Proposal, []model.Problem, []model.Problem) {
+	c.mu.Lock()
+	set := c.policy
+	c.mu.Unlock()
+	violations, err := c.checkPolicies(ctx, set, se, prop, st)
+	if err != nil {
+		return prop, nil, []model.Problem{{Message: "policy evaluation failed: " + err.Error(), Kind: model.ProblemPolicy}}
+	}
+	if len(violations) == 0 || !set.PerApp(se.space) {
+		return prop, nil, violations
+	}
+	rest, ok := decide.HoldBack(prop, violations, st)
+	if !ok {
+		return prop, nil, violations
+	}
+	if again, err := c.checkPolicies(ctx, set, se, rest, st); err != nil || len(again) > 0 {
+		return prop, nil, violations
+	}
+	return rest, violations, nil
+}
+
+// setErrors records the problems of a source's last commit and stores its
+// status. A status that cannot be stored is still shown (it is kept in
+// memory); the next write stores it.
+func (c *Controller) setErrors(ctx context.Context, se *sourceEntry, problems []model.Problem) {
+	c.mu.Lock()
+	se.status.Errors = problems
+	st := se.status
+	c.mu.Unlock()
+	if err := c.store.PutSourceStatus(ctx, st); err != nil {
+		c.log.Warn("storing a source's status", "source", se.name, "err", err)
+	}
+}
+
+// retryLater applies commit again after storeRetry unless a newer commit
+// comes first.
+func (c *Controller) retryLater(ctx context.Context, se *sourceEntry, commit Commit) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	se.retry = time.AfterFunc(c.storeRetry, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		c.mu.Lock()
+		current := se.last != nil && se.last.ID() == commit.ID()
+		c.mu.Unlock()
+		if current {
+			c.apply(ctx, se, commit)
+		}
+	})
+}
+
+// stopRetries cancels the pending retries when a term ends.
+func (c *Controller) stopRetries() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, se := range c.sources {
+		if se.retry != nil {
+			se.retry.Stop()
+			se.retry = nil
+		}
+	}
 }
 
 // messages joins the messages of problems for an event.
@@ -123,12 +158,4 @@ func messages(ps []model.Problem) string {
 		out = append(out, p.Message)
 	}
 	return strings.Join(out, "; ")
-}
-
-// short abbreviates a commit hash for messages.
-func short(commit string) string {
-	if len(commit) > 10 {
-		return commit[:10]
-	}
-	return commit
 }

@@ -9,24 +9,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
 	"github.com/nats-io/nats.go"
 
-	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
+	"github.com/driftless/driftless/reconciler/decide"
 	"github.com/driftless/driftless/reconciler/executor"
 	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/reconciler/source"
+	"github.com/driftless/driftless/reconciler/store"
 )
 
 // SourceConfig is a git source and the space its apps belong to.
@@ -109,31 +110,44 @@ func (c *Config) defaults() {
 	}
 }
 
-// Controller is the driftless controller.
+// Executor carries plan actions out on the cells (reconciler/executor
+// over NATS; a fake in tests).
+type Executor interface {
+	Apply(ctx context.Context, actions []plan.Action) []executor.Result
+}
+
+// Controller is the driftless controller. It decides with reconciler/decide
+// and reconciler/plan, stores desired state in reconciler/store, stages with
+// its stager and acts through its Executor.
+//
+// Locks: store has its own; applyMu serialises the application of commits
+// (held across policy evaluation and store writes, never taken by reads);
+// mu guards the small state below it and is never held across I/O.
 type Controller struct {
 	cfg    Config
 	log    *slog.Logger
-	kv     *catalog.KV
+	store  *store.Store
 	actual *Actual
 	events *Events
-	exec   *executor.Executor
+	exec   Executor
+	stager *stager
 
 	sources []*sourceEntry
-	stageQ  chan stageJob
 	kick    chan struct{}
+	applyMu sync.Mutex
+	// storeRetry is how long a commit whose desired state could not be
+	// stored waits before it is applied again.
+	storeRetry time.Duration
 
 	mu       sync.Mutex
 	role     string
-	apps     map[model.AppKey]*model.App
-	releases map[string]*model.Release // by releaseKey
 	unplaced map[model.AppKey][]plan.Unplaced
-	inStage  map[string]bool // releaseKey of stagings queued or running
 	started  time.Time
 	crashes  *crashTracker
 	// policy is the policy set in force, policySrc its source.
 	policy       *policies.Set
 	policySrc    *source.Source
-	policyStatus api.Policies
+	policyStatus model.PolicyStatus
 	// lostCells remembers which cells were lost at the last convergence,
 	// for cell-lost and cell-returned events.
 	lostCells map[string]bool
@@ -141,13 +155,24 @@ type Controller struct {
 }
 
 type sourceEntry struct {
-	src    *source.Source
-	space  string
-	org    string
+	name  string
+	src   *source.Source // nil in unit tests
+	space string
+	org   string
+	// status, last (the source's last commit seen, checked again when the
+	// policies change) and retry are guarded by Controller.mu.
 	status model.SourceStatus
-	// last is the source's last commit seen, checked again when the
-	// policies change. Guarded by Controller.mu.
-	last *source.Snapshot
+	last   Commit
+	retry  *time.Timer
+}
+
+// Commit is one commit of a source as the controller uses it: its files
+// and tree hashes (decide.Tree), its hash, and a tar of a folder for
+// staging. reconciler/source.Snapshot implements it.
+type Commit interface {
+	decide.Tree
+	ID() string
+	WriteTar(ctx context.Context, path string, w io.Writer, exclude ...string) error
 }
 
 // New checks the configuration and prepares a controller; Run starts it.
@@ -156,27 +181,15 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.NATS == nil || cfg.Consul == nil || cfg.Blobs == nil || cfg.BlobStoreURL == "" {
 		return nil, errors.New("controller needs NATS, Consul, a blob store and its URL")
 	}
-	c := &Controller{
-		cfg:    cfg,
-		log:    cfg.Log.With("component", "controller"),
-		kv:     catalog.NewKV(cfg.Consul),
-		actual: NewActual(cfg.LostAfter),
-		events: NewEvents(1000, cfg.NATS, cfg.Log.With("component", "events")),
-		exec:   executor.New(cfg.NATS),
-		kick:   make(chan struct{}, 1),
-		role:   RoleStandby,
-	}
-	c.reset()
+	c := newController(cfg, store.New(catalog.NewKV(cfg.Consul)), executor.New(cfg.NATS), natsStaging{cfg.NATS})
 	if cfg.Policies == nil {
 		set, err := policies.Default(context.Background())
 		if err != nil {
 			return nil, fmt.Errorf("built-in policies: %w", err)
 		}
-		cfg.Policies = set
-		c.policyStatus = api.Policies{Source: "built-in"}
+		c.policy = set
+		c.policyStatus = model.PolicyStatus{Source: "built-in", Files: set.Files}
 	}
-	c.policy = cfg.Policies
-	c.policyStatus.Files = cfg.Policies.Files
 	if cfg.PolicySource != nil {
 		pc := *cfg.PolicySource
 		if pc.Log == nil {
@@ -187,7 +200,7 @@ func New(cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("policy source: %w", err)
 		}
 		c.policySrc = src
-		c.policyStatus = api.Policies{Source: src.Name(), URL: src.URL(), Files: cfg.Policies.Files}
+		c.policyStatus = model.PolicyStatus{Source: src.Name(), URL: src.URL(), Files: c.policy.Files}
 	}
 	names := map[string]bool{}
 	for _, sc := range cfg.Sources {
@@ -202,23 +215,43 @@ func New(cfg Config) (*Controller, error) {
 			return nil, fmt.Errorf("two sources are named %q", src.Name())
 		}
 		names[src.Name()] = true
-		c.sources = append(c.sources, &sourceEntry{src: src, space: sc.Space, org: sc.Org,
+		c.sources = append(c.sources, &sourceEntry{name: src.Name(), src: src, space: sc.Space, org: sc.Org,
 			status: model.SourceStatus{Name: src.Name(), URL: src.URL(), Space: sc.Space}})
 	}
 	return c, nil
+}
+
+// newController assembles a controller from its parts (unit tests give
+// fakes of the store's KV, the executor and the stagers).
+func newController(cfg Config, st *store.Store, exec Executor, stagers stageRequester) *Controller {
+	c := &Controller{
+		cfg:        cfg,
+		log:        cfg.Log.With("component", "controller"),
+		store:      st,
+		actual:     NewActual(cfg.LostAfter),
+		events:     NewEvents(1000, cfg.NATS, cfg.Log.With("component", "events")),
+		exec:       exec,
+		kick:       make(chan struct{}, 1),
+		role:       RoleStandby,
+		storeRetry: storeRetry,
+		policy:     cfg.Policies,
+	}
+	if cfg.Policies != nil {
+		c.policyStatus = model.PolicyStatus{Source: "built-in", Files: cfg.Policies.Files}
+	}
+	c.stager = newStager(c, stagers)
+	c.reset()
+	return c
 }
 
 // reset forgets everything learnt in a term as leader: the next term
 // starts from what is stored in Consul and what the cells report.
 func (c *Controller) reset() {
 	c.actual.Reset() // the pointer stays: the API reads it at any time
+	c.stager.reset()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.stageQ = make(chan stageJob, 1024)
-	c.apps = make(map[model.AppKey]*model.App)
-	c.releases = make(map[string]*model.Release)
 	c.unplaced = make(map[model.AppKey][]plan.Unplaced)
-	c.inStage = make(map[string]bool)
 	c.crashes = newCrashTracker(c.cfg.Crash)
 	c.lostCells = make(map[string]bool)
 }
@@ -288,7 +321,7 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 
 	var wg sync.WaitGroup
 	for range c.cfg.StagingWorkers {
-		wg.Go(func() { c.stagingWorker(ctx) })
+		wg.Go(func() { c.stager.work(ctx) })
 	}
 	for _, se := range c.sources {
 		wg.Go(func() {
@@ -299,7 +332,7 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 	}
 	if c.policySrc != nil {
 		wg.Go(func() {
-			if err := c.policySrc.Run(ctx, c.applyPolicies); err != nil && ctx.Err() == nil {
+			if err := c.policySrc.Run(ctx, func(ctx context.Context, snap *source.Snapshot) { c.applyPolicies(ctx, snap) }); err != nil && ctx.Err() == nil {
 				c.log.Error("policy source stopped", "err", err)
 			}
 		})
@@ -307,6 +340,7 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 	wg.Go(func() { c.convergeLoop(ctx) })
 	wg.Go(func() { c.gcLoop(ctx, c.cfg.GCInterval) })
 	wg.Wait()
+	c.stopRetries()
 	return nil
 }
 
@@ -344,208 +378,3 @@ func (c *Controller) subscribe() ([]*nats.Subscription, error) {
 	}
 	return []*nats.Subscription{hb, ch}, nil
 }
-
-// Kick asks for a convergence as soon as possible.
-func (c *Controller) Kick() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
-
-func (c *Controller) convergeLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.ConvergeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-		c.converge(ctx)
-	}
-}
-
-// converge plans once and applies the plan.
-func (c *Controller) converge(ctx context.Context) {
-	now := time.Now()
-	c.mu.Lock()
-	if now.Sub(c.started) < c.cfg.Warmup {
-		c.mu.Unlock()
-		return
-	}
-	c.mu.Unlock()
-
-	insts, cells := c.actual.Snapshot(now)
-	for _, cr := range c.crashes.Observe(insts, now) {
-		c.recordCrash(cr)
-	}
-	c.noteCells(insts, cells)
-	c.mu.Lock()
-	apps := c.planApps(now)
-	c.mu.Unlock()
-	p := plan.Compute(plan.Input{Apps: apps, Instances: insts, Cells: cells, Now: now})
-	c.recordUnplaced(p.Unplaced)
-	for _, rb := range p.Rollbacks {
-		c.rollBack(ctx, rb)
-	}
-	if !p.NextCheck.IsZero() {
-		c.wakeAt(p.NextCheck)
-	}
-	if len(p.Actions) == 0 && len(p.Rollbacks) == 0 {
-		return
-	}
-	for _, r := range c.exec.Apply(ctx, p.Actions) {
-		c.applied(r)
-	}
-	c.Kick() // look again soon: replies may allow the next rollout step
-}
-
-// wakeAt asks for a convergence at t (the end of a crash backoff).
-func (c *Controller) wakeAt(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.wake != nil {
-		c.wake.Stop()
-	}
-	c.wake = time.AfterFunc(time.Until(t)+10*time.Millisecond, c.Kick)
-}
-
-// planApps turns the desired state into planner input. Caller holds c.mu.
-func (c *Controller) planApps(now time.Time) []plan.App {
-	out := make([]plan.App, 0, len(c.apps))
-	for key, a := range c.apps {
-		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances, RestartAt: c.crashes.RestartAt(key)}
-		if rel := c.releases[releaseKey(key.Space, key.Name, a.CurrentID)]; rel.Staged() {
-			pa.Release = &plan.Release{ID: rel.ID, Commit: rel.Commit, Run: rel.Run}
-			// Cells fetch the droplet from this controller's blob store,
-			// whichever controller staged it.
-			pa.Release.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, rel.DropletDigest)
-			pa.Release.Run.DropletPlainHTTP = strings.HasPrefix(c.cfg.BlobStoreURL, "http://")
-		}
-		out = append(out, pa)
-	}
-	return out
-}
-
-// applied records the outcome of one action.
-func (c *Controller) applied(r executor.Result) {
-	a := r.Action
-	ev := model.Event{Space: a.Instance.Space, App: a.Instance.App, Instance: a.Instance.GUID,
-		Index: a.Instance.Index, Cell: a.Cell, Release: a.Instance.ReleaseID}
-	if r.Err != nil {
-		ev.Kind, ev.Message = model.EventActionFailed, r.Err.Error()
-		c.events.Record(ev)
-		return
-	}
-	switch a.Kind {
-	case plan.Start:
-		c.actual.Accepted(a.Cell, r.Reply, model.InstanceStatus{InstanceRef: a.Instance, State: model.StateStarting,
-			MemoryMB: a.Run.MemoryMB, DiskMB: a.Run.DiskMB, Since: time.Now()})
-		ev.Kind, ev.Message = model.EventPlaced, "placed on cell "+a.Cell+": "+a.Reason
-		switch a.Cause {
-		case plan.CauseEvacuate:
-			ev.Kind = model.EventEvacuated
-		case plan.CauseRestart:
-			ev.Kind = model.EventRestarted
-		}
-	case plan.Stop:
-		c.actual.Accepted(a.Cell, r.Reply, model.InstanceStatus{InstanceRef: a.Instance, State: model.StateStopping, Since: time.Now()})
-		ev.Kind, ev.Message = model.EventStopped, "stopping instance: "+a.Reason
-	}
-	c.events.Record(ev)
-}
-
-// recordCrash records a newly seen crash and, when its restart waits, the
-// backoff.
-func (c *Controller) recordCrash(cr Crash) {
-	in := cr.Instance
-	ev := model.Event{Kind: model.EventCrashed, Space: in.Space, App: in.App, Instance: in.GUID, Index: in.Index,
-		Cell: cr.Cell, Release: in.ReleaseID,
-		Message: fmt.Sprintf("instance crashed (exit status %d, crash %d in a row): %s", in.ExitStatus, cr.Record.Count, in.Reason)}
-	c.events.Record(ev)
-	if cr.Delay > 0 {
-		ev.Kind, ev.Instance = model.EventBackoff, ""
-		ev.Message = fmt.Sprintf("index %d crashed %d times in a row: next restart in %s", in.Index, cr.Record.Count, cr.Delay.Round(time.Second))
-		c.events.Record(ev)
-	}
-}
-
-// noteCells records cells that were lost or came back since the last look.
-func (c *Controller) noteCells(insts []plan.Instance, cells []plan.Cell) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, cell := range cells {
-		switch {
-		case cell.Lost && !c.lostCells[cell.ID]:
-			c.lostCells[cell.ID] = true
-			n := 0
-			for _, in := range insts {
-				if in.Cell == cell.ID && (in.State == model.StateRunning || in.State == model.StateStarting) {
-					n++
-				}
-			}
-			c.events.Record(model.Event{Kind: model.EventCellLost, Cell: cell.ID,
-				Message: fmt.Sprintf("no heartbeat from cell %s for %s: its %d instance(s) are placed elsewhere", cell.ID, c.cfg.LostAfter, n)})
-		case !cell.Lost && c.lostCells[cell.ID]:
-			delete(c.lostCells, cell.ID)
-			c.events.Record(model.Event{Kind: model.EventCellBack, Cell: cell.ID,
-				Message: "cell " + cell.ID + " reports again: duplicates of instances placed elsewhere are stopped"})
-		}
-	}
-}
-
-// rollBack abandons a release whose instances never became healthy: the
-// release is marked failed (git asking for it again does nothing until a
-// new commit changes it) and the app goes back to the release still serving.
-func (c *Controller) rollBack(ctx context.Context, rb plan.Rollback) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	app := c.apps[rb.App]
-	if app == nil || app.CurrentID != rb.Release {
-		return
-	}
-	to := rb.To
-	if r := c.releases[releaseKey(rb.App.Space, rb.App.Name, to)]; !r.Staged() {
-		to = app.PreviousID
-	}
-	if r := c.releases[releaseKey(rb.App.Space, rb.App.Name, to)]; !r.Staged() {
-		c.log.Warn("cannot roll back: no staged release to go back to", "app", rb.App, "release", rb.Release)
-		return
-	}
-	if rel := c.releases[releaseKey(rb.App.Space, rb.App.Name, rb.Release)]; rel != nil {
-		rel.State, rel.Error = model.ReleaseFailed, "rolled back: "+rb.Reason
-		c.saveRelease(ctx, rel)
-	}
-	app.CurrentID, app.PreviousID = to, ""
-	c.saveApp(ctx, app)
-	c.crashes.Forget(rb.App)
-	c.events.Record(model.Event{Kind: model.EventRolledBack, Space: rb.App.Space, App: rb.App.Name, Release: rb.Release,
-		Message: fmt.Sprintf("release %s rolled back to %s: %s", rb.Release, to, rb.Reason)})
-	c.Kick()
-}
-
-// recordUnplaced remembers which instances fit nowhere, with an event the
-// first time each does.
-func (c *Controller) recordUnplaced(us []plan.Unplaced) {
-	byApp := make(map[model.AppKey][]plan.Unplaced)
-	for _, u := range us {
-		byApp[u.App] = append(byApp[u.App], u)
-	}
-	c.mu.Lock()
-	prev := c.unplaced
-	c.unplaced = byApp
-	c.mu.Unlock()
-	for key, list := range byApp {
-		if len(prev[key]) != len(list) {
-			c.events.Record(model.Event{Kind: model.EventUnplaced, Space: key.Space, App: key.Name,
-				Message: fmt.Sprintf("%d instance(s) cannot be placed: %s", len(list), list[0].Reason)})
-		}
-	}
-}
-
-// Events returns the recorded events, optionally of one app.
-func (c *Controller) Events(space, app string) []model.Event { return c.events.List(space, app) }
-
-func releaseKey(space, app, id string) string { return space + "/" + app + "/" + id }

@@ -9,10 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/model"
 )
@@ -28,34 +26,22 @@ const (
 )
 
 // pruneReleases forgets the oldest releases of an app past KeepReleases,
-// never the current, previous or target release. Caller holds c.mu.
-func (c *Controller) pruneReleases(ctx context.Context, key model.AppKey) {
-	app := c.apps[key]
-	if app == nil {
-		return
-	}
-	var rels []*model.Release
-	prefix := releaseKey(key.Space, key.Name, "")
-	for k, r := range c.releases {
-		if strings.HasPrefix(k, prefix) {
-			rels = append(rels, r)
-		}
-	}
+// never the current, previous or target release.
+func (c *Controller) pruneReleases(ctx context.Context, app model.App) error {
+	rels := c.store.Releases(app.Key())
 	if len(rels) <= KeepReleases {
-		return
+		return nil
 	}
-	slices.SortFunc(rels, func(a, b *model.Release) int {
+	slices.SortFunc(rels, func(a, b model.Release) int {
 		return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
+	var old []string
 	for _, r := range rels[KeepReleases:] {
-		if r.ID == app.CurrentID || r.ID == app.PreviousID || r.ID == app.ReleaseID {
-			continue
-		}
-		delete(c.releases, releaseKey(r.Space, r.App, r.ID))
-		if err := c.kv.Delete(ctx, catalog.ReleaseKey(r.Space, r.App, r.ID)); err != nil {
-			c.log.Warn("deleting an old release", "app", r.App, "release", r.ID, "err", err)
+		if r.ID != app.CurrentID && r.ID != app.PreviousID && r.ID != app.ReleaseID {
+			old = append(old, r.ID)
 		}
 	}
+	return c.store.DeleteReleases(ctx, app.Key(), old)
 }
 
 // collectGarbage deletes the blobs that no kept release needs: every blob
@@ -63,17 +49,14 @@ func (c *Controller) pruneReleases(ctx context.Context, key model.AppKey) {
 // is every blob younger than gcGrace; staging-cache entries whose droplet
 // is gone are dropped. It returns how many blobs it deleted.
 func (c *Controller) collectGarbage(ctx context.Context, now time.Time) (int, error) {
-	c.mu.Lock()
-	for key := range c.apps {
-		c.pruneReleases(ctx, key)
-	}
-	var droplets []string
-	for _, r := range c.releases {
-		if r.DropletDigest != "" {
-			droplets = append(droplets, r.DropletDigest)
+	c.applyMu.Lock()
+	for _, app := range c.store.Apps() {
+		if err := c.pruneReleases(ctx, app); err != nil {
+			c.log.Warn("deleting old releases", "app", app.Key(), "err", err)
 		}
 	}
-	c.mu.Unlock()
+	droplets := c.store.Droplets()
+	c.applyMu.Unlock()
 
 	keep := map[string]bool{}
 	for _, d := range droplets {
@@ -102,17 +85,8 @@ func (c *Controller) collectGarbage(ctx context.Context, now time.Time) (int, er
 		}
 		deleted++
 	}
-	cache, err := c.kv.List(ctx, catalog.KVPrefix+"droplets/")
-	if err != nil {
-		return deleted, fmt.Errorf("collecting garbage: staging cache: %w", err)
-	}
-	for k, data := range cache {
-		var entry struct {
-			Droplet string `json:"droplet"`
-		}
-		if json.Unmarshal(data, &entry) == nil && !c.cfg.Blobs.Has(entry.Droplet) {
-			_ = c.kv.Delete(ctx, k)
-		}
+	if err := c.store.ForgetCached(ctx, func(d string) bool { return !c.cfg.Blobs.Has(d) }); err != nil {
+		return deleted, fmt.Errorf("collecting garbage: %w", err)
 	}
 	if deleted > 0 {
 		c.events.Record(model.Event{Kind: model.EventGarbage, Message: fmt.Sprintf("deleted %d blob(s) no kept release uses", deleted)})

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/driftless/driftless/blobstore"
+	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
 )
@@ -57,9 +58,10 @@ func TestCollectGarbage(t *testing.T) {
 		}
 		id := fmt.Sprintf("r%d", i)
 		droplets[id] = d
-		r := &model.Release{ID: id, Space: "dev", App: "hello", State: model.ReleaseStaged, DropletDigest: d, CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
-		c.releases[releaseKey("dev", "hello", id)] = r
-		c.saveRelease(ctx, r)
+		r := model.Release{ID: id, Space: "dev", App: "hello", State: model.ReleaseStaged, DropletDigest: d, CreatedAt: t0.Add(time.Duration(i) * time.Minute)}
+		if err := c.store.PutRelease(ctx, r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Every blob so far was stored two hours ago.
 	all, err := store.List()
@@ -73,7 +75,9 @@ func TestCollectGarbage(t *testing.T) {
 		}
 	}
 	// r1 is the previous release: kept though old. r7 is current.
-	c.apps[key] = &model.App{Space: "dev", Name: "hello", ReleaseID: "r7", CurrentID: "r7", PreviousID: "r1"}
+	if err := c.store.PutApp(ctx, model.App{Space: "dev", Name: "hello", ReleaseID: "r7", CurrentID: "r7", PreviousID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
 	young, _, err := store.Put(ctx, strings.NewReader("a source tar of a staging in flight"))
 	if err != nil {
 		t.Fatal(err)
@@ -89,11 +93,11 @@ func TestCollectGarbage(t *testing.T) {
 		if store.Has(d) == gone {
 			t.Errorf("droplet of %s: present %v, want %v", id, store.Has(d), !gone)
 		}
-		if _, ok := c.releases[releaseKey("dev", "hello", id)]; ok == gone {
-			t.Errorf("release %s: kept %v, want %v", id, ok, !gone)
+		if r := c.store.Release(key, id); (r != nil) == gone {
+			t.Errorf("release %s: kept %v, want %v", id, r != nil, !gone)
 		}
 		var r model.Release
-		found, err := c.kv.Get(ctx, "driftless/releases/dev/hello/"+id, &r)
+		found, err := catalog.NewKV(cons.Client).Get(ctx, "driftless/releases/dev/hello/"+id, &r)
 		if err != nil || found == gone {
 			t.Errorf("release %s in Consul: found %v (%v), want %v", id, found, err, !gone)
 		}

@@ -9,64 +9,28 @@ import (
 
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
-	"github.com/driftless/driftless/reconciler/source"
+	"github.com/driftless/driftless/reconciler/decide"
 )
 
-// checkPolicies evaluates the policies on the desired state a commit of se
-// proposes for its space: the commit's apps plus the apps other sources
-// declare in the same space, so quotas are checked on totals. It returns
-// the violations as problems located in the manifests. Caller holds c.mu.
-func (c *Controller) checkPolicies(ctx context.Context, se *sourceEntry, prop Proposal) ([]model.Problem, error) {
-	if c.policy == nil {
+// checkPolicies evaluates the policy set on the desired state a commit of
+// se proposes for its space (decide.PolicyInput: the commit's apps plus
+// the apps other sources declare in the same space, so quotas are checked
+// on totals) and returns the violations located in the manifests.
+func (c *Controller) checkPolicies(ctx context.Context, set *policies.Set, se *sourceEntry, prop decide.Proposal, st decide.State) ([]model.Problem, error) {
+	if set == nil {
 		return nil, nil
 	}
-	in := policies.Input{Space: se.space, Org: se.org}
 	orgOf := map[string]string{} // source name → org
 	for _, other := range c.sources {
-		orgOf[other.src.Name()] = other.org
+		orgOf[other.name] = other.org
 	}
-	rels := map[string]model.Release{}
-	for _, r := range prop.Releases {
-		rels[r.App] = r
-	}
-	for _, a := range prop.Apps {
-		in.Apps = append(in.Apps, policyApp(a, rels[a.Name]))
-	}
-	for key, a := range c.apps {
-		if key.Space != se.space {
-			if se.org != "" && orgOf[a.Source] == se.org {
-				if r := c.releases[releaseKey(key.Space, key.Name, a.ReleaseID)]; r != nil {
-					in.OrgApps = append(in.OrgApps, policyApp(*a, *r))
-				}
-			}
-			continue
-		}
-		if r := c.releases[releaseKey(key.Space, key.Name, a.CurrentID)]; r != nil {
-			in.Usage.Apps++
-			in.Usage.Instances += a.Instances
-			in.Usage.MemoryMB += int64(a.Instances) * r.Run.MemoryMB
-		}
-		if a.Source == se.src.Name() {
-			continue
-		}
-		if r := c.releases[releaseKey(key.Space, key.Name, a.ReleaseID)]; r != nil {
-			in.Apps = append(in.Apps, policyApp(*a, *r))
-		}
-	}
-	vs, err := c.policy.Evaluate(ctx, in)
+	in := decide.PolicyInput(decide.Scope{Space: se.space, Org: se.org, Source: se.name,
+		OrgOf: func(src string) string { return orgOf[src] }}, prop, st)
+	vs, err := set.Evaluate(ctx, in)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]model.Problem, 0, len(vs))
-	for _, v := range vs {
-		out = append(out, model.Problem{Position: model.Position{File: v.File, Line: v.Line}, App: v.App, Message: "policy " + v.Policy + ": " + v.Message, Kind: model.ProblemPolicy})
-	}
-	return out, nil
-}
-
-func policyApp(a model.App, r model.Release) policies.App {
-	return policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
-		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, File: a.File, Line: a.Line}
+	return decide.Violations(vs), nil
 }
 
 // applyPolicies compiles a new commit of the policy source. A broken one
@@ -74,21 +38,21 @@ func policyApp(a model.App, r model.Release) policies.App {
 // effect at once: the last commit of every app source is checked again,
 // so a commit denied under the old policies applies now if it complies,
 // and apps that no longer comply are flagged (and get no new release).
-func (c *Controller) applyPolicies(ctx context.Context, snap *source.Snapshot) {
+func (c *Controller) applyPolicies(ctx context.Context, snap Commit) {
 	set, err := policies.Load(ctx, snap.FS())
 	now := time.Now().UTC()
 	c.mu.Lock()
-	c.policyStatus.LastSeen, c.policyStatus.LastSeenAt = snap.Commit, now
+	c.policyStatus.LastSeen, c.policyStatus.LastSeenAt = snap.ID(), now
 	if err != nil {
 		c.policyStatus.Errors = policyProblems(err)
 		c.mu.Unlock()
 		c.events.Record(model.Event{Kind: model.EventPolicyRefused,
-			Message: fmt.Sprintf("policy commit %s refused, the previous policies stay in force: %v", short(snap.Commit), err)})
+			Message: fmt.Sprintf("policy commit %s refused, the previous policies stay in force: %v", model.ShortCommit(snap.ID()), err)})
 		return
 	}
 	c.policy = set
 	c.policyStatus.Errors, c.policyStatus.Files = nil, set.Files
-	c.policyStatus.LastApplied, c.policyStatus.LastAppliedAt = snap.Commit, now
+	c.policyStatus.LastApplied, c.policyStatus.LastAppliedAt = snap.ID(), now
 	var again []*sourceEntry
 	for _, se := range c.sources {
 		if se.last != nil {
@@ -97,7 +61,7 @@ func (c *Controller) applyPolicies(ctx context.Context, snap *source.Snapshot) {
 	}
 	c.mu.Unlock()
 	c.events.Record(model.Event{Kind: model.EventPolicyApplied,
-		Message: fmt.Sprintf("policy commit %s applied: %s", short(snap.Commit), strings.Join(set.Files, ", "))})
+		Message: fmt.Sprintf("policy commit %s applied: %s", model.ShortCommit(snap.ID()), strings.Join(set.Files, ", "))})
 	for _, se := range again {
 		c.apply(ctx, se, se.last)
 	}
@@ -113,8 +77,9 @@ func policyProblems(err error) []model.Problem {
 }
 
 // flagged reports the policy problems of an app's last checked commit.
-// Caller holds c.mu.
 func (c *Controller) flagged(key model.AppKey) []model.Problem {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []model.Problem
 	for _, se := range c.sources {
 		if se.space != key.Space {
@@ -127,39 +92,4 @@ func (c *Controller) flagged(key model.AppKey) []model.Problem {
 		}
 	}
 	return out
-}
-
-// holdBack returns the proposal with every app a violation names put back
-// to what it runs now (an app new in the commit is left out), for per-app
-// enforcement. ok is false when a violation names no app: it is about the
-// space as a whole, and the whole commit is refused. Caller holds c.mu.
-func (c *Controller) holdBack(prop Proposal, violations []model.Problem) (Proposal, bool) {
-	held := map[string]bool{}
-	for _, v := range violations {
-		if v.App == "" {
-			return prop, false
-		}
-		held[v.App] = true
-	}
-	out := Proposal{Warnings: prop.Warnings}
-	for _, r := range prop.Releases {
-		if !held[r.App] {
-			out.Releases = append(out.Releases, r)
-		}
-	}
-	for _, a := range prop.Apps {
-		if !held[a.Name] {
-			out.Apps = append(out.Apps, a)
-			continue
-		}
-		cur := c.apps[model.AppKey{Space: a.Space, Name: a.Name}]
-		if cur == nil {
-			continue // new in this commit: not deployed until it complies
-		}
-		out.Apps = append(out.Apps, *cur)
-		if r := c.releases[releaseKey(cur.Space, cur.Name, cur.ReleaseID)]; r != nil {
-			out.Releases = append(out.Releases, *r)
-		}
-	}
-	return out, true
 }

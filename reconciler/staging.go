@@ -6,41 +6,112 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
-	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/model"
-	"github.com/driftless/driftless/reconciler/source"
+	"github.com/driftless/driftless/reconciler/decide"
+	"github.com/driftless/driftless/reconciler/store"
 )
 
-// stageJob is a release to stage and the commit its source comes from.
-type stageJob struct {
-	space, app, id string
-	snap           *source.Snapshot
+// stageRequester sends a staging request to one agent of the stagers
+// queue group (natsStaging; a fake in tests).
+type stageRequester interface {
+	Stage(ctx context.Context, req bus.StageRequest, timeout time.Duration) (bus.StageResult, error)
 }
 
-// queueStaging schedules a release for staging. Caller holds c.mu.
-func (c *Controller) queueStaging(rel *model.Release, snap *source.Snapshot) {
-	rk := releaseKey(rel.Space, rel.App, rel.ID)
-	select {
-	case c.stageQ <- stageJob{space: rel.Space, app: rel.App, id: rel.ID, snap: snap}:
-		c.inStage[rk] = true
-	default:
-		c.log.Warn("staging queue full; release will be staged on the next commit or sync", "app", rel.App, "release", rel.ID)
+// natsStaging asks the agents over NATS (bus.SubjectStage, served by
+// agents/stage.go), waiting for one to listen while the platform starts.
+type natsStaging struct{ nc *nats.Conn }
+
+// Stage sends req and waits for the result.
+func (n natsStaging) Stage(ctx context.Context, req bus.StageRequest, timeout time.Duration) (bus.StageResult, error) {
+	var res bus.StageResult
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = bus.Request(ctx, n.nc, bus.SubjectStage, req, &res, timeout)
+		if !errors.Is(err, nats.ErrNoResponders) || attempt >= 60 {
+			return res, err
+		}
+		// No agent listens yet (the platform is starting): wait for one.
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
 	}
 }
 
-func (c *Controller) stagingWorker(ctx context.Context) {
+// stager turns releases into droplets: a queue of releases to stage, a few
+// workers, the staging cache, and the controller's store to record the
+// outcome in. It is the controller's only way to stage.
+type stager struct {
+	c     *Controller
+	req   stageRequester
+	mu    sync.Mutex
+	q     chan stageJob
+	inJob map[string]bool // releases queued or staging, by stageID
+}
+
+// stageJob is a release to stage and the commit its source comes from.
+type stageJob struct {
+	rel    model.Release
+	commit Commit
+}
+
+func newStager(c *Controller, req stageRequester) *stager {
+	return &stager{c: c, req: req}
+}
+
+func stageID(r model.Release) string { return r.Space + "/" + r.App + "/" + r.ID }
+
+// reset drops the queue: a new term as leader queues again what it needs.
+func (s *stager) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.q = make(chan stageJob, 1024)
+	s.inJob = map[string]bool{}
+}
+
+// queue schedules releases for staging, skipping those already queued or
+// staging, and returns how many it queued.
+func (s *stager) queue(rels []model.Release, commit Commit) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, rel := range rels {
+		id := stageID(rel)
+		if s.inJob[id] {
+			continue
+		}
+		select {
+		case s.q <- stageJob{rel: rel, commit: commit}:
+			s.inJob[id] = true
+			n++
+		default:
+			s.c.log.Warn("staging queue full; release will be staged on the next commit or sync", "app", rel.App, "release", rel.ID)
+		}
+	}
+	return n
+}
+
+// work stages queued releases until ctx ends.
+func (s *stager) work(ctx context.Context) {
+	s.mu.Lock()
+	q := s.q
+	s.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case job := <-c.stageQ:
-			c.stage(ctx, job)
+		case job := <-q:
+			s.stage(ctx, job)
+			s.mu.Lock()
+			delete(s.inJob, stageID(job.rel))
+			s.mu.Unlock()
 		}
 	}
 }
@@ -48,39 +119,26 @@ func (c *Controller) stagingWorker(ctx context.Context) {
 // stage turns one release into a droplet: from the staging cache when the
 // same source, buildpacks and stack were staged before, otherwise by one
 // agent of the stagers queue group.
-func (c *Controller) stage(ctx context.Context, job stageJob) {
-	rk := releaseKey(job.space, job.app, job.id)
-	defer func() {
-		c.mu.Lock()
-		delete(c.inStage, rk)
-		c.mu.Unlock()
-	}()
-	c.mu.Lock()
-	relp := c.releases[rk]
-	app := c.apps[model.AppKey{Space: job.space, Name: job.app}]
-	if relp == nil || app == nil || app.ReleaseID != job.id || relp.Staged() {
-		c.mu.Unlock()
+func (s *stager) stage(ctx context.Context, job stageJob) {
+	c, key := s.c, job.rel.Key()
+	rel := c.store.Release(key, job.rel.ID)
+	app, ok := c.store.App(key)
+	if rel == nil || !ok || app.ReleaseID != rel.ID || rel.Staged() {
 		return // superseded or already done
 	}
-	rel := *relp
-	c.mu.Unlock()
-
-	cacheKey := StagingKey(rel)
-	var cached struct {
-		Droplet   string `json:"droplet"`
-		Buildpack string `json:"buildpack"`
-	}
-	if found, err := c.kv.Get(ctx, catalog.DropletKey(cacheKey), &cached); err == nil && found && c.cfg.Blobs.Has(cached.Droplet) {
-		c.finishStaging(ctx, rk, bus.StageResult{Droplet: cached.Droplet, Buildpack: cached.Buildpack,
+	cacheKey := decide.StagingKey(*rel)
+	cached, found, err := c.store.Cached(ctx, cacheKey)
+	if err == nil && found && c.cfg.Blobs.Has(cached.Droplet) {
+		s.finish(ctx, *rel, bus.StageResult{Droplet: cached.Droplet, Buildpack: cached.Buildpack,
 			LogTail: []string{"droplet reused: this source was staged before with the same buildpacks and stack"}})
 		return
 	}
 
 	c.events.Record(model.Event{Kind: model.EventStaging, Space: rel.Space, App: rel.App, Release: rel.ID,
-		Message: fmt.Sprintf("staging %s at commit %s", rel.SourcePath, short(rel.Commit))})
-	srcDigest, err := c.putSource(ctx, job.snap, rel.SourcePath)
+		Message: fmt.Sprintf("staging %s at commit %s", rel.SourcePath, model.ShortCommit(rel.Commit))})
+	srcDigest, err := s.putSource(ctx, job.commit, rel.SourcePath)
 	if err != nil {
-		c.failStaging(ctx, rk, fmt.Sprintf("packaging the app source: %v", err), nil)
+		s.fail(ctx, *rel, fmt.Sprintf("packaging the app source: %v", err), nil)
 		return
 	}
 	req := bus.StageRequest{
@@ -89,79 +147,69 @@ func (c *Controller) stage(ctx context.Context, job stageJob) {
 		Buildpacks: rel.Buildpacks, Stack: rel.Stack, Command: rel.Run.Command, Env: rel.Run.Env,
 		TimeoutSec: int(c.cfg.StagingTimeout / time.Second),
 	}
-	var res bus.StageResult
-	for attempt := 0; ; attempt++ {
-		err = bus.Request(ctx, c.cfg.NATS, bus.SubjectStage, req, &res, c.cfg.StagingTimeout+30*time.Second)
-		if !errors.Is(err, nats.ErrNoResponders) || attempt >= 60 {
-			break
-		}
-		// No agent listens yet (the platform is starting): wait for one.
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(2 * time.Second):
-		}
-	}
+	res, err := s.req.Stage(ctx, req, c.cfg.StagingTimeout+30*time.Second)
 	switch {
+	case ctx.Err() != nil:
 	case err != nil:
-		c.failStaging(ctx, rk, fmt.Sprintf("staging request: %v", err), nil)
+		s.fail(ctx, *rel, fmt.Sprintf("staging request: %v", err), nil)
 	case res.Error != "":
-		c.failStaging(ctx, rk, res.Error, res.LogTail)
+		s.fail(ctx, *rel, res.Error, res.LogTail)
 	default:
-		if err := c.kv.Put(ctx, catalog.DropletKey(cacheKey), map[string]string{"droplet": res.Droplet, "buildpack": res.Buildpack}); err != nil {
-			c.log.Warn("recording staging cache", "err", err)
+		if err := c.store.Cache(ctx, cacheKey, store.Staged{Droplet: res.Droplet, Buildpack: res.Buildpack}); err != nil {
+			c.log.Warn("recording the staging cache", "err", err)
 		}
-		c.finishStaging(ctx, rk, res)
+		s.finish(ctx, *rel, res)
 	}
 }
 
 // putSource stores a tar of the app's folder at the commit in the blob store.
-func (c *Controller) putSource(ctx context.Context, snap *source.Snapshot, path string) (string, error) {
+func (s *stager) putSource(ctx context.Context, commit Commit, path string) (string, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(snap.WriteTar(ctx, path, pw, SourceExcludes...)) }()
-	digest, _, err := c.cfg.Blobs.Put(ctx, pr)
+	go func() { pw.CloseWithError(commit.WriteTar(ctx, path, pw, decide.SourceExcludes...)) }()
+	digest, _, err := s.c.cfg.Blobs.Put(ctx, pr)
 	pr.Close()
 	return digest, err
 }
 
-// finishStaging records a droplet and, if git still asks for this release,
+// finish records a droplet and, if git still asks for this release,
 // makes it the app's current release: the rollout starts.
-func (c *Controller) finishStaging(ctx context.Context, rk string, res bus.StageResult) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rel := c.releases[rk]
-	if rel == nil {
+func (s *stager) finish(ctx context.Context, rel model.Release, res bus.StageResult) {
+	c := s.c
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	rel.State, rel.DropletDigest, rel.Buildpack = model.ReleaseStaged, res.Droplet, res.Buildpack
+	rel.StagingLog, rel.Error, rel.StagedAt = res.LogTail, "", time.Now().UTC()
+	if err := c.store.PutRelease(ctx, rel); err != nil {
+		// The droplet is in the blob store and the staging cache: the
+		// next commit or sync stages the release again from the cache.
+		c.storeFailed(rel.Key(), "recording droplet "+res.Droplet, err)
 		return
 	}
-	rel.State, rel.DropletDigest, rel.Buildpack = model.ReleaseStaged, res.Droplet, res.Buildpack
-	rel.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, res.Droplet)
-	rel.StagingLog, rel.Error, rel.StagedAt = res.LogTail, "", time.Now().UTC()
-	c.saveRelease(ctx, rel)
-	if app := c.apps[model.AppKey{Space: rel.Space, Name: rel.App}]; app != nil && app.ReleaseID == rel.ID && app.CurrentID != rel.ID {
-		app.PreviousID, app.CurrentID = app.CurrentID, rel.ID
-		c.saveApp(ctx, app)
-		c.crashes.Forget(model.AppKey{Space: rel.Space, Name: rel.App})
+	if app, ok := c.store.App(rel.Key()); ok {
+		if next, promoted := decide.Promote(app, &rel); promoted {
+			if err := c.store.PutApp(ctx, next); err != nil {
+				c.storeFailed(rel.Key(), "moving to release "+rel.ID, err)
+				return
+			}
+			c.crashes.Forget(rel.Key())
+		}
 	}
 	c.events.Record(model.Event{Kind: model.EventStaged, Space: rel.Space, App: rel.App, Release: rel.ID,
 		Message: fmt.Sprintf("droplet %s ready (buildpack %s)", res.Droplet, res.Buildpack)})
 	c.Kick()
 }
 
-// failStaging records why a release could not be staged; the app keeps
-// running its current release.
-func (c *Controller) failStaging(ctx context.Context, rk, msg string, logTail []string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rel := c.releases[rk]
-	if rel == nil {
-		return
-	}
-	rel.State, rel.Error = model.ReleaseFailed, msg
+// fail records why a release could not be staged; the app keeps running
+// its current release.
+func (s *stager) fail(ctx context.Context, rel model.Release, msg string, logTail []string) {
+	c := s.c
 	if len(logTail) > 50 {
 		logTail = logTail[len(logTail)-50:]
 	}
-	rel.StagingLog = logTail
-	c.saveRelease(ctx, rel)
+	rel.State, rel.Error, rel.StagingLog = model.ReleaseFailed, msg, logTail
+	if err := c.store.PutRelease(ctx, rel); err != nil {
+		c.storeFailed(rel.Key(), "recording a failed staging", err)
+	}
 	text := "staging failed: " + msg
 	if len(logTail) > 0 {
 		text += "\n" + strings.Join(logTail, "\n")

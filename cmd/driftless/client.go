@@ -236,7 +236,7 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func printSources(out io.Writer, sources []api.Source) {
+func printSources(out io.Writer, sources []model.SourceStatus) {
 	fmt.Fprintln(out, "SOURCES")
 	for _, s := range sources {
 		fmt.Fprintf(out, "  %s  %s (branch %s, space %s)\n", s.Name, s.URL, s.Branch, s.Space)

@@ -7,10 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/driftless/driftless/manifests"
-	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
-	"github.com/driftless/driftless/reconciler"
+	"github.com/driftless/driftless/reconciler/decide"
 )
 
 func newPolicyCmd() *cobra.Command {
@@ -64,18 +62,13 @@ func newPolicyEvalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ms := manifests.LoadFS(os.DirFS(args[0]), ".")
-			for _, d := range ms.Diagnostics {
-				if d.Severity == model.Error {
-					return fmt.Errorf("%s:%d: %s (fix the manifests first: driftless validate)", d.File, d.Line, d.Message)
-				}
+			// Decided as the controller decides a commit (reconciler/decide).
+			prop := decide.Desired(decide.LocalTree{Files: os.DirFS(args[0])}, decide.Options{Space: space, Domain: domain})
+			if len(prop.Errors) > 0 {
+				d := prop.Errors[0]
+				return fmt.Errorf("%s: %s (fix the manifests first: driftless validate)", d.Position, d.Message)
 			}
-			in := policies.Input{Space: space, Org: org}
-			for _, a := range ms.Apps() {
-				in.Apps = append(in.Apps, policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: int64(a.MemoryMB),
-					DiskMB: int64(a.DiskMB), Routes: reconciler.Routes(a, space, domain), Buildpacks: a.Buildpacks,
-					Stack: a.Stack, File: a.Pos.File, Line: a.Pos.Line})
-			}
+			in := decide.PolicyInput(decide.Scope{Space: space, Org: org}, prop, decide.State{})
 			vs, err := set.Evaluate(ctx, in)
 			if err != nil {
 				return err

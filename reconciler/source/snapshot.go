@@ -54,6 +54,9 @@ type Snapshot struct {
 	obj  *objects
 }
 
+// ID is the commit's full hex hash (Commit), as reconciler.Commit asks.
+func (s *Snapshot) ID() string { return s.Commit }
+
 // objects serializes reads of one repository handle, whose go-git storage is
 // not safe for concurrent use. Each snapshot owns its handle: fetches never
 // use it again.

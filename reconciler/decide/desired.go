@@ -1,4 +1,12 @@
-package reconciler
+// Package decide holds the controller's decisions as pure functions, the
+// way Nomad's scheduler returns a plan that its server applies: the desired
+// state a commit asks for (Desired), the input the policies judge
+// (PolicyInput, shared with `driftless policy eval`), which apps per-app
+// enforcement holds back (HoldBack), what a commit changes in the stored
+// desired state (Apply) and how a failed rollout is undone (Rollback).
+// Nothing here talks to git, Consul, NATS or the cells: reconciler applies
+// what these functions return, and they are unit-tested on their own.
+package decide
 
 import (
 	"crypto/sha256"
@@ -35,8 +43,8 @@ type Proposal struct {
 	Warnings []model.Problem
 }
 
-// DesiredOptions are the platform settings that shape desired state.
-type DesiredOptions struct {
+// Options are the platform settings that shape desired state.
+type Options struct {
 	Source string
 	Space  string
 	Commit string
@@ -44,18 +52,17 @@ type DesiredOptions struct {
 	Domain string
 }
 
-// BuildDesired reads every manifest of tree and returns the apps and
+// Desired reads every manifest of tree and returns the apps and
 // releases it declares. It never returns partial state: when Errors is not
 // empty the commit must not be applied.
-func BuildDesired(tree Tree, opts DesiredOptions) Proposal {
+func Desired(tree Tree, opts Options) Proposal {
 	set := manifests.LoadFS(tree.FS(), ".")
 	var p Proposal
 	for _, d := range set.Diagnostics {
-		pr := model.Problem{Position: model.Position{File: d.File, Line: d.Line, Col: d.Col}, Message: d.Message}
 		if d.Severity == model.Error {
-			p.Errors = append(p.Errors, pr)
+			p.Errors = append(p.Errors, d)
 		} else {
-			p.Warnings = append(p.Warnings, pr)
+			p.Warnings = append(p.Warnings, d)
 		}
 	}
 	if len(p.Errors) > 0 {
@@ -89,7 +96,7 @@ func BuildDesired(tree Tree, opts DesiredOptions) Proposal {
 }
 
 // newRelease builds the release an app entry asks for, with its id.
-func newRelease(app manifests.App, opts DesiredOptions, srcPath, tree string) model.Release {
+func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Release {
 	run := model.RunSpec{
 		Command:     app.Command,
 		Env:         app.Env,
@@ -168,4 +175,20 @@ func Routes(app manifests.App, space, domain string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// LocalTree is a Tree over files that are not a git commit (a folder being
+// checked before it is pushed): it has no tree hashes, so its releases'
+// ids say nothing, but everything else is decided as for a commit.
+type LocalTree struct{ Files fs.FS }
+
+// FS returns the files.
+func (t LocalTree) FS() fs.FS { return t.Files }
+
+// TreeHash checks that the folder exists and returns "".
+func (t LocalTree) TreeHash(p string, _ ...string) (string, error) {
+	if _, err := fs.Stat(t.Files, p); err != nil {
+		return "", fmt.Errorf("folder %s: %w", p, err)
+	}
+	return "", nil
 }

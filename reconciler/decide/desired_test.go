@@ -1,4 +1,4 @@
-package reconciler
+package decide
 
 import (
 	"crypto/sha256"
@@ -71,7 +71,7 @@ func tree(files map[string]string) mapTree {
 
 func build(t *testing.T, files map[string]string) Proposal {
 	t.Helper()
-	return BuildDesired(tree(files), DesiredOptions{Source: "s", Space: "dev", Commit: "c1", Domain: "apps.localhost"})
+	return Desired(tree(files), Options{Source: "s", Space: "dev", Commit: "c1", Domain: "apps.localhost"})
 }
 
 func onlyRelease(t *testing.T, p Proposal, app string) model.Release {

@@ -1,0 +1,163 @@
+package api
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler"
+)
+
+// appView summarises an app as `driftless apps` shows it: how many of its
+// instances run its current release, its state from the user's point of
+// view, and the problems that need attention.
+func appView(s reconciler.AppState, now time.Time) App {
+	a := s.App
+	v := App{Name: a.Name, Space: a.Space, Desired: a.Instances, ReleaseID: a.CurrentID,
+		Commit: a.Commit, Source: a.Source, Routes: a.Routes}
+	if v.Routes == nil {
+		v.Routes = []string{}
+	}
+	cur, target := s.Release(a.CurrentID), s.Release(a.ReleaseID)
+	if cur != nil {
+		v.Release = cur.Commit
+	}
+	if a.ReleaseID != a.CurrentID {
+		v.Target = a.ReleaseID
+	}
+	var others, crashed, starting int
+	for _, in := range s.Instances {
+		switch {
+		case in.State == model.StateCrashed:
+			crashed++
+		case in.ReleaseID != a.CurrentID:
+			if in.State.Active() {
+				others++
+			}
+		case in.State == model.StateRunning && in.Index < a.Instances:
+			v.Running++
+		case in.State == model.StateStarting:
+			starting++
+		}
+	}
+	if target != nil && target.State == model.ReleaseFailed {
+		if target.DropletDigest != "" {
+			v.Problems = append(v.Problems, fmt.Sprintf("release %s (commit %s) %s", target.ID, model.ShortCommit(target.Commit), target.Error))
+		} else {
+			v.Problems = append(v.Problems, fmt.Sprintf("release %s (commit %s) failed to stage: %s", target.ID, model.ShortCommit(target.Commit), target.Error))
+		}
+	}
+	if crashed > 0 {
+		v.Problems = append(v.Problems, fmt.Sprintf("%d crashed instance(s)", crashed))
+	}
+	for _, idx := range slices.Sorted(maps.Keys(s.Crashes)) {
+		if r := s.Crashes[idx]; r.RestartAt.After(now) {
+			v.Problems = append(v.Problems, fmt.Sprintf("instance %d crashed %d times in a row (%s); next restart in %s",
+				idx, r.Count, r.Reason, r.RestartAt.Sub(now).Round(time.Second)))
+		}
+	}
+	for _, p := range s.Flagged {
+		v.Problems = append(v.Problems, "last commit denied: "+p.Message)
+	}
+	if us := s.Unplaced; len(us) > 0 {
+		v.Problems = append(v.Problems, fmt.Sprintf("%d instance(s) cannot be placed: %s", len(us), us[0].Reason))
+	}
+	switch {
+	case cur == nil && target != nil && target.State == model.ReleaseFailed:
+		v.State = AppStagingFailed
+	case cur == nil:
+		v.State = AppStaging
+	case target != nil && target.State == model.ReleaseStaging && a.ReleaseID != a.CurrentID:
+		v.State = AppStaging
+	case others > 0:
+		v.State = AppRollingOut
+	case v.Running >= a.Instances:
+		v.State = AppRunning
+	case starting > 0:
+		v.State = AppStarting
+	default:
+		v.State = AppDegraded
+	}
+	return v
+}
+
+// appDetail is `driftless app NAME`: the app, its instances, releases and
+// crash history. Release views leave out the run spec (it holds the app's
+// environment).
+func appDetail(s reconciler.AppState, now time.Time) AppDetail {
+	d := AppDetail{App: appView(s, now), File: s.App.File, Line: s.App.Line}
+	for idx, r := range s.Crashes {
+		cr := Crash{Index: idx, Count: r.Count, LastAt: r.LastAt, ExitStatus: r.ExitStatus,
+			Reason: r.Reason, LastOutput: r.LastOutput}
+		if r.RestartAt.After(now) {
+			cr.RestartAt = r.RestartAt
+		}
+		d.Crashes = append(d.Crashes, cr)
+	}
+	slices.SortFunc(d.Crashes, func(a, b Crash) int { return cmp.Compare(a.Index, b.Index) })
+	for _, in := range s.Instances {
+		d.Instances = append(d.Instances, Instance{InstanceStatus: in, Address: s.Addresses[in.GUID]})
+	}
+	for _, r := range s.Releases {
+		d.Releases = append(d.Releases, Release{ID: r.ID, Commit: r.Commit, State: r.State, Droplet: r.DropletDigest,
+			Buildpack: r.Buildpack, Error: r.Error, StagingLog: r.StagingLog, CreatedAt: r.CreatedAt, Current: r.ID == s.App.CurrentID})
+	}
+	for _, u := range s.Unplaced {
+		d.Unplaced = append(d.Unplaced, Unplaced{Index: u.Index, Reason: u.Reason})
+	}
+	return d
+}
+
+// statusView is `driftless status`: the controller, its policies, sources
+// and cells, and (on the leader) the problems of every app.
+func statusView(st reconciler.Status, apps []App) Status {
+	role := "standby"
+	if st.Leading {
+		role = "leader"
+	}
+	out := Status{Controller: Controller{ID: st.ID, Role: role, Leader: st.Leader}, Policies: st.Policies,
+		Sources: sourceViews(st.Sources), Cells: st.Cells, Problems: []AppProblem{}}
+	if out.Policies.Errors == nil {
+		out.Policies.Errors = []model.Problem{}
+	}
+	if out.Cells == nil {
+		out.Cells = []model.CellStatus{}
+	}
+	for _, a := range apps {
+		for _, p := range a.Problems {
+			out.Problems = append(out.Problems, AppProblem{Space: a.Space, App: a.Name, Message: p})
+		}
+	}
+	return out
+}
+
+// sourceViews makes empty problem lists [] rather than null.
+func sourceViews(in []model.SourceStatus) []model.SourceStatus {
+	out := make([]model.SourceStatus, 0, len(in))
+	for _, s := range in {
+		if s.Errors == nil {
+			s.Errors = []model.Problem{}
+		}
+		if s.Warnings == nil {
+			s.Warnings = []model.Problem{}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// settled reports whether every app runs what git asks for, or cannot.
+func settled(apps []App) (bool, string) {
+	for _, a := range apps {
+		switch {
+		case a.State == AppStagingFailed, a.Target != "" && len(a.Problems) > 0:
+			continue // staging failed: nothing more will happen by itself
+		case a.Target != "" || a.State != AppRunning:
+			return false, ""
+		}
+	}
+	return true, "every app runs its target release"
+}

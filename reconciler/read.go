@@ -1,0 +1,158 @@
+package reconciler
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler/plan"
+)
+
+// AppState is everything the controller knows of one app: what is stored
+// (the app and its releases) and what runs. The API makes its views of it.
+type AppState struct {
+	App model.App
+	// Releases are the app's releases, newest first.
+	Releases []model.Release
+	// Instances are what the cells report, sorted by index then age; an
+	// instance of a lost cell is shown LOST (its cell may still run it,
+	// but nobody knows). Address is "cell-address:host-port" per GUID.
+	Instances []model.InstanceStatus
+	Addresses map[string]string
+	// Crashes is the crash history of each index that crashed recently.
+	Crashes map[int]CrashRecord
+	// Unplaced are the instances that fit on no cell.
+	Unplaced []plan.Unplaced
+	// Flagged are the policy problems of the app's last checked commit.
+	Flagged []model.Problem
+}
+
+// Release returns the app's release id, or nil.
+func (s AppState) Release(id string) *model.Release {
+	for i := range s.Releases {
+		if s.Releases[i].ID == id {
+			return &s.Releases[i]
+		}
+	}
+	return nil
+}
+
+// Status is the controller's own state, its sources and cells.
+type Status struct {
+	ID string
+	// Leading says whether this controller acts; Leader names the one that
+	// does, as far as it knows.
+	Leading  bool
+	Leader   string
+	Policies model.PolicyStatus
+	Sources  []model.SourceStatus
+	Cells    []model.CellStatus
+}
+
+// viewInstances is the actual state as users see it, by app.
+func (c *Controller) viewInstances() map[model.AppKey][]model.InstanceStatus {
+	insts, cells := c.actual.Snapshot(time.Now())
+	lost := map[string]bool{}
+	for _, cell := range cells {
+		lost[cell.ID] = cell.Lost
+	}
+	out := map[model.AppKey][]model.InstanceStatus{}
+	for _, in := range insts {
+		if lost[in.Cell] {
+			in.State = model.StateLost
+		}
+		out[in.Key()] = append(out[in.Key()], in)
+	}
+	return out
+}
+
+// AppStates describes every desired app, sorted by space and name.
+func (c *Controller) AppStates(_ context.Context) []AppState {
+	insts := c.viewInstances()
+	apps := c.store.Apps()
+	out := make([]AppState, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, c.appState(a, insts[a.Key()]))
+	}
+	slices.SortFunc(out, func(a, b AppState) int {
+		return cmp.Or(cmp.Compare(a.App.Space, b.App.Space), cmp.Compare(a.App.Name, b.App.Name))
+	})
+	return out
+}
+
+// AppState describes one app; ok is false when no source declares it.
+func (c *Controller) AppState(_ context.Context, space, name string) (AppState, bool) {
+	key := model.AppKey{Space: space, Name: name}
+	a, ok := c.store.App(key)
+	if !ok {
+		return AppState{}, false
+	}
+	return c.appState(a, c.viewInstances()[key]), true
+}
+
+func (c *Controller) appState(a model.App, insts []model.InstanceStatus) AppState {
+	key := a.Key()
+	s := AppState{App: a, Releases: c.store.Releases(key), Instances: insts,
+		Addresses: map[string]string{}, Crashes: c.crashes.Records(key), Flagged: c.flagged(key)}
+	slices.SortFunc(s.Releases, func(x, y model.Release) int { return y.CreatedAt.Compare(x.CreatedAt) })
+	slices.SortFunc(s.Instances, func(x, y model.InstanceStatus) int {
+		return cmp.Or(cmp.Compare(x.Index, y.Index), x.Since.Compare(y.Since))
+	})
+	for _, in := range insts {
+		if in.HostPort != 0 {
+			s.Addresses[in.GUID] = fmt.Sprintf("%s:%d", c.actual.Address(in.Cell), in.HostPort)
+		}
+	}
+	c.mu.Lock()
+	s.Unplaced = c.unplaced[key]
+	c.mu.Unlock()
+	return s
+}
+
+// Status describes the controller, every source and cell.
+func (c *Controller) Status(ctx context.Context) Status {
+	leading, leader := c.Leading(ctx)
+	c.mu.Lock()
+	pol := c.policyStatus
+	c.mu.Unlock()
+	st := Status{ID: c.cfg.ID, Leading: leading, Leader: leader, Policies: pol,
+		Sources: c.Sources(), Cells: c.actual.Cells(time.Now())}
+	slices.SortFunc(st.Cells, func(a, b model.CellStatus) int { return cmp.Compare(a.ID, b.ID) })
+	return st
+}
+
+// Sources describes every source: what is kept of it and how its last
+// fetch went.
+func (c *Controller) Sources() []model.SourceStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]model.SourceStatus, 0, len(c.sources))
+	for _, se := range c.sources {
+		s := se.status
+		if se.src != nil {
+			s.Branch = se.src.Branch()
+			s.LastFetch = se.src.LastFetch()
+			if err := se.src.LastError(); err != nil {
+				s.FetchError = err.Error()
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Sync fetches every source now and applies what changed.
+func (c *Controller) Sync(ctx context.Context) []model.SourceStatus {
+	for _, se := range c.sources {
+		if _, err := se.src.Sync(ctx); err != nil {
+			c.log.Warn("sync", "source", se.name, "err", err)
+		}
+	}
+	return c.Sources()
+}
+
+// Events returns the recorded events, optionally of one app.
+func (c *Controller) Events(space, app string) []model.Event { return c.events.List(space, app) }

@@ -1,0 +1,341 @@
+// Package store is the controller's desired state: every app, its
+// releases and every source's status, kept in memory for reads and in
+// Consul KV (catalog keys) for the next controller. A write goes to Consul
+// first and into memory only once Consul took it, so what is read is what
+// is stored; a write that fails returns its error to the caller, who must
+// not go on as if it had happened.
+//
+// Reads take a read lock that is never held across I/O: writes are
+// serialised by a lock of their own while they talk to Consul.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler/decide"
+)
+
+// KV is the key-value store underneath: catalog.KV over Consul, or a fake
+// in tests.
+type KV interface {
+	Put(ctx context.Context, key string, v any) error
+	Get(ctx context.Context, key string, v any) (bool, error)
+	List(ctx context.Context, prefix string) (map[string][]byte, error)
+	Delete(ctx context.Context, key string) error
+	DeleteTree(ctx context.Context, prefix string) error
+}
+
+// Store is the desired state.
+type Store struct {
+	kv KV
+	// write serialises writes, held across their I/O; mu guards the maps
+	// and is held only to read or update them.
+	write    sync.Mutex
+	mu       sync.RWMutex
+	apps     map[model.AppKey]model.App
+	releases map[model.AppKey]map[string]model.Release
+}
+
+// New returns an empty store over kv; Load fills it.
+func New(kv KV) *Store {
+	return &Store{kv: kv, apps: map[model.AppKey]model.App{}, releases: map[model.AppKey]map[string]model.Release{}}
+}
+
+// Load replaces what is in memory with what Consul holds. Unreadable
+// records are skipped and returned as warnings.
+func (s *Store) Load(ctx context.Context) (warnings []error, err error) {
+	s.write.Lock()
+	defer s.write.Unlock()
+	appData, err := s.kv.List(ctx, catalog.AppsPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("loading desired state: %w", err)
+	}
+	relData, err := s.kv.List(ctx, catalog.AllReleasesPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("loading releases: %w", err)
+	}
+	apps := make(map[model.AppKey]model.App, len(appData))
+	for key, data := range appData {
+		var a model.App
+		if err := json.Unmarshal(data, &a); err != nil {
+			warnings = append(warnings, fmt.Errorf("ignoring unreadable app record %s: %w", key, err))
+			continue
+		}
+		apps[a.Key()] = a
+	}
+	rels := make(map[model.AppKey]map[string]model.Release)
+	for key, data := range relData {
+		var r model.Release
+		if err := json.Unmarshal(data, &r); err != nil {
+			warnings = append(warnings, fmt.Errorf("ignoring unreadable release %s: %w", key, err))
+			continue
+		}
+		if rels[r.Key()] == nil {
+			rels[r.Key()] = map[string]model.Release{}
+		}
+		rels[r.Key()][r.ID] = r
+	}
+	s.mu.Lock()
+	s.apps, s.releases = apps, rels
+	s.mu.Unlock()
+	return warnings, nil
+}
+
+// State is a copy of the desired state, for decisions.
+func (s *Store) State() decide.State {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := decide.State{Apps: maps.Clone(s.apps), Releases: make(map[model.AppKey]map[string]model.Release, len(s.releases))}
+	for k, rs := range s.releases {
+		st.Releases[k] = maps.Clone(rs)
+	}
+	return st
+}
+
+// Apps lists every app.
+func (s *Store) Apps() []model.App {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]model.App, 0, len(s.apps))
+	for _, a := range s.apps {
+		out = append(out, a)
+	}
+	return out
+}
+
+// App returns one app.
+func (s *Store) App(key model.AppKey) (model.App, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	a, ok := s.apps[key]
+	return a, ok
+}
+
+// Release returns one release of an app, or nil.
+func (s *Store) Release(key model.AppKey, id string) *model.Release {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.releases[key][id]
+	if !ok {
+		return nil
+	}
+	return &r
+}
+
+// Releases lists the releases of an app.
+func (s *Store) Releases(key model.AppKey) []model.Release {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]model.Release, 0, len(s.releases[key]))
+	for _, r := range s.releases[key] {
+		out = append(out, r)
+	}
+	return out
+}
+
+// Droplets lists the droplet digests of every stored release.
+func (s *Store) Droplets() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for _, rs := range s.releases {
+		for _, r := range rs {
+			if r.DropletDigest != "" {
+				out = append(out, r.DropletDigest)
+			}
+		}
+	}
+	return out
+}
+
+// Apply stores what a commit changes: new releases first, then the apps
+// (so a stored app never names a release that is not stored), then the
+// removals. It stops at the first write Consul refuses and returns its
+// error; what was written before it is stored, and applying the same
+// changes again completes it (every write is idempotent).
+func (s *Store) Apply(ctx context.Context, ch decide.Changes) error {
+	s.write.Lock()
+	defer s.write.Unlock()
+	for _, r := range ch.Releases {
+		if err := s.putRelease(ctx, r); err != nil {
+			return err
+		}
+	}
+	for _, a := range ch.Apps {
+		if err := s.putApp(ctx, a); err != nil {
+			return err
+		}
+	}
+	for _, key := range ch.Removed {
+		if err := s.removeApp(ctx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PutApp stores one app.
+func (s *Store) PutApp(ctx context.Context, a model.App) error {
+	s.write.Lock()
+	defer s.write.Unlock()
+	return s.putApp(ctx, a)
+}
+
+// PutRelease stores one release.
+func (s *Store) PutRelease(ctx context.Context, r model.Release) error {
+	s.write.Lock()
+	defer s.write.Unlock()
+	return s.putRelease(ctx, r)
+}
+
+// UpdateRelease changes a stored release with f and stores it. It returns
+// the release as stored, or nil when there is no such release.
+func (s *Store) UpdateRelease(ctx context.Context, key model.AppKey, id string, f func(*model.Release)) (*model.Release, error) {
+	s.write.Lock()
+	defer s.write.Unlock()
+	s.mu.RLock()
+	r, ok := s.releases[key][id]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, nil
+	}
+	f(&r)
+	if err := s.putRelease(ctx, r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// DeleteReleases forgets releases of an app.
+func (s *Store) DeleteReleases(ctx context.Context, key model.AppKey, ids []string) error {
+	s.write.Lock()
+	defer s.write.Unlock()
+	for _, id := range ids {
+		if err := s.kv.Delete(ctx, catalog.ReleaseKey(key.Space, key.Name, id)); err != nil {
+			return fmt.Errorf("deleting release %s of %s: %w", id, key, err)
+		}
+		s.mu.Lock()
+		delete(s.releases[key], id)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *Store) putApp(ctx context.Context, a model.App) error {
+	if err := put(ctx, s.kv, catalog.AppKey(a.Space, a.Name), a); err != nil {
+		return fmt.Errorf("saving app %s: %w", a.Key(), err)
+	}
+	s.mu.Lock()
+	s.apps[a.Key()] = a
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) putRelease(ctx context.Context, r model.Release) error {
+	if err := put(ctx, s.kv, catalog.ReleaseKey(r.Space, r.App, r.ID), r); err != nil {
+		return fmt.Errorf("saving release %s of %s: %w", r.ID, r.Key(), err)
+	}
+	s.mu.Lock()
+	if s.releases[r.Key()] == nil {
+		s.releases[r.Key()] = map[string]model.Release{}
+	}
+	s.releases[r.Key()][r.ID] = r
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Store) removeApp(ctx context.Context, key model.AppKey) error {
+	if err := s.kv.Delete(ctx, catalog.AppKey(key.Space, key.Name)); err != nil {
+		return fmt.Errorf("removing app %s: %w", key, err)
+	}
+	s.mu.Lock()
+	delete(s.apps, key)
+	s.mu.Unlock()
+	if err := s.kv.DeleteTree(ctx, catalog.ReleasesPrefix(key.Space, key.Name)); err != nil {
+		return fmt.Errorf("removing the releases of %s: %w", key, err)
+	}
+	s.mu.Lock()
+	delete(s.releases, key)
+	s.mu.Unlock()
+	return nil
+}
+
+// put writes v at key, refusing a value Consul would refuse.
+func put(ctx context.Context, kv KV, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", key, err)
+	}
+	if len(data) > model.MaxStoredValueBytes {
+		return fmt.Errorf("%s is %d bytes, more than the %d Consul stores in one value", key, len(data), model.MaxStoredValueBytes)
+	}
+	return kv.Put(ctx, key, json.RawMessage(data))
+}
+
+// SourceStatus reads the stored status of a source.
+func (s *Store) SourceStatus(ctx context.Context, name string) (model.SourceStatus, bool, error) {
+	var st model.SourceStatus
+	found, err := s.kv.Get(ctx, catalog.SourceKey(name), &st)
+	if err != nil {
+		return model.SourceStatus{}, false, fmt.Errorf("reading the status of source %s: %w", name, err)
+	}
+	return st, found, nil
+}
+
+// PutSourceStatus stores the status of a source.
+func (s *Store) PutSourceStatus(ctx context.Context, st model.SourceStatus) error {
+	if err := put(ctx, s.kv, catalog.SourceKey(st.Name), st); err != nil {
+		return fmt.Errorf("saving the status of source %s: %w", st.Name, err)
+	}
+	return nil
+}
+
+// Staged is a staging cache entry: the droplet built from a source tree
+// with some buildpacks and stack (decide.StagingKey), and the buildpack
+// that built it.
+type Staged struct {
+	Droplet   string `json:"droplet"`
+	Buildpack string `json:"buildpack"`
+}
+
+// Cached looks a staging key up in the staging cache.
+func (s *Store) Cached(ctx context.Context, stagingKey string) (Staged, bool, error) {
+	var e Staged
+	found, err := s.kv.Get(ctx, catalog.DropletKey(stagingKey), &e)
+	if err != nil {
+		return Staged{}, false, fmt.Errorf("reading the staging cache: %w", err)
+	}
+	return e, found, nil
+}
+
+// Cache records what a staging built.
+func (s *Store) Cache(ctx context.Context, stagingKey string, e Staged) error {
+	if err := put(ctx, s.kv, catalog.DropletKey(stagingKey), e); err != nil {
+		return fmt.Errorf("recording the staging cache: %w", err)
+	}
+	return nil
+}
+
+// ForgetCached drops the staging cache entries whose droplet gone says
+// is gone.
+func (s *Store) ForgetCached(ctx context.Context, gone func(droplet string) bool) error {
+	cache, err := s.kv.List(ctx, catalog.DropletsPrefix)
+	if err != nil {
+		return fmt.Errorf("listing the staging cache: %w", err)
+	}
+	for k, data := range cache {
+		var e Staged
+		if json.Unmarshal(data, &e) == nil && gone(e.Droplet) {
+			if err := s.kv.Delete(ctx, k); err != nil {
+				return fmt.Errorf("dropping a staging cache entry: %w", err)
+			}
+		}
+	}
+	return nil
+}
