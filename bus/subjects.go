@@ -1,14 +1,33 @@
-// Package bus defines every NATS subject driftless uses and the JSON messages
-// sent on them, so that a reader finds in one place who talks to whom.
+// Package bus is driftless's NATS contract and nothing more: the subjects
+// (this file), the message envelopes sent on them (messages.go; the nouns
+// inside them are model's), their JSON encoding (conn.go: Publish, Request,
+// Respond, Decode, each naming the subject in its errors) and the embedded
+// server (embedded.go). Every message is JSON; these types and their JSON
+// field names are the wire contract between processes of different
+// versions.
 //
-// Senders and handlers, by subject:
+// Who sends and who handles each subject (grep the Go name to find the
+// line; nothing else in the tree uses NATS):
 //
-//	Heartbeat        agents/heartbeat.go   → reconciler/actual.go
-//	InstanceChanged  agents/instances.go   → reconciler/actual.go
-//	CellCommand      reconciler/executor   → agents/commands.go   (request/reply)
-//	Stage            reconciler/staging.go → agents/staging.go    (queue group, request/reply)
-//	Logs             agents/logs.go        → api/logs.go (streamed to the CLI)
-//	Events           reconciler/events.go  → api/events.go
+//	SubjectHeartbeat        CellHeartbeat, every few seconds
+//	  sent by     agents/heartbeat.go, Agent.sendHeartbeat
+//	  handled by  reconciler/controller.go, Controller.subscribe → Actual.Heartbeat (reconciler/actual.go)
+//	SubjectInstanceChanged  InstanceChanged, when an instance changes state
+//	  sent by     agents/instances.go, Agent.setState
+//	  handled by  reconciler/controller.go, Controller.subscribe → Actual.Changed (reconciler/actual.go)
+//	CellCommand(cell, VerbStart | VerbStop)  StartInstance | StopInstance → Reply (request/reply)
+//	  sent by     reconciler/executor/executor.go, Executor.send
+//	  handled by  agents/agent.go, Agent.subscribe → handleStart, handleStop (agents/commands.go)
+//	SubjectStage            StageRequest → StageResult (request/reply, queue group QueueStagers)
+//	  sent by     reconciler/staging.go, the stager
+//	  handled by  agents/agent.go, Agent.subscribe → Agent.handleStage (agents/stage.go)
+//	Logs(space, app)        model.LogLine
+//	  sent by     agents/logs.go, Agent.shipLogs (instances); agents/stage.go, Agent.handleStage (staging)
+//	  handled by  api/logs.go, NewLogHub (LogsWildcard), served to `driftless logs`
+//	SubjectEvents           model.Event
+//	  sent by     reconciler/events.go, Events.Record
+//	  handled by  no subscriber in the tree: `driftless events` reads the
+//	              controller's own ring through the API (GET /v1/events)
 package bus
 
 import (
@@ -34,7 +53,7 @@ const (
 	// SubjectStage is a request/reply subject served by a queue group of
 	// agents: a StageRequest is answered with a StageResult.
 	SubjectStage = Prefix + ".staging.requests"
-	// SubjectEvents carries the controller's Event records.
+	// SubjectEvents carries the controller's decisions, each a model.Event.
 	SubjectEvents = Prefix + ".events"
 )
 
@@ -55,7 +74,7 @@ func CellCommand(cellID, verb string) string {
 	return fmt.Sprintf("%s.cells.%s.%s", Prefix, Token(cellID), verb)
 }
 
-// Logs is the subject carrying LogLine messages of one app.
+// Logs is the subject carrying the model.LogLine messages of one app.
 func Logs(space, app string) string {
 	return fmt.Sprintf("%s.logs.%s.%s", Prefix, Token(space), Token(app))
 }
