@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -24,6 +23,7 @@ import (
 	"github.com/driftless/driftless/reconciler/executor"
 	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/reconciler/store"
+	"github.com/driftless/driftless/reconciler/store/storetest"
 )
 
 // The harness runs the controller's decisions and their application
@@ -31,74 +31,6 @@ import (
 // Harness): a fake key-value store under the real store, a fake executor,
 // fake stagers and in-memory commits. The end-to-end tests prove the same
 // flows against the real engines.
-
-// fakeKV is an in-memory store.KV; fail, when set, refuses the writes it
-// returns an error for.
-type fakeKV struct {
-	mu   sync.Mutex
-	data map[string][]byte
-	fail func(key string) error
-}
-
-func newFakeKV() *fakeKV { return &fakeKV{data: map[string][]byte{}} }
-
-func (f *fakeKV) refuse(fail func(key string) error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.fail = fail
-}
-
-func (f *fakeKV) Put(_ context.Context, key string, v any) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		if err := f.fail(key); err != nil {
-			return err
-		}
-	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	f.data[key] = data
-	return nil
-}
-
-func (f *fakeKV) Get(_ context.Context, key string, v any) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	data, ok := f.data[key]
-	if !ok {
-		return false, nil
-	}
-	return true, json.Unmarshal(data, v)
-}
-
-func (f *fakeKV) List(_ context.Context, prefix string) (map[string][]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string][]byte{}
-	for k, v := range f.data {
-		if strings.HasPrefix(k, prefix) {
-			out[k] = v
-		}
-	}
-	return out, nil
-}
-
-func (f *fakeKV) Delete(_ context.Context, key string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.data, key)
-	return nil
-}
-
-func (f *fakeKV) DeleteTree(_ context.Context, prefix string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	maps.DeleteFunc(f.data, func(k string, _ []byte) bool { return strings.HasPrefix(k, prefix) })
-	return nil
-}
 
 // fakeExec records the actions it is given and accepts them all.
 type fakeExec struct {
@@ -180,7 +112,7 @@ func (c commit) TreeHash(p string, exclude ...string) (string, error) {
 type harness struct {
 	t    *testing.T
 	c    *Controller
-	kv   *fakeKV
+	kv   *storetest.KV
 	exec *fakeExec
 	se   *sourceEntry
 }
@@ -198,7 +130,7 @@ func newHarness(t *testing.T) *harness {
 	cfg := Config{Domain: "apps.localhost", Policies: set, Blobs: blobs, BlobStoreURL: "http://127.0.0.1:7070",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	cfg.defaults()
-	h := &harness{t: t, kv: newFakeKV(), exec: &fakeExec{}}
+	h := &harness{t: t, kv: storetest.New(), exec: &fakeExec{}}
 	h.c = newController(cfg, store.New(h.kv), h.exec, fakeStaging{})
 	h.c.storeRetry = 50 * time.Millisecond
 	h.c.role, h.c.started = RoleLeader, time.Now().Add(-time.Hour)
@@ -274,7 +206,7 @@ func TestApplyStagesAndPromotes(t *testing.T) {
 		a, _ := h.c.store.App(hello)
 		return a.CurrentID == a.ReleaseID && h.c.store.Release(hello, a.CurrentID).Staged()
 	})
-	if _, found := h.kv.data["driftless/apps/dev/hello"]; !found {
+	if _, found := h.kv.Value("driftless/apps/dev/hello"); !found {
 		t.Error("the app is not in the KV store")
 	}
 	if len(h.events(model.EventCommitApplied)) != 1 || len(h.events(model.EventStaged)) != 1 {
@@ -288,7 +220,7 @@ func TestApplyStagesAndPromotes(t *testing.T) {
 func TestApplyStoreFailure(t *testing.T) {
 	h := newHarness(t)
 	broken := errors.New("consul: 500 internal error")
-	h.kv.refuse(func(key string) error {
+	h.kv.Refuse(func(key string) error {
 		if strings.HasPrefix(key, "driftless/apps/") {
 			return broken
 		}
@@ -313,7 +245,7 @@ func TestApplyStoreFailure(t *testing.T) {
 		t.Error("a commit-applied event for a commit that was not stored")
 	}
 
-	h.kv.refuse(nil)
+	h.kv.Refuse(nil)
 	h.eventually("the commit applied on retry", func() bool { return h.status().LastApplied == "c1" })
 	if st := h.status(); len(st.Errors) != 0 {
 		t.Errorf("errors after the retry: %+v", st.Errors)
@@ -408,7 +340,7 @@ func TestRollBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		if failing {
-			h.kv.refuse(func(string) error { return errors.New("consul down") })
+			h.kv.Refuse(func(string) error { return errors.New("consul down") })
 		}
 		h.c.rollBack(ctx, plan.Rollback{App: hello, Release: "r2", To: "r1", Reason: "crashed before healthy"})
 		app, _ := h.c.store.App(hello)

@@ -194,24 +194,6 @@ func (s *Store) PutRelease(ctx context.Context, r model.Release) error {
 	return s.putRelease(ctx, r)
 }
 
-// UpdateRelease changes a stored release with f and stores it. It returns
-// the release as stored, or nil when there is no such release.
-func (s *Store) UpdateRelease(ctx context.Context, key model.AppKey, id string, f func(*model.Release)) (*model.Release, error) {
-	s.write.Lock()
-	defer s.write.Unlock()
-	s.mu.RLock()
-	r, ok := s.releases[key][id]
-	s.mu.RUnlock()
-	if !ok {
-		return nil, nil
-	}
-	f(&r)
-	if err := s.putRelease(ctx, r); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // DeleteReleases forgets releases of an app.
 func (s *Store) DeleteReleases(ctx context.Context, key model.AppKey, ids []string) error {
 	s.write.Lock()
