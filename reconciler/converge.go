@@ -86,7 +86,7 @@ func (c *Controller) planApps() []plan.App {
 		key := a.Key()
 		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances, RestartAt: c.crashes.RestartAt(key)}
 		if rel := c.store.Release(key, a.CurrentID); rel.Staged() {
-			pa.Release = &plan.Release{ID: rel.ID, Commit: rel.Commit, Run: rel.Run}
+			pa.Release = rel // a copy
 			// Cells fetch the droplet from this controller's blob store,
 			// whichever controller staged it.
 			pa.Release.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, rel.DropletDigest)

@@ -19,7 +19,7 @@ func BenchmarkPlace100kOver1000Cells(b *testing.B) {
 	apps := make([]App, 1000)
 	for i := range apps {
 		apps[i] = App{Space: "bench", Name: fmt.Sprintf("app-%04d", i), Instances: 100,
-			Release: &Release{ID: "r1", Run: model.RunSpec{MemoryMB: 256, DiskMB: 512}}}
+			Release: &model.Release{ID: "r1", Run: model.RunSpec{MemoryMB: 256, DiskMB: 512}}}
 	}
 	in := Input{Apps: apps, Cells: cells, Now: time.Now()}
 	b.ResetTimer()
@@ -43,7 +43,7 @@ func BenchmarkSteadyState(b *testing.B) {
 	var apps []App
 	var insts []Instance
 	for a := range 1000 {
-		app := App{Space: "bench", Name: fmt.Sprintf("app-%04d", a), Instances: 10, Release: &Release{ID: "r1", Run: model.RunSpec{MemoryMB: 256}}}
+		app := App{Space: "bench", Name: fmt.Sprintf("app-%04d", a), Instances: 10, Release: &model.Release{ID: "r1", Run: model.RunSpec{MemoryMB: 256}}}
 		apps = append(apps, app)
 		for i := range 10 {
 			insts = append(insts, model.InstanceStatus{Cell: cells[(a*10+i)%100].ID,

@@ -12,8 +12,8 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func rel(id string) *Release {
-	return &Release{ID: id, Commit: "c-" + id, Run: model.RunSpec{Droplet: "d-" + id, MemoryMB: 256, DiskMB: 1024}}
+func rel(id string) *model.Release {
+	return &model.Release{ID: id, Commit: "c-" + id, Run: model.RunSpec{Droplet: "d-" + id, MemoryMB: 256, DiskMB: 1024}}
 }
 
 func inst(guid, app string, idx int, release string, state model.InstanceState, cell string) Instance {
@@ -57,7 +57,7 @@ func crashed(guid, app string, idx int, release string, wasHealthy bool, reason 
 }
 
 func TestCompute(t *testing.T) {
-	hello := func(n int, r *Release) App { return App{Space: "dev", Name: "hello", Instances: n, Release: r} }
+	hello := func(n int, r *model.Release) App { return App{Space: "dev", Name: "hello", Instances: n, Release: r} }
 	tests := []struct {
 		name  string
 		in    Input

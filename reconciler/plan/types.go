@@ -17,10 +17,11 @@ type App struct {
 	Space, Name string
 	// Instances is how many instances should run.
 	Instances int
-	// Release is what the instances should run. Nil means nothing is
-	// runnable yet (the first release is still staging, or failed): the app's
+	// Release is what the instances should run: a staged release whose
+	// Run.Droplet says where cells pull it. Nil means nothing is runnable
+	// yet (the first release is still staging, or failed): the app's
 	// instances are left as they are.
-	Release *Release
+	Release *model.Release
 	// MaxInFlight bounds how many instances are replaced at once during a
 	// rollout; 0 means DefaultMaxInFlight.
 	MaxInFlight int
@@ -33,13 +34,6 @@ type App struct {
 
 // Key identifies the app across spaces.
 func (a App) Key() model.AppKey { return model.AppKey{Space: a.Space, Name: a.Name} }
-
-// Release is a runnable release: a staged droplet plus how to run it.
-type Release struct {
-	ID     string
-	Commit string
-	Run    model.RunSpec
-}
 
 // Instance is an instance as last reported by its cell, with the cell.
 type Instance = model.InstanceStatus
