@@ -1,8 +1,12 @@
-// Package reconciler is the controller: it watches git sources, turns each
-// commit into desired state (BuildDesired), stages releases into droplets
-// (staging.go), and runs the convergence loop that plans (reconciler/plan)
-// and applies (reconciler/executor) the actions that make the cells run
-// what git asks for. Its state lives in Consul KV (catalog keys).
+// Package reconciler is the controller: it watches git sources
+// (reconciler/source) and applies each commit (apply.go) as
+// reconciler/decide decides — the desired state it asks for, judged by the
+// policies — into the desired-state store (reconciler/store, Consul KV);
+// it stages releases into droplets (staging.go, the stager), and runs the
+// convergence loop (converge.go) that plans (reconciler/plan) and carries
+// out through its Executor (reconciler/executor, over NATS) the actions
+// that make the cells run what git asks for. What it knows is read through
+// read.go; the API makes its views of that.
 package reconciler
 
 import (
