@@ -56,17 +56,11 @@ type AppDetail struct {
 	Crashes []Crash `json:"crashes,omitempty"`
 }
 
-// Crash is the crash history of one instance index: how many times in a
-// row it crashed, the last crash, and when it restarts.
+// Crash is the crash history of one instance index; its RestartAt is set
+// only while the index waits (crash backoff).
 type Crash struct {
-	Index      int       `json:"index"`
-	Count      int       `json:"count"`
-	LastAt     time.Time `json:"last_at"`
-	ExitStatus int       `json:"exit_status"`
-	Reason     string    `json:"reason"`
-	LastOutput []string  `json:"last_output,omitempty"`
-	// RestartAt is set while the index waits (crash backoff).
-	RestartAt time.Time `json:"restart_at,omitzero"`
+	Index int `json:"index"`
+	model.CrashRecord
 }
 
 // Instance is one running (or crashed) instance of an app: what its cell

@@ -90,10 +90,9 @@ func appView(s reconciler.AppState, now time.Time) App {
 func appDetail(s reconciler.AppState, now time.Time) AppDetail {
 	d := AppDetail{App: appView(s, now), File: s.App.File, Line: s.App.Line}
 	for idx, r := range s.Crashes {
-		cr := Crash{Index: idx, Count: r.Count, LastAt: r.LastAt, ExitStatus: r.ExitStatus,
-			Reason: r.Reason, LastOutput: r.LastOutput}
-		if r.RestartAt.After(now) {
-			cr.RestartAt = r.RestartAt
+		cr := Crash{Index: idx, CrashRecord: r}
+		if !r.RestartAt.After(now) {
+			cr.RestartAt = time.Time{}
 		}
 		d.Crashes = append(d.Crashes, cr)
 	}

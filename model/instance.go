@@ -76,3 +76,17 @@ type Endpoint struct {
 	Routes  []string
 	Balance Balance
 }
+
+// CrashRecord is the crash history of one instance index: how many times
+// in a row it crashed, the last crash, and when it may start again. Crash
+// counts belong to the index, since every restart is a new instance.
+type CrashRecord struct {
+	// Count is how many times in a row the index crashed.
+	Count      int       `json:"count"`
+	LastAt     time.Time `json:"last_at"`
+	ExitStatus int       `json:"exit_status"`
+	Reason     string    `json:"reason"`
+	LastOutput []string  `json:"last_output,omitempty"`
+	// RestartAt is when the index may be started again (zero: at once).
+	RestartAt time.Time `json:"restart_at,omitzero"`
+}

@@ -15,18 +15,6 @@ type crashKey struct {
 	index int
 }
 
-// CrashRecord is the crash history of one instance index.
-type CrashRecord struct {
-	// Count is how many times in a row the index crashed.
-	Count      int
-	LastAt     time.Time
-	ExitStatus int
-	Reason     string
-	LastOutput []string
-	// RestartAt is when the index may be started again.
-	RestartAt time.Time
-}
-
 // crashTracker counts crashes per instance index and decides, with a
 // plan.CrashPolicy, when a crashed index may start again. It learns about
 // crashes from the CRASHED instances it sees in the actual state, each
@@ -34,7 +22,7 @@ type CrashRecord struct {
 type crashTracker struct {
 	mu      sync.Mutex
 	policy  plan.CrashPolicy
-	records map[crashKey]*CrashRecord
+	records map[crashKey]*model.CrashRecord
 	// counted holds the GUIDs of crashed instances already counted, with
 	// when they were last reported: a crashed instance is reported until
 	// its cell has removed it, and longer by a late heartbeat.
@@ -46,14 +34,14 @@ type crashTracker struct {
 const countedMemory = 10 * time.Minute
 
 func newCrashTracker(p plan.CrashPolicy) *crashTracker {
-	return &crashTracker{policy: p.WithDefaults(), records: make(map[crashKey]*CrashRecord), counted: make(map[string]time.Time)}
+	return &crashTracker{policy: p.WithDefaults(), records: make(map[crashKey]*model.CrashRecord), counted: make(map[string]time.Time)}
 }
 
 // Crash is a newly counted crash.
 type Crash struct {
 	Instance model.InstanceStatus
 	Cell     string
-	Record   CrashRecord
+	Record   model.CrashRecord
 	// Delay is how long the restart waits (0: at once).
 	Delay time.Duration
 }
@@ -76,7 +64,7 @@ func (t *crashTracker) Observe(insts []plan.Instance, now time.Time) []Crash {
 			}
 			r := t.records[key]
 			if r == nil {
-				r = &CrashRecord{}
+				r = &model.CrashRecord{}
 				t.records[key] = r
 			}
 			r.Count++
@@ -113,10 +101,10 @@ func (t *crashTracker) RestartAt(app model.AppKey) map[int]time.Time {
 }
 
 // Records returns the crash history of every index of app.
-func (t *crashTracker) Records(app model.AppKey) map[int]CrashRecord {
+func (t *crashTracker) Records(app model.AppKey) map[int]model.CrashRecord {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(map[int]CrashRecord)
+	out := make(map[int]model.CrashRecord)
 	for k, r := range t.records {
 		if k.app == app {
 			out[k.index] = *r

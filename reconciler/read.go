@@ -23,7 +23,7 @@ type AppState struct {
 	Instances []model.InstanceStatus
 	Addresses map[string]string
 	// Crashes is the crash history of each index that crashed recently.
-	Crashes map[int]CrashRecord
+	Crashes map[int]model.CrashRecord
 	// Unplaced are the instances that fit on no cell.
 	Unplaced []plan.Unplaced
 	// Flagged are the policy problems of the app's last checked commit.
