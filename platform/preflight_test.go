@@ -1,8 +1,6 @@
 package platform
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -50,36 +48,4 @@ func TestCellNeedsOnThisHost(t *testing.T) {
 	if err := preflight(cellNeeds([]string{t.TempDir()})); err == nil || !strings.Contains(err.Error(), "CNI plugins") {
 		t.Fatalf("an empty plugin folder should be reported: %v", err)
 	}
-}
-
-func TestDevSources(t *testing.T) {
-	cfg := DevConfig{DataDir: "/data", Space: "dev", Org: "acme", Repos: []string{"/r/apps", "team-b=/r/other.git", "https://h/x=y.git", "BAD=/r/z"}}
-	got, names, err := devSources(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []struct{ name, space, url string }{
-		{"apps", "dev", "/r/apps"},
-		{"other", "team-b", "/r/other.git"},
-		{"x-y", "dev", "https://h/x=y.git"},
-		{"z", "dev", filepath.Join(mustCwd(t), "BAD=/r/z")},
-	}
-	if len(got) != len(want) || len(names) != len(want) {
-		t.Fatalf("sources %+v", got)
-	}
-	for i, w := range want {
-		g := got[i]
-		if g.Name != w.name || g.Space != w.space || g.URL != w.url || g.Org != "acme" {
-			t.Errorf("source %d = %s/%s/%s/%s, want %+v", i, g.Name, g.Space, g.URL, g.Org, w)
-		}
-	}
-}
-
-func mustCwd(t *testing.T) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return wd
 }

@@ -18,44 +18,40 @@ import (
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/reconciler"
-	"github.com/driftless/driftless/reconciler/plan"
-	"github.com/driftless/driftless/reconciler/source"
 	"github.com/driftless/driftless/router"
 )
 
-// ControllerConfig configures the controller role: the reconciler, the
-// blob store and the API.
-type ControllerConfig struct {
-	DataDir string
-	Sources []reconciler.SourceConfig
-	Domain  string
-	// API is where the REST API and blob store listen.
-	API string
-	// BlobStoreURL is how cells reach the blob store; empty means
-	// "http://" + API.
-	BlobStoreURL  string
-	WebhookSecret string
-	NATS          *nats.Conn
-	Consul        *consul.Client
-	// PolicySource is the git source of the policies (nil: built-in).
-	PolicySource *source.Config
-	// BlobDir holds the blob store (default DataDir/blobs). Controllers
-	// that stand in for each other (HA) must share it.
-	BlobDir string
-	// ID names the controller in leader election (default host-pid).
-	ID string
-	// Tuning, zero for defaults (see reconciler.Config).
-	ConvergeInterval, LostAfter, Warmup time.Duration
-	Crash                               plan.CrashPolicy
-	Log                                 *slog.Logger
-	// Ready, if set, is called with the API's address once it listens.
-	Ready func(apiAddr string)
+// RunController runs the controller role until ctx ends: an embedded NATS
+// server when no NATSURL is given, then the reconciler, blob store and API.
+func RunController(ctx context.Context, cfg ControllerConfig) error {
+	log := orDefault(cfg.Log)
+	url := cfg.NATSURL
+	if url == "" {
+		srv, err := bus.StartEmbedded(cfg.NATSListen)
+		if err != nil {
+			return fmt.Errorf("starting the embedded NATS server: %w", err)
+		}
+		defer srv.Shutdown()
+		url = srv.URL()
+		log.Info("embedded NATS server", "url", url)
+	}
+	nc, err := ConnectNATS(url, "controller", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cc, err := catalog.NewClient(cfg.ConsulAddr)
+	if err != nil {
+		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
+	}
+	return runController(ctx, cfg, nc, cc, log)
 }
 
-// RunController runs the controller role until ctx ends.
-func RunController(ctx context.Context, cfg ControllerConfig) error {
-	log := cfg.Log
+// runController runs the reconciler, the blob store and the API on the
+// given connections until ctx ends.
+func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc *consul.Client, log *slog.Logger) error {
 	blobDir := cfg.BlobDir
 	if blobDir == "" {
 		blobDir = filepath.Join(cfg.DataDir, "blobs")
@@ -64,28 +60,28 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 	if err != nil {
 		return fmt.Errorf("opening the blob store: %w", err)
 	}
+	srcs, policySrc, err := sources(cfg.Git, cfg.DataDir)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.API)
 	if err != nil {
 		return fmt.Errorf("API address %s: %w", cfg.API, err)
 	}
-	blobURL := cfg.BlobStoreURL
-	if blobURL == "" {
-		blobURL = "http://" + ln.Addr().String()
+	rc := cfg.Config
+	rc.Sources, rc.PolicySource, rc.NATS, rc.Consul, rc.Blobs, rc.Log = srcs, policySrc, nc, cc, blobs, log
+	if rc.BlobStoreURL == "" {
+		rc.BlobStoreURL = "http://" + ln.Addr().String()
 	}
-	ctl, err := reconciler.New(reconciler.Config{
-		Sources: cfg.Sources, Domain: cfg.Domain, NATS: cfg.NATS, Consul: cfg.Consul,
-		Blobs: blobs, BlobStoreURL: blobURL,
-		ConvergeInterval: cfg.ConvergeInterval, LostAfter: cfg.LostAfter, Warmup: cfg.Warmup,
-		Crash: cfg.Crash, ID: cfg.ID, PolicySource: cfg.PolicySource, Log: log,
-	})
+	ctl, err := reconciler.New(rc)
 	if err != nil {
 		ln.Close()
-		return err
+		return fmt.Errorf("creating the controller: %w", err)
 	}
-	hub, err := api.NewLogHub(cfg.NATS)
+	hub, err := api.NewLogHub(nc)
 	if err != nil {
 		ln.Close()
-		return err
+		return fmt.Errorf("subscribing to logs: %w", err)
 	}
 	defer hub.Close()
 	srv := &http.Server{
@@ -112,38 +108,93 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 	return err
 }
 
-// AgentConfig is the agent role: agents.Config plus where it connects.
-type AgentConfig = agents.Config
-
-// RunAgent runs the agent role until ctx ends.
+// RunAgent runs the agent role until ctx ends, after checking the host
+// has what a cell needs.
 func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err := preflight(cellNeeds(cfg.Network.PluginDirs)); err != nil {
 		return err
 	}
-	a, err := agents.New(ctx, cfg)
+	if cfg.CellID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("naming the cell after the host (or give --cell-id): %w", err)
+		}
+		cfg.CellID = host
+	}
+	log := orDefault(cfg.Log)
+	nc, err := ConnectNATS(cfg.NATSURL, "agent-"+cfg.CellID, log)
 	if err != nil {
 		return err
+	}
+	defer nc.Close()
+	cc, err := catalog.NewClient(cfg.ConsulAddr)
+	if err != nil {
+		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
+	}
+	return runAgent(ctx, cfg.Config, nc, cc, log)
+}
+
+// runAgent runs a cell on the given connections until ctx ends.
+func runAgent(ctx context.Context, cfg agents.Config, nc *nats.Conn, cc *consul.Client, log *slog.Logger) error {
+	cfg.NATS, cfg.Consul, cfg.Log = nc, cc, log
+	if cfg.Capacity.MemoryMB == 0 {
+		cfg.Capacity.MemoryMB = HostMemoryMB()
+	}
+	a, err := agents.New(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("starting cell %s: %w", cfg.CellID, err)
 	}
 	return a.Run(ctx)
 }
 
-// RouterConfig configures the router role.
-type RouterConfig = router.Config
-
 // RunRouter runs the router role until ctx ends.
 func RunRouter(ctx context.Context, cfg RouterConfig) error {
-	r, err := router.New(cfg)
+	cc, err := catalog.NewClient(cfg.ConsulAddr)
+	if err != nil {
+		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
+	}
+	r, closeLog, err := newRouter(cfg, cc, orDefault(cfg.Log))
 	if err != nil {
 		return err
 	}
+	defer closeLog()
 	return r.Run(ctx)
+}
+
+// newRouter prepares a router on the given Consul client, with its access
+// log opened; the returned function closes the log.
+func newRouter(cfg RouterConfig, cc *consul.Client, log *slog.Logger) (*router.Router, func(), error) {
+	rc := cfg.Config
+	rc.Consul, rc.Log = cc, log
+	closeLog := func() {}
+	switch cfg.AccessLogPath {
+	case "":
+	case "-":
+		rc.AccessLog = os.Stdout
+	default:
+		f, err := os.OpenFile(cfg.AccessLogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("opening the access log: %w", err)
+		}
+		rc.AccessLog, closeLog = f, func() { f.Close() }
+	}
+	r, err := router.New(rc)
+	if err != nil {
+		closeLog()
+		return nil, nil, fmt.Errorf("creating the router: %w", err)
+	}
+	return r, closeLog, nil
 }
 
 // ConnectNATS dials NATS for one component, named for the server's
 // connection list.
 func ConnectNATS(url, component string, log *slog.Logger) (*nats.Conn, error) {
 	host, _ := os.Hostname()
-	return bus.Connect(url, "driftless-"+component+"@"+host, log)
+	nc, err := bus.Connect(url, "driftless-"+component+"@"+host, log)
+	if err != nil {
+		return nil, fmt.Errorf("connecting %s to NATS at %s: %w", component, url, err)
+	}
+	return nc, nil
 }
 
 // HostMemoryMB is the host's memory in MB, from /proc/meminfo.
@@ -158,4 +209,11 @@ func HostMemoryMB() int64 {
 		return 4096
 	}
 	return kb / 1024
+}
+
+func orDefault(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return slog.Default()
+	}
+	return log
 }

@@ -1,0 +1,220 @@
+package platform
+
+import (
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/driftless/driftless/agents"
+	"github.com/driftless/driftless/agents/network"
+	"github.com/driftless/driftless/agents/runtime"
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler"
+	"github.com/driftless/driftless/reconciler/plan"
+	"github.com/driftless/driftless/router"
+	"github.com/driftless/driftless/router/proxy"
+)
+
+// Defaults shared by several roles. Every other default is set by a role's
+// Default…Config function; the CLI takes its flags' defaults from them.
+const (
+	// DefaultDataDir is the folder of all platform state.
+	DefaultDataDir = "/var/lib/driftless"
+	// DefaultDomain is the default domain of app routes.
+	DefaultDomain = "apps.localhost"
+	// DefaultConsul is the Consul HTTP address (a local agent).
+	DefaultConsul = "127.0.0.1:8500"
+	// DefaultNATSListen is where an embedded NATS server listens.
+	DefaultNATSListen = "127.0.0.1:4222"
+	// DefaultNATSURL is the NATS server an agent connects to.
+	DefaultNATSURL = "nats://" + DefaultNATSListen
+	// DefaultHTTP is the router's listen address.
+	DefaultHTTP = "127.0.0.1:8080"
+	// DefaultSpace is the space of the apps of a source that names none.
+	DefaultSpace = "dev"
+	// SystemContainerdSocket is where a system containerd listens.
+	SystemContainerdSocket = "/run/containerd/containerd.sock"
+)
+
+// GitConfig is the git sources a controller follows, as the command line
+// gives them.
+type GitConfig struct {
+	// Repos are paths of work trees or repositories, or URLs, each
+	// optionally prefixed with SPACE= to put its apps in that space instead
+	// of Space. A source is named after its last path element.
+	Repos []string
+	// Space is the space of the apps in Repos, Org its organisation (for
+	// org quotas; "" for none).
+	Space string
+	Org   string
+	// Policies is the policy source (a work tree, repository or URL, like
+	// Repos); empty for the built-in bundle.
+	Policies string
+	// Poll is how often sources are fetched.
+	Poll time.Duration
+}
+
+// ControllerConfig configures the controller role: the reconciler, the
+// blob store and the API. Of the embedded reconciler.Config, Sources,
+// PolicySource, NATS, Consul and Blobs are built by the role from the
+// other fields; BlobStoreURL empty means "http://" + the API's address.
+type ControllerConfig struct {
+	reconciler.Config
+	// DataDir keeps the source clones and, unless BlobDir says otherwise,
+	// the blob store.
+	DataDir string
+	// Git is the app and policy sources.
+	Git GitConfig
+	// API is where the REST API and blob store listen.
+	API string
+	// BlobDir holds the blob store (default DataDir/blobs). Controllers
+	// that stand in for each other (HA) must share it.
+	BlobDir       string
+	WebhookSecret string
+	// NATSURL is the NATS server; empty runs an embedded one listening on
+	// NATSListen.
+	NATSURL    string
+	NATSListen string
+	// ConsulAddr is the Consul HTTP address.
+	ConsulAddr string
+	// Ready, if set, is called with the API's address once it listens.
+	Ready func(apiAddr string)
+}
+
+// DefaultControllerConfig is the controller role's configuration when
+// no flag says otherwise.
+func DefaultControllerConfig() ControllerConfig {
+	return ControllerConfig{
+		Config: reconciler.Config{
+			Domain:    DefaultDomain,
+			LostAfter: 10 * time.Second,
+			Crash:     plan.DefaultCrashPolicy,
+		},
+		DataDir:    DefaultDataDir,
+		Git:        GitConfig{Space: DefaultSpace, Poll: 10 * time.Second},
+		API:        api.DefaultAddress,
+		NATSListen: DefaultNATSListen,
+		ConsulAddr: DefaultConsul,
+	}
+}
+
+// plainHTTPBlobStore is the registry (host:port or URL) cells pull the
+// controller's droplets from when it speaks plain HTTP, else "".
+func (c ControllerConfig) plainHTTPBlobStore() string {
+	switch {
+	case c.BlobStoreURL == "":
+		return c.API // served at http://<API>
+	case strings.HasPrefix(c.BlobStoreURL, "http://"):
+		return c.BlobStoreURL
+	}
+	return ""
+}
+
+// AgentConfig configures the agent role: a cell. Of the embedded
+// agents.Config, NATS and Consul are connected by the role from NATSURL
+// and ConsulAddr; an empty CellID is the host's name and a zero
+// Capacity.MemoryMB the host's memory.
+type AgentConfig struct {
+	agents.Config
+	// NATSURL is the NATS server.
+	NATSURL string
+	// ConsulAddr is the local Consul agent's HTTP address.
+	ConsulAddr string
+}
+
+// DefaultAgentConfig is the agent role's configuration when no flag says
+// otherwise.
+func DefaultAgentConfig() AgentConfig {
+	return AgentConfig{
+		Config: agents.Config{
+			Address:   "127.0.0.1",
+			Capacity:  model.Resources{DiskMB: 100 * 1024, Instances: 256},
+			Runtime:   runtime.Config{Address: SystemContainerdSocket, Namespace: runtime.DefaultNamespace},
+			Network:   network.Config{Name: network.DefaultName, Bridge: network.DefaultBridge, Subnet: network.DefaultSubnet},
+			PortMin:   61000,
+			PortMax:   61999,
+			DataDir:   filepath.Join(DefaultDataDir, "agent"),
+			CellTTL:   15 * time.Second,
+			StacksDir: agents.DefaultStacksDir,
+		},
+		NATSURL:    DefaultNATSURL,
+		ConsulAddr: DefaultConsul,
+	}
+}
+
+// RouterConfig configures the router role. Of the embedded router.Config,
+// Consul and AccessLog are set by the role from ConsulAddr and
+// AccessLogPath.
+type RouterConfig struct {
+	router.Config
+	// ConsulAddr is the Consul HTTP address the routes come from.
+	ConsulAddr string
+	// AccessLogPath is the access log's file: "-" for stdout, "" for none.
+	AccessLogPath string
+}
+
+// DefaultRouterConfig is the router role's configuration when no flag
+// says otherwise.
+func DefaultRouterConfig() RouterConfig {
+	return RouterConfig{
+		Config: router.Config{
+			Listen: DefaultHTTP,
+			Proxy: proxy.Config{
+				DialTimeout:           5 * time.Second,
+				ResponseHeaderTimeout: 60 * time.Second,
+				IdleConnTimeout:       90 * time.Second,
+			},
+			Balance:           model.BalanceRoundRobin,
+			ReadHeaderTimeout: 10 * time.Second,
+		},
+		ConsulAddr:    DefaultConsul,
+		AccessLogPath: "-",
+	}
+}
+
+// DevConfig configures `driftless dev`: the whole platform on one host.
+// It is made of the three roles' configurations; of theirs, the data
+// folders, the access log, the connection addresses and the loggers are
+// derived from DevConfig's own fields (the agent's DataDir/agent, the
+// router's DataDir/logs/access.log), and the agent's Runtime.Address is
+// the containerd socket: a private containerd is started under DataDir
+// when none answers there.
+type DevConfig struct {
+	DataDir string
+	// NATSListen is where the embedded NATS server listens.
+	NATSListen string
+	// Consul is the Consul HTTP address; a dev agent is started there
+	// when none answers.
+	Consul     string
+	Controller ControllerConfig
+	Agent      AgentConfig
+	Router     RouterConfig
+	Log        *slog.Logger
+	// Ready, if set, is called once every component runs.
+	Ready func(DevInfo)
+}
+
+// DefaultDevConfig is `driftless dev`'s configuration when no flag says
+// otherwise: the roles' defaults, with sources polled every 2 s and the
+// cell named dev-cell.
+func DefaultDevConfig() DevConfig {
+	cfg := DevConfig{
+		DataDir:    DefaultDataDir,
+		NATSListen: DefaultNATSListen,
+		Consul:     DefaultConsul,
+		Controller: DefaultControllerConfig(),
+		Agent:      DefaultAgentConfig(),
+		Router:     DefaultRouterConfig(),
+	}
+	cfg.Controller.Git.Poll = 2 * time.Second
+	cfg.Agent.CellID = "dev-cell"
+	return cfg
+}
+
+// DevInfo tells where the dev platform answers.
+type DevInfo struct {
+	HTTP, API, NATS, Consul, Containerd string
+	Sources                             []string
+}
