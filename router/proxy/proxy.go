@@ -1,6 +1,20 @@
 // Package proxy forwards a request to an instance of the pool its route
-// matched: it picks endpoints round-robin, retries another instance when
-// one cannot be reached, and answers 404 and 502 with clear bodies.
+// matched (router/route). The instance is the one the client's sticky
+// cookie (__VCAP_ID__, set when the app sets JSESSIONID) names while it is
+// routable, else one chosen by the pool's balancing: round-robin, or
+// least-connections (requests in flight) when the app or the router's
+// default asks for it. Instances whose circuit is open (connection
+// failures in a row) are passed over unless every one is. A request whose
+// instance cannot be reached is tried on another, up to MaxAttempts, and
+// once more on a new connection when a pooled one was stale. The proxy's
+// own answers have plain-text bodies that say what happened: 404 (no
+// route for the host and path), 400 (a bad Host), 502 (no instance of the
+// app answered, or it sent a response the proxy cannot pass on) and 504
+// (the app did not answer in time).
+//
+// HTTP/1.1 is served by the fast path (fast.go: event loops on Linux,
+// else a goroutine per connection); what it does not handle is handed with
+// its bytes to net/http and the same Proxy (reverse.go).
 package proxy
 
 import (

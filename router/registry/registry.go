@@ -1,7 +1,9 @@
 // Package registry feeds the router's table from Consul with blocking
-// queries: one on the service catalog (which driftless services exist) and
-// one per service (its passing instances). Every answer that changes
-// something rebuilds the table and swaps it in.
+// queries: one on the service catalog (which app services exist: those
+// tagged catalog.AppTag, never cells or controllers) and one per app
+// service (its passing instances, registered as catalog.Registration makes
+// them). Every answer that changes something rebuilds the table and swaps
+// it in; the router's default balancing applies to apps without their own.
 package registry
 
 import (
