@@ -62,10 +62,16 @@ func (c *Controller) converge(ctx context.Context) {
 	if len(p.Actions) == 0 && len(p.Rollbacks) == 0 {
 		return
 	}
+	accepted := len(p.Rollbacks) > 0
 	for _, r := range c.exec.Apply(ctx, p.Actions) {
 		c.applied(r)
+		accepted = accepted || r.Err == nil
 	}
-	c.Kick() // look again soon: replies may allow the next rollout step
+	if accepted {
+		c.Kick() // look again soon: replies may allow the next rollout step
+	}
+	// When every action failed (cells refusing or unreachable), the next
+	// try waits for the next change or tick instead of spinning.
 }
 
 // wakeAt asks for a convergence at t (the end of a crash backoff).

@@ -32,11 +32,13 @@ import (
 // fake stagers and in-memory commits. The end-to-end tests prove the same
 // flows against the real engines.
 
-// fakeExec records the actions it is given and accepts them all.
+// fakeExec records the actions it is given and accepts them all, or
+// refuses them all with err.
 type fakeExec struct {
 	mu      sync.Mutex
 	actions []plan.Action
 	gen     uint64
+	err     error
 }
 
 func (f *fakeExec) Apply(_ context.Context, actions []plan.Action) []executor.Result {
@@ -50,6 +52,9 @@ func (f *fakeExec) Apply(_ context.Context, actions []plan.Action) []executor.Re
 		f.gen++
 		f.actions = append(f.actions, a)
 		out[i] = executor.Result{Action: a, Reply: bus.Reply{OK: true, BootID: "boot-1", Generation: f.gen}}
+		if f.err != nil {
+			out[i] = executor.Result{Action: a, Err: f.err}
+		}
 	}
 	return out
 }
@@ -318,6 +323,31 @@ func TestConvergeStartsInstances(t *testing.T) {
 	}
 	if len(h.events(model.EventPlaced)) != 2 {
 		t.Errorf("placed events: %d", len(h.events(model.EventPlaced)))
+	}
+}
+
+// TestFailedActionsDoNotSpin: when the cells refuse every action, the
+// controller does not converge again at once (it waited for the next tick
+// or change), and each failure is an event.
+func TestFailedActionsDoNotSpin(t *testing.T) {
+	h := newHarness(t)
+	h.exec.err = errors.New("nats: maximum payload exceeded")
+	h.c.apply(context.Background(), h.se, helloCommit("c1", helloManifest))
+	h.eventually("staged", func() bool { a, _ := h.c.store.App(hello); return a.CurrentID != "" })
+	h.c.actual.Heartbeat(bus.CellHeartbeat{CellID: "cell-a", BootID: "boot-1", Address: "127.0.0.1",
+		Capacity: model.Resources{MemoryMB: 4096, DiskMB: 100000, Instances: 100}}, time.Now())
+	select { // drain the kicks of the apply and the staging
+	case <-h.c.kick:
+	default:
+	}
+	h.c.converge(context.Background())
+	select {
+	case <-h.c.kick:
+		t.Fatal("a convergence whose every action failed asked for another at once")
+	default:
+	}
+	if n := len(h.events(model.EventActionFailed)); n != 2 {
+		t.Errorf("%d action-failed events, want 2", n)
 	}
 }
 
