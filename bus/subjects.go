@@ -19,7 +19,7 @@
 //	  sent by     reconciler/executor/executor.go, Executor.send
 //	  handled by  agents/agent.go, Agent.subscribe → handleStart, handleStop (agents/commands.go)
 //	SubjectStage            StageRequest → StageResult (request/reply, queue group QueueStagers)
-//	  sent by     reconciler/staging.go, the stager
+//	  sent by     reconciler/staging.go, natsStaging.Stage (for the stager)
 //	  handled by  agents/agent.go, Agent.subscribe → Agent.handleStage (agents/stage.go)
 //	Logs(space, app)        model.LogLine
 //	  sent by     agents/logs.go, Agent.shipLogs (instances); agents/stage.go, Agent.handleStage (staging)
