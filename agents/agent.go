@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,7 +75,14 @@ type Config struct {
 	// Buildpacks is what the cell offers buildpacks: a Go toolchain, the
 	// module proxy and npm registry, the static server binary.
 	Buildpacks staging.Cell
-	Log        *slog.Logger
+	// PlainHTTPRegistries are the registries ("host:port", or an http://
+	// URL whose host:port is taken) the cell pulls droplets and stack
+	// images from over plain HTTP: the controller's blob store when it is
+	// served at an http:// URL (the controller's --blobstore-url). Loopback
+	// registries are always reached over plain HTTP; every other one over
+	// HTTPS. Ignored when Runtime.PlainHTTPHosts is set.
+	PlainHTTPRegistries []string
+	Log                 *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -144,18 +152,22 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	bootID string
-	rt     *runtime.Runtime
-	net    *network.Network
-	ports  *network.Ports
-	stager *staging.Stager
-	stage  chan struct{} // staging slots
+	// The cell's side effects (boundaries.go).
+	runner   runtime.Runner
+	net      Networks
+	ports    HostPorts
+	registry Registry
+	pub      Publisher
+	probe    Prober
+	// closeEngine closes the connection to containerd when Run returns.
+	closeEngine func()
+	stager      *staging.Stager
+	stage       chan struct{} // staging slots
+	// retryPause is the pause between attempts of a stop's undo.
+	retryPause time.Duration
 
 	ctx context.Context // the agent's lifetime, for instance goroutines
 	wg  sync.WaitGroup
-
-	// plain holds the registry hosts the controller said speak plain HTTP
-	// (its blob store), learnt from start commands.
-	plain *sync.Map
 
 	mu    sync.Mutex
 	gen   uint64
@@ -168,11 +180,6 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.CellID == "" || cfg.Address == "" || cfg.NATS == nil || cfg.Consul == nil || cfg.DataDir == "" {
 		return nil, errors.New("agent needs a cell id, an address, NATS, Consul and a data dir")
 	}
-	for _, d := range []string{"instances", "logs", "network", "staging"} {
-		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
-			return nil, fmt.Errorf("creating agent data dir: %w", err)
-		}
-	}
 	if cfg.Runtime.LogDir == "" {
 		cfg.Runtime.LogDir = filepath.Join(cfg.DataDir, "logs")
 	}
@@ -182,12 +189,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Network.HostIP == "" {
 		cfg.Network.HostIP = cfg.Address
 	}
-	plainHosts := &sync.Map{}
 	if cfg.Runtime.PlainHTTPHosts == nil {
-		cfg.Runtime.PlainHTTPHosts = func(host string) bool {
-			_, plain := plainHosts.Load(host)
-			return plain || runtime.IsLoopbackHost(host)
-		}
+		cfg.Runtime.PlainHTTPHosts = PlainHTTPHosts(cfg.PlainHTTPRegistries)
+	}
+	if err := makeDataDirs(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	rt, err := runtime.New(ctx, cfg.Runtime)
 	if err != nil {
@@ -198,26 +204,79 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		rt.Close()
 		return nil, fmt.Errorf("setting up container networking: %w", err)
 	}
+	a, err := newAgent(cfg, parts{
+		engine: rt,
+		net:    nw,
+		ports:  network.NewPorts(cfg.Network.HostIP, cfg.PortMin, cfg.PortMax),
+		registry: consulRegistry{client: cfg.Consul, cellID: cfg.CellID, address: cfg.Address,
+			checkInterval: cfg.CheckInterval, cellTTL: cfg.CellTTL},
+		pub:   natsPublisher{cfg.NATS},
+		probe: healthProber{},
+	})
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	a.closeEngine = func() { _ = rt.Close() }
+	return a, nil
+}
+
+// makeDataDirs makes the agent's folders under dir.
+func makeDataDirs(dir string) error {
+	for _, d := range []string{"instances", "logs", "network", "staging"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return fmt.Errorf("creating agent data dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// newAgent makes an agent of its parts; cfg has its defaults.
+func newAgent(cfg Config, p parts) (*Agent, error) {
 	var boot [8]byte
 	_, _ = rand.Read(boot[:])
 	a := &Agent{
-		cfg:    cfg,
-		log:    cfg.Log.With("component", "agent", "cell", cfg.CellID),
-		bootID: hex.EncodeToString(boot[:]),
-		rt:     rt,
-		net:    nw,
-		ports:  network.NewPorts(cfg.Network.HostIP, cfg.PortMin, cfg.PortMax),
-		stage:  make(chan struct{}, cfg.StagingSlots),
-		insts:  make(map[string]*instance),
-		plain:  plainHosts,
+		cfg:         cfg,
+		log:         cfg.Log.With("component", "agent", "cell", cfg.CellID),
+		bootID:      hex.EncodeToString(boot[:]),
+		runner:      runtime.NewRunner(p.engine),
+		net:         p.net,
+		ports:       p.ports,
+		registry:    p.registry,
+		pub:         p.pub,
+		probe:       p.probe,
+		closeEngine: func() {},
+		stage:       make(chan struct{}, cfg.StagingSlots),
+		retryPause:  2 * time.Second,
+		insts:       make(map[string]*instance),
+		ctx:         context.Background(),
 	}
+	var err error
 	a.stager, err = staging.New(staging.Config{CacheDir: filepath.Join(cfg.DataDir, "staging"), StacksDir: cfg.StacksDir,
 		Runner: compileRunner{a}, Cell: cfg.Buildpacks, Log: cfg.Log.With("component", "staging")})
 	if err != nil {
-		rt.Close()
 		return nil, fmt.Errorf("setting up staging: %w", err)
 	}
 	return a, nil
+}
+
+// PlainHTTPHosts is the registry trust of a cell whose configuration names
+// registries as PlainHTTPRegistries does: whether a registry host
+// ("host:port", as containerd asks) is pulled from over plain HTTP —
+// loopback hosts and the named ones.
+func PlainHTTPHosts(registries []string) func(host string) bool {
+	plain := make(map[string]bool, len(registries))
+	for _, r := range registries {
+		if _, rest, ok := strings.Cut(r, "://"); ok {
+			r, _, _ = strings.Cut(rest, "/")
+		}
+		if r != "" {
+			plain[strings.ToLower(r)] = true
+		}
+	}
+	return func(host string) bool {
+		return plain[strings.ToLower(host)] || runtime.IsLoopbackHost(host)
+	}
 }
 
 // Run adopts the containers a previous agent process left running, serves
@@ -225,8 +284,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 // running when the agent stops: the next agent adopts them.
 func (a *Agent) Run(ctx context.Context) error {
 	a.ctx = ctx
-	defer a.rt.Close()
-	if err := a.registerCell(); err != nil {
+	defer a.closeEngine()
+	if err := a.registry.RegisterCell(); err != nil {
 		return err
 	}
 	if err := a.adopt(ctx); err != nil {
@@ -239,6 +298,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("cell ready", "address", a.cfg.Address, "boot", a.bootID, "instances", len(a.insts))
 	a.wg.Go(func() { a.heartbeatLoop(ctx) })
 	a.wg.Go(func() { a.registrySyncLoop(ctx) })
+	a.wg.Go(func() { a.driftLoop(ctx) })
 	<-ctx.Done()
 	for _, s := range subs {
 		_ = s.Unsubscribe()

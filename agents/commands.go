@@ -19,35 +19,39 @@ func (a *Agent) handleStart(m *nats.Msg) {
 		a.reply(m, err)
 		return
 	}
-	ref := req.Instance
-	if ref.GUID == "" || ref.App == "" || ref.Space == "" || req.Run.Droplet == "" {
-		a.reply(m, fmt.Errorf("start needs an instance guid, app, space and droplet"))
-		return
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, exists := a.insts[ref.GUID]; exists {
-		a.replyLocked(m, nil) // a retried request: already accepted
-		return
+	a.replyLocked(m, a.acceptLocked(req.Instance, req.Run))
+}
+
+// acceptLocked accepts an instance to start: STARTING at once, launched in
+// the background. A retried request (the instance is known) is accepted
+// again. Caller holds a.mu.
+func (a *Agent) acceptLocked(ref model.InstanceRef, run model.RunSpec) error {
+	if ref.GUID == "" || ref.App == "" || ref.Space == "" || run.Droplet == "" {
+		return fmt.Errorf("start needs an instance guid, app, space and droplet")
 	}
-	if free := a.freeMemoryLocked(); a.cfg.Capacity.MemoryMB > 0 && req.Run.MemoryMB > free {
-		a.replyLocked(m, fmt.Errorf("cell %s has %d MB free, instance needs %d MB", a.cfg.CellID, free, req.Run.MemoryMB))
-		return
+	if _, exists := a.insts[ref.GUID]; exists {
+		return nil // a retried request: already accepted
+	}
+	if free := a.freeMemoryLocked(); a.cfg.Capacity.MemoryMB > 0 && run.MemoryMB > free {
+		return fmt.Errorf("cell %s has %d MB free, instance needs %d MB", a.cfg.CellID, free, run.MemoryMB)
 	}
 	ctx, cancel := context.WithCancel(a.ctx)
 	in := &instance{
-		status:   model.InstanceStatus{InstanceRef: ref, MemoryMB: req.Run.MemoryMB, DiskMB: req.Run.DiskMB},
-		run:      req.Run,
+		status:   model.InstanceStatus{InstanceRef: ref, MemoryMB: run.MemoryMB, DiskMB: run.DiskMB},
+		run:      run,
 		cancel:   cancel,
 		launched: make(chan struct{}),
 	}
+	in.life = a.instanceLifecycleLocked(in)
 	a.insts[ref.GUID] = in
 	a.setState(in, model.StateStarting, "accepted")
-	a.replyLocked(m, nil)
 	a.wg.Go(func() {
 		defer close(in.launched)
 		a.launch(ctx, in)
 	})
+	return nil
 }
 
 // handleStop serves bus.VerbStop. Stopping an instance the cell does not
@@ -60,14 +64,20 @@ func (a *Agent) handleStop(m *nats.Msg) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	in := a.insts[req.GUID]
+	a.stopLocked(req.GUID, req.Reason)
+	a.replyLocked(m, nil)
+}
+
+// stopLocked makes an instance STOPPING and stops it in the background;
+// an unknown or already stopping instance is left as it is. Caller holds
+// a.mu.
+func (a *Agent) stopLocked(guid, reason string) {
+	in := a.insts[guid]
 	if in == nil || in.stopping {
-		a.replyLocked(m, nil)
 		return
 	}
 	in.stopping = true
-	a.setState(in, model.StateStopping, req.Reason)
-	a.replyLocked(m, nil)
+	a.setState(in, model.StateStopping, reason)
 	a.wg.Go(func() { a.stop(in) })
 }
 

@@ -11,10 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
-	"github.com/driftless/driftless/agents/health"
 	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/bus"
@@ -38,11 +36,15 @@ const (
 	LabelRelease = "driftless.release"
 )
 
-// instance is one instance on this cell. Fields are guarded by Agent.mu.
+// instance is one instance on this cell. Fields are guarded by Agent.mu,
+// but life, which its launch runs and then its stop undoes (never both at
+// once).
 type instance struct {
 	status   model.InstanceStatus
 	run      model.RunSpec
 	stopping bool
+	// life is the instance's steps on the cell (instanceLifecycle).
+	life *lifecycle
 	// cancel ends the instance's goroutines (health check, exit watch, logs).
 	cancel context.CancelFunc
 	// launched is closed when launch has returned; nil for an adopted
@@ -64,87 +66,45 @@ func (a *Agent) setState(in *instance, st model.InstanceState, reason string) {
 	a.gen++
 	in.status.State, in.status.Since, in.status.Reason = st, time.Now().UTC(), reason
 	ic := bus.InstanceChanged{CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen, Instance: in.status}
-	if err := bus.Publish(a.cfg.NATS, bus.SubjectInstanceChanged, ic); err != nil {
+	if err := a.pub.Publish(bus.SubjectInstanceChanged, ic); err != nil {
 		a.log.Warn("reporting instance change", "err", err)
 	}
 	a.log.Info("instance "+string(st), "app", in.status.App, "index", in.status.Index, "guid", in.status.GUID, "reason", reason)
 }
 
-// launch brings a STARTING instance up: host port, network, droplet,
-// container, health check, Consul registration, RUNNING. Any failure
-// makes it CRASHED with the reason; the controller then replaces it.
+// launch brings a STARTING instance up by running its lifecycle (host
+// port, network, droplet, container, health check, registration), then
+// makes it RUNNING. A failed step makes it CRASHED with the reason (the
+// controller then replaces it) and what was done is undone at once; a
+// launch cut short by a stop leaves the undoing to the stop, and one cut
+// short by the agent stopping leaves it to the next agent process.
 func (a *Agent) launch(ctx context.Context, in *instance) {
+	err := in.life.run(ctx)
 	a.mu.Lock()
-	ref, run := in.status.InstanceRef, in.run
-	a.mu.Unlock()
-	guid := ref.GUID
-
-	port, err := a.ports.Allocate(ctx)
-	if err != nil {
-		a.crash(in, -1, fmt.Sprintf("no host port free: %v", err))
-		return
-	}
-	a.mu.Lock()
-	in.status.HostPort = port
-	a.mu.Unlock()
-	if err := a.writeRecord(record{Instance: ref, Run: withoutEnv(run), HostPort: port}); err != nil {
-		a.crash(in, -1, err.Error())
-		return
-	}
-	att, err := a.net.Attach(ctx, guid, port, ContainerPort)
-	if err != nil {
-		a.crash(in, -1, fmt.Sprintf("setting up the network: %v", err))
-		return
-	}
-	if run.DropletPlainHTTP {
-		host, _, _ := strings.Cut(run.Droplet, "/")
-		a.plain.Store(host, true)
-	}
-	if err := a.rt.Pull(ctx, run.Droplet); err != nil {
-		a.crash(in, -1, fmt.Sprintf("fetching the droplet: %v", err))
-		return
-	}
-	if err := a.rt.Start(ctx, a.spec(ref, run, port, att)); err != nil {
-		a.crash(in, -1, fmt.Sprintf("starting the container: %v", err))
-		return
-	}
-	exits, err := a.rt.Wait(ctx, guid)
-	if err != nil {
-		a.crash(in, -1, fmt.Sprintf("watching the container: %v", err))
-		return
-	}
-	a.wg.Go(func() { a.watchExit(ctx, in, exits) })
-	a.wg.Go(func() { a.shipLogs(ctx, ref, a.rt.LogPath(guid), false) })
-
-	timeout := run.HealthCheck.StartTimeout()
-	hctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	addr := net.JoinHostPort(a.cfg.Address, strconv.Itoa(port))
-	if err := health.WaitHealthy(hctx, run.HealthCheck, addr, a.cfg.ProbeInterval); err != nil {
-		if ctx.Err() != nil {
-			return // stopping, crashed meanwhile, or the agent is shutting down
-		}
-		a.crash(in, -1, fmt.Sprintf("health check (%s) did not pass within %s: %v", run.HealthCheck.Kind(), timeout, err))
-		_ = a.rt.Kill(a.ctx, guid)
-		return
-	}
-	a.mu.Lock()
-	if in.stopping || in.status.State != model.StateStarting {
-		a.mu.Unlock()
-		return
-	}
-	a.mu.Unlock()
-	if err := a.register(in); err != nil {
-		// The registry sync loop retries; the instance is healthy.
-		a.log.Warn("registering instance in consul", "guid", guid, "err", err)
-	}
-	a.mu.Lock()
-	if !in.stopping && in.status.State == model.StateStarting {
+	stopping, guid := in.stopping, in.status.GUID
+	if err == nil && !stopping && in.status.State == model.StateStarting {
 		in.status.WasHealthy = true
 		a.setState(in, model.StateRunning, "health check passed")
+		addr := a.instanceAddr(in.status.HostPort)
+		a.wg.Go(func() { a.watchHealth(ctx, in, addr) })
 	}
 	a.mu.Unlock()
-	a.wg.Go(func() { a.watchHealth(ctx, in, addr) })
+	if err == nil || stopping || a.ctx.Err() != nil {
+		return
+	}
+	if ctx.Err() == nil && !errors.Is(err, errNotStarting) {
+		a.crash(in, -1, err.Error())
+	}
+	// Crashed (now, or by its exit while it started): its process is
+	// killed at once (after the crash is recorded, so its exit is not
+	// taken for the reason), then what it holds is given back. What
+	// cannot be given back now is left to its stop.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), undoAttemptTimeout)
+	defer cancel()
+	_ = a.runner.Kill(uctx, guid)
+	if err := in.life.undo(uctx); err != nil {
+		a.log.Warn("undoing a failed start", "guid", guid, "err", err)
+	}
 }
 
 // LivenessFailures is how many health checks in a row a RUNNING instance
@@ -158,7 +118,7 @@ const LivenessFailures = 3
 // answering is replaced, not left registered and unreachable.
 func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 	a.mu.Lock()
-	hc := in.run.HealthCheck
+	hc, guid := in.run.HealthCheck, in.status.GUID
 	a.mu.Unlock()
 	if hc.Kind() == model.HealthProcess {
 		return
@@ -178,7 +138,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 		if done {
 			return
 		}
-		err := health.Probe(ctx, hc, addr)
+		err := a.probe.Probe(ctx, hc, addr)
 		if err == nil {
 			fails = 0
 			continue
@@ -191,7 +151,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 			continue
 		}
 		a.crash(in, -1, fmt.Sprintf("health check (%s) failed %d times in a row: %v", hc.Kind(), fails, err))
-		_ = a.rt.Kill(a.ctx, in.status.GUID)
+		_ = a.runner.Kill(a.ctx, guid)
 		return
 	}
 }
@@ -236,7 +196,7 @@ func (a *Agent) rewatch(ctx context.Context, in *instance, lost error) <-chan ru
 	giveUp := time.Now().Add(LostWatchGrace)
 	pause := 250 * time.Millisecond
 	for {
-		exits, err := a.rt.Wait(ctx, guid)
+		exits, err := a.runner.Watch(ctx, guid)
 		switch {
 		case err == nil:
 			a.log.Info("watching an instance's process again", "guid", guid)
@@ -270,7 +230,7 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 	guid := in.status.GUID
 	a.mu.Unlock()
 	a.deregister(guid)
-	last := runtime.TailLines(a.rt.LogPath(guid), 10)
+	last := runtime.TailLines(a.runner.LogPath(guid), 10)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if in.stopping || in.status.State == model.StateCrashed {
@@ -283,14 +243,14 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 	}
 }
 
-// stop takes an instance out of Consul, lets routers notice, stops its
-// container and frees its network and port. It retries (bounded) while
-// containerd does not answer.
+// stop takes an instance out of Consul, lets routers notice, then undoes
+// its lifecycle in reverse: container, network, host port. It retries
+// (bounded) while an engine does not answer.
 func (a *Agent) stop(in *instance) {
 	a.mu.Lock()
-	ref, port, wasRunning := in.status.InstanceRef, in.status.HostPort, in.status.State == model.StateRunning
+	guid, wasRunning := in.status.GUID, in.status.State == model.StateRunning
 	a.mu.Unlock()
-	a.deregister(ref.GUID)
+	a.deregister(guid)
 	if wasRunning {
 		select {
 		case <-time.After(a.cfg.Drain):
@@ -302,58 +262,32 @@ func (a *Agent) stop(in *instance) {
 		in.cancel()
 	}
 	if in.launched != nil {
-		// A launch in flight stops at its next step and undoes what it
-		// was doing; the container and network it made are removed
-		// below. Removing them under it would race its container
-		// creation (a task created after its container was deleted
-		// leaves a shim running for ever).
+		// A launch in flight stops at its next step; what it did is
+		// undone below, once it has returned. Undoing under it would race
+		// its container creation (a task created after its container was
+		// deleted leaves a shim running for ever). It may have registered
+		// the instance after the deregistration above (it passed its
+		// health check as the stop came): its registration step, entered,
+		// is undone too.
 		<-in.launched
-		a.mu.Lock()
-		port = in.status.HostPort
-		a.mu.Unlock()
-		// It may have registered the instance after the deregistration
-		// above (it passed its health check as the stop came).
-		a.deregister(ref.GUID)
 	}
-	// The teardown is not cut short when the agent stops (Run waits for
-	// it): a stop abandoned half-way leaves the instance's namespace,
-	// address and port mapping on the host, held for nothing. While
-	// stopping, three attempts, not thirty.
-	var err error
-	for attempt := 0; attempt < 30; attempt++ {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), time.Minute)
-		err = a.removeContainer(actx, ref.GUID, port)
-		cancel()
-		if err == nil {
-			break
-		}
-		a.log.Warn("stopping instance", "guid", ref.GUID, "attempt", attempt, "err", err)
-		if a.ctx.Err() != nil && attempt >= 2 {
-			return
-		}
-		time.Sleep(2 * time.Second)
+	if err := a.undoRetrying(in.life, guid); err != nil && a.ctx.Err() != nil {
+		return
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	delete(a.insts, ref.GUID)
+	delete(a.insts, guid)
 	a.setState(in, model.StateStopped, "stopped")
 }
 
-// removeContainer deletes an instance's container, network, port, record
-// and log. Each step is idempotent.
-func (a *Agent) removeContainer(ctx context.Context, guid string, port int) error {
-	if err := a.rt.Stop(ctx, guid, a.cfg.StopGrace); err != nil {
-		return err
-	}
-	if port > 0 {
-		if err := a.net.Detach(ctx, guid, port, ContainerPort); err != nil {
-			return err
-		}
-		a.ports.Release(port)
-	}
-	_ = os.Remove(a.recordPath(guid))
-	_ = os.Remove(a.rt.LogPath(guid))
-	return nil
+// teardown removes what an instance the cell does not run left behind
+// (container, log, network, host port, record); each part is optional.
+func (a *Agent) teardown(ctx context.Context, guid string, port int) error {
+	in := &instance{status: model.InstanceStatus{InstanceRef: model.InstanceRef{GUID: guid}, HostPort: port}}
+	a.mu.Lock()
+	l := a.instanceLifecycleLocked(in)
+	a.mu.Unlock()
+	return l.done().undo(ctx)
 }
 
 // spec is the container of one instance: non-root, limited, with the

@@ -24,7 +24,7 @@ func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string
 	err := followLines(ctx, path, fromEnd, func(text string) {
 		msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogApp,
 			Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
-		if err := bus.Publish(a.cfg.NATS, subject, msg); err != nil {
+		if err := a.pub.Publish(subject, msg); err != nil {
 			a.log.Debug("shipping log line", "err", err)
 		}
 	})

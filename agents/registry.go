@@ -12,71 +12,125 @@ import (
 	"github.com/driftless/driftless/model"
 )
 
-// register makes a healthy instance routable: a Consul service with the
-// app's routes and a health check Consul runs itself.
-func (a *Agent) register(in *instance) error {
-	a.mu.Lock()
-	st, run := in.status, in.run
-	a.mu.Unlock()
-	reg := catalog.Registration(model.Endpoint{InstanceRef: st.InstanceRef, Cell: a.cfg.CellID, Address: a.cfg.Address, Port: st.HostPort, Routes: run.Routes, Balance: run.Balance}, run.HealthCheck, a.cfg.CheckInterval)
-	if err := a.cfg.Consul.Agent().ServiceRegister(reg); err != nil {
-		return fmt.Errorf("registering %s/%d in consul: %w", st.App, st.Index, err)
-	}
-	return nil
+// consulRegistry is the cell's Registry in its local Consul agent: one
+// service per instance (catalog.Registration) and the cell's own TTL
+// service (catalog.CellRegistration).
+type consulRegistry struct {
+	client  *consul.Client
+	cellID  string
+	address string
+	// checkInterval is how often Consul checks an instance, cellTTL how
+	// long the cell's check stays passing unrenewed.
+	checkInterval, cellTTL time.Duration
 }
 
-// registerCell registers the cell's own service, whose TTL check every
-// instance registration aliases (catalog.CellRegistration).
-func (a *Agent) registerCell() error {
-	if err := a.cfg.Consul.Agent().ServiceRegister(catalog.CellRegistration(a.cfg.CellID, a.cfg.Address, a.cfg.CellTTL)); err != nil {
+// RegisterCell implements Registry.
+func (r consulRegistry) RegisterCell() error {
+	if err := r.client.Agent().ServiceRegister(catalog.CellRegistration(r.cellID, r.address, r.cellTTL)); err != nil {
 		return fmt.Errorf("registering the cell in consul: %w", err)
 	}
 	return nil
 }
 
+// RenewCell implements Registry.
+func (r consulRegistry) RenewCell() error {
+	if err := r.client.Agent().UpdateTTL(catalog.CellCheckID(r.cellID), "agent running", consul.HealthPassing); err != nil {
+		return fmt.Errorf("renewing the cell check: %w", err)
+	}
+	return nil
+}
+
+// Register implements Registry.
+func (r consulRegistry) Register(ep model.Endpoint, hc model.HealthCheck) error {
+	if err := r.client.Agent().ServiceRegister(catalog.Registration(ep, hc, r.checkInterval)); err != nil {
+		return fmt.Errorf("registering %s/%d in consul: %w", ep.App, ep.Index, err)
+	}
+	return nil
+}
+
+// Deregister implements Registry.
+func (r consulRegistry) Deregister(guid string) error {
+	if err := r.client.Agent().ServiceDeregister(guid); err != nil {
+		return fmt.Errorf("deregistering %s from consul: %w", guid, err)
+	}
+	return nil
+}
+
+// PassProcessCheck implements Registry.
+func (r consulRegistry) PassProcessCheck(guid string) error {
+	if err := r.client.Agent().UpdateTTL(catalog.CheckID(guid), "process running", consul.HealthPassing); err != nil {
+		return fmt.Errorf("passing the process check of %s: %w", guid, err)
+	}
+	return nil
+}
+
+// Instances implements Registry.
+func (r consulRegistry) Instances() (map[string]bool, error) {
+	filter := fmt.Sprintf("Meta.%s == %q", catalog.MetaCell, r.cellID)
+	services, err := r.client.Agent().ServicesWithFilter(filter)
+	if err != nil {
+		return nil, fmt.Errorf("listing the cell's services in consul: %w", err)
+	}
+	out := make(map[string]bool, len(services))
+	for id, svc := range services {
+		if id != catalog.CellServiceID(r.cellID) && catalog.IsDriftless(svc.Tags) {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// register makes a healthy instance routable: a registration with the
+// app's routes and a health check the registry runs itself.
+func (a *Agent) register(in *instance) error {
+	a.mu.Lock()
+	st, run := in.status, in.run
+	a.mu.Unlock()
+	ep := model.Endpoint{InstanceRef: st.InstanceRef, Cell: a.cfg.CellID, Address: a.cfg.Address,
+		Port: st.HostPort, Routes: run.Routes, Balance: run.Balance}
+	return a.registry.Register(ep, run.HealthCheck)
+}
+
 // renewCell keeps the cell's check passing; when the check is gone
 // (Consul restarted, or it was deleted by hand) the cell registers again.
 func (a *Agent) renewCell() {
-	err := a.cfg.Consul.Agent().UpdateTTL(catalog.CellCheckID(a.cfg.CellID), "agent running", consul.HealthPassing)
+	err := a.registry.RenewCell()
 	if err == nil {
 		return
 	}
 	a.log.Debug("renewing the cell check", "err", err)
-	if err := a.registerCell(); err != nil {
+	if err := a.registry.RegisterCell(); err != nil {
 		a.log.Warn("registering the cell again", "err", err)
 	}
 }
 
-// deregister takes an instance out of Consul (and so out of the routers).
+// deregister takes an instance out of the registry (and so out of the
+// routers).
 func (a *Agent) deregister(guid string) {
-	if err := a.cfg.Consul.Agent().ServiceDeregister(guid); err != nil {
+	if err := a.registry.Deregister(guid); err != nil {
 		a.log.Debug("deregistering instance", "guid", guid, "err", err)
 	}
 }
 
-// registrySyncLoop repairs drift every interval: a driftless container
-// in the cell's containerd namespace that is no instance of the cell
-// (started by hand, or left by a failed removal) is removed, and between
-// the cell and Consul: a RUNNING instance missing from Consul (deleted by hand, or
-// Consul restarted) is registered again, a registration of this cell with
-// no RUNNING instance behind it is removed, and process-type checks (TTL)
-// are kept passing while their process runs.
+// registrySyncLoop repairs drift between the cell and Consul every
+// interval (syncRegistry).
 func (a *Agent) registrySyncLoop(ctx context.Context) {
 	ticks.Every(ctx, a.cfg.SyncInterval, func() {
 		if err := a.syncRegistry(); err != nil {
 			a.log.Warn("comparing registrations with consul", "err", err)
 		}
-		if err := a.syncContainers(ctx); err != nil {
-			a.log.Warn("comparing containers with instances", "err", err)
-		}
 	})
 }
 
+// syncRegistry compares the cell's instances with their registrations: a
+// RUNNING instance missing (deleted by hand, or Consul restarted) is
+// registered again, a registration of this cell with no RUNNING instance
+// behind it is removed, and process-type checks (TTL) are kept passing
+// while their process runs.
 func (a *Agent) syncRegistry() error {
-	filter := fmt.Sprintf("Meta.%s == %q", catalog.MetaCell, a.cfg.CellID)
-	services, err := a.cfg.Consul.Agent().ServicesWithFilter(filter)
+	registered, err := a.registry.Instances()
 	if err != nil {
-		return fmt.Errorf("listing services: %w", err)
+		return err
 	}
 	a.mu.Lock()
 	running := make(map[string]*instance)
@@ -87,7 +141,7 @@ func (a *Agent) syncRegistry() error {
 	}
 	a.mu.Unlock()
 	for guid, in := range running {
-		if _, ok := services[guid]; !ok {
+		if !registered[guid] {
 			a.log.Info("instance missing from consul: registering it again", "guid", guid, "app", in.status.App)
 			if err := a.register(in); err != nil {
 				a.log.Warn("re-registering instance", "err", err)
@@ -95,47 +149,15 @@ func (a *Agent) syncRegistry() error {
 			continue
 		}
 		if in.run.HealthCheck.Kind() == model.HealthProcess {
-			if err := a.cfg.Consul.Agent().UpdateTTL(catalog.CheckID(guid), "process running", "pass"); err != nil {
+			if err := a.registry.PassProcessCheck(guid); err != nil {
 				a.log.Warn("passing process check", "guid", guid, "err", err)
 			}
 		}
 	}
-	for guid, svc := range services {
-		if guid == catalog.CellServiceID(a.cfg.CellID) {
-			continue
-		}
-		if _, ok := running[guid]; !ok && catalog.IsDriftless(svc.Tags) {
+	for guid := range registered {
+		if _, ok := running[guid]; !ok {
 			a.log.Info("registration without a running instance: removing it", "guid", guid)
 			a.deregister(guid)
-		}
-	}
-	return nil
-}
-
-// syncContainers removes the containers labelled as driftless instances
-// that are not instances of this cell. Instances are added to the cell's
-// table before their container is created and removed from it after, so a
-// container never in the table was not made by this agent process or the
-// one it adopted from.
-func (a *Agent) syncContainers(ctx context.Context) error {
-	conts, err := a.rt.List(ctx)
-	if err != nil {
-		return fmt.Errorf("listing containers: %w", err)
-	}
-	for _, c := range conts {
-		guid := c.Labels[LabelGUID]
-		if guid == "" {
-			continue
-		}
-		a.mu.Lock()
-		_, known := a.insts[guid]
-		a.mu.Unlock()
-		if known {
-			continue
-		}
-		a.log.Warn("container that is no instance of this cell: removing it", "container", guid, "app", c.Labels[LabelApp])
-		if err := a.rt.Stop(ctx, guid, time.Second); err != nil {
-			a.log.Warn("removing a foreign container", "container", guid, "err", err)
 		}
 	}
 	return nil

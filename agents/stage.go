@@ -3,11 +3,11 @@ package agents
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/agents/staging"
 	"github.com/driftless/driftless/bus"
@@ -39,7 +39,7 @@ func (a *Agent) handleStage(m *nats.Msg) {
 		subject := bus.Logs(req.Space, req.App)
 		out := func(line string) {
 			msg := model.LogLine{Time: time.Now().UTC(), Space: req.Space, App: req.App, Source: model.LogStaging, Text: line}
-			if err := bus.Publish(a.cfg.NATS, subject, msg); err != nil {
+			if err := a.pub.Publish(subject, msg); err != nil {
 				a.log.Debug("shipping staging log", "err", err)
 			}
 		}
@@ -58,61 +58,82 @@ func (a *Agent) handleStage(m *nats.Msg) {
 const LabelStaging = "driftless.staging"
 
 // compileRunner runs buildpack compile steps in containers on this cell
-// (staging.Runner): the stack image from the blob store, vcap, memory, CPU
-// and pids limits, no capabilities, its own network namespace with
-// outbound access only (module proxies, npm), and the output streamed line
-// by line.
+// (staging.Runner), through the same runner and network as instances: the
+// stack image from the blob store, vcap, memory, CPU and pids limits, no
+// capabilities, its own network namespace with outbound access only
+// (module proxies, npm), and the output streamed line by line.
 type compileRunner struct{ a *Agent }
+
+// compileLifecycle is a compile step's life: network (a namespace, no
+// port mapping) → image (the stack's, pulled) → container (started); undone
+// in reverse once the step has ended.
+func (a *Agent) compileLifecycle(job staging.CompileJob, exits *<-chan runtime.Exit) *lifecycle {
+	id := job.ID
+	var att *network.Attachment
+	return &lifecycle{steps: []step{
+		{name: StepNetwork,
+			do: func(ctx context.Context) error {
+				var err error
+				if att, err = a.net.Attach(ctx, id, 0, 0); err != nil {
+					return fmt.Errorf("network for the compile step: %w", err)
+				}
+				return nil
+			},
+			undo: func(ctx context.Context) error { return a.net.Detach(ctx, id, 0, 0) }},
+		{name: "image",
+			do: func(ctx context.Context) error {
+				if err := a.runner.Fetch(ctx, job.Image); err != nil {
+					return fmt.Errorf("fetching the stack image: %w", err)
+				}
+				return nil
+			}},
+		{name: StepContainer,
+			do: func(ctx context.Context) error {
+				mounts := make([]runtime.Mount, 0, len(job.Mounts))
+				for _, m := range job.Mounts {
+					mounts = append(mounts, runtime.Mount{Source: m.Source, Destination: m.Destination, ReadOnly: m.ReadOnly})
+				}
+				spec := runtime.Spec{
+					ID: id, Image: job.Image, Args: []string{"/bin/sh", "-c", job.Script}, Env: job.Env,
+					WorkingDir: staging.AppDir, UID: model.VcapUID, GID: model.VcapUID,
+					MemoryMB: job.MemoryMB, CPUShares: 1024, PidsLimit: PidsLimit,
+					NetNSPath: att.NetNSPath, Hostname: "staging",
+					Labels: map[string]string{LabelStaging: id}, Mounts: mounts,
+				}
+				var err error
+				if *exits, err = a.runner.Run(ctx, spec); err != nil {
+					return fmt.Errorf("starting the compile step: %w", err)
+				}
+				return nil
+			},
+			undo: func(ctx context.Context) error { return a.runner.Remove(ctx, id, time.Second) }},
+	}}
+}
 
 // Compile implements staging.Runner.
 func (r compileRunner) Compile(ctx context.Context, job staging.CompileJob, out func(string)) error {
 	a := r.a
-	id := job.ID
-	if job.PlainHTTP {
-		host, _, _ := strings.Cut(job.Image, "/")
-		a.plain.Store(host, true)
-	}
-	if err := a.rt.Pull(ctx, job.Image); err != nil {
-		return fmt.Errorf("fetching the stack image: %w", err)
-	}
-	cleanup := func() {
+	var exits <-chan runtime.Exit
+	life := a.compileLifecycle(job, &exits)
+	undo := func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if err := a.rt.Stop(cctx, id, time.Second); err != nil {
-			a.log.Warn("removing a compile container", "id", id, "err", err)
+		if err := life.undo(cctx); err != nil {
+			a.log.Warn("removing a compile step", "id", job.ID, "err", err)
 		}
-		_ = a.net.Detach(cctx, id, 0, 0)
-		_ = a.rt.RemoveLog(id)
 	}
-	cleanup() // left by an agent that died mid-staging
-	defer cleanup()
-	att, err := a.net.Attach(ctx, id, 0, 0)
-	if err != nil {
-		return fmt.Errorf("network for the compile step: %w", err)
-	}
-	mounts := make([]runtime.Mount, 0, len(job.Mounts))
-	for _, m := range job.Mounts {
-		mounts = append(mounts, runtime.Mount{Source: m.Source, Destination: m.Destination, ReadOnly: m.ReadOnly})
-	}
-	spec := runtime.Spec{
-		ID: id, Image: job.Image, Args: []string{"/bin/sh", "-c", job.Script}, Env: job.Env,
-		WorkingDir: staging.AppDir, UID: model.VcapUID, GID: model.VcapUID,
-		MemoryMB: job.MemoryMB, CPUShares: 1024, PidsLimit: PidsLimit,
-		NetNSPath: att.NetNSPath, Hostname: "staging",
-		Labels: map[string]string{LabelStaging: id}, Mounts: mounts,
-	}
-	if err := a.rt.Start(ctx, spec); err != nil {
-		return fmt.Errorf("starting the compile step: %w", err)
-	}
-	exits, err := a.rt.Wait(ctx, id)
-	if err != nil {
-		return fmt.Errorf("watching the compile step: %w", err)
+	life.done()
+	undo() // what an agent that died mid-staging left
+	life.entered = 0
+	defer undo()
+	if err := life.run(ctx); err != nil {
+		return err
 	}
 	fctx, stopFollow := context.WithCancel(context.WithoutCancel(ctx))
 	followed := make(chan struct{})
 	go func() {
 		defer close(followed)
-		_ = followLines(fctx, a.rt.LogPath(id), false, func(line string) { out("       " + line) })
+		_ = followLines(fctx, a.runner.LogPath(job.ID), false, func(line string) { out("       " + line) })
 	}()
 	var exit runtime.Exit
 	select {

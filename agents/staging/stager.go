@@ -65,14 +65,13 @@ type Runner interface {
 type CompileJob struct {
 	// ID names the step (and its container).
 	ID string
-	// Image is the stack image's reference in the blob store;
-	// PlainHTTP says the blob store speaks plain HTTP.
-	Image     string
-	PlainHTTP bool
-	Script    string
-	Env       []string
-	Mounts    []Mount
-	MemoryMB  int64
+	// Image is the stack image's reference in the blob store (the cell's
+	// configuration says whether it is reached over plain HTTP).
+	Image    string
+	Script   string
+	Env      []string
+	Mounts   []Mount
+	MemoryMB int64
 }
 
 // Stager builds droplets.
@@ -249,7 +248,7 @@ func (s *Stager) compile(ctx context.Context, req bus.StageRequest, bs *blobstor
 	}
 	say("-----> Compiling in a container of stack " + stack)
 	job := CompileJob{
-		ID: "stage-" + safeName(req.ReleaseID), Image: ref, PlainHTTP: strings.HasPrefix(req.BlobStore, "http://"),
+		ID: "stage-" + safeName(req.ReleaseID), Image: ref,
 		Script: plan.Compile, Env: plan.CompileEnv, MemoryMB: s.cfg.CompileMemoryMB,
 		Mounts: append([]Mount{
 			{Source: srcDir, Destination: SourceDir, ReadOnly: true},

@@ -1,0 +1,104 @@
+package agents
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/driftless/driftless/agents/health"
+	"github.com/driftless/driftless/agents/network"
+	"github.com/driftless/driftless/agents/runtime"
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
+)
+
+// The cell's side effects live behind the interfaces of this file, so that
+// an instance's lifecycle, its stop, adoption and the drift loops run in
+// unit tests against fakes: no containerd, CNI, iptables, Consul or NATS.
+
+// Networks gives containers their network namespace, address and host-port
+// mapping (*network.Network).
+type Networks interface {
+	// Attach makes id's namespace, with hostPort mapped to containerPort
+	// (no mapping when both are 0).
+	Attach(ctx context.Context, id string, hostPort, containerPort int) (*network.Attachment, error)
+	// Detach undoes Attach; detaching what is not attached is no error.
+	Detach(ctx context.Context, id string, hostPort, containerPort int) error
+	// Lookup finds id's attachment.
+	Lookup(id string) (*network.Attachment, bool)
+	// Attachments lists every attachment of the cell.
+	Attachments() ([]*network.Attachment, error)
+}
+
+// HostPorts hands out the host ports instances are mapped on
+// (*network.Ports: each held by a listening socket).
+type HostPorts interface {
+	// Allocate takes a free port.
+	Allocate(ctx context.Context) (int, error)
+	// Reserve takes a given port (an adopted instance's).
+	Reserve(port int) error
+	// Release gives a port back.
+	Release(port int)
+}
+
+// Registry makes the cell's healthy instances routable and keeps the
+// cell's own liveness check passing (Consul, see consulRegistry).
+type Registry interface {
+	// RegisterCell registers the cell's service, whose check every
+	// instance registration aliases.
+	RegisterCell() error
+	// RenewCell keeps the cell's check passing.
+	RenewCell() error
+	// Register makes an instance routable, with a check the registry runs
+	// as hc says.
+	Register(ep model.Endpoint, hc model.HealthCheck) error
+	// Deregister takes an instance out; a missing one is no error.
+	Deregister(guid string) error
+	// PassProcessCheck passes the TTL check of a process-type instance.
+	PassProcessCheck(guid string) error
+	// Instances lists the guids of the instance registrations of this cell.
+	Instances() (map[string]bool, error)
+}
+
+// Publisher sends the cell's reports: state changes, heartbeats, log lines.
+type Publisher interface {
+	Publish(subject string, v any) error
+}
+
+// natsPublisher publishes on NATS with bus's encoding.
+type natsPublisher struct{ nc *nats.Conn }
+
+// Publish implements Publisher.
+func (p natsPublisher) Publish(subject string, v any) error { return bus.Publish(p.nc, subject, v) }
+
+// Prober checks instance health (agents/health); fakes in unit tests.
+type Prober interface {
+	// WaitHealthy probes every interval until a probe passes or ctx ends.
+	WaitHealthy(ctx context.Context, hc model.HealthCheck, addr string, interval time.Duration) error
+	// Probe checks once.
+	Probe(ctx context.Context, hc model.HealthCheck, addr string) error
+}
+
+// healthProber is agents/health.
+type healthProber struct{}
+
+// WaitHealthy implements Prober.
+func (healthProber) WaitHealthy(ctx context.Context, hc model.HealthCheck, addr string, interval time.Duration) error {
+	return health.WaitHealthy(ctx, hc, addr, interval)
+}
+
+// Probe implements Prober.
+func (healthProber) Probe(ctx context.Context, hc model.HealthCheck, addr string) error {
+	return health.Probe(ctx, hc, addr)
+}
+
+// parts are the side effects an Agent is made of; New makes the real ones.
+type parts struct {
+	engine   runtime.Engine
+	net      Networks
+	ports    HostPorts
+	registry Registry
+	pub      Publisher
+	probe    Prober
+}
