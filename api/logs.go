@@ -31,7 +31,7 @@ func NewLogHub(nc *nats.Conn) (*LogHub, error) {
 	h := &LogHub{recent: make(map[string][]model.LogLine), followers: make(map[string]map[chan model.LogLine]struct{})}
 	sub, err := nc.Subscribe(bus.LogsWildcard, func(m *nats.Msg) {
 		var l model.LogLine
-		if json.Unmarshal(m.Data, &l) == nil {
+		if bus.Decode(m, &l) == nil { // a line that does not decode is dropped
 			h.add(l)
 		}
 	})

@@ -1,5 +1,6 @@
 // Package route is the router's routing table: host and path prefix →
-// a pool of instances, balanced round-robin. A Table is immutable once
+// a pool of instances, balanced round-robin or least-connections (the
+// app's choice, else the router's default). A Table is immutable once
 // built; the registry builds a new one on every change and the proxy
 // reads the current one without locks.
 package route
