@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -234,11 +236,15 @@ func (c *cluster) startAgent(name string) {
 	c.t.Helper()
 	cn := c.cells[name]
 	i, _ := strconv.Atoi(cn.ip[strings.LastIndex(cn.ip, ".")+1:]) // 11, 12…
-	c.agents[name] = c.start("agent-"+name, cn.ns, "agent", "--cell-id", name, "--address", cn.ip,
-		"--zone", "z-"+name, "--memory", "2G", "--nats", c.natsURL, "--consul", c.consul,
-		"--containerd", c.ctrd.Address, "--namespace", name, "--network", "dl-"+name,
-		"--bridge", "dlb-"+name, "--subnet", fmt.Sprintf("10.%d.%d.0/24", subnetOctet(), i), "--ports", portRange(),
-		"--data", filepath.Join(c.dir, "agent-"+name))
+	args := []string{"agent", "--cell-id", name, "--address", cn.ip,
+		"--zone", "z-" + name, "--memory", "2G", "--nats", c.natsURL, "--consul", c.consul,
+		"--containerd", c.ctrd.Address, "--namespace", name, "--network", "dl-" + name,
+		"--bridge", "dlb-" + name, "--subnet", fmt.Sprintf("10.%d.%d.0/24", subnetOctet(), i), "--ports", portRange(),
+		"--data", filepath.Join(c.dir, "agent-"+name)}
+	for _, id := range slices.Sorted(maps.Keys(c.apis)) { // droplets come from http://<api> of the leader
+		args = append(args, "--plain-http-registry", c.apis[id])
+	}
+	c.agents[name] = c.start("agent-"+name, cn.ns, args...)
 }
 
 // kill sends SIGKILL to a process and waits for it to end.
