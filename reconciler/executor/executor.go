@@ -24,9 +24,28 @@ type Result struct {
 	Err    error
 }
 
+// Requester sends one request and decodes its reply: the executor's only
+// side effect. NATS is the implementation used by the controller; unit
+// tests use a fake.
+type Requester interface {
+	// Request sends req on subject and decodes the reply into resp. It
+	// gives up when ctx ends or after timeout, whichever comes first.
+	Request(ctx context.Context, subject string, req, resp any, timeout time.Duration) error
+}
+
+// NATS is a Requester sending JSON requests on a NATS connection
+// (bus.Request).
+func NATS(nc *nats.Conn) Requester { return natsRequester{nc: nc} }
+
+type natsRequester struct{ nc *nats.Conn }
+
+func (n natsRequester) Request(ctx context.Context, subject string, req, resp any, timeout time.Duration) error {
+	return bus.Request(ctx, n.nc, subject, req, resp, timeout)
+}
+
 // Executor sends actions to cells.
 type Executor struct {
-	nc *nats.Conn
+	req Requester
 	// Timeout bounds each request; cells reply as soon as they accepted
 	// a command, before the work is done.
 	Timeout time.Duration
@@ -36,7 +55,13 @@ type Executor struct {
 
 // New returns an executor sending on nc.
 func New(nc *nats.Conn) *Executor {
-	return &Executor{nc: nc, Timeout: 5 * time.Second, Parallel: 16}
+	return NewWith(NATS(nc))
+}
+
+// NewWith returns an executor sending its requests through r, with the
+// same Timeout and Parallel defaults as New.
+func NewWith(r Requester) *Executor {
+	return &Executor{req: r, Timeout: 5 * time.Second, Parallel: 16}
 }
 
 // Apply sends every action and returns one result per action, in order.
@@ -68,10 +93,10 @@ func (e *Executor) send(ctx context.Context, a plan.Action) (bus.Reply, error) {
 		if a.Run == nil {
 			return reply, fmt.Errorf("start %s/%d: no run spec", a.Instance.App, a.Instance.Index)
 		}
-		err = bus.Request(ctx, e.nc, bus.CellCommand(a.Cell, bus.VerbStart),
+		err = e.req.Request(ctx, bus.CellCommand(a.Cell, bus.VerbStart),
 			bus.StartInstance{Instance: a.Instance, Run: *a.Run}, &reply, e.Timeout)
 	case plan.Stop:
-		err = bus.Request(ctx, e.nc, bus.CellCommand(a.Cell, bus.VerbStop),
+		err = e.req.Request(ctx, bus.CellCommand(a.Cell, bus.VerbStop),
 			bus.StopInstance{GUID: a.Instance.GUID, Reason: a.Reason}, &reply, e.Timeout)
 	default:
 		return reply, fmt.Errorf("unknown action %q", a.Kind)
