@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/driftless/driftless/platform"
 	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/reconciler/decide"
 )
@@ -103,7 +104,7 @@ func newPolicyEvalCmd() *cobra.Command {
 	f.StringVar(&space, "space", "dev", "space the apps would deploy to")
 	f.StringVar(&org, "org", "", "organisation of the space")
 	f.StringVar(&policyDir, "policies", "", "policy folder (default: the built-in bundle)")
-	f.StringVar(&domain, "domain", "apps.localhost", "default domain of app routes")
+	f.StringVar(&domain, "domain", platform.DefaultDomain, "default domain of app routes")
 	f.BoolVar(&asJSON, "json", false, "print the violations as JSON")
 	return cmd
 }
