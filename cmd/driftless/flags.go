@@ -65,9 +65,10 @@ func crashFlags(f *pflag.FlagSet, p *plan.CrashPolicy) {
 }
 
 // cellFlags binds the cell's flags that dev has too; memory names the
-// flag of the memory offered (--cell-memory in dev, --memory on agents).
-func cellFlags(f *pflag.FlagSet, a *platform.AgentConfig, memory string) {
-	f.StringVar(&a.Runtime.Address, "containerd", a.Runtime.Address, "containerd socket (dev starts a private containerd when none answers)")
+// flag of the memory offered (--cell-memory in dev, --memory on agents),
+// containerdNote says what the role does when containerd does not answer.
+func cellFlags(f *pflag.FlagSet, a *platform.AgentConfig, memory, containerdNote string) {
+	f.StringVar(&a.Runtime.Address, "containerd", a.Runtime.Address, "containerd socket"+containerdNote)
 	f.StringVar(&a.Network.Bridge, "bridge", a.Network.Bridge, "bridge of the cell's containers")
 	f.StringVar(&a.Network.Subnet, "subnet", a.Network.Subnet, "subnet of the cell's containers")
 	f.Var(&portsValue{&a.PortMin, &a.PortMax}, "ports", "host-port range of instances")
@@ -144,8 +145,8 @@ func (v balanceValue) Type() string { return "balancing" }
 type certsValue struct{ certs *[]router.CertFile }
 
 func (v certsValue) String() string {
-	if v.certs == nil {
-		return "[]"
+	if v.certs == nil || len(*v.certs) == 0 {
+		return "" // no default shown
 	}
 	var s []string
 	for _, c := range *v.certs {
@@ -169,8 +170,8 @@ func (v certsValue) Type() string { return "CERT:KEY" }
 type prefixesValue struct{ p *[]netip.Prefix }
 
 func (v prefixesValue) String() string {
-	if v.p == nil {
-		return "[]"
+	if v.p == nil || len(*v.p) == 0 {
+		return "" // no default shown
 	}
 	var s []string
 	for _, p := range *v.p {

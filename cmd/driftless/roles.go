@@ -37,7 +37,7 @@ func devFlags(f *pflag.FlagSet) *platform.DevConfig {
 	cfg := platform.DefaultDevConfig()
 	dataFlag(f, &cfg.DataDir, "folder for all platform state")
 	controllerFlags(f, &cfg.Controller)
-	cellFlags(f, &cfg.Agent, "cell-memory")
+	cellFlags(f, &cfg.Agent, "cell-memory", " (a private containerd is started if none answers)")
 	httpFlag(f, &cfg.Router.Listen)
 	f.StringVar(&cfg.NATSListen, "nats", cfg.NATSListen, "embedded NATS listen address")
 	consulFlag(f, &cfg.Consul, " (a dev agent is started there if none answers)")
@@ -92,7 +92,7 @@ func newAgentCmd() *cobra.Command {
 func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	cfg := platform.DefaultAgentConfig()
 	dataFlag(f, &cfg.DataDir, "folder for instance records, logs and the staging cache")
-	cellFlags(f, &cfg, "memory")
+	cellFlags(f, &cfg, "memory", "")
 	f.StringVar(&cfg.CellID, "cell-id", cfg.CellID, "unique, stable name of this cell (default: hostname)")
 	f.StringVar(&cfg.Address, "address", cfg.Address, "address routers reach this cell's instances on")
 	f.StringVar(&cfg.Zone, "zone", cfg.Zone, "availability zone of this cell")

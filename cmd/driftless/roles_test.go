@@ -260,8 +260,8 @@ func TestFlagNames(t *testing.T) {
 			"namespace": "driftless", "bridge": "driftless0", "subnet": "10.200.0.0/16", "ports": "61000-61999",
 			"data": "/var/lib/driftless/agent", "network": "driftless", "cell-ttl": "15s", "stacks": "/var/lib/driftless/stacks",
 			"go-root": "", "static-server": "", "plain-http-registry": "[]"},
-		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "[]", "redirect-http": "false", "metrics": "",
-			"trusted-proxy": "[]", "dial-timeout": "5s", "response-timeout": "1m0s", "idle-timeout": "1m30s",
+		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "", "redirect-http": "false", "metrics": "",
+			"trusted-proxy": "", "dial-timeout": "5s", "response-timeout": "1m0s", "idle-timeout": "1m30s",
 			"read-header-timeout": "10s", "balance": "round-robin", "consul": "127.0.0.1:8500", "access-log": "-"},
 	}
 	root := newRoot()
