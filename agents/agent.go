@@ -4,6 +4,16 @@
 // (heartbeat.go, instances.go), serves the controller's commands
 // (commands.go), ships instance output (logs.go) and stages droplets
 // (stage.go, agents/staging).
+//
+// An instance's life on the cell is a lifecycle of ordered, undoable steps
+// (lifecycle.go): host port → network → droplet → container → health
+// check → registration. A step that fails, and a stop, undo the steps in
+// reverse; an instance adopted after an agent restart gets its lifecycle
+// with every step done. Compile steps run through the same runner
+// (runtime.Runner) and a lifecycle of their own. Two loops repair drift:
+// Consul against the cell's instances (registry.go), containerd against
+// them (drift.go). The side effects sit behind small interfaces
+// (boundaries.go), so all of this is unit tested on fakes.
 package agents
 
 import (
