@@ -36,7 +36,7 @@ var messages = []struct {
 		Capacity: model.Resources{MemoryMB: 4096, DiskMB: 20480, Instances: 50}, Instances: []model.InstanceStatus{status}, SentAt: sent}},
 	{"InstanceChanged", &InstanceChanged{CellID: "cell-1", BootID: "b-77", Generation: 13, Instance: status}},
 	{"StartInstance", &StartInstance{Instance: ref, Run: model.RunSpec{
-		Droplet: "127.0.0.1:7070/droplets/dev/hello@sha256:ab", DropletPlainHTTP: true, Command: "./hello",
+		Droplet: "127.0.0.1:7070/droplets/dev/hello@sha256:ab", Command: "./hello",
 		Env: map[string]string{"GREETING": "hi"}, MemoryMB: 64, DiskMB: 256, Routes: []string{"hello.apps.localhost/api"},
 		HealthCheck: model.HealthCheck{Type: model.HealthHTTP, Endpoint: "/health", TimeoutSec: 30, InvocationTimeoutSec: 2},
 		Balance:     model.BalanceLeastConnections}}},
@@ -114,7 +114,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 // bus.Version.
 const (
 	goldenStartInstance = `{"instance":{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3"},` +
-		`"run":{"droplet":"127.0.0.1:7070/droplets/dev/hello@sha256:ab","droplet_plain_http":true,"command":"./hello",` +
+		`"run":{"droplet":"127.0.0.1:7070/droplets/dev/hello@sha256:ab","command":"./hello",` +
 		`"env":{"GREETING":"hi"},"memory_mb":64,"disk_mb":256,"routes":["hello.apps.localhost/api"],` +
 		`"health_check":{"type":"http","endpoint":"/health","timeout_sec":30,"invocation_timeout_sec":2},"balance":"least-connections"}}`
 	goldenCellHeartbeat = `{"cell_id":"cell-1","boot_id":"b-77","generation":12,"address":"10.0.0.5","zone":"z1",` +

@@ -94,11 +94,10 @@ type RunSpec struct {
 	// Droplet is the image reference of the droplet, pinned by digest,
 	// e.g. "127.0.0.1:7070/droplets/dev/hello@sha256:…". It is empty in a
 	// stored release (whose droplet is Release.DropletDigest) and set in
-	// the start command, where the blob store's address is known.
+	// the start command, where the blob store's address is known. Whether
+	// a cell pulls it over plain HTTP is the cell's configuration
+	// (agents.Config.PlainHTTPRegistries), never the command's.
 	Droplet string `json:"droplet"`
-	// DropletPlainHTTP says the registry holding Droplet speaks plain HTTP
-	// (the controller's own blob store at an http:// URL).
-	DropletPlainHTTP bool `json:"droplet_plain_http,omitempty"`
 	// Command is run with /bin/sh -c; empty means the droplet's own command.
 	Command string `json:"command,omitempty"`
 	// Env holds the app's environment. It may hold secrets: never log it.

@@ -3,7 +3,6 @@ package reconciler
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/driftless/driftless/blobstore"
@@ -96,7 +95,6 @@ func (c *Controller) planApps() []plan.App {
 			// Cells fetch the droplet from this controller's blob store,
 			// whichever controller staged it.
 			pa.Release.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, rel.DropletDigest)
-			pa.Release.Run.DropletPlainHTTP = strings.HasPrefix(c.cfg.BlobStoreURL, "http://")
 		}
 		out = append(out, pa)
 	}
