@@ -114,11 +114,7 @@ func TestParseLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := Parse("m.yml", []byte(tt.yaml), nil)
-			var got []string
-			for _, d := range m.Diagnostics.Errors() {
-				got = append(got, d.Diagnostic())
-			}
+			m, got := parseErrors(tt.yaml)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("errors:\n%s\nwant:\n%s", clip(strings.Join(got, "\n")), strings.Join(tt.want, "\n"))
 			}

@@ -205,12 +205,7 @@ func TestParseErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := Parse("m.yml", []byte(tt.yaml), nil)
-			var got []string
-			for _, d := range m.Diagnostics.Errors() {
-				got = append(got, d.Diagnostic())
-			}
-			if !reflect.DeepEqual(got, tt.want) {
+			if _, got := parseErrors(tt.yaml); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
@@ -299,4 +294,15 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// parseErrors parses yaml as m.yml and returns it with its errors as
+// diagnostics.
+func parseErrors(yaml string) (*Manifest, []string) {
+	m := Parse("m.yml", []byte(yaml), nil)
+	var got []string
+	for _, d := range m.Diagnostics.Errors() {
+		got = append(got, d.Diagnostic())
+	}
+	return m, got
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/blobstore"
+	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/decide"
 	"github.com/driftless/driftless/reconciler/executor"
@@ -21,17 +22,7 @@ func (c *Controller) Kick() {
 }
 
 func (c *Controller) convergeLoop(ctx context.Context) {
-	t := time.NewTicker(c.cfg.ConvergeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-c.kick:
-		}
-		c.converge(ctx)
-	}
+	ticks.EveryOrWhen(ctx, c.cfg.ConvergeInterval, c.kick, func() { c.converge(ctx) })
 }
 
 // converge plans once and applies the plan.

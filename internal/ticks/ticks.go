@@ -11,6 +11,12 @@ import (
 // Every calls f every interval, the first time one interval from now,
 // until ctx ends.
 func Every(ctx context.Context, interval time.Duration, f func()) {
+	EveryOrWhen(ctx, interval, nil, f)
+}
+
+// EveryOrWhen calls f every interval and whenever kick receives, until
+// ctx ends (a nil kick never receives).
+func EveryOrWhen(ctx context.Context, interval time.Duration, kick <-chan struct{}, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -18,6 +24,7 @@ func Every(ctx context.Context, interval time.Duration, f func()) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 		f()
 	}

@@ -51,3 +51,23 @@ func TestEvery(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryOrWhen: a kick calls f at once, well before the interval.
+func TestEveryOrWhen(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	kick := make(chan struct{}, 1)
+	called := make(chan struct{}, 10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		EveryOrWhen(ctx, time.Hour, kick, func() { called <- struct{}{} })
+	}()
+	kick <- struct{}{}
+	select {
+	case <-called:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a kick did not call f")
+	}
+	cancel()
+	<-done
+}
