@@ -1,6 +1,11 @@
 // Package platform wires driftless's components into the roles the binary
 // runs: `dev` (the whole platform on one host), `controller`, `agent` and
-// `router`. Each role is a function that runs until its context ends.
+// `router`. Each role has one configuration (ControllerConfig, AgentConfig,
+// RouterConfig; DevConfig is made of the three) whose Default…Config
+// function is the one place its defaults live (the CLI's flags take theirs
+// from it), and one Run function that connects to NATS and Consul, starts
+// the role's components and runs until its context ends. RunDev shares the
+// roles' building blocks (runController, runAgent, newRouter, sources).
 package platform
 
 import (
