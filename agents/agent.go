@@ -95,6 +95,10 @@ type Config struct {
 	Log                 *slog.Logger
 }
 
+// DefaultCellTTL is how long the cell's Consul check stays passing without
+// the agent renewing it (Config.CellTTL).
+const DefaultCellTTL = 15 * time.Second
+
 func (c *Config) defaults() {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = time.Second
@@ -118,7 +122,7 @@ func (c *Config) defaults() {
 		c.StagingSlots = 1
 	}
 	if c.CellTTL == 0 {
-		c.CellTTL = 15 * time.Second
+		c.CellTTL = DefaultCellTTL
 	}
 	if c.StacksDir == "" {
 		c.StacksDir = DefaultStacksDir

@@ -89,7 +89,7 @@ func DefaultControllerConfig() ControllerConfig {
 	return ControllerConfig{
 		Config: reconciler.Config{
 			Domain:    DefaultDomain,
-			LostAfter: 10 * time.Second,
+			LostAfter: reconciler.DefaultLostAfter,
 			Crash:     plan.DefaultCrashPolicy,
 		},
 		DataDir:    DefaultDataDir,
@@ -136,7 +136,7 @@ func DefaultAgentConfig() AgentConfig {
 			PortMin:   61000,
 			PortMax:   61999,
 			DataDir:   filepath.Join(DefaultDataDir, "agent"),
-			CellTTL:   15 * time.Second,
+			CellTTL:   agents.DefaultCellTTL,
 			StacksDir: agents.DefaultStacksDir,
 		},
 		NATSURL:    DefaultNATSURL,
@@ -162,12 +162,12 @@ func DefaultRouterConfig() RouterConfig {
 		Config: router.Config{
 			Listen: DefaultHTTP,
 			Proxy: proxy.Config{
-				DialTimeout:           5 * time.Second,
-				ResponseHeaderTimeout: 60 * time.Second,
-				IdleConnTimeout:       90 * time.Second,
+				DialTimeout:           proxy.DefaultDialTimeout,
+				ResponseHeaderTimeout: proxy.DefaultResponseHeaderTimeout,
+				IdleConnTimeout:       proxy.DefaultIdleConnTimeout,
 			},
 			Balance:           model.BalanceRoundRobin,
-			ReadHeaderTimeout: 10 * time.Second,
+			ReadHeaderTimeout: router.DefaultReadHeaderTimeout,
 		},
 		ConsulAddr:    DefaultConsul,
 		AccessLogPath: "-",

@@ -37,15 +37,11 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 		url = srv.URL()
 		log.Info("embedded NATS server", "url", url)
 	}
-	nc, err := ConnectNATS(url, "controller", log)
+	nc, cc, err := connect(url, "controller", cfg.ConsulAddr, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	cc, err := catalog.NewClient(cfg.ConsulAddr)
-	if err != nil {
-		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
-	}
 	return runController(ctx, cfg, nc, cc, log)
 }
 
@@ -122,15 +118,11 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		cfg.CellID = host
 	}
 	log := orDefault(cfg.Log)
-	nc, err := ConnectNATS(cfg.NATSURL, "agent-"+cfg.CellID, log)
+	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, cfg.ConsulAddr, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	cc, err := catalog.NewClient(cfg.ConsulAddr)
-	if err != nil {
-		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
-	}
 	return runAgent(ctx, cfg.Config, nc, cc, log)
 }
 
@@ -184,6 +176,19 @@ func newRouter(cfg RouterConfig, cc *consul.Client, log *slog.Logger) (*router.R
 		return nil, nil, fmt.Errorf("creating the router: %w", err)
 	}
 	return r, closeLog, nil
+}
+
+// connect dials NATS for one component and makes its Consul client.
+func connect(natsURL, component, consulAddr string, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
+	cc, err := catalog.NewClient(consulAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting %s to Consul: %w", component, err)
+	}
+	nc, err := ConnectNATS(natsURL, component, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return nc, cc, nil
 }
 
 // ConnectNATS dials NATS for one component, named for the server's

@@ -90,7 +90,7 @@ func (c *Config) defaults() {
 		c.ConvergeInterval = 2 * time.Second
 	}
 	if c.LostAfter == 0 {
-		c.LostAfter = 10 * time.Second
+		c.LostAfter = DefaultLostAfter
 	}
 	if c.Warmup == 0 {
 		c.Warmup = 3 * time.Second
@@ -113,6 +113,10 @@ func (c *Config) defaults() {
 		c.GCInterval = 10 * time.Minute
 	}
 }
+
+// DefaultLostAfter is how long a cell may stay silent before its instances
+// are started elsewhere.
+const DefaultLostAfter = 10 * time.Second
 
 // Executor carries plan actions out on the cells (reconciler/executor
 // over NATS; a fake in tests).

@@ -69,6 +69,10 @@ type Config struct {
 // CertFile is a PEM certificate chain and its key.
 type CertFile struct{ Cert, Key string }
 
+// DefaultReadHeaderTimeout is how long a client may take to send its
+// request headers when Config leaves it zero.
+const DefaultReadHeaderTimeout = 10 * time.Second
+
 func (c *Config) defaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
@@ -80,7 +84,7 @@ func (c *Config) defaults() {
 		c.MaxHeaders = 100
 	}
 	if c.ReadHeaderTimeout == 0 {
-		c.ReadHeaderTimeout = 10 * time.Second
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 120 * time.Second

@@ -57,15 +57,22 @@ type Config struct {
 	CircuitOpen     time.Duration
 }
 
+// Defaults of the timeouts a Config leaves zero.
+const (
+	DefaultDialTimeout           = 5 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultIdleConnTimeout       = 90 * time.Second
+)
+
 func (c *Config) defaults() {
 	if c.DialTimeout == 0 {
-		c.DialTimeout = 5 * time.Second
+		c.DialTimeout = DefaultDialTimeout
 	}
 	if c.ResponseHeaderTimeout == 0 {
-		c.ResponseHeaderTimeout = 60 * time.Second
+		c.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
 	}
 	if c.IdleConnTimeout == 0 {
-		c.IdleConnTimeout = 90 * time.Second
+		c.IdleConnTimeout = DefaultIdleConnTimeout
 	}
 	if c.CircuitFailures == 0 {
 		c.CircuitFailures = 3
