@@ -170,31 +170,43 @@ func TestWalkingSkeleton(t *testing.T) {
 	}
 
 	// 5. An invalid manifest is refused with file:line; hello keeps serving.
-	p.write(map[string]string{"apps/hello/manifest.yml": strings.Replace(helloManifest(3, "Howdy"), "instances: 3", "instances: lots", 1)})
-	bad := p.commitAll("broken manifest")
-	testenv.Eventually(t, 20*time.Second, 300*time.Millisecond, "the error shows in status", func() error {
-		var st api.Status
-		if err := p.cliJSON(&st, "status"); err != nil {
-			return err
+	// So is one asking for more than the engines take (a 10 MB env value:
+	// Consul stores at most 512 KB, NATS sends at most 1 MB), at the env
+	// key, instead of being applied and failing later.
+	for _, bad := range []struct {
+		name, manifest string
+		line           int
+		says           string
+	}{
+		{"broken manifest", strings.Replace(helloManifest(3, "Howdy"), "instances: 3", "instances: lots", 1), 3, "instances"},
+		{"10 MB env value", helloWith(3, map[string]string{"GREETING": "Howdy", "BLOB": strings.Repeat("x", 10<<20)}, ""), 12, "at most 130 KB"},
+	} {
+		p.write(map[string]string{"apps/hello/manifest.yml": bad.manifest})
+		commit := p.commitAll(bad.name)
+		testenv.Eventually(t, 20*time.Second, 300*time.Millisecond, bad.name+": the error shows in status", func() error {
+			var st api.Status
+			if err := p.cliJSON(&st, "status"); err != nil {
+				return err
+			}
+			if len(st.Sources) != 1 {
+				return fmt.Errorf("%d sources", len(st.Sources))
+			}
+			s := st.Sources[0]
+			if s.LastSeen != commit || len(s.Errors) == 0 {
+				return fmt.Errorf("source %+v", s)
+			}
+			e := s.Errors[0]
+			if e.File != "apps/hello/manifest.yml" || e.Line != bad.line || !strings.Contains(e.Message, bad.says) {
+				return fmt.Errorf("error %+v, want apps/hello/manifest.yml line %d saying %q", e, bad.line, bad.says)
+			}
+			if s.LastApplied == commit {
+				return errors.New("the refused commit was applied")
+			}
+			return nil
+		})
+		if still := p.waitServing(t, 10*time.Second, 3, greeting("Howdy")); !slices.Equal(guids(still), guids(howdy)) {
+			t.Fatalf("a refused commit (%s) disturbed hello", bad.name)
 		}
-		if len(st.Sources) != 1 {
-			return fmt.Errorf("%d sources", len(st.Sources))
-		}
-		s := st.Sources[0]
-		if s.LastSeen != bad || len(s.Errors) == 0 {
-			return fmt.Errorf("source %+v", s)
-		}
-		e := s.Errors[0]
-		if e.File != "apps/hello/manifest.yml" || e.Line != 3 || !strings.Contains(e.Message, "instances") {
-			return fmt.Errorf("error %+v, want apps/hello/manifest.yml line 3 about instances", e)
-		}
-		if s.LastApplied == bad {
-			return errors.New("the broken commit was applied")
-		}
-		return nil
-	})
-	if still := p.waitServing(t, 10*time.Second, 3, greeting("Howdy")); !slices.Equal(guids(still), guids(howdy)) {
-		t.Fatal("a refused commit disturbed hello")
 	}
 	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(3, "Howdy")})
 	p.commitAll("fix the manifest")
