@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Before and after a change, in one run: the scheduler and router Go
-# benchmarks of REV (default: main's first parent of HEAD~N given as REV)
-# and of the working tree, interleaved ROUNDS times, then the router beside
+# benchmarks of REV and of the working tree, interleaved ROUNDS times, then the router beside
 # nginx (bench/router -pair) with each build's binary, interleaved too.
 # Results go into docs/benchmarks.md with this command.
 #
@@ -13,6 +12,7 @@ rounds=${2:-3}
 before=$(mktemp -d /tmp/driftless-before.XXXXXX)
 trap 'git worktree remove --force "$before" >/dev/null 2>&1 || rm -rf "$before"' EXIT
 git worktree add -q --detach "$before" "$rev"
+bash bench/router/install.sh
 make -s build bin/consul
 (cd "$before" && go build -o bin/driftless ./cmd/driftless)
 go build -o bin/router-bench ./bench/router

@@ -4,13 +4,7 @@
 # docs/benchmarks.md with this command.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-need=()
-for p in nginx-light haproxy caddy wrk; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+bash bench/router/install.sh
 make -s build bin/consul
 go build -o bin/router-bench ./bench/router
 exec bin/router-bench "$@"
