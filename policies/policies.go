@@ -78,6 +78,19 @@ func (e *LoadError) Error() string {
 	return "policies: " + strings.Join(parts, "; ")
 }
 
+// bundleModules are the built-in bundle's rules, without its data.
+func bundleModules() (map[string]*ast.Module, error) {
+	sub, err := fs.Sub(bundle, "bundle")
+	if err != nil {
+		return nil, err
+	}
+	modules, _, err := read(sub, false)
+	if err != nil {
+		return nil, fmt.Errorf("the built-in policies: %w", err)
+	}
+	return modules, nil
+}
+
 // Default is the built-in bundle: the quota policy and quotas.yml of
 // policies/bundle.
 func Default(ctx context.Context) (*Set, error) {
@@ -90,20 +103,33 @@ func Default(ctx context.Context) (*Set, error) {
 
 // Load reads every *.rego file (tests, *_test.rego, are left out) and
 // quotas.yml of fsys and compiles them. A source with any error is
-// refused as a whole with a *LoadError naming file:line.
+// refused as a whole with a *LoadError naming file:line. A source with
+// quotas.yml and no .rego file applies the built-in rules to its quotas
+// (the first thing a platform team writes is often quotas alone); its
+// Files name them "built-in:<file>".
 func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 	modules, data, err := read(fsys, false)
 	if err != nil {
 		return nil, err
 	}
+	builtin := ""
 	if len(modules) == 0 {
-		return nil, &LoadError{[]model.Problem{{Message: "no .rego policy in the policy source"}}}
+		if data["quotas"] == nil {
+			return nil, &LoadError{[]model.Problem{{Message: "no .rego policy and no " + QuotasFile + " in the policy source"}}}
+		}
+		if modules, err = bundleModules(); err != nil {
+			return nil, err
+		}
+		builtin = "built-in:"
 	}
 	opts := []func(*rego.Rego){rego.Query(query), rego.Store(inmem.NewFromObject(data))}
 	s := &Set{perApp: enforcement(data)}
 	for name, m := range modules {
 		opts = append(opts, rego.ParsedModule(m))
-		s.Files = append(s.Files, name)
+		s.Files = append(s.Files, builtin+name)
+	}
+	if builtin != "" {
+		s.Files = append(s.Files, QuotasFile)
 	}
 	slices.Sort(s.Files)
 	pq, err := rego.New(opts...).PrepareForEval(ctx)

@@ -65,7 +65,7 @@ func TestLoadErrors(t *testing.T) {
 		{"compile error", fstest.MapFS{"x.rego": {Data: []byte("package driftless.x\n\ndeny contains v if {\n  v := undefined_function(1)\n}\n")}}, "x.rego:4:"},
 		{"bad quota size", fstest.MapFS{"q.rego": {Data: []byte("package driftless.q\n")}, "quotas.yml": {Data: []byte("default:\n  memory: lots\n")}}, "quotas.yml: default.memory"},
 		{"bad yaml", fstest.MapFS{"q.rego": {Data: []byte("package driftless.q\n")}, "quotas.yml": {Data: []byte("default: [\n")}}, "quotas.yml"},
-		{"no policy", fstest.MapFS{"quotas.yml": {Data: []byte("default: {}\n")}}, "no .rego policy"},
+		{"no policy", fstest.MapFS{"domains.yml": {Data: []byte("allowed: []\n")}}, "no .rego policy and no quotas.yml"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,6 +75,31 @@ func TestLoadErrors(t *testing.T) {
 				t.Fatalf("error %v, want a LoadError containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestQuotasAlone: a policy source with quotas.yml and no .rego file
+// applies the built-in rules to its quotas (not the built-in quotas).
+func TestQuotasAlone(t *testing.T) {
+	set, err := Load(context.Background(), fstest.MapFS{"quotas.yml": {Data: []byte("default:\n  instances: 3\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(set.Files, "quotas.yml") || !slices.ContainsFunc(set.Files, func(f string) bool { return strings.HasPrefix(f, "built-in:") }) {
+		t.Errorf("files %v: want quotas.yml and the built-in rules", set.Files)
+	}
+	tests := []struct {
+		instances int
+		denied    bool
+	}{{3, false}, {4, true}}
+	for _, tt := range tests {
+		vs, err := set.Evaluate(context.Background(), Input{Space: "dev", Apps: []App{{Name: "web", Instances: tt.instances, MemoryMB: 64}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (len(vs) > 0) != tt.denied {
+			t.Errorf("%d instances: violations %+v, want denied %v", tt.instances, vs, tt.denied)
+		}
 	}
 }
 
