@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,6 +23,10 @@ type Backend interface {
 	Status(ctx context.Context) reconciler.Status
 	// Sync fetches every source now and applies what changed.
 	Sync(ctx context.Context) []model.SourceStatus
+	// Trigger starts a fetch, in the background, of every source whose
+	// repository is one of urls (compared as model.NormalizeRepoURL
+	// makes them), and returns the names of those sources.
+	Trigger(ctx context.Context, urls []string) []string
 	Events(space, app string) []model.Event
 	// Leading reports whether this controller acts and which one leads.
 	// A standby answers only /v1/status; the rest answers 503 naming the
@@ -40,9 +41,10 @@ type ServerConfig struct {
 	Blobs http.Handler
 	// Logs streams and remembers app logs; nil disables /v1/logs.
 	Logs *LogHub
-	// WebhookSecret enables POST /v1/webhook: a push notification signed
-	// with HMAC-SHA256 in X-Hub-Signature-256 (GitHub, Gitea and GitLab
-	// compatible) triggers a sync. Empty disables the webhook.
+	// WebhookSecret enables POST /v1/webhook (webhook.go): GitHub's,
+	// Gitea's and Forgejo's deliveries must be signed with it (HMAC-SHA256
+	// of the body), GitLab's must carry it as X-Gitlab-Token. A push
+	// fetches the sources of its repository. Empty disables the webhook.
 	WebhookSecret string
 	Log           *slog.Logger
 }
@@ -60,7 +62,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("POST /v1/sync", s.leaderOnly(s.sync))
 	mux.HandleFunc("GET /v1/events", s.leaderOnly(s.events))
-	mux.HandleFunc("POST /v1/webhook", s.leaderOnly(s.webhook))
+	mux.HandleFunc("POST /v1/webhook", s.leaderOnly(newWebhook(cfg).serve))
 	if cfg.Logs != nil {
 		mux.HandleFunc("GET /v1/logs/{name}", s.logs)
 	}
@@ -222,40 +224,4 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) {
 		evs = []model.Event{}
 	}
 	writeJSON(w, http.StatusOK, evs)
-}
-
-// webhook triggers a sync when a signed push notification arrives.
-func (s *server) webhook(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.WebhookSecret == "" {
-		writeError(w, http.StatusNotFound, "webhooks are disabled: start the controller with --webhook-secret")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 5<<20))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "reading the webhook body")
-		return
-	}
-	if !ValidSignature(s.cfg.WebhookSecret, body, r.Header.Get("X-Hub-Signature-256")) {
-		s.cfg.Log.Warn("webhook with a bad signature refused", "remote", r.RemoteAddr)
-		writeError(w, http.StatusUnauthorized, "bad or missing X-Hub-Signature-256")
-		return
-	}
-	go s.cfg.Backend.Sync(context.Background())
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "sync triggered"})
-}
-
-// ValidSignature checks a "sha256=<hex>" HMAC of body made with secret, in
-// constant time.
-func ValidSignature(secret string, body []byte, header string) bool {
-	sig, ok := strings.CutPrefix(header, "sha256=")
-	if !ok {
-		return false
-	}
-	got, err := hex.DecodeString(sig)
-	if err != nil {
-		return false
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return hmac.Equal(got, mac.Sum(nil))
 }

@@ -1,36 +1,71 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler"
 )
 
-// syncCounter is a Backend that only counts syncs: the webhook's job is to
-// check the signature and trigger one.
-type syncCounter struct{ synced chan bool }
+// fakeBackend is a Backend whose sources are repos (name → repository
+// URL): it records the webhook's triggers and syncs.
+type fakeBackend struct {
+	repos     map[string]string
+	mu        sync.Mutex
+	triggered [][]string // the sources matched, per Trigger
+	synced    int
+}
 
-func (s *syncCounter) AppStates(context.Context) []reconciler.AppState { return nil }
-func (s *syncCounter) AppState(context.Context, string, string) (reconciler.AppState, bool) {
+func (b *fakeBackend) AppStates(context.Context) []reconciler.AppState { return nil }
+func (b *fakeBackend) AppState(context.Context, string, string) (reconciler.AppState, bool) {
 	return reconciler.AppState{}, false
 }
-func (s *syncCounter) Status(context.Context) reconciler.Status { return reconciler.Status{} }
-func (s *syncCounter) Events(string, string) []model.Event      { return nil }
-func (s *syncCounter) Leading(context.Context) (bool, string)   { return true, "test" }
-func (s *syncCounter) Sync(context.Context) []model.SourceStatus {
-	s.synced <- true
+func (b *fakeBackend) Status(context.Context) reconciler.Status { return reconciler.Status{} }
+func (b *fakeBackend) Events(string, string) []model.Event      { return nil }
+func (b *fakeBackend) Leading(context.Context) (bool, string)   { return true, "test" }
+func (b *fakeBackend) Sync(context.Context) []model.SourceStatus {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.synced++
 	return nil
+}
+
+// Trigger matches as the controller does, by normalised URL.
+func (b *fakeBackend) Trigger(_ context.Context, urls []string) []string {
+	var names []string
+	for name, repo := range b.repos {
+		for _, u := range urls {
+			if model.NormalizeRepoURL(u) == model.NormalizeRepoURL(repo) {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	slices.Sort(names)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.triggered = append(b.triggered, names)
+	return names
+}
+
+func (b *fakeBackend) triggers() [][]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.triggered)
 }
 
 func sign(secret, body string) string {
@@ -39,49 +74,153 @@ func sign(secret, body string) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-func TestWebhookSignature(t *testing.T) {
-	body := `{"ref":"refs/heads/main"}`
+// post sends one delivery to h and returns its answer.
+func post(t *testing.T, h http.Handler, header http.Header, body string) (*httptest.ResponseRecorder, WebhookResult) {
+	t.Helper()
+	req := httptest.NewRequest("POST", "/v1/webhook", strings.NewReader(body))
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var res WebhookResult
+	_ = json.Unmarshal(rec.Body.Bytes(), &res)
+	return rec, res
+}
+
+// logCapture is a logger whose output the test reads.
+type logCapture struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logCapture) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logCapture) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func TestWebhook(t *testing.T) {
+	repos := map[string]string{
+		"apps":     "https://github.com/octo/apps.git",
+		"mirror":   "https://GITHUB.com/octo/apps/",
+		"diaspora": "http://example.com/mike/diaspora",
+		"gitea":    "http://localhost:3000/gitea/webhooks",
+		"other":    "https://github.com/octo/other",
+	}
+	otherPush := strings.ReplaceAll(githubPush, "octo/apps", "someone/else")
 	tests := []struct {
-		name, secret, sig string
-		code              int
-		syncs             bool
+		name     string
+		secret   string
+		header   http.Header
+		body     string
+		code     int
+		status   string     // a part of the answer
+		triggers [][]string // the sources triggered, per trigger
 	}{
-		{"valid", "s3cret", sign("s3cret", body), http.StatusAccepted, true},
-		{"wrong secret", "s3cret", sign("other", body), http.StatusUnauthorized, false},
-		{"missing", "s3cret", "", http.StatusUnauthorized, false},
-		{"not hex", "s3cret", "sha256=zz", http.StatusUnauthorized, false},
-		{"sha1 form", "s3cret", strings.Replace(sign("s3cret", body), "sha256=", "sha1=", 1), http.StatusUnauthorized, false},
-		{"disabled", "", sign("", body), http.StatusNotFound, false},
+		{name: "github push fetches the matching sources only", secret: testSecret,
+			header: githubHeaders("push", "1", githubPush, testSecret), body: githubPush,
+			code: http.StatusAccepted, status: "fetching apps, mirror", triggers: [][]string{{"apps", "mirror"}}},
+		{name: "github push of another repository", secret: testSecret,
+			header: githubHeaders("push", "1", otherPush, testSecret), body: otherPush,
+			code: http.StatusAccepted, status: "no source matches", triggers: [][]string{nil}},
+		{name: "gitea push", secret: testSecret, header: giteaHeaders("push", "1", giteaPush, testSecret), body: giteaPush,
+			code: http.StatusAccepted, status: "fetching gitea", triggers: [][]string{{"gitea"}}},
+		{name: "forgejo push", secret: testSecret, header: forgejoHeaders("push", "1", giteaPush, testSecret), body: giteaPush,
+			code: http.StatusAccepted, status: "fetching gitea", triggers: [][]string{{"gitea"}}},
+		{name: "gitlab push", secret: testSecret, header: gitlabHeaders("Push Hook", "1", testSecret), body: gitlabPush,
+			code: http.StatusAccepted, status: "fetching diaspora", triggers: [][]string{{"diaspora"}}},
+		{name: "github ping", secret: testSecret, header: githubHeaders("ping", "1", githubPing, testSecret), body: githubPing,
+			code: http.StatusOK, status: "pong"},
+		{name: "github pull request: not pretended", secret: testSecret,
+			header: githubHeaders("pull_request", "1", githubPR, testSecret), body: githubPR,
+			code: http.StatusAccepted, status: "previews are not implemented yet"},
+		{name: "gitlab merge request: not pretended", secret: testSecret,
+			header: gitlabHeaders("Merge Request Hook", "1", testSecret), body: gitlabMR,
+			code: http.StatusAccepted, status: "previews are not implemented yet"},
+		{name: "ignored event", secret: testSecret, header: githubHeaders("issues", "1", `{}`, testSecret), body: `{}`,
+			code: http.StatusAccepted, status: "event issues is ignored"},
+		{name: "wrong secret", secret: testSecret, header: githubHeaders("push", "1", githubPush, "other"), body: githubPush,
+			code: http.StatusUnauthorized, status: "X-Hub-Signature-256"},
+		{name: "gitlab wrong token", secret: testSecret, header: gitlabHeaders("Push Hook", "1", "not-"+testSecret), body: gitlabPush,
+			code: http.StatusUnauthorized, status: "X-Gitlab-Token"},
+		{name: "gitea wrong signature, valid github one", secret: testSecret, header: func() http.Header {
+			h := giteaHeaders("push", "1", giteaPush, testSecret)
+			h.Set("X-Gitea-Signature", signHex("other", giteaPush))
+			return h
+		}(), body: giteaPush, code: http.StatusUnauthorized, status: "X-Gitea-Signature"},
+		{name: "missing signature", secret: testSecret, header: headers("X-GitHub-Event", "push"), body: githubPush,
+			code: http.StatusUnauthorized, status: "X-Hub-Signature-256"},
+		{name: "no headers at all", secret: testSecret, body: githubPush, code: http.StatusUnauthorized, status: "no signature"},
+		{name: "unreadable body", secret: testSecret, header: githubHeaders("push", "1", "{", testSecret), body: "{",
+			code: http.StatusBadRequest, status: "decoding the JSON body"},
+		{name: "disabled", secret: "", header: githubHeaders("push", "1", githubPush, ""), body: githubPush,
+			code: http.StatusNotFound, status: "webhooks are disabled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := &syncCounter{synced: make(chan bool, 1)}
-			h := NewHandler(ServerConfig{Backend: b, WebhookSecret: tt.secret, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-			req := httptest.NewRequest("POST", "/v1/webhook", strings.NewReader(body))
-			if tt.sig != "" {
-				req.Header.Set("X-Hub-Signature-256", tt.sig)
+			b := &fakeBackend{repos: repos}
+			logs := &logCapture{}
+			h := NewHandler(ServerConfig{Backend: b, WebhookSecret: tt.secret, Log: slog.New(slog.NewTextHandler(logs, nil))})
+			rec, _ := post(t, h, tt.header, tt.body)
+			if rec.Code != tt.code || !strings.Contains(rec.Body.String(), tt.status) {
+				t.Fatalf("answer %d %s, want %d with %q", rec.Code, rec.Body, tt.code, tt.status)
 			}
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != tt.code {
-				t.Fatalf("status %d, want %d: %s", rec.Code, tt.code, rec.Body)
+			if got := b.triggers(); !reflect.DeepEqual(got, tt.triggers) {
+				t.Fatalf("triggers %q, want %q", got, tt.triggers)
 			}
-			select {
-			case <-b.synced:
-				if !tt.syncs {
-					t.Fatal("an unsigned webhook triggered a sync")
-				}
-			case <-time.After(200 * time.Millisecond):
-				if tt.syncs {
-					t.Fatal("a signed webhook did not trigger a sync")
-				}
+			if b.synced != 0 {
+				t.Fatal("a webhook synced every source")
+			}
+			if tt.secret != "" && (strings.Contains(rec.Body.String(), tt.secret) || strings.Contains(logs.String(), tt.secret)) {
+				t.Fatalf("the secret is in the answer or the logs:\n%s\n%s", rec.Body, logs)
 			}
 		})
 	}
 }
 
+// A delivery sent again (a forge's retry, a redelivery, a replay) is not
+// acted on twice; the same id from another forge, or a new id, is.
+func TestWebhookDuplicateDelivery(t *testing.T) {
+	b := &fakeBackend{repos: map[string]string{"apps": "https://github.com/octo/apps", "gitea": "http://localhost:3000/gitea/webhooks"}}
+	h := NewHandler(ServerConfig{Backend: b, WebhookSecret: testSecret, Log: slog.New(slog.DiscardHandler)})
+	steps := []struct {
+		header  http.Header
+		body    string
+		status  string
+		trigger bool
+	}{
+		{githubHeaders("push", "72d3162e-cc78-11e3-81ab-4c9367dc0958", githubPush, testSecret), githubPush, "fetching apps", true},
+		{githubHeaders("push", "72d3162e-cc78-11e3-81ab-4c9367dc0958", githubPush, testSecret), githubPush, "received before", false},
+		{giteaHeaders("push", "72d3162e-cc78-11e3-81ab-4c9367dc0958", giteaPush, testSecret), giteaPush, "fetching gitea", true},
+		{githubHeaders("push", "another", githubPush, testSecret), githubPush, "fetching apps", true},
+		{gitlabHeaders("Push Hook", "e-1", testSecret), gitlabPush, "no source matches", true},
+		{gitlabHeaders("Push Hook", "e-1", testSecret), gitlabPush, "received before", false},
+		// A refused delivery is not remembered: the genuine one that
+		// follows with its id is acted on.
+		{githubHeaders("push", "forged", githubPush, "other"), githubPush, "X-Hub-Signature-256", false},
+		{githubHeaders("push", "forged", githubPush, testSecret), githubPush, "fetching apps", true},
+	}
+	for i, s := range steps {
+		before := len(b.triggers())
+		rec, _ := post(t, h, s.header, s.body)
+		if !strings.Contains(rec.Body.String(), s.status) {
+			t.Fatalf("step %d: answer %d %s, want %q", i, rec.Code, rec.Body, s.status)
+		}
+		if triggered := len(b.triggers()) > before; triggered != s.trigger {
+			t.Fatalf("step %d: triggered %v, want %v", i, triggered, s.trigger)
+		}
+	}
+}
+
 // standby is a Backend of a controller that does not lead.
-type standby struct{ syncCounter }
+type standby struct{ fakeBackend }
 
 func (*standby) Leading(context.Context) (bool, string) { return false, "ctl-2" }
 
@@ -97,6 +236,7 @@ func TestStandbyAnswersOnlyStatus(t *testing.T) {
 		{"GET", "/v1/apps/hello", http.StatusServiceUnavailable},
 		{"GET", "/v1/events", http.StatusServiceUnavailable},
 		{"POST", "/v1/sync", http.StatusServiceUnavailable},
+		{"POST", "/v1/webhook", http.StatusServiceUnavailable},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
