@@ -57,7 +57,10 @@ test: setup build examples lint
 
 ## test-unit: the fast tests that need no root or engines
 test-unit:
-	$(GO) test -count=1 ./manifests/... ./reconciler/plan/... ./router/route/... ./router/wire/...
+	$(GO) test -count=1 ./model/... ./manifests/... ./bus/... ./reconciler/plan/... ./reconciler/decide/... \
+		./reconciler/store/... ./reconciler/executor/... ./agents/ ./router/route/... ./router/wire/... \
+		./router/registry/... ./cmd/driftless/... ./policies/...
+	$(GO) test -count=1 -run 'TestApply|TestConverge|TestRollBack|TestFailedActions' ./reconciler/
 
 ## demo: set-up, then the platform running examples/ (Ctrl-C stops it; apps keep running)
 demo: setup build examples
