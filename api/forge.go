@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/driftless/driftless/model"
 )
 
 // Forge is the kind of git host a webhook delivery came from.
@@ -41,18 +43,17 @@ const (
 	EventIgnored EventKind = "ignored"
 )
 
-// PRAction is what happened to a pull request, in one vocabulary for all
-// forges.
-type PRAction string
+// PRAction is what happened to a pull request (model.PRAction).
+type PRAction = model.PRAction
 
-// The pull request actions.
+// The pull request actions (model's).
 const (
-	PROpened   PRAction = "opened"
-	PRUpdated  PRAction = "updated" // new commits on its head branch
-	PRClosed   PRAction = "closed"  // closed or merged (see PullRequest.Merged)
-	PRReopened PRAction = "reopened"
-	PRLabeled  PRAction = "labeled" // its labels changed
-	PROther    PRAction = "other"   // edited, assigned, reviewed, …
+	PROpened   = model.PROpened
+	PRUpdated  = model.PRUpdated
+	PRClosed   = model.PRClosed
+	PRReopened = model.PRReopened
+	PRLabeled  = model.PRLabeled
+	PROther    = model.PROther
 )
 
 // Delivery is one verified webhook delivery, as ParseDelivery reads it.
@@ -76,28 +77,9 @@ type Delivery struct {
 	PullRequest *PullRequest
 }
 
-// PullRequest is a pull request (or GitLab merge request) event.
-type PullRequest struct {
-	Number int
-	// Action is the forge's action mapped onto PRAction; RawAction is the
-	// forge's own word for it.
-	Action    PRAction
-	RawAction string
-	Merged    bool
-	Title     string
-	// HeadSHA and HeadRef are the commit and branch proposed; BaseRef the
-	// branch they would be merged into.
-	HeadSHA string
-	HeadRef string
-	BaseRef string
-	// HeadRepoURLs are the URLs of the repository HeadRef is in, when the
-	// payload names it: a fork's differ from Delivery.RepoURLs.
-	HeadRepoURLs []string
-	// Author is the pull request's author (GitLab: the user who caused the
-	// event, the only one its payload names).
-	Author string
-	Labels []string
-}
+// PullRequest is a pull request (or GitLab merge request) event
+// (model.PullRequest, which the controller deploys previews of).
+type PullRequest = model.PullRequest
 
 // ErrUnauthorized is wrapped by ParseDelivery's errors for a delivery
 // whose signature or token is missing or wrong: it must be refused with
@@ -261,6 +243,7 @@ func (d *Delivery) readGitHubLike(body []byte) error {
 		if out.Number == 0 {
 			out.Number = pr.Number
 		}
+		out.Ref = model.GitHubPullRef(out.Number)
 		for _, l := range pr.Labels {
 			out.Labels = append(out.Labels, l.Name)
 		}
@@ -368,7 +351,7 @@ func (d *Delivery) readGitLab(body []byte) error {
 	}
 	pr := &PullRequest{Number: oa.IID, RawAction: oa.Action, Merged: oa.Action == "merge" || oa.State == "merged",
 		Title: oa.Title, HeadSHA: oa.LastCommit.ID, HeadRef: oa.SourceBranch, BaseRef: oa.TargetBranch,
-		HeadRepoURLs: oa.Source.urls(), Author: p.User.Username}
+		HeadRepoURLs: oa.Source.urls(), Author: p.User.Username, Ref: model.GitLabMergeRequestRef(oa.IID)}
 	switch oa.Action {
 	case "open":
 		pr.Action = PROpened

@@ -27,6 +27,12 @@ type Backend interface {
 	// repository is one of urls (compared as model.NormalizeRepoURL
 	// makes them), and returns the names of those sources.
 	Trigger(ctx context.Context, urls []string) []string
+	// PullRequest deploys (opened, reopened, new commits, relabelled) or
+	// removes (closed, merged) the preview of a pull request of the
+	// repository known by urls for every source of that repository, and
+	// returns the names of the previews acted on (nil when no source
+	// matches or the action asks for nothing).
+	PullRequest(ctx context.Context, pr model.PullRequest, urls []string) []string
 	Events(space, app string) []model.Event
 	// Leading reports whether this controller acts and which one leads.
 	// A standby answers only /v1/status; the rest answers 503 naming the

@@ -27,6 +27,7 @@ type fakeBackend struct {
 	repos     map[string]string
 	mu        sync.Mutex
 	triggered [][]string // the sources matched, per Trigger
+	prs       []model.PullRequest
 	synced    int
 }
 
@@ -59,6 +60,28 @@ func (b *fakeBackend) Trigger(_ context.Context, urls []string) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.triggered = append(b.triggered, names)
+	return names
+}
+
+// PullRequest matches as Trigger does and names a preview per source
+// for the actions that deploy or remove one.
+func (b *fakeBackend) PullRequest(_ context.Context, pr model.PullRequest, urls []string) []string {
+	b.mu.Lock()
+	b.prs = append(b.prs, pr)
+	b.mu.Unlock()
+	if !pr.Action.Open() && !pr.Action.Closed() {
+		return nil
+	}
+	var names []string
+	for name, repo := range b.repos {
+		for _, u := range urls {
+			if model.NormalizeRepoURL(u) == model.NormalizeRepoURL(repo) {
+				names = append(names, model.PreviewSourceName(name, pr.Number))
+				break
+			}
+		}
+	}
+	slices.Sort(names)
 	return names
 }
 
@@ -106,6 +129,13 @@ func (l *logCapture) String() string {
 	return l.buf.String()
 }
 
+// githubPR as opened, closed and edited.
+var (
+	githubPROpened = strings.Replace(githubPR, `"action":"labeled"`, `"action":"opened"`, 1)
+	githubPRClosed = strings.Replace(githubPR, `"action":"labeled"`, `"action":"closed"`, 1)
+	githubPREdited = strings.Replace(githubPR, `"action":"labeled"`, `"action":"edited"`, 1)
+)
+
 func TestWebhook(t *testing.T) {
 	repos := map[string]string{
 		"apps":     "https://github.com/octo/apps.git",
@@ -123,6 +153,7 @@ func TestWebhook(t *testing.T) {
 		code     int
 		status   string     // a part of the answer
 		triggers [][]string // the sources triggered, per trigger
+		prs      []model.PRAction
 	}{
 		{name: "github push fetches the matching sources only", secret: testSecret,
 			header: githubHeaders("push", "1", githubPush, testSecret), body: githubPush,
@@ -138,12 +169,21 @@ func TestWebhook(t *testing.T) {
 			code: http.StatusAccepted, status: "fetching diaspora", triggers: [][]string{{"diaspora"}}},
 		{name: "github ping", secret: testSecret, header: githubHeaders("ping", "1", githubPing, testSecret), body: githubPing,
 			code: http.StatusOK, status: "pong"},
-		{name: "github pull request: not pretended", secret: testSecret,
+		{name: "github pull request relabelled: the backend decides", secret: testSecret,
 			header: githubHeaders("pull_request", "1", githubPR, testSecret), body: githubPR,
-			code: http.StatusAccepted, status: "previews are not implemented yet"},
-		{name: "gitlab merge request: not pretended", secret: testSecret,
+			code: http.StatusAccepted, status: "no preview acted on", prs: []model.PRAction{model.PRLabeled}},
+		{name: "github pull request opened deploys its previews", secret: testSecret,
+			header: githubHeaders("pull_request", "1", githubPROpened, testSecret), body: githubPROpened,
+			code: http.StatusAccepted, status: "previews acted on: apps#pr-42, mirror#pr-42", prs: []model.PRAction{model.PROpened}},
+		{name: "github pull request closed removes its previews", secret: testSecret,
+			header: githubHeaders("pull_request", "1", githubPRClosed, testSecret), body: githubPRClosed,
+			code: http.StatusAccepted, status: "previews removed: apps#pr-42, mirror#pr-42", prs: []model.PRAction{model.PRClosed}},
+		{name: "github pull request edited: nothing to do", secret: testSecret,
+			header: githubHeaders("pull_request", "1", githubPREdited, testSecret), body: githubPREdited,
+			code: http.StatusAccepted, status: "pull request edited: nothing to do", prs: []model.PRAction{model.PROther}},
+		{name: "gitlab merge request updated", secret: testSecret,
 			header: gitlabHeaders("Merge Request Hook", "1", testSecret), body: gitlabMR,
-			code: http.StatusAccepted, status: "previews are not implemented yet"},
+			code: http.StatusAccepted, status: "no preview acted on: no source matches", prs: []model.PRAction{model.PRUpdated}},
 		{name: "ignored event", secret: testSecret, header: githubHeaders("issues", "1", `{}`, testSecret), body: `{}`,
 			code: http.StatusAccepted, status: "event issues is ignored"},
 		{name: "wrong secret", secret: testSecret, header: githubHeaders("push", "1", githubPush, "other"), body: githubPush,
@@ -174,6 +214,13 @@ func TestWebhook(t *testing.T) {
 			}
 			if got := b.triggers(); !reflect.DeepEqual(got, tt.triggers) {
 				t.Fatalf("triggers %q, want %q", got, tt.triggers)
+			}
+			var prs []model.PRAction
+			for _, pr := range b.prs {
+				prs = append(prs, pr.Action)
+			}
+			if !reflect.DeepEqual(prs, tt.prs) {
+				t.Fatalf("pull requests acted on %v, want %v", prs, tt.prs)
 			}
 			if b.synced != 0 {
 				t.Fatal("a webhook synced every source")

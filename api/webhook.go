@@ -29,6 +29,8 @@ type WebhookResult struct {
 	Status string `json:"status"`
 	// Sources are the sources that fetch because of a push.
 	Sources []string `json:"sources,omitempty"`
+	// Previews are the previews a pull request event deployed or removed.
+	Previews []string `json:"previews,omitempty"`
 	// PullRequest is the pull request an event was about.
 	PullRequest *PullRequest `json:"pull_request,omitempty"`
 }
@@ -47,8 +49,8 @@ func newWebhook(cfg ServerConfig) *webhook {
 }
 
 // serve authenticates a delivery and acts on it: a push fetches the
-// sources of its repository; ping, pull requests (until previews exist)
-// and other events do nothing.
+// sources of its repository; a pull request deploys or removes its
+// previews (Backend.PullRequest); ping and other events do nothing.
 func (h *webhook) serve(w http.ResponseWriter, r *http.Request) {
 	if h.secret == "" {
 		writeError(w, http.StatusNotFound, "webhooks are disabled: start the controller with --webhook-secret")
@@ -98,9 +100,23 @@ func (h *webhook) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusAccepted, res)
 	case EventPullRequest:
-		log.Info("webhook pull request ignored: previews are not implemented yet",
-			"number", d.PullRequest.Number, "action", d.PullRequest.Action, "head", d.PullRequest.HeadSHA)
-		res.Status = "previews are not implemented yet: pull request ignored"
+		pr := d.PullRequest
+		log = log.With("number", pr.Number, "action", pr.Action, "head", pr.HeadSHA)
+		res.Previews = h.backend.PullRequest(r.Context(), *pr, d.RepoURLs)
+		switch {
+		case len(res.Previews) > 0 && pr.Action.Closed():
+			log.Info("webhook pull request closed: previews removed", "previews", res.Previews)
+			res.Status = "previews removed: " + strings.Join(res.Previews, ", ")
+		case len(res.Previews) > 0:
+			log.Info("webhook pull request: previews acted on", "previews", res.Previews)
+			res.Status = "previews acted on: " + strings.Join(res.Previews, ", ") + " (their preview-deployed events say what was applied)"
+		case !pr.Action.Open() && !pr.Action.Closed() && pr.Action != PRLabeled:
+			log.Debug("webhook pull request: nothing to do for its action", "raw", pr.RawAction)
+			res.Status = "pull request " + pr.RawAction + ": nothing to do for previews"
+		default:
+			log.Info("webhook pull request: no preview", "repository", d.RepoURLs)
+			res.Status = "no preview acted on: no source matches " + strings.Join(d.RepoURLs, ", ") + " (or the pull request has no preview to relabel)"
+		}
 		writeJSON(w, http.StatusAccepted, res)
 	default:
 		log.Debug("webhook event ignored")

@@ -15,6 +15,17 @@ var ManifestNames = []string{"manifest.yml", "manifest.yaml"}
 // VarsName is the vars file read beside each manifest.
 const VarsName = "vars.yml"
 
+// PreviewVarsName is the vars file a pull request's preview reads beside
+// a manifest instead of VarsName, when it is there (LoadOptions.Preview).
+const PreviewVarsName = "vars-preview.yml"
+
+// LoadOptions change how LoadFSWith reads a tree.
+type LoadOptions struct {
+	// Preview reads PreviewVarsName beside a manifest instead of VarsName
+	// when the tree has it (a pull request's preview).
+	Preview bool
+}
+
 // Set is every manifest of a tree.
 type Set struct {
 	Manifests []*Manifest
@@ -36,7 +47,10 @@ func (s *Set) Apps() []App {
 // with the vars.yml beside each one. Folders named .git are skipped. File
 // names in the result are relative to root, with slashes. An app path that
 // leaves the tree, and an app name declared twice, are errors.
-func LoadFS(fsys fs.FS, root string) *Set {
+func LoadFS(fsys fs.FS, root string) *Set { return LoadFSWith(fsys, root, LoadOptions{}) }
+
+// LoadFSWith is LoadFS with options: LoadFS reads with the zero options.
+func LoadFSWith(fsys fs.FS, root string, opts LoadOptions) *Set {
 	set := &Set{}
 	var files []string
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
@@ -63,7 +77,7 @@ func LoadFS(fsys fs.FS, root string) *Set {
 	seen := map[string]model.Position{}
 	for _, p := range files {
 		name := rel(root, p)
-		m := loadOne(fsys, p, name)
+		m := loadOne(fsys, p, name, opts)
 		var kept []App
 		for _, app := range m.Apps {
 			src := path.Join(path.Dir(name), app.Path)
@@ -120,17 +134,23 @@ func cutPrefixDir(p, dir string) (string, bool) {
 }
 
 // loadOne parses the manifest at p (named name in diagnostics) with its
-// vars file.
-func loadOne(fsys fs.FS, p, name string) *Manifest {
+// vars file (for a preview, vars-preview.yml when there is one).
+func loadOne(fsys fs.FS, p, name string, opts LoadOptions) *Manifest {
 	data, err := fs.ReadFile(fsys, p)
 	if err != nil {
 		return &Manifest{File: name, Diagnostics: Diagnostics{{Position: model.Position{File: name}, Severity: model.Error, Message: fmt.Sprintf("reading: %v", err)}}}
 	}
 	var vars map[string]any
 	var vdiags Diagnostics
-	vp := path.Join(path.Dir(p), VarsName)
+	varsName := VarsName
+	if opts.Preview {
+		if _, err := fs.Stat(fsys, path.Join(path.Dir(p), PreviewVarsName)); err == nil {
+			varsName = PreviewVarsName
+		}
+	}
+	vp := path.Join(path.Dir(p), varsName)
 	if vdata, err := fs.ReadFile(fsys, vp); err == nil {
-		vars, vdiags = ParseVars(path.Join(path.Dir(name), VarsName), vdata)
+		vars, vdiags = ParseVars(path.Join(path.Dir(name), varsName), vdata)
 	}
 	m := Parse(name, data, vars)
 	m.Diagnostics = append(vdiags, m.Diagnostics...)

@@ -46,6 +46,12 @@ const (
 	EventLeader       EventKind = "leader"
 	// EventGarbage: blobs of releases no longer kept were deleted.
 	EventGarbage EventKind = "garbage-collected"
+	// EventPreviewDeployed: a pull request's commit was applied as its
+	// preview (or refused, which the commit's own events say).
+	EventPreviewDeployed EventKind = "preview-deployed"
+	// EventPreviewRemoved: a closed or merged pull request's preview was
+	// torn down.
+	EventPreviewRemoved EventKind = "preview-removed"
 )
 
 // Event is one decision of the controller, with its reason.

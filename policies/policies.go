@@ -335,6 +335,18 @@ type Input struct {
 	// Usage is what the space runs now (before the commit), for policies
 	// that look at the change rather than the totals.
 	Usage Usage `json:"usage"`
+	// Preview describes the pull request when the space is a preview's
+	// (null otherwise), so policies can treat previews apart.
+	Preview *Preview `json:"preview"`
+}
+
+// Preview is the pull request a preview space deploys, as the policies
+// see it (input.preview).
+type Preview struct {
+	Number int      `json:"number"`
+	Branch string   `json:"branch"`
+	Author string   `json:"author"`
+	Labels []string `json:"labels"`
 }
 
 // Usage totals a space's current desired state.

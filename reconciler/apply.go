@@ -24,7 +24,10 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 	defer c.applyMu.Unlock()
 	now := time.Now().UTC()
 	st := c.store.State()
-	prop := decide.Desired(commit, decide.Options{Source: se.name, Space: se.space, Commit: commit.ID(), Domain: c.cfg.Domain})
+	prop := decide.Desired(commit, decide.Options{Source: se.name, Space: se.space, Commit: commit.ID(), Domain: c.cfg.Domain, Preview: se.preview != nil})
+	if se.preview != nil {
+		prop = decide.ForPreview(prop, *se.preview) // a pull request's preview (previews.go)
+	}
 	prop.Errors = append(prop.Errors, decide.Conflicts(prop, st)...)
 
 	c.mu.Lock()

@@ -160,6 +160,8 @@ type Controller struct {
 	// for cell-lost and cell-returned events.
 	lostCells map[string]bool
 	wake      *time.Timer
+	// previews are the pull requests' previews (previews.go).
+	previews previewSet
 }
 
 type sourceEntry struct {
@@ -172,6 +174,9 @@ type sourceEntry struct {
 	status model.SourceStatus
 	last   Commit
 	retry  *time.Timer
+	// preview is the pull request a preview's entry deploys (previews.go);
+	// nil for a configured source. Set under Controller.applyMu.
+	preview *decide.Preview
 }
 
 // Commit is one commit of a source as the controller uses it: its files

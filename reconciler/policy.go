@@ -26,6 +26,7 @@ func (c *Controller) checkPolicies(ctx context.Context, set *policies.Set, se *s
 	}
 	in := decide.PolicyInput(decide.Scope{Space: se.space, Org: se.org, Source: se.name,
 		OrgOf: func(src string) string { return orgOf[src] }}, prop, st)
+	in.Preview = se.preview.Policy() // null but for a pull request's preview
 	vs, err := set.Evaluate(ctx, in)
 	if err != nil {
 		return nil, err
@@ -65,6 +66,7 @@ func (c *Controller) applyPolicies(ctx context.Context, snap Commit) {
 	for _, se := range again {
 		c.apply(ctx, se, se.last)
 	}
+	c.reapplyPreviews(ctx) // and every preview's (previews.go)
 	c.Kick()
 }
 

@@ -31,9 +31,10 @@ type Tree interface {
 }
 
 // SourceExcludes are the files at the top of an app's source folder that
-// are not part of its source: the manifest and its vars. Editing them
-// (scaling, labels) does not restage or restart the app.
-var SourceExcludes = append(append([]string{}, manifests.ManifestNames...), manifests.VarsName)
+// are not part of its source: the manifest and its vars (a preview's
+// vars-preview.yml too). Editing them (scaling, labels) does not restage
+// or restart the app.
+var SourceExcludes = append(append([]string{}, manifests.ManifestNames...), manifests.VarsName, manifests.PreviewVarsName)
 
 // Proposal is the desired state one commit of one source asks for.
 type Proposal struct {
@@ -50,13 +51,16 @@ type Options struct {
 	Commit string
 	// Domain is the default domain for apps without routes.
 	Domain string
+	// Preview reads vars-preview.yml instead of vars.yml beside a manifest
+	// when it is there (a pull request's preview; see ForPreview).
+	Preview bool
 }
 
 // Desired reads every manifest of tree and returns the apps and
 // releases it declares. It never returns partial state: when Errors is not
 // empty the commit must not be applied.
 func Desired(tree Tree, opts Options) Proposal {
-	set := manifests.LoadFS(tree.FS(), ".")
+	set := manifests.LoadFSWith(tree.FS(), ".", manifests.LoadOptions{Preview: opts.Preview})
 	var p Proposal
 	for _, d := range set.Diagnostics {
 		if d.Severity == model.Error {
