@@ -19,13 +19,13 @@ test_route_on_other_domain if {
 }
 
 test_preview_one_small_instance if {
-	count(preview.deny) == 0 with input as {"space": "preview-42", "apps": [{"name": "a", "instances": 1, "memory_mb": 128}]}
+	count(preview.deny) == 0 with input as {"space": "dev-pr-42", "preview": {"number": 42, "branch": "feature"}, "apps": [{"name": "a", "instances": 1, "memory_mb": 128}]}
 }
 
 test_preview_too_big if {
-	count(preview.deny) == 2 with input as {"space": "preview-42", "apps": [{"name": "a", "instances": 3, "memory_mb": 512}]}
+	count(preview.deny) == 2 with input as {"space": "dev-pr-42", "preview": {"number": 42, "branch": "feature"}, "apps": [{"name": "a", "instances": 3, "memory_mb": 512}]}
 }
 
 test_not_a_preview if {
-	count(preview.deny) == 0 with input as {"space": "dev", "apps": [{"name": "a", "instances": 3, "memory_mb": 512}]}
+	count(preview.deny) == 0 with input as {"space": "dev", "preview": null, "apps": [{"name": "a", "instances": 3, "memory_mb": 512}]}
 }

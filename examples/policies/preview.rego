@@ -1,10 +1,11 @@
-# Pull-request preview spaces (named preview-*) get small apps: one
+# Pull-request previews (spaces <space>-pr-<N>, for which the platform
+# gives input.preview: number, branch, author, labels) get small apps: one
 # instance each, at most 256 MB.
 package driftless.preview
 
 import rego.v1
 
-preview if startswith(input.space, "preview-")
+preview if input.preview != null
 
 deny contains v if {
 	preview
