@@ -1,15 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -142,43 +135,14 @@ func (p *platform) appsBySpace(t testing.TB) map[string]api.App {
 }
 
 // postPullRequest posts a GitHub pull_request event of the platform's
-// repository (by its file:// URL), signed with secret, as delivery id; it
-// retries while the controller is not leading yet (503).
+// repository (by its file:// URL), signed with secret, as delivery id.
 func (p *platform) postPullRequest(t testing.TB, secret, id, action string, number int, head string) (int, api.WebhookResult) {
 	t.Helper()
 	repo := map[string]string{"clone_url": "file://" + p.repo, "html_url": "file://" + p.repo}
-	body, err := json.Marshal(map[string]any{"action": action, "number": number, "repository": repo,
+	payload := map[string]any{"action": action, "number": number, "repository": repo,
 		"pull_request": map[string]any{"number": number, "title": "a new greeting", "merged": false,
 			"user": map[string]string{"login": "e2e"}, "labels": []any{},
 			"head": map[string]any{"sha": head, "ref": "feature", "repo": repo},
-			"base": map[string]any{"ref": "main"}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	var code int
-	var res api.WebhookResult
-	testenv.Eventually(t, 30*time.Second, 200*time.Millisecond, "the webhook answers", func() error {
-		req, err := http.NewRequest("POST", "http://"+p.api+"/v1/webhook", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-GitHub-Event", "pull_request")
-		req.Header.Set("X-GitHub-Delivery", id)
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode == http.StatusServiceUnavailable {
-			return errors.New("503: " + string(data))
-		}
-		code, res = resp.StatusCode, api.WebhookResult{}
-		return json.Unmarshal(data, &res)
-	})
-	return code, res
+			"base": map[string]any{"ref": "main"}}}
+	return p.postGitHub(t, secret, id, "pull_request", payload)
 }

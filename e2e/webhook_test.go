@@ -82,13 +82,21 @@ func TestWebhookPush(t *testing.T) {
 }
 
 // postPush posts a GitHub push event of the repository known by urls,
-// signed with secret, as delivery id; it retries while the controller
-// is not leading yet (503).
+// signed with secret, as delivery id.
 func (p *platform) postPush(t testing.TB, secret, id string, urls []string, after string) (int, api.WebhookResult) {
 	t.Helper()
 	repo := map[string]string{"clone_url": urls[0], "html_url": urls[len(urls)-1]}
-	body, err := json.Marshal(map[string]any{"ref": "refs/heads/main", "before": strings.Repeat("0", 40), "after": after,
-		"repository": repo, "pusher": map[string]string{"name": "e2e"}, "commits": []any{}})
+	return p.postGitHub(t, secret, id, "push", map[string]any{"ref": "refs/heads/main", "before": strings.Repeat("0", 40),
+		"after": after, "repository": repo, "pusher": map[string]string{"name": "e2e"}, "commits": []any{}})
+}
+
+// postGitHub posts a GitHub delivery of event with payload, signed with
+// secret as GitHub signs, as delivery id; it retries while the controller
+// is not leading yet (503), and fails the test if the answer shows the
+// secret.
+func (p *platform) postGitHub(t testing.TB, secret, id, event string, payload any) (int, api.WebhookResult) {
+	t.Helper()
+	body, err := json.Marshal(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,10 +110,10 @@ func (p *platform) postPush(t testing.TB, secret, id string, urls []string, afte
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Event", event)
 		req.Header.Set("X-GitHub-Delivery", id)
 		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
 		if err != nil {
 			return err
 		}
@@ -114,12 +122,11 @@ func (p *platform) postPush(t testing.TB, secret, id string, urls []string, afte
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			return fmt.Errorf("503: %s", data)
 		}
-		code, res = resp.StatusCode, api.WebhookResult{}
-		_ = json.Unmarshal(data, &res)
 		if strings.Contains(string(data), secret) {
 			t.Fatalf("the answer shows the secret: %s", data)
 		}
-		return nil
+		code, res = resp.StatusCode, api.WebhookResult{}
+		return json.Unmarshal(data, &res)
 	})
 	return code, res
 }
