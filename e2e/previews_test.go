@@ -14,19 +14,52 @@ import (
 	"github.com/driftless/driftless/model"
 )
 
-// previewHost is hello's route as pull request 1's preview serves it.
-const previewHost = "hello-pr-1.apps.localhost"
+// prForge is a forge whose pull request (GitLab: merge request) deliveries
+// TestPreview sends.
+type prForge struct {
+	name string
+	// forge is how the webhook's answer names it.
+	forge api.Forge
+	// number is the pull request's number (GitLab: its IID).
+	number int
+	// ref is where the forge keeps the pull request's head in the
+	// repository.
+	ref string
+	// post posts the forge's delivery of the pull request opened (or,
+	// open false, closed) with head as its head commit, signed with secret
+	// as the forge signs, as delivery id.
+	post func(p *platform, t testing.TB, secret, id string, open bool, number int, head string) (int, api.WebhookResult)
+}
 
-// TestPreview: a signed GitHub pull_request "opened" delivery for the
-// platform's repository, whose refs/pull/1/head changes hello's greeting
-// (in a vars-preview.yml beside the manifest, which production does not
-// read) and asks for 2 instances, deploys the preview: one instance
-// serving the pull request's code at hello-pr-1.apps.localhost through the
-// router, while production's hello keeps its code and route. "closed"
-// removes it: hello-pr-1 answers 404, `driftless apps` no longer lists it,
-// and both are events.
+// prForges are the forges TestPreview runs for, each with its own pull
+// request number so that the preview's names and route differ.
+var prForges = []prForge{
+	{name: "github", forge: api.GitHub, number: 1, ref: "refs/pull/1/head", post: (*platform).postGitHubPR},
+	{name: "gitlab", forge: api.GitLab, number: 2, ref: "refs/merge-requests/2/head", post: (*platform).postGitLabMR},
+	{name: "gitea", forge: api.Gitea, number: 3, ref: "refs/pull/3/head", post: (*platform).postGiteaPR},
+}
+
+// TestPreview, for each of GitHub, GitLab and Gitea: a signed pull request
+// (merge request) "opened" delivery of the forge's payload shape, for the
+// platform's repository, whose head (pushed to the ref the forge keeps it
+// at: refs/pull/N/head, GitLab refs/merge-requests/N/head) changes hello's
+// greeting (in a vars-preview.yml beside the manifest, which production
+// does not read) and asks for 2 instances, deploys the preview: one
+// instance serving the pull request's code at hello-pr-N.apps.localhost
+// through the router, while production's hello keeps its code and route.
+// "closed" removes it: hello-pr-N answers 404, `driftless apps` no longer
+// lists it, and both are events.
 func TestPreview(t *testing.T) {
+	for _, f := range prForges {
+		t.Run(f.name, func(t *testing.T) { testPreview(t, f) })
+	}
+}
+
+func testPreview(t *testing.T, f prForge) {
 	const secret = "e2e-preview-secret"
+	n := f.number
+	previewHost := fmt.Sprintf("hello-pr-%d.apps.localhost", n)
+	source, space := fmt.Sprintf("repo#pr-%d", n), fmt.Sprintf("dev-pr-%d", n)
 	p := startDev(t, "--webhook-secret", secret)
 	p.addHello("apps/hello")
 	p.write(map[string]string{"apps/hello/manifest.yml": helloManifest(1, "((greeting))"), "apps/hello/vars.yml": "greeting: Production\n"})
@@ -34,19 +67,20 @@ func TestPreview(t *testing.T) {
 	p.waitApplied(t, first, 30*time.Second)
 	p.waitServing(t, 90*time.Second, 1, greetingIs("Production"))
 
-	// The pull request: a commit of a clone pushed to refs/pull/1/head, as
-	// a forge keeps it; the branch the platform follows does not move.
+	// The pull request: a commit of a clone pushed to the forge's ref of
+	// it, as the forge keeps it; the branch the platform follows does not
+	// move.
 	clone := filepath.Join(p.dir, "pr-clone")
 	testenv.Git(t, p.dir, "clone", "-q", p.repo, clone)
 	writeRepo(t, clone, map[string]string{"apps/hello/manifest.yml": helloManifest(2, "((greeting))"), "apps/hello/vars-preview.yml": "greeting: Preview\n"})
 	testenv.Git(t, clone, "add", "-A")
 	testenv.Git(t, clone, "commit", "-q", "-m", "a new greeting, for the preview")
 	head := testenv.Git(t, clone, "rev-parse", "HEAD")
-	testenv.Git(t, clone, "push", "-q", "origin", "HEAD:refs/pull/1/head")
+	testenv.Git(t, clone, "push", "-q", "origin", "HEAD:"+f.ref)
 
 	sent := time.Now()
-	code, res := p.postPullRequest(t, secret, "pr-1-opened", "opened", 1, head)
-	if code != http.StatusAccepted || len(res.Previews) != 1 || res.Previews[0] != "repo#pr-1" {
+	code, res := f.post(p, t, secret, fmt.Sprintf("%s-pr-%d-opened", f.name, n), true, n, head)
+	if code != http.StatusAccepted || res.Forge != f.forge || len(res.Previews) != 1 || res.Previews[0] != source {
 		t.Fatalf("pull request opened: %d %+v", code, res)
 	}
 	testenv.Eventually(t, 90*time.Second, 300*time.Millisecond, "the preview serves the pull request's code", func() error {
@@ -78,14 +112,15 @@ func TestPreview(t *testing.T) {
 		t.Fatalf("production's source %+v, %v", s, err)
 	}
 	apps := p.appsBySpace(t)
-	if a, ok := apps["dev-pr-1/hello"]; !ok || a.Desired != 1 || a.Commit != head {
+	if a, ok := apps[space+"/hello"]; !ok || a.Desired != 1 || a.Commit != head {
 		t.Fatalf("the preview in `driftless apps`: %+v", apps)
 	}
 
 	// Closed: its route answers 404 and it is no longer listed.
 	sent = time.Now()
-	code, res = p.postPullRequest(t, secret, "pr-1-closed", "closed", 1, head)
-	if code != http.StatusAccepted || len(res.Previews) != 1 || !strings.Contains(res.Status, "removed") {
+	code, res = f.post(p, t, secret, fmt.Sprintf("%s-pr-%d-closed", f.name, n), false, n, head)
+	if code != http.StatusAccepted || res.Forge != f.forge || len(res.Previews) != 1 || res.Previews[0] != source ||
+		!strings.Contains(res.Status, "removed") {
 		t.Fatalf("pull request closed: %d %+v", code, res)
 	}
 	testenv.Eventually(t, 10*time.Second, 100*time.Millisecond, "the preview's route answers 404", func() error {
@@ -103,19 +138,19 @@ func TestPreview(t *testing.T) {
 		t.Fatalf("`driftless apps` after the pull request closed: %+v", apps)
 	}
 	p.waitServing(t, 10*time.Second, 1, greetingIs("Production"))
-	evs, err := p.client.Events(context.Background(), "dev-pr-1", "")
+	evs, err := p.client.Events(context.Background(), space, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, kind := range []model.EventKind{model.EventPreviewDeployed, model.EventPreviewRemoved} {
-		n := 0
+		k := 0
 		for _, e := range evs {
-			if e.Kind == kind && strings.Contains(e.Message, "repo#pr-1") {
-				n++
+			if e.Kind == kind && strings.Contains(e.Message, source) {
+				k++
 			}
 		}
-		if n != 1 {
-			t.Errorf("%d %s events of the preview's space, want 1: %+v", n, kind, evs)
+		if k != 1 {
+			t.Errorf("%d %s events of the preview's space, want 1: %+v", k, kind, evs)
 		}
 	}
 }
@@ -134,15 +169,92 @@ func (p *platform) appsBySpace(t testing.TB) map[string]api.App {
 	return out
 }
 
-// postPullRequest posts a GitHub pull_request event of the platform's
-// repository (by its file:// URL), signed with secret, as delivery id.
-func (p *platform) postPullRequest(t testing.TB, secret, id, action string, number int, head string) (int, api.WebhookResult) {
+// postGitHubPR posts a GitHub pull_request event ("opened" or "closed")
+// of the platform's repository (by its file:// URL), signed with secret as
+// GitHub signs, as delivery id.
+func (p *platform) postGitHubPR(t testing.TB, secret, id string, open bool, number int, head string) (int, api.WebhookResult) {
 	t.Helper()
-	repo := map[string]string{"clone_url": "file://" + p.repo, "html_url": "file://" + p.repo}
-	payload := map[string]any{"action": action, "number": number, "repository": repo,
-		"pull_request": map[string]any{"number": number, "title": "a new greeting", "merged": false,
+	action, state := "closed", "closed"
+	if open {
+		action, state = "opened", "open"
+	}
+	url := "file://" + p.repo
+	repo := map[string]any{"name": "repo", "full_name": "e2e/repo", "clone_url": url, "html_url": url}
+	payload := map[string]any{"action": action, "number": number, "repository": repo, "sender": map[string]string{"login": "e2e"},
+		"pull_request": map[string]any{"number": number, "state": state, "title": "a new greeting", "merged": false,
 			"user": map[string]string{"login": "e2e"}, "labels": []any{},
-			"head": map[string]any{"sha": head, "ref": "feature", "repo": repo},
-			"base": map[string]any{"ref": "main"}}}
+			"head": map[string]any{"label": "e2e:feature", "sha": head, "ref": "feature", "repo": repo},
+			"base": map[string]any{"label": "e2e:main", "ref": "main", "repo": repo}}}
 	return p.postGitHub(t, secret, id, "pull_request", payload)
+}
+
+// postGitLabMR posts a GitLab Merge Request Hook (action "open" or
+// "close") of the platform's repository (its project's URLs are its
+// file:// URL), with secret as its X-Gitlab-Token as GitLab sends it, as
+// delivery id (X-Gitlab-Event-UUID and Idempotency-Key).
+func (p *platform) postGitLabMR(t testing.TB, secret, id string, open bool, iid int, head string) (int, api.WebhookResult) {
+	t.Helper()
+	action, state := "close", "closed"
+	if open {
+		action, state = "open", "opened"
+	}
+	url := "file://" + p.repo
+	project := map[string]any{"id": 1, "name": "repo", "path_with_namespace": "e2e/repo", "default_branch": "main",
+		"web_url": url, "git_http_url": url, "git_ssh_url": url, "homepage": url, "url": url, "http_url": url, "ssh_url": url}
+	payload := map[string]any{"object_kind": "merge_request", "event_type": "merge_request",
+		"user":       map[string]any{"id": 1, "name": "E2E", "username": "e2e"},
+		"project":    project,
+		"repository": map[string]any{"name": "repo", "url": url, "homepage": url},
+		"object_attributes": map[string]any{"id": 100 + iid, "iid": iid, "title": "a new greeting", "state": state, "action": action,
+			"source_branch": "feature", "target_branch": "main", "source_project_id": 1, "target_project_id": 1,
+			"merge_status": "can_be_merged", "draft": false, "work_in_progress": false, "url": fmt.Sprintf("%s/-/merge_requests/%d", url, iid),
+			"source": project, "target": project,
+			"last_commit": map[string]any{"id": head, "message": "a new greeting, for the preview", "title": "a new greeting, for the preview",
+				"author": map[string]string{"name": "E2E", "email": "e2e@example.com"}}},
+		"labels": []any{}, "changes": map[string]any{}}
+	h := http.Header{}
+	h.Set("X-Gitlab-Event", "Merge Request Hook")
+	h.Set("X-Gitlab-Token", secret)
+	h.Set("X-Gitlab-Event-UUID", id)
+	h.Set("X-Gitlab-Webhook-UUID", "e2e-hook")
+	h.Set("Idempotency-Key", id)
+	h.Set("X-Gitlab-Instance", "https://gitlab.example.com")
+	h.Set("User-Agent", "GitLab/17.5.0")
+	return p.post(t, secret, h, marshal(t, payload))
+}
+
+// postGiteaPR posts a Gitea pull_request event ("opened" or "closed") of
+// the platform's repository (by its file:// URL), signed with secret as
+// Gitea signs (X-Gitea-Signature, the hex HMAC-SHA256 of the body without
+// a prefix), as delivery id, with the GitHub and Gogs headers Gitea sends
+// beside its own.
+func (p *platform) postGiteaPR(t testing.TB, secret, id string, open bool, number int, head string) (int, api.WebhookResult) {
+	t.Helper()
+	action, state := "closed", "closed"
+	if open {
+		action, state = "opened", "open"
+	}
+	url := "file://" + p.repo
+	owner := map[string]any{"id": 1, "login": "e2e", "username": "e2e"}
+	repo := map[string]any{"id": 1, "owner": owner, "name": "repo", "full_name": "e2e/repo", "default_branch": "main",
+		"html_url": url, "clone_url": url}
+	payload := map[string]any{"action": action, "number": number, "repository": repo, "sender": owner,
+		"pull_request": map[string]any{"id": 100 + number, "number": number, "user": owner, "title": "a new greeting", "body": "",
+			"labels": []any{}, "state": state, "merged": false, "mergeable": true,
+			"html_url": fmt.Sprintf("%s/pulls/%d", url, number),
+			"head":     map[string]any{"label": "feature", "ref": "feature", "sha": head, "repo_id": 1, "repo": repo},
+			"base":     map[string]any{"label": "main", "ref": "main", "repo_id": 1, "repo": repo}}}
+	body := marshal(t, payload)
+	sig := hmacHex(secret, body)
+	h := http.Header{}
+	for _, prefix := range []string{"X-Gitea-", "X-GitHub-", "X-Gogs-"} {
+		h.Set(prefix+"Event", "pull_request")
+		h.Set(prefix+"Event-Type", "pull_request")
+		h.Set(prefix+"Delivery", id)
+	}
+	h.Set("X-Gitea-Signature", sig)
+	h.Set("X-Gogs-Signature", sig)
+	h.Set("X-Hub-Signature-256", "sha256="+sig)
+	h.Set("User-Agent", "Go-http-client/1.1")
+	return p.post(t, secret, h, body)
 }

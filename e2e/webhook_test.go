@@ -91,17 +91,24 @@ func (p *platform) postPush(t testing.TB, secret, id string, urls []string, afte
 }
 
 // postGitHub posts a GitHub delivery of event with payload, signed with
-// secret as GitHub signs, as delivery id; it retries while the controller
-// is not leading yet (503), and fails the test if the answer shows the
-// secret.
+// secret as GitHub signs (X-Hub-Signature-256: "sha256=" and the hex
+// HMAC-SHA256 of the body), as delivery id.
 func (p *platform) postGitHub(t testing.TB, secret, id, event string, payload any) (int, api.WebhookResult) {
 	t.Helper()
-	body, err := json.Marshal(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
+	body := marshal(t, payload)
+	h := http.Header{}
+	h.Set("X-GitHub-Event", event)
+	h.Set("X-GitHub-Delivery", id)
+	h.Set("X-Hub-Signature-256", "sha256="+hmacHex(secret, body))
+	h.Set("User-Agent", "GitHub-Hookshot/e2e")
+	return p.post(t, secret, h, body)
+}
+
+// post posts a webhook delivery of body with header (and Content-Type
+// application/json) to the platform's API; it retries while the controller
+// is not leading yet (503), and fails the test if the answer shows secret.
+func (p *platform) post(t testing.TB, secret string, header http.Header, body []byte) (int, api.WebhookResult) {
+	t.Helper()
 	var code int
 	var res api.WebhookResult
 	testenv.Eventually(t, 30*time.Second, 200*time.Millisecond, "the webhook answers", func() error {
@@ -109,10 +116,8 @@ func (p *platform) postGitHub(t testing.TB, secret, id, event string, payload an
 		if err != nil {
 			return err
 		}
+		req.Header = header.Clone()
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("X-GitHub-Event", event)
-		req.Header.Set("X-GitHub-Delivery", id)
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 		resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
 		if err != nil {
 			return err
@@ -129,6 +134,24 @@ func (p *platform) postGitHub(t testing.TB, secret, id, event string, payload an
 		return json.Unmarshal(data, &res)
 	})
 	return code, res
+}
+
+// marshal is payload as JSON.
+func marshal(t testing.TB, payload any) []byte {
+	t.Helper()
+	body, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// hmacHex is the hex HMAC-SHA256 of body keyed with secret, the signature
+// GitHub (after "sha256="), Gitea and Forgejo send.
+func hmacHex(secret string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // source is the platform's one source as its status shows it.
