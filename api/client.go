@@ -102,6 +102,12 @@ func (c *Client) Sync(ctx context.Context, wait bool, timeout time.Duration) (Sy
 	return out, c.do(ctx, http.MethodPost, "/v1/sync", q, &out)
 }
 
+// Previews lists the deployed pull-request previews.
+func (c *Client) Previews(ctx context.Context) ([]Preview, error) {
+	var out []Preview
+	return out, c.do(ctx, http.MethodGet, "/v1/previews", nil, &out)
+}
+
 // Events lists the controller's recent events, optionally of one app.
 func (c *Client) Events(ctx context.Context, space, app string) ([]model.Event, error) {
 	q := spaceQuery(space)

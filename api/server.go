@@ -33,6 +33,8 @@ type Backend interface {
 	// returns the names of the previews acted on (nil when no source
 	// matches or the action asks for nothing).
 	PullRequest(ctx context.Context, pr model.PullRequest, urls []string) []string
+	// Previews describes the deployed pull-request previews.
+	Previews(ctx context.Context) []reconciler.PreviewState
 	Events(space, app string) []model.Event
 	// Leading reports whether this controller acts and which one leads.
 	// A standby answers only /v1/status; the rest answers 503 naming the
@@ -68,6 +70,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("POST /v1/sync", s.leaderOnly(s.sync))
 	mux.HandleFunc("GET /v1/events", s.leaderOnly(s.events))
+	mux.HandleFunc("GET /v1/previews", s.leaderOnly(s.previews))
 	mux.HandleFunc("POST /v1/webhook", s.leaderOnly(newWebhook(cfg).serve))
 	if cfg.Logs != nil {
 		mux.HandleFunc("GET /v1/logs/{name}", s.logs)
@@ -221,6 +224,10 @@ func (s *server) waitSettled(ctx context.Context) (bool, string) {
 		case <-t.C:
 		}
 	}
+}
+
+func (s *server) previews(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, previewViews(s.cfg.Backend.Previews(r.Context()), s.appViews(r.Context())))
 }
 
 func (s *server) events(w http.ResponseWriter, r *http.Request) {

@@ -29,7 +29,10 @@ type fakeBackend struct {
 	triggered [][]string // the sources matched, per Trigger
 	prs       []model.PullRequest
 	synced    int
+	previews  []reconciler.PreviewState
 }
+
+func (b *fakeBackend) Previews(context.Context) []reconciler.PreviewState { return b.previews }
 
 func (b *fakeBackend) AppStates(context.Context) []reconciler.AppState { return nil }
 func (b *fakeBackend) AppState(context.Context, string, string) (reconciler.AppState, bool) {

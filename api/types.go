@@ -125,6 +125,37 @@ type SyncResult struct {
 	Message   string `json:"message,omitempty"`
 }
 
+// Preview is one pull-request preview as `driftless previews` shows it.
+type Preview struct {
+	// Name is the preview's source, S#pr-N; Source is S.
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	Number int    `json:"number"`
+	Branch string `json:"branch"`
+	Author string `json:"author,omitempty"`
+	Space  string `json:"space"`
+	// Head is the pull request's head commit last seen, Applied the last
+	// one applied.
+	Head    string `json:"head"`
+	Applied string `json:"applied,omitempty"`
+	// URLs are where the preview's apps answer (through the router).
+	URLs []string `json:"urls"`
+	// State is PreviewStarting, PreviewServing, PreviewRefused or
+	// PreviewFailed; Reason says why when it is not serving.
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Since is when its head commit was seen.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// Preview states.
+const (
+	PreviewStarting = "starting"
+	PreviewServing  = "serving"
+	PreviewRefused  = "refused"
+	PreviewFailed   = "failed"
+)
+
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/driftless/driftless/model"
@@ -159,4 +160,47 @@ func settled(apps []App) (bool, string) {
 		}
 	}
 	return true, "every app runs its target release"
+}
+
+// previewViews shows each preview with the state of its apps (apps: every
+// app's view): refused when its last commit was not applied, failed when
+// an app's staging failed, serving when every app runs, else starting.
+func previewViews(states []reconciler.PreviewState, apps []App) []Preview {
+	out := make([]Preview, 0, len(states))
+	for _, ps := range states {
+		st := ps.Status
+		source, _, _ := strings.Cut(st.Name, "#pr-")
+		v := Preview{Name: st.Name, Source: source, Number: ps.Number, Branch: ps.Branch, Author: ps.Author,
+			Space: st.Space, Head: st.LastSeen, Applied: st.LastApplied, URLs: []string{}, Since: st.LastSeenAt}
+		running, total := 0, 0
+		for _, a := range apps {
+			if a.Space != st.Space {
+				continue
+			}
+			total++
+			for _, r := range a.Routes {
+				v.URLs = append(v.URLs, "http://"+r)
+			}
+			switch {
+			case a.State == AppRunning:
+				running++
+			case a.State == AppStagingFailed && v.State == "":
+				v.State = PreviewFailed
+				if len(a.Problems) > 0 {
+					v.Reason = a.Problems[0]
+				}
+			}
+		}
+		switch {
+		case len(st.Errors) > 0 && st.LastApplied != st.LastSeen:
+			v.State, v.Reason = PreviewRefused, st.Errors[0].String()
+		case v.State == PreviewFailed:
+		case total > 0 && running == total:
+			v.State = PreviewServing
+		default:
+			v.State = PreviewStarting
+		}
+		out = append(out, v)
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,17 @@ func testPreview(t *testing.T, f prForge) {
 	if a, ok := apps[space+"/hello"]; !ok || a.Desired != 1 || a.Commit != head {
 		t.Fatalf("the preview in `driftless apps`: %+v", apps)
 	}
+	testenv.Eventually(t, 10*time.Second, 200*time.Millisecond, "`driftless previews` shows it serving", func() error {
+		var ps []api.Preview
+		if err := p.cliJSON(&ps, "previews"); err != nil {
+			return err
+		}
+		if len(ps) != 1 || ps[0].Name != source || ps[0].Number != n || ps[0].Head != head || ps[0].State != api.PreviewServing ||
+			!slices.Contains(ps[0].URLs, "http://"+previewHost) {
+			return fmt.Errorf("previews %+v", ps)
+		}
+		return nil
+	})
 
 	// Closed: its route answers 404 and it is no longer listed.
 	sent = time.Now()
@@ -136,6 +148,10 @@ func testPreview(t *testing.T, f prForge) {
 	t.Logf("preview gone %s after the webhook", time.Since(sent).Round(time.Millisecond))
 	if apps := p.appsBySpace(t); len(apps) != 1 || apps["dev/hello"].Name != "hello" {
 		t.Fatalf("`driftless apps` after the pull request closed: %+v", apps)
+	}
+	var left []api.Preview
+	if err := p.cliJSON(&left, "previews"); err != nil || len(left) != 0 {
+		t.Fatalf("`driftless previews` after the pull request closed: %+v (%v)", left, err)
 	}
 	p.waitServing(t, 10*time.Second, 1, greetingIs("Production"))
 	evs, err := p.client.Events(context.Background(), space, "")

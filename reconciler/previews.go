@@ -93,17 +93,32 @@ func (c *Controller) hasPreview(name string) bool {
 	return ok
 }
 
-// Previews returns the statuses of the deployed previews, by name.
-func (c *Controller) Previews() []model.SourceStatus {
+// PreviewState is what the controller knows of one deployed preview: its
+// source's status (name S#pr-N, space X-pr-N, head commit seen and applied,
+// the problems of its last commit) and the pull request it deploys.
+type PreviewState struct {
+	Status model.SourceStatus
+	Number int
+	Branch string
+	Author string
+	Labels []string
+}
+
+// Previews describes the deployed previews, by name.
+func (c *Controller) Previews(_ context.Context) []PreviewState {
 	c.previews.mu.Lock()
 	defer c.previews.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]model.SourceStatus, 0, len(c.previews.entries))
+	out := make([]PreviewState, 0, len(c.previews.entries))
 	for _, se := range c.previews.entries {
-		out = append(out, se.status)
+		ps := PreviewState{Status: se.status}
+		if p := se.preview; p != nil {
+			ps.Number, ps.Branch, ps.Author, ps.Labels = p.Number, p.Branch, p.Author, slices.Clone(p.Labels)
+		}
+		out = append(out, ps)
 	}
-	slices.SortFunc(out, func(a, b model.SourceStatus) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b PreviewState) int { return strings.Compare(a.Status.Name, b.Status.Name) })
 	return out
 }
 

@@ -76,7 +76,7 @@ func TestPreviewDeployAndTeardown(t *testing.T) {
 	if st := h.status(); st.LastApplied != "c1" || len(st.Errors) != 0 {
 		t.Errorf("production's status changed: %+v", st)
 	}
-	if ps := h.c.Previews(); len(ps) != 1 || ps[0].Name != "apps#pr-7" || ps[0].LastSeen != "p3" || len(ps[0].Errors) == 0 {
+	if ps := h.c.Previews(context.Background()); len(ps) != 1 || ps[0].Status.Name != "apps#pr-7" || ps[0].Status.LastSeen != "p3" || len(ps[0].Status.Errors) == 0 || ps[0].Number != 7 {
 		t.Errorf("previews %+v", ps)
 	}
 
@@ -107,8 +107,8 @@ func TestPreviewDeployAndTeardown(t *testing.T) {
 	if _, ok := h.c.store.App(hello); !ok {
 		t.Error("closing the pull request removed production's app")
 	}
-	if len(h.events(model.EventPreviewRemoved)) != 1 || len(h.c.Previews()) != 0 {
-		t.Errorf("preview-removed events %+v, previews %+v", h.events(model.EventPreviewRemoved), h.c.Previews())
+	if len(h.events(model.EventPreviewRemoved)) != 1 || len(h.c.Previews(context.Background())) != 0 {
+		t.Errorf("preview-removed events %+v, previews %+v", h.events(model.EventPreviewRemoved), h.c.Previews(context.Background()))
 	}
 	h.c.converge(ctx)
 	if n := countActions(h.exec.taken(), plan.Stop, helloPR7); n != 1 {
@@ -163,7 +163,7 @@ func TestPreviewPolicyInput(t *testing.T) {
 	}
 	h.c.deployPreview(ctx, h.se, pr7("preview"), helloCommit("p1", helloManifest))
 	if _, ok := h.c.store.App(helloPR7); !ok {
-		t.Fatalf("an allowed preview was not deployed: %+v", h.c.Previews())
+		t.Fatalf("an allowed preview was not deployed: %+v", h.c.Previews(context.Background()))
 	}
 
 	// Denied again by its labels, then allowed by a new policy commit:
@@ -174,7 +174,7 @@ func TestPreviewPolicyInput(t *testing.T) {
 	}
 	h.c.applyPolicies(ctx, newCommit("pol2", map[string]string{"quotas.yml": "default:\n  memory: 4G\n  instances: 40\n"}))
 	if a, _ := h.c.store.App(helloPR7); a.Commit != "p2" {
-		t.Fatalf("the preview was not applied again under the new policies: %+v, %+v", a, h.c.Previews())
+		t.Fatalf("the preview was not applied again under the new policies: %+v, %+v", a, h.c.Previews(context.Background()))
 	}
 }
 
