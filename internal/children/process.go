@@ -150,10 +150,18 @@ func (p *Process) waitReady(ctx context.Context, timeout time.Duration, ready fu
 // It is drawn from 10000–19999, below the kernel's ephemeral ports (and
 // the 20000–31999 the tests give instances): a port from the ephemeral
 // range can be taken as the source port of any outgoing connection
-// between this call and the caller's bind.
+// between this call and the caller's bind. A port handed out is also
+// claimed for portClaim in a file under the temporary folder, so no
+// other process calling FreePort (the test packages run side by side)
+// hands it out again before its caller has bound it.
 func FreePort() (int, error) {
+	dir := filepath.Join(os.TempDir(), "driftless-ports")
+	_ = os.MkdirAll(dir, 0o700)
 	for range 100 {
 		port := 10000 + rand.IntN(10000)
+		if !claimPort(dir, port) {
+			continue
+		}
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err == nil {
 			_ = l.Close()
@@ -161,4 +169,29 @@ func FreePort() (int, error) {
 		}
 	}
 	return 0, errors.New("finding a free port: 100 ports of 10000-19999 tried, all taken")
+}
+
+// portClaim is how long a port handed out by FreePort stays claimed:
+// longer than any caller takes to bind it.
+const portClaim = 10 * time.Minute
+
+// claimPort claims port in dir unless another FreePort claimed it less
+// than portClaim ago. A folder that cannot be written claims nothing and
+// refuses nothing.
+func claimPort(dir string, port int) bool {
+	name := filepath.Join(dir, fmt.Sprint(port))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err == nil {
+		f.Close()
+		return true
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return true
+	}
+	info, err := os.Stat(name)
+	if err != nil || time.Since(info.ModTime()) < portClaim {
+		return false
+	}
+	now := time.Now() // a stale claim: take it over
+	return os.Chtimes(name, now, now) == nil
 }
