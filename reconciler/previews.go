@@ -42,21 +42,12 @@ func (c *Controller) PullRequest(ctx context.Context, pr model.PullRequest, urls
 	if !pr.Action.Open() && !pr.Action.Closed() && pr.Action != model.PRLabeled || pr.Number <= 0 {
 		return nil
 	}
-	want := map[string]bool{}
-	for _, u := range urls {
-		if n := model.NormalizeRepoURL(u); n != "" {
-			want[n] = true
-		}
-	}
 	ref := pr.Ref
 	if ref == "" {
 		ref = model.GitHubPullRef(pr.Number)
 	}
 	var names []string
-	for _, parent := range c.sources {
-		if parent.src == nil || !want[sourceKey(parent.src.URL())] {
-			continue
-		}
+	for _, parent := range c.sourcesOf(repoSet(urls)) {
 		name := model.PreviewSourceName(parent.name, pr.Number)
 		if pr.Action.Closed() {
 			if err := c.removePreview(ctx, parent, pr.Number); err != nil {

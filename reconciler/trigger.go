@@ -16,18 +16,11 @@ import (
 // (source.Source.Trigger); Trigger returns the names of the sources that
 // matched, nil if none did.
 func (c *Controller) Trigger(_ context.Context, urls []string) []string {
-	want := map[string]bool{}
-	for _, u := range urls {
-		if n := model.NormalizeRepoURL(u); n != "" {
-			want[n] = true
-		}
-	}
+	want := repoSet(urls)
 	var names []string
-	for _, se := range c.sources {
-		if se.src != nil && want[sourceKey(se.src.URL())] {
-			se.src.Trigger()
-			names = append(names, se.name)
-		}
+	for _, se := range c.sourcesOf(want) {
+		se.src.Trigger()
+		names = append(names, se.name)
 	}
 	c.mu.Lock()
 	pol := c.policySrc
@@ -40,6 +33,28 @@ func (c *Controller) Trigger(_ context.Context, urls []string) []string {
 		c.log.Debug("sources triggered by a webhook", "sources", names)
 	}
 	return names
+}
+
+// repoSet is a webhook's repository URLs as sourceKey compares them.
+func repoSet(urls []string) map[string]bool {
+	want := map[string]bool{}
+	for _, u := range urls {
+		if n := model.NormalizeRepoURL(u); n != "" {
+			want[n] = true
+		}
+	}
+	return want
+}
+
+// sourcesOf returns the app sources whose repository is in want.
+func (c *Controller) sourcesOf(want map[string]bool) []*sourceEntry {
+	var out []*sourceEntry
+	for _, se := range c.sources {
+		if se.src != nil && want[sourceKey(se.src.URL())] {
+			out = append(out, se)
+		}
+	}
+	return out
 }
 
 // sourceKey is the normalised repository URL of a source's URL (redacted
