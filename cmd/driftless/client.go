@@ -45,14 +45,12 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// shortID abbreviates a commit or release id for tables ("-" for none).
 func shortID(s string) string {
-	if len(s) > 10 {
-		return s[:10]
-	}
 	if s == "" {
 		return "-"
 	}
-	return s
+	return model.ShortCommit(s)
 }
 
 func newAppsCmd() *cobra.Command {
