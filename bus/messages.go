@@ -81,3 +81,30 @@ type StageResult struct {
 	// LogTail holds the last lines of the staging log.
 	LogTail []string `json:"log_tail,omitempty"`
 }
+
+// WakeRequest asks the controller (SubjectWake) to wake a sleeping app; a
+// router sends it when a request reaches one of the app's routes. The Reply
+// says the app is awake in the desired state: its instances start at the
+// next convergence and the router holds the request until one serves.
+type WakeRequest struct {
+	Space string `json:"space"`
+	App   string `json:"app"`
+	// Router names the router asking, for the event.
+	Router string `json:"router,omitempty"`
+}
+
+// RouterActivity is published by each router (SubjectActivity) every few
+// seconds in which its apps got requests: the apps that got at least one
+// since the last message, and how many.
+type RouterActivity struct {
+	Router string        `json:"router"`
+	Apps   []AppRequests `json:"apps"`
+	SentAt time.Time     `json:"sent_at"`
+}
+
+// AppRequests is how many requests one app got in a RouterActivity's period.
+type AppRequests struct {
+	Space    string `json:"space"`
+	App      string `json:"app"`
+	Requests int64  `json:"requests"`
+}

@@ -24,6 +24,12 @@
 //	Logs(space, app)        model.LogLine
 //	  sent by     agents/logs.go, Agent.shipLogs (instances); agents/stage.go, Agent.handleStage (staging)
 //	  handled by  api/logs.go, NewLogHub (LogsWildcard), served to `driftless logs`
+//	SubjectWake             WakeRequest → Reply (request/reply), when a request reaches a sleeping app
+//	  sent by     router/wake (the router, holding the request)
+//	  handled by  reconciler/sleep.go, Controller.subscribeSleep → Controller.Wake
+//	SubjectActivity         RouterActivity, every few seconds while apps get requests
+//	  sent by     router/wake (the router's request counts)
+//	  handled by  reconciler/sleep.go, Controller.subscribeSleep → Controller.sawActivity
 //	SubjectEvents           model.Event
 //	  sent by     reconciler/events.go, Events.Record
 //	  handled by  no subscriber in the tree: `driftless events` reads the
@@ -55,6 +61,12 @@ const (
 	SubjectStage = Prefix + ".staging.requests"
 	// SubjectEvents carries the controller's decisions, each a model.Event.
 	SubjectEvents = Prefix + ".events"
+	// SubjectWake is a request/reply subject on which the leading controller
+	// wakes a sleeping app (WakeRequest → Reply).
+	SubjectWake = Prefix + ".apps.wake"
+	// SubjectActivity carries each router's RouterActivity: the apps that
+	// got requests lately, so that the controller knows which are idle.
+	SubjectActivity = Prefix + ".routers.activity"
 )
 
 // QueueStagers is the queue group of agents that serve SubjectStage: each

@@ -41,6 +41,13 @@ func DropletKey(cacheKey string) string { return DropletsPrefix + cacheKey }
 // DropletsPrefix is the prefix of the staging cache.
 const DropletsPrefix = KVPrefix + "droplets/"
 
+// SleepingKey holds a model.Sleeping while the app is asleep (scaled to
+// zero until its next request); the routers follow SleepingPrefix.
+func SleepingKey(space, app string) string { return SleepingPrefix + space + "/" + app }
+
+// SleepingPrefix is the prefix of every SleepingKey.
+const SleepingPrefix = KVPrefix + "sleeping/"
+
 // LeaderKey is the lock that elects the acting controller.
 const LeaderKey = KVPrefix + "leader"
 
