@@ -18,6 +18,26 @@ type SourceStatus struct {
 	FetchError    string    `json:"fetch_error,omitempty"`
 	Errors        []Problem `json:"errors"`
 	Warnings      []Problem `json:"warnings"`
+	// Preview is set for a pull request's preview: the pull request it
+	// deploys (stored, so that a restarted controller knows its previews).
+	Preview *PreviewOf `json:"preview,omitempty"`
+}
+
+// PreviewOf is the pull request a preview source deploys.
+type PreviewOf struct {
+	// Source is the configured source whose pull request this is.
+	Source string   `json:"source"`
+	Number int      `json:"number"`
+	Branch string   `json:"branch,omitempty"`
+	Author string   `json:"author,omitempty"`
+	Labels []string `json:"labels,omitempty"`
+	// Ref is the ref of the source's repository holding its head.
+	Ref string `json:"ref"`
+	// HeadSHA is the head the forge last named ("" when unknown).
+	HeadSHA string `json:"head_sha,omitempty"`
+	// LastActivity is the last event or commit of the pull request: the
+	// preview is removed when it is older than the preview TTL.
+	LastActivity time.Time `json:"last_activity"`
 }
 
 // PolicyStatus is the policy set in force and its source.

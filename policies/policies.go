@@ -46,6 +46,9 @@ type Set struct {
 	// perApp lists the spaces (and "default") whose quotas say
 	// `enforcement: per-app`.
 	perApp map[string]bool
+	// Previews is the budget of pull-request previews (quotas.yml
+	// `previews:`), with defaults for the keys not given.
+	Previews PreviewBudget
 }
 
 // Enforcement modes of quotas.yml's `enforcement` key.
@@ -123,7 +126,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 		builtin = "built-in:"
 	}
 	opts := []func(*rego.Rego){rego.Query(query), rego.Store(inmem.NewFromObject(data))}
-	s := &Set{perApp: enforcement(data)}
+	s := &Set{perApp: enforcement(data), Previews: previewBudget(data)}
 	for name, m := range modules {
 		opts = append(opts, rego.ParsedModule(m))
 		s.Files = append(s.Files, builtin+name)
@@ -245,9 +248,10 @@ func readQuotas(fsys fs.FS) (map[string]any, []model.Problem) {
 		return nil, []model.Problem{{Position: model.Position{File: QuotasFile}, Message: err.Error()}}
 	}
 	var raw struct {
-		Default map[string]any            `yaml:"default"`
-		Spaces  map[string]map[string]any `yaml:"spaces"`
-		Orgs    map[string]map[string]any `yaml:"orgs"`
+		Default  map[string]any            `yaml:"default"`
+		Spaces   map[string]map[string]any `yaml:"spaces"`
+		Orgs     map[string]map[string]any `yaml:"orgs"`
+		Previews map[string]any            `yaml:"previews"`
 	}
 	if err := yaml.Unmarshal(src, &raw); err != nil {
 		return nil, []model.Problem{{Position: model.Position{File: QuotasFile, Line: yamlLine(err)}, Message: err.Error()}}
@@ -280,6 +284,9 @@ func readQuotas(fsys fs.FS) (map[string]any, []model.Problem) {
 		orgs[name] = norm("orgs."+name, m)
 	}
 	q["orgs"] = orgs
+	if raw.Previews != nil {
+		q["previews"] = normPreviews(raw.Previews, norm, &problems)
+	}
 	// Round-trip through JSON: the store wants JSON types.
 	b, err := json.Marshal(q)
 	if err != nil {
@@ -347,6 +354,11 @@ type Preview struct {
 	Branch string   `json:"branch"`
 	Author string   `json:"author"`
 	Labels []string `json:"labels"`
+	// Open counts the previews of the same source deployed at once,
+	// this one included (quotas.yml previews.per_source limits it).
+	Open int `json:"open"`
+	// Source is the source whose pull request this is.
+	Source string `json:"source"`
 }
 
 // Usage totals a space's current desired state.

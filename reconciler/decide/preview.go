@@ -25,6 +25,13 @@ type Preview struct {
 	Branch string
 	Author string
 	Labels []string
+	// Source is the source whose pull request this is; Open counts its
+	// previews deployed at once, this one included (input.preview.open).
+	Source string
+	Open   int
+	// MaxInstances is how many instances each app runs at most (the
+	// policies' preview budget; 0 means 1).
+	MaxInstances int
 }
 
 // Policy is the preview as the policies see it (input.preview).
@@ -36,7 +43,7 @@ func (p *Preview) Policy() *policies.Preview {
 	if labels == nil {
 		labels = []string{}
 	}
-	return &policies.Preview{Number: p.Number, Branch: p.Branch, Author: p.Author, Labels: labels}
+	return &policies.Preview{Number: p.Number, Branch: p.Branch, Author: p.Author, Labels: labels, Source: p.Source, Open: p.Open}
 }
 
 // PreviewRoute is route ("host[/path]") as the preview of pull request n
@@ -62,8 +69,8 @@ func PreviewRoute(route string, n int) (string, bool) {
 }
 
 // ForPreview turns the proposal of a pull request's commit (made by
-// Desired for the preview's space and source) into its preview: one
-// instance per app, PreviewEnv set to the pull request's number, every
+// Desired for the preview's space and source) into its preview: at most
+// pr.MaxInstances instances per app (one unless the budget allows more), PreviewEnv set to the pull request's number, every
 // route rewritten by PreviewRoute (wildcard routes are left out, with a
 // warning), and each release's id recomputed for what changed. A proposal
 // with errors is returned as it is: it is refused anyway.
@@ -96,7 +103,7 @@ func ForPreview(prop Proposal, pr Preview) Proposal {
 		out.Releases = append(out.Releases, r)
 	}
 	for _, a := range prop.Apps {
-		a.Instances = 1
+		a.Instances = min(a.Instances, max(pr.MaxInstances, 1))
 		if id, ok := ids[a.Name]; ok {
 			a.ReleaseID = id
 		}

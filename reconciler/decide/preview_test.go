@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -121,6 +122,30 @@ func TestForPreview(t *testing.T) {
 	}
 	if prop.Apps[0].Instances != 3 {
 		t.Errorf("the production proposal's instances changed: %d", prop.Apps[0].Instances)
+	}
+}
+
+// TestForPreviewInstances: a budget allowing more instances lets each app
+// run up to it, never more than its manifest asks.
+func TestForPreviewInstances(t *testing.T) {
+	prop := Proposal{Apps: []model.App{{Name: "big", Instances: 5}, {Name: "small", Instances: 1}, {Name: "off", Instances: 0}}}
+	tests := []struct {
+		max  int
+		want map[string]int
+	}{
+		{0, map[string]int{"big": 1, "small": 1, "off": 0}},
+		{1, map[string]int{"big": 1, "small": 1, "off": 0}},
+		{3, map[string]int{"big": 3, "small": 1, "off": 0}},
+		{9, map[string]int{"big": 5, "small": 1, "off": 0}},
+	}
+	for _, tt := range tests {
+		got := map[string]int{}
+		for _, a := range ForPreview(prop, Preview{Number: 2, MaxInstances: tt.max}).Apps {
+			got[a.Name] = a.Instances
+		}
+		if !maps.Equal(got, tt.want) {
+			t.Errorf("max %d: instances %v, want %v", tt.max, got, tt.want)
+		}
 	}
 }
 

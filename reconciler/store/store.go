@@ -40,11 +40,14 @@ type Store struct {
 	mu       sync.RWMutex
 	apps     map[model.AppKey]model.App
 	releases map[model.AppKey]map[string]model.Release
+	// sleeping are the apps put to sleep (sleep.go).
+	sleeping map[model.AppKey]model.Sleeping
 }
 
 // New returns an empty store over kv; Load fills it.
 func New(kv KV) *Store {
-	return &Store{kv: kv, apps: map[model.AppKey]model.App{}, releases: map[model.AppKey]map[string]model.Release{}}
+	return &Store{kv: kv, apps: map[model.AppKey]model.App{}, releases: map[model.AppKey]map[string]model.Release{},
+		sleeping: map[model.AppKey]model.Sleeping{}}
 }
 
 // Load replaces what is in memory with what Consul holds. Unreadable
@@ -81,10 +84,14 @@ func (s *Store) Load(ctx context.Context) (warnings []error, err error) {
 		}
 		rels[r.Key()][r.ID] = r
 	}
+	sleeping, warned, err := s.loadSleeping(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
-	s.apps, s.releases = apps, rels
+	s.apps, s.releases, s.sleeping = apps, rels, sleeping
 	s.mu.Unlock()
-	return warnings, nil
+	return append(warnings, warned...), nil
 }
 
 // State is a copy of the desired state, for decisions.
@@ -245,7 +252,7 @@ func (s *Store) removeApp(ctx context.Context, key model.AppKey) error {
 	s.mu.Lock()
 	delete(s.releases, key)
 	s.mu.Unlock()
-	return nil
+	return s.wake(ctx, key)
 }
 
 // put writes v at key, refusing a value Consul would refuse.
@@ -274,6 +281,15 @@ func (s *Store) SourceStatus(ctx context.Context, name string) (model.SourceStat
 func (s *Store) PutSourceStatus(ctx context.Context, st model.SourceStatus) error {
 	if err := put(ctx, s.kv, catalog.SourceKey(st.Name), st); err != nil {
 		return fmt.Errorf("saving the status of source %s: %w", st.Name, err)
+	}
+	return nil
+}
+
+// DeleteSourceStatus removes the stored status of a source (a preview's,
+// when it is torn down).
+func (s *Store) DeleteSourceStatus(ctx context.Context, name string) error {
+	if err := s.kv.Delete(ctx, catalog.SourceKey(name)); err != nil {
+		return fmt.Errorf("deleting the status of source %s: %w", name, err)
 	}
 	return nil
 }

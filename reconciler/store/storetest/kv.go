@@ -22,7 +22,7 @@ type KV struct {
 // New returns an empty KV.
 func New() *KV { return &KV{data: map[string][]byte{}} }
 
-// Refuse makes every write fail with what fail returns for its key (nil:
+// Refuse makes every write (puts and deletes) fail with what fail returns for its key (nil:
 // the write goes through); Refuse(nil) heals the store.
 func (f *KV) Refuse(fail func(key string) error) {
 	f.mu.Lock()
@@ -75,6 +75,11 @@ func (f *KV) List(_ context.Context, prefix string) (map[string][]byte, error) {
 func (f *KV) Delete(_ context.Context, key string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		if err := f.fail(key); err != nil {
+			return err
+		}
+	}
 	delete(f.data, key)
 	return nil
 }
@@ -83,6 +88,11 @@ func (f *KV) Delete(_ context.Context, key string) error {
 func (f *KV) DeleteTree(_ context.Context, prefix string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		if err := f.fail(prefix); err != nil {
+			return err
+		}
+	}
 	maps.DeleteFunc(f.data, func(k string, _ []byte) bool { return strings.HasPrefix(k, prefix) })
 	return nil
 }
