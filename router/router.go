@@ -14,10 +14,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"sync"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -26,6 +28,7 @@ import (
 	"github.com/driftless/driftless/router/proxy"
 	"github.com/driftless/driftless/router/registry"
 	"github.com/driftless/driftless/router/route"
+	"github.com/driftless/driftless/router/wake"
 )
 
 // Config configures a Router.
@@ -64,6 +67,17 @@ type Config struct {
 	MaxHeaders        int
 	ReadHeaderTimeout time.Duration
 	IdleTimeout       time.Duration
+	// NATS wakes sleeping apps (a request to one is held while it wakes)
+	// and carries the router's activity (requests per app, every
+	// ActivityInterval, default 10 s); nil for neither: a sleeping app's
+	// routes answer 503.
+	NATS *nats.Conn
+	// Name names the router in its messages (default the host name).
+	Name             string
+	ActivityInterval time.Duration
+	// MaxHeld bounds the requests held per sleeping app (default 100);
+	// more are answered 503 at once.
+	MaxHeld int
 }
 
 // CertFile is a PEM certificate chain and its key.
@@ -89,6 +103,9 @@ func (c *Config) defaults() {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 120 * time.Second
 	}
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
 }
 
 // Router serves HTTP for the apps registered in Consul.
@@ -97,6 +114,7 @@ type Router struct {
 	log      *slog.Logger
 	table    route.Current
 	registry *registry.Registry
+	waker    *wake.Waker
 	proxy    *proxy.Proxy
 	handler  http.Handler
 	observer *handlers.Observer
@@ -146,8 +164,13 @@ func New(cfg Config) (*Router, error) {
 	} else if g, ok := reg.(prometheus.Gatherer); ok {
 		r.gatherer = g
 	}
-	r.registry = registry.New(registry.Config{Consul: cfg.Consul, Table: &r.table, Log: r.log, DefaultBalance: cfg.Balance})
-	r.proxy = proxy.New(&r.table, cfg.Proxy, r.log)
+	r.waker = wake.New(wake.Config{Consul: cfg.Consul, Table: &r.table, NATS: cfg.NATS, Router: cfg.Name,
+		MaxHeld: cfg.MaxHeld, ActivityInterval: cfg.ActivityInterval, Metrics: reg, Log: r.log})
+	r.registry = registry.New(registry.Config{Consul: cfg.Consul, Table: &r.table, Log: r.log, DefaultBalance: cfg.Balance,
+		OnUpdate: r.waker.Updated})
+	proxyCfg := cfg.Proxy
+	proxyCfg.Waker = r.waker
+	r.proxy = proxy.New(&r.table, proxyCfg, r.log)
 	m := handlers.NewMetrics(reg)
 	r.conns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "driftless_router_open_connections", Help: "Client connections open."})
 	reg.MustRegister(r.conns,
@@ -187,8 +210,8 @@ func (r *Router) Handler() http.Handler { return r.handler }
 // Table is the route table in use.
 func (r *Router) Table() *route.Table { return r.table.Load() }
 
-// Ready is closed once the router listens and holds the routes Consul had
-// when it started.
+// Ready is closed once the router listens and holds the routes (and the
+// sleeping apps) Consul had when it started.
 func (r *Router) Ready() <-chan struct{} { return r.ready }
 
 // Addr is the address the router listens on, once Ready.
@@ -243,9 +266,15 @@ func (r *Router) Run(ctx context.Context) error {
 			r.log.Error("route registry stopped", "err", err)
 		}
 	})
+	wg.Go(func() { r.waker.Run(ctx) })
 	wg.Go(func() {
 		select {
 		case <-r.registry.Ready():
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-r.waker.Ready():
 			r.log.Info("router ready", "addr", r.Addr(), "tls", r.TLSAddr(), "routes", r.table.Load().Len())
 			close(r.ready)
 		case <-ctx.Done():

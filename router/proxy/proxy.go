@@ -55,6 +55,21 @@ type Config struct {
 	// failures in a row (default 3) for CircuitOpen (default 5 s).
 	CircuitFailures int
 	CircuitOpen     time.Duration
+	// Waker, if set, is asked about requests that find no route or no
+	// instance: it holds those to a sleeping app while the app wakes
+	// (router/wake). The fast path hands such requests to net/http.
+	Waker Waker
+}
+
+// Waker holds requests for apps that sleep (scaled to zero) while they
+// wake.
+type Waker interface {
+	// Hold is called for a request whose route has no instance in the
+	// table. handled is false, at once, when no sleeping app has the
+	// route: the proxy answers as it would have. Otherwise Hold holds the
+	// request until the app has an instance and returns that route's
+	// pool, or answers the client itself (503) and returns a nil pool.
+	Hold(w http.ResponseWriter, r *http.Request) (pool *route.Pool, handled bool)
 }
 
 // Defaults of the timeouts a Config leaves zero.
@@ -152,9 +167,13 @@ type target struct {
 }
 
 // begin counts a request to endpoint i of pool as in flight (for
-// least-connections) and marks i tried; end ends it.
+// least-connections) and marks i tried; end ends it. The first attempt
+// also counts the request for the router's activity (route.Table.Drain).
 func (t *target) begin(i int) {
 	t.index, t.endpoint = i, t.pool.Endpoints[i]
+	if t.attempts == 0 {
+		t.pool.Sent(i)
+	}
 	t.pool.Start(i)
 	t.tried |= 1 << (i % 64)
 	t.attempts++

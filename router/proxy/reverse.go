@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router/handlers"
+	"github.com/driftless/driftless/router/route"
 )
 
 // ServeHTTP proxies a request that came through net/http.
@@ -25,8 +26,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	pool := p.table.Load().Lookup(r.Host, r.URL.Path)
 	if pool == nil {
-		plain(w, http.StatusNotFound, fmt.Sprintf("driftless: no app is routed at %s%s\n", model.NormalizeHost(r.Host), r.URL.Path))
-		return
+		var handled bool
+		if pool, handled = p.hold(w, r); !handled {
+			plain(w, http.StatusNotFound, fmt.Sprintf("driftless: no app is routed at %s%s\n", model.NormalizeHost(r.Host), r.URL.Path))
+		}
+		if pool == nil {
+			return
+		}
 	}
 	if info != nil {
 		info.App = pool.App
@@ -34,13 +40,33 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	i, ok := p.choose(pool, stickyCookie(r))
 	if !ok {
-		p.noInstance(w, pool)
-		return
+		held, handled := p.hold(w, r)
+		if !handled {
+			p.noInstance(w, pool)
+			return
+		}
+		if held == nil {
+			return
+		}
+		if i, ok = p.choose(held, stickyCookie(r)); !ok {
+			p.noInstance(w, held)
+			return
+		}
+		pool = held
 	}
 	t := &target{pool: pool, info: info}
 	t.begin(i)
 	defer t.end()
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
+}
+
+// hold asks the Waker, if any, about a request with no route or no
+// instance (see Waker.Hold).
+func (p *Proxy) hold(w http.ResponseWriter, r *http.Request) (*route.Pool, bool) {
+	if p.cfg.Waker == nil {
+		return nil, false
+	}
+	return p.cfg.Waker.Hold(w, r)
 }
 
 // stickyCookie is the request's __VCAP_ID__ cookie, "" when none.

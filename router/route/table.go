@@ -32,8 +32,15 @@ type Pool struct {
 	// Balance is round-robin (the default) or least-connections.
 	Balance model.Balance
 	next    atomic.Uint64
-	// active counts the requests in flight per endpoint (same index).
-	active []atomic.Int64
+	// counts are the per-endpoint counters (same index), each endpoint's
+	// pair on one cache line.
+	counts []counts
+}
+
+// counts are one endpoint's counters: the requests in flight (for
+// least-connections) and those sent to it since the last Drain.
+type counts struct {
+	active, sent atomic.Int64
 }
 
 // Next returns the next endpoint, round-robin; ok is false for an empty pool.
@@ -63,7 +70,7 @@ func (p *Pool) Pick(skip func(i int, e Endpoint) bool) (int, bool) {
 			if skip != nil && skip(i, p.Endpoints[i]) {
 				continue
 			}
-			if a := p.active[i].Load(); best < 0 || a < bestActive {
+			if a := p.counts[i].active.Load(); best < 0 || a < bestActive {
 				best, bestActive = i, a
 			}
 		}
@@ -89,10 +96,14 @@ func (p *Pool) Find(id string) (int, bool) {
 }
 
 // Start counts a request to endpoint i as in flight.
-func (p *Pool) Start(i int) { p.active[i].Add(1) }
+func (p *Pool) Start(i int) { p.counts[i].active.Add(1) }
 
 // Done ends a request Start counted.
-func (p *Pool) Done(i int) { p.active[i].Add(-1) }
+func (p *Pool) Done(i int) { p.counts[i].active.Add(-1) }
+
+// Sent counts a request sent to endpoint i, for the activity Drain
+// reports (once per request, not per attempt).
+func (p *Pool) Sent(i int) { p.counts[i].sent.Add(1) }
 
 // Entry is one registered route and its endpoint, the input of Build.
 type Entry struct {
@@ -152,7 +163,7 @@ func Build(entries []Entry) *Table {
 			}
 			return a.GUID < b.GUID
 		})
-		p.active = make([]atomic.Int64, len(p.Endpoints))
+		p.counts = make([]counts, len(p.Endpoints))
 		host, path := model.SplitRoute(key)
 		hr := t.hosts[host]
 		if hr == nil {
@@ -230,6 +241,27 @@ func (t *Table) Routes() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Drain calls f with every endpoint that got requests (Sent) since the
+// last Drain of t and how many, and zeroes its count.
+func (t *Table) Drain(f func(e Endpoint, n int64)) {
+	if t == nil {
+		return
+	}
+	for _, hr := range t.hosts {
+		for _, pp := range hr.paths {
+			for i := range pp.pool.counts {
+				c := &pp.pool.counts[i].sent
+				if c.Load() == 0 { // no write to an idle endpoint's line
+					continue
+				}
+				if n := c.Swap(0); n > 0 {
+					f(pp.pool.Endpoints[i], n)
+				}
+			}
+		}
+	}
 }
 
 // Current holds the table in use; the registry stores, the proxy loads.
