@@ -73,6 +73,9 @@ type Delivery struct {
 	// Ref and After are a push's ref ("refs/heads/main") and new head.
 	Ref   string
 	After string
+	// Repo is how the forge's API names the repository (its kind, path
+	// and GitLab project id; URL left empty), for statuses and polling.
+	Repo model.RepoRef
 	// PullRequest is set for EventPullRequest.
 	PullRequest *PullRequest
 }
@@ -165,6 +168,7 @@ func (d *Delivery) read(body []byte) error {
 
 // ghRepo is a repository as GitHub, Gitea and Forgejo describe it.
 type ghRepo struct {
+	FullName string `json:"full_name"`
 	CloneURL string `json:"clone_url"`
 	SSHURL   string `json:"ssh_url"`
 	HTMLURL  string `json:"html_url"`
@@ -226,6 +230,9 @@ func (d *Delivery) readGitHubLike(body []byte) error {
 		return fmt.Errorf("decoding the JSON body: %w", err)
 	}
 	d.RepoURLs = p.Repository.urls()
+	if p.Repository != nil && p.Repository.FullName != "" {
+		d.Repo = model.RepoRef{Forge: string(d.Forge), Path: p.Repository.FullName}
+	}
 	switch d.Kind {
 	case EventPush:
 		d.Ref, d.After = p.Ref, p.After
@@ -275,7 +282,9 @@ func ghAction(a string) PRAction {
 // glProject is a project as GitLab describes it (and its older
 // "repository" object, which has the same clone URLs).
 type glProject struct {
-	GitHTTPURL string `json:"git_http_url"`
+	ID                int    `json:"id"`
+	PathWithNamespace string `json:"path_with_namespace"`
+	GitHTTPURL        string `json:"git_http_url"`
 	GitSSHURL  string `json:"git_ssh_url"`
 	WebURL     string `json:"web_url"`
 	Homepage   string `json:"homepage"`
@@ -335,6 +344,12 @@ func (d *Delivery) readGitLab(body []byte) error {
 		return fmt.Errorf("decoding the JSON body: %w", err)
 	}
 	d.RepoURLs = append(p.Project.urls(), p.Repository.urls()...)
+	if p.Project != nil {
+		d.Repo = model.RepoRef{Forge: string(GitLab), Path: p.Project.PathWithNamespace}
+		if p.Project.ID > 0 {
+			d.Repo.ProjectID = fmt.Sprint(p.Project.ID)
+		}
+	}
 	if len(d.RepoURLs) == 0 {
 		return errors.New("the payload names no repository URL")
 	}

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/driftless/driftless/model"
 )
 
 const testSecret = "s3cret-Hook"
@@ -109,6 +111,9 @@ func gitlabHeaders(event, id, token string) http.Header {
 		"X-Gitlab-Instance", "https://gitlab.example.com", "Content-Type", "application/json")
 }
 
+// ghRepoRef is how GitHub's sample payloads name their repository.
+var ghRepoRef = model.RepoRef{Forge: "github", Path: "octo/apps"}
+
 func TestParseDelivery(t *testing.T) {
 	githubURLs := []string{"git@github.com:octo/apps.git", "https://github.com/octo/apps", "https://github.com/octo/apps.git"}
 	giteaURLs := []string{"http://localhost:3000/gitea/webhooks", "http://localhost:3000/gitea/webhooks.git", "ssh://gitea@localhost:2222/gitea/webhooks.git"}
@@ -121,7 +126,7 @@ func TestParseDelivery(t *testing.T) {
 		err    string // a part of another error wanted
 	}{
 		{name: "github push", header: githubHeaders("push", "d-1", githubPush, testSecret), body: githubPush,
-			want: Delivery{Forge: GitHub, Kind: EventPush, Event: "push", ID: "d-1", RepoURLs: githubURLs,
+			want: Delivery{Forge: GitHub, Repo: ghRepoRef, Kind: EventPush, Event: "push", ID: "d-1", RepoURLs: githubURLs,
 				Ref: "refs/heads/main", After: "bffeb74224043ba2feb48d137756c8a9331c449a"}},
 		{name: "github ping", header: githubHeaders("ping", "d-2", githubPing, testSecret), body: githubPing,
 			want: Delivery{Forge: GitHub, Kind: EventPing, Event: "ping", ID: "d-2", RepoURLs: githubURLs}},
@@ -146,7 +151,7 @@ func TestParseDelivery(t *testing.T) {
 		{name: "github push unreadable", header: githubHeaders("push", "d-6", "{", testSecret), body: "{",
 			err: "decoding the JSON body"},
 		{name: "gitea push", header: giteaHeaders("push", "g-1", giteaPush, testSecret), body: giteaPush,
-			want: Delivery{Forge: Gitea, Kind: EventPush, Event: "push", ID: "g-1", RepoURLs: giteaURLs,
+			want: Delivery{Forge: Gitea, Repo: model.RepoRef{Forge: "gitea", Path: "gitea/webhooks"}, Kind: EventPush, Event: "push", ID: "g-1", RepoURLs: giteaURLs,
 				Ref: "refs/heads/develop", After: "bffeb74224043ba2feb48d137756c8a9331c449a"}},
 		{name: "gitea pull request synchronized", header: giteaHeaders("pull_request", "g-2", giteaPR, testSecret), body: giteaPR,
 			want: Delivery{Forge: Gitea, Kind: EventPullRequest, Event: "pull_request", ID: "g-2", RepoURLs: giteaURLs,
@@ -168,7 +173,7 @@ func TestParseDelivery(t *testing.T) {
 				h.Set("X-Hub-Signature-256", sign("other", giteaPush))
 				return h
 			}(), body: giteaPush,
-			want: Delivery{Forge: Gitea, Kind: EventPush, Event: "push", ID: "g-5", RepoURLs: giteaURLs,
+			want: Delivery{Forge: Gitea, Repo: model.RepoRef{Forge: "gitea", Path: "gitea/webhooks"}, Kind: EventPush, Event: "push", ID: "g-5", RepoURLs: giteaURLs,
 				Ref: "refs/heads/develop", After: "bffeb74224043ba2feb48d137756c8a9331c449a"}},
 		{name: "gitea missing its signature", header: func() http.Header {
 			h := giteaHeaders("push", "g-6", giteaPush, testSecret)
@@ -181,7 +186,7 @@ func TestParseDelivery(t *testing.T) {
 			return h
 		}(), body: giteaPush, unauth: "X-Gitea-Signature does not match"},
 		{name: "forgejo push", header: forgejoHeaders("push", "f-1", giteaPush, testSecret), body: giteaPush,
-			want: Delivery{Forge: Forgejo, Kind: EventPush, Event: "push", ID: "f-1", RepoURLs: giteaURLs,
+			want: Delivery{Forge: Forgejo, Repo: model.RepoRef{Forge: "forgejo", Path: "gitea/webhooks"}, Kind: EventPush, Event: "push", ID: "f-1", RepoURLs: giteaURLs,
 				Ref: "refs/heads/develop", After: "bffeb74224043ba2feb48d137756c8a9331c449a"}},
 		{name: "forgejo detected before gitea", header: func() http.Header {
 			h := forgejoHeaders("push", "f-2", giteaPush, testSecret)
@@ -191,7 +196,7 @@ func TestParseDelivery(t *testing.T) {
 		{name: "forgejo release ignored", header: forgejoHeaders("release", "f-3", `{}`, testSecret), body: `{}`,
 			want: Delivery{Forge: Forgejo, Kind: EventIgnored, Event: "release", ID: "f-3"}},
 		{name: "gitlab push", header: gitlabHeaders("Push Hook", "l-1", testSecret), body: gitlabPush,
-			want: Delivery{Forge: GitLab, Kind: EventPush, Event: "Push Hook", ID: "l-1",
+			want: Delivery{Forge: GitLab, Repo: model.RepoRef{Forge: "gitlab", Path: "mike/diaspora", ProjectID: "15"}, Kind: EventPush, Event: "Push Hook", ID: "l-1",
 				RepoURLs: []string{"git@example.com:mike/diaspora.git", "http://example.com/mike/diaspora", "http://example.com/mike/diaspora.git"},
 				Ref:      "refs/heads/master", After: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}},
 		{name: "gitlab idempotency key wins over the event uuid", header: func() http.Header {
@@ -199,11 +204,11 @@ func TestParseDelivery(t *testing.T) {
 			h.Set("Idempotency-Key", "idem-1")
 			return h
 		}(), body: gitlabPush,
-			want: Delivery{Forge: GitLab, Kind: EventPush, Event: "Push Hook", ID: "idem-1",
+			want: Delivery{Forge: GitLab, Repo: model.RepoRef{Forge: "gitlab", Path: "mike/diaspora", ProjectID: "15"}, Kind: EventPush, Event: "Push Hook", ID: "idem-1",
 				RepoURLs: []string{"git@example.com:mike/diaspora.git", "http://example.com/mike/diaspora", "http://example.com/mike/diaspora.git"},
 				Ref:      "refs/heads/master", After: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"}},
 		{name: "gitlab merge request", header: gitlabHeaders("Merge Request Hook", "l-3", testSecret), body: gitlabMR,
-			want: Delivery{Forge: GitLab, Kind: EventPullRequest, Event: "Merge Request Hook", ID: "l-3",
+			want: Delivery{Forge: GitLab, Repo: model.RepoRef{Forge: "gitlab", ProjectID: "1"}, Kind: EventPullRequest, Event: "Merge Request Hook", ID: "l-3",
 				RepoURLs: []string{"git@example.com:gitlabhq/gitlab-test.git", "http://example.com/gitlabhq/gitlab-test", "http://example.com/gitlabhq/gitlab-test.git"},
 				PullRequest: &PullRequest{Number: 1, Action: PRUpdated, RawAction: "update", Title: "MS-Viewport",
 					HeadSHA: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", HeadRef: "ms-viewport", BaseRef: "master",

@@ -33,6 +33,9 @@ type Backend interface {
 	// returns the names of the previews acted on (nil when no source
 	// matches or the action asks for nothing).
 	PullRequest(ctx context.Context, pr model.PullRequest, urls []string) []string
+	// SawRepository records how the forge names the repository at
+	// ref.URL (a verified webhook delivery told it).
+	SawRepository(ref model.RepoRef)
 	// Previews describes the deployed pull-request previews.
 	Previews(ctx context.Context) []reconciler.PreviewState
 	Events(space, app string) []model.Event

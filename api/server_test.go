@@ -30,6 +30,7 @@ type fakeBackend struct {
 	prs       []model.PullRequest
 	synced    int
 	previews  []reconciler.PreviewState
+	saw       []model.RepoRef
 }
 
 func (b *fakeBackend) Previews(context.Context) []reconciler.PreviewState { return b.previews }
@@ -157,10 +158,11 @@ func TestWebhook(t *testing.T) {
 		status   string     // a part of the answer
 		triggers [][]string // the sources triggered, per trigger
 		prs      []model.PRAction
+		saw      string // the forge:path the backend learnt for each of the payload's URLs
 	}{
 		{name: "github push fetches the matching sources only", secret: testSecret,
 			header: githubHeaders("push", "1", githubPush, testSecret), body: githubPush,
-			code: http.StatusAccepted, status: "fetching apps, mirror", triggers: [][]string{{"apps", "mirror"}}},
+			code: http.StatusAccepted, status: "fetching apps, mirror", triggers: [][]string{{"apps", "mirror"}}, saw: "github:octo/apps"},
 		{name: "github push of another repository", secret: testSecret,
 			header: githubHeaders("push", "1", otherPush, testSecret), body: otherPush,
 			code: http.StatusAccepted, status: "no source matches", triggers: [][]string{nil}},
@@ -169,7 +171,7 @@ func TestWebhook(t *testing.T) {
 		{name: "forgejo push", secret: testSecret, header: forgejoHeaders("push", "1", giteaPush, testSecret), body: giteaPush,
 			code: http.StatusAccepted, status: "fetching gitea", triggers: [][]string{{"gitea"}}},
 		{name: "gitlab push", secret: testSecret, header: gitlabHeaders("Push Hook", "1", testSecret), body: gitlabPush,
-			code: http.StatusAccepted, status: "fetching diaspora", triggers: [][]string{{"diaspora"}}},
+			code: http.StatusAccepted, status: "fetching diaspora", triggers: [][]string{{"diaspora"}}, saw: "gitlab:mike/diaspora"},
 		{name: "github ping", secret: testSecret, header: githubHeaders("ping", "1", githubPing, testSecret), body: githubPing,
 			code: http.StatusOK, status: "pong"},
 		{name: "github pull request relabelled: the backend decides", secret: testSecret,
@@ -227,6 +229,14 @@ func TestWebhook(t *testing.T) {
 			}
 			if b.synced != 0 {
 				t.Fatal("a webhook synced every source")
+			}
+			if tt.saw != "" && len(b.saw) != 3 || tt.saw == "" && tt.code == http.StatusUnauthorized && len(b.saw) > 0 {
+				t.Fatalf("repositories learnt %+v, want 3 as %q", b.saw, tt.saw)
+			}
+			for _, ref := range b.saw {
+				if tt.saw != "" && ref.Forge+":"+ref.Path != tt.saw || ref.URL == "" {
+					t.Fatalf("repository learnt %+v, want %s", ref, tt.saw)
+				}
 			}
 			if tt.secret != "" && (strings.Contains(rec.Body.String(), tt.secret) || strings.Contains(logs.String(), tt.secret)) {
 				t.Fatalf("the secret is in the answer or the logs:\n%s\n%s", rec.Body, logs)
@@ -298,4 +308,11 @@ func TestStandbyAnswersOnlyStatus(t *testing.T) {
 			t.Errorf("%s %s body %q does not name the leader", tt.method, tt.path, rec.Body.String())
 		}
 	}
+}
+
+// SawRepository records what the webhook learnt of a repository.
+func (b *fakeBackend) SawRepository(ref model.RepoRef) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.saw = append(b.saw, ref)
 }

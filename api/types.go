@@ -140,18 +140,21 @@ type Preview struct {
 	Applied string `json:"applied,omitempty"`
 	// URLs are where the preview's apps answer (through the router).
 	URLs []string `json:"urls"`
-	// State is PreviewStarting, PreviewServing, PreviewRefused or
-	// PreviewFailed; Reason says why when it is not serving.
+	// State is PreviewStarting, PreviewServing, PreviewSleeping,
+	// PreviewRefused or PreviewFailed; Reason says why when it is not serving.
 	State  string `json:"state"`
 	Reason string `json:"reason,omitempty"`
-	// Since is when its head commit was seen.
-	Since time.Time `json:"since,omitzero"`
+	// Since is when its head commit was seen; Expires when it is removed
+	// unless its pull request has news before (the preview TTL).
+	Since   time.Time `json:"since,omitzero"`
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Preview states.
 const (
 	PreviewStarting = "starting"
 	PreviewServing  = "serving"
+	PreviewSleeping = "sleeping"
 	PreviewRefused  = "refused"
 	PreviewFailed   = "failed"
 )

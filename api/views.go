@@ -164,14 +164,18 @@ func settled(apps []App) (bool, string) {
 
 // previewViews shows each preview with the state of its apps (apps: every
 // app's view): refused when its last commit was not applied, failed when
-// an app's staging failed, serving when every app runs, else starting.
+// an app's staging failed, sleeping when idle, serving when every app
+// runs, else starting.
 func previewViews(states []reconciler.PreviewState, apps []App) []Preview {
 	out := make([]Preview, 0, len(states))
 	for _, ps := range states {
 		st := ps.Status
 		source, _, _ := strings.Cut(st.Name, "#pr-")
-		v := Preview{Name: st.Name, Source: source, Number: ps.Number, Branch: ps.Branch, Author: ps.Author,
-			Space: st.Space, Head: st.LastSeen, Applied: st.LastApplied, URLs: []string{}, Since: st.LastSeenAt}
+		v := Preview{Name: st.Name, Source: source, Space: st.Space, Head: st.LastSeen, Applied: st.LastApplied,
+			URLs: []string{}, Since: st.LastSeenAt, Expires: ps.Expires}
+		if p := st.Preview; p != nil {
+			v.Number, v.Branch, v.Author = p.Number, p.Branch, p.Author
+		}
 		running, total := 0, 0
 		for _, a := range apps {
 			if a.Space != st.Space {
@@ -195,6 +199,8 @@ func previewViews(states []reconciler.PreviewState, apps []App) []Preview {
 		case len(st.Errors) > 0 && st.LastApplied != st.LastSeen:
 			v.State, v.Reason = PreviewRefused, st.Errors[0].String()
 		case v.State == PreviewFailed:
+		case ps.Sleeping:
+			v.State, v.Reason = PreviewSleeping, "idle: its next request wakes it"
 		case total > 0 && running == total:
 			v.State = PreviewServing
 		default:

@@ -16,7 +16,8 @@ func TestPreviewViews(t *testing.T) {
 		for _, e := range errs {
 			st.Errors = append(st.Errors, model.Problem{Position: model.Position{File: "m.yml", Line: 3}, Message: e})
 		}
-		return reconciler.PreviewState{Status: st, Number: 7, Branch: "feature", Author: "ada"}
+		st.Preview = &model.PreviewOf{Source: "apps", Number: 7, Branch: "feature", Author: "ada"}
+		return reconciler.PreviewState{Status: st}
 	}
 	app := func(space, state string, problems ...string) App {
 		return App{Name: "hello", Space: space, State: state, Routes: []string{"hello-pr-7.apps.localhost"}, Problems: problems}
@@ -33,6 +34,7 @@ func TestPreviewViews(t *testing.T) {
 		{"last commit refused", preview("c3", "c2", "instances is not a number"), []App{app("dev-pr-7", AppRunning)}, PreviewRefused, "m.yml:3: instances is not a number"},
 		{"staging failed", preview("c2", "c2"), []App{app("dev-pr-7", AppStagingFailed, "release r (commit c2) failed to stage: no buildpack")}, PreviewFailed, "release r (commit c2) failed to stage: no buildpack"},
 		{"nothing stored yet", preview("c1", ""), nil, PreviewStarting, ""},
+		{"asleep", reconciler.PreviewState{Status: preview("c2", "c2").Status, Sleeping: true}, []App{app("dev-pr-7", AppStarting)}, PreviewSleeping, "idle: its next request wakes it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,7 +57,7 @@ func TestPreviewViews(t *testing.T) {
 }
 
 func TestPreviewsRoute(t *testing.T) {
-	b := &fakeBackend{previews: []reconciler.PreviewState{{Status: model.SourceStatus{Name: "apps#pr-1", Space: "dev-pr-1"}, Number: 1}}}
+	b := &fakeBackend{previews: []reconciler.PreviewState{{Status: model.SourceStatus{Name: "apps#pr-1", Space: "dev-pr-1", Preview: &model.PreviewOf{Number: 1}}}}}
 	rec := httptest.NewRecorder()
 	NewHandler(ServerConfig{Backend: b}).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/previews", nil))
 	var got []Preview

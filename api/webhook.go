@@ -84,6 +84,13 @@ func (h *webhook) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusAccepted, res)
 		return
 	}
+	if d.Repo.Path != "" {
+		for _, u := range d.RepoURLs {
+			ref := d.Repo
+			ref.URL = u
+			h.backend.SawRepository(ref)
+		}
+	}
 	switch d.Kind {
 	case EventPing:
 		log.Info("webhook ping")

@@ -50,8 +50,16 @@ const (
 	// preview (or refused, which the commit's own events say).
 	EventPreviewDeployed EventKind = "preview-deployed"
 	// EventPreviewRemoved: a closed or merged pull request's preview was
-	// torn down.
+	// torn down, or one idle for longer than its TTL.
 	EventPreviewRemoved EventKind = "preview-removed"
+	// EventAppSleeping: an idle preview's app was scaled to zero; the
+	// routers hold its next request and wake it.
+	EventAppSleeping EventKind = "app-sleeping"
+	// EventAppWoken: a sleeping app was woken by a request or a commit.
+	EventAppWoken EventKind = "app-woken"
+	// EventStatusFailed: a commit status could not be posted to the forge
+	// (after its retries).
+	EventStatusFailed EventKind = "status-failed"
 )
 
 // Event is one decision of the controller, with its reason.

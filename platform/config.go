@@ -79,6 +79,8 @@ type ControllerConfig struct {
 	NATSListen string
 	// ConsulAddr is the Consul HTTP address.
 	ConsulAddr string
+	// Forge is where commit statuses go and open pull requests are listed.
+	Forge ForgeConfig
 	// Ready, if set, is called with the API's address once it listens.
 	Ready func(apiAddr string)
 }
@@ -88,15 +90,19 @@ type ControllerConfig struct {
 func DefaultControllerConfig() ControllerConfig {
 	return ControllerConfig{
 		Config: reconciler.Config{
-			Domain:    DefaultDomain,
-			LostAfter: reconciler.DefaultLostAfter,
-			Crash:     plan.DefaultCrashPolicy,
+			Domain:          DefaultDomain,
+			LostAfter:       reconciler.DefaultLostAfter,
+			Crash:           plan.DefaultCrashPolicy,
+			PreviewIdle:     reconciler.DefaultPreviewIdle,
+			PullRequestPoll: time.Minute,
+			RoutesURL:       "http://",
 		},
 		DataDir:    DefaultDataDir,
 		Git:        GitConfig{Space: DefaultSpace, Poll: 10 * time.Second},
 		API:        api.DefaultAddress,
 		NATSListen: DefaultNATSListen,
 		ConsulAddr: DefaultConsul,
+		Forge:      ForgeConfig{Kind: "github"},
 	}
 }
 
@@ -151,6 +157,10 @@ type RouterConfig struct {
 	router.Config
 	// ConsulAddr is the Consul HTTP address the routes come from.
 	ConsulAddr string
+	// NATSURL is the NATS server the router wakes sleeping apps and
+	// reports its activity through; empty for none (sleeping previews
+	// then answer 503).
+	NATSURL string
 	// AccessLogPath is the access log's file: "-" for stdout, "" for none.
 	AccessLogPath string
 }
@@ -168,8 +178,11 @@ func DefaultRouterConfig() RouterConfig {
 			},
 			Balance:           model.BalanceRoundRobin,
 			ReadHeaderTimeout: router.DefaultReadHeaderTimeout,
+			ActivityInterval:  10 * time.Second,
+			MaxHeld:           100,
 		},
 		ConsulAddr:    DefaultConsul,
+		NATSURL:       DefaultNATSURL,
 		AccessLogPath: "-",
 	}
 }

@@ -43,6 +43,9 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		agent.PlainHTTPRegistries = append(agent.PlainHTTPRegistries, r) // droplets are pulled from it
 	}
 	rtr.AccessLogPath = filepath.Join(cfg.DataDir, "logs", "access.log")
+	if ctl.RoutesURL == DefaultControllerConfig().RoutesURL {
+		ctl.RoutesURL = "http://" + rtr.Listen // the statuses link to this router
+	}
 	srcs, _, err := sources(ctl.Git, ctl.DataDir)
 	if err != nil {
 		return err
@@ -104,6 +107,12 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		return err
 	}
 	defer agentNC.Close()
+	rtrNC, err := ConnectNATS(nsrv.URL(), "router", log)
+	if err != nil {
+		return err
+	}
+	defer rtrNC.Close()
+	rtr.NATS = rtrNC
 	r, closeAccessLog, err := newRouter(rtr, cc, log)
 	if err != nil {
 		return err

@@ -66,6 +66,15 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 	}
 	rc := cfg.Config
 	rc.Sources, rc.PolicySource, rc.NATS, rc.Consul, rc.Blobs, rc.Log = srcs, policySrc, nc, cc, blobs, log
+	fl, err := newForge(cfg.Forge, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if fl != nil {
+		rc.Forge = fl
+		go fl.reporter.Run(ctx)
+	}
 	if rc.BlobStoreURL == "" {
 		rc.BlobStoreURL = "http://" + ln.Addr().String()
 	}
@@ -145,7 +154,16 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	if err != nil {
 		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
 	}
-	r, closeLog, err := newRouter(cfg, cc, orDefault(cfg.Log))
+	log := orDefault(cfg.Log)
+	if cfg.NATSURL != "" {
+		nc, err := ConnectNATS(cfg.NATSURL, "router", log)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		cfg.NATS = nc
+	}
+	r, closeLog, err := newRouter(cfg, cc, log)
 	if err != nil {
 		return err
 	}

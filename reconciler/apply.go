@@ -36,13 +36,22 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 		se.retry = nil
 	}
 	se.last = commit
+	// A tracked branch's new commit is reported to the forge (report.go);
+	// a preview's are reported by deployPreview.
+	deploy := se.preview == nil && se.status.LastSeen != commit.ID()
 	se.status.LastSeen, se.status.LastSeenAt = commit.ID(), now
 	se.status.Warnings = prop.Warnings
 	c.mu.Unlock()
 
+	if deploy {
+		c.report(se, commit.ID(), model.StatusContextDeploy, "", model.CommitPending, "deploying")
+	}
 	if len(prop.Errors) > 0 {
 		c.setErrors(ctx, se, prop.Errors)
 		first := prop.Errors[0]
+		if deploy {
+			c.report(se, commit.ID(), model.StatusContextDeploy, "", model.CommitFailure, first.String())
+		}
 		c.events.Record(model.Event{Kind: model.EventCommitRefused, Space: se.space,
 			Message: fmt.Sprintf("commit %s of source %s refused: %s:%d: %s (%d error(s) in all)",
 				model.ShortCommit(commit.ID()), se.name, first.File, first.Line, first.Message, len(prop.Errors))})
@@ -53,6 +62,9 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 		// Nothing of the commit is applied for the space: what runs keeps
 		// running, and no new release is staged until it complies.
 		c.setErrors(ctx, se, violations)
+		if deploy {
+			c.report(se, commit.ID(), model.StatusContextDeploy, "", model.CommitFailure, "denied by policy: "+violations[0].String())
+		}
 		c.events.Record(model.Event{Kind: model.EventCommitDenied, Space: se.space,
 			Message: fmt.Sprintf("commit %s of source %s denied by policy: %s", model.ShortCommit(commit.ID()), se.name, messages(violations))})
 		return
@@ -82,6 +94,9 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 	c.mu.Unlock()
 	c.setErrors(ctx, se, blocked) // what per-app enforcement held back, if anything
 	queued := c.stager.queue(ch.Stage, commit)
+	if deploy {
+		c.awaitServing(se, se, commit.ID(), model.StatusContextDeploy)
+	}
 	c.events.Record(model.Event{Kind: model.EventCommitApplied, Space: se.space,
 		Message: fmt.Sprintf("commit %s of source %s applied: %d app(s), %d to stage", model.ShortCommit(commit.ID()), se.name, len(prop.Apps), queued)})
 	c.Kick()

@@ -83,6 +83,21 @@ type Config struct {
 	// leader lock (default: host name and process id).
 	ID  string
 	Log *slog.Logger
+	// PreviewIdle is how long a preview's app may go without a request
+	// before it sleeps (default DefaultPreviewIdle; negative: never);
+	// PreviewCheckInterval how often idle and expired previews are looked
+	// for (default 10 s).
+	PreviewIdle          time.Duration
+	PreviewCheckInterval time.Duration
+	// Forge receives commit statuses and lists open pull requests
+	// (report.go, poll.go); nil for none. PullRequestPoll is how often
+	// the open pull requests are listed (default 1 min).
+	Forge           Forge
+	PullRequestPoll time.Duration
+	// RoutesURL is how users reach the routes: its scheme and port (e.g.
+	// "http://127.0.0.1:8080") make the URLs of the commit statuses
+	// (default "http://").
+	RoutesURL string
 }
 
 func (c *Config) defaults() {
@@ -111,6 +126,15 @@ func (c *Config) defaults() {
 	c.Crash = c.Crash.WithDefaults()
 	if c.GCInterval == 0 {
 		c.GCInterval = 10 * time.Minute
+	}
+	if c.PreviewIdle == 0 {
+		c.PreviewIdle = DefaultPreviewIdle
+	}
+	if c.PreviewCheckInterval == 0 {
+		c.PreviewCheckInterval = 10 * time.Second
+	}
+	if c.PullRequestPoll == 0 {
+		c.PullRequestPoll = time.Minute
 	}
 }
 
@@ -162,6 +186,14 @@ type Controller struct {
 	wake      *time.Timer
 	// previews are the pull requests' previews (previews.go).
 	previews previewSet
+	// repos are how the forge names the sources' repositories, by
+	// normalised URL; serving the commits whose status awaits their apps
+	// serving, by source name (report.go).
+	repos   map[string]model.RepoRef
+	serving map[string]servingWait
+	// activity is when each app last got a request through a router
+	// (sleep.go).
+	activity map[model.AppKey]time.Time
 }
 
 type sourceEntry struct {
@@ -267,6 +299,8 @@ func (c *Controller) reset() {
 	c.unplaced = make(map[model.AppKey][]plan.Unplaced)
 	c.crashes = newCrashTracker(c.cfg.Crash)
 	c.lostCells = make(map[string]bool)
+	c.activity = make(map[model.AppKey]time.Time)
+	c.serving = make(map[string]servingWait)
 }
 
 // Run competes for the leader lock and, while it holds it, acts: it loads
@@ -316,6 +350,9 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 	if err := c.load(ctx); err != nil {
 		return err
 	}
+	if err := c.restorePreviews(ctx); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	c.started = time.Now()
 	c.role = RoleLeader
@@ -352,6 +389,10 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 	}
 	wg.Go(func() { c.convergeLoop(ctx) })
 	wg.Go(func() { c.gcLoop(ctx, c.cfg.GCInterval) })
+	wg.Go(func() { c.previewLoop(ctx) })
+	if c.cfg.Forge != nil {
+		wg.Go(func() { c.pollLoop(ctx) })
+	}
 	wg.Wait()
 	c.stopRetries()
 	return nil
@@ -389,5 +430,11 @@ func (c *Controller) subscribe() ([]*nats.Subscription, error) {
 		_ = hb.Unsubscribe()
 		return nil, fmt.Errorf("subscribing to instance changes: %w", err)
 	}
-	return []*nats.Subscription{hb, ch}, nil
+	sleep, err := c.subscribeSleep()
+	if err != nil {
+		_ = hb.Unsubscribe()
+		_ = ch.Unsubscribe()
+		return nil, err
+	}
+	return append([]*nats.Subscription{hb, ch}, sleep...), nil
 }

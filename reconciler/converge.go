@@ -41,6 +41,7 @@ func (c *Controller) converge(ctx context.Context) {
 	}
 	c.noteCells(insts, cells)
 	apps := c.planApps()
+	c.checkServing(insts)
 	p := plan.Compute(plan.Input{Apps: apps, Instances: insts, Cells: cells, Now: now})
 	c.recordUnplaced(p.Unplaced)
 	for _, rb := range p.Rollbacks {
@@ -81,6 +82,9 @@ func (c *Controller) planApps() []plan.App {
 	for _, a := range apps {
 		key := a.Key()
 		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances, RestartAt: c.crashes.RestartAt(key)}
+		if _, asleep := c.store.Sleeping(key); asleep {
+			pa.Instances = 0 // an idle preview's app (sleep.go)
+		}
 		if rel := c.store.Release(key, a.CurrentID); rel.Staged() {
 			pa.Release = rel // a copy
 			// Cells fetch the droplet from this controller's blob store,

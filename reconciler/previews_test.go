@@ -76,7 +76,7 @@ func TestPreviewDeployAndTeardown(t *testing.T) {
 	if st := h.status(); st.LastApplied != "c1" || len(st.Errors) != 0 {
 		t.Errorf("production's status changed: %+v", st)
 	}
-	if ps := h.c.Previews(context.Background()); len(ps) != 1 || ps[0].Status.Name != "apps#pr-7" || ps[0].Status.LastSeen != "p3" || len(ps[0].Status.Errors) == 0 || ps[0].Number != 7 {
+	if ps := h.c.Previews(context.Background()); len(ps) != 1 || ps[0].Status.Name != "apps#pr-7" || ps[0].Status.LastSeen != "p3" || len(ps[0].Status.Errors) == 0 || ps[0].Status.Preview == nil || ps[0].Status.Preview.Number != 7 {
 		t.Errorf("previews %+v", ps)
 	}
 
@@ -93,7 +93,7 @@ func TestPreviewDeployAndTeardown(t *testing.T) {
 	}
 
 	// Closed: the apps and releases go, its instance is stopped.
-	if err := h.c.removePreview(ctx, h.se, 7); err != nil {
+	if err := h.c.removePreview(ctx, h.se, 7, "pull request 7 closed"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := h.c.store.App(helloPR7); ok || len(h.c.store.Releases(helloPR7)) != 0 {

@@ -54,6 +54,18 @@ func controllerFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
 		"enables POST /v1/webhook with this HMAC secret (or DRIFTLESS_WEBHOOK_SECRET)")
 	f.DurationVar(&c.LostAfter, "lost-after", c.LostAfter, "how long a silent cell stays before its instances move")
 	crashFlags(f, &c.Crash)
+	previewFlags(f, c)
+}
+
+// previewFlags binds the flags of pull-request previews and of the forge
+// they report to.
+func previewFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
+	f.DurationVar(&c.PreviewIdle, "preview-idle", c.PreviewIdle, "a preview's app with no request for this long sleeps until its next request (negative: never)")
+	f.StringVar(&c.Forge.API, "forge-api", c.Forge.API, "forge API root for commit statuses and open pull requests (https://api.github.com, https://HOST/api/v1 for Gitea, https://HOST/api/v4 for GitLab)")
+	f.StringVar(&c.Forge.Token, "forge-token", c.Forge.Token, "token for --forge-api (default: $DRIFTLESS_FORGE_TOKEN; never shown)")
+	f.StringVar(&c.Forge.Kind, "forge", c.Forge.Kind, "kind of forge of repositories no webhook named yet: github, gitea, forgejo or gitlab")
+	f.DurationVar(&c.PullRequestPoll, "pr-poll", c.PullRequestPoll, "how often open pull requests are listed through --forge-api (the webhooks' safety net)")
+	f.StringVar(&c.RoutesURL, "routes-url", c.RoutesURL, "scheme and port users reach routes on, for the links of commit statuses (e.g. https:// or http://:8080)")
 }
 
 // crashFlags binds the crash policy's flags.

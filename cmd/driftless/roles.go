@@ -141,6 +141,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "a client must send its request headers within this")
 	f.Var(balanceValue{&cfg.Balance}, "balance", "balancing of apps whose routes do not choose: round-robin or least-connections")
 	consulFlag(f, &cfg.ConsulAddr, "")
+	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL, to wake sleeping previews and report which apps get requests (empty: none)")
 	f.StringVar(&cfg.AccessLogPath, "access-log", cfg.AccessLogPath, "access log file (- for stdout, empty for none)")
 	return &cfg
 }

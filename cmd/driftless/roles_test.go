@@ -250,11 +250,13 @@ func TestFlagNames(t *testing.T) {
 			"http": "127.0.0.1:8080", "api": "127.0.0.1:7070", "domain": "apps.localhost", "nats": "127.0.0.1:4222",
 			"consul": "127.0.0.1:8500", "containerd": "/run/containerd/containerd.sock", "bridge": "driftless0",
 			"subnet": "10.200.0.0/16", "poll": "2s", "lost-after": "10s", "ports": "61000-61999", "cell-memory": "",
-			"webhook-secret": "*", "crash-quick-restarts": "3", "crash-backoff": "30s", "crash-backoff-max": "*", "crash-reset-after": "*"},
+			"webhook-secret": "*", "crash-quick-restarts": "3", "crash-backoff": "30s", "crash-backoff-max": "*", "crash-reset-after": "*",
+			"preview-idle": "30m0s", "forge-api": "", "forge-token": "", "forge": "github", "pr-poll": "1m0s", "routes-url": "http://",},
 		"controller": {"data": "/var/lib/driftless", "repo": "[]", "policies": "", "space": "dev", "org": "",
 			"api": "127.0.0.1:7070", "blobstore-url": "", "domain": "apps.localhost", "nats": "", "nats-listen": "127.0.0.1:4222",
 			"consul": "127.0.0.1:8500", "poll": "10s", "lost-after": "10s", "webhook-secret": "*", "id": "", "blobs": "",
-			"crash-quick-restarts": "3", "crash-backoff": "30s", "crash-backoff-max": "*", "crash-reset-after": "*"},
+			"crash-quick-restarts": "3", "crash-backoff": "30s", "crash-backoff-max": "*", "crash-reset-after": "*",
+			"preview-idle": "30m0s", "forge-api": "", "forge-token": "", "forge": "github", "pr-poll": "1m0s", "routes-url": "http://",},
 		"agent": {"cell-id": "", "address": "127.0.0.1", "zone": "", "memory": "", "disk-mb": "102400", "max-instances": "256",
 			"nats": "nats://127.0.0.1:4222", "consul": "127.0.0.1:8500", "containerd": "/run/containerd/containerd.sock",
 			"namespace": "driftless", "bridge": "driftless0", "subnet": "10.200.0.0/16", "ports": "61000-61999",
@@ -262,7 +264,8 @@ func TestFlagNames(t *testing.T) {
 			"go-root": "", "static-server": "", "plain-http-registry": "[]"},
 		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "", "redirect-http": "false", "metrics": "",
 			"trusted-proxy": "", "dial-timeout": "5s", "response-timeout": "1m0s", "idle-timeout": "1m30s",
-			"read-header-timeout": "10s", "balance": "round-robin", "consul": "127.0.0.1:8500", "access-log": "-"},
+			"read-header-timeout": "10s", "balance": "round-robin", "consul": "127.0.0.1:8500", "access-log": "-",
+			"nats": "nats://127.0.0.1:4222"},
 	}
 	root := newRoot()
 	for role, flags := range roles {
