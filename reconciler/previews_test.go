@@ -184,37 +184,7 @@ func TestPreviewPolicyInput(t *testing.T) {
 // nothing; closed removes the preview.
 func TestPullRequestFetchesTheRef(t *testing.T) {
 	ctx := context.Background()
-	repo := filepath.Join(t.TempDir(), "repo")
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = repo
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@driftless.invalid",
-			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@driftless.invalid", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s (this test needs the git CLI: `make setup`)", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	if err := os.MkdirAll(filepath.Join(repo, "apps/hello"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git("init", "-q", "-b", "main")
-	write := func(manifest string) {
-		for name, body := range map[string]string{"apps/hello/manifest.yml": manifest, "apps/hello/hello": "binary"} {
-			if err := os.WriteFile(filepath.Join(repo, name), []byte(body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		git("add", "-A")
-		git("commit", "-q", "-m", "commit")
-	}
-	write(helloManifest)
-	write(strings.Replace(helloManifest, "./hello", "./hello --pr", 1))
-	head := git("rev-parse", "HEAD")
-	git("update-ref", "refs/pull/7/head", head)
-	git("reset", "-q", "--hard", "HEAD~1")
+	repo, head := pullRequestRepo(t)
 
 	h := newHarness(t)
 	src, err := source.New(source.Config{Name: "apps", URL: repo})
@@ -245,4 +215,42 @@ func TestPullRequestFetchesTheRef(t *testing.T) {
 	if _, ok := h.c.store.App(helloPR7); ok {
 		t.Error("the preview is still stored after its pull request closed")
 	}
+}
+
+// pullRequestRepo makes a repository whose main branch declares hello and
+// whose refs/pull/7/head (head) runs it with --pr.
+func pullRequestRepo(t *testing.T) (repo, head string) {
+	t.Helper()
+	repo = filepath.Join(t.TempDir(), "repo")
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@driftless.invalid",
+			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@driftless.invalid", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s (this test needs the git CLI: `make setup`)", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if err := os.MkdirAll(filepath.Join(repo, "apps/hello"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git("init", "-q", "-b", "main")
+	write := func(manifest string) {
+		for name, body := range map[string]string{"apps/hello/manifest.yml": manifest, "apps/hello/hello": "binary"} {
+			if err := os.WriteFile(filepath.Join(repo, name), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		git("add", "-A")
+		git("commit", "-q", "-m", "commit")
+	}
+	write(helloManifest)
+	write(strings.Replace(helloManifest, "./hello", "./hello --pr", 1))
+	head = git("rev-parse", "HEAD")
+	git("update-ref", "refs/pull/7/head", head)
+	git("reset", "-q", "--hard", "HEAD~1")
+	return repo, head
 }
