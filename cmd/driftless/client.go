@@ -23,6 +23,8 @@ type clientFlags struct {
 	api   string
 	space string
 	json  bool
+	// preview is the pull request number of --preview (previews.go).
+	preview int
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
@@ -98,7 +100,11 @@ func newAppCmd() *cobra.Command {
 		Short: "Show one app: instances, releases, crashes and staging errors",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			d, err := f.client().App(cmd.Context(), f.space, args[0])
+			space, err := f.previewSpace(cmd.Context())
+			if err != nil {
+				return err
+			}
+			d, err := f.client().App(cmd.Context(), space, args[0])
 			if err != nil {
 				return err
 			}
@@ -177,6 +183,7 @@ func newAppCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd, true)
+	f.previewFlag(cmd)
 	return cmd
 }
 
@@ -404,12 +411,16 @@ func newLogsCmd() *cobra.Command {
 		Short: "Stream an app's logs (instances and staging); --recent prints what was kept and exits",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := api.LogOptions{Space: f.space, Follow: !recent}
+			space, err := f.previewSpace(cmd.Context())
+			if err != nil {
+				return err
+			}
+			opts := api.LogOptions{Space: space, Follow: !recent}
 			if staging {
 				opts.Source = model.LogStaging
 			}
 			out := cmd.OutOrStdout()
-			err := f.client().Logs(cmd.Context(), args[0], opts, func(l model.LogLine) {
+			err = f.client().Logs(cmd.Context(), args[0], opts, func(l model.LogLine) {
 				if f.json {
 					_ = json.NewEncoder(out).Encode(l)
 					return
@@ -427,6 +438,7 @@ func newLogsCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd, true)
+	f.previewFlag(cmd)
 	cmd.Flags().BoolVar(&recent, "recent", false, "print recent lines and exit")
 	cmd.Flags().BoolVar(&staging, "staging", false, "only staging output")
 	return cmd

@@ -84,7 +84,9 @@ func TestClientCommands(t *testing.T) {
 		"GET /v1/events": `[{"time":"2026-01-01T10:00:00Z","kind":"placed","space":"dev","app":"hello","instance":"i-1","index":1,"message":"on cell-a"},
 			{"time":"2026-01-01T10:00:01Z","kind":"commit-applied","message":"commit abc applied"}]`,
 		"GET /v1/previews": `[{"name":"apps#pr-7","source":"apps","number":7,"branch":"feature","space":"dev-pr-7","head":"abcdef0123456789",
-			"urls":["http://hello-pr-7.apps.localhost"],"state":"refused","reason":"m.yml:3: policy quota: too many instances"}]`,
+			"urls":["http://hello-pr-7.apps.localhost"],"state":"refused","reason":"m.yml:3: policy quota: too many instances",
+			"expires":"2099-01-01T00:00:00Z"}]`,
+		"GET /v1/apps/hello": `{"name":"hello","space":"dev-pr-7","desired":1,"running":1,"state":"running","routes":["hello-pr-7.apps.localhost"],"instances":[]}`,
 		"POST /v1/sync": `{"sources":[{"name":"apps","url":"/r/apps","space":"dev","last_seen":"c1","last_applied":"c1","errors":[],"warnings":[]}],
 			"converged":false,"message":"hello: 1/2 running"}`,
 	}}
@@ -111,10 +113,11 @@ func TestClientCommands(t *testing.T) {
 			"PROBLEMS", "dev/clock: staging failed",
 			"CELLS", "cell-a", "10.0.0.2", "z1", "768/2048 MB", "LOST"}, 0},
 		{"events", []string{"events", "--app", "hello"}, []string{"placed", "hello/1 on cell-a", "commit-applied", "commit abc applied"}, 0},
-		{"previews", []string{"previews"}, []string{"SOURCE", "PR", "BRANCH", "HEAD", "STATE", "AGE", "URL",
-			"apps", "7", "feature", "abcdef0123", "refused", "-", "http://hello-pr-7.apps.localhost",
+		{"previews", []string{"previews"}, []string{"SOURCE", "PR", "BRANCH", "HEAD", "STATE", "AGE", "EXPIRES", "URL",
+			"apps", "7", "feature", "abcdef0123", "refused", "-", "in ", "http://hello-pr-7.apps.localhost",
 			"apps#pr-7: m.yml:3: policy quota: too many instances"}, 0},
-		{"previews --json", []string{"previews", "--json"}, []string{`"state": "refused"`}, 0},
+		{"previews --json", []string{"previews", "--json"}, []string{`"state": "refused"`, `"expires": "2099-01-01T00:00:00Z"`}, 0},
+		{"app --preview", []string{"app", "hello", "--preview", "7"}, []string{"hello (space dev-pr-7)", "1/1 running", "hello-pr-7.apps.localhost"}, 0},
 		{"sync without wait", []string{"sync"}, []string{"SOURCES", "apps  /r/apps"}, 0},
 		{"sync --wait not converged", []string{"sync", "--wait"}, []string{"SOURCES", "hello: 1/2 running"}, 2},
 		{"sync --json", []string{"sync", "--json"}, []string{`"converged": false`}, 0},
@@ -139,8 +142,10 @@ func TestClientCommands(t *testing.T) {
 			}
 		})
 	}
-	if want := "GET /v1/events?app=hello"; !slices.Contains(fake.requests, want) {
-		t.Errorf("requests %q lack %q", fake.requests, want)
+	for _, want := range []string{"GET /v1/events?app=hello", "GET /v1/apps/hello?space=dev-pr-7"} {
+		if !slices.Contains(fake.requests, want) {
+			t.Errorf("requests %q lack %q", fake.requests, want)
+		}
 	}
 }
 
@@ -203,5 +208,35 @@ func TestClientErrors(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPreviewFlag: --preview N finds the space of pull request N's
+// preview, and says so when there is none or several.
+func TestPreviewFlag(t *testing.T) {
+	t.Setenv("DRIFTLESS_API", "")
+	fake := &fakeAPI{answers: map[string]string{
+		"GET /v1/previews": `[{"name":"apps#pr-7","source":"apps","number":7,"space":"dev-pr-7"},
+			{"name":"web#pr-7","source":"web","number":7,"space":"web-pr-7"},
+			{"name":"apps#pr-8","source":"apps","number":8,"space":"dev-pr-8"}]`,
+	}}
+	addr := fake.start(t)
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"app", "hello", "--preview", "9"}, "no preview of pull request 9 is deployed"},
+		{[]string{"app", "hello", "--preview", "7"}, "pull request 7 has previews in spaces dev-pr-7, web-pr-7: say which with --space"},
+		{[]string{"logs", "hello", "--preview", "-1"}, "a pull request number is positive"},
+		{[]string{"app", "hello", "--preview", "7", "--space", "web"}, "no such path in the fake"}, // found web-pr-7, asked the API
+	}
+	for _, tt := range tests {
+		out, err := runCLI(t, append(tt.args, "--api", addr)...)
+		if err == nil || !strings.Contains(err.Error()+out, tt.wantErr) {
+			t.Errorf("%v: error %v, output %q; want %q", tt.args, err, out, tt.wantErr)
+		}
+	}
+	if want := "GET /v1/apps/hello?space=web-pr-7"; !slices.Contains(fake.requests, want) {
+		t.Errorf("requests %q lack %q", fake.requests, want)
 	}
 }
