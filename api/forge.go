@@ -285,9 +285,9 @@ type glProject struct {
 	ID                int    `json:"id"`
 	PathWithNamespace string `json:"path_with_namespace"`
 	GitHTTPURL        string `json:"git_http_url"`
-	GitSSHURL  string `json:"git_ssh_url"`
-	WebURL     string `json:"web_url"`
-	Homepage   string `json:"homepage"`
+	GitSSHURL         string `json:"git_ssh_url"`
+	WebURL            string `json:"web_url"`
+	Homepage          string `json:"homepage"`
 }
 
 func (p *glProject) urls() []string {

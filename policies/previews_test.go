@@ -50,7 +50,9 @@ func TestPreviewBudgetDenies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pr := func(open int) *Preview { return &Preview{Number: 4, Branch: "b", Labels: []string{}, Open: open, Source: "web"} }
+	pr := func(open int) *Preview {
+		return &Preview{Number: 4, Branch: "b", Labels: []string{}, Open: open, Source: "web"}
+	}
 	tests := []struct {
 		name    string
 		in      Input
