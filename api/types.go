@@ -42,6 +42,9 @@ const (
 	AppRunning       = "running"
 	AppRollingOut    = "rolling-out"
 	AppDegraded      = "degraded"
+	// AppSleeping is an idle preview's app scaled to zero: its next
+	// request wakes it.
+	AppSleeping = "sleeping"
 )
 
 // AppDetail is `driftless app NAME`: the app, its instances and releases.

@@ -75,6 +75,8 @@ func appView(s reconciler.AppState, now time.Time) App {
 		v.State = AppStaging
 	case others > 0:
 		v.State = AppRollingOut
+	case s.Sleeping != nil && v.Running == 0 && starting == 0:
+		v.State = AppSleeping
 	case v.Running >= a.Instances:
 		v.State = AppRunning
 	case starting > 0:

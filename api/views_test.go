@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler"
@@ -63,5 +64,34 @@ func TestPreviewsRoute(t *testing.T) {
 	var got []Preview
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &got) != nil || len(got) != 1 || got[0].Name != "apps#pr-1" {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestAppViewStates: the app's state from what is stored and what runs,
+// sleeping included.
+func TestAppViewStates(t *testing.T) {
+	rel := model.Release{ID: "r1", Space: "dev-pr-7", App: "hello", State: model.ReleaseStaged, DropletDigest: "sha256:x"}
+	app := model.App{Space: "dev-pr-7", Name: "hello", Instances: 1, ReleaseID: "r1", CurrentID: "r1"}
+	running := model.InstanceStatus{InstanceRef: model.InstanceRef{GUID: "g", Space: "dev-pr-7", App: "hello", ReleaseID: "r1"}, State: model.StateRunning}
+	starting := running
+	starting.State = model.StateStarting
+	asleep := &model.Sleeping{Space: "dev-pr-7", App: "hello"}
+	tests := []struct {
+		name  string
+		insts []model.InstanceStatus
+		sleep *model.Sleeping
+		want  string
+	}{
+		{"running", []model.InstanceStatus{running}, nil, AppRunning},
+		{"nothing runs", nil, nil, AppDegraded},
+		{"asleep", nil, asleep, AppSleeping},
+		{"waking", []model.InstanceStatus{starting}, asleep, AppStarting},
+		{"awake, the record not yet gone", []model.InstanceStatus{running}, asleep, AppRunning},
+	}
+	for _, tt := range tests {
+		s := reconciler.AppState{App: app, Releases: []model.Release{rel}, Instances: tt.insts, Sleeping: tt.sleep}
+		if got := appView(s, time.Now()).State; got != tt.want {
+			t.Errorf("%s: state %s, want %s", tt.name, got, tt.want)
+		}
 	}
 }

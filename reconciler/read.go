@@ -28,6 +28,8 @@ type AppState struct {
 	Unplaced []plan.Unplaced
 	// Flagged are the policy problems of the app's last checked commit.
 	Flagged []model.Problem
+	// Sleeping is set while the app sleeps (an idle preview's, sleep.go).
+	Sleeping *model.Sleeping
 }
 
 // Release returns the app's release id, or nil.
@@ -97,6 +99,9 @@ func (c *Controller) appState(a model.App, insts []model.InstanceStatus) AppStat
 	key := a.Key()
 	s := AppState{App: a, Releases: c.store.Releases(key), Instances: insts,
 		Addresses: map[string]string{}, Crashes: c.crashes.Records(key), Flagged: c.flagged(key)}
+	if sl, ok := c.store.Sleeping(key); ok {
+		s.Sleeping = &sl
+	}
 	slices.SortFunc(s.Releases, func(x, y model.Release) int { return y.CreatedAt.Compare(x.CreatedAt) })
 	slices.SortFunc(s.Instances, func(x, y model.InstanceStatus) int {
 		return cmp.Or(cmp.Compare(x.Index, y.Index), x.Since.Compare(y.Since))
