@@ -157,6 +157,8 @@ func settled(apps []App) (bool, string) {
 		switch {
 		case a.State == AppStagingFailed, a.Target != "" && len(a.Problems) > 0:
 			continue // staging failed: nothing more will happen by itself
+		case a.State == AppSleeping && a.Target == "":
+			continue // asleep until its next request
 		case a.Target != "" || a.State != AppRunning:
 			return false, ""
 		}

@@ -95,3 +95,24 @@ func TestAppViewStates(t *testing.T) {
 		}
 	}
 }
+
+// TestSettled: `sync --wait` waits for apps that will run by themselves,
+// not for failed stagings nor sleeping previews.
+func TestSettled(t *testing.T) {
+	tests := []struct {
+		name string
+		apps []App
+		want bool
+	}{
+		{"all running", []App{{State: AppRunning}}, true},
+		{"one starting", []App{{State: AppRunning}, {State: AppStarting}}, false},
+		{"staging failed", []App{{State: AppStagingFailed}}, true},
+		{"asleep", []App{{State: AppRunning}, {State: AppSleeping}}, true},
+		{"asleep with a new release to roll", []App{{State: AppSleeping, Target: "r2"}}, false},
+	}
+	for _, tt := range tests {
+		if got, _ := settled(tt.apps); got != tt.want {
+			t.Errorf("%s: settled %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
