@@ -3,6 +3,7 @@ package manifests
 import (
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -292,38 +293,46 @@ func readServices(a *appState, k, v *yaml.Node) {
 		a.errorf(list, "services must be a list, not a %s", kindName(list))
 		return
 	}
+	var names []string
 	for _, item := range list.Content {
 		it := resolve(item)
+		var svc model.AppService
 		switch it.Kind {
 		case yaml.ScalarNode:
-			if s, ok := a.str(k, it, false); ok && s != "" {
-				a.app.Services = append(a.app.Services, s)
-			}
+			svc.Name, _ = a.str(k, it, false)
 		case yaml.MappingNode:
-			name := ""
 			for _, p := range a.pairs(it) {
 				switch p.key.Value {
 				case "name":
-					name, _ = a.str(p.key, p.val, false)
+					svc.Name, _ = a.str(p.key, p.val, false)
 				case "parameters":
-					_, _ = a.mapping(p.key, p.val)
+					svc.Parameters = a.anyMap(p.key, p.val)
 				case "binding_name":
-					_, _ = a.str(p.key, p.val, false)
+					svc.BindingName, _ = a.str(p.key, p.val, false)
 				default:
 					a.errorf(p.key, "unknown service attribute %q (name, parameters, binding_name)", p.key.Value)
 				}
 			}
-			if name == "" {
+			if svc.Name == "" {
 				a.errorf(it, "a service entry needs a name")
 				continue
 			}
-			a.app.Services = append(a.app.Services, name)
 		default:
 			a.errorf(it, "a service is a name or a mapping with name, not a %s", kindName(it))
+			continue
 		}
+		if svc.Name == "" {
+			continue
+		}
+		if slices.Contains(names, svc.Name) {
+			a.errorf(it, "service %q is bound twice", svc.Name)
+			continue
+		}
+		names = append(names, svc.Name)
+		a.app.Services = append(a.app.Services, svc)
 	}
-	if len(a.app.Services) > 0 {
-		a.warnf(k, "services (%s) are recorded but not bound yet: driftless has no service brokers yet", strings.Join(a.app.Services, ", "))
+	if len(names) > 0 {
+		a.warnf(k, "services (%s) are recorded but not bound yet: driftless has no service brokers yet", strings.Join(names, ", "))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 
 	"github.com/driftless/driftless/model"
@@ -29,6 +30,9 @@ type LoadOptions struct {
 // Set is every manifest of a tree.
 type Set struct {
 	Manifests []*Manifest
+	// Services are the service instances of every services.yml, in file
+	// order (a name declared twice is an error).
+	Services []model.ServiceDecl
 	// Diagnostics are every manifest's diagnostics and the errors that
 	// span manifests (an app declared in two of them).
 	Diagnostics Diagnostics
@@ -52,7 +56,7 @@ func LoadFS(fsys fs.FS, root string) *Set { return LoadFSWith(fsys, root, LoadOp
 // LoadFSWith is LoadFS with options: LoadFS reads with the zero options.
 func LoadFSWith(fsys fs.FS, root string, opts LoadOptions) *Set {
 	set := &Set{}
-	var files []string
+	var files, serviceFiles []string
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			set.Diagnostics = append(set.Diagnostics, model.Problem{Position: model.Position{File: rel(root, p)}, Severity: model.Error,
@@ -67,6 +71,9 @@ func LoadFSWith(fsys fs.FS, root string, opts LoadOptions) *Set {
 		}
 		if !d.IsDir() && isManifestName(d.Name()) {
 			files = append(files, p)
+		}
+		if !d.IsDir() && d.Name() == model.ServicesFile {
+			serviceFiles = append(serviceFiles, p)
 		}
 		return nil
 	})
@@ -101,6 +108,31 @@ func LoadFSWith(fsys fs.FS, root string, opts LoadOptions) *Set {
 		m.Apps = kept
 		set.Manifests = append(set.Manifests, m)
 		set.Diagnostics = append(set.Diagnostics, m.Diagnostics...)
+	}
+	sort.Strings(serviceFiles)
+	declared := map[string]model.Position{}
+	for _, p := range serviceFiles {
+		name := rel(root, p)
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			set.Diagnostics = append(set.Diagnostics, model.Problem{Position: model.Position{File: name}, Severity: model.Error, Message: fmt.Sprintf("reading: %v", err)})
+			continue
+		}
+		vars, vdiags := readVars(fsys, p, name, opts)
+		sm := ParseServices(name, data, vars)
+		if !slices.ContainsFunc(files, func(f string) bool { return path.Dir(f) == path.Dir(p) }) {
+			set.Diagnostics = append(set.Diagnostics, vdiags...) // else said with the manifest beside it
+		}
+		set.Diagnostics = append(set.Diagnostics, sm.Diagnostics...)
+		for _, s := range sm.Services {
+			if first, dup := declared[s.Name]; dup {
+				set.Diagnostics = append(set.Diagnostics, model.Problem{Position: s.Pos, Severity: model.Error,
+					Message: fmt.Sprintf("service %q is already declared at %s", s.Name, first)})
+				continue
+			}
+			declared[s.Name] = s.Pos
+			set.Services = append(set.Services, s)
+		}
 	}
 	sortDiags(set.Diagnostics)
 	return set
@@ -140,19 +172,25 @@ func loadOne(fsys fs.FS, p, name string, opts LoadOptions) *Manifest {
 	if err != nil {
 		return &Manifest{File: name, Diagnostics: Diagnostics{{Position: model.Position{File: name}, Severity: model.Error, Message: fmt.Sprintf("reading: %v", err)}}}
 	}
-	var vars map[string]any
-	var vdiags Diagnostics
+	vars, vdiags := readVars(fsys, p, name, opts)
+	m := Parse(name, data, vars)
+	m.Diagnostics = append(vdiags, m.Diagnostics...)
+	return m
+}
+
+// readVars reads the vars file beside the file at p (named name in
+// diagnostics): vars.yml, or for a preview vars-preview.yml when there is
+// one.
+func readVars(fsys fs.FS, p, name string, opts LoadOptions) (map[string]any, Diagnostics) {
 	varsName := VarsName
 	if opts.Preview {
 		if _, err := fs.Stat(fsys, path.Join(path.Dir(p), PreviewVarsName)); err == nil {
 			varsName = PreviewVarsName
 		}
 	}
-	vp := path.Join(path.Dir(p), varsName)
-	if vdata, err := fs.ReadFile(fsys, vp); err == nil {
-		vars, vdiags = ParseVars(path.Join(path.Dir(name), varsName), vdata)
+	vdata, err := fs.ReadFile(fsys, path.Join(path.Dir(p), varsName))
+	if err != nil {
+		return nil, nil
 	}
-	m := Parse(name, data, vars)
-	m.Diagnostics = append(vdiags, m.Diagnostics...)
-	return m
+	return ParseVars(path.Join(path.Dir(name), varsName), vdata)
 }

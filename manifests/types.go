@@ -37,8 +37,9 @@ type App struct {
 	Routes      []Route
 	NoRoute     bool
 	RandomRoute bool
-	// Services are the names of the service instances to bind.
-	Services []string
+	// Services are the service instances to bind (services.yml declares
+	// them).
+	Services []model.AppService
 	// HealthCheck holds health-check-type, health-check-http-endpoint,
 	// health-check-invocation-timeout and timeout (TimeoutSec).
 	HealthCheck model.HealthCheck

@@ -3,9 +3,7 @@ package policies
 import (
 	"fmt"
 	"maps"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -59,7 +57,7 @@ func normPreviews(raw map[string]any, norm func(string, map[string]any) map[stri
 				delete(out, k)
 			}
 		case "ttl":
-			d, err := ParseTTL(fmt.Sprint(v))
+			d, err := model.ParseDuration(fmt.Sprint(v))
 			if err != nil {
 				bad("ttl: %v", err)
 				delete(out, k)
@@ -73,27 +71,6 @@ func normPreviews(raw map[string]any, norm func(string, map[string]any) map[stri
 		}
 	}
 	return out
-}
-
-// ParseTTL reads a preview TTL: a Go duration ("72h", "90m") or a number
-// of days ("3d").
-func ParseTTL(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n <= 0 || n > math.MaxInt64/float64(24*time.Hour) {
-			return 0, fmt.Errorf("%q is not a number of days", s)
-		}
-		return time.Duration(n * float64(24*time.Hour)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration (72h, 3d): %w", s, err)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q: a TTL is more than zero", s)
-	}
-	return d, nil
 }
 
 // previewBudget reads the budget back from the data normPreviews made.
