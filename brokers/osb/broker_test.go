@@ -51,6 +51,7 @@ type tbInstance struct {
 
 type tbBinding struct {
 	body map[string]any
+	op   *tbOp
 }
 
 // broker is the test's OSB server.
@@ -351,6 +352,11 @@ func (b *broker) bind(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnprocessableEntity, "ConcurrencyError", "instance "+id+" is not ready")
 		return
 	}
+	if async(in.planID) && r.URL.Query().Get("accepts_incomplete") != "true" {
+		b.mu.Unlock()
+		fail(w, http.StatusUnprocessableEntity, "AsyncRequired", "bindings of this plan are asynchronous")
+		return
+	}
 	res, _ := body["bind_resource"].(map[string]any)
 	if in.planID == planApp && (res == nil || res["app_guid"] == nil) {
 		b.mu.Unlock()
@@ -359,16 +365,26 @@ func (b *broker) bind(w http.ResponseWriter, r *http.Request) {
 	}
 	key := id + "/" + bid
 	if old, ok := b.bindings[key]; ok {
-		same := reflect.DeepEqual(old.body, body)
+		same, op := reflect.DeepEqual(old.body, body), old.op
 		b.mu.Unlock()
-		if !same {
+		switch {
+		case !same:
 			fail(w, http.StatusConflict, "", "binding "+bid+" exists with other attributes")
-			return
+		case op != nil:
+			reply(w, http.StatusAccepted, map[string]any{"operation": op.id})
+		default:
+			reply(w, http.StatusOK, bindingAnswer(id, bid))
 		}
-		reply(w, http.StatusOK, bindingAnswer(id, bid))
 		return
 	}
-	b.bindings[key] = &tbBinding{body: body}
+	bd := &tbBinding{body: body}
+	b.bindings[key] = bd
+	if async(in.planID) {
+		bd.op = b.newOp("bind", in.planID)
+		b.mu.Unlock()
+		reply(w, http.StatusAccepted, map[string]any{"operation": bd.op.id})
+		return
+	}
 	delay, answer := b.bindDelay, b.bindBody
 	b.mu.Unlock()
 	if delay > 0 { // the binding exists, the answer is late
@@ -404,20 +420,29 @@ func (b *broker) unbind(w http.ResponseWriter, r *http.Request) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.bindings[id+"/"+bid]; !ok {
+	bd, ok := b.bindings[id+"/"+bid]
+	switch {
+	case !ok:
 		fail(w, http.StatusGone, "", "no binding "+bid)
-		return
+	case bd.op != nil && bd.op.kind != "unbind":
+		fail(w, http.StatusUnprocessableEntity, "ConcurrencyError", "binding "+bid+" is busy with "+bd.op.kind)
+	case async(b.instances[id].planID):
+		if bd.op == nil {
+			bd.op = b.newOp("unbind", b.instances[id].planID)
+		}
+		reply(w, http.StatusAccepted, map[string]any{"operation": bd.op.id})
+	default:
+		delete(b.bindings, id+"/"+bid)
+		reply(w, http.StatusOK, map[string]any{})
 	}
-	delete(b.bindings, id+"/"+bid)
-	reply(w, http.StatusOK, map[string]any{})
 }
 
 func (b *broker) getBinding(w http.ResponseWriter, r *http.Request) {
 	id, bid := r.PathValue("id"), r.PathValue("bid")
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.bindings[id+"/"+bid]; !ok {
-		fail(w, http.StatusNotFound, "", "no binding "+bid)
+	if bd, ok := b.bindings[id+"/"+bid]; !ok || bd.op != nil && bd.op.kind == "bind" {
+		fail(w, http.StatusNotFound, "", "no binding "+bid+" (yet)")
 		return
 	}
 	reply(w, http.StatusOK, bindingAnswer(id, bid))
@@ -427,8 +452,30 @@ func (b *broker) bindingLastOperation(w http.ResponseWriter, r *http.Request) {
 	id, bid := r.PathValue("id"), r.PathValue("bid")
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.bindings[id+"/"+bid]; !ok {
+	if b.retryAfter != "" {
+		w.Header().Set("Retry-After", b.retryAfter)
+	}
+	bd, ok := b.bindings[id+"/"+bid]
+	if !ok {
 		fail(w, http.StatusGone, "", "no binding "+bid)
+		return
+	}
+	if bd.op == nil || bd.op.id != r.URL.Query().Get("operation") {
+		fail(w, http.StatusBadRequest, "", "no such operation")
+		return
+	}
+	if bd.op.pollsLeft != 0 {
+		if bd.op.pollsLeft > 0 {
+			bd.op.pollsLeft--
+		}
+		reply(w, http.StatusOK, map[string]any{"state": "in progress"})
+		return
+	}
+	kind := bd.op.kind
+	bd.op = nil
+	if kind == "unbind" {
+		delete(b.bindings, id+"/"+bid)
+		fail(w, http.StatusGone, "", "deleted")
 		return
 	}
 	reply(w, http.StatusOK, map[string]any{"state": "succeeded"})

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -169,8 +170,13 @@ type response struct {
 }
 
 // errNoAnswer marks an error where no answer was read: the request timed out,
-// was cancelled or failed on the network, so the broker may have acted on it.
-type errNoAnswer struct{ err error }
+// was cancelled or failed on the network. Unless unsent (the context had
+// ended before it was sent, or no connection could be made), the broker may
+// have received it and acted on it.
+type errNoAnswer struct {
+	err    error
+	unsent bool
+}
 
 func (e *errNoAnswer) Error() string { return e.err.Error() }
 func (e *errNoAnswer) Unwrap() error { return e.err }
@@ -219,14 +225,19 @@ func (c *Client) do(ctx context.Context, op string, r call) (response, error) {
 			req.Header.Set(HeaderOriginatingIdentity, platform+" "+base64.StdEncoding.EncodeToString([]byte(value)))
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return response{}, &errNoAnswer{err: fmt.Errorf("broker %s: %s: not sent: %w", c.name, op, context.Cause(ctx)), unsent: true}
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return response{}, &errNoAnswer{fmt.Errorf("broker %s: %s: %w", c.name, op, scrub(err))}
+		var ne *net.OpError
+		unsent := errors.As(err, &ne) && ne.Op == "dial"
+		return response{}, &errNoAnswer{err: fmt.Errorf("broker %s: %s: %w", c.name, op, scrub(err)), unsent: unsent}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return response{}, &errNoAnswer{fmt.Errorf("broker %s: %s: read answer (status %d): %w", c.name, op, resp.StatusCode, scrub(err))}
+		return response{}, &errNoAnswer{err: fmt.Errorf("broker %s: %s: read answer (status %d): %w", c.name, op, resp.StatusCode, scrub(err))}
 	}
 	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }

@@ -25,11 +25,16 @@
 //     [ErrGone], [ErrConflict], [ErrAsyncRequired], [ErrConcurrency] and the
 //     other sentinels;
 //   - orphan mitigation: when a provision or bind may have created something
-//     the caller cannot know about (a timeout or a network failure, a 5xx, an
-//     unexpected 2xx, a 201 whose body cannot be read), the client deprovisions
-//     or unbinds the same id in the background and returns an [*OrphanError]
-//     wrapping the original error, whose [OrphanError.Result] reports how the
-//     mitigation ended.
+//     the caller cannot know about (a timeout or a network failure after the
+//     request may have reached the broker, a 5xx, an unexpected 2xx, a 201
+//     whose body cannot be read), the client deprovisions or unbinds the same
+//     id in the background, logs it, and returns an [*OrphanError] wrapping the
+//     original error, whose [OrphanError.Result] reports how the mitigation
+//     ended. As the specification's table says, a 200 with an unreadable body,
+//     a 408 and other 4xx answers start none; nor does a request that was
+//     never sent (the context had ended, the connection was refused). Callers
+//     therefore call Provision and Bind only for ids they have not seen
+//     created: a failure deletes what the id names.
 //
 // Credentials (a binding's, a dashboard client's secret, the broker's password
 // and any user info in its URL) never appear in errors, logs or String().

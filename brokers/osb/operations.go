@@ -2,6 +2,7 @@ package osb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -114,6 +115,9 @@ func (c *Client) exchange(ctx context.Context, op string, cl call, out any, om f
 	}
 	r, err := c.do(ctx, op, cl)
 	if err != nil {
+		if na := (*errNoAnswer)(nil); errors.As(err, &na) && na.unsent {
+			return 0, err // the broker never saw it: nothing to mitigate
+		}
 		return 0, mitigate(err)
 	}
 	if slices.Contains(ok, r.status) {
@@ -141,7 +145,7 @@ func (c *Client) exchange(ctx context.Context, op string, cl call, out any, om f
 // starts afterwards.
 func (c *Client) Catalog(ctx context.Context) (Catalog, error) {
 	var cat Catalog
-	if _, err := c.exchange(ctx, "fetch catalog", call{method: http.MethodGet, path: "/v2/catalog"},
+	if _, err := c.exchange(ctx, "fetch catalog", call{method: http.MethodGet, path: "/v2/catalog", identity: true},
 		&cat, nil, http.StatusOK); err != nil {
 		return Catalog{}, err
 	}

@@ -165,6 +165,40 @@ func TestOrphanMitigation(t *testing.T) {
 	}
 }
 
+// TestNoMitigationWhenUnsent: a provision the broker cannot have received (a
+// context already ended, a connection refused) starts no mitigation.
+func TestNoMitigationWhenUnsent(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ctx  func() context.Context
+		url  func(b *broker) string
+	}{
+		{"context ended", func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, func(b *broker) string { return b.srv.URL }},
+		{"connection refused", context.Background, func(b *broker) string {
+			b.srv.Close()
+			return b.srv.URL
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBroker(t)
+			u := tc.url(b)
+			c, logs := newClient(t, b, func(cfg *osb.Config) { cfg.URL = u })
+			_, _, err := c.Provision(tc.ctx(), "db", osb.ProvisionRequest{ServiceID: svcID, PlanID: planSync, OrganizationGUID: "o", SpaceGUID: "s"})
+			var oe *osb.OrphanError
+			if err == nil || errors.As(err, &oe) {
+				t.Fatalf("error %v, want one without mitigation", err)
+			}
+			if strings.Contains(logs.String(), "orphan") || len(b.seen()) != 0 {
+				t.Fatalf("broker saw %v; log %s", b.seen(), logs)
+			}
+		})
+	}
+}
+
 // TestOrphanMitigationRetries: the mitigation repeats a deprovision the
 // broker refuses with ConcurrencyError until it is accepted.
 func TestOrphanMitigationRetries(t *testing.T) {

@@ -2,6 +2,7 @@ package osb_test
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,44 @@ func TestWaitMaximumPollingDuration(t *testing.T) {
 	// Retry-After (1 s) was cut short by the deadline: two polls, the last at the deadline.
 	if gaps := pollGaps(b); len(gaps) != 1 {
 		t.Errorf("polls gaps %v, want one", gaps)
+	}
+}
+
+// TestWaitRetriesTransient: a poll answered 503 is repeated; a broker that
+// keeps failing ends the wait with its error.
+func TestWaitRetriesTransient(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		failures int
+		wantErr  bool
+	}{
+		{"two 503s", 2, false},
+		{"503 forever", 1000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBroker(t)
+			left := tc.failures
+			b.set(func(b *broker) {
+				b.override = func(w http.ResponseWriter, r *http.Request) bool {
+					if !strings.HasSuffix(r.URL.Path, "/last_operation") || left == 0 {
+						return false
+					}
+					left--
+					fail(w, http.StatusServiceUnavailable, "", "restarting")
+					return true
+				}
+			})
+			c, _ := newClient(t, b, nil)
+			ctx := testCtx(t)
+			_, op, err := c.Provision(ctx, "db", osb.ProvisionRequest{ServiceID: svcID, PlanID: planAsync, OrganizationGUID: "o", SpaceGUID: "s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Wait(ctx, op, nil)
+			var e *osb.Error
+			if tc.wantErr != (err != nil) || tc.wantErr && (!errors.As(err, &e) || e.StatusCode != 503 || !strings.Contains(err.Error(), "restarting")) {
+				t.Fatalf("Wait: %v", err)
+			}
+		})
 	}
 }
