@@ -41,6 +41,12 @@ func DropletKey(cacheKey string) string { return DropletsPrefix + cacheKey }
 // DropletsPrefix is the prefix of the staging cache.
 const DropletsPrefix = KVPrefix + "droplets/"
 
+// ServiceKey holds a service instance (model.ServiceInstance).
+func ServiceKey(space, name string) string { return ServicesPrefix + space + "/" + name }
+
+// ServicesPrefix is the prefix of every ServiceKey.
+const ServicesPrefix = KVPrefix + "services/"
+
 // SleepingKey holds a model.Sleeping while the app is asleep (scaled to
 // zero until its next request); the routers follow SleepingPrefix.
 func SleepingKey(space, app string) string { return SleepingPrefix + space + "/" + app }

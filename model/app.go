@@ -108,6 +108,9 @@ type RunSpec struct {
 	HealthCheck HealthCheck       `json:"health_check"`
 	// Balance is how routers balance the app's instances.
 	Balance Balance `json:"balance,omitempty"`
+	// Services are the service instances the app binds (its manifest's
+	// services:); a change is a new release.
+	Services []AppService `json:"services,omitempty"`
 }
 
 // Defaults of what a manifest may leave out, and of the platform.

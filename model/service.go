@@ -1,6 +1,9 @@
 package model
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // ServicesFile is the file beside manifests that declares a space's
 // service instances.
@@ -41,4 +44,76 @@ type AppService struct {
 	Name        string         `json:"name"`
 	BindingName string         `json:"binding_name,omitempty"`
 	Parameters  map[string]any `json:"parameters,omitempty"`
+}
+
+// ServiceKey names a service instance: its space and name.
+type ServiceKey struct {
+	Space string `json:"space"`
+	Name  string `json:"name"`
+}
+
+func (k ServiceKey) String() string { return k.Space + "/" + k.Name }
+
+// ServiceState is where a service instance is with its broker.
+type ServiceState string
+
+// The service instance states.
+const (
+	// ServicePending: declared (or changed) in git, the broker not asked
+	// yet.
+	ServicePending ServiceState = "pending"
+	// ServiceCreating, ServiceUpdating, ServiceDeleting: the broker is
+	// working on it (Operation names its asynchronous operation).
+	ServiceCreating ServiceState = "creating"
+	ServiceUpdating ServiceState = "updating"
+	ServiceDeleting ServiceState = "deleting"
+	// ServiceReady: the broker holds what git declares.
+	ServiceReady ServiceState = "ready"
+	// ServiceFailed: the broker refused or failed the last operation
+	// (Message says why); tried again on the next commit that changes it.
+	ServiceFailed ServiceState = "failed"
+)
+
+// ServiceInstance is a service instance as the controller stores it: the
+// declaration of the last commit that applied it, and where its broker
+// is with it.
+type ServiceInstance struct {
+	Space  string      `json:"space"`
+	Source string      `json:"source"`
+	Commit string      `json:"commit"`
+	Decl   ServiceDecl `json:"decl"`
+	// GUID is the instance id given to the broker, made once and kept.
+	GUID string `json:"guid"`
+	// Deleted is set when git no longer declares the instance: it is
+	// deprovisioned, then forgotten.
+	Deleted bool `json:"deleted,omitempty"`
+	// Applied is the declaration the broker last accepted (nil before
+	// the first provision succeeded).
+	Applied *ServiceDecl `json:"applied,omitempty"`
+	State   ServiceState `json:"state"`
+	// Operation is the broker's pending asynchronous operation; Message
+	// the last operation's description or error.
+	Operation string    `json:"operation,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Key is the instance's key.
+func (s ServiceInstance) Key() ServiceKey { return ServiceKey{Space: s.Space, Name: s.Decl.Name} }
+
+// Converged reports whether the broker holds what git declares.
+func (s ServiceInstance) Converged() bool {
+	return !s.Deleted && s.State == ServiceReady && s.Applied != nil && SameService(*s.Applied, s.Decl)
+}
+
+// SameService reports whether two declarations ask the broker for the
+// same thing (plan, parameters, service, broker, credentials); tags, the
+// preview plan and the position do not count.
+func SameService(a, b ServiceDecl) bool {
+	ka, kb := a, b
+	ka.Tags, kb.Tags, ka.PreviewPlan, kb.PreviewPlan, ka.Pos, kb.Pos = nil, nil, "", "", Position{}, Position{}
+	ka.RotateEvery, kb.RotateEvery, ka.Rotation, kb.Rotation = 0, 0, 0, 0
+	ja, _ := json.Marshal(ka)
+	jb, _ := json.Marshal(kb)
+	return string(ja) == string(jb)
 }

@@ -29,6 +29,9 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 		prop = decide.ForPreview(prop, *se.preview) // a pull request's preview (previews.go)
 	}
 	prop.Errors = append(prop.Errors, decide.Conflicts(prop, st)...)
+	if len(prop.Errors) == 0 {
+		prop.Errors = append(prop.Errors, decide.ServiceProblems(prop, st, se.name, se.space)...)
+	}
 
 	c.mu.Lock()
 	if se.retry != nil {

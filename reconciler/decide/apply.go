@@ -22,6 +22,9 @@ type Changes struct {
 	// Promoted are the apps whose current release changes (a new release
 	// starts with a clean crash record).
 	Promoted []model.AppKey
+	// Services are the service instances to store: declared, changed, or
+	// marked deleted (services.go).
+	Services []model.ServiceInstance
 }
 
 // Apply decides what an accepted proposal of source changes: every app of
@@ -64,6 +67,7 @@ func Apply(prop Proposal, st State, source string, now time.Time) Changes {
 			ch.Removed = append(ch.Removed, key)
 		}
 	}
+	applyServices(&ch, prop, st, source, now)
 	return ch
 }
 

@@ -40,6 +40,9 @@ var SourceExcludes = append(append([]string{}, manifests.ManifestNames...), mani
 type Proposal struct {
 	Apps     []model.App
 	Releases []model.Release
+	// Services are the service instances its services.yml files declare
+	// for the space (services.go).
+	Services []model.ServiceInstance
 	Errors   []model.Problem
 	Warnings []model.Problem
 }
@@ -93,6 +96,9 @@ func Desired(tree Tree, opts Options) Proposal {
 			})
 		}
 	}
+	for _, d := range set.Services {
+		p.Services = append(p.Services, model.ServiceInstance{Space: opts.Space, Source: opts.Source, Commit: opts.Commit, Decl: d})
+	}
 	if len(p.Errors) > 0 {
 		return Proposal{Errors: p.Errors, Warnings: p.Warnings}
 	}
@@ -108,6 +114,7 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 		DiskMB:      int64(app.DiskMB),
 		Routes:      Routes(app, opts.Space, opts.Domain),
 		HealthCheck: app.HealthCheck,
+		Services:    app.Services,
 	}
 	for _, r := range app.Routes {
 		if r.LoadBalancing != model.BalanceDefault {

@@ -70,15 +70,23 @@ func PreviewRoute(route string, n int) (string, bool) {
 
 // ForPreview turns the proposal of a pull request's commit (made by
 // Desired for the preview's space and source) into its preview: at most
-// pr.MaxInstances instances per app (one unless the budget allows more), PreviewEnv set to the pull request's number, every
-// route rewritten by PreviewRoute (wildcard routes are left out, with a
-// warning), and each release's id recomputed for what changed. A proposal
-// with errors is returned as it is: it is refused anyway.
+// pr.MaxInstances instances per app (one unless the budget allows more),
+// PreviewEnv set to the pull request's number, every route rewritten by
+// PreviewRoute (wildcard routes are left out, with a warning), each
+// release's id recomputed for what changed, and each service instance its
+// own (in the preview's space), on its preview-plan when it has one. A
+// proposal with errors is returned as it is: it is refused anyway.
 func ForPreview(prop Proposal, pr Preview) Proposal {
 	if len(prop.Errors) > 0 {
 		return prop
 	}
 	out := Proposal{Warnings: slices.Clone(prop.Warnings)}
+	for _, svc := range prop.Services {
+		if svc.Decl.PreviewPlan != "" {
+			svc.Decl.Plan = svc.Decl.PreviewPlan // a preview's own, smaller instance
+		}
+		out.Services = append(out.Services, svc)
+	}
 	ids := make(map[string]string, len(prop.Releases)) // app → new release id
 	for _, r := range prop.Releases {
 		r.Run.Env = maps.Clone(r.Run.Env)

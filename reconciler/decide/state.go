@@ -8,6 +8,9 @@ import "github.com/driftless/driftless/model"
 type State struct {
 	Apps     map[model.AppKey]model.App
 	Releases map[model.AppKey]map[string]model.Release
+	// Services are the stored service instances (deleted ones included
+	// until their broker is done with them).
+	Services map[model.ServiceKey]model.ServiceInstance
 }
 
 // App returns the stored app of key.

@@ -42,12 +42,14 @@ type Store struct {
 	releases map[model.AppKey]map[string]model.Release
 	// sleeping are the apps put to sleep (sleep.go).
 	sleeping map[model.AppKey]model.Sleeping
+	// services are the service instances (services.go).
+	services map[model.ServiceKey]model.ServiceInstance
 }
 
 // New returns an empty store over kv; Load fills it.
 func New(kv KV) *Store {
 	return &Store{kv: kv, apps: map[model.AppKey]model.App{}, releases: map[model.AppKey]map[string]model.Release{},
-		sleeping: map[model.AppKey]model.Sleeping{}}
+		sleeping: map[model.AppKey]model.Sleeping{}, services: map[model.ServiceKey]model.ServiceInstance{}}
 }
 
 // Load replaces what is in memory with what Consul holds. Unreadable
@@ -88,17 +90,22 @@ func (s *Store) Load(ctx context.Context) (warnings []error, err error) {
 	if err != nil {
 		return nil, err
 	}
+	services, warnedS, err := s.loadServices(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
-	s.apps, s.releases, s.sleeping = apps, rels, sleeping
+	s.apps, s.releases, s.sleeping, s.services = apps, rels, sleeping, services
 	s.mu.Unlock()
-	return append(warnings, warned...), nil
+	return append(append(warnings, warned...), warnedS...), nil
 }
 
 // State is a copy of the desired state, for decisions.
 func (s *Store) State() decide.State {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	st := decide.State{Apps: maps.Clone(s.apps), Releases: make(map[model.AppKey]map[string]model.Release, len(s.releases))}
+	st := decide.State{Apps: maps.Clone(s.apps), Releases: make(map[model.AppKey]map[string]model.Release, len(s.releases)),
+		Services: maps.Clone(s.services)}
 	for k, rs := range s.releases {
 		st.Releases[k] = maps.Clone(rs)
 	}
@@ -161,14 +168,19 @@ func (s *Store) Droplets() []string {
 	return out
 }
 
-// Apply stores what a commit changes: new releases first, then the apps
-// (so a stored app never names a release that is not stored), then the
-// removals. It stops at the first write Consul refuses and returns its
+// Apply stores what a commit changes: the service instances and new
+// releases first, then the apps (so a stored app never names a release or
+// binds a service that is not stored), then the removals. It stops at the first write Consul refuses and returns its
 // error; what was written before it is stored, and applying the same
 // changes again completes it (every write is idempotent).
 func (s *Store) Apply(ctx context.Context, ch decide.Changes) error {
 	s.write.Lock()
 	defer s.write.Unlock()
+	for _, si := range ch.Services {
+		if err := s.putService(ctx, si); err != nil {
+			return err
+		}
+	}
 	for _, r := range ch.Releases {
 		if err := s.putRelease(ctx, r); err != nil {
 			return err
