@@ -26,12 +26,19 @@ type Process struct {
 	done chan struct{}
 	err  error
 	log  string
+	// stop is the signal Stop sends first; 0 means SIGTERM.
+	stop syscall.Signal
 }
 
 // start runs bin with args, sending its output to logPath. The child gets
 // its own process group so that a terminal's Ctrl-C reaches driftless, which
 // then stops its children in order.
 func start(name, bin string, args []string, logPath string) (*Process, error) {
+	return startAs(name, bin, args, logPath, nil)
+}
+
+// startAs is start running the child as cred's user (nil: driftless's own).
+func startAs(name, bin string, args []string, logPath string, cred *syscall.Credential) (*Process, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, fmt.Errorf("creating log folder for %s: %w", name, err)
 	}
@@ -42,7 +49,7 @@ func start(name, bin string, args []string, logPath string) (*Process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM, Credential: cred}
 	if err := startFromSpawner(cmd); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("starting %s (%s): %w", name, bin, err)
@@ -99,15 +106,19 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 // Err is the process's exit error, valid after Done is closed.
 func (p *Process) Err() error { return p.err }
 
-// Stop asks the process to end with SIGTERM and kills it if it is still
-// running after grace.
+// Stop asks the process to end with SIGTERM (SIGINT for PostgreSQL, its
+// fast shutdown) and kills it if it is still running after grace.
 func (p *Process) Stop(grace time.Duration) error {
 	select {
 	case <-p.done:
 		return nil
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	sig := p.stop
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 		return nil

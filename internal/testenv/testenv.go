@@ -180,3 +180,37 @@ func dumpLogOnFailure(t testing.TB, p *children.Process) {
 	}
 	t.Logf("last lines of %s log (%s):\n%s", p.Name(), p.LogPath(), strings.Join(lines, "\n"))
 }
+
+// Postgres is a PostgreSQL server started for one test.
+type Postgres struct {
+	// DSN is the superuser's postgres:// URL (it holds the password).
+	DSN string
+	// Addr is where the server listens, "127.0.0.1:port".
+	Addr string
+	Proc *children.Process
+	// Dir holds the cluster, its socket folder and log.
+	Dir string
+}
+
+// StartPostgres starts PostgreSQL with a new cluster on a free loopback
+// port (as the Debian postgres user when the test runs as root).
+func StartPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	port, err := children.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dir := ShortTempDir(t, "dl-pg-")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, dsn, err := children.StartPostgres(ctx, children.PostgresOptions{Dir: dir, Listen: addr})
+	if err != nil {
+		t.Fatalf("starting postgres: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = p.Stop(15 * time.Second)
+		dumpLogOnFailure(t, p)
+	})
+	return &Postgres{DSN: dsn, Addr: addr, Proc: p, Dir: dir}
+}
