@@ -57,6 +57,13 @@ const (
 	EventAppSleeping EventKind = "app-sleeping"
 	// EventAppWoken: a sleeping app was woken by a request or a commit.
 	EventAppWoken EventKind = "app-woken"
+	// EventServiceProvisioned, EventServiceUpdated, EventServiceDeprovisioned:
+	// a broker did what a services.yml asks; EventServiceFailed: it refused
+	// or failed (the message says why).
+	EventServiceProvisioned   EventKind = "service-provisioned"
+	EventServiceUpdated       EventKind = "service-updated"
+	EventServiceDeprovisioned EventKind = "service-deprovisioned"
+	EventServiceFailed        EventKind = "service-failed"
 	// EventStatusFailed: a commit status could not be posted to the forge
 	// (after its retries).
 	EventStatusFailed EventKind = "status-failed"

@@ -84,6 +84,12 @@ type ServiceInstance struct {
 	Decl   ServiceDecl `json:"decl"`
 	// GUID is the instance id given to the broker, made once and kept.
 	GUID string `json:"guid"`
+	// Broker, ServiceID and PlanID are where the instance was provisioned:
+	// the broker's name and the offering's and plan's ids in its catalog
+	// (for Applied's plan once provisioned).
+	Broker    string `json:"broker,omitempty"`
+	ServiceID string `json:"service_id,omitempty"`
+	PlanID    string `json:"plan_id,omitempty"`
 	// Deleted is set when git no longer declares the instance: it is
 	// deprovisioned, then forgotten.
 	Deleted bool `json:"deleted,omitempty"`

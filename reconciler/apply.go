@@ -88,6 +88,9 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 	for _, key := range ch.Promoted {
 		c.crashes.Forget(key) // a new release starts with a clean slate
 	}
+	if len(ch.Services) > 0 {
+		c.kickServices() // services.go
+	}
 	for _, key := range ch.Removed {
 		c.events.Record(model.Event{Kind: model.EventAppRemoved, Space: key.Space, App: key.Name,
 			Message: fmt.Sprintf("app removed from source %s at commit %s", se.name, model.ShortCommit(commit.ID()))})

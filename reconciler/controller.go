@@ -94,6 +94,9 @@ type Config struct {
 	// the open pull requests are listed (default 1 min).
 	Forge           Forge
 	PullRequestPoll time.Duration
+	// Brokers are the service brokers the service instances of
+	// services.yml are provisioned through (services.go).
+	Brokers []ServiceBroker
 	// RoutesURL is how users reach the routes: its scheme and port (e.g.
 	// "http://127.0.0.1:8080") make the URLs of the commit statuses
 	// (default "http://").
@@ -194,6 +197,8 @@ type Controller struct {
 	// activity is when each app last got a request through a router
 	// (sleep.go).
 	activity map[model.AppKey]time.Time
+	// svc is the service converger's state (services.go).
+	svc serviceWork
 }
 
 type sourceEntry struct {
@@ -280,6 +285,7 @@ func newController(cfg Config, st *store.Store, exec Executor, stagers stageRequ
 		role:       RoleStandby,
 		storeRetry: storeRetry,
 		policy:     cfg.Policies,
+		svc:        serviceWork{kick: make(chan struct{}, 1)},
 	}
 	if cfg.Policies != nil {
 		c.policyStatus = model.PolicyStatus{Source: "built-in", Files: cfg.Policies.Files}
@@ -390,6 +396,7 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 	wg.Go(func() { c.convergeLoop(ctx) })
 	wg.Go(func() { c.gcLoop(ctx, c.cfg.GCInterval) })
 	wg.Go(func() { c.previewLoop(ctx) })
+	wg.Go(func() { c.serviceLoop(ctx) })
 	if c.cfg.Forge != nil {
 		wg.Go(func() { c.pollLoop(ctx) })
 	}

@@ -89,6 +89,7 @@ func applyServices(ch *Changes, prop Proposal, st State, source string, now time
 			continue
 		}
 		rec.GUID, rec.Applied, rec.State, rec.Operation, rec.Message = prev.GUID, prev.Applied, prev.State, prev.Operation, prev.Message
+		rec.Broker, rec.ServiceID, rec.PlanID = prev.Broker, prev.ServiceID, prev.PlanID
 		if (rec.Applied == nil || !model.SameService(*rec.Applied, rec.Decl) || prev.Deleted) && !busy(prev.State) {
 			rec.State = model.ServicePending
 		}
