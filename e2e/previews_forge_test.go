@@ -120,6 +120,9 @@ func (p *platform) closePR(t testing.TB, id string, n int, head string) {
 // outlives it whatever failed.
 func (p *platform) closeOnCleanup(t testing.TB, head string, numbers ...int) {
 	t.Cleanup(func() {
+		if p.cmd.ProcessState != nil {
+			return // stopped already
+		}
 		for _, n := range numbers {
 			p.postGitHubPR(t, previewSecret, fmt.Sprintf("cleanup-%d-closed", n), false, n, head)
 		}
@@ -519,6 +522,7 @@ func TestPreviewSleep(t *testing.T) {
 	p.waitPreviewServes(t, 90*time.Second, n, head)
 
 	// No request: asleep, no container.
+	waited := time.Now()
 	p.waitPreviewState(t, 60*time.Second, n, api.PreviewSleeping)
 	testenv.Eventually(t, 30*time.Second, 200*time.Millisecond, "the sleeping preview's container is gone", func() error {
 		if ids := p.previewContainers(t, space); len(ids) > 0 {
@@ -538,7 +542,8 @@ func TestPreviewSleep(t *testing.T) {
 	if err := json.Unmarshal(body, &in); err != nil || in.Greeting != "Preview" || in.Commit != head {
 		t.Fatalf("the woken preview answers %s (%v)", body, err)
 	}
-	t.Logf("the sleeping preview answered its first request in %s", took.Round(time.Millisecond))
+	t.Logf("the sleeping preview answered its first request in %s (sent at +%s)", took.Round(time.Millisecond), start.Sub(waited).Round(time.Millisecond))
+	p.logEvents(t, space, waited)
 	p.waitPreviewState(t, 10*time.Second, n, api.PreviewServing)
 	if ids := p.previewContainers(t, space); len(ids) != 1 {
 		t.Errorf("containers of the woken preview: %v, want 1", ids)
