@@ -125,6 +125,9 @@ type Plan struct {
 	Free *bool `json:"free,omitempty"`
 	// Bindable overrides the offering's Bindable when present.
 	Bindable *bool `json:"bindable,omitempty"`
+	// BindingRotatable says whether a binding of the plan can be rotated:
+	// a bind naming it as predecessor_binding_id (2.17); absent means false.
+	BindingRotatable *bool `json:"binding_rotatable,omitempty"`
 	// PlanUpdateable overrides the offering's PlanUpdateable when present.
 	PlanUpdateable *bool `json:"plan_updateable,omitempty"`
 	// Schemas are JSON schemas of the parameters the plan accepts.
