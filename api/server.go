@@ -38,6 +38,10 @@ type Backend interface {
 	SawRepository(ref model.RepoRef)
 	// Previews describes the deployed pull-request previews.
 	Previews(ctx context.Context) []reconciler.PreviewState
+	// Services describes the service instances; Brokers the registered
+	// service brokers (services.go).
+	Services(ctx context.Context) []reconciler.ServiceState
+	Brokers(ctx context.Context) []reconciler.BrokerState
 	Events(space, app string) []model.Event
 	// Leading reports whether this controller acts and which one leads.
 	// A standby answers only /v1/status; the rest answers 503 naming the
@@ -74,6 +78,8 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc("POST /v1/sync", s.leaderOnly(s.sync))
 	mux.HandleFunc("GET /v1/events", s.leaderOnly(s.events))
 	mux.HandleFunc("GET /v1/previews", s.leaderOnly(s.previews))
+	mux.HandleFunc("GET /v1/services", s.leaderOnly(s.services))
+	mux.HandleFunc("GET /v1/brokers", s.leaderOnly(s.brokers))
 	mux.HandleFunc("POST /v1/webhook", s.leaderOnly(newWebhook(cfg).serve))
 	if cfg.Logs != nil {
 		mux.HandleFunc("GET /v1/logs/{name}", s.logs)

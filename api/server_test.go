@@ -31,9 +31,13 @@ type fakeBackend struct {
 	synced    int
 	previews  []reconciler.PreviewState
 	saw       []model.RepoRef
+	services  []reconciler.ServiceState
+	brokers   []reconciler.BrokerState
 }
 
 func (b *fakeBackend) Previews(context.Context) []reconciler.PreviewState { return b.previews }
+func (b *fakeBackend) Services(context.Context) []reconciler.ServiceState { return b.services }
+func (b *fakeBackend) Brokers(context.Context) []reconciler.BrokerState   { return b.brokers }
 
 func (b *fakeBackend) AppStates(context.Context) []reconciler.AppState { return nil }
 func (b *fakeBackend) AppState(context.Context, string, string) (reconciler.AppState, bool) {

@@ -81,6 +81,9 @@ type ControllerConfig struct {
 	ConsulAddr string
 	// Forge is where commit statuses go and open pull requests are listed.
 	Forge ForgeConfig
+	// Brokers are the service brokers, each NAME=URL (credentials in the
+	// URL's user info or DRIFTLESS_BROKER_<NAME>_USERNAME/_PASSWORD).
+	Brokers []string
 	// Ready, if set, is called with the API's address once it listens.
 	Ready func(apiAddr string)
 }

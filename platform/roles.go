@@ -66,6 +66,10 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 	}
 	rc := cfg.Config
 	rc.Sources, rc.PolicySource, rc.NATS, rc.Consul, rc.Blobs, rc.Log = srcs, policySrc, nc, cc, blobs, log
+	if rc.Brokers, err = newBrokers(cfg.Brokers, log); err != nil {
+		ln.Close()
+		return err
+	}
 	fl, err := newForge(cfg.Forge, log)
 	if err != nil {
 		ln.Close()

@@ -365,3 +365,55 @@ func (c *Controller) broker(name string) ServiceBroker {
 func serviceContext(si model.ServiceInstance) map[string]any {
 	return map[string]any{"platform": "driftless", "space": si.Space, "instance_name": si.Decl.Name}
 }
+
+// ServiceState is what the controller knows of one service instance: the
+// stored instance and the apps whose desired release binds it.
+type ServiceState struct {
+	Instance model.ServiceInstance
+	Bound    []string
+}
+
+// Services describes the service instances, by space and name.
+func (c *Controller) Services(_ context.Context) []ServiceState {
+	bound := map[model.ServiceKey][]string{}
+	for _, a := range c.store.Apps() {
+		rel := c.store.Release(a.Key(), a.ReleaseID)
+		if rel == nil {
+			continue
+		}
+		for _, b := range rel.Run.Services {
+			key := model.ServiceKey{Space: a.Space, Name: b.Name}
+			bound[key] = append(bound[key], a.Name)
+		}
+	}
+	var out []ServiceState
+	for _, si := range c.store.Services() {
+		apps := bound[si.Key()]
+		slices.Sort(apps)
+		out = append(out, ServiceState{Instance: si, Bound: apps})
+	}
+	return out
+}
+
+// BrokerState is one registered broker and what its catalog offers (Err
+// when it could not be read).
+type BrokerState struct {
+	Name    string
+	URL     string
+	Catalog osb.Catalog
+	Err     error
+}
+
+// Brokers describes the registered brokers, reading each one's catalog.
+func (c *Controller) Brokers(ctx context.Context) []BrokerState {
+	out := make([]BrokerState, 0, len(c.cfg.Brokers))
+	for _, b := range c.cfg.Brokers {
+		bs := BrokerState{Name: b.Name()}
+		if u, ok := b.(interface{ URL() string }); ok {
+			bs.URL = u.URL()
+		}
+		bs.Catalog, bs.Err = b.Catalog(ctx)
+		out = append(out, bs)
+	}
+	return out
+}

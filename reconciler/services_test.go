@@ -215,3 +215,20 @@ func TestServiceFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestServicesAndBrokers: the read models list each instance with the
+// apps binding it, and each broker with its catalog.
+func TestServicesAndBrokers(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.c.cfg.Brokers = []ServiceBroker{&fakeBroker{name: "pg"}}
+	h.c.apply(ctx, h.se, servicesCommit("c1", "small", true))
+	ss := h.c.Services(ctx)
+	if len(ss) != 1 || ss[0].Instance.Decl.Name != "db" || len(ss[0].Bound) != 1 || ss[0].Bound[0] != "hello" {
+		t.Fatalf("services %+v", ss)
+	}
+	bs := h.c.Brokers(ctx)
+	if len(bs) != 1 || bs[0].Name != "pg" || bs[0].Err != nil || bs[0].Catalog.Services[0].Name != "postgresql" {
+		t.Fatalf("brokers %+v", bs)
+	}
+}

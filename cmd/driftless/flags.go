@@ -55,6 +55,7 @@ func controllerFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
 	f.DurationVar(&c.LostAfter, "lost-after", c.LostAfter, "how long a silent cell stays before its instances move")
 	crashFlags(f, &c.Crash)
 	previewFlags(f, c)
+	f.StringArrayVar(&c.Brokers, "broker", c.Brokers, "service broker NAME=URL (Open Service Broker API; credentials in the URL or DRIFTLESS_BROKER_<NAME>_USERNAME/_PASSWORD; repeatable)")
 }
 
 // previewFlags binds the flags of pull-request previews and of the forge
