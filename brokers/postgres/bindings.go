@@ -71,16 +71,20 @@ func (b *Broker) bind(w http.ResponseWriter, r *http.Request) {
 	}
 	bd := binding{InstanceID: id, ID: bid, Role: bindingRole(id, bid), Predecessor: req.PredecessorBindingID,
 		AppGUID: appGUID, Parameters: req.Parameters}
-	if err := b.createRole(ctx, in, bd.Role); err != nil {
-		b.internal(w, "bind", err)
-		return
+	var creds osb.Credentials
+	err = b.createRole(ctx, in, bd.Role)
+	if err == nil {
+		creds, err = b.setPassword(ctx, in, bd.Role)
 	}
-	creds, err := b.setPassword(ctx, in, bd.Role)
+	if err == nil {
+		err = b.store.putBinding(ctx, bd)
+	}
 	if err != nil {
-		b.internal(w, "bind", err)
-		return
-	}
-	if err := b.store.putBinding(ctx, bd); err != nil {
+		// Undo what was made: the platform's orphan mitigation would find
+		// no record of it and answer 410.
+		if derr := b.dropRole(context.WithoutCancel(ctx), bd.Role); derr != nil {
+			b.log.Warn("undoing a failed bind", "instance", id, "binding", bid, "err", derr)
+		}
 		b.internal(w, "bind", err)
 		return
 	}

@@ -48,11 +48,16 @@ func (b *Broker) provision(w http.ResponseWriter, r *http.Request) {
 	db := databaseName(id)
 	in = instance{ID: id, ServiceID: req.ServiceID, PlanID: req.PlanID, Database: db, Owner: ownerRole(db),
 		Parameters: req.Parameters, Context: req.Context}
-	if err := b.createDatabase(ctx, in, limits); err != nil {
-		b.internal(w, "provision", err)
-		return
+	err = b.createDatabase(ctx, in, limits)
+	if err == nil {
+		err = b.store.putInstance(ctx, in)
 	}
-	if err := b.store.putInstance(ctx, in); err != nil {
+	if err != nil {
+		// Undo what was made: the platform's orphan mitigation would find
+		// no record of it and answer 410.
+		if derr := b.dropInstance(context.WithoutCancel(ctx), in, nil); derr != nil {
+			b.log.Warn("undoing a failed provision", "instance", id, "err", derr)
+		}
 		b.internal(w, "provision", err)
 		return
 	}
@@ -168,18 +173,7 @@ func (b *Broker) deprovision(w http.ResponseWriter, r *http.Request) {
 		b.internal(w, "deprovision", err)
 		return
 	}
-	// WITH (FORCE) terminates the database's sessions first.
-	if _, err := b.pool.Exec(ctx, `DROP DATABASE IF EXISTS `+ident(in.Database)+` WITH (FORCE)`); err != nil {
-		b.internal(w, "deprovision", fmt.Errorf("dropping database %s: %w", in.Database, err))
-		return
-	}
-	for _, bd := range bindings {
-		if err := b.dropRole(ctx, bd.Role); err != nil {
-			b.internal(w, "deprovision", err)
-			return
-		}
-	}
-	if err := b.dropRole(ctx, in.Owner); err != nil {
+	if err := b.dropInstance(ctx, in, bindings); err != nil {
 		b.internal(w, "deprovision", err)
 		return
 	}
@@ -189,6 +183,21 @@ func (b *Broker) deprovision(w http.ResponseWriter, r *http.Request) {
 	}
 	b.log.Info("deprovisioned", "instance", id, "database", in.Database)
 	reply(w, http.StatusOK, struct{}{})
+}
+
+// dropInstance drops an instance's database, its bindings' roles and its
+// owner role, whichever exist.
+func (b *Broker) dropInstance(ctx context.Context, in instance, bindings []binding) error {
+	// WITH (FORCE) terminates the database's sessions first.
+	if _, err := b.pool.Exec(ctx, `DROP DATABASE IF EXISTS `+ident(in.Database)+` WITH (FORCE)`); err != nil {
+		return fmt.Errorf("dropping database %s: %w", in.Database, err)
+	}
+	for _, bd := range bindings {
+		if err := b.dropRole(ctx, bd.Role); err != nil {
+			return err
+		}
+	}
+	return b.dropRole(ctx, in.Owner)
 }
 
 // dropRole ends a role's sessions and drops it.

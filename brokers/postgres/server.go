@@ -27,9 +27,9 @@ const DefaultQuotaInterval = time.Minute
 type Config struct {
 	// Listen is the address Run serves the OSB API on, e.g. ":8443".
 	Listen string
-	// DSN reaches the PostgreSQL server as a superuser (or a role with
-	// CREATEDB and CREATEROLE), e.g. children.StartPostgres's. It holds a
-	// password: it is never logged.
+	// DSN reaches the PostgreSQL server (13 or later) as a superuser, e.g.
+	// children.StartPostgres's; its database keeps the broker's records. It
+	// holds a password: it is never logged.
 	DSN string
 	// PublicHost and PublicPort are the server's address as apps reach it,
 	// put in bindings' credentials; empty or 0 means the DSN's host or port.
