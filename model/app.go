@@ -111,6 +111,11 @@ type RunSpec struct {
 	// Services are the service instances the app binds (its manifest's
 	// services:); a change is a new release.
 	Services []AppService `json:"services,omitempty"`
+	// Bindings are those services' bindings with their credentials, set
+	// only in an instance's start command (never in a stored release):
+	// the cell gives them to the instance as VCAP_SERVICES and files under
+	// SERVICE_BINDING_ROOT, and never writes them to its records or logs.
+	Bindings []Binding `json:"bindings,omitempty"`
 }
 
 // Defaults of what a manifest may leave out, and of the platform.

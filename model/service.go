@@ -123,3 +123,39 @@ func SameService(a, b ServiceDecl) bool {
 	jb, _ := json.Marshal(kb)
 	return string(ja) == string(jb)
 }
+
+// Binding is one service binding as an app instance gets it: its entry in
+// VCAP_SERVICES (Cloud Foundry's shape) and its folder under
+// SERVICE_BINDING_ROOT (servicebinding.io's). The controller puts the
+// bindings, credentials decrypted, into the start command of each
+// instance (RunSpec.Bindings); they are never stored in a release, logged
+// or shown.
+type Binding struct {
+	// Label is the offering's name ("user-provided" for a user-provided
+	// service): VCAP_SERVICES groups bindings by it, and it is the
+	// binding's servicebinding.io type.
+	Label string `json:"label"`
+	// Name is the binding's name (its binding_name, else the instance's
+	// name): its folder under SERVICE_BINDING_ROOT.
+	Name         string   `json:"name"`
+	BindingName  string   `json:"binding_name,omitempty"`
+	BindingGUID  string   `json:"binding_guid"`
+	InstanceName string   `json:"instance_name"`
+	InstanceGUID string   `json:"instance_guid"`
+	Plan         string   `json:"plan"`
+	Provider     string   `json:"provider,omitempty"`
+	Tags         []string `json:"tags"`
+	// Credentials are the broker's (or the user-provided service's): one
+	// file per key under the binding's folder.
+	Credentials    map[string]any `json:"credentials"`
+	SyslogDrainURL string         `json:"syslog_drain_url,omitempty"`
+	VolumeMounts   []any          `json:"volume_mounts"`
+}
+
+// String never shows the credentials.
+func (b Binding) String() string {
+	return "binding " + b.Name + " of " + b.InstanceName + " (" + b.Label + ")"
+}
+
+// GoString never shows the credentials.
+func (b Binding) GoString() string { return b.String() }
