@@ -129,6 +129,9 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Process, string,
 	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, "", fmt.Errorf("opening postgres folder to its user: %w", err)
 	}
+	if err := reachable(dir, cred); err != nil {
+		return nil, "", err
+	}
 	for _, d := range []string{data, run} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, "", fmt.Errorf("creating postgres folder: %w", err)
@@ -144,6 +147,11 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Process, string,
 	if err := writeHBA(data, cred); err != nil {
 		return nil, "", err
 	}
+	dsnHost := host
+	switch host {
+	case "", "0.0.0.0", "::", "*":
+		host, dsnHost = "*", "127.0.0.1" // every address; the DSN goes through loopback
+	}
 	args := []string{"-D", data, "-c", "listen_addresses=" + host, "-p", port, "-k", run,
 		"-c", "unix_socket_permissions=0700"}
 	p, err := startAs("postgres", filepath.Join(binDir, "postgres"), args, logPath, cred)
@@ -152,7 +160,7 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Process, string,
 	}
 	p.stop = syscall.SIGINT // fast shutdown: SIGTERM would wait for every client to leave
 	dsn := (&url.URL{Scheme: "postgres", User: url.UserPassword(PostgresSuperuser, password),
-		Host: listen, Path: "/postgres", RawQuery: "sslmode=disable"}).String()
+		Host: net.JoinHostPort(dsnHost, port), Path: "/postgres", RawQuery: "sslmode=disable"}).String()
 	err = p.waitReady(ctx, 60*time.Second, func(ctx context.Context) error {
 		return postgresAnswers(ctx, dsn)
 	})
@@ -208,6 +216,35 @@ func postgresCredential(name string) (*syscall.Credential, error) {
 		return nil, nil
 	}
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// reachable checks that cred's user can traverse every folder above dir
+// (a data folder under /root, mode 0700, cannot be the postgres user's).
+func reachable(dir string, cred *syscall.Credential) error {
+	if cred == nil {
+		return nil
+	}
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("postgres folder: %w", err)
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		mode := st.Mode().Perm()
+		if ok {
+			switch {
+			case sys.Uid == cred.Uid && mode&0o100 != 0,
+				sys.Gid == cred.Gid && mode&0o010 != 0,
+				mode&0o001 != 0:
+			default:
+				return fmt.Errorf("the postgres folder %s is out of reach of the user PostgreSQL runs as (uid %d): "+
+					"%s is mode %04o; choose a folder under one every user can traverse (e.g. /var/lib/driftless)", dir, cred.Uid, d, mode)
+			}
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
 }
 
 func chown(path string, cred *syscall.Credential) error {

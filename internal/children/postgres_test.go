@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,5 +48,22 @@ func TestPostgresReusesCluster(t *testing.T) {
 	}
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("password file mode %v, want 0600", st.Mode().Perm())
+	}
+}
+
+// TestPostgresUnreachableFolder: a folder the postgres user cannot reach
+// (t.TempDir's parent is 0700, as /root is) fails with what to do, before
+// initdb runs.
+func TestPostgresUnreachableFolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root (PostgreSQL then runs as the postgres user): run `make test` as root")
+	}
+	parent := t.TempDir()
+	if err := os.Chmod(parent, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := StartPostgres(context.Background(), PostgresOptions{Dir: filepath.Join(parent, "pg"), Listen: "127.0.0.1:1"})
+	if err == nil || !strings.Contains(err.Error(), "out of reach") {
+		t.Fatalf("StartPostgres in an unreachable folder: %v", err)
 	}
 }
