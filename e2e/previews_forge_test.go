@@ -101,7 +101,7 @@ var previewFiles = map[string]string{"apps/hello/vars-preview.yml": "greeting: P
 // webhook acted on its preview.
 func (p *platform) openPR(t testing.TB, id string, n int, head string) {
 	t.Helper()
-	code, res := p.postGitHubPR(t, previewSecret, id, true, n, head)
+	code, res := p.postGitHubPR(t, previewSecret, id, prOpened, n, head)
 	if code != http.StatusAccepted || len(res.Previews) != 1 || res.Previews[0] != fmt.Sprintf("repo#pr-%d", n) {
 		t.Fatalf("pull request %d opened: %d %+v", n, code, res)
 	}
@@ -110,7 +110,7 @@ func (p *platform) openPR(t testing.TB, id string, n int, head string) {
 // closePR posts GitHub's "closed" of pull request n.
 func (p *platform) closePR(t testing.TB, id string, n int, head string) {
 	t.Helper()
-	if code, res := p.postGitHubPR(t, previewSecret, id, false, n, head); code != http.StatusAccepted {
+	if code, res := p.postGitHubPR(t, previewSecret, id, prClosed, n, head); code != http.StatusAccepted {
 		t.Fatalf("pull request %d closed: %d %+v", n, code, res)
 	}
 }
@@ -124,24 +124,16 @@ func (p *platform) closeOnCleanup(t testing.TB, head string, numbers ...int) {
 			return // stopped already
 		}
 		for _, n := range numbers {
-			p.postGitHubPR(t, previewSecret, fmt.Sprintf("cleanup-%d-closed", n), false, n, head)
+			p.postGitHubPR(t, previewSecret, fmt.Sprintf("cleanup-%d-closed", n), prClosed, n, head)
 		}
 	})
 }
 
 // syncPR posts GitHub's "synchronize" of pull request n (new commits, head
-// its new head), built as postGitHubPR builds "opened".
+// its new head).
 func (p *platform) syncPR(t testing.TB, id string, n int, head string) api.WebhookResult {
 	t.Helper()
-	url := "file://" + p.repo
-	repo := map[string]any{"name": "repo", "full_name": "e2e/repo", "clone_url": url, "html_url": url}
-	payload := map[string]any{"action": "synchronize", "number": n, "repository": repo, "sender": map[string]string{"login": "e2e"},
-		"before": strings.Repeat("0", 40), "after": head,
-		"pull_request": map[string]any{"number": n, "state": "open", "title": "a new greeting", "merged": false,
-			"user": map[string]string{"login": "e2e"}, "labels": []any{},
-			"head": map[string]any{"label": "e2e:feature", "sha": head, "ref": "feature", "repo": repo},
-			"base": map[string]any{"label": "e2e:main", "ref": "main", "repo": repo}}}
-	code, res := p.postGitHub(t, previewSecret, id, "pull_request", payload)
+	code, res := p.postGitHubPR(t, previewSecret, id, prPushed, n, head)
 	if code != http.StatusAccepted || len(res.Previews) != 1 {
 		t.Fatalf("pull request %d synchronized: %d %+v", n, code, res)
 	}
@@ -291,11 +283,8 @@ var statusForges = []statusForge{
 		deliver: func(p *platform, t testing.TB, id, action string, n int, head, before string) {
 			var code int
 			var res api.WebhookResult
-			if action == "update" {
-				code, res = p.postGitLabMRUpdate(t, id, n, head, before)
-			} else {
-				code, res = p.postGitLabMR(t, previewSecret, id, action == "open", n, head)
-			}
+			act := map[string]prAction{"open": prOpened, "update": prPushed, "close": prClosed}[action]
+			code, res = p.postGitLabMR(t, previewSecret, id, act, n, head)
 			if code != http.StatusAccepted || len(res.Previews) != 1 {
 				t.Fatalf("merge request %d %s: %d %+v", n, action, code, res)
 			}
@@ -403,31 +392,6 @@ func testPreviewStatuses(t *testing.T, sf statusForge) {
 	f.setOpen()
 	sf.deliver(p, t, "statuses-closed", "close", n, broken, "")
 	p.waitRoute404(t, 20*time.Second, previewHostOf(n))
-}
-
-// postGitLabMRUpdate posts GitLab's Merge Request Hook of new commits
-// (action "update" with oldrev, the previous head) on merge request iid
-// of the platform's repository, as postGitLabMR posts "open".
-func (p *platform) postGitLabMRUpdate(t testing.TB, id string, iid int, head, oldrev string) (int, api.WebhookResult) {
-	t.Helper()
-	u := "file://" + p.repo
-	project := map[string]any{"id": 1, "name": "repo", "path_with_namespace": "e2e/repo", "default_branch": "main",
-		"web_url": u, "git_http_url": u, "git_ssh_url": u, "homepage": u, "url": u, "http_url": u, "ssh_url": u}
-	payload := map[string]any{"object_kind": "merge_request", "event_type": "merge_request",
-		"user": map[string]any{"id": 1, "name": "E2E", "username": "e2e"}, "project": project,
-		"repository": map[string]any{"name": "repo", "url": u, "homepage": u},
-		"object_attributes": map[string]any{"id": 100 + iid, "iid": iid, "title": "a new greeting", "state": "opened", "action": "update",
-			"oldrev": oldrev, "source_branch": "feature", "target_branch": "main", "source_project_id": 1, "target_project_id": 1,
-			"source": project, "target": project,
-			"last_commit": map[string]any{"id": head, "message": "pull request commit", "title": "pull request commit"}},
-		"labels": []any{}, "changes": map[string]any{}}
-	h := http.Header{}
-	h.Set("X-Gitlab-Event", "Merge Request Hook")
-	h.Set("X-Gitlab-Token", previewSecret)
-	h.Set("X-Gitlab-Event-UUID", id)
-	h.Set("Idempotency-Key", id)
-	h.Set("User-Agent", "GitLab/17.5.0")
-	return p.post(t, previewSecret, h, marshal(t, payload))
 }
 
 // TestPreviewBudget: a policy source holding only quotas.yml with

@@ -15,6 +15,18 @@ import (
 	"github.com/driftless/driftless/model"
 )
 
+// prAction is what a test's pull request delivery says happened.
+type prAction int
+
+// The pull request actions a test delivers: opened, new commits pushed
+// (GitHub synchronize, GitLab update with oldrev, Gitea synchronized),
+// closed.
+const (
+	prOpened prAction = iota
+	prPushed
+	prClosed
+)
+
 // prForge is a forge whose pull request (GitLab: merge request) deliveries
 // TestPreview sends.
 type prForge struct {
@@ -26,10 +38,10 @@ type prForge struct {
 	// ref is where the forge keeps the pull request's head in the
 	// repository.
 	ref string
-	// post posts the forge's delivery of the pull request opened (or,
-	// open false, closed) with head as its head commit, signed with secret
-	// as the forge signs, as delivery id.
-	post func(p *platform, t testing.TB, secret, id string, open bool, number int, head string) (int, api.WebhookResult)
+	// post posts the forge's delivery of the pull request's action with
+	// head as its head commit, signed with secret as the forge signs, as
+	// delivery id.
+	post func(p *platform, t testing.TB, secret, id string, action prAction, number int, head string) (int, api.WebhookResult)
 }
 
 // prForges are the forges TestPreview runs for, each with its own pull
@@ -48,8 +60,10 @@ var prForges = []prForge{
 // does not read) and asks for 2 instances, deploys the preview: one
 // instance serving the pull request's code at hello-pr-N.apps.localhost
 // through the router, while production's hello keeps its code and route.
-// "closed" removes it: hello-pr-N answers 404, `driftless apps` no longer
-// lists it, and both are events.
+// New commits pushed to the pull request roll the preview to them; a
+// delivery with a bad signature (GitLab: token) is refused with 401 and
+// changes nothing. "closed" removes it: hello-pr-N answers 404,
+// `driftless apps` no longer lists it, and both are events.
 func TestPreview(t *testing.T) {
 	for _, f := range prForges {
 		t.Run(f.name, func(t *testing.T) { testPreview(t, f) })
@@ -80,7 +94,7 @@ func testPreview(t *testing.T, f prForge) {
 	testenv.Git(t, clone, "push", "-q", "origin", "HEAD:"+f.ref)
 
 	sent := time.Now()
-	code, res := f.post(p, t, secret, fmt.Sprintf("%s-pr-%d-opened", f.name, n), true, n, head)
+	code, res := f.post(p, t, secret, fmt.Sprintf("%s-pr-%d-opened", f.name, n), prOpened, n, head)
 	if code != http.StatusAccepted || res.Forge != f.forge || len(res.Previews) != 1 || res.Previews[0] != source {
 		t.Fatalf("pull request opened: %d %+v", code, res)
 	}
@@ -128,9 +142,42 @@ func testPreview(t *testing.T, f prForge) {
 		return nil
 	})
 
+	// New commits on the pull request roll the preview; production stays.
+	writeRepo(t, clone, map[string]string{"apps/hello/vars-preview.yml": "greeting: Preview again\n"})
+	testenv.Git(t, clone, "commit", "-q", "-am", "another greeting, for the preview")
+	head = testenv.Git(t, clone, "rev-parse", "HEAD")
+	testenv.Git(t, clone, "push", "-q", "-f", "origin", "HEAD:"+f.ref)
+	code, res = f.post(p, t, secret, fmt.Sprintf("%s-pr-%d-pushed", f.name, n), prPushed, n, head)
+	if code != http.StatusAccepted || len(res.Previews) != 1 || res.Previews[0] != source {
+		t.Fatalf("pull request pushed: %d %+v", code, res)
+	}
+	testenv.Eventually(t, 90*time.Second, 300*time.Millisecond, "the preview rolls to the new commit", func() error {
+		seen, err := p.sample(previewHost, 8)
+		if err != nil {
+			return err
+		}
+		for _, in := range seen {
+			if in.Greeting != "Preview again" || in.Commit != head {
+				return fmt.Errorf("the preview answers %+v", in)
+			}
+		}
+		return nil
+	})
+	p.waitServing(t, 10*time.Second, 1, greetingIs("Production"))
+
+	// A delivery with a bad signature (or token) is refused and changes
+	// nothing: the preview keeps serving.
+	code, res = f.post(p, t, secret+"-wrong", fmt.Sprintf("%s-pr-%d-forged", f.name, n), prClosed, n, head)
+	if code != http.StatusUnauthorized || len(res.Previews) != 0 {
+		t.Fatalf("a badly signed close: %d %+v", code, res)
+	}
+	if seen, err := p.sample(previewHost, 4); err != nil || len(seen) != 1 {
+		t.Fatalf("the preview after a badly signed close: %+v %v", seen, err)
+	}
+
 	// Closed: its route answers 404 and it is no longer listed.
 	sent = time.Now()
-	code, res = f.post(p, t, secret, fmt.Sprintf("%s-pr-%d-closed", f.name, n), false, n, head)
+	code, res = f.post(p, t, secret, fmt.Sprintf("%s-pr-%d-closed", f.name, n), prClosed, n, head)
 	if code != http.StatusAccepted || res.Forge != f.forge || len(res.Previews) != 1 || res.Previews[0] != source ||
 		!strings.Contains(res.Status, "removed") {
 		t.Fatalf("pull request closed: %d %+v", code, res)
@@ -158,15 +205,15 @@ func testPreview(t *testing.T, f prForge) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, kind := range []model.EventKind{model.EventPreviewDeployed, model.EventPreviewRemoved} {
+	for kind, want := range map[model.EventKind]int{model.EventPreviewDeployed: 2, model.EventPreviewRemoved: 1} { // opened and pushed; closed
 		k := 0
 		for _, e := range evs {
 			if e.Kind == kind && strings.Contains(e.Message, source) {
 				k++
 			}
 		}
-		if k != 1 {
-			t.Errorf("%d %s events of the preview's space, want 1: %+v", k, kind, evs)
+		if k != want {
+			t.Errorf("%d %s events of the preview's space, want %d: %+v", k, kind, want, evs)
 		}
 	}
 }
@@ -185,18 +232,16 @@ func (p *platform) appsBySpace(t testing.TB) map[string]api.App {
 	return out
 }
 
-// postGitHubPR posts a GitHub pull_request event ("opened" or "closed")
-// of the platform's repository (by its file:// URL), signed with secret as
-// GitHub signs, as delivery id.
-func (p *platform) postGitHubPR(t testing.TB, secret, id string, open bool, number int, head string) (int, api.WebhookResult) {
+// postGitHubPR posts a GitHub pull_request event ("opened",
+// "synchronize" or "closed") of the platform's repository (by its file://
+// URL), signed with secret as GitHub signs, as delivery id.
+func (p *platform) postGitHubPR(t testing.TB, secret, id string, act prAction, number int, head string) (int, api.WebhookResult) {
 	t.Helper()
-	action, state := "closed", "closed"
-	if open {
-		action, state = "opened", "open"
-	}
+	action, state := []string{"opened", "synchronize", "closed"}[act], []string{"open", "open", "closed"}[act]
 	url := "file://" + p.repo
 	repo := map[string]any{"name": "repo", "full_name": "e2e/repo", "clone_url": url, "html_url": url}
 	payload := map[string]any{"action": action, "number": number, "repository": repo, "sender": map[string]string{"login": "e2e"},
+		"before": strings.Repeat("0", 40), "after": head,
 		"pull_request": map[string]any{"number": number, "state": state, "title": "a new greeting", "merged": false,
 			"user": map[string]string{"login": "e2e"}, "labels": []any{},
 			"head": map[string]any{"label": "e2e:feature", "sha": head, "ref": "feature", "repo": repo},
@@ -204,15 +249,16 @@ func (p *platform) postGitHubPR(t testing.TB, secret, id string, open bool, numb
 	return p.postGitHub(t, secret, id, "pull_request", payload)
 }
 
-// postGitLabMR posts a GitLab Merge Request Hook (action "open" or
-// "close") of the platform's repository (its project's URLs are its
-// file:// URL), with secret as its X-Gitlab-Token as GitLab sends it, as
-// delivery id (X-Gitlab-Event-UUID and Idempotency-Key).
-func (p *platform) postGitLabMR(t testing.TB, secret, id string, open bool, iid int, head string) (int, api.WebhookResult) {
+// postGitLabMR posts a GitLab Merge Request Hook (action "open", "update"
+// with oldrev, or "close") of the platform's repository (its project's
+// URLs are its file:// URL), with secret as its X-Gitlab-Token as GitLab
+// sends it, as delivery id (X-Gitlab-Event-UUID and Idempotency-Key).
+func (p *platform) postGitLabMR(t testing.TB, secret, id string, act prAction, iid int, head string) (int, api.WebhookResult) {
 	t.Helper()
-	action, state := "close", "closed"
-	if open {
-		action, state = "open", "opened"
+	action, state := []string{"open", "update", "close"}[act], []string{"opened", "opened", "closed"}[act]
+	oldrev := ""
+	if act == prPushed {
+		oldrev = strings.Repeat("0", 40) // new commits: GitLab names the previous head
 	}
 	url := "file://" + p.repo
 	project := map[string]any{"id": 1, "name": "repo", "path_with_namespace": "e2e/repo", "default_branch": "main",
@@ -222,7 +268,7 @@ func (p *platform) postGitLabMR(t testing.TB, secret, id string, open bool, iid 
 		"project":    project,
 		"repository": map[string]any{"name": "repo", "url": url, "homepage": url},
 		"object_attributes": map[string]any{"id": 100 + iid, "iid": iid, "title": "a new greeting", "state": state, "action": action,
-			"source_branch": "feature", "target_branch": "main", "source_project_id": 1, "target_project_id": 1,
+			"oldrev": oldrev, "source_branch": "feature", "target_branch": "main", "source_project_id": 1, "target_project_id": 1,
 			"merge_status": "can_be_merged", "draft": false, "work_in_progress": false, "url": fmt.Sprintf("%s/-/merge_requests/%d", url, iid),
 			"source": project, "target": project,
 			"last_commit": map[string]any{"id": head, "message": "a new greeting, for the preview", "title": "a new greeting, for the preview",
@@ -239,17 +285,14 @@ func (p *platform) postGitLabMR(t testing.TB, secret, id string, open bool, iid 
 	return p.post(t, secret, h, marshal(t, payload))
 }
 
-// postGiteaPR posts a Gitea pull_request event ("opened" or "closed") of
-// the platform's repository (by its file:// URL), signed with secret as
+// postGiteaPR posts a Gitea pull_request event ("opened",
+// "synchronized" or "closed") of the platform's repository (by its file:// URL), signed with secret as
 // Gitea signs (X-Gitea-Signature, the hex HMAC-SHA256 of the body without
 // a prefix), as delivery id, with the GitHub and Gogs headers Gitea sends
 // beside its own.
-func (p *platform) postGiteaPR(t testing.TB, secret, id string, open bool, number int, head string) (int, api.WebhookResult) {
+func (p *platform) postGiteaPR(t testing.TB, secret, id string, act prAction, number int, head string) (int, api.WebhookResult) {
 	t.Helper()
-	action, state := "closed", "closed"
-	if open {
-		action, state = "opened", "open"
-	}
+	action, state := []string{"opened", "synchronized", "closed"}[act], []string{"open", "open", "closed"}[act]
 	url := "file://" + p.repo
 	owner := map[string]any{"id": 1, "login": "e2e", "username": "e2e"}
 	repo := map[string]any{"id": 1, "owner": owner, "name": "repo", "full_name": "e2e/repo", "default_branch": "main",
