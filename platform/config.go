@@ -207,7 +207,11 @@ type DevConfig struct {
 	Controller ControllerConfig
 	Agent      AgentConfig
 	Router     RouterConfig
-	Log        *slog.Logger
+	// Postgres starts a PostgreSQL server (Debian's, under DataDir) on the
+	// cells' bridge gateway and the built-in broker, registered as
+	// "postgres".
+	Postgres bool
+	Log      *slog.Logger
 	// Ready, if set, is called once every component runs.
 	Ready func(DevInfo)
 }

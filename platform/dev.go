@@ -92,6 +92,14 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		stops = append(stops, func() { _ = p.Stop(15 * time.Second) })
 	}
 	agent.Runtime.Address = sock
+	if cfg.Postgres {
+		spec, stop, err := devPostgres(ctx, cfg.DataDir, agent.Network, log)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, stop)
+		ctl.Brokers = append(ctl.Brokers, spec)
+	}
 
 	cc, err := catalog.NewClient(cfg.Consul)
 	if err != nil {
