@@ -102,8 +102,9 @@ func (a *Agent) adoptOne(ctx context.Context, c runtime.Container, rec record) {
 	}
 }
 
-// cleanLeftovers removes network attachments and records that belong to no
-// adopted instance (an agent that died half-way through a start or stop).
+// cleanLeftovers removes network attachments, bindings folders and records
+// that belong to no adopted instance (an agent that died half-way through
+// a start or stop).
 func (a *Agent) cleanLeftovers(ctx context.Context) {
 	a.mu.Lock()
 	known := make(map[string]bool, len(a.insts))
@@ -117,6 +118,14 @@ func (a *Agent) cleanLeftovers(ctx context.Context) {
 				if err := a.net.Detach(ctx, att.ID, att.HostPort, ContainerPort); err != nil {
 					a.log.Warn("removing leftover network attachment", "id", att.ID, "err", err)
 				}
+			}
+		}
+	}
+	dirs, _ := os.ReadDir(filepath.Join(a.cfg.DataDir, "bindings"))
+	for _, d := range dirs {
+		if !known[d.Name()] {
+			if err := a.removeBindings(d.Name()); err != nil {
+				a.log.Warn("removing leftover bindings", "guid", d.Name(), "err", err)
 			}
 		}
 	}

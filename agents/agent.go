@@ -6,8 +6,8 @@
 // (stage.go, agents/staging).
 //
 // An instance's life on the cell is a lifecycle of ordered, undoable steps
-// (lifecycle.go): host port → network → droplet → container → health
-// check → registration. A step that fails, and a stop, undo the steps in
+// (lifecycle.go): host port → network → droplet → bindings → container →
+// health check → registration. A step that fails, and a stop, undo the steps in
 // reverse; an instance adopted after an agent restart gets its lifecycle
 // with every step done. Compile steps run through the same runner
 // (runtime.Runner) and a lifecycle of their own. Two loops repair drift:
@@ -237,7 +237,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 
 // makeDataDirs makes the agent's folders under dir.
 func makeDataDirs(dir string) error {
-	for _, d := range []string{"instances", "logs", "network", "staging"} {
+	for _, d := range []string{"instances", "logs", "network", "staging", "bindings"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return fmt.Errorf("creating agent data dir: %w", err)
 		}

@@ -348,19 +348,36 @@ func (r *fakeRegistry) registered(guid string) bool {
 	return ok
 }
 
-// fakePub keeps every instance change published.
+// fakePub keeps every instance change and log line published.
 type fakePub struct {
 	mu      sync.Mutex
 	changes []model.InstanceStatus
+	lines   []model.LogLine
 }
 
 func (p *fakePub) Publish(subject string, v any) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if ic, ok := v.(bus.InstanceChanged); ok && subject == bus.SubjectInstanceChanged {
-		p.mu.Lock()
 		p.changes = append(p.changes, ic.Instance)
-		p.mu.Unlock()
+	}
+	if l, ok := v.(model.LogLine); ok {
+		p.lines = append(p.lines, l)
 	}
 	return nil
+}
+
+// logLines is the text of the log lines from source published.
+func (p *fakePub) logLines(source model.LogSource) []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, l := range p.lines {
+		if l.Source == source {
+			out = append(out, l.Text)
+		}
+	}
+	return out
 }
 
 // states is the states guid was reported in, in order.

@@ -53,7 +53,8 @@ type instance struct {
 }
 
 // record is what is kept on disk for each instance, to adopt it after an
-// agent restart. The environment is not kept: it may hold secrets.
+// agent restart. The environment and the bindings are not kept: they may
+// hold secrets (the bindings' files stay on the host for the instance).
 type record struct {
 	Instance model.InstanceRef `json:"instance"`
 	Run      model.RunSpec     `json:"run"`
@@ -73,9 +74,10 @@ func (a *Agent) setState(in *instance, st model.InstanceState, reason string) {
 }
 
 // launch brings a STARTING instance up by running its lifecycle (host
-// port, network, droplet, container, health check, registration), then
-// makes it RUNNING. A failed step makes it CRASHED with the reason (the
-// controller then replaces it) and what was done is undone at once; a
+// port, network, droplet, bindings, container, health check,
+// registration), then makes it RUNNING. A failed step makes it CRASHED
+// with the reason (the controller then replaces it) and what was done is
+// undone at once; a
 // launch cut short by a stop leaves the undoing to the stop, and one cut
 // short by the agent stopping leaves it to the next agent process.
 func (a *Agent) launch(ctx context.Context, in *instance) {
@@ -291,8 +293,10 @@ func (a *Agent) teardown(ctx context.Context, guid string, port int) error {
 }
 
 // spec is the container of one instance: non-root, limited, with the
-// Cloud Foundry environment.
-func (a *Agent) spec(ref model.InstanceRef, run model.RunSpec, port int, att *network.Attachment) runtime.Spec {
+// Cloud Foundry environment, services (VCAP_SERVICES) included unless the
+// environment would then be larger than model.MaxEnvBytes (false), and
+// its bindings' folder read-only at BindingsRoot.
+func (a *Agent) spec(ref model.InstanceRef, run model.RunSpec, port int, att *network.Attachment, services []byte) (runtime.Spec, bool) {
 	vcap, _ := json.Marshal(map[string]any{
 		"application_id":      ref.Space + "-" + ref.App,
 		"application_name":    ref.App,
@@ -323,7 +327,7 @@ func (a *Agent) spec(ref model.InstanceRef, run model.RunSpec, port int, att *ne
 		"CF_INSTANCE_ADDR="+net.JoinHostPort(a.cfg.Address, strconv.Itoa(port)),
 		"CF_INSTANCE_INTERNAL_IP="+att.IP,
 		"VCAP_APPLICATION="+string(vcap),
-		"VCAP_SERVICES={}",
+		"SERVICE_BINDING_ROOT="+BindingsRoot,
 		"MEMORY_LIMIT="+strconv.FormatInt(run.MemoryMB, 10)+"m",
 		"HOME=/home/vcap",
 		"TMPDIR=/tmp",
@@ -332,6 +336,8 @@ func (a *Agent) spec(ref model.InstanceRef, run model.RunSpec, port int, att *ne
 		"DRIFTLESS_RELEASE="+ref.ReleaseID,
 		"DRIFTLESS_COMMIT="+ref.Commit,
 	)
+	// VCAP_SERVICES comes last: it is left out if the rest leaves it no room.
+	env, withServices := withVcapServices(env, services)
 	var args []string
 	if run.Command != "" {
 		args = []string{"/bin/sh", "-c", run.Command}
@@ -348,7 +354,8 @@ func (a *Agent) spec(ref model.InstanceRef, run model.RunSpec, port int, att *ne
 			LabelGUID: ref.GUID, LabelSpace: ref.Space, LabelApp: ref.App,
 			LabelIndex: strconv.Itoa(ref.Index), LabelRelease: ref.ReleaseID,
 		},
-	}
+		Mounts: []runtime.Mount{{Source: a.bindingsDir(ref.GUID), Destination: BindingsRoot, ReadOnly: true}},
+	}, withServices
 }
 
 // cpuShares gives CPU weight in proportion to memory, as Cloud Foundry
@@ -357,8 +364,10 @@ func cpuShares(memoryMB int64) uint64 {
 	return uint64(max(memoryMB, 10))
 }
 
+// withoutEnv is run as an instance's record keeps it: without its
+// environment and its bindings, which hold secrets.
 func withoutEnv(run model.RunSpec) model.RunSpec {
-	run.Env = nil
+	run.Env, run.Bindings = nil, nil
 	return run
 }
 

@@ -88,6 +88,7 @@ const (
 	StepHostPort     = "host port"
 	StepNetwork      = "network"
 	StepDroplet      = "droplet"
+	StepBindings     = "bindings"
 	StepContainer    = "container"
 	StepHealthCheck  = "health check"
 	StepRegistration = "registration"
@@ -95,7 +96,8 @@ const (
 
 // instanceLifecycle is the life of instance in on this cell: host port
 // (held, with the instance's record on disk) → network (namespace, address,
-// port mapping) → droplet (pulled) → container (started, its exit and
+// port mapping) → droplet (pulled) → bindings (its service bindings
+// folder on the host, bindings.go) → container (started, its exit and
 // output followed) → health check (passed) → registration (routable).
 // Stopping it undoes the same steps in reverse. The steps read the
 // instance's host port under a.mu when they run.
@@ -109,6 +111,8 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 		return in.status.HostPort
 	}
 	var att *network.Attachment
+	// services is VCAP_SERVICES, made by the bindings step.
+	var services []byte
 	return &lifecycle{steps: []step{
 		{name: StepHostPort,
 			do: func(ctx context.Context) error {
@@ -151,9 +155,34 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 				}
 				return nil
 			}},
+		{name: StepBindings,
+			do: func(context.Context) error {
+				if !safeFileName(guid) {
+					return fmt.Errorf("giving the instance its bindings: its guid %q is no safe folder name", guid)
+				}
+				var err error
+				if services, err = vcapServices(run.Bindings); err != nil {
+					return fmt.Errorf("giving the instance its bindings: %w", err)
+				}
+				warnings, err := writeBindings(a.bindingsDir(guid), run.Bindings, model.VcapUID)
+				for _, w := range warnings {
+					a.instanceWarning(ref, w)
+				}
+				if err != nil {
+					return fmt.Errorf("writing the instance's bindings: %w", err)
+				}
+				return nil
+			},
+			undo: func(context.Context) error { return a.removeBindings(guid) }},
 		{name: StepContainer,
 			do: func(ctx context.Context) error {
-				exits, err := a.runner.Run(ctx, a.spec(ref, run, hostPort(), att))
+				spec, withServices := a.spec(ref, run, hostPort(), att, services)
+				if !withServices {
+					a.instanceWarning(ref, fmt.Sprintf("VCAP_SERVICES (%d bytes) would make the environment larger than %d bytes: "+
+						"it is left out; read the bindings from the files under $SERVICE_BINDING_ROOT (%s)",
+						len(services), model.MaxEnvBytes, BindingsRoot))
+				}
+				exits, err := a.runner.Run(ctx, spec)
 				if err != nil {
 					return fmt.Errorf("starting the container: %w", err)
 				}

@@ -164,6 +164,9 @@ func TestLaunch(t *testing.T) {
 			if _, err := os.Stat(c.recordPath("i1")); !os.IsNotExist(err) {
 				t.Fatalf("instance record left: %v", err)
 			}
+			if _, err := os.Stat(c.bindingsDir("i1")); !os.IsNotExist(err) {
+				t.Fatalf("instance bindings left: %v", err)
+			}
 			// The stop that follows finds nothing left to undo.
 			n := len(c.j.all())
 			c.stop("i1")

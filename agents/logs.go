@@ -86,3 +86,14 @@ func followLines(ctx context.Context, path string, fromEnd bool, emit func(strin
 		}
 	}
 }
+
+// publishCellLine puts a line from the cell (source CELL) into an
+// instance's log, as Cloud Foundry's "[CELL/0]" lines. text must hold no
+// secret.
+func (a *Agent) publishCellLine(ref model.InstanceRef, text string) {
+	msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogCell,
+		Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
+	if err := a.pub.Publish(bus.Logs(ref.Space, ref.App), msg); err != nil {
+		a.log.Debug("shipping a cell log line", "err", err)
+	}
+}
