@@ -63,6 +63,9 @@ func appView(s reconciler.AppState, now time.Time) App {
 	for _, p := range s.Flagged {
 		v.Problems = append(v.Problems, "last commit denied: "+p.Message)
 	}
+	if s.Waiting != "" {
+		v.Problems = append(v.Problems, "instances wait: "+s.Waiting)
+	}
 	if us := s.Unplaced; len(us) > 0 {
 		v.Problems = append(v.Problems, fmt.Sprintf("%d instance(s) cannot be placed: %s", len(us), us[0].Reason))
 	}

@@ -47,6 +47,15 @@ func ServiceKey(space, name string) string { return ServicesPrefix + space + "/"
 // ServicesPrefix is the prefix of every ServiceKey.
 const ServicesPrefix = KVPrefix + "services/"
 
+// BindingKey holds a service binding (model.ServiceBinding, its
+// credentials sealed).
+func BindingKey(space, app, service string) string {
+	return BindingsPrefix + space + "/" + app + "/" + service
+}
+
+// BindingsPrefix is the prefix of every BindingKey.
+const BindingsPrefix = KVPrefix + "bindings/"
+
 // SleepingKey holds a model.Sleeping while the app is asleep (scaled to
 // zero until its next request); the routers follow SleepingPrefix.
 func SleepingKey(space, app string) string { return SleepingPrefix + space + "/" + app }

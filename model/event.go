@@ -64,6 +64,10 @@ const (
 	EventServiceUpdated       EventKind = "service-updated"
 	EventServiceDeprovisioned EventKind = "service-deprovisioned"
 	EventServiceFailed        EventKind = "service-failed"
+	// EventServiceBound, EventServiceUnbound: an app got, or lost, a
+	// binding to a service instance.
+	EventServiceBound   EventKind = "service-bound"
+	EventServiceUnbound EventKind = "service-unbound"
 	// EventStatusFailed: a commit status could not be posted to the forge
 	// (after its retries).
 	EventStatusFailed EventKind = "status-failed"

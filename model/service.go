@@ -159,3 +159,54 @@ func (b Binding) String() string {
 
 // GoString never shows the credentials.
 func (b Binding) GoString() string { return b.String() }
+
+// BindingKey names a binding: the app's space and name and the service
+// instance it binds.
+type BindingKey struct {
+	Space   string `json:"space"`
+	App     string `json:"app"`
+	Service string `json:"service"`
+}
+
+func (k BindingKey) String() string { return k.Space + "/" + k.App + "→" + k.Service }
+
+// ServiceBinding is a binding of an app to a service instance as the
+// controller stores it. Its credentials are sealed with the controllers'
+// key (secrets.Keys): they are opened only into an instance's start
+// command.
+type ServiceBinding struct {
+	Space   string `json:"space"`
+	App     string `json:"app"`
+	Service string `json:"service"`
+	// GUID is the binding id given to the broker; InstanceGUID the
+	// service instance's.
+	GUID         string         `json:"guid"`
+	InstanceGUID string         `json:"instance_guid"`
+	BindingName  string         `json:"binding_name,omitempty"`
+	Parameters   map[string]any `json:"parameters,omitempty"`
+	// Rotation is the service's rotation the binding was made for.
+	Rotation int          `json:"rotation,omitempty"`
+	State    ServiceState `json:"state"`
+	// Operation is the broker's pending asynchronous operation; Message
+	// the last operation's description or error.
+	Operation string `json:"operation,omitempty"`
+	Message   string `json:"message,omitempty"`
+	// Sealed holds the credentials, syslog drain URL and volume mounts the
+	// broker gave (a BindingSecret), sealed.
+	Sealed    string    `json:"sealed,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Key is the binding's key.
+func (b ServiceBinding) Key() BindingKey {
+	return BindingKey{Space: b.Space, App: b.App, Service: b.Service}
+}
+
+// BindingSecret is what a ServiceBinding seals: what the broker (or a
+// user-provided service's declaration) gives the app.
+type BindingSecret struct {
+	Credentials    map[string]any `json:"credentials"`
+	SyslogDrainURL string         `json:"syslog_drain_url,omitempty"`
+	VolumeMounts   []any          `json:"volume_mounts,omitempty"`
+}

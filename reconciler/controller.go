@@ -32,6 +32,7 @@ import (
 	"github.com/driftless/driftless/reconciler/plan"
 	"github.com/driftless/driftless/reconciler/source"
 	"github.com/driftless/driftless/reconciler/store"
+	"github.com/driftless/driftless/secrets"
 )
 
 // SourceConfig is a git source and the space its apps belong to.
@@ -97,6 +98,9 @@ type Config struct {
 	// Brokers are the service brokers the service instances of
 	// services.yml are provisioned through (services.go).
 	Brokers []ServiceBroker
+	// Keys seal binding credentials and decrypt user-provided ones
+	// (bindings.go); nil refuses to bind.
+	Keys *secrets.Keys
 	// RoutesURL is how users reach the routes: its scheme and port (e.g.
 	// "http://127.0.0.1:8080") make the URLs of the commit statuses
 	// (default "http://").
@@ -197,8 +201,10 @@ type Controller struct {
 	// activity is when each app last got a request through a router
 	// (sleep.go).
 	activity map[model.AppKey]time.Time
-	// svc is the service converger's state (services.go).
-	svc serviceWork
+	// svc is the service converger's state (services.go); waiting says,
+	// per app, which binding its instances wait for (bindings.go).
+	svc     serviceWork
+	waiting map[model.AppKey]string
 }
 
 type sourceEntry struct {
@@ -285,7 +291,8 @@ func newController(cfg Config, st *store.Store, exec Executor, stagers stageRequ
 		role:       RoleStandby,
 		storeRetry: storeRetry,
 		policy:     cfg.Policies,
-		svc:        serviceWork{kick: make(chan struct{}, 1)},
+		svc: serviceWork{kick: make(chan struct{}, 1), busy: map[model.ServiceKey]bool{},
+			retryAt: map[model.ServiceKey]time.Time{}},
 	}
 	if cfg.Policies != nil {
 		c.policyStatus = model.PolicyStatus{Source: "built-in", Files: cfg.Policies.Files}

@@ -90,6 +90,9 @@ func (c *Controller) planApps() []plan.App {
 			// Cells fetch the droplet from this controller's blob store,
 			// whichever controller staged it.
 			pa.Release.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, rel.DropletDigest)
+			if len(rel.Run.Services) > 0 {
+				c.withBindings(&pa) // bindings.go
+			}
 		}
 		out = append(out, pa)
 	}

@@ -30,6 +30,9 @@ type AppState struct {
 	Flagged []model.Problem
 	// Sleeping is set while the app sleeps (an idle preview's, sleep.go).
 	Sleeping *model.Sleeping
+	// Waiting says which service binding its instances wait for before
+	// they start (bindings.go); "" when none.
+	Waiting string
 }
 
 // Release returns the app's release id, or nil.
@@ -102,6 +105,7 @@ func (c *Controller) appState(a model.App, insts []model.InstanceStatus) AppStat
 	if sl, ok := c.store.Sleeping(key); ok {
 		s.Sleeping = &sl
 	}
+	s.Waiting = c.waitingFor(key)
 	slices.SortFunc(s.Releases, func(x, y model.Release) int { return y.CreatedAt.Compare(x.CreatedAt) })
 	slices.SortFunc(s.Instances, func(x, y model.InstanceStatus) int {
 		return cmp.Or(cmp.Compare(x.Index, y.Index), x.Since.Compare(y.Since))

@@ -31,6 +31,9 @@ type ServiceBroker interface {
 	Provision(ctx context.Context, instanceID string, req osb.ProvisionRequest) (osb.ProvisionResponse, *osb.Operation, error)
 	Update(ctx context.Context, instanceID string, req osb.UpdateRequest) (osb.UpdateResponse, *osb.Operation, error)
 	Deprovision(ctx context.Context, instanceID string, ref osb.PlanRef) (*osb.Operation, error)
+	Bind(ctx context.Context, instanceID, bindingID string, req osb.BindRequest) (osb.Binding, *osb.Operation, error)
+	GetBinding(ctx context.Context, instanceID, bindingID string, ref osb.PlanRef) (osb.Binding, error)
+	Unbind(ctx context.Context, instanceID, bindingID string, ref osb.PlanRef) (*osb.Operation, error)
 	Wait(ctx context.Context, op *osb.Operation, progress func(osb.LastOperation)) (osb.LastOperation, error)
 }
 
@@ -59,7 +62,10 @@ func (c *Controller) kickServices() {
 func (c *Controller) serviceLoop(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	ticks.EveryOrWhen(ctx, 5*time.Second, c.svc.kick, func() { c.convergeServices(ctx, &wg) })
+	ticks.EveryOrWhen(ctx, 5*time.Second, c.svc.kick, func() {
+		c.convergeServices(ctx, &wg)
+		c.convergeBindings(ctx, &wg) // bindings.go
+	})
 }
 
 // convergeServices starts a worker for each instance the brokers do not
@@ -72,9 +78,6 @@ func (c *Controller) convergeServices(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		key := si.Key()
 		c.svc.mu.Lock()
-		if c.svc.busy == nil {
-			c.svc.busy, c.svc.retryAt = map[model.ServiceKey]bool{}, map[model.ServiceKey]time.Time{}
-		}
 		skip := c.svc.busy[key] || si.State == model.ServiceFailed && now.Before(c.svc.retryAt[key])
 		if !skip {
 			c.svc.busy[key] = true

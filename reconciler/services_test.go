@@ -98,6 +98,8 @@ func (h *harness) convergeServices() {
 	for range 5 {
 		h.c.convergeServices(context.Background(), &wg)
 		wg.Wait()
+		h.c.convergeBindings(context.Background(), &wg)
+		wg.Wait()
 	}
 }
 
@@ -231,4 +233,17 @@ func TestServicesAndBrokers(t *testing.T) {
 	if len(bs) != 1 || bs[0].Name != "pg" || bs[0].Err != nil || bs[0].Catalog.Services[0].Name != "postgresql" {
 		t.Fatalf("brokers %+v", bs)
 	}
+}
+
+func (f *fakeBroker) Bind(_ context.Context, instanceID, bindingID string, req osb.BindRequest) (osb.Binding, *osb.Operation, error) {
+	op, err := f.record("bind " + bindingID[:0] + req.BindResource.AppGUID)
+	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2"}}, op, err
+}
+
+func (f *fakeBroker) GetBinding(context.Context, string, string, osb.PlanRef) (osb.Binding, error) {
+	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2"}}, nil
+}
+
+func (f *fakeBroker) Unbind(_ context.Context, _, _ string, ref osb.PlanRef) (*osb.Operation, error) {
+	return f.record("unbind " + ref.PlanID)
 }

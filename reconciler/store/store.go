@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 
 	"github.com/driftless/driftless/catalog"
@@ -42,14 +43,17 @@ type Store struct {
 	releases map[model.AppKey]map[string]model.Release
 	// sleeping are the apps put to sleep (sleep.go).
 	sleeping map[model.AppKey]model.Sleeping
-	// services are the service instances (services.go).
+	// services are the service instances (services.go), bindings their
+	// bindings (bindings.go).
 	services map[model.ServiceKey]model.ServiceInstance
+	bindings map[model.BindingKey]model.ServiceBinding
 }
 
 // New returns an empty store over kv; Load fills it.
 func New(kv KV) *Store {
 	return &Store{kv: kv, apps: map[model.AppKey]model.App{}, releases: map[model.AppKey]map[string]model.Release{},
-		sleeping: map[model.AppKey]model.Sleeping{}, services: map[model.ServiceKey]model.ServiceInstance{}}
+		sleeping: map[model.AppKey]model.Sleeping{}, services: map[model.ServiceKey]model.ServiceInstance{},
+		bindings: map[model.BindingKey]model.ServiceBinding{}}
 }
 
 // Load replaces what is in memory with what Consul holds. Unreadable
@@ -94,10 +98,14 @@ func (s *Store) Load(ctx context.Context) (warnings []error, err error) {
 	if err != nil {
 		return nil, err
 	}
+	bindings, warnedB, err := s.loadBindings(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
-	s.apps, s.releases, s.sleeping, s.services = apps, rels, sleeping, services
+	s.apps, s.releases, s.sleeping, s.services, s.bindings = apps, rels, sleeping, services, bindings
 	s.mu.Unlock()
-	return append(append(warnings, warned...), warnedS...), nil
+	return slices.Concat(warnings, warned, warnedS, warnedB), nil
 }
 
 // State is a copy of the desired state, for decisions.
