@@ -70,6 +70,7 @@ var forgeContexts = []string{model.StatusContextPreview, model.StatusContextDepl
 var forgeStates = map[forge.Kind][]string{
 	forge.GitHub: {"pending", "success", "failure", "error"},
 	forge.GitLab: {"pending", "running", "success", "failed", "canceled"},
+	forge.Gitea:  {"pending", "success", "error", "failure", "warning"},
 }
 
 var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -162,12 +163,21 @@ func (f *fakeForge) serve(r *http.Request, body []byte) (int, any, string) {
 	if bad := f.checkAuth(r.Header); bad != "" {
 		return http.StatusUnauthorized, nil, bad
 	}
-	seg := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+	path := r.URL.EscapedPath()
+	if f.kind == forge.Gitea {
+		rest, ok := strings.CutPrefix(path, "/api/v1/")
+		if !ok {
+			return http.StatusNotFound, nil, "Gitea's API is under /api/v1"
+		}
+		path = "/" + rest
+	}
+	seg := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	github := f.kind == forge.GitHub || f.kind == forge.Gitea // Gitea's paths are GitHub's
 	var repo, sha, op string
 	switch {
-	case f.kind == forge.GitHub && len(seg) == 5 && seg[0] == "repos" && seg[3] == "statuses":
+	case github && len(seg) == 5 && seg[0] == "repos" && seg[3] == "statuses":
 		repo, op, sha = seg[1]+"/"+seg[2], "status", seg[4]
-	case f.kind == forge.GitHub && len(seg) == 4 && seg[0] == "repos" && seg[3] == "pulls":
+	case github && len(seg) == 4 && seg[0] == "repos" && seg[3] == "pulls":
 		repo, op = seg[1]+"/"+seg[2], "list"
 	case f.kind == forge.GitLab && len(seg) == 4 && seg[0] == "projects" && seg[2] == "statuses":
 		repo, op, sha = seg[1], "status", seg[3]
@@ -201,6 +211,10 @@ func (f *fakeForge) checkAuth(h http.Header) string {
 	case forge.GitLab:
 		if got := h.Get("PRIVATE-TOKEN"); got != f.token || h.Get("Authorization") != "" {
 			return "PRIVATE-TOKEN is not the token, or an Authorization header came too"
+		}
+	case forge.Gitea:
+		if got := h.Get("Authorization"); got != "token "+f.token {
+			return fmt.Sprintf("Authorization header %q is not Gitea's token scheme", redact(got, f.token))
 		}
 	}
 	return ""
@@ -278,9 +292,13 @@ func (f *fakeForge) list(r *http.Request) (int, any, string) {
 		return http.StatusMethodNotAllowed, nil, "pull requests are listed with GET"
 	}
 	q := r.URL.Query()
-	want := map[forge.Kind]string{forge.GitHub: "open", forge.GitLab: "opened"}[f.kind]
-	if q.Get("state") != want || q.Get("per_page") != "100" {
-		return http.StatusUnprocessableEntity, nil, fmt.Sprintf("query %q does not ask for state=%s, per_page=100", r.URL.RawQuery, want)
+	want := map[forge.Kind]string{forge.GitHub: "open", forge.GitLab: "opened", forge.Gitea: "open"}[f.kind]
+	pageSize, size := "per_page", "100"
+	if f.kind == forge.Gitea {
+		pageSize, size = "limit", q.Get("limit") // Gitea pages with limit and page
+	}
+	if q.Get("state") != want || q.Get(pageSize) != size || size == "" {
+		return http.StatusUnprocessableEntity, nil, fmt.Sprintf("query %q does not ask for state=%s and a page size", r.URL.RawQuery, want)
 	}
 	f.mu.Lock()
 	f.lists++

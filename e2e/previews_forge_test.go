@@ -259,6 +259,8 @@ type statusForge struct {
 	auth string
 	// failure is the forge's word for a failed check.
 	failure string
+	// apiRoot is the path of the forge's API under its host.
+	apiRoot string
 	// deliver posts the forge's delivery of pull request n: opened,
 	// updated (new commits; before the previous head) or closed.
 	deliver func(p *platform, t testing.TB, id, action string, n int, head, before string)
@@ -289,9 +291,18 @@ var statusForges = []statusForge{
 				t.Fatalf("merge request %d %s: %d %+v", n, action, code, res)
 			}
 		}},
+	{name: "gitea", kind: forge.Gitea, ref: func(n int) string { return fmt.Sprintf("refs/pull/%d/head", n) }, webhookRepo: "e2e/repo",
+		statusPath: func(repo, sha string) string { return "/api/v1/repos/" + repo + "/statuses/" + sha }, auth: "token <token>", failure: "failure",
+		apiRoot: "/api/v1",
+		deliver: func(p *platform, t testing.TB, id, action string, n int, head, _ string) {
+			act := map[string]prAction{"open": prOpened, "update": prPushed, "close": prClosed}[action]
+			if code, res := p.postGiteaPR(t, previewSecret, id, act, n, head); code != http.StatusAccepted || len(res.Previews) != 1 {
+				t.Fatalf("pull request %d %s: %d %+v", n, action, code, res)
+			}
+		}},
 }
 
-// TestPreviewStatuses, for GitHub and GitLab: with a forge configured (a
+// TestPreviewStatuses, for GitHub, GitLab and Gitea: with a forge configured (a
 // fake of its API on loopback, the platform real), a production commit
 // gets driftless/deploy pending then success (linking to its route through
 // the router) on the repository named by its path; a pull request (merge
@@ -311,7 +322,7 @@ func TestPreviewStatuses(t *testing.T) {
 func testPreviewStatuses(t *testing.T, sf statusForge) {
 	token := randomToken(t)
 	f := newFakeForge(t, sf.kind, token, anyRepo)
-	p := startDev(t, "--webhook-secret", previewSecret, "--forge-api", f.URL(), "--forge-token", token, "--forge", string(sf.kind))
+	p := startDev(t, "--webhook-secret", previewSecret, "--forge-api", f.URL()+sf.apiRoot, "--forge-token", token, "--forge", string(sf.kind))
 	port := p.routerPort(t)
 
 	first := p.deployProduction(t)
