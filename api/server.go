@@ -61,7 +61,10 @@ type ServerConfig struct {
 	// of the body), GitLab's must carry it as X-Gitlab-Token. A push
 	// fetches the sources of its repository. Empty disables the webhook.
 	WebhookSecret string
-	Log           *slog.Logger
+	// PublicKey is the platform's age public key, served at
+	// /v1/secrets/public-key for `driftless secrets encrypt`.
+	PublicKey string
+	Log       *slog.Logger
 }
 
 // NewHandler returns the API's HTTP handler.
@@ -80,6 +83,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc("GET /v1/previews", s.leaderOnly(s.previews))
 	mux.HandleFunc("GET /v1/services", s.leaderOnly(s.services))
 	mux.HandleFunc("GET /v1/brokers", s.leaderOnly(s.brokers))
+	mux.HandleFunc("GET /v1/secrets/public-key", s.publicKey)
 	mux.HandleFunc("POST /v1/webhook", s.leaderOnly(newWebhook(cfg).serve))
 	if cfg.Logs != nil {
 		mux.HandleFunc("GET /v1/logs/{name}", s.logs)

@@ -121,3 +121,23 @@ func (c *Client) Brokers(ctx context.Context) ([]Broker, error) {
 	var out []Broker
 	return out, c.do(ctx, http.MethodGet, "/v1/brokers", nil, &out)
 }
+
+// PublicKey is GET /v1/secrets/public-key: the platform's age public key,
+// which user-provided credentials are encrypted to.
+type PublicKey struct {
+	Recipient string `json:"recipient"`
+}
+
+func (s *server) publicKey(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.PublicKey == "" {
+		writeError(w, http.StatusNotFound, "this controller has no public key")
+		return
+	}
+	writeJSON(w, http.StatusOK, PublicKey{Recipient: s.cfg.PublicKey})
+}
+
+// PublicKey fetches the platform's age public key.
+func (c *Client) PublicKey(ctx context.Context) (string, error) {
+	var out PublicKey
+	return out.Recipient, c.do(ctx, http.MethodGet, "/v1/secrets/public-key", nil, &out)
+}

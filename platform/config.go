@@ -84,6 +84,10 @@ type ControllerConfig struct {
 	// Brokers are the service brokers, each NAME=URL (credentials in the
 	// URL's user info or DRIFTLESS_BROKER_<NAME>_USERNAME/_PASSWORD).
 	Brokers []string
+	// SecretsDir holds the platform's keys (package secrets), made there
+	// when missing; controllers that stand in for each other must share
+	// them. Empty means DataDir/secrets.
+	SecretsDir string
 	// Ready, if set, is called with the API's address once it listens.
 	Ready func(apiAddr string)
 }

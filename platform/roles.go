@@ -21,6 +21,7 @@ import (
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/reconciler"
 	"github.com/driftless/driftless/router"
+	"github.com/driftless/driftless/secrets"
 )
 
 // RunController runs the controller role until ctx ends: an embedded NATS
@@ -70,6 +71,14 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 		ln.Close()
 		return err
 	}
+	keysDir := cfg.SecretsDir
+	if keysDir == "" {
+		keysDir = filepath.Join(cfg.DataDir, "secrets")
+	}
+	if rc.Keys, err = secrets.LoadOrCreate(keysDir); err != nil {
+		ln.Close()
+		return fmt.Errorf("the platform's keys: %w", err)
+	}
 	fl, err := newForge(cfg.Forge, log)
 	if err != nil {
 		ln.Close()
@@ -94,7 +103,8 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 	}
 	defer hub.Close()
 	srv := &http.Server{
-		Handler:           api.NewHandler(api.ServerConfig{Backend: ctl, Blobs: blobs.Handler(), Logs: hub, WebhookSecret: cfg.WebhookSecret, Log: log}),
+		Handler: api.NewHandler(api.ServerConfig{Backend: ctl, Blobs: blobs.Handler(), Logs: hub, WebhookSecret: cfg.WebhookSecret, Log: log,
+			PublicKey: rc.Keys.Recipient()}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errs := make(chan error, 2)

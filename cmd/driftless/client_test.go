@@ -7,10 +7,15 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/driftless/driftless/secrets"
+	"gopkg.in/yaml.v3"
 )
 
 // fakeAPI answers the controller API's paths with fixed JSON bodies (a
@@ -248,5 +253,42 @@ func TestPreviewFlag(t *testing.T) {
 	}
 	if want := "GET /v1/apps/hello?space=web-pr-7"; !slices.Contains(fake.requests, want) {
 		t.Errorf("requests %q lack %q", fake.requests, want)
+	}
+}
+
+// TestSecretsEncrypt: the credentials given are encrypted to the
+// platform's public key (fetched from the API) and printed as services.yml
+// wants them; only the platform's keys open them.
+func TestSecretsEncrypt(t *testing.T) {
+	t.Setenv("DRIFTLESS_API", "")
+	keys, err := secrets.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeAPI{answers: map[string]string{"GET /v1/secrets/public-key": `{"recipient":"` + keys.Recipient() + `"}`}}
+	addr := fake.start(t)
+	file := filepath.Join(t.TempDir(), "smtp.yml")
+	if err := os.WriteFile(file, []byte("user: mailer\npassword: hunter2\nport: 587\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "secrets", "encrypt", file, "--api", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out, "credentials: |\n  -----BEGIN AGE ENCRYPTED FILE-----") || strings.Contains(out, "hunter2") {
+		t.Fatalf("output %q", out)
+	}
+	var decl struct {
+		Credentials string `yaml:"credentials"`
+	}
+	if err := yaml.Unmarshal([]byte(out), &decl); err != nil {
+		t.Fatal(err)
+	}
+	plain, err := keys.Decrypt(decl.Credentials)
+	if err != nil || string(plain) != `{"password":"hunter2","port":587,"user":"mailer"}` {
+		t.Fatalf("decrypted %q, %v", plain, err)
+	}
+	if _, err := runCLI(t, "secrets", "encrypt", "/nonexistent", "--api", addr); err == nil {
+		t.Error("a missing file encrypted")
 	}
 }

@@ -55,6 +55,7 @@ func controllerFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
 	f.DurationVar(&c.LostAfter, "lost-after", c.LostAfter, "how long a silent cell stays before its instances move")
 	crashFlags(f, &c.Crash)
 	previewFlags(f, c)
+	f.StringVar(&c.SecretsDir, "secrets", c.SecretsDir, "folder of the platform's keys (binding credentials, user-provided services), made when missing; shared by controllers that stand in for each other (default: <data>/secrets)")
 	f.StringArrayVar(&c.Brokers, "broker", c.Brokers, "service broker NAME=URL (Open Service Broker API; credentials in the URL or DRIFTLESS_BROKER_<NAME>_USERNAME/_PASSWORD; repeatable)")
 }
 

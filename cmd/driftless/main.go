@@ -48,7 +48,7 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().String("log-level", "info", "log level of platform roles: debug, info, warn, error")
 	root.AddCommand(
 		newDevCmd(), newControllerCmd(), newAgentCmd(), newRouterCmd(), newBrokerCmd(),
-		newAppsCmd(), newAppCmd(), newStatusCmd(), newSyncCmd(), newEventsCmd(), newLogsCmd(), newPreviewsCmd(), newServicesCmd(), newBrokersCmd(),
+		newAppsCmd(), newAppCmd(), newStatusCmd(), newSyncCmd(), newEventsCmd(), newLogsCmd(), newPreviewsCmd(), newServicesCmd(), newBrokersCmd(), newSecretsCmd(),
 		newValidateCmd(), newPolicyCmd(),
 	)
 	return root
