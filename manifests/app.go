@@ -331,9 +331,6 @@ func readServices(a *appState, k, v *yaml.Node) {
 		names = append(names, svc.Name)
 		a.app.Services = append(a.app.Services, svc)
 	}
-	if len(names) > 0 {
-		a.warnf(k, "services (%s) are recorded but not bound yet: driftless has no service brokers yet", strings.Join(names, ", "))
-	}
 }
 
 func readHealthType(a *appState, k, v *yaml.Node) {
