@@ -345,6 +345,25 @@ type Input struct {
 	// Preview describes the pull request when the space is a preview's
 	// (null otherwise), so policies can treat previews apart.
 	Preview *Preview `json:"preview"`
+	// Services are the space's service instances as they would be (the
+	// proposal's services.yml, plus those other sources declare there).
+	Services []Service `json:"services"`
+}
+
+// Service is one service instance of a space, as the policies see it.
+type Service struct {
+	Name string `json:"name"`
+	// Service and Plan are the offering's and plan's names; Broker is
+	// the broker named in services.yml ("" when any offering it will do).
+	Service      string   `json:"service"`
+	Plan         string   `json:"plan"`
+	Broker       string   `json:"broker"`
+	UserProvided bool     `json:"user_provided"`
+	Tags         []string `json:"tags"`
+	// File and Line locate it in its services.yml (not given to the
+	// policies; used to locate violations).
+	File string `json:"-"`
+	Line int    `json:"-"`
 }
 
 // Preview is the pull request a preview space deploys, as the policies
@@ -377,6 +396,8 @@ type App struct {
 	Routes     []string `json:"routes"`
 	Buildpacks []string `json:"buildpacks"`
 	Stack      string   `json:"stack"`
+	// Services are the names of the service instances the app binds.
+	Services []string `json:"services"`
 	// File and Line locate the app in its manifest (not given to the
 	// policies; used to locate violations).
 	File string `json:"-"`
@@ -386,8 +407,11 @@ type App struct {
 // Violation is one thing a policy denies.
 type Violation struct {
 	// Policy is the policy's package, e.g. "quota".
-	Policy  string `json:"policy"`
-	App     string `json:"app,omitempty"`
+	Policy string `json:"policy"`
+	App    string `json:"app,omitempty"`
+	// Service names the service instance the violation is about (a
+	// policy's {"service": name}); it is located in its services.yml.
+	Service string `json:"service,omitempty"`
 	Message string `json:"message"`
 	File    string `json:"file,omitempty"`
 	Line    int    `json:"line,omitempty"`
@@ -401,12 +425,23 @@ func (s *Set) Evaluate(ctx context.Context, in Input) ([]Violation, error) {
 	if in.OrgApps == nil {
 		in.OrgApps = []App{}
 	}
+	if in.Services == nil {
+		in.Services = []Service{}
+	}
+	for i := range in.Services {
+		if in.Services[i].Tags == nil {
+			in.Services[i].Tags = []string{}
+		}
+	}
 	for i := range in.Apps {
 		if in.Apps[i].Routes == nil {
 			in.Apps[i].Routes = []string{}
 		}
 		if in.Apps[i].Buildpacks == nil {
 			in.Apps[i].Buildpacks = []string{}
+		}
+		if in.Apps[i].Services == nil {
+			in.Apps[i].Services = []string{}
 		}
 	}
 	rs, err := s.query.Eval(ctx, rego.EvalInput(in))
@@ -416,6 +451,10 @@ func (s *Set) Evaluate(ctx context.Context, in Input) ([]Violation, error) {
 	where := map[string]App{}
 	for _, a := range in.Apps {
 		where[a.Name] = a
+	}
+	services := map[string]Service{}
+	for _, sv := range in.Services {
+		services[sv.Name] = sv
 	}
 	var out []Violation
 	for _, r := range rs {
@@ -427,8 +466,11 @@ func (s *Set) Evaluate(ctx context.Context, in Input) ([]Violation, error) {
 		if v.Message == "" {
 			v.Message = fmt.Sprintf("denied by policy %s: %v", v.Policy, r.Bindings["v"])
 		}
+		v.Service, _ = obj["service"].(string)
 		if a, ok := where[v.App]; ok {
 			v.File, v.Line = a.File, a.Line
+		} else if sv, ok := services[v.Service]; ok {
+			v.File, v.Line = sv.File, sv.Line
 		}
 		out = append(out, v)
 	}

@@ -81,3 +81,30 @@ func TestPreviewBudgetDenies(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceViolationsLocated: a violation naming a service instance is
+// located at its services.yml entry; the built-in quota counts services.
+func TestServiceViolationsLocated(t *testing.T) {
+	const rules = "package driftless.plans\n\nimport rego.v1\n\ndeny contains v if {\n\tsome s in input.services\n\ts.plan == \"huge\"\n\tv := {\"service\": s.name, \"msg\": \"no huge plans\"}\n}\n"
+	set, err := Load(context.Background(), fstest.MapFS{"plans.rego": {Data: []byte(rules)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := set.Evaluate(context.Background(), Input{Space: "dev", Services: []Service{
+		{Name: "db", Service: "postgresql", Plan: "huge", File: "services.yml", Line: 4},
+		{Name: "cache", Service: "redis", Plan: "small", File: "services.yml", Line: 8}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 1 || vs[0].Service != "db" || vs[0].File != "services.yml" || vs[0].Line != 4 {
+		t.Fatalf("violations %+v", vs)
+	}
+	def, err := Load(context.Background(), fstest.MapFS{QuotasFile: {Data: []byte("default:\n  services: 1\n")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err = def.Evaluate(context.Background(), Input{Space: "dev", Services: []Service{{Name: "a"}, {Name: "b"}}})
+	if err != nil || len(vs) != 1 || !strings.Contains(vs[0].Message, "2 service instances; its quota is 1") {
+		t.Fatalf("quota violations %+v %v", vs, err)
+	}
+}

@@ -56,3 +56,12 @@ deny contains v if {
 	org_total_instances > limit
 	v := {"msg": sprintf("org %s would run %d instances over its spaces; its quota is %d", [input.org, org_total_instances, limit])}
 }
+
+# Service instances of the space (services.yml), against quotas.yml's
+# `services:` (user-provided ones count too, as in Cloud Foundry).
+deny contains v if {
+	limit := quota("services")
+	n := count(input.services)
+	n > limit
+	v := {"msg": sprintf("space %s would have %d service instances; its quota is %d", [input.space, n, limit])}
+}

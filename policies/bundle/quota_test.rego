@@ -45,3 +45,16 @@ test_org_within if {
 	count(quota.deny) == 0 with input as {"space": "dev", "org": "acme", "apps": [app("a", 1, 256)], "org_apps": [app("b", 1, 256)]}
 		with data.quotas as quotas
 }
+
+svc(name) := {"name": name, "service": "postgresql", "plan": "small", "broker": "", "user_provided": false, "tags": []}
+
+test_services_within if {
+	count(quota.deny) == 0 with input as {"space": "dev", "apps": [], "services": [svc("a"), svc("b")]}
+		with data.quotas as {"default": {"services": 2}}
+}
+
+test_services_over if {
+	some v in quota.deny with input as {"space": "dev", "apps": [], "services": [svc("a"), svc("b"), svc("c")]}
+		with data.quotas as {"default": {"services": 2}}
+	contains(v.msg, "3 service instances; its quota is 2")
+}

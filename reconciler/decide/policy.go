@@ -48,13 +48,32 @@ func PolicyInput(sc Scope, prop Proposal, st State) policies.Input {
 			in.Apps = append(in.Apps, PolicyApp(a, *r))
 		}
 	}
+	for _, s := range prop.Services {
+		in.Services = append(in.Services, PolicyService(s.Decl))
+	}
+	for key, s := range st.Services {
+		if key.Space == sc.Space && s.Source != sc.Source && !s.Deleted {
+			in.Services = append(in.Services, PolicyService(s.Decl))
+		}
+	}
 	return in
+}
+
+// PolicyService is a service instance's declaration as the policies see
+// it.
+func PolicyService(d model.ServiceDecl) policies.Service {
+	return policies.Service{Name: d.Name, Service: d.Service, Plan: d.Plan, Broker: d.Broker, UserProvided: d.UserProvided,
+		Tags: d.Tags, File: d.Pos.File, Line: d.Pos.Line}
 }
 
 // PolicyApp is an app and its release as the policies see them.
 func PolicyApp(a model.App, r model.Release) policies.App {
+	var services []string
+	for _, s := range r.Run.Services {
+		services = append(services, s.Name)
+	}
 	return policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
-		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, File: a.File, Line: a.Line}
+		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, Services: services, File: a.File, Line: a.Line}
 }
 
 // Violations turns the policies' verdict into problems located in the

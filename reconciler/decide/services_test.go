@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -119,5 +120,31 @@ func TestApplyServices(t *testing.T) {
 		if s.Decl.Name == "db" && (s.Decl.Plan != "tiny" || s.Space != "dev-pr-4") {
 			t.Errorf("the preview's db %+v, want its own on plan tiny", s)
 		}
+	}
+}
+
+// TestPolicyInputServices: the policies see the proposal's service
+// instances and those other sources declare in the space (not deleted
+// ones, not other spaces'), and each app's bound services.
+func TestPolicyInputServices(t *testing.T) {
+	opts := Options{Source: "apps", Space: "dev", Commit: "c1", Domain: "apps.localhost"}
+	prop := Desired(servicesTree(webBindsDB, "services:\n- {name: db, service: postgresql, plan: small}\n"), opts)
+	st := State{Services: map[model.ServiceKey]model.ServiceInstance{
+		{Space: "dev", Name: "cache"}:   {Space: "dev", Source: "infra", Decl: model.ServiceDecl{Name: "cache", Service: "redis", Plan: "s"}},
+		{Space: "dev", Name: "old"}:     {Space: "dev", Source: "infra", Deleted: true, Decl: model.ServiceDecl{Name: "old"}},
+		{Space: "prod", Name: "db"}:     {Space: "prod", Source: "prod", Decl: model.ServiceDecl{Name: "db"}},
+		{Space: "dev", Name: "db-mine"}: {Space: "dev", Source: "apps", Decl: model.ServiceDecl{Name: "db-mine"}},
+	}}
+	in := PolicyInput(Scope{Space: "dev", Source: "apps"}, prop, st)
+	var names []string
+	for _, s := range in.Services {
+		names = append(names, s.Name+":"+s.Plan)
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"cache:s", "db:small"}) {
+		t.Fatalf("services %v", names)
+	}
+	if len(in.Apps) != 1 || !slices.Equal(in.Apps[0].Services, []string{"db"}) {
+		t.Fatalf("apps %+v", in.Apps)
 	}
 }
