@@ -115,6 +115,11 @@ func (c *Controller) serviceStep(ctx context.Context, key model.ServiceKey) erro
 			Message: fmt.Sprintf("service %s removed (never provisioned, or user-provided)", key.Name)})
 		return nil
 	case si.Deleted:
+		for _, b := range c.store.Bindings() {
+			if b.InstanceGUID == si.GUID && b.Space == si.Space {
+				return nil // unbound first (bindings.go), then deprovisioned
+			}
+		}
 		return c.deprovision(ctx, si)
 	case si.Applied == nil || si.State == model.ServiceCreating:
 		return c.provision(ctx, si)
