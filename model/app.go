@@ -111,6 +111,11 @@ type RunSpec struct {
 	// Services are the service instances the app binds (its manifest's
 	// services:); a change is a new release.
 	Services []AppService `json:"services,omitempty"`
+	// BindingGenerations pins, per bound service, the generation of its
+	// binding the instances get (a rotation makes a release pinning the
+	// new one, so that the app rolls onto it); a service not listed gets
+	// its binding's latest generation.
+	BindingGenerations map[string]int `json:"binding_generations,omitempty"`
 	// Bindings are those services' bindings with their credentials, set
 	// only in an instance's start command (never in a stored release):
 	// the cell gives them to the instance as VCAP_SERVICES and files under

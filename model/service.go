@@ -184,9 +184,11 @@ type ServiceBinding struct {
 	InstanceGUID string         `json:"instance_guid"`
 	BindingName  string         `json:"binding_name,omitempty"`
 	Parameters   map[string]any `json:"parameters,omitempty"`
-	// Rotation is the service's rotation the binding was made for.
-	Rotation int          `json:"rotation,omitempty"`
-	State    ServiceState `json:"state"`
+	// Rotation is the service's rotation the binding was made for;
+	// Generation counts the binding's rotations (0 for the first).
+	Rotation   int          `json:"rotation,omitempty"`
+	Generation int          `json:"generation,omitempty"`
+	State      ServiceState `json:"state"`
 	// Operation is the broker's pending asynchronous operation; Message
 	// the last operation's description or error.
 	Operation string `json:"operation,omitempty"`
@@ -196,6 +198,16 @@ type ServiceBinding struct {
 	Sealed    string    `json:"sealed,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Predecessor is the binding this one rotated, kept (bound at the
+	// broker) until the app's instances all run with this one.
+	Predecessor *BindingPredecessor `json:"predecessor,omitempty"`
+}
+
+// BindingPredecessor is a rotated binding still in use.
+type BindingPredecessor struct {
+	GUID       string `json:"guid"`
+	Generation int    `json:"generation"`
+	Sealed     string `json:"sealed"`
 }
 
 // Key is the binding's key.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,7 @@ func (c *Controller) wantedBindings() map[model.BindingKey]model.AppService {
 func (c *Controller) convergeBindings(ctx context.Context, wg *sync.WaitGroup) {
 	wanted := c.wantedBindings()
 	inUse := c.bindingsInUse()
+	now := time.Now()
 	var todo []model.BindingKey
 	for key, svc := range wanted {
 		b, ok := c.store.Binding(key)
@@ -61,7 +63,9 @@ func (c *Controller) convergeBindings(ctx context.Context, wg *sync.WaitGroup) {
 		switch {
 		case !ready:
 		case !ok, b.State == model.ServicePending, b.State == model.ServiceCreating,
-			b.State == model.ServiceReady && (b.InstanceGUID != si.GUID || b.BindingName != svc.BindingName):
+			b.State == model.ServiceReady && (b.InstanceGUID != si.GUID || b.BindingName != svc.BindingName),
+			b.State == model.ServiceReady && b.Predecessor == nil && rotationDue(b, si, now),
+			b.Predecessor != nil && c.rolledOnto(b):
 			todo = append(todo, key)
 		}
 	}
@@ -70,7 +74,6 @@ func (c *Controller) convergeBindings(ctx context.Context, wg *sync.WaitGroup) {
 			todo = append(todo, b.Key())
 		}
 	}
-	now := time.Now()
 	for _, key := range todo {
 		wk := model.ServiceKey{Space: "binding:" + key.Space + "/" + key.App, Name: key.Service} // the work map's key
 		c.svc.mu.Lock()
@@ -123,6 +126,19 @@ func (c *Controller) bindingStep(ctx context.Context, key model.BindingKey, want
 	if !ok {
 		return fmt.Errorf("service %s is not declared", key.Service)
 	}
+	if had && old.Predecessor != nil && c.rolledOnto(old) {
+		return c.retirePredecessor(ctx, si, old)
+	}
+	if had && old.State == model.ServiceReady && old.InstanceGUID == si.GUID {
+		if old.BindingName != svc.BindingName { // only a name in VCAP_SERVICES and /bindings: the broker's binding stays
+			old.BindingName, old.UpdatedAt = svc.BindingName, time.Now().UTC()
+			return c.store.PutBinding(ctx, old)
+		}
+		if old.Predecessor == nil && rotationDue(old, si, time.Now()) {
+			return c.rotate(ctx, si, old)
+		}
+		return nil
+	}
 	if had && old.State == model.ServiceReady && old.InstanceGUID != si.GUID {
 		// The instance was replaced (deleted and declared again): the old
 		// binding goes with it.
@@ -162,7 +178,7 @@ func (c *Controller) bindingStep(ctx context.Context, key model.BindingKey, want
 	if err != nil {
 		return fmt.Errorf("encoding binding %s: %w", key, err)
 	}
-	if b.Sealed, err = c.keys().Seal(data, bindingAAD(key)); err != nil {
+	if b.Sealed, err = c.keys().Seal(data, bindingAAD(key, b.Generation)); err != nil {
 		return err
 	}
 	b.State, b.Operation, b.Message, b.UpdatedAt = model.ServiceReady, "", "", time.Now().UTC()
@@ -234,13 +250,19 @@ func (c *Controller) unbind(ctx context.Context, b model.ServiceBinding) error {
 			return fmt.Errorf("service %s's broker %s is not registered", si.Decl.Name, si.Broker)
 		}
 		ref := osb.PlanRef{ServiceID: si.ServiceID, PlanID: si.PlanID}
-		op, err := br.Unbind(ctx, si.GUID, b.GUID, ref)
-		if err != nil && !errors.Is(err, osb.ErrGone) {
-			return fmt.Errorf("unbinding %s from %s at broker %s: %w", b.App, b.Service, br.Name(), err)
+		guids := []string{b.GUID}
+		if b.Predecessor != nil {
+			guids = append(guids, b.Predecessor.GUID)
 		}
-		if op != nil {
-			if _, err := br.Wait(ctx, op, nil); err != nil && !errors.Is(err, osb.ErrGone) {
+		for _, guid := range guids {
+			op, err := br.Unbind(ctx, si.GUID, guid, ref)
+			if err != nil && !errors.Is(err, osb.ErrGone) {
 				return fmt.Errorf("unbinding %s from %s at broker %s: %w", b.App, b.Service, br.Name(), err)
+			}
+			if op != nil {
+				if _, err := br.Wait(ctx, op, nil); err != nil && !errors.Is(err, osb.ErrGone) {
+					return fmt.Errorf("unbinding %s from %s at broker %s: %w", b.App, b.Service, br.Name(), err)
+				}
 			}
 		}
 	}
@@ -294,7 +316,11 @@ func (c *Controller) bindingsFor(rel *model.Release) (bindings []model.Binding, 
 		if c.keys() == nil {
 			return nil, "", errors.New("no keys to open binding credentials")
 		}
-		plain, err := c.keys().Open(b.Sealed, bindingAAD(key))
+		sealed, gen, guid := b.Sealed, b.Generation, b.GUID
+		if pinned, ok := rel.Run.BindingGenerations[svc.Name]; ok && pinned != b.Generation && b.Predecessor != nil && pinned == b.Predecessor.Generation {
+			sealed, gen, guid = b.Predecessor.Sealed, b.Predecessor.Generation, b.Predecessor.GUID // an instance of the release being rolled away from
+		}
+		plain, err := c.keys().Open(sealed, bindingAAD(key, gen))
 		if err != nil {
 			return nil, "", fmt.Errorf("binding %s: %w", key, err)
 		}
@@ -314,16 +340,21 @@ func (c *Controller) bindingsFor(rel *model.Release) (bindings []model.Binding, 
 		if tags == nil {
 			tags = []string{}
 		}
-		bindings = append(bindings, model.Binding{Label: label, Name: name, BindingName: svc.BindingName, BindingGUID: b.GUID,
+		bindings = append(bindings, model.Binding{Label: label, Name: name, BindingName: svc.BindingName, BindingGUID: guid,
 			InstanceName: svc.Name, InstanceGUID: si.GUID, Plan: plan, Provider: provider, Tags: tags,
 			Credentials: secret.Credentials, SyslogDrainURL: secret.SyslogDrainURL, VolumeMounts: secret.VolumeMounts})
 	}
 	return bindings, "", nil
 }
 
-// bindingAAD binds a sealed binding to its key in Consul.
-func bindingAAD(key model.BindingKey) string {
-	return catalog.BindingKey(key.Space, key.App, key.Service)
+// bindingAAD binds a sealed binding to its key in Consul and its
+// generation.
+func bindingAAD(key model.BindingKey, generation int) string {
+	aad := catalog.BindingKey(key.Space, key.App, key.Service)
+	if generation > 0 {
+		aad += "#" + strconv.Itoa(generation)
+	}
+	return aad
 }
 
 // newGUID is a random UUID (version 4).

@@ -4,7 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/secrets"
 )
@@ -76,5 +78,98 @@ func TestBindings(t *testing.T) {
 				t.Fatalf("broker saw %s; unbound events %+v", b.seen(), h.events(model.EventServiceUnbound))
 			}
 		})
+	}
+}
+
+// TestRotation: raising a service's rotation binds a successor (naming its
+// predecessor, the plan rotating bindings), rolls the app onto a release
+// pinning it (same droplet, new id) whose instances get the new
+// credentials, keeps the old binding while an instance still runs the old
+// release, and unbinds it once every instance runs the new one.
+func TestRotation(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	keys, err := secrets.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &fakeBroker{name: "pg"}
+	h.c.cfg.Brokers, h.c.cfg.Keys = []ServiceBroker{b}, keys
+	h.c.apply(ctx, h.se, servicesCommit("c1", "small", true))
+	h.eventually("staged", func() bool { a, _ := h.c.store.App(hello); return a.CurrentID != "" })
+	h.convergeServices()
+	key := model.BindingKey{Space: "dev", App: "hello", Service: "db"}
+	first, ok := h.c.store.Binding(key)
+	if !ok || first.State != model.ServiceReady {
+		t.Fatalf("binding %+v", first)
+	}
+	before, _ := h.c.store.App(hello)
+	running := func(release string) {
+		h.c.actual.Heartbeat(bus.CellHeartbeat{CellID: "cell-a", BootID: "boot-1", Address: "127.0.0.1", Generation: uint64(time.Now().UnixNano()),
+			Capacity: model.Resources{MemoryMB: 4096, DiskMB: 100000, Instances: 100},
+			Instances: []model.InstanceStatus{{InstanceRef: model.InstanceRef{GUID: "i-0", Space: "dev", App: "hello", ReleaseID: release},
+				State: model.StateRunning}}}, time.Now())
+	}
+	running(before.CurrentID)
+
+	rotated := newCommit("c2", map[string]string{"apps/hello/manifest.yml": helloManifest + "  services: [db]\n", "apps/hello/hello": "binary c1",
+		"apps/services.yml": "services:\n- {name: db, service: postgresql, plan: small, rotation: 1}\n"})
+	h.c.apply(ctx, h.se, rotated)
+	h.convergeServices()
+	second, _ := h.c.store.Binding(key)
+	if second.Generation != 1 || second.GUID == first.GUID || second.Predecessor == nil || second.Predecessor.GUID != first.GUID {
+		t.Fatalf("rotated binding %+v", second)
+	}
+	if !strings.Contains(b.seen(), "bind dev-hello after "+first.GUID[:8]) {
+		t.Fatalf("broker saw %s: want a bind naming the predecessor", b.seen())
+	}
+	after, _ := h.c.store.App(hello)
+	rel := h.c.store.Release(hello, after.CurrentID)
+	if after.CurrentID == before.CurrentID || after.ReleaseID != after.CurrentID || rel.Run.BindingGenerations["db"] != 1 ||
+		rel.DropletDigest != h.c.store.Release(hello, before.CurrentID).DropletDigest {
+		t.Fatalf("the app after rotating: %+v, release %+v", after, rel)
+	}
+	var planned *model.Release
+	for _, pa := range h.c.planApps() {
+		if pa.Name == "hello" {
+			planned = pa.Release
+		}
+	}
+	if planned == nil || planned.Run.Bindings[0].Credentials["binding"] != second.GUID || planned.Run.Bindings[0].BindingGUID != second.GUID {
+		t.Fatalf("the new instances' bindings %+v", planned)
+	}
+	if strings.Contains(b.seen(), "unbind") {
+		t.Fatalf("unbound while an instance runs the old release: %s", b.seen())
+	}
+
+	running(after.CurrentID)
+	h.convergeServices()
+	if got, _ := h.c.store.Binding(key); got.Predecessor != nil || !strings.Contains(b.seen(), "unbind p-small "+first.GUID[:8]) {
+		t.Fatalf("predecessor %+v; broker saw %s", got.Predecessor, b.seen())
+	}
+}
+
+// TestRotatedReleaseKept: a later commit that does not change the app
+// keeps the release pinned to the rotated binding (no needless roll).
+func TestRotatedReleaseKept(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	keys, err := secrets.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c.cfg.Brokers, h.c.cfg.Keys = []ServiceBroker{&fakeBroker{name: "pg"}}, keys
+	h.c.apply(ctx, h.se, servicesCommit("c1", "small", true))
+	h.eventually("staged", func() bool { a, _ := h.c.store.App(hello); return a.CurrentID != "" })
+	h.convergeServices()
+	files := map[string]string{"apps/hello/manifest.yml": helloManifest + "  services: [db]\n", "apps/hello/hello": "binary c1",
+		"apps/services.yml": "services:\n- {name: db, service: postgresql, plan: small, rotation: 1}\n"}
+	h.c.apply(ctx, h.se, newCommit("c2", files))
+	h.convergeServices()
+	pinned, _ := h.c.store.App(hello)
+	files["README"] = "unrelated"
+	h.c.apply(ctx, h.se, newCommit("c3", files))
+	if a, _ := h.c.store.App(hello); a.ReleaseID != pinned.CurrentID || a.CurrentID != pinned.CurrentID {
+		t.Fatalf("an unrelated commit moved the app from its rotated release: %+v (was %+v)", a, pinned)
 	}
 }

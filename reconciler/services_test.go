@@ -26,9 +26,12 @@ type fakeBroker struct {
 
 func (f *fakeBroker) Name() string { return f.name }
 
+// rotatable is the small plan's binding_rotatable.
+var rotatable = true
+
 func (f *fakeBroker) Catalog(context.Context) (osb.Catalog, error) {
 	return osb.Catalog{Services: []osb.Service{{ID: "svc-pg", Name: "postgresql", Bindable: true,
-		Plans: []osb.Plan{{ID: "p-small", Name: "small"}, {ID: "p-big", Name: "big"}}}}}, nil
+		Plans: []osb.Plan{{ID: "p-small", Name: "small", BindingRotatable: &rotatable}, {ID: "p-big", Name: "big"}}}}}, nil
 }
 
 func (f *fakeBroker) record(call string) (*osb.Operation, error) {
@@ -236,14 +239,18 @@ func TestServicesAndBrokers(t *testing.T) {
 }
 
 func (f *fakeBroker) Bind(_ context.Context, instanceID, bindingID string, req osb.BindRequest) (osb.Binding, *osb.Operation, error) {
-	op, err := f.record("bind " + bindingID[:0] + req.BindResource.AppGUID)
-	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2"}}, op, err
+	call := "bind " + req.BindResource.AppGUID
+	if req.PredecessorBindingID != "" {
+		call += " after " + req.PredecessorBindingID[:8]
+	}
+	op, err := f.record(call)
+	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2", "binding": bindingID}}, op, err
 }
 
-func (f *fakeBroker) GetBinding(context.Context, string, string, osb.PlanRef) (osb.Binding, error) {
-	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2"}}, nil
+func (f *fakeBroker) GetBinding(_ context.Context, _, bindingID string, _ osb.PlanRef) (osb.Binding, error) {
+	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2", "binding": bindingID}}, nil
 }
 
-func (f *fakeBroker) Unbind(_ context.Context, _, _ string, ref osb.PlanRef) (*osb.Operation, error) {
-	return f.record("unbind " + ref.PlanID)
+func (f *fakeBroker) Unbind(_ context.Context, _, bindingID string, ref osb.PlanRef) (*osb.Operation, error) {
+	return f.record("unbind " + ref.PlanID + " " + bindingID[:8])
 }

@@ -41,6 +41,13 @@ func Apply(prop Proposal, st State, source string, now time.Time) Changes {
 	for _, a := range prop.Apps {
 		key := a.Key()
 		seen[key] = true
+		if prev, ok := st.App(key); ok {
+			// A release the platform pinned to rotated bindings is the
+			// one git asks for: git's does not name generations.
+			if cur := st.Release(key, prev.CurrentID); cur != nil && len(cur.Run.BindingGenerations) > 0 && UnpinnedID(*cur) == a.ReleaseID {
+				a.ReleaseID = cur.ID
+			}
+		}
 		rel := st.Release(key, a.ReleaseID)
 		if rel == nil {
 			r := proposed[a.Name]
@@ -115,4 +122,11 @@ func Rollback(rb plan.Rollback, st State) (u Undo, ok bool, reason string) {
 	app.CurrentID, app.PreviousID = to, ""
 	u.App, u.To = app, to
 	return u, true, ""
+}
+
+// UnpinnedID is the id release r would have without its binding
+// generations (what git's proposal of the same release is).
+func UnpinnedID(r model.Release) string {
+	r.Run.BindingGenerations = nil
+	return ReleaseID(r)
 }
