@@ -350,7 +350,7 @@ func (c *Controller) resolveService(ctx context.Context, d model.ServiceDecl, pr
 		for _, f := range found {
 			by = append(by, f.b.Name())
 		}
-		return nil, osb.Service{}, osb.Plan{}, fmt.Errorf("service %s plan %s is offered by brokers %s: name one with broker:", d.Service, d.Plan, strings.Join(by, ", "))
+		return nil, osb.Service{}, osb.Plan{}, fmt.Errorf("service %s plan %s is offered by brokers %s: name one with broker: in services.yml", d.Service, d.Plan, strings.Join(by, ", "))
 	case d.Broker != "" && !slices.Contains(names, d.Broker):
 		return nil, osb.Service{}, osb.Plan{}, fmt.Errorf("broker %s is not registered (brokers: %s)", d.Broker, strings.Join(names, ", "))
 	case len(errs) > 0:
