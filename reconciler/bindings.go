@@ -305,6 +305,9 @@ func (c *Controller) bindingsFor(rel *model.Release) (bindings []model.Binding, 
 			if si.Decl.UserProvided {
 				state = "user-provided"
 			}
+			if si.Decl.UserProvided || si.State == model.ServiceReady {
+				state += "; binding it" // the service is there: its binding is not yet
+			}
 			why := fmt.Sprintf("waiting for service %s (%s)", svc.Name, state)
 			if ok && b.State == model.ServiceFailed {
 				why = fmt.Sprintf("binding service %s failed: %s", svc.Name, b.Message)
