@@ -39,10 +39,13 @@ bin/driftless-static: cmd/driftless-static/main.go
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/driftless-static
 
 ## examples: build the example apps that need building (static binaries)
-examples: examples/apps/hello/hello
+examples: examples/apps/hello/hello examples/apps/notes/notes
 
 examples/apps/hello/hello: examples/apps/hello/main.go
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./examples/apps/hello
+
+examples/apps/notes/notes: examples/apps/notes/main.go go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./examples/apps/notes
 
 ## lint: gofmt, go vet, staticcheck
 lint: bin/staticcheck
@@ -75,4 +78,4 @@ bench: setup build examples
 	bash bench/staging.sh
 
 clean:
-	rm -rf bin/driftless examples/apps/hello/hello
+	rm -rf bin/driftless examples/apps/hello/hello examples/apps/notes/notes

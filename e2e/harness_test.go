@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,6 +133,13 @@ func startDev(t testing.TB, extra ...string) *platform {
 	t.Helper()
 	testenv.RequireRoot(t)
 	dir := testenv.ShortTempDir(t, "dl-e2e-")
+	if slices.Contains(extra, "--postgres") {
+		// PostgreSQL runs as the postgres user, who must traverse the
+		// folders above its own (StartPostgres refuses otherwise).
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := &platform{t: t, dir: dir, repo: filepath.Join(dir, "repo"), http: freeAddr(t), api: freeAddr(t),
 		sock: filepath.Join(dir, "ctrd.sock"), consul: freeAddr(t), logPath: filepath.Join(dir, "dev.log")}
 	if err := os.MkdirAll(p.repo, 0o755); err != nil {

@@ -1,0 +1,679 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/brokers/postgres"
+	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
+)
+
+// notesHost is the notes app's route in the tests' manifests.
+const notesHost = "notes.apps.localhost"
+
+// notesBin is the notes example app, built once (beside driftlessBin).
+var (
+	notesOnce sync.Once
+	notesBin  string
+	notesErr  error
+)
+
+// addNotes copies the notes binary into the repository at apps/notes.
+func (p *platform) addNotes() {
+	p.t.Helper()
+	notesOnce.Do(func() {
+		root, err := children.RepoRoot()
+		if err != nil {
+			notesErr = err
+			return
+		}
+		out := filepath.Join(filepath.Dir(driftlessBin), "notes")
+		cmd := exec.Command("go", "build", "-o", out, "./examples/apps/notes")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			notesErr = fmt.Errorf("building examples/apps/notes: %w\n%s", err, b)
+			return
+		}
+		notesBin = out
+	})
+	if notesErr != nil {
+		p.t.Fatal(notesErr)
+	}
+	data, err := os.ReadFile(notesBin)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(p.repo, "apps", "notes"), 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p.repo, "apps", "notes", "notes"), data, 0o755); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// notesManifest is the notes app's manifest, binding services (none: no
+// services: at all).
+func notesManifest(services ...string) string {
+	m := `applications:
+- name: notes
+  memory: 64M
+  disk_quota: 256M
+  buildpacks: [binary_buildpack]
+  command: ./notes
+  health-check-type: http
+  health-check-http-endpoint: /health
+  routes:
+  - route: ` + notesHost + "\n"
+	if len(services) > 0 {
+		m += "  services:\n"
+		for _, s := range services {
+			m += "  - " + s + "\n"
+		}
+	}
+	return m
+}
+
+// pgServices is a services.yml declaring db, a postgresql database of
+// plan plan, followed by extra (more entries).
+func pgServices(plan, extra string) string {
+	return "services:\n- name: db\n  service: postgresql\n  plan: " + plan + "\n" + extra
+}
+
+// notesBinding and notesInfo are what the notes app answers on /info.
+type notesBinding struct {
+	Label          string   `json:"label"`
+	Name           string   `json:"name"`
+	BindingGUID    string   `json:"binding_guid"`
+	InstanceName   string   `json:"instance_name"`
+	Plan           string   `json:"plan"`
+	CredentialKeys []string `json:"credential_keys"`
+}
+
+type notesInfo struct {
+	GUID     string         `json:"guid"`
+	Source   string         `json:"source"`
+	Database *notesBinding  `json:"database"`
+	Bindings []notesBinding `json:"bindings"`
+	Error    string         `json:"error"`
+}
+
+// notesNote is one note of GET /notes.
+type notesNote struct {
+	ID   int64  `json:"id"`
+	Body string `json:"body"`
+}
+
+// notesInfo asks the notes app for /info through the router.
+func (p *platform) notesInfo() (notesInfo, []byte, error) {
+	code, body, err := p.get(notesHost, "/info")
+	if err != nil {
+		return notesInfo{}, nil, err
+	}
+	if code != http.StatusOK {
+		return notesInfo{}, body, fmt.Errorf("/info: %d %s", code, body)
+	}
+	var in notesInfo
+	if err := json.Unmarshal(body, &in); err != nil {
+		return notesInfo{}, body, fmt.Errorf("/info %q: %w", body, err)
+	}
+	return in, body, nil
+}
+
+// waitNotesInfo waits until the notes app's /info satisfies ok.
+func (p *platform) waitNotesInfo(t testing.TB, timeout time.Duration, what string, ok func(notesInfo) error) notesInfo {
+	t.Helper()
+	var got notesInfo
+	testenv.Eventually(t, timeout, 300*time.Millisecond, what, func() error {
+		in, _, err := p.notesInfo()
+		if err != nil {
+			return err
+		}
+		if err := ok(in); err != nil {
+			return fmt.Errorf("%w (info %+v)", err, in)
+		}
+		got = in
+		return nil
+	})
+	return got
+}
+
+// usesDB is a waitNotesInfo condition: the app reads its database from
+// VCAP_SERVICES' binding of db.
+func usesDB(in notesInfo) error {
+	if in.Source != "VCAP_SERVICES" || in.Database == nil || in.Database.Name != "db" || in.Database.BindingGUID == "" {
+		return errors.New("the app does not use db from VCAP_SERVICES")
+	}
+	return nil
+}
+
+// postNote posts a note through the router.
+func (p *platform) postNote(body string) error {
+	req, err := http.NewRequest(http.MethodPost, "http://"+p.http+"/notes", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Host = notesHost
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("POST /notes: %d %s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// notes lists the notes through the router.
+func (p *platform) notes() ([]string, error) {
+	code, body, err := p.get(notesHost, "/notes")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("GET /notes: %d %s", code, body)
+	}
+	var ns []notesNote
+	if err := json.Unmarshal(body, &ns); err != nil {
+		return nil, fmt.Errorf("GET /notes %q: %w", body, err)
+	}
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.Body)
+	}
+	return out, nil
+}
+
+// services is `driftless services --json`, by name.
+func (p *platform) services() (map[string]api.Service, error) {
+	var ss []api.Service
+	if err := p.cliJSON(&ss, "services"); err != nil {
+		return nil, err
+	}
+	out := map[string]api.Service{}
+	for _, s := range ss {
+		out[s.Name] = s
+	}
+	return out, nil
+}
+
+// waitService waits until `driftless services --json` shows name
+// satisfying ok.
+func (p *platform) waitService(t testing.TB, timeout time.Duration, name, what string, ok func(api.Service) error) api.Service {
+	t.Helper()
+	var got api.Service
+	testenv.Eventually(t, timeout, 300*time.Millisecond, "service "+name+" "+what, func() error {
+		ss, err := p.services()
+		if err != nil {
+			return err
+		}
+		s, found := ss[name]
+		if !found {
+			return fmt.Errorf("not listed (services %+v)", ss)
+		}
+		if err := ok(s); err != nil {
+			return fmt.Errorf("%w: %+v", err, s)
+		}
+		got = s
+		return nil
+	})
+	return got
+}
+
+// readyPlan is a waitService condition: ready with plan, bound to bound.
+func readyPlan(plan string, bound ...string) func(api.Service) error {
+	return func(s api.Service) error {
+		if s.State != model.ServiceReady || s.Plan != plan || s.Deleted || !slices.Equal(s.Bound, bound) {
+			return fmt.Errorf("want ready, plan %s, bound to %v", plan, bound)
+		}
+		return nil
+	}
+}
+
+// superuserDSN is the superuser's DSN of dev's PostgreSQL, over its unix
+// socket (no network).
+func (p *platform) superuserDSN(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(p.dir, "data", "postgres")
+	pw, err := os.ReadFile(filepath.Join(dir, "superuser.password"))
+	if err != nil {
+		t.Fatalf("dev's PostgreSQL superuser password: %v", err)
+	}
+	return fmt.Sprintf("host=%s port=5432 user=%s password=%s dbname=postgres sslmode=disable",
+		filepath.Join(dir, "run"), children.PostgresSuperuser, strings.TrimSpace(string(pw)))
+}
+
+// brokerDatabases lists the databases the postgres broker made (dl_…)
+// with their CONNECTION LIMIT (the plan's).
+func (p *platform) brokerDatabases(t testing.TB) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.superuserDSN(t))
+	if err != nil {
+		t.Fatalf("connecting to dev's PostgreSQL as its superuser: %v", err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(ctx, `SELECT datname, datconnlimit FROM pg_database WHERE datname LIKE 'dl\_%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	var name string
+	var limit int
+	if _, err := pgx.ForEachRow(rows, []any{&name, &limit}, func() error { out[name] = limit; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// roleExists reports whether dev's PostgreSQL has a role named name.
+func (p *platform) roleExists(t testing.TB, name string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.superuserDSN(t))
+	if err != nil {
+		t.Fatalf("connecting to dev's PostgreSQL as its superuser: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n == 1
+}
+
+// bindingFile reads file (binding/key) of the one instance that has it in
+// the cell's bindings folders (what the instance finds under /bindings).
+func (p *platform) bindingFile(t testing.TB, file string) string {
+	t.Helper()
+	paths, _ := filepath.Glob(filepath.Join(p.dir, "data", "agent", "bindings", "*", file))
+	if len(paths) != 1 {
+		t.Fatalf("%d instances have the binding file %s, want 1", len(paths), file)
+	}
+	data, err := os.ReadFile(paths[0])
+	if err != nil || len(data) == 0 {
+		t.Fatalf("%s: %q, %v", paths[0], data, err)
+	}
+	return string(data)
+}
+
+// connLimit is the CONNECTION LIMIT of the broker's one database.
+func (p *platform) connLimit(t testing.TB) (string, int) {
+	t.Helper()
+	dbs := p.brokerDatabases(t)
+	if len(dbs) != 1 {
+		t.Fatalf("the broker's databases: %v, want one", dbs)
+	}
+	for name, limit := range dbs {
+		return name, limit
+	}
+	return "", 0
+}
+
+// TestServices: the notes app bound to db (postgresql, plan small, from
+// dev --postgres's built-in broker) waits for its binding, then gets it:
+// `driftless services` shows db ready and bound to notes, and a note posted
+// through the router comes back (the app reached its database with the
+// binding's credentials). A new plan is the broker's update, in place,
+// while the app answers. Dropping db while notes binds it is refused at
+// the manifest's file:line and changes nothing. Unbinding rolls the app to
+// no binding; rebinding makes a new binding (a new binding_guid) to the
+// same database, notes kept. Dropping db deprovisions it: gone from
+// `driftless services`, its database dropped from the server.
+func TestServices(t *testing.T) {
+	p := startDev(t, "--postgres")
+	p.addNotes()
+	p.write(map[string]string{"apps/notes/manifest.yml": notesManifest("db"), "services.yml": pgServices("small", "")})
+	first := p.commitAll("notes, bound to a new database")
+
+	// While db is made and bound, `driftless app notes` says what the
+	// instances wait for (if we are quick enough to see it).
+	caught := ""
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && caught == ""; time.Sleep(50 * time.Millisecond) {
+		out, err := p.cli("app", "notes")
+		if err == nil && strings.Contains(out, "waiting for service db") {
+			caught = out
+		}
+		if _, _, err := p.notesInfo(); err == nil {
+			break // too late: it runs
+		}
+	}
+	if caught != "" {
+		t.Logf("driftless app notes while waiting:\n%s", caught)
+		if !regexp.MustCompile(`problem: instances wait: waiting for service db \((pending|creating|ready; binding it)\)`).MatchString(caught) {
+			t.Errorf("driftless app notes does not say what notes waits for:\n%s", caught)
+		}
+	} else {
+		t.Log("the wait for db was too short to catch in driftless app notes")
+	}
+
+	p.waitApplied(t, first, 30*time.Second)
+	db := p.waitService(t, 60*time.Second, "db", "ready and bound to notes", readyPlan("small", "notes"))
+	if db.Service != "postgresql" || db.Broker != "postgres" || db.File != model.ServicesFile || db.Line != 2 {
+		t.Fatalf("db as listed: %+v", db)
+	}
+	if ss, err := p.services(); err != nil || len(ss) != 1 {
+		t.Fatalf("services: %+v, %v", ss, err)
+	}
+	bound := p.waitNotesInfo(t, 90*time.Second, "notes uses db", usesDB)
+	if bound.Database.Label != "postgresql" || bound.Database.Plan != "small" || !slices.Contains(bound.Database.CredentialKeys, "uri") {
+		t.Fatalf("the binding notes uses: %+v", bound.Database)
+	}
+	database, limit := p.connLimit(t)
+	if small, _ := postgres.Limits(postgres.PlanSmall); limit != small.Connections {
+		t.Fatalf("database %s allows %d connections, plan small %d", database, limit, small.Connections)
+	}
+	role := p.bindingFile(t, "db/username")
+	if !p.roleExists(t, role) {
+		t.Fatalf("the binding's role %s is not in PostgreSQL", role)
+	}
+	if err := p.postNote("first note"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.notes(); err != nil || !slices.Equal(got, []string{"first note"}) {
+		t.Fatalf("notes: %q, %v", got, err)
+	}
+
+	// A new plan: the broker updates db in place; the app keeps answering.
+	p.write(map[string]string{"services.yml": pgServices("medium", "")})
+	p.commitAll("db on plan medium")
+	testenv.Eventually(t, 60*time.Second, 300*time.Millisecond, "db is ready on plan medium, notes answering throughout", func() error {
+		if _, err := p.notes(); err != nil {
+			t.Fatalf("notes stopped answering during the plan update: %v", err)
+		}
+		ss, err := p.services()
+		if err != nil {
+			return err
+		}
+		if err := readyPlan("medium", "notes")(ss["db"]); err != nil {
+			return fmt.Errorf("%w: %+v", err, ss["db"])
+		}
+		return nil
+	})
+	if got, err := p.notes(); err != nil || !slices.Equal(got, []string{"first note"}) {
+		t.Fatalf("notes after the plan update: %q, %v", got, err)
+	}
+	if name, limit := p.connLimit(t); name != database {
+		t.Fatalf("the plan update made database %s (was %s)", name, database)
+	} else if medium, _ := postgres.Limits(postgres.PlanMedium); limit != medium.Connections {
+		t.Fatalf("database %s allows %d connections after the update, plan medium %d", name, limit, medium.Connections)
+	}
+
+	// Dropping db while notes still binds it is refused at the manifest.
+	p.write(map[string]string{"services.yml": ""})
+	refused := p.commitAll("drop db, still bound")
+	testenv.Eventually(t, 30*time.Second, 300*time.Millisecond, "the refusal shows in status", func() error {
+		var st api.Status
+		if err := p.cliJSON(&st, "status"); err != nil {
+			return err
+		}
+		if len(st.Sources) != 1 {
+			return fmt.Errorf("%d sources", len(st.Sources))
+		}
+		s := st.Sources[0]
+		if s.LastSeen != refused || len(s.Errors) == 0 {
+			return fmt.Errorf("source %+v", s)
+		}
+		e := s.Errors[0]
+		if e.File != "apps/notes/manifest.yml" || e.Line < 1 || !strings.Contains(e.Message, `binds service "db"`) {
+			return fmt.Errorf("error %+v, want apps/notes/manifest.yml:line saying notes binds db", e)
+		}
+		if s.LastApplied == refused {
+			return errors.New("the refused commit was applied")
+		}
+		return nil
+	})
+	if out, err := p.cli("status"); err != nil || !strings.Contains(out, "apps/notes/manifest.yml:") {
+		t.Fatalf("driftless status does not show the manifest's file:line: %v\n%s", err, out)
+	}
+	p.waitService(t, 5*time.Second, "db", "unchanged", readyPlan("medium", "notes"))
+	if in, _, err := p.notesInfo(); err != nil || usesDB(in) != nil || in.Database.BindingGUID != bound.Database.BindingGUID {
+		t.Fatalf("a refused commit disturbed notes: %+v, %v", in, err)
+	}
+
+	// Unbinding: the app rolls to an instance without a binding; db stays.
+	p.write(map[string]string{"services.yml": pgServices("medium", ""), "apps/notes/manifest.yml": notesManifest()})
+	p.commitAll("notes without db")
+	p.waitNotesInfo(t, 90*time.Second, "notes runs without a binding", func(in notesInfo) error {
+		if in.Database != nil || in.Source != "" || len(in.Bindings) != 0 {
+			return errors.New("notes still has a binding")
+		}
+		return nil
+	})
+	p.waitService(t, 30*time.Second, "db", "bound to no app", readyPlan("medium"))
+	testenv.Eventually(t, 30*time.Second, 300*time.Millisecond, "the broker dropped the old binding's role", func() error {
+		if p.roleExists(t, role) {
+			return fmt.Errorf("role %s still exists", role)
+		}
+		return nil
+	})
+	if code, _, err := p.get(notesHost, "/notes"); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("GET /notes without a binding: %d, %v", code, err)
+	}
+
+	// Rebinding: a new binding, to the same database.
+	p.write(map[string]string{"apps/notes/manifest.yml": notesManifest("db")})
+	p.commitAll("notes bound to db again")
+	rebound := p.waitNotesInfo(t, 90*time.Second, "notes uses db again", usesDB)
+	if rebound.Database.BindingGUID == bound.Database.BindingGUID {
+		t.Fatalf("rebinding kept binding %s", bound.Database.BindingGUID)
+	}
+	if rebound.Database.Plan != "medium" {
+		t.Fatalf("the new binding's plan: %+v", rebound.Database)
+	}
+	p.waitService(t, 30*time.Second, "db", "bound to notes again", readyPlan("medium", "notes"))
+	if name, _ := p.connLimit(t); name != database {
+		t.Fatalf("rebinding made database %s (was %s)", name, database)
+	}
+	if got, err := p.notes(); err != nil || !slices.Equal(got, []string{"first note"}) {
+		t.Fatalf("notes through the new binding: %q, %v (want the note written before)", got, err)
+	}
+	if err := p.postNote("second note"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Dropping db (and its binding): deprovisioned, its database dropped.
+	p.write(map[string]string{"services.yml": "", "apps/notes/manifest.yml": notesManifest()})
+	p.commitAll("drop db")
+	testenv.Eventually(t, 60*time.Second, 300*time.Millisecond, "db is gone", func() error {
+		ss, err := p.services()
+		if err != nil {
+			return err
+		}
+		if len(ss) != 0 {
+			return fmt.Errorf("services: %+v", ss)
+		}
+		return nil
+	})
+	if dbs := p.brokerDatabases(t); len(dbs) != 0 {
+		t.Fatalf("the broker's databases after db was dropped: %v", dbs)
+	}
+	p.waitNotesInfo(t, 30*time.Second, "notes runs without a binding", func(in notesInfo) error {
+		if in.Database != nil {
+			return errors.New("notes still has a binding")
+		}
+		return nil
+	})
+}
+
+// TestServicesSecretsNeverShown: notes bound to db (postgres broker) and
+// to api-keys, a user-provided service whose credentials were encrypted
+// with `driftless secrets encrypt`: the app sees both (its /info names the
+// user-provided credentials' keys and it uses db), yet neither the
+// user-provided password nor db's binding password (read from the cell's
+// bindings folder of the instance, as the app reads it) appears in dev's
+// output, the platform's other logs (PostgreSQL's included), the app's
+// logs, `driftless events/app/apps/services/status/brokers` (text and
+// --json), the app's /info, or any Consul KV value under driftless/.
+func TestServicesSecretsNeverShown(t *testing.T) {
+	p := startDev(t, "--postgres")
+	upPassword := fmt.Sprintf("s3cret-%016x", rand.Uint64())
+	plainFile := filepath.Join(p.dir, "api-keys.yml")
+	if err := os.WriteFile(plainFile, []byte("username: notes-user\npassword: "+upPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := p.cli("secrets", "encrypt", plainFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(enc, upPassword) || !strings.HasPrefix(enc, "credentials: |\n  -----BEGIN AGE ENCRYPTED FILE-----") {
+		t.Fatalf("driftless secrets encrypt printed:\n%s", enc)
+	}
+	if err := os.Remove(plainFile); err != nil {
+		t.Fatal(err)
+	}
+	upEntry := "user-provided:\n- name: api-keys\n  tags: [keys]\n  " + strings.ReplaceAll(strings.TrimRight(enc, "\n"), "\n", "\n  ") + "\n"
+
+	p.addNotes()
+	p.write(map[string]string{"apps/notes/manifest.yml": notesManifest("db", "api-keys"), "services.yml": pgServices("small", upEntry)})
+	commit := p.commitAll("notes bound to db and api-keys")
+	p.waitApplied(t, commit, 30*time.Second)
+	in := p.waitNotesInfo(t, 120*time.Second, "notes uses db and sees api-keys", func(in notesInfo) error {
+		if err := usesDB(in); err != nil {
+			return err
+		}
+		for _, b := range in.Bindings {
+			if b.Name == "api-keys" && b.Label == "user-provided" && slices.Equal(b.CredentialKeys, []string{"password", "username"}) {
+				return nil
+			}
+		}
+		return errors.New("no user-provided binding api-keys with keys password, username")
+	})
+	if err := p.postNote("a note"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitService(t, 30*time.Second, "db", "ready and bound to notes", readyPlan("small", "notes"))
+	p.waitService(t, 30*time.Second, "api-keys", "bound to notes", func(s api.Service) error {
+		if !s.UserProvided || !slices.Equal(s.Bound, []string{"notes"}) {
+			return errors.New("want user-provided, bound to notes")
+		}
+		return nil
+	})
+
+	// The passwords the instance got: db's from the cell's bindings folder
+	// (what the app reads under /bindings), the user-provided one's too.
+	secrets := map[string]string{"the user-provided password": upPassword}
+	secrets["db's binding password"] = p.bindingFile(t, "db/password")
+	if len(secrets["db's binding password"]) < 16 {
+		t.Fatalf("db's binding password is only %d bytes", len(secrets["db's binding password"]))
+	}
+	if p.bindingFile(t, "api-keys/password") != upPassword {
+		t.Fatalf("the instance's api-keys/password is not the encrypted one")
+	}
+	if raw, _, err := p.notesInfo(); err != nil || raw.Database.BindingGUID != in.Database.BindingGUID {
+		t.Fatalf("/info: %+v, %v", raw, err)
+	}
+
+	// Where a password must never be: what the platform says and stores.
+	outputs := map[string][]byte{}
+	_, infoBody, err := p.notesInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs["the app's /info"] = infoBody
+	for _, args := range [][]string{{"events"}, {"app", "notes"}, {"apps"}, {"services"}, {"status"}, {"brokers"}} {
+		out, err := p.cli(append(args, "--json")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs["driftless "+strings.Join(args, " ")+" --json"] = []byte(out)
+		text, err := p.cli(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs["driftless "+strings.Join(args, " ")] = []byte(text)
+	}
+	kv := p.consulKV(t)
+	if len(kv) == 0 {
+		t.Fatal("no Consul KV under driftless/")
+	}
+	for k, v := range kv {
+		outputs["Consul KV "+k] = v
+	}
+	log, err := os.ReadFile(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs["dev's output (dev.log)"] = log
+	// The platform's other logs (PostgreSQL's, Consul's, containerd's, the
+	// router's access log) and the app's own output.
+	logs, _ := filepath.Glob(filepath.Join(p.dir, "data", "logs", "*"))
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs["log "+filepath.Base(l)] = data
+	}
+	if _, ok := outputs["log postgres.log"]; !ok {
+		t.Fatalf("no postgres.log among the platform's logs %v", logs)
+	}
+	appLog, err := p.cli("logs", "notes", "--recent")
+	if err != nil || !strings.Contains(appLog, "using binding db") {
+		t.Fatalf("driftless logs notes --recent: %v\n%s", err, appLog)
+	}
+	outputs["driftless logs notes --recent"] = []byte(appLog)
+	// The checks can fail: the outputs name what they should.
+	if !bytes.Contains(outputs["driftless services --json"], []byte(`"api-keys"`)) ||
+		!bytes.Contains(outputs["driftless events --json"], []byte("notes")) || !bytes.Contains(log, []byte("api-keys")) {
+		t.Fatalf("the outputs checked do not even name the services:\n%s", outputs["driftless services --json"])
+	}
+	var anyBinding bool
+	for k := range kv {
+		anyBinding = anyBinding || strings.HasPrefix(k, catalog.BindingsPrefix)
+	}
+	if !anyBinding {
+		t.Fatalf("no binding stored under %s in Consul KV: %v", catalog.BindingsPrefix, slices.Sorted(maps.Keys(kv)))
+	}
+	for what, secret := range secrets {
+		for where, data := range outputs {
+			if bytes.Contains(data, []byte(secret)) {
+				t.Errorf("%s appears in %s", what, where)
+			}
+		}
+	}
+}
+
+// consulKV reads every Consul KV value under driftless/ of the platform.
+func (p *platform) consulKV(t testing.TB) map[string][]byte {
+	t.Helper()
+	c, err := catalog.NewClient(p.consul)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairs, _, err := c.KV().List("driftless/", nil)
+	if err != nil {
+		t.Fatalf("listing Consul KV: %v", err)
+	}
+	out := map[string][]byte{}
+	for _, kv := range pairs {
+		out[kv.Key] = kv.Value
+	}
+	return out
+}
