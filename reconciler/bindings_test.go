@@ -173,3 +173,48 @@ func TestRotatedReleaseKept(t *testing.T) {
 		t.Fatalf("an unrelated commit moved the app from its rotated release: %+v (was %+v)", a, pinned)
 	}
 }
+
+// TestPreviewServices: a preview gets its own service instance (on its
+// preview-plan) bound to its app; closing the pull request unbinds and
+// deprovisions it, production's untouched.
+func TestPreviewServices(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	keys, err := secrets.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &fakeBroker{name: "pg"}
+	h.c.cfg.Brokers, h.c.cfg.Keys = []ServiceBroker{b}, keys
+	files := map[string]string{"apps/hello/manifest.yml": helloManifest + "  services: [db]\n", "apps/hello/hello": "binary",
+		"apps/services.yml": "services:\n- {name: db, service: postgresql, plan: big, preview-plan: small}\n"}
+	h.c.apply(ctx, h.se, newCommit("c1", files))
+	h.c.deployPreview(ctx, h.se, prN(7), newCommit("p1", files))
+	h.eventually("staged", func() bool { a, _ := h.c.store.App(helloPR7); return a.CurrentID != "" })
+	h.convergeServices()
+	prod, _ := h.c.store.Service(model.ServiceKey{Space: "dev", Name: "db"})
+	pv, _ := h.c.store.Service(model.ServiceKey{Space: "dev-pr-7", Name: "db"})
+	if prod.PlanID != "p-big" || pv.PlanID != "p-small" || pv.GUID == prod.GUID || pv.State != model.ServiceReady {
+		t.Fatalf("production's %+v, the preview's %+v", prod, pv)
+	}
+	if _, ok := h.c.store.Binding(model.BindingKey{Space: "dev-pr-7", App: "hello", Service: "db"}); !ok {
+		t.Fatal("the preview's app is not bound")
+	}
+	if err := h.c.removePreview(ctx, h.se, 7, "pull request 7 closed"); err != nil {
+		t.Fatal(err)
+	}
+	h.convergeServices()
+	if _, ok := h.c.store.Service(pv.Key()); ok {
+		t.Fatalf("the preview's service is still there; broker saw %s", b.seen())
+	}
+	if _, ok := h.c.store.Binding(model.BindingKey{Space: "dev-pr-7", App: "hello", Service: "db"}); ok {
+		t.Fatal("the preview's binding is still there")
+	}
+	if got, ok := h.c.store.Service(prod.Key()); !ok || got.State != model.ServiceReady {
+		t.Fatalf("production's service %+v", got)
+	}
+	seen := b.seen()
+	if i, j := strings.Index(seen, "unbind p-small"), strings.Index(seen, "deprovision p-small"); i < 0 || j < i {
+		t.Fatalf("broker saw %s: want the preview's binding unbound, then its instance deprovisioned", seen)
+	}
+}
