@@ -2,6 +2,8 @@ package platform
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -31,5 +33,32 @@ func TestNewBrokers(t *testing.T) {
 	}
 	if _, err := newBrokers([]string{"pg=http://a/", "pg=http://b/"}, slog.Default()); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("a repeated broker: %v", err)
+	}
+}
+
+// TestPostgresDir: dev's cluster goes under its data folder when every
+// user can reach it, else in a folder of its own named after it.
+func TestPostgresDir(t *testing.T) {
+	open, err := os.MkdirTemp("", "dl-pgdir-") // t.TempDir's parent is 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	closed := filepath.Join(open, "private")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := postgresDir(filepath.Join(open, "data")); got != filepath.Join(open, "data", "postgres") || !traversable(open) {
+		t.Fatalf("postgresDir(open) = %s", got)
+	}
+	got := postgresDir(filepath.Join(closed, "data"))
+	if !strings.HasPrefix(got, DefaultDataDir+"/postgres-") || got == postgresDir(filepath.Join(open, "x")) {
+		t.Fatalf("postgresDir(closed) = %s", got)
+	}
+	if again := postgresDir(filepath.Join(closed, "data")); again != got {
+		t.Fatalf("not stable: %s, %s", got, again)
 	}
 }

@@ -3,10 +3,13 @@ package platform
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -54,7 +57,7 @@ func devPostgres(ctx context.Context, dataDir string, net network.Config, log *s
 		return "", nil, fmt.Errorf("dev --postgres: %w", err)
 	}
 	listen := joinHostPort(gw, DefaultPostgresPort)
-	p, dsn, err := children.StartPostgres(ctx, children.PostgresOptions{Dir: filepath.Join(dataDir, "postgres"), Listen: listen,
+	p, dsn, err := children.StartPostgres(ctx, children.PostgresOptions{Dir: postgresDir(dataDir), Listen: listen,
 		LogPath: filepath.Join(dataDir, "logs", "postgres.log")})
 	if err != nil {
 		return "", nil, fmt.Errorf("dev --postgres: starting PostgreSQL: %w", err)
@@ -121,6 +124,35 @@ func brokerErr(done <-chan error) error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// postgresDir is where dev keeps its PostgreSQL cluster: under the data
+// folder when every user can traverse it (PostgreSQL runs as its own
+// user), else in a folder of its own under DefaultDataDir named after the
+// data folder (a checkout under /root, a temporary folder of mode 0700).
+func postgresDir(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	if traversable(abs) {
+		return filepath.Join(abs, "postgres")
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return filepath.Join(DefaultDataDir, "postgres-"+hex.EncodeToString(sum[:6]))
+}
+
+// traversable reports whether every existing folder from dir up is
+// searchable by any user.
+func traversable(dir string) bool {
+	for d := dir; ; d = filepath.Dir(d) {
+		if st, err := os.Stat(d); err == nil && st.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
 	}
 }
 
