@@ -5,6 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d /tmp/dl-demo-XXXXXX)
+chmod 755 "$dir" # the demo's PostgreSQL (its own user) keeps its cluster under it
 log=$dir/demo.log
 # The host's NAT rules of the demo's subnet before it starts (left by
 # others): after it stops, none of its own may remain.
@@ -38,6 +39,19 @@ for app in go-hello node-hello python-hello static-site; do
   [ -n "$ok" ] || { echo "demo-smoke: $app never answered"; "$root/bin/driftless" app "$app" || true; stop; tail -n 60 "$log"; exit 1; }
   echo "demo-smoke: $app: $(echo "$ok" | head -n 1)"
 done
+# The notes example uses PostgreSQL from the built-in broker, bound from its services.yml.
+note="demo-smoke $RANDOM"
+ok=""
+for _ in $(seq 1 240); do
+  if curl -fsS -m 5 -H 'Host: notes.apps.localhost' -d "$note" http://127.0.0.1:8080/notes >/dev/null 2>&1 &&
+     curl -fsS -m 5 -H 'Host: notes.apps.localhost' http://127.0.0.1:8080/notes 2>/dev/null | grep -qF "$note"; then
+    ok=1; break
+  fi
+  sleep 1
+done
+[ -n "$ok" ] || { echo "demo-smoke: notes never stored a note"; "$root/bin/driftless" app notes || true; "$root/bin/driftless" services || true; stop; tail -n 60 "$log"; exit 1; }
+echo "demo-smoke: notes stored and read back a note in PostgreSQL"
+"$root/bin/driftless" services
 "$root/bin/driftless" apps
 
 repo=$dir/apps-repo

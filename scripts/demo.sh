@@ -6,6 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 demo=${1:-$root/.demo}
 repo=$demo/apps-repo
 mkdir -p "$demo"
+chmod 755 "$demo" # dev's PostgreSQL runs as its own user and keeps its cluster under it
 
 git_() { git -C "$repo" -c user.name=driftless-demo -c user.email=demo@driftless.invalid "$@"; }
 
@@ -35,6 +36,8 @@ cat <<MSG
     cd $repo && sed -i 's/instances: 2/instances: 3/' apps/hello/manifest.yml && git commit -qam scale
     bin/driftless apps            # hello 3/3 within seconds
     bin/driftless logs clock      # a worker's output
+    curl -H 'Host: notes.apps.localhost' -d 'a note' http://127.0.0.1:8080/notes   # PostgreSQL, bound from services.yml
+    bin/driftless services        # the service instances and what binds them
 
 MSG
-exec "$root/bin/driftless" dev --data "$demo/platform" --repo "$repo"
+exec "$root/bin/driftless" dev --data "$demo/platform" --repo "$repo" --postgres
