@@ -76,21 +76,7 @@ func (c *Controller) convergeBindings(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	for _, key := range todo {
 		wk := model.ServiceKey{Space: "binding:" + key.Space + "/" + key.App, Name: key.Service} // the work map's key
-		c.svc.mu.Lock()
-		skip := c.svc.busy[wk] || now.Before(c.svc.retryAt[wk])
-		if !skip {
-			c.svc.busy[wk] = true
-		}
-		c.svc.mu.Unlock()
-		if skip {
-			continue
-		}
-		wg.Go(func() {
-			defer func() {
-				c.svc.mu.Lock()
-				delete(c.svc.busy, wk)
-				c.svc.mu.Unlock()
-			}()
+		c.svc.start(wg, wk, true, now, func() {
 			if err := c.bindingStep(ctx, key, wanted); err != nil && ctx.Err() == nil {
 				c.bindingFailed(ctx, key, wk, err)
 			}

@@ -77,26 +77,35 @@ func (c *Controller) convergeServices(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		key := si.Key()
-		c.svc.mu.Lock()
-		skip := c.svc.busy[key] || si.State == model.ServiceFailed && now.Before(c.svc.retryAt[key])
-		if !skip {
-			c.svc.busy[key] = true
-		}
-		c.svc.mu.Unlock()
-		if skip {
-			continue
-		}
-		wg.Go(func() {
-			defer func() {
-				c.svc.mu.Lock()
-				delete(c.svc.busy, key)
-				c.svc.mu.Unlock()
-			}()
+		retrying := si.State == model.ServiceFailed
+		c.svc.start(wg, key, retrying, now, func() {
 			if err := c.serviceStep(ctx, key); err != nil && ctx.Err() == nil {
 				c.serviceFailed(ctx, key, err)
 			}
 		})
 	}
+}
+
+// start runs work for key in a goroutine of wg unless work for key runs
+// already, or key failed (when retrying) and its retry time is not come.
+func (w *serviceWork) start(wg *sync.WaitGroup, key model.ServiceKey, retrying bool, now time.Time, work func()) {
+	w.mu.Lock()
+	skip := w.busy[key] || retrying && now.Before(w.retryAt[key])
+	if !skip {
+		w.busy[key] = true
+	}
+	w.mu.Unlock()
+	if skip {
+		return
+	}
+	wg.Go(func() {
+		defer func() {
+			w.mu.Lock()
+			delete(w.busy, key)
+			w.mu.Unlock()
+		}()
+		work()
+	})
 }
 
 // serviceStep does what one instance needs: deprovision, provision or

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,21 +13,7 @@ import (
 // loadBindings reads every service binding record; unreadable ones are
 // skipped and returned as warnings.
 func (s *Store) loadBindings(ctx context.Context) (map[model.BindingKey]model.ServiceBinding, []error, error) {
-	data, err := s.kv.List(ctx, catalog.BindingsPrefix)
-	if err != nil {
-		return nil, nil, fmt.Errorf("loading the service bindings: %w", err)
-	}
-	var warnings []error
-	out := make(map[model.BindingKey]model.ServiceBinding, len(data))
-	for key, v := range data {
-		var b model.ServiceBinding
-		if err := json.Unmarshal(v, &b); err != nil {
-			warnings = append(warnings, fmt.Errorf("ignoring unreadable service binding %s: %w", key, err))
-			continue
-		}
-		out[b.Key()] = b
-	}
-	return out, warnings, nil
+	return loadRecords(ctx, s.kv, catalog.BindingsPrefix, "service bindings", model.ServiceBinding.Key)
 }
 
 // PutBinding stores one service binding.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,21 +13,7 @@ import (
 // loadServices reads every service instance record; unreadable ones are
 // skipped and returned as warnings.
 func (s *Store) loadServices(ctx context.Context) (map[model.ServiceKey]model.ServiceInstance, []error, error) {
-	data, err := s.kv.List(ctx, catalog.ServicesPrefix)
-	if err != nil {
-		return nil, nil, fmt.Errorf("loading the service instances: %w", err)
-	}
-	var warnings []error
-	out := make(map[model.ServiceKey]model.ServiceInstance, len(data))
-	for key, v := range data {
-		var si model.ServiceInstance
-		if err := json.Unmarshal(v, &si); err != nil {
-			warnings = append(warnings, fmt.Errorf("ignoring unreadable service instance %s: %w", key, err))
-			continue
-		}
-		out[si.Key()] = si
-	}
-	return out, warnings, nil
+	return loadRecords(ctx, s.kv, catalog.ServicesPrefix, "service instances", model.ServiceInstance.Key)
 }
 
 // PutService stores one service instance.

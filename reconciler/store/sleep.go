@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 
@@ -18,21 +17,7 @@ import (
 // loadSleeping reads every sleeping record; unreadable ones are skipped
 // and returned as warnings.
 func (s *Store) loadSleeping(ctx context.Context) (map[model.AppKey]model.Sleeping, []error, error) {
-	data, err := s.kv.List(ctx, catalog.SleepingPrefix)
-	if err != nil {
-		return nil, nil, fmt.Errorf("loading the sleeping apps: %w", err)
-	}
-	var warnings []error
-	out := make(map[model.AppKey]model.Sleeping, len(data))
-	for key, v := range data {
-		var sl model.Sleeping
-		if err := json.Unmarshal(v, &sl); err != nil {
-			warnings = append(warnings, fmt.Errorf("ignoring unreadable sleeping record %s: %w", key, err))
-			continue
-		}
-		out[sl.Key()] = sl
-	}
-	return out, warnings, nil
+	return loadRecords(ctx, s.kv, catalog.SleepingPrefix, "sleeping apps", model.Sleeping.Key)
 }
 
 // Sleep records that an app sleeps.

@@ -88,7 +88,7 @@ func (r *Registry) Run(ctx context.Context) error {
 	}()
 	var index uint64
 	first := true
-	bo := newBackoff()
+	var bo catalog.Backoff
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
 		services, meta, err := r.cfg.Consul.Catalog().Services(opts)
@@ -96,13 +96,13 @@ func (r *Registry) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			d := bo.next()
+			d := bo.Next()
 			r.log.Warn("listing services in Consul; retrying", "err", err, "in", d)
-			sleep(ctx, d)
+			catalog.Pause(ctx, d)
 			continue
 		}
-		bo.reset()
-		index = resetIndex(index, meta.LastIndex)
+		bo.Reset()
+		index = catalog.NextIndex(index, meta.LastIndex)
 		names := map[string]bool{}
 		for name, tags := range services {
 			if catalog.IsApp(tags) {
@@ -160,7 +160,7 @@ func (r *Registry) checkReady() {
 // watchService follows the passing instances of one service.
 func (r *Registry) watchService(ctx context.Context, name string) {
 	var index uint64
-	bo := newBackoff()
+	var bo catalog.Backoff
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
 		entries, meta, err := r.cfg.Consul.Health().Service(name, catalog.AppTag, true, opts)
@@ -168,13 +168,13 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 			if ctx.Err() != nil {
 				return
 			}
-			d := bo.next()
+			d := bo.Next()
 			r.log.Warn("reading service instances from Consul; retrying", "service", name, "err", err, "in", d)
-			sleep(ctx, d)
+			catalog.Pause(ctx, d)
 			continue
 		}
-		bo.reset()
-		index = resetIndex(index, meta.LastIndex)
+		bo.Reset()
+		index = catalog.NextIndex(index, meta.LastIndex)
 		var insts []model.Endpoint
 		for _, e := range entries {
 			if in, ok := catalog.FromHealthEntry(e); ok {
@@ -234,38 +234,5 @@ func (r *Registry) rebuildLocked() {
 	r.log.Debug("route table updated", "routes", t.Len(), "endpoints", len(entries))
 	if r.cfg.OnUpdate != nil {
 		r.cfg.OnUpdate(t)
-	}
-}
-
-// resetIndex follows Consul's advice on blocking-query indexes: start over
-// when the index goes backwards or is zero.
-func resetIndex(prev, next uint64) uint64 {
-	if next < prev || next == 0 {
-		return 0
-	}
-	return next
-}
-
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 100 * time.Millisecond
-	} else if b.d *= 2; b.d > 10*time.Second {
-		b.d = 10 * time.Second
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }

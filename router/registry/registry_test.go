@@ -307,16 +307,3 @@ func TestDefaultBalance(t *testing.T) {
 		})
 	}
 }
-
-func TestResetIndex(t *testing.T) {
-	tests := []struct {
-		prev, next, want uint64
-	}{
-		{0, 5, 5}, {5, 5, 5}, {5, 9, 9}, {9, 5, 0}, {5, 0, 0},
-	}
-	for _, tt := range tests {
-		if got := resetIndex(tt.prev, tt.next); got != tt.want {
-			t.Errorf("resetIndex(%d, %d) = %d, want %d", tt.prev, tt.next, got, tt.want)
-		}
-	}
-}

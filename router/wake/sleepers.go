@@ -111,7 +111,7 @@ func (s *Sleepers) Lookup(host, path string) (App, bool) {
 // backoff when Consul fails (or restarts).
 func (s *Sleepers) Run(ctx context.Context) {
 	var index uint64
-	bo := backoff{}
+	var bo catalog.Backoff
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: s.wait}).WithContext(ctx)
 		pairs, meta, err := s.consul.KV().List(catalog.SleepingPrefix, opts)
@@ -119,13 +119,13 @@ func (s *Sleepers) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			d := bo.next()
+			d := bo.Next()
 			s.log.Warn("reading sleeping apps from Consul; retrying", "err", err, "in", d)
-			sleep(ctx, d)
+			catalog.Pause(ctx, d)
 			continue
 		}
-		bo.reset()
-		index = resetIndex(index, meta.LastIndex)
+		bo.Reset()
+		index = catalog.NextIndex(index, meta.LastIndex)
 		s.update(pairs)
 		s.once.Do(func() { close(s.ready) })
 	}
@@ -173,37 +173,4 @@ func (s *Sleepers) update(pairs consul.KVPairs) {
 		}
 	}
 	s.table.Store(route.Build(entries))
-}
-
-// resetIndex follows Consul's advice on blocking-query indexes: start over
-// when the index goes backwards or is zero.
-func resetIndex(prev, next uint64) uint64 {
-	if next < prev || next == 0 {
-		return 0
-	}
-	return next
-}
-
-// backoff doubles from 100 ms to 10 s between failed queries.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 100 * time.Millisecond
-	} else if b.d *= 2; b.d > 10*time.Second {
-		b.d = 10 * time.Second
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/router/route"
@@ -309,7 +310,7 @@ func (w *Waker) run(wk *wake, app model.Sleeping, timeout time.Duration) {
 // returns "" once the controller did, else the wake's outcome.
 func (w *Waker) wake(ctx context.Context, app model.Sleeping, log *slog.Logger) string {
 	req := bus.WakeRequest{Space: app.Space, App: app.App, Router: w.cfg.Router}
-	bo := backoff{}
+	var bo catalog.Backoff
 	for {
 		var reply bus.Reply
 		err := bus.Request(ctx, w.cfg.NATS, bus.SubjectWake, req, &reply, requestTimeout)
@@ -324,9 +325,9 @@ func (w *Waker) wake(ctx context.Context, app model.Sleeping, log *slog.Logger) 
 			log.Warn("asking to wake a sleeping app: no answer in time", "err", err)
 			return OutcomeTimeout
 		}
-		d := min(bo.next(), time.Second)
+		d := min(bo.Next(), time.Second)
 		log.Debug("asking to wake a sleeping app; retrying", "err", err, "in", d)
-		sleep(ctx, d)
+		catalog.Pause(ctx, d)
 	}
 }
 
