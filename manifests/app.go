@@ -16,9 +16,6 @@ import (
 // label, a Consul service name and a container id part.
 var appNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 
-// envNameRE is what an environment variable name must look like.
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // attribute is how one app attribute is read.
 type attribute struct {
 	// read parses the value into the app; nil for attributes driftless
@@ -70,6 +67,7 @@ func init() {
 			a.app.HealthCheck.TimeoutSec = positive(a, k, v, a.app.HealthCheck.TimeoutSec)
 		}},
 		"metadata": {read: readMetadata},
+		"features": {read: readFeatures},
 		// Legacy route attributes, converted to routes.
 		"host":        {read: func(a *appState, k, v *yaml.Node) { a.legacy(k, v, &a.legacyHosts, false) }},
 		"hosts":       {read: func(a *appState, k, v *yaml.Node) { a.legacy(k, v, &a.legacyHosts, true) }},
@@ -273,8 +271,8 @@ func readEnv(a *appState, k, v *yaml.Node) {
 	env := a.stringMap(k, v)
 	for name := range env {
 		switch {
-		case !envNameRE.MatchString(name):
-			a.errorf(resolve(v), "env: %q is not a valid variable name", name)
+		case envNameProblem(name) != "":
+			a.errorf(resolve(v), "env: %q is not a valid variable name: %s", name, envNameProblem(name))
 			delete(env, name)
 		case name == "PORT" || strings.HasPrefix(name, "VCAP_") || strings.HasPrefix(name, "CF_INSTANCE_"):
 			a.errorf(resolve(v), "env: %s is set by the platform and cannot be given", name)
@@ -285,6 +283,22 @@ func readEnv(a *appState, k, v *yaml.Node) {
 	if len(env) > 0 {
 		a.app.Env = env
 	}
+}
+
+// envNameProblem says why name cannot be an environment variable's name,
+// or returns "". As in Cloud Foundry, any name is passed through
+// ("will-be-overridden", "a.b") but one that is empty or holds "=" or
+// NUL, which no process environment can carry.
+func envNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "it is empty"
+	case strings.Contains(name, "="):
+		return "it holds ="
+	case strings.Contains(name, "\x00"):
+		return "it holds a NUL character"
+	}
+	return ""
 }
 
 func readServices(a *appState, k, v *yaml.Node) {

@@ -96,6 +96,40 @@ func TestParseValid(t *testing.T) {
 				`manifest.yml:7:22: warning: health-check-type none is deprecated; it means process`,
 			},
 		},
+		{
+			name: "env names Cloud Foundry passes through, decimal sizes",
+			yaml: "applications:\n- name: web\n  memory: 0.5G\n  disk_quota: 1.25G\n  env: {will-be-overridden: a, a.b: b, 1st: c, \"sp ace\": d}\n",
+			want: App{Name: "web", Instances: 1, MemoryMB: 512, DiskMB: 1280, Path: ".", HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60},
+				Env: map[string]string{"will-be-overridden": "a", "a.b": "b", "1st": "c", "sp ace": "d"}},
+		},
+		{
+			name: "unknown top-level keys warn, x- keys are silent",
+			yaml: "declared-services: {db: {label: pg}}\nx-base: &b {memory: 64M}\ncommon: {a: 1}\ncommnd: x\napplications:\n- name: web\n  <<: *b\n",
+			want: App{Name: "web", Instances: 1, MemoryMB: 64, DiskMB: 1024, Path: ".", HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60}},
+			warnings: []string{
+				`manifest.yml:1:1: warning: top-level "declared-services" is not a manifest attribute and is ignored, as Cloud Foundry's CLI ignores it`,
+				`manifest.yml:3:1: warning: top-level "common" is not a manifest attribute and is ignored, as Cloud Foundry's CLI ignores it (did you mean "command"?)`,
+				`manifest.yml:4:1: warning: top-level "commnd" is not a manifest attribute and is ignored, as Cloud Foundry's CLI ignores it (did you mean "command"?)`,
+			},
+		},
+		{
+			name: "empty legacy attributes without routes are ignored",
+			yaml: "applications:\n- name: web\n  host: ''\n  domains: []\n  no-hostname: false\n",
+			want: App{Name: "web", Instances: 1, MemoryMB: 256, DiskMB: 1024, Path: ".", HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60}},
+			warnings: []string{
+				"manifest.yml:3:3: warning: host is empty and is ignored, as Cloud Foundry ignores it",
+				"manifest.yml:4:3: warning: domains is empty and is ignored, as Cloud Foundry ignores it",
+			},
+		},
+		{
+			name: "top-level features apply to every app",
+			yaml: "features: {ssh: false}\napplications:\n- name: web\n  features: {revisions: true}\n",
+			want: App{Name: "web", Instances: 1, MemoryMB: 256, DiskMB: 1024, Path: ".", HealthCheck: model.HealthCheck{Type: "port", TimeoutSec: 60}},
+			warnings: []string{
+				`manifest.yml:1:1: warning: top-level "features" is deprecated in Cloud Foundry: it applies to every app; put it in each app instead`,
+				`manifest.yml:4:14: warning: feature "revisions" is ignored: every commit is a release, and a revert is a rollback`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +168,15 @@ func TestParseErrors(t *testing.T) {
 		{"no applications", "version: 1\n", []string{"m.yml:1:1: error: the manifest has no applications: list"}},
 		{"applications not a list", "applications: {name: a}\n", []string{"m.yml:1:15: error: applications must be a list, not a mapping"}},
 		{"bad version", "version: 2\napplications:\n- name: a\n", []string{"m.yml:1:10: error: version 2 is not known; Cloud Foundry manifests are version 1"}},
-		{"unknown top-level", "apps: []\napplications:\n- name: a\n", []string{`m.yml:1:1: error: unknown top-level attribute "apps"`}},
+		{"unknown top-level", "apps: []\napplications:\n- name: a\n", []string{`m.yml:1:1: error: unknown top-level attribute "apps" (did you mean "applications"?)`}},
+		{"applications capitalised", "Applications:\n- name: a\n", []string{`m.yml:1:1: error: unknown top-level attribute "Applications" (did you mean "applications"?)`}},
+		{"legacy with a value beside routes", "applications:\n- name: a\n  host: ''\n  domain: example.com\n  routes: [{route: a.b.c}]\n", []string{"m.yml:4:3: error: routes cannot be combined with the deprecated host, hosts, domain, domains or no-hostname"}},
+		{"bad env names", "applications:\n- name: a\n  env: {\"\": x, \"a=b\": y, \"n\\0ul\": z}\n", []string{
+			`m.yml:3:8: error: env: "" is not a valid variable name: it is empty`,
+			`m.yml:3:8: error: env: "a=b" is not a valid variable name: it holds =`,
+			`m.yml:3:8: error: env: "n\x00ul" is not a valid variable name: it holds a NUL character`,
+		}},
+		{"applications misspelt", "application:\n- name: a\n", []string{`m.yml:1:1: error: unknown top-level attribute "application" (did you mean "applications"?)`}},
 		{"every error of an app at once", `applications:
 - name: web
   instanse: 2
@@ -143,7 +185,7 @@ func TestParseErrors(t *testing.T) {
   disk_quota: 1Q
   buildpacks: binary
   command: [a]
-  env: {PORT: 1, "bad-name": x, nested: {a: b}}
+  env: {PORT: 1, "bad=name": x, nested: {a: b}}
   no-route: yes please
   timeout: 0
   health-check-type: tcp
@@ -165,7 +207,7 @@ func TestParseErrors(t *testing.T) {
 			`m.yml:6:15: error: disk_quota: size "1Q" has an unknown unit "Q" (use K, M, G or T, optionally with B)`,
 			`m.yml:7:15: error: buildpacks must be a list, not a string`,
 			`m.yml:8:12: error: command must be a string, not a list`,
-			`m.yml:9:8: error: env: "bad-name" is not a valid variable name`,
+			`m.yml:9:8: error: env: "bad=name" is not a valid variable name: it holds =`,
 			`m.yml:9:8: error: env: PORT is set by the platform and cannot be given`,
 			`m.yml:9:41: error: env.nested must be a string, not a mapping`,
 			`m.yml:10:13: error: no-route must be true or false, not a string`,
@@ -221,7 +263,12 @@ func TestParseSize(t *testing.T) {
 		{"256M", 256, ""}, {"256m", 256, ""}, {"256MB", 256, ""}, {"256mb", 256, ""}, {"1G", 1024, ""}, {"2gb", 2048, ""},
 		{"1024K", 1, ""}, {"1025KB", 2, ""}, {"1 G", 1024, ""}, {" 64M ", 64, ""}, {"1T", 1024 * 1024, ""},
 		{"256", 0, "needs a unit"}, {"", 0, "empty size"}, {"M", 0, "has no number"}, {"0M", 0, "more than zero"},
-		{"1.5G", 0, "unknown unit"}, {"12X", 0, "unknown unit"}, {"-1M", 0, "has no number"}, {"99999999999999999999M", 0, "too large"},
+		{"12X", 0, "unknown unit"}, {"-1M", 0, "more than zero"}, {"99999999999999999999M", 0, "too large"},
+		{"1.5G", 1536, ""}, {"0.5G", 512, ""}, {"512.5M", 513, ""}, {"1.5 gb", 1536, ""}, {"0.1M", 1, ""}, {"1.5K", 1, ""},
+		{"2.25T", 2359296, ""}, {"0.0M", 0, "more than zero"}, {"-0.5G", 0, "more than zero"}, {"1.G", 0, "not a number"},
+		{".5G", 0, "not a number"}, {"1.2.3G", 0, "not a number"}, {"1.5", 0, "needs a unit"}, {"1.5X", 0, "unknown unit"},
+		{"1e3M", 0, "unknown unit"}, {"1048577G", 0, "too large"}, {"1048576G", 1 << 30, ""},
+		{"0.00000000000000000000000000000001M", 0, "more than 32 digits"},
 	}
 	for _, tt := range tests {
 		got, err := ParseSize(tt.in)

@@ -3,6 +3,7 @@ package manifests
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"sort"
@@ -68,6 +69,7 @@ func Parse(file string, data []byte, vars map[string]any) *Manifest {
 
 	var appsNode *yaml.Node
 	globals := map[string]pair{}
+	typo := false // a near miss of applications was reported
 	for _, p := range r.pairs(root) {
 		key := p.key.Value
 		switch {
@@ -82,12 +84,21 @@ func Parse(file string, data []byte, vars map[string]any) *Manifest {
 		case isAppAttribute(key) && key != "name":
 			r.warnf(p.key, "top-level %q is deprecated in Cloud Foundry: it applies to every app; put it in each app instead", key)
 			globals[key] = p
+		case isApplicationsTypo(key):
+			r.errorf(p.key, "unknown top-level attribute %q (did you mean \"applications\"?)", key)
+			typo = true
 		default:
-			r.errorf(p.key, "unknown top-level attribute %q%s", key, suggest(key, append(append([]string{}, topLevel...), appAttributeNames()...)))
+			hint := anchorHint(key, p.val)
+			if hint == "" {
+				hint = suggest(key, append(append([]string{}, topLevel...), appAttributeNames()...))
+			}
+			r.warnf(p.key, "top-level %q is not a manifest attribute and is ignored, as Cloud Foundry's CLI ignores it%s", key, hint)
 		}
 	}
 	if appsNode == nil {
-		r.errorf(root, "the manifest has no applications: list")
+		if !typo {
+			r.errorf(root, "the manifest has no applications: list")
+		}
 		return m
 	}
 	list := resolve(appsNode)
@@ -131,4 +142,46 @@ func sortDiags(ds Diagnostics) {
 		}
 		return ds[i].Message < ds[j].Message
 	})
+}
+
+// isApplicationsTypo reports whether a top-level key is a near miss of
+// applications ("application", "apps", "Applications"): a manifest
+// without its applications list declares nothing, so such a key stays
+// an error where other unknown top-level keys are ignored.
+func isApplicationsTypo(key string) bool {
+	k := strings.ToLower(key)
+	switch k {
+	case "app", "apps", "applications":
+		return true
+	}
+	return len(k) <= 2*len("applications") && distance(k, "applications") <= 3
+}
+
+// anchorHint is what a warning about an ignored top-level key adds when
+// the key's value holds a YAML anchor: how to say that on purpose.
+func anchorHint(key string, v *yaml.Node) string {
+	budget := 10000 // nodes looked at: a huge value is not searched to its end
+	anchor := firstAnchor(v, &budget)
+	if anchor == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (it holds the anchor &%s; name it x-%s to say it is only that)", anchor, key)
+}
+
+// firstAnchor returns the first anchor defined in n or under it (aliases
+// are not followed), looking at no more than *budget nodes.
+func firstAnchor(n *yaml.Node, budget *int) string {
+	if n == nil || *budget <= 0 {
+		return ""
+	}
+	*budget--
+	if n.Anchor != "" {
+		return n.Anchor
+	}
+	for _, c := range n.Content {
+		if a := firstAnchor(c, budget); a != "" {
+			return a
+		}
+	}
+	return ""
 }

@@ -129,8 +129,27 @@ func splitRoute(rt *Route) error {
 	return nil
 }
 
+// emptyLegacy reports whether a legacy route attribute is given without
+// a value (null, "" or []), and if so warns that it is ignored: Cloud
+// Foundry ignores it too, also beside routes (where a value is refused).
+func (a *appState) emptyLegacy(k, v *yaml.Node) bool {
+	rv := resolve(v)
+	if a.unfilled[rv] {
+		return false
+	}
+	empty := rv.Kind == yaml.ScalarNode && (rv.Tag == "!!null" || rv.Tag == "!!str" && rv.Value == "") ||
+		rv.Kind == yaml.SequenceNode && len(rv.Content) == 0
+	if empty {
+		a.warnf(k, "%s is empty and is ignored, as Cloud Foundry ignores it", k.Value)
+	}
+	return empty
+}
+
 // legacy reads host, hosts, domain or domains.
 func (a *appState) legacy(k, v *yaml.Node, into *[]string, list bool) {
+	if a.emptyLegacy(k, v) {
+		return
+	}
 	if a.legacyNode == nil {
 		a.legacyNode = k
 	}
@@ -146,6 +165,9 @@ func (a *appState) legacy(k, v *yaml.Node, into *[]string, list bool) {
 }
 
 func readNoHostname(a *appState, k, v *yaml.Node) {
+	if a.emptyLegacy(k, v) {
+		return
+	}
 	if b, ok := a.boolean(k, v); ok && b {
 		a.noHostname = true
 		if a.legacyNode == nil {

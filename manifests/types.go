@@ -2,8 +2,11 @@
 // typed desired state. Every attribute of the Cloud Foundry manifest is
 // recognised: those driftless runs are parsed and checked, legacy ones
 // are converted with a warning, and those it does not run yet give a
-// warning that says so. Errors name file:line:col, and all errors of a
-// file are reported at once. docs/manifests.md lists every attribute.
+// warning that says so. What Cloud Foundry accepts is accepted: top-level
+// keys its CLI ignores, app features and empty legacy route attributes
+// are warnings, while unknown app attributes stay errors. Errors name
+// file:line:col, and all errors of a file are reported at once.
+// docs/manifests.md lists every attribute.
 package manifests
 
 import "github.com/driftless/driftless/model"
