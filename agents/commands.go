@@ -76,7 +76,9 @@ func (a *Agent) stopLocked(guid, reason string) {
 	if in == nil || in.stopping {
 		return
 	}
-	in.stopping = true
+	// Whether it was RUNNING is read before it becomes STOPPING: stop
+	// drains a running instance only.
+	in.stopping, in.drain = true, in.status.State == model.StateRunning
 	a.setState(in, model.StateStopping, reason)
 	a.wg.Go(func() { a.stop(in) })
 }

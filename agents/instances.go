@@ -43,6 +43,9 @@ type instance struct {
 	status   model.InstanceStatus
 	run      model.RunSpec
 	stopping bool
+	// drain says the instance was RUNNING (registered, routed to) when
+	// its stop began: the stop waits Config.Drain after deregistering it.
+	drain bool
 	// life is the instance's steps on the cell (instanceLifecycle).
 	life *lifecycle
 	// cancel ends the instance's goroutines (health check, exit watch, logs).
@@ -250,10 +253,10 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 // (bounded) while an engine does not answer.
 func (a *Agent) stop(in *instance) {
 	a.mu.Lock()
-	guid, wasRunning := in.status.GUID, in.status.State == model.StateRunning
+	guid, drain := in.status.GUID, in.drain
 	a.mu.Unlock()
 	a.deregister(guid)
-	if wasRunning {
+	if drain {
 		select {
 		case <-time.After(a.cfg.Drain):
 		case <-a.ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/model"
@@ -196,6 +197,24 @@ func TestStopUndoesInReverse(t *testing.T) {
 	}
 	if _, err := os.Stat(c.recordPath("i1")); !os.IsNotExist(err) {
 		t.Fatalf("instance record left: %v", err)
+	}
+}
+
+// TestStopDrainsARunningInstance: a RUNNING instance told to stop is
+// deregistered, then left serving for Config.Drain (routers take it out of
+// their tables meanwhile; requests they sent it finish) before its
+// container is stopped. (The state read for this was once read after the
+// instance had become STOPPING, so no instance was ever drained.)
+func TestStopDrainsARunningInstance(t *testing.T) {
+	c := newTestCell(t)
+	c.cfg.Drain = 300 * time.Millisecond
+	c.start(t, "i1")
+	c.waitState(t, "i1", model.StateRunning)
+	begun := time.Now()
+	c.stop("i1")
+	waitFor(t, "i1's container stopped", func() bool { return c.j.has("stop i1") })
+	if took := time.Since(begun); took < c.cfg.Drain {
+		t.Fatalf("the container was stopped %s after the stop began, want at least the drain's %s", took, c.cfg.Drain)
 	}
 }
 

@@ -84,12 +84,13 @@ func (c *Controller) convergeBindings(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// bindingsInUse are the bindings of the releases instances run now.
+// bindingsInUse are the bindings of the releases instances run now
+// (stopping ones included: they drain).
 func (c *Controller) bindingsInUse() map[model.BindingKey]bool {
 	insts, _ := c.actual.Snapshot(time.Now())
 	out := map[model.BindingKey]bool{}
 	for _, in := range insts {
-		if !in.State.Active() {
+		if !usesBindings(in.State) {
 			continue
 		}
 		if rel := c.store.Release(model.AppKey{Space: in.Space, Name: in.App}, in.ReleaseID); rel != nil {

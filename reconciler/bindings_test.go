@@ -85,7 +85,8 @@ func TestBindings(t *testing.T) {
 // predecessor, the plan rotating bindings), rolls the app onto a release
 // pinning it (same droplet, new id) whose instances get the new
 // credentials, keeps the old binding while an instance still runs the old
-// release, and unbinds it once every instance runs the new one.
+// release (stopping included: it drains), and unbinds it once every
+// instance runs the new one.
 func TestRotation(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)
@@ -104,12 +105,14 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("binding %+v", first)
 	}
 	before, _ := h.c.store.App(hello)
-	running := func(release string) {
+	cell := func(insts ...model.InstanceStatus) {
 		h.c.actual.Heartbeat(bus.CellHeartbeat{CellID: "cell-a", BootID: "boot-1", Address: "127.0.0.1", Generation: uint64(time.Now().UnixNano()),
-			Capacity: model.Resources{MemoryMB: 4096, DiskMB: 100000, Instances: 100},
-			Instances: []model.InstanceStatus{{InstanceRef: model.InstanceRef{GUID: "i-0", Space: "dev", App: "hello", ReleaseID: release},
-				State: model.StateRunning}}}, time.Now())
+			Capacity: model.Resources{MemoryMB: 4096, DiskMB: 100000, Instances: 100}, Instances: insts}, time.Now())
 	}
+	instance := func(guid, release string, st model.InstanceState) model.InstanceStatus {
+		return model.InstanceStatus{InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: "hello", ReleaseID: release}, State: st}
+	}
+	running := func(release string) { cell(instance("i-0", release, model.StateRunning)) }
 	running(before.CurrentID)
 
 	rotated := newCommit("c2", map[string]string{"apps/hello/manifest.yml": helloManifest + "  services: [db]\n", "apps/hello/hello": "binary c1",
@@ -142,7 +145,14 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("unbound while an instance runs the old release: %s", b.seen())
 	}
 
-	running(after.CurrentID)
+	// The old instance stopping (draining) still uses the old credentials.
+	cell(instance("i-0", before.CurrentID, model.StateStopping), instance("i-1", after.CurrentID, model.StateRunning))
+	h.convergeServices()
+	if strings.Contains(b.seen(), "unbind") {
+		t.Fatalf("unbound while an instance of the old release drains: %s", b.seen())
+	}
+
+	cell(instance("i-1", after.CurrentID, model.StateRunning))
 	h.convergeServices()
 	if got, _ := h.c.store.Binding(key); got.Predecessor != nil || !strings.Contains(b.seen(), "unbind p-small "+first.GUID[:8]) {
 		t.Fatalf("predecessor %+v; broker saw %s", got.Predecessor, b.seen())

@@ -144,8 +144,11 @@ func (c *Controller) rollOnto(ctx context.Context, b model.ServiceBinding) error
 	return nil
 }
 
-// rolledOnto reports whether every running or starting instance of b's
-// app gets b's generation: its predecessor is no longer used.
+// rolledOnto reports whether every running, starting or stopping
+// instance of b's app gets b's generation: its predecessor is no longer
+// used. A stopping instance still answers the requests routers sent it
+// before it was deregistered (the cell's drain): its credentials must
+// work until it has stopped.
 func (c *Controller) rolledOnto(b model.ServiceBinding) bool {
 	key := model.AppKey{Space: b.Space, Name: b.App}
 	app, ok := c.store.App(key)
@@ -154,7 +157,7 @@ func (c *Controller) rolledOnto(b model.ServiceBinding) bool {
 	}
 	insts, _ := c.actual.Snapshot(time.Now())
 	for _, in := range insts {
-		if in.Space != b.Space || in.App != b.App || !in.State.Active() {
+		if in.Space != b.Space || in.App != b.App || !usesBindings(in.State) {
 			continue
 		}
 		rel := c.store.Release(key, in.ReleaseID)
@@ -172,6 +175,10 @@ func (c *Controller) rolledOnto(b model.ServiceBinding) bool {
 	gen, pinned := cur.Run.BindingGenerations[b.Service]
 	return !pinned || gen == b.Generation
 }
+
+// usesBindings reports whether an instance in state st may still use its
+// bindings' credentials: starting, running, or stopping (draining).
+func usesBindings(st model.InstanceState) bool { return st.Active() || st == model.StateStopping }
 
 // retirePredecessor unbinds b's predecessor at the broker and forgets it.
 func (c *Controller) retirePredecessor(ctx context.Context, si model.ServiceInstance, b model.ServiceBinding) error {
