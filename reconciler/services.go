@@ -260,7 +260,8 @@ func (c *Controller) serviceDone(ctx context.Context, si model.ServiceInstance, 
 	delete(c.svc.retryAt, si.Key())
 	c.svc.mu.Unlock()
 	c.events.Record(model.Event{Kind: kind, Space: si.Space, Message: msg})
-	c.Kick() // apps waiting for it may start
+	c.kickServices() // its bindings are made now, not at the next tick
+	c.Kick()         // apps waiting for it may start
 	return nil
 }
 

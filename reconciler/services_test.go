@@ -137,6 +137,18 @@ func TestServiceLifecycle(t *testing.T) {
 			if errs := h.status().Errors; len(errs) > 0 {
 				t.Fatal(errs)
 			}
+			select { // apply's kick
+			case <-h.c.svc.kick:
+			default:
+			}
+			var wg sync.WaitGroup
+			h.c.convergeServices(ctx, &wg)
+			wg.Wait()
+			select { // the binding waiting for the instance is made at once
+			case <-h.c.svc.kick:
+			default:
+				t.Fatal("provisioned without kicking the service loop: the bindings wait for its next tick")
+			}
 			h.convergeServices()
 			si, ok := h.c.store.Service(key)
 			if !ok || si.State != model.ServiceReady || si.Broker != "pg" || si.PlanID != "p-small" || si.Applied == nil {
