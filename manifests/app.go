@@ -247,6 +247,16 @@ func nullOrString(a *appState, k, v *yaml.Node) string {
 	return s
 }
 
+// IsArchive reports whether name ends in .jar, .war or .zip (in any case):
+// a file an app's path may name, whose contents are the app's source (a
+// folder so named is a folder).
+func IsArchive(name string) bool {
+	ext := strings.ToLower(path.Ext(name))
+	return ext == ".jar" || ext == ".war" || ext == ".zip"
+}
+
+// readPath reads path: a folder or an archive (IsArchive), relative to the
+// manifest's folder; LoadFS checks what it names.
 func readPath(a *appState, k, v *yaml.Node) {
 	s, ok := a.str(k, v, false)
 	if !ok {
@@ -258,10 +268,6 @@ func readPath(a *appState, k, v *yaml.Node) {
 	}
 	if strings.HasPrefix(s, "/") {
 		a.errorf(resolve(v), "path %q must be relative to the manifest's folder", s)
-		return
-	}
-	if strings.HasSuffix(strings.ToLower(s), ".zip") || strings.HasSuffix(strings.ToLower(s), ".jar") {
-		a.errorf(resolve(v), "path %q: archives are not supported; point path at a folder", s)
 		return
 	}
 	a.app.Path = path.Clean(s)

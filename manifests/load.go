@@ -50,7 +50,8 @@ func (s *Set) Apps() []App {
 // LoadFS reads every manifest.yml (and manifest.yaml) under root in fsys,
 // with the vars.yml beside each one. Folders named .git are skipped. File
 // names in the result are relative to root, with slashes. An app path that
-// leaves the tree, and an app name declared twice, are errors.
+// leaves the tree or names a file that is not an archive (IsArchive), and
+// an app name declared twice, are errors.
 func LoadFS(fsys fs.FS, root string) *Set { return LoadFSWith(fsys, root, LoadOptions{}) }
 
 // LoadFSWith is LoadFS with options: LoadFS reads with the zero options.
@@ -89,12 +90,13 @@ func LoadFSWith(fsys fs.FS, root string, opts LoadOptions) *Set {
 		for _, app := range m.Apps {
 			src := path.Join(path.Dir(name), app.Path)
 			if src == ".." || len(src) > 2 && src[:3] == "../" {
-				pos := app.Pos
-				if fp, ok := app.Fields["path"]; ok {
-					pos = fp
-				}
-				m.Diagnostics = append(m.Diagnostics, model.Problem{Position: pos, Severity: model.Error,
+				m.Diagnostics = append(m.Diagnostics, model.Problem{Position: pathPos(app), Severity: model.Error,
 					Message: fmt.Sprintf("app %q: path %q leaves the repository", app.Name, app.Path)})
+				continue
+			}
+			if info, err := fs.Stat(fsys, path.Join(root, src)); err == nil && !info.IsDir() && !IsArchive(src) {
+				m.Diagnostics = append(m.Diagnostics, model.Problem{Position: pathPos(app), Severity: model.Error,
+					Message: fmt.Sprintf("app %q: path %q names a file; point it at a folder or at a .jar, .war or .zip archive", app.Name, app.Path)})
 				continue
 			}
 			if first, dup := seen[app.Name]; dup {
@@ -193,4 +195,12 @@ func readVars(fsys fs.FS, p, name string, opts LoadOptions) (map[string]any, Dia
 		return nil, nil
 	}
 	return ParseVars(path.Join(path.Dir(name), varsName), vdata)
+}
+
+// pathPos is where an app's path is written, or the app's entry.
+func pathPos(app App) model.Position {
+	if fp, ok := app.Fields["path"]; ok {
+		return fp
+	}
+	return app.Pos
 }

@@ -19,12 +19,14 @@ func TestRealWorldShapes(t *testing.T) {
 		file     string
 		apps     []string // "name memoryMB diskMB routes", in order
 		env      map[string]string
+		path     string // every app's path, when given
 		warnings []string
 		errors   []string
 	}{
 		{
 			file: "spring-music.yml",
 			apps: []string{"spring-music 1024 1024 0"},
+			path: "build/libs/spring-music.jar",
 			env: map[string]string{"JBP_CONFIG_SPRING_AUTO_RECONFIGURATION": "{enabled: false}", "SPRING_PROFILES_ACTIVE": "http2",
 				"JBP_CONFIG_OPEN_JDK_JRE": "{ jre: { version: 17.+ } }"},
 		},
@@ -111,6 +113,9 @@ func TestRealWorldShapes(t *testing.T) {
 			}
 			for _, a := range m.Apps {
 				apps = append(apps, strings.Join([]string{a.Name, strconv.Itoa(a.MemoryMB), strconv.Itoa(a.DiskMB), strconv.Itoa(len(a.Routes))}, " "))
+				if tt.path != "" && a.Path != tt.path {
+					t.Errorf("app %s path %q, want %q", a.Name, a.Path, tt.path)
+				}
 				if tt.env != nil && !reflect.DeepEqual(a.Env, tt.env) {
 					t.Errorf("app %s env %v, want %v", a.Name, a.Env, tt.env)
 				}

@@ -32,8 +32,9 @@ type App struct {
 	Buildpacks []string
 	Stack      string
 	Command    string
-	// Path is the app's source folder relative to the manifest's folder,
-	// cleaned, never outside the tree ("." by default).
+	// Path is the app's source relative to the manifest's folder, cleaned,
+	// never outside the tree ("." by default): a folder, or a .jar, .war or
+	// .zip file whose contents are the source (IsArchive).
 	Path string
 	Env  map[string]string
 	// Routes as written; legacy host/domain attributes are converted.

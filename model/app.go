@@ -57,7 +57,8 @@ type Release struct {
 	App    string `json:"app"`
 	Commit string `json:"commit"`
 	// SourcePath is the app's folder in the repository, SourceTree its git
-	// tree hash at Commit.
+	// tree hash at Commit; or the .jar, .war or .zip file the source is
+	// unpacked from, SourceTree its git blob hash.
 	SourcePath string   `json:"source_path"`
 	SourceTree string   `json:"source_tree"`
 	Buildpacks []string `json:"buildpacks,omitempty"`

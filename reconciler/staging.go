@@ -13,6 +13,7 @@ import (
 
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler/archive"
 	"github.com/driftless/driftless/reconciler/decide"
 	"github.com/driftless/driftless/reconciler/store"
 )
@@ -162,13 +163,32 @@ func (s *stager) stage(ctx context.Context, job stageJob) {
 	}
 }
 
-// putSource stores a tar of the app's folder at the commit in the blob store.
+// putSource stores a tar of the app's source at the commit in the blob store.
 func (s *stager) putSource(ctx context.Context, commit Commit, path string) (string, error) {
 	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(commit.WriteTar(ctx, path, pw, decide.SourceExcludes...)) }()
+	go func() { pw.CloseWithError(writeSource(ctx, commit, path, pw)) }()
 	digest, _, err := s.c.cfg.Blobs.Put(ctx, pr)
 	pr.Close()
 	return digest, err
+}
+
+// writeSource writes to w the tar staging sends the buildpacks: the app's
+// folder at the commit without decide.SourceExcludes or, for a .jar, .war
+// or .zip file (decide.IsArchiveSource), the archive's contents, so that
+// buildpacks see the unpacked tree as if it were a folder.
+func writeSource(ctx context.Context, commit Commit, path string, w io.Writer) error {
+	if !decide.IsArchiveSource(commit.FS(), path) {
+		return commit.WriteTar(ctx, path, w, decide.SourceExcludes...)
+	}
+	f, err := archive.Open(commit.FS(), path)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", commit.ID(), err)
+	}
+	defer f.Close()
+	if err := archive.WriteTar(ctx, path, f, f.Size, w); err != nil {
+		return fmt.Errorf("commit %s: %w", commit.ID(), err)
+	}
+	return nil
 }
 
 // finish records a droplet and, if git still asks for this release,

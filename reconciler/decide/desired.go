@@ -20,6 +20,7 @@ import (
 
 	"github.com/driftless/driftless/manifests"
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler/archive"
 )
 
 // Tree is a commit's content as the desired-state builder needs it: the
@@ -78,13 +79,13 @@ func Desired(tree Tree, opts Options) Proposal {
 	for _, m := range set.Manifests {
 		for _, app := range m.Apps {
 			src := path.Join(path.Dir(m.File), app.Path)
-			tree, err := tree.TreeHash(src, SourceExcludes...)
-			if err != nil {
+			tree, msg := sourceTree(tree, app.Name, src)
+			if msg != "" {
 				pos := app.Pos
 				if fp, ok := app.Fields["path"]; ok {
 					pos = fp
 				}
-				p.Errors = append(p.Errors, model.Problem{Position: model.Position{File: pos.File, Line: pos.Line, Col: pos.Col}, App: app.Name, Message: fmt.Sprintf("app %q: source folder %q is not in the commit", app.Name, src)})
+				p.Errors = append(p.Errors, model.Problem{Position: model.Position{File: pos.File, Line: pos.Line, Col: pos.Col}, App: app.Name, Message: msg})
 				continue
 			}
 			rel := newRelease(app, opts, src, tree)
@@ -103,6 +104,55 @@ func Desired(tree Tree, opts Options) Proposal {
 		return Proposal{Errors: p.Errors, Warnings: p.Warnings}
 	}
 	return p
+}
+
+// sourceTree returns the tree hash of app's source at src, or why the
+// commit cannot be applied. A folder's is its tree hash without
+// SourceExcludes; an archive's (IsArchiveSource) is its blob hash, so a new
+// archive is a new release and the same one the same release, once
+// archive.Check has found it a zip staging can unpack.
+func sourceTree(t Tree, app, src string) (string, string) {
+	if !IsArchiveSource(t.FS(), src) {
+		hash, err := t.TreeHash(src, SourceExcludes...)
+		if err != nil {
+			what := "source folder"
+			if manifests.IsArchive(src) {
+				what = "source archive"
+			}
+			return "", fmt.Sprintf("app %q: %s %q is not in the commit", app, what, src)
+		}
+		return hash, ""
+	}
+	hash, err := t.TreeHash(src)
+	if err != nil {
+		return "", fmt.Sprintf("app %q: source archive %q is not in the commit", app, src)
+	}
+	if err := checkArchive(t.FS(), src); err != nil {
+		return "", fmt.Sprintf("app %q: source %v", app, err) // "archive <path>: …"
+	}
+	return hash, ""
+}
+
+// checkArchive reads the archive at p and checks it as staging will
+// unpack it.
+func checkArchive(fsys fs.FS, p string) error {
+	f, err := archive.Open(fsys, p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return archive.Check(p, f, f.Size)
+}
+
+// IsArchiveSource reports whether an app's source at path p of fsys is an
+// archive whose contents are the source (a .jar, .war or .zip file; see
+// manifests.IsArchive) rather than a folder: staging unpacks it.
+func IsArchiveSource(fsys fs.FS, p string) bool {
+	if !manifests.IsArchive(p) {
+		return false
+	}
+	info, err := fs.Stat(fsys, p)
+	return err == nil && !info.IsDir()
 }
 
 // newRelease builds the release an app entry asks for, with its id.
