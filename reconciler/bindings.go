@@ -161,11 +161,8 @@ func (c *Controller) bindingStep(ctx context.Context, key model.BindingKey, want
 			return err
 		}
 	}
-	data, err := json.Marshal(secret)
-	if err != nil {
-		return fmt.Errorf("encoding binding %s: %w", key, err)
-	}
-	if b.Sealed, err = c.keys().Seal(data, bindingAAD(key, b.Generation)); err != nil {
+	var err error
+	if b.Sealed, err = c.seal(key, b.Generation, secret); err != nil {
 		return err
 	}
 	b.State, b.Operation, b.Message, b.UpdatedAt = model.ServiceReady, "", "", time.Now().UTC()
@@ -182,16 +179,33 @@ func (c *Controller) bindingStep(ctx context.Context, key model.BindingKey, want
 }
 
 // bind asks the instance's broker for binding b (recording it as being
-// made first, so a restart resumes it) and returns what it gave.
+// made first, and its asynchronous operation, so a restart resumes it) and
+// returns what it gave.
 func (c *Controller) bind(ctx context.Context, si model.ServiceInstance, b *model.ServiceBinding) (model.BindingSecret, error) {
 	br := c.broker(si.Broker)
 	if br == nil {
 		return model.BindingSecret{}, fmt.Errorf("service %s's broker %s is not registered", si.Decl.Name, si.Broker)
 	}
-	ref := osb.PlanRef{ServiceID: si.ServiceID, PlanID: si.PlanID}
 	if err := c.store.PutBinding(ctx, *b); err != nil {
 		return model.BindingSecret{}, err
 	}
+	secret, err := bindAt(ctx, br, si, b, "", func(op *osb.Operation) error {
+		b.Operation = op.ID
+		return c.store.PutBinding(ctx, *b)
+	})
+	if err != nil {
+		return model.BindingSecret{}, fmt.Errorf("binding %s to %s: %w", b.App, si.Decl.Name, err)
+	}
+	return secret, nil
+}
+
+// bindAt asks br for binding b of instance si — naming its predecessor
+// when that is not "" — or resumes the operation b records, waits for an
+// asynchronous one (handed to started first, when set, to be stored) and
+// returns what the broker gave.
+func bindAt(ctx context.Context, br ServiceBroker, si model.ServiceInstance, b *model.ServiceBinding, predecessor string,
+	started func(*osb.Operation) error) (model.BindingSecret, error) {
+	ref := osb.PlanRef{ServiceID: si.ServiceID, PlanID: si.PlanID}
 	var got osb.Binding
 	var op *osb.Operation
 	var err error
@@ -199,22 +213,23 @@ func (c *Controller) bind(ctx context.Context, si model.ServiceInstance, b *mode
 		op = &osb.Operation{Kind: osb.KindBind, InstanceID: si.GUID, BindingID: b.GUID, Plan: ref, ID: b.Operation, Started: b.UpdatedAt}
 	} else {
 		got, op, err = br.Bind(ctx, si.GUID, b.GUID, osb.BindRequest{ServiceID: si.ServiceID, PlanID: si.PlanID,
-			BindResource: &osb.BindResource{AppGUID: b.Space + "-" + b.App}, Parameters: b.Parameters,
+			BindResource: &osb.BindResource{AppGUID: b.Space + "-" + b.App}, Parameters: b.Parameters, PredecessorBindingID: predecessor,
 			Context: map[string]any{"platform": "driftless", "space": b.Space, "app": b.App}})
 		if err != nil {
-			return model.BindingSecret{}, fmt.Errorf("binding %s to %s at broker %s: %w", b.App, si.Decl.Name, br.Name(), err)
+			return model.BindingSecret{}, fmt.Errorf("at broker %s: %w", br.Name(), err)
 		}
 	}
 	if op != nil {
-		b.Operation = op.ID
-		if err := c.store.PutBinding(ctx, *b); err != nil {
-			return model.BindingSecret{}, err
+		if started != nil {
+			if err := started(op); err != nil {
+				return model.BindingSecret{}, err
+			}
 		}
 		if _, err := br.Wait(ctx, op, nil); err != nil {
-			return model.BindingSecret{}, fmt.Errorf("binding %s to %s at broker %s: %w", b.App, si.Decl.Name, br.Name(), err)
+			return model.BindingSecret{}, fmt.Errorf("at broker %s: %w", br.Name(), err)
 		}
 		if got, err = br.GetBinding(ctx, si.GUID, b.GUID, ref); err != nil {
-			return model.BindingSecret{}, fmt.Errorf("reading binding %s of %s at broker %s: %w", b.App, si.Decl.Name, br.Name(), err)
+			return model.BindingSecret{}, fmt.Errorf("reading it at broker %s: %w", br.Name(), err)
 		}
 	}
 	mounts := make([]any, 0, len(got.VolumeMounts))
@@ -222,6 +237,30 @@ func (c *Controller) bind(ctx context.Context, si model.ServiceInstance, b *mode
 		mounts = append(mounts, m)
 	}
 	return model.BindingSecret{Credentials: got.Credentials, SyslogDrainURL: got.SyslogDrainURL, VolumeMounts: mounts}, nil
+}
+
+// unbindAt removes binding guid of instance si at broker br, waiting for
+// an asynchronous unbind; a binding the broker no longer has is gone.
+func unbindAt(ctx context.Context, br ServiceBroker, si model.ServiceInstance, guid string) error {
+	op, err := br.Unbind(ctx, si.GUID, guid, osb.PlanRef{ServiceID: si.ServiceID, PlanID: si.PlanID})
+	if err != nil && !isGone(err) {
+		return fmt.Errorf("at broker %s: %w", br.Name(), err)
+	}
+	if op != nil {
+		if _, err := br.Wait(ctx, op, nil); err != nil && !isGone(err) {
+			return fmt.Errorf("at broker %s: %w", br.Name(), err)
+		}
+	}
+	return nil
+}
+
+// seal seals what a binding of key's generation gives the app.
+func (c *Controller) seal(key model.BindingKey, generation int, secret model.BindingSecret) (string, error) {
+	data, err := json.Marshal(secret)
+	if err != nil {
+		return "", fmt.Errorf("encoding binding %s: %w", key, err)
+	}
+	return c.keys().Seal(data, bindingAAD(key, generation))
 }
 
 // unbind removes a binding at its broker (none for a user-provided
@@ -236,20 +275,13 @@ func (c *Controller) unbind(ctx context.Context, b model.ServiceBinding) error {
 		if br == nil {
 			return fmt.Errorf("service %s's broker %s is not registered", si.Decl.Name, si.Broker)
 		}
-		ref := osb.PlanRef{ServiceID: si.ServiceID, PlanID: si.PlanID}
 		guids := []string{b.GUID}
 		if b.Predecessor != nil {
 			guids = append(guids, b.Predecessor.GUID)
 		}
 		for _, guid := range guids {
-			op, err := br.Unbind(ctx, si.GUID, guid, ref)
-			if err != nil && !errors.Is(err, osb.ErrGone) {
-				return fmt.Errorf("unbinding %s from %s at broker %s: %w", b.App, b.Service, br.Name(), err)
-			}
-			if op != nil {
-				if _, err := br.Wait(ctx, op, nil); err != nil && !errors.Is(err, osb.ErrGone) {
-					return fmt.Errorf("unbinding %s from %s at broker %s: %w", b.App, b.Service, br.Name(), err)
-				}
+			if err := unbindAt(ctx, br, si, guid); err != nil {
+				return fmt.Errorf("unbinding %s from %s: %w", b.App, b.Service, err)
 			}
 		}
 	}

@@ -57,16 +57,17 @@ func (c *Controller) rotate(ctx context.Context, si model.ServiceInstance, old m
 		if _, _, plan, err := c.resolveService(ctx, si.Decl, si.Broker); err == nil && plan.BindingRotatable != nil && *plan.BindingRotatable {
 			predecessor = old.GUID
 		}
+		br := c.broker(si.Broker)
+		if br == nil {
+			return fmt.Errorf("service %s's broker %s is not registered", si.Decl.Name, si.Broker)
+		}
 		var err error
-		if secret, err = c.bindRotated(ctx, si, &next, predecessor); err != nil {
-			return err
+		if secret, err = bindAt(ctx, br, si, &next, predecessor, nil); err != nil {
+			return fmt.Errorf("rotating the binding of %s to %s: %w", next.App, si.Decl.Name, err)
 		}
 	}
-	data, err := json.Marshal(secret)
-	if err != nil {
-		return fmt.Errorf("encoding binding %s: %w", next.Key(), err)
-	}
-	if next.Sealed, err = c.keys().Seal(data, bindingAAD(next.Key(), next.Generation)); err != nil {
+	var err error
+	if next.Sealed, err = c.seal(next.Key(), next.Generation, secret); err != nil {
 		return err
 	}
 	next.State, next.UpdatedAt = model.ServiceReady, time.Now().UTC()
@@ -80,35 +81,6 @@ func (c *Controller) rotate(ctx context.Context, si model.ServiceInstance, old m
 		Message: fmt.Sprintf("binding of app %s to service %s rotated (generation %d): the app rolls onto it, then the old binding is unbound", next.App, next.Service, next.Generation)})
 	c.Kick()
 	return nil
-}
-
-// bindRotated asks the broker for the successor binding b (naming its
-// predecessor when the plan rotates bindings).
-func (c *Controller) bindRotated(ctx context.Context, si model.ServiceInstance, b *model.ServiceBinding, predecessor string) (model.BindingSecret, error) {
-	br := c.broker(si.Broker)
-	if br == nil {
-		return model.BindingSecret{}, fmt.Errorf("service %s's broker %s is not registered", si.Decl.Name, si.Broker)
-	}
-	got, op, err := br.Bind(ctx, si.GUID, b.GUID, osb.BindRequest{ServiceID: si.ServiceID, PlanID: si.PlanID,
-		BindResource: &osb.BindResource{AppGUID: b.Space + "-" + b.App}, Parameters: b.Parameters, PredecessorBindingID: predecessor,
-		Context: map[string]any{"platform": "driftless", "space": b.Space, "app": b.App}})
-	if err != nil {
-		return model.BindingSecret{}, fmt.Errorf("rotating the binding of %s to %s at broker %s: %w", b.App, si.Decl.Name, br.Name(), err)
-	}
-	if op != nil {
-		ref := osb.PlanRef{ServiceID: si.ServiceID, PlanID: si.PlanID}
-		if _, err := br.Wait(ctx, op, nil); err != nil {
-			return model.BindingSecret{}, fmt.Errorf("rotating the binding of %s to %s at broker %s: %w", b.App, si.Decl.Name, br.Name(), err)
-		}
-		if got, err = br.GetBinding(ctx, si.GUID, b.GUID, ref); err != nil {
-			return model.BindingSecret{}, fmt.Errorf("reading the rotated binding of %s at broker %s: %w", b.App, br.Name(), err)
-		}
-	}
-	mounts := make([]any, 0, len(got.VolumeMounts))
-	for _, m := range got.VolumeMounts {
-		mounts = append(mounts, m)
-	}
-	return model.BindingSecret{Credentials: got.Credentials, SyslogDrainURL: got.SyslogDrainURL, VolumeMounts: mounts}, nil
 }
 
 // rollOnto makes the app's current release pin binding b's generation:
@@ -184,14 +156,8 @@ func usesBindings(st model.InstanceState) bool { return st.Active() || st == mod
 func (c *Controller) retirePredecessor(ctx context.Context, si model.ServiceInstance, b model.ServiceBinding) error {
 	if !si.Decl.UserProvided {
 		if br := c.broker(si.Broker); br != nil {
-			op, err := br.Unbind(ctx, si.GUID, b.Predecessor.GUID, osb.PlanRef{ServiceID: si.ServiceID, PlanID: si.PlanID})
-			if err != nil && !isGone(err) {
+			if err := unbindAt(ctx, br, si, b.Predecessor.GUID); err != nil {
 				return fmt.Errorf("unbinding the rotated binding of %s from %s: %w", b.App, b.Service, err)
-			}
-			if op != nil {
-				if _, err := br.Wait(ctx, op, nil); err != nil && !isGone(err) {
-					return fmt.Errorf("unbinding the rotated binding of %s from %s: %w", b.App, b.Service, err)
-				}
 			}
 		}
 	}
