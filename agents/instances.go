@@ -313,6 +313,7 @@ func (a *Agent) spec(ref model.InstanceRef, run model.RunSpec, port int, att *ne
 		"uris":                run.Routes,
 		"host":                "0.0.0.0",
 		"port":                ContainerPort,
+		"process_type":        model.ProcessOf(run.Process),
 	})
 	env := make([]string, 0, len(run.Env)+20)
 	for _, k := range slices.Sorted(maps.Keys(run.Env)) {
@@ -338,6 +339,7 @@ func (a *Agent) spec(ref model.InstanceRef, run model.RunSpec, port int, att *ne
 		"DRIFTLESS_APP="+ref.App,
 		"DRIFTLESS_RELEASE="+ref.ReleaseID,
 		"DRIFTLESS_COMMIT="+ref.Commit,
+		"DRIFTLESS_PROCESS="+model.ProcessOf(run.Process),
 	)
 	// VCAP_SERVICES comes last: it is left out if the rest leaves it no room.
 	env, withServices := withVcapServices(env, services)

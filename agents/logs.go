@@ -23,7 +23,7 @@ func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string
 	subject := bus.Logs(ref.Space, ref.App)
 	err := followLines(ctx, path, fromEnd, func(text string) {
 		msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogApp,
-			Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
+			Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text}
 		if err := a.pub.Publish(subject, msg); err != nil {
 			a.log.Debug("shipping log line", "err", err)
 		}
@@ -92,7 +92,7 @@ func followLines(ctx context.Context, path string, fromEnd bool, emit func(strin
 // secret.
 func (a *Agent) publishCellLine(ref model.InstanceRef, text string) {
 	msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogCell,
-		Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
+		Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text}
 	if err := a.pub.Publish(bus.Logs(ref.Space, ref.App), msg); err != nil {
 		a.log.Debug("shipping a cell log line", "err", err)
 	}

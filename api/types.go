@@ -32,6 +32,17 @@ type App struct {
 	// Problems explains a state that needs attention (staging failed,
 	// instances that fit nowhere…).
 	Problems []string `json:"problems,omitempty"`
+	// Processes are the counts per process type, web first, for an app
+	// with types other than web (Desired and Running are web's).
+	Processes []Process `json:"processes,omitempty"`
+}
+
+// Process is one process type of an app: how many instances git asks
+// for and how many of the current release pass their health check.
+type Process struct {
+	Type    string `json:"type"`
+	Desired int    `json:"desired"`
+	Running int    `json:"running"`
 }
 
 // App states, from the user's point of view.
@@ -62,7 +73,9 @@ type AppDetail struct {
 // Crash is the crash history of one instance index; its RestartAt is set
 // only while the index waits (crash backoff).
 type Crash struct {
-	Index int `json:"index"`
+	// Process is the index's process type, "" for web.
+	Process string `json:"process,omitempty"`
+	Index   int    `json:"index"`
 	model.CrashRecord
 }
 
@@ -89,8 +102,10 @@ type Release struct {
 
 // Unplaced is an instance that fits on no cell.
 type Unplaced struct {
-	Index  int    `json:"index"`
-	Reason string `json:"reason"`
+	// Process is the instance's process type, "" for web.
+	Process string `json:"process,omitempty"`
+	Index   int    `json:"index"`
+	Reason  string `json:"reason"`
 }
 
 // Status is `driftless status`.

@@ -30,6 +30,7 @@ func appView(s reconciler.AppState, now time.Time) App {
 		v.Target = a.ReleaseID
 	}
 	var others, crashed, starting int
+	running := map[string]int{}
 	for _, in := range s.Instances {
 		switch {
 		case in.State == model.StateCrashed:
@@ -38,10 +39,18 @@ func appView(s reconciler.AppState, now time.Time) App {
 			if in.State.Active() {
 				others++
 			}
-		case in.State == model.StateRunning && in.Index < a.Instances:
-			v.Running++
+		case in.State == model.StateRunning && in.Index < a.InstancesOf(in.Process):
+			running[model.ProcessOf(in.Process)]++
 		case in.State == model.StateStarting:
 			starting++
+		}
+	}
+	v.Running = running[model.ProcessWeb]
+	allRunning := v.Running >= a.Instances
+	if cur != nil && len(cur.Processes) > 0 {
+		for _, t := range cur.ProcessTypes() {
+			v.Processes = append(v.Processes, Process{Type: t, Desired: a.InstancesOf(t), Running: running[t]})
+			allRunning = allRunning && running[t] >= a.InstancesOf(t)
 		}
 	}
 	if target != nil && target.State == model.ReleaseFailed {
@@ -54,9 +63,9 @@ func appView(s reconciler.AppState, now time.Time) App {
 	if crashed > 0 {
 		v.Problems = append(v.Problems, fmt.Sprintf("%d crashed instance(s)", crashed))
 	}
-	for _, idx := range slices.Sorted(maps.Keys(s.Crashes)) {
+	for _, idx := range sortedIndexes(s.Crashes) {
 		if r := s.Crashes[idx]; r.RestartAt.After(now) {
-			v.Problems = append(v.Problems, fmt.Sprintf("instance %d crashed %d times in a row (%s); next restart in %s",
+			v.Problems = append(v.Problems, fmt.Sprintf("instance %s crashed %d times in a row (%s); next restart in %s",
 				idx, r.Count, r.Reason, r.RestartAt.Sub(now).Round(time.Second)))
 		}
 	}
@@ -80,7 +89,7 @@ func appView(s reconciler.AppState, now time.Time) App {
 		v.State = AppRollingOut
 	case s.Sleeping != nil && v.Running == 0 && starting == 0:
 		v.State = AppSleeping
-	case v.Running >= a.Instances:
+	case allRunning:
 		v.State = AppRunning
 	case starting > 0:
 		v.State = AppStarting
@@ -96,13 +105,13 @@ func appView(s reconciler.AppState, now time.Time) App {
 func appDetail(s reconciler.AppState, now time.Time) AppDetail {
 	d := AppDetail{App: appView(s, now), File: s.App.File, Line: s.App.Line}
 	for idx, r := range s.Crashes {
-		cr := Crash{Index: idx, CrashRecord: r}
+		cr := Crash{Process: idx.Process, Index: idx.Index, CrashRecord: r}
 		if !r.RestartAt.After(now) {
 			cr.RestartAt = time.Time{}
 		}
 		d.Crashes = append(d.Crashes, cr)
 	}
-	slices.SortFunc(d.Crashes, func(a, b Crash) int { return cmp.Compare(a.Index, b.Index) })
+	slices.SortFunc(d.Crashes, func(a, b Crash) int { return cmp.Or(cmp.Compare(a.Process, b.Process), cmp.Compare(a.Index, b.Index)) })
 	for _, in := range s.Instances {
 		d.Instances = append(d.Instances, Instance{InstanceStatus: in, Address: s.Addresses[in.GUID]})
 	}
@@ -111,9 +120,17 @@ func appDetail(s reconciler.AppState, now time.Time) AppDetail {
 			Buildpack: r.Buildpack, Error: r.Error, StagingLog: r.StagingLog, CreatedAt: r.CreatedAt, Current: r.ID == s.App.CurrentID})
 	}
 	for _, u := range s.Unplaced {
-		d.Unplaced = append(d.Unplaced, Unplaced{Index: u.Index, Reason: u.Reason})
+		d.Unplaced = append(d.Unplaced, Unplaced{Process: u.Process, Index: u.Index, Reason: u.Reason})
 	}
 	return d
+}
+
+// sortedIndexes returns the crash histories' keys, web's first, then by
+// process type and index.
+func sortedIndexes(m map[model.IndexKey]model.CrashRecord) []model.IndexKey {
+	return slices.SortedFunc(maps.Keys(m), func(a, b model.IndexKey) int {
+		return cmp.Or(cmp.Compare(a.Process, b.Process), cmp.Compare(a.Index, b.Index))
+	})
 }
 
 // statusView is `driftless status`: the controller, its policies, sources

@@ -80,6 +80,9 @@ type StageResult struct {
 	Error        string `json:"error,omitempty"`
 	// LogTail holds the last lines of the staging log.
 	LogTail []string `json:"log_tail,omitempty"`
+	// Procfile holds the source's Procfile lines by process type: the
+	// commands of process types the manifest gives none.
+	Procfile map[string]string `json:"procfile,omitempty"`
 }
 
 // WakeRequest asks the controller (SubjectWake) to wake a sleeping app; a

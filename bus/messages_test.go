@@ -17,7 +17,7 @@ var (
 )
 
 // ref is an instance reference with every field set.
-var ref = model.InstanceRef{GUID: "3f2a", Space: "dev", App: "hello", Index: 2, ReleaseID: "r-9c1", Commit: "a1b2c3"}
+var ref = model.InstanceRef{GUID: "3f2a", Space: "dev", App: "hello", Index: 2, ReleaseID: "r-9c1", Commit: "a1b2c3", Process: "worker"}
 
 // status is an instance status with every field set.
 var status = model.InstanceStatus{
@@ -44,14 +44,15 @@ var messages = []struct {
 		BindingGenerations: map[string]int{"db": 2},
 		Bindings: []model.Binding{{Label: "postgresql", Name: "primary", BindingName: "primary", BindingGUID: "b-1", InstanceName: "db",
 			InstanceGUID: "i-1", Plan: "small", Provider: "postgres", Tags: []string{"sql"}, Credentials: map[string]any{"uri": "postgres://u:p@h/d"},
-			SyslogDrainURL: "syslog://logs:514", VolumeMounts: []any{"none"}}}}}},
+			SyslogDrainURL: "syslog://logs:514", VolumeMounts: []any{"none"}}},
+		Process: "worker"}}},
 	{"StopInstance", &StopInstance{GUID: "3f2a", Reason: "scaled down"}},
 	{"Reply", &Reply{OK: true, Error: "none", BootID: "b-77", Generation: 14}},
 	{"StageRequest", &StageRequest{ReleaseID: "r-9c1", Space: "dev", App: "hello", Source: "sha256:cd", BlobStore: "http://127.0.0.1:7070",
 		Buildpacks: []string{"binary_buildpack"}, Stack: "tiny", Command: "./hello", Env: map[string]string{"A": "b"}, TimeoutSec: 900}},
-	{"StageResult", &StageResult{Droplet: "sha256:ef", Buildpack: "binary", StartCommand: "./hello", Error: "none", LogTail: []string{"built"}}},
-	{"model.LogLine", &model.LogLine{Time: sent, Space: "dev", App: "hello", Source: model.LogApp, Index: 2, InstanceGUID: "3f2a", Stream: "stdout", Text: "hi"}},
-	{"model.Event", &model.Event{Time: sent, Kind: model.EventCrashed, Space: "dev", App: "hello", Instance: "3f2a", Index: 2, Cell: "cell-1", Release: "r-9c1", Message: "exit 137"}},
+	{"StageResult", &StageResult{Droplet: "sha256:ef", Buildpack: "binary", StartCommand: "./hello", Error: "none", LogTail: []string{"built"}, Procfile: map[string]string{"worker": "./work"}}},
+	{"model.LogLine", &model.LogLine{Time: sent, Space: "dev", App: "hello", Source: model.LogApp, Index: 2, InstanceGUID: "3f2a", Stream: "stdout", Text: "hi", Process: "worker"}},
+	{"model.Event", &model.Event{Time: sent, Kind: model.EventCrashed, Space: "dev", App: "hello", Instance: "3f2a", Index: 2, Process: "worker", Cell: "cell-1", Release: "r-9c1", Message: "exit 137"}},
 	{"WakeRequest", &WakeRequest{Space: "dev-pr-7", App: "hello", Router: "router-1"}},
 	{"RouterActivity", &RouterActivity{Router: "router-1", Apps: []AppRequests{{Space: "dev-pr-7", App: "hello", Requests: 12}}, SentAt: sent}},
 }
@@ -120,17 +121,17 @@ func TestMessagesRoundTrip(t *testing.T) {
 // agents and controllers of different builds. A change here needs a new
 // bus.Version.
 const (
-	goldenStartInstance = `{"instance":{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3"},` +
+	goldenStartInstance = `{"instance":{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3","process":"worker"},` +
 		`"run":{"droplet":"127.0.0.1:7070/droplets/dev/hello@sha256:ab","command":"./hello",` +
 		`"env":{"GREETING":"hi"},"memory_mb":64,"disk_mb":256,"routes":["hello.apps.localhost/api"],` +
 		`"health_check":{"type":"http","endpoint":"/health","timeout_sec":30,"invocation_timeout_sec":2},"balance":"least-connections",` +
 		`"services":[{"name":"db","binding_name":"primary","parameters":{"ro":true}}],"binding_generations":{"db":2},` +
 		`"bindings":[{"label":"postgresql","name":"primary","binding_name":"primary","binding_guid":"b-1","instance_name":"db",` +
 		`"instance_guid":"i-1","plan":"small","provider":"postgres","tags":["sql"],"credentials":{"uri":"postgres://u:p@h/d"},` +
-		`"syslog_drain_url":"syslog://logs:514","volume_mounts":["none"]}]}}`
+		`"syslog_drain_url":"syslog://logs:514","volume_mounts":["none"]}],"process":"worker"}}`
 	goldenCellHeartbeat = `{"cell_id":"cell-1","boot_id":"b-77","generation":12,"address":"10.0.0.5","zone":"z1",` +
 		`"capacity":{"memory_mb":4096,"disk_mb":20480,"instances":50},` +
-		`"instances":[{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3",` +
+		`"instances":[{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3","process":"worker",` +
 		`"cell":"cell-1","state":"CRASHED","host_port":40123,"memory_mb":64,"disk_mb":256,"since":"2025-03-04T05:00:00Z",` +
 		`"exit_status":137,"reason":"out of memory","last_output":["boom"],"was_healthy":true}],` +
 		`"sent_at":"2025-03-04T05:06:07Z"}`

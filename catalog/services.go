@@ -35,6 +35,8 @@ const (
 	MetaRelease = "driftless_release"
 	MetaCommit  = "driftless_commit"
 	MetaCell    = "driftless_cell"
+	// MetaProcess is the instance's process type, left out for web.
+	MetaProcess = "driftless_process"
 	// MetaBalance optionally names the load-balancing algorithm for the
 	// app's routes ("round-robin", "least-connections").
 	MetaBalance = "driftless_balance"
@@ -64,6 +66,9 @@ func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duratio
 	}
 	if in.Balance != model.BalanceDefault {
 		meta[MetaBalance] = string(in.Balance)
+	}
+	if in.Process != "" {
+		meta[MetaProcess] = in.Process
 	}
 	check := &consul.AgentServiceCheck{
 		CheckID:                        CheckID(in.GUID),
@@ -149,6 +154,7 @@ func FromService(s *consul.AgentService) (in model.Endpoint, ok bool) {
 			App:       s.Meta[MetaApp],
 			ReleaseID: s.Meta[MetaRelease],
 			Commit:    s.Meta[MetaCommit],
+			Process:   s.Meta[MetaProcess],
 		},
 		Cell:    s.Meta[MetaCell],
 		Balance: model.Balance(s.Meta[MetaBalance]),

@@ -36,6 +36,10 @@ type appState struct {
 	hasRoutes, hasBPs bool
 	hasBuildpack      bool
 	endpointNode      *yaml.Node
+	// webProcess is the processes entry of type web; processGiven holds,
+	// per entry of app.Processes, the attributes it sets.
+	webProcess   *processState
+	processGiven []map[string]bool
 }
 
 // attributes are every app attribute of the Cloud Foundry manifest.
@@ -66,8 +70,9 @@ func init() {
 		"timeout": {read: func(a *appState, k, v *yaml.Node) {
 			a.app.HealthCheck.TimeoutSec = positive(a, k, v, a.app.HealthCheck.TimeoutSec)
 		}},
-		"metadata": {read: readMetadata},
-		"features": {read: readFeatures},
+		"metadata":  {read: readMetadata},
+		"features":  {read: readFeatures},
+		"processes": {read: readProcesses},
 		// Legacy route attributes, converted to routes.
 		"host":        {read: func(a *appState, k, v *yaml.Node) { a.legacy(k, v, &a.legacyHosts, false) }},
 		"hosts":       {read: func(a *appState, k, v *yaml.Node) { a.legacy(k, v, &a.legacyHosts, true) }},
@@ -78,7 +83,6 @@ func init() {
 		"inherit":                              notYet("manifest inheritance is not supported; put the attributes in this manifest"),
 		"docker":                               notYet("docker images are not run yet; apps are staged from source"),
 		"sidecars":                             notYet("sidecars are not run yet"),
-		"processes":                            notYet("process types are not run yet; the app runs one web process"),
 		"lifecycle":                            notYet("lifecycles other than buildpack are not supported"),
 		"cnb-credentials":                      notYet("cloud native buildpacks are not supported"),
 		"log-rate-limit-per-second":            notYet("log rate limits are not enforced yet"),
@@ -179,6 +183,7 @@ func (a *appState) finish() {
 	if a.hasBuildpack && a.hasBPs {
 		a.errorf(nodeAt(a.app.Fields["buildpack"]), "give either buildpacks or the deprecated buildpack, not both")
 	}
+	a.finishProcesses()
 	if a.legacyNode != nil || a.noHostname {
 		a.convertLegacyRoutes()
 	}
@@ -354,32 +359,46 @@ func readServices(a *appState, k, v *yaml.Node) {
 }
 
 func readHealthType(a *appState, k, v *yaml.Node) {
+	if t, ok := healthType(a, k, v); ok {
+		a.app.HealthCheck.Type = t
+	}
+}
+
+// healthType reads a health check type as Cloud Foundry spells it.
+func healthType(a *appState, k, v *yaml.Node) (model.HealthCheckType, bool) {
 	s, ok := a.str(k, v, false)
 	if !ok {
-		return
+		return "", false
 	}
 	t, err := model.ParseHealthCheckType(s)
 	if err != nil {
-		a.errorf(resolve(v), "health-check-type %q is not one of port, http, process", s)
-		return
+		a.errorf(resolve(v), "%s %q is not one of port, http, process", k.Value, s)
+		return "", false
 	}
 	if s == "none" {
-		a.warnf(resolve(v), "health-check-type none is deprecated; it means process")
+		a.warnf(resolve(v), "%s none is deprecated; it means process", k.Value)
 	}
-	a.app.HealthCheck.Type = t
+	return t, true
 }
 
 func readEndpoint(a *appState, k, v *yaml.Node) {
+	if e, ok := httpEndpoint(a, k, v); ok {
+		a.endpointNode = k
+		a.app.HealthCheck.Endpoint = e
+	}
+}
+
+// httpEndpoint reads an HTTP health check's path.
+func httpEndpoint(a *appState, k, v *yaml.Node) (string, bool) {
 	s, ok := a.str(k, v, false)
 	if !ok {
-		return
+		return "", false
 	}
 	if !strings.HasPrefix(s, "/") {
-		a.errorf(resolve(v), "health-check-http-endpoint %q must start with /", s)
-		return
+		a.errorf(resolve(v), "%s %q must start with /", k.Value, s)
+		return "", false
 	}
-	a.endpointNode = k
-	a.app.HealthCheck.Endpoint = s
+	return s, true
 }
 
 // positive reads a number of seconds that must be more than zero.

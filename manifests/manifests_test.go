@@ -92,7 +92,6 @@ func TestParseValid(t *testing.T) {
 				`manifest.yml:1:1: warning: top-level "memory" is deprecated in Cloud Foundry: it applies to every app; put it in each app instead`,
 				`manifest.yml:4:3: warning: attribute "docker" is not supported by driftless yet and is ignored: docker images are not run yet; apps are staged from source`,
 				`manifest.yml:5:3: warning: attribute "sidecars" is not supported by driftless yet and is ignored: sidecars are not run yet`,
-				`manifest.yml:6:3: warning: attribute "processes" is not supported by driftless yet and is ignored: process types are not run yet; the app runs one web process`,
 				`manifest.yml:7:22: warning: health-check-type none is deprecated; it means process`,
 			},
 		},

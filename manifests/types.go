@@ -49,6 +49,9 @@ type App struct {
 	HealthCheck model.HealthCheck
 	Labels      map[string]string
 	Annotations map[string]string
+	// Processes are the app's process types other than web (its own
+	// attributes are web's).
+	Processes []ProcessDecl
 	// Pos is where the app's entry starts; Fields where each attribute's
 	// key is written.
 	Pos    model.Position

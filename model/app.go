@@ -32,6 +32,10 @@ type App struct {
 	Routes     []string          `json:"routes,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	UpdatedAt  time.Time         `json:"updated_at"`
+	// Processes holds the desired instance count of each process type
+	// other than web (Instances is web's); scaling one is not a new
+	// release and restarts nothing else.
+	Processes map[string]int `json:"processes,omitempty"`
 }
 
 // Key is the app's key.
@@ -75,6 +79,13 @@ type Release struct {
 	StagingLog    []string  `json:"staging_log,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	StagedAt      time.Time `json:"staged_at,omitzero"`
+	// Processes are the release's process types other than web, whose
+	// instances run the same droplet (see RunFor).
+	Processes []Process `json:"processes,omitempty"`
+	// ProcfileCommands are the lines of the staged source's Procfile by
+	// process type, set once staged: the command of a type the manifest
+	// gives none.
+	ProcfileCommands map[string]string `json:"procfile_commands,omitempty"`
 }
 
 // Key is the key of the release's app.
@@ -122,6 +133,9 @@ type RunSpec struct {
 	// the cell gives them to the instance as VCAP_SERVICES and files under
 	// SERVICE_BINDING_ROOT, and never writes them to its records or logs.
 	Bindings []Binding `json:"bindings,omitempty"`
+	// Process is the process type the instances run, "" for web (see
+	// Release.RunFor).
+	Process string `json:"process,omitempty"`
 }
 
 // Defaults of what a manifest may leave out, and of the platform.

@@ -81,9 +81,11 @@ type Event struct {
 	App      string    `json:"app,omitempty"`
 	Instance string    `json:"instance,omitempty"`
 	Index    int       `json:"index,omitempty"`
-	Cell     string    `json:"cell,omitempty"`
-	Release  string    `json:"release,omitempty"`
-	Message  string    `json:"message"`
+	// Process is the instance's process type, "" for web.
+	Process string `json:"process,omitempty"`
+	Cell    string `json:"cell,omitempty"`
+	Release string `json:"release,omitempty"`
+	Message string `json:"message"`
 }
 
 // LogSource says what printed a log line, as Cloud Foundry names it.
@@ -107,4 +109,6 @@ type LogLine struct {
 	InstanceGUID string `json:"instance_guid,omitempty"`
 	Stream       string `json:"stream,omitempty"`
 	Text         string `json:"text"`
+	// Process is the instance's process type, "" for web.
+	Process string `json:"process,omitempty"`
 }

@@ -34,6 +34,9 @@ type InstanceRef struct {
 	ReleaseID string `json:"release_id"`
 	// Commit is the git commit the release was built from, for display.
 	Commit string `json:"commit,omitempty"`
+	// Process is the instance's process type, "" for web; Index counts
+	// within it.
+	Process string `json:"process,omitempty"`
 }
 
 // Key is the app the instance belongs to.

@@ -398,10 +398,22 @@ type App struct {
 	Stack      string   `json:"stack"`
 	// Services are the names of the service instances the app binds.
 	Services []string `json:"services"`
+	// Processes are its process types other than web (Instances,
+	// MemoryMB and DiskMB are web's); the built-in quotas count them.
+	Processes []Process `json:"processes,omitempty"`
 	// File and Line locate the app in its manifest (not given to the
 	// policies; used to locate violations).
 	File string `json:"-"`
 	Line int    `json:"-"`
+}
+
+// Process is a process type of an app other than web, as policies see
+// it.
+type Process struct {
+	Type      string `json:"type"`
+	Instances int    `json:"instances"`
+	MemoryMB  int64  `json:"memory_mb"`
+	DiskMB    int64  `json:"disk_mb"`
 }
 
 // Violation is one thing a policy denies.

@@ -81,20 +81,40 @@ func (c *Controller) planApps() []plan.App {
 	out := make([]plan.App, 0, len(apps))
 	for _, a := range apps {
 		key := a.Key()
-		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances, RestartAt: c.crashes.RestartAt(key)}
-		if _, asleep := c.store.Sleeping(key); asleep {
+		pa := plan.App{Space: key.Space, Name: key.Name, Instances: a.Instances,
+			RestartAt: c.crashes.RestartAt(model.ProcessKey{AppKey: key, Process: model.ProcessWeb})}
+		_, asleep := c.store.Sleeping(key)
+		if asleep {
 			pa.Instances = 0 // an idle preview's app (sleep.go)
 		}
-		if rel := c.store.Release(key, a.CurrentID); rel.Staged() {
-			pa.Release = rel // a copy
-			// Cells fetch the droplet from this controller's blob store,
-			// whichever controller staged it.
-			pa.Release.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, rel.DropletDigest)
-			if len(rel.Run.Services) > 0 {
-				c.withBindings(&pa) // bindings.go
-			}
+		rel := c.store.Release(key, a.CurrentID)
+		if !rel.Staged() {
+			out = append(out, pa)
+			continue
+		}
+		pa.Release = rel // a copy
+		// Cells fetch the droplet from this controller's blob store,
+		// whichever controller staged it.
+		pa.Release.Run.Droplet = blobstore.ImageRef(c.cfg.BlobStoreURL, rel.Space, rel.App, rel.DropletDigest)
+		if len(rel.Run.Services) > 0 {
+			c.withBindings(&pa) // bindings.go
 		}
 		out = append(out, pa)
+		// The release's other process types run the same droplet, with
+		// their own count, command, limits and health check.
+		for _, p := range rel.Processes {
+			pp := pa
+			pp.Process = p.Type
+			pp.Instances = a.InstancesOf(p.Type)
+			if asleep {
+				pp.Instances = 0
+			}
+			pp.RestartAt = c.crashes.RestartAt(model.ProcessKey{AppKey: key, Process: p.Type})
+			r := *pa.Release
+			r.Run, _ = pa.Release.RunFor(p.Type)
+			pp.Release = &r
+			out = append(out, pp)
+		}
 	}
 	return out
 }
@@ -103,7 +123,7 @@ func (c *Controller) planApps() []plan.App {
 func (c *Controller) applied(r executor.Result) {
 	a := r.Action
 	ev := model.Event{Space: a.Instance.Space, App: a.Instance.App, Instance: a.Instance.GUID,
-		Index: a.Instance.Index, Cell: a.Cell, Release: a.Instance.ReleaseID}
+		Index: a.Instance.Index, Process: a.Instance.Process, Cell: a.Cell, Release: a.Instance.ReleaseID}
 	if r.Err != nil {
 		ev.Kind, ev.Message = model.EventActionFailed, r.Err.Error()
 		c.events.Record(ev)
@@ -131,13 +151,13 @@ func (c *Controller) applied(r executor.Result) {
 // backoff.
 func (c *Controller) recordCrash(cr Crash) {
 	in := cr.Instance
-	ev := model.Event{Kind: model.EventCrashed, Space: in.Space, App: in.App, Instance: in.GUID, Index: in.Index,
+	ev := model.Event{Kind: model.EventCrashed, Space: in.Space, App: in.App, Instance: in.GUID, Index: in.Index, Process: in.Process,
 		Cell: cr.Cell, Release: in.ReleaseID,
 		Message: fmt.Sprintf("instance crashed (exit status %d, crash %d in a row): %s", in.ExitStatus, cr.Record.Count, in.Reason)}
 	c.events.Record(ev)
 	if cr.Delay > 0 {
 		ev.Kind, ev.Instance = model.EventBackoff, ""
-		ev.Message = fmt.Sprintf("index %d crashed %d times in a row: next restart in %s", in.Index, cr.Record.Count, cr.Delay.Round(time.Second))
+		ev.Message = fmt.Sprintf("index %s crashed %d times in a row: next restart in %s", model.IndexKey{Process: in.Process, Index: in.Index}, cr.Record.Count, cr.Delay.Round(time.Second))
 		c.events.Record(ev)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // crashKey is one instance index of one app: crash counts belong to the
 // index, not to an instance, since every restart is a new instance.
 type crashKey struct {
-	app   model.AppKey
+	app   model.ProcessKey
 	index int
 }
 
@@ -54,7 +54,7 @@ func (t *crashTracker) Observe(insts []plan.Instance, now time.Time) []Crash {
 	defer t.mu.Unlock()
 	var out []Crash
 	for _, in := range insts {
-		key := crashKey{in.Key(), in.Index}
+		key := crashKey{in.ProcessKey(), in.Index}
 		switch in.State {
 		case model.StateCrashed:
 			_, seen := t.counted[in.GUID]
@@ -86,39 +86,45 @@ func (t *crashTracker) Observe(insts []plan.Instance, now time.Time) []Crash {
 	return out
 }
 
-// RestartAt returns, per index of app that crashed recently, when it may
-// start again (in the past once its backoff is over).
-func (t *crashTracker) RestartAt(app model.AppKey) map[int]time.Time {
-	recs := t.Records(app)
-	if len(recs) == 0 {
-		return nil
-	}
-	out := make(map[int]time.Time, len(recs))
-	for index, r := range recs {
-		out[index] = r.RestartAt
-	}
-	return out
-}
-
-// Records returns the crash history of every index of app.
-func (t *crashTracker) Records(app model.AppKey) map[int]model.CrashRecord {
+// RestartAt returns, per index of the app's process type that crashed
+// recently, when it may start again (in the past once its backoff is
+// over).
+func (t *crashTracker) RestartAt(pk model.ProcessKey) map[int]time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(map[int]model.CrashRecord)
+	var out map[int]time.Time
 	for k, r := range t.records {
-		if k.app == app {
-			out[k.index] = *r
+		if k.app == pk {
+			if out == nil {
+				out = make(map[int]time.Time)
+			}
+			out[k.index] = r.RestartAt
 		}
 	}
 	return out
 }
 
-// Forget drops the history of an app (removed, or moved to a new release).
+// Records returns the crash history of every index of every process type
+// of app.
+func (t *crashTracker) Records(app model.AppKey) map[model.IndexKey]model.CrashRecord {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[model.IndexKey]model.CrashRecord)
+	for k, r := range t.records {
+		if k.app.AppKey == app {
+			out[model.IndexKey{Process: model.ProcessRef(k.app.Process), Index: k.index}] = *r
+		}
+	}
+	return out
+}
+
+// Forget drops the history of every process type of an app (removed, or
+// moved to a new release).
 func (t *crashTracker) Forget(app model.AppKey) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for k := range t.records {
-		if k.app == app {
+		if k.app.AppKey == app {
 			delete(t.records, k)
 		}
 	}

@@ -40,7 +40,7 @@ func TestCrashTracker(t *testing.T) {
 		if len(got) != st.newCrash {
 			t.Fatalf("%s: %d new crashes, want %d", st.name, len(got), st.newCrash)
 		}
-		rec := tr.Records(key)[0]
+		rec := tr.Records(key)[model.IndexKey{}]
 		if rec.Count != st.wantCount {
 			t.Fatalf("%s: count %d, want %d", st.name, rec.Count, st.wantCount)
 		}
@@ -51,7 +51,7 @@ func TestCrashTracker(t *testing.T) {
 			t.Fatalf("%s: record lost the crash details: %+v", st.name, rec)
 		}
 	}
-	if r := tr.RestartAt(key); !r[0].Equal(t0.Add(40 * time.Second)) {
+	if r := tr.RestartAt(model.ProcessKey{AppKey: key, Process: model.ProcessWeb}); !r[0].Equal(t0.Add(40 * time.Second)) {
 		t.Fatalf("restart at = %v, want 40s after start", r)
 	}
 
@@ -60,11 +60,11 @@ func TestCrashTracker(t *testing.T) {
 		InstanceRef: model.InstanceRef{GUID: "g5", Space: "dev", App: "hello", Index: 0, ReleaseID: "r1"},
 		State:       model.StateRunning, Since: t0.Add(45 * time.Second)}
 	tr.Observe([]plan.Instance{running}, t0.Add(90*time.Second))
-	if tr.Records(key)[0].Count != 4 {
+	if tr.Records(key)[model.IndexKey{}].Count != 4 {
 		t.Fatal("count cleared before ResetAfter")
 	}
 	tr.Observe([]plan.Instance{running}, t0.Add(106*time.Second))
-	if _, ok := tr.Records(key)[0]; ok {
+	if _, ok := tr.Records(key)[model.IndexKey{}]; ok {
 		t.Fatal("count kept after running for ResetAfter")
 	}
 }

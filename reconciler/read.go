@@ -22,8 +22,9 @@ type AppState struct {
 	// but nobody knows). Address is "cell-address:host-port" per GUID.
 	Instances []model.InstanceStatus
 	Addresses map[string]string
-	// Crashes is the crash history of each index that crashed recently.
-	Crashes map[int]model.CrashRecord
+	// Crashes is the crash history of each index (of each process type)
+	// that crashed recently.
+	Crashes map[model.IndexKey]model.CrashRecord
 	// Unplaced are the instances that fit on no cell.
 	Unplaced []plan.Unplaced
 	// Flagged are the policy problems of the app's last checked commit.
@@ -108,7 +109,7 @@ func (c *Controller) appState(a model.App, insts []model.InstanceStatus) AppStat
 	s.Waiting = c.waitingFor(key)
 	slices.SortFunc(s.Releases, func(x, y model.Release) int { return y.CreatedAt.Compare(x.CreatedAt) })
 	slices.SortFunc(s.Instances, func(x, y model.InstanceStatus) int {
-		return cmp.Or(cmp.Compare(x.Index, y.Index), x.Since.Compare(y.Since))
+		return cmp.Or(cmp.Compare(x.Process, y.Process), cmp.Compare(x.Index, y.Index), x.Since.Compare(y.Since))
 	})
 	for _, in := range insts {
 		if in.HostPort != 0 {

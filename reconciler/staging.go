@@ -130,7 +130,7 @@ func (s *stager) stage(ctx context.Context, job stageJob) {
 	cacheKey := decide.StagingKey(*rel)
 	cached, found, err := c.store.Cached(ctx, cacheKey)
 	if err == nil && found && c.cfg.Blobs.Has(cached.Droplet) {
-		s.finish(ctx, *rel, bus.StageResult{Droplet: cached.Droplet, Buildpack: cached.Buildpack,
+		s.finish(ctx, *rel, bus.StageResult{Droplet: cached.Droplet, Buildpack: cached.Buildpack, Procfile: cached.Procfile,
 			LogTail: []string{"droplet reused: this source was staged before with the same buildpacks and stack"}})
 		return
 	}
@@ -156,7 +156,7 @@ func (s *stager) stage(ctx context.Context, job stageJob) {
 	case res.Error != "":
 		s.fail(ctx, *rel, res.Error, res.LogTail)
 	default:
-		if err := c.store.Cache(ctx, cacheKey, store.Staged{Droplet: res.Droplet, Buildpack: res.Buildpack}); err != nil {
+		if err := c.store.Cache(ctx, cacheKey, store.Staged{Droplet: res.Droplet, Buildpack: res.Buildpack, Procfile: res.Procfile}); err != nil {
 			c.log.Warn("recording the staging cache", "err", err)
 		}
 		s.finish(ctx, *rel, res)
@@ -199,6 +199,7 @@ func (s *stager) finish(ctx context.Context, rel model.Release, res bus.StageRes
 	defer c.applyMu.Unlock()
 	rel.State, rel.DropletDigest, rel.Buildpack = model.ReleaseStaged, res.Droplet, res.Buildpack
 	rel.StagingLog, rel.Error, rel.StagedAt = res.LogTail, "", time.Now().UTC()
+	rel.ProcfileCommands = res.Procfile
 	if err := c.store.PutRelease(ctx, rel); err != nil {
 		// The droplet is in the blob store and the staging cache: the
 		// next commit or sync stages the release again from the cache.

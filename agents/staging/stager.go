@@ -189,7 +189,7 @@ func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(strin
 		}
 	}
 	start := plan.Start
-	if web := procfileWeb(appDir); web != "" {
+	if web := readProcfile(appDir)[model.ProcessWeb]; web != "" {
 		start = web
 		say("       start command from Procfile: " + web)
 	}
@@ -219,7 +219,7 @@ func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(strin
 	}
 	say("-----> Droplet " + digest)
 	say("       start command: " + start)
-	return bus.StageResult{Droplet: digest, Buildpack: bp.Name(), StartCommand: start}, nil
+	return bus.StageResult{Droplet: digest, Buildpack: bp.Name(), StartCommand: start, Procfile: readProcfile(appDir)}, nil
 }
 
 // compile runs the buildpack's compile step in a container of the stack,

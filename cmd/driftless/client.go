@@ -77,7 +77,7 @@ func newAppsCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SPACE\tNAME\tSTATE\tINSTANCES\tCOMMIT\tRELEASE\tROUTES")
 			for _, a := range apps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", a.Space, a.Name, a.State, a.Running, a.Desired,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Space, a.Name, a.State, instanceCounts(a),
 					shortID(a.Release), shortID(a.ReleaseID), strings.Join(a.Routes, ", "))
 			}
 			tw.Flush()
@@ -112,7 +112,7 @@ func newAppCmd() *cobra.Command {
 			if f.json {
 				return printJSON(out, d)
 			}
-			fmt.Fprintf(out, "%s (space %s) — %s, %d/%d running\n", d.Name, d.Space, d.State, d.Running, d.Desired)
+			fmt.Fprintf(out, "%s (space %s) — %s, %s running\n", d.Name, d.Space, d.State, instanceCounts(d.App))
 			fmt.Fprintf(out, "  declared in %s:%d (source %s, commit %s)\n", d.File, d.Line, d.Source, shortID(d.Commit))
 			fmt.Fprintf(out, "  release %s from commit %s", shortID(d.ReleaseID), shortID(d.Release))
 			if d.Target != "" {
@@ -126,17 +126,17 @@ func newAppCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  INDEX\tSTATE\tSINCE\tCELL\tADDRESS\tRELEASE\tDETAIL")
 			for _, in := range d.Instances {
-				fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\n", in.Index, in.State, in.Since.Local().Format(time.TimeOnly),
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", indexName(in.Process, in.Index), in.State, in.Since.Local().Format(time.TimeOnly),
 					in.Cell, in.Address, shortID(in.ReleaseID), in.Reason)
 			}
 			tw.Flush()
 			for _, in := range d.Instances {
 				if in.State == model.StateCrashed && len(in.LastOutput) > 0 {
-					fmt.Fprintf(out, "\nlast output of crashed instance %d:\n    %s\n", in.Index, strings.Join(in.LastOutput, "\n    "))
+					fmt.Fprintf(out, "\nlast output of crashed instance %s:\n    %s\n", indexName(in.Process, in.Index), strings.Join(in.LastOutput, "\n    "))
 				}
 			}
 			for _, u := range d.Unplaced {
-				fmt.Fprintf(out, "  instance %d not placed: %s\n", u.Index, u.Reason)
+				fmt.Fprintf(out, "  instance %s not placed: %s\n", indexName(u.Process, u.Index), u.Reason)
 			}
 			if len(d.Crashes) > 0 {
 				fmt.Fprintln(out, "\nCRASHES")
@@ -147,13 +147,13 @@ func newAppCmd() *cobra.Command {
 					if !c.RestartAt.IsZero() {
 						restart = "in " + time.Until(c.RestartAt).Round(time.Second).String()
 					}
-					fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", c.Index, c.Count, c.LastAt.Local().Format(time.TimeOnly),
+					fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\t%s\n", indexName(c.Process, c.Index), c.Count, c.LastAt.Local().Format(time.TimeOnly),
 						c.ExitStatus, restart, c.Reason)
 				}
 				tw.Flush()
 				for _, c := range d.Crashes {
 					if len(c.LastOutput) > 0 {
-						fmt.Fprintf(out, "  last output of index %d:\n    %s\n", c.Index, strings.Join(c.LastOutput, "\n    "))
+						fmt.Fprintf(out, "  last output of index %s:\n    %s\n", indexName(c.Process, c.Index), strings.Join(c.LastOutput, "\n    "))
 					}
 				}
 			}
@@ -185,6 +185,25 @@ func newAppCmd() *cobra.Command {
 	f.register(cmd, true)
 	f.previewFlag(cmd)
 	return cmd
+}
+
+// instanceCounts is "running/desired", per process type ("web 1/1,
+// worker 2/2") for an app with types other than web.
+func instanceCounts(a api.App) string {
+	if len(a.Processes) == 0 {
+		return fmt.Sprintf("%d/%d", a.Running, a.Desired)
+	}
+	parts := make([]string, 0, len(a.Processes))
+	for _, p := range a.Processes {
+		parts = append(parts, fmt.Sprintf("%s %d/%d", p.Type, p.Running, p.Desired))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// indexName is an instance index as users see it: "0" for web's,
+// "worker/0" for another process type's.
+func indexName(process string, index int) string {
+	return model.IndexKey{Process: process, Index: index}.String()
 }
 
 func newStatusCmd() *cobra.Command {
@@ -369,7 +388,7 @@ func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 func formatEvent(e model.Event) string {
 	who := e.App
 	if e.App != "" && e.Instance != "" {
-		who = fmt.Sprintf("%s/%d", e.App, e.Index)
+		who = e.App + "/" + indexName(e.Process, e.Index)
 	}
 	if who != "" {
 		who += " "
@@ -427,7 +446,7 @@ func newLogsCmd() *cobra.Command {
 				}
 				src := string(l.Source)
 				if l.Source == model.LogApp {
-					src = fmt.Sprintf("APP/%d", l.Index)
+					src = "APP/" + indexName(l.Process, l.Index)
 				}
 				fmt.Fprintf(out, "%s [%s] %s\n", l.Time.Local().Format("15:04:05.00"), src, l.Text)
 			})

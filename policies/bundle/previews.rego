@@ -22,7 +22,7 @@ deny contains v if {
 	input.preview != null
 	limit := budget("memory")
 	limit > 0
-	used := sum([m | some a in input.apps; m := a.instances * a.memory_mb])
+	used := sum([data.driftless.quota.app_memory(a) | some a in input.apps])
 	used > limit
 	v := {"msg": sprintf("preview of pull request %d would use %d MB (instances × memory); a preview gets at most %d MB (quotas.yml previews.memory)", [input.preview.number, used, limit])}
 }

@@ -9,9 +9,15 @@ quota(key) := v if {
 	v := data.quotas.spaces[input.space][key]
 } else := data.quotas["default"][key]
 
-total_memory := sum([m | some a in input.apps; m := a.instances * a.memory_mb])
+# app_memory and app_instances count every process type of an app: web
+# (the app's own instances and memory_mb) and its other processes.
+app_memory(a) := (a.instances * a.memory_mb) + sum([m | some p in object.get(a, "processes", []); m := p.instances * p.memory_mb])
 
-total_instances := sum([n | some a in input.apps; n := a.instances])
+app_instances(a) := a.instances + sum([p.instances | some p in object.get(a, "processes", [])])
+
+total_memory := sum([app_memory(a) | some a in input.apps])
+
+total_instances := sum([app_instances(a) | some a in input.apps])
 
 total_routes := count({r | some a in input.apps; some r in a.routes})
 
@@ -35,15 +41,23 @@ deny contains v if {
 }
 
 deny contains v if {
+	limit := quota("instance_memory")
+	some a in input.apps
+	some p in object.get(a, "processes", [])
+	p.memory_mb > limit
+	v := {"app": a.name, "msg": sprintf("process %s of app %s asks for %d MB per instance; the space allows at most %d MB", [p.type, a.name, p.memory_mb, limit])}
+}
+
+deny contains v if {
 	limit := quota("routes")
 	total_routes > limit
 	v := {"msg": sprintf("space %s would have %d routes; its quota is %d", [input.space, total_routes, limit])}
 }
 
 # Org quotas (quotas.yml `orgs:`): totals over every space of the org.
-org_total_memory := total_memory + sum([m | some a in input.org_apps; m := a.instances * a.memory_mb])
+org_total_memory := total_memory + sum([app_memory(a) | some a in input.org_apps])
 
-org_total_instances := total_instances + sum([n | some a in input.org_apps; n := a.instances])
+org_total_instances := total_instances + sum([app_instances(a) | some a in input.org_apps])
 
 deny contains v if {
 	limit := data.quotas.orgs[input.org].memory

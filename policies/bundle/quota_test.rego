@@ -58,3 +58,26 @@ test_services_over if {
 		with data.quotas as {"default": {"services": 2}}
 	contains(v.msg, "3 service instances; its quota is 2")
 }
+
+# Process types other than web count towards the space's totals, and each
+# one's memory against instance_memory.
+with_worker(n, mb) := object.union(app("a", 1, 256), {"processes": [{"type": "worker", "instances": n, "memory_mb": mb, "disk_mb": 64}]})
+
+test_processes_count_in_memory if {
+	some v in quota.deny with input as {"space": "dev", "apps": [with_worker(2, 400)]} with data.quotas as quotas
+	contains(v.msg, "would use 1056 MB of memory")
+}
+
+test_processes_count_in_instances if {
+	some v in quota.deny with input as {"space": "dev", "apps": [with_worker(4, 32)]} with data.quotas as quotas
+	contains(v.msg, "5 instances")
+}
+
+test_process_instance_memory_over if {
+	some v in quota.deny with input as {"space": "dev", "apps": [with_worker(1, 768)]} with data.quotas as quotas
+	contains(v.msg, "process worker of app a")
+}
+
+test_processes_within_quota if {
+	count(quota.deny) == 0 with input as {"space": "dev", "apps": [with_worker(2, 128)]} with data.quotas as quotas
+}

@@ -93,7 +93,7 @@ func Desired(tree Tree, opts Options) Proposal {
 			p.Apps = append(p.Apps, model.App{
 				Space: opts.Space, Name: app.Name, Source: opts.Source, Commit: opts.Commit,
 				File: app.Pos.File, Line: app.Pos.Line, Instances: app.Instances,
-				ReleaseID: rel.ID, Routes: rel.Run.Routes, Labels: app.Labels,
+				ReleaseID: rel.ID, Routes: rel.Run.Routes, Labels: app.Labels, Processes: processCounts(app),
 			})
 		}
 	}
@@ -177,14 +177,33 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 		Buildpacks: app.Buildpacks, Stack: app.Stack,
 		Run: run, State: model.ReleaseStaging,
 	}
+	for _, p := range app.Processes {
+		rel.Processes = append(rel.Processes, model.Process{Type: p.Type, Command: p.Command,
+			MemoryMB: int64(p.MemoryMB), DiskMB: int64(p.DiskMB), HealthCheck: p.HealthCheck})
+	}
 	rel.ID = ReleaseID(rel)
 	return rel
+}
+
+// processCounts is the instance count of each of the app's process types
+// other than web (nil when it has none).
+func processCounts(app manifests.App) map[string]int {
+	if len(app.Processes) == 0 {
+		return nil
+	}
+	out := make(map[string]int, len(app.Processes))
+	for _, p := range app.Processes {
+		out[p.Type] = p.Instances
+	}
+	return out
 }
 
 // ReleaseID derives a release's id from what decides how it is built and
 // run: source tree, buildpacks, stack and the run spec (command, env,
 // limits, routes, health check). The instance count, metadata and commit
-// are left out, so scaling or an unrelated commit keeps the release.
+// are left out, so scaling or an unrelated commit keeps the release; so
+// are the instance counts of the other process types, which are not part
+// of model.Process.
 func ReleaseID(r model.Release) string {
 	key := struct {
 		Space, App string
@@ -192,7 +211,8 @@ func ReleaseID(r model.Release) string {
 		Buildpacks []string
 		Stack      string
 		Run        model.RunSpec
-	}{r.Space, r.App, r.SourceTree, r.Buildpacks, r.Stack, r.Run}
+		Processes  []model.Process `json:",omitempty"`
+	}{r.Space, r.App, r.SourceTree, r.Buildpacks, r.Stack, r.Run, r.Processes}
 	key.Run.Droplet = ""
 	data, err := json.Marshal(key) // maps marshal with sorted keys: stable
 	if err != nil {

@@ -38,8 +38,11 @@ func PolicyInput(sc Scope, prop Proposal, st State) policies.Input {
 		}
 		if r := st.Release(key, a.CurrentID); r != nil {
 			in.Usage.Apps++
-			in.Usage.Instances += a.Instances
-			in.Usage.MemoryMB += int64(a.Instances) * r.Run.MemoryMB
+			for _, t := range r.ProcessTypes() {
+				run, _ := r.RunFor(t)
+				in.Usage.Instances += a.InstancesOf(t)
+				in.Usage.MemoryMB += int64(a.InstancesOf(t)) * run.MemoryMB
+			}
 		}
 		if a.Source == sc.Source {
 			continue
@@ -72,8 +75,12 @@ func PolicyApp(a model.App, r model.Release) policies.App {
 	for _, s := range r.Run.Services {
 		services = append(services, s.Name)
 	}
+	var procs []policies.Process
+	for _, p := range r.Processes {
+		procs = append(procs, policies.Process{Type: p.Type, Instances: a.InstancesOf(p.Type), MemoryMB: p.MemoryMB, DiskMB: p.DiskMB})
+	}
 	return policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
-		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, Services: services, File: a.File, Line: a.Line}
+		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, Services: services, Processes: procs, File: a.File, Line: a.Line}
 }
 
 // Violations turns the policies' verdict into problems located in the

@@ -28,7 +28,7 @@ func Compute(in Input) Plan {
 	}
 	// Instances of apps nobody wants any more.
 	for _, inst := range s.live {
-		if _, wanted := s.desired[inst.Key()]; wanted {
+		if _, wanted := s.desired[inst.ProcessKey()]; wanted {
 			continue
 		}
 		p.Actions = append(p.Actions, stop(inst, CauseCleanup, "app is no longer in any source"))
@@ -39,13 +39,13 @@ func Compute(in Input) Plan {
 // state is the working copy Compute plans against: live instances by app
 // and index, and what each cell has left once planned starts are counted.
 type state struct {
-	desired map[model.AppKey]bool
+	desired map[model.ProcessKey]bool
 	// live holds the instances Compute may act on: not on a lost cell, not
 	// already stopping, sorted by GUID for deterministic plans.
 	live  []Instance
-	byApp map[model.AppKey]map[int][]Instance
+	byApp map[model.ProcessKey]map[int][]Instance
 	// onLost marks the app indexes that had an instance on a lost cell.
-	onLost   map[model.AppKey]map[int]bool
+	onLost   map[model.ProcessKey]map[int]bool
 	cells    []*cellState
 	cellByID map[string]*cellState
 	// appOnCell and appInZone count the instances of the app being planned
@@ -64,10 +64,10 @@ type cellState struct {
 }
 
 func newState(in Input) *state {
-	s := &state{desired: make(map[model.AppKey]bool, len(in.Apps)), byApp: make(map[model.AppKey]map[int][]Instance),
-		onLost: make(map[model.AppKey]map[int]bool)}
+	s := &state{desired: make(map[model.ProcessKey]bool, len(in.Apps)), byApp: make(map[model.ProcessKey]map[int][]Instance),
+		onLost: make(map[model.ProcessKey]map[int]bool)}
 	for _, a := range in.Apps {
-		s.desired[a.Key()] = true
+		s.desired[a.ProcessKey()] = true
 	}
 	cells := make(map[string]*cellState, len(in.Cells))
 	zones := make(map[string]int)
@@ -95,10 +95,10 @@ func newState(in Input) *state {
 		c, known := cells[inst.Cell]
 		if !known || c.Lost {
 			if known && inst.State != model.StateStopping && inst.State != model.StateStopped {
-				if s.onLost[inst.Key()] == nil {
-					s.onLost[inst.Key()] = make(map[int]bool)
+				if s.onLost[inst.ProcessKey()] == nil {
+					s.onLost[inst.ProcessKey()] = make(map[int]bool)
 				}
-				s.onLost[inst.Key()][inst.Index] = true
+				s.onLost[inst.ProcessKey()][inst.Index] = true
 			}
 			continue
 		}
@@ -112,10 +112,10 @@ func newState(in Input) *state {
 			continue
 		}
 		s.live = append(s.live, inst)
-		idx := s.byApp[inst.Key()]
+		idx := s.byApp[inst.ProcessKey()]
 		if idx == nil {
 			idx = make(map[int][]Instance)
-			s.byApp[inst.Key()] = idx
+			s.byApp[inst.ProcessKey()] = idx
 		}
 		idx[inst.Index] = append(idx[inst.Index], inst)
 	}
@@ -125,14 +125,14 @@ func newState(in Input) *state {
 func sortedApps(apps []App) []App {
 	out := slices.Clone(apps)
 	slices.SortFunc(out, func(a, b App) int {
-		return cmp.Or(cmp.Compare(a.Space, b.Space), cmp.Compare(a.Name, b.Name))
+		return cmp.Or(cmp.Compare(a.Space, b.Space), cmp.Compare(a.Name, b.Name), cmp.Compare(a.Process, b.Process))
 	})
 	return out
 }
 
 // planApp appends the actions for one app.
 func (s *state) planApp(app App, now time.Time, p *Plan) {
-	byIndex := s.byApp[app.Key()]
+	byIndex := s.byApp[app.ProcessKey()]
 	if app.Release == nil {
 		return // nothing runnable yet: leave what runs alone
 	}
@@ -203,7 +203,7 @@ func (s *state) planApp(app App, now time.Time, p *Plan) {
 			}
 		default:
 			if until, ok := app.RestartAt[idx]; ok && until.After(now) {
-				p.Waiting = append(p.Waiting, Waiting{App: app.Key(), Index: idx, Until: until})
+				p.Waiting = append(p.Waiting, Waiting{App: app.Key(), Process: app.Process, Index: idx, Until: until})
 				if p.NextCheck.IsZero() || until.Before(p.NextCheck) {
 					p.NextCheck = until
 				}
@@ -219,7 +219,7 @@ func (s *state) planApp(app App, now time.Time, p *Plan) {
 				cause, reason = CauseRollout, "rolling out release "+rel.ID
 			case len(crashed) > 0 || app.RestartAt[idx] != (time.Time{}):
 				cause, reason = CauseRestart, "replacing crashed instance"
-			case s.onLost[app.Key()][idx]:
+			case s.onLost[app.ProcessKey()][idx]:
 				cause, reason = CauseEvacuate, "replacing an instance on a lost cell"
 			}
 			s.start(app, idx, cause, reason, p)
@@ -320,7 +320,7 @@ func (s *state) start(app App, idx int, cause Cause, reason string, p *Plan) {
 	run := app.Release.Run
 	cell, why := s.place(run)
 	if cell == nil {
-		p.Unplaced = append(p.Unplaced, Unplaced{App: app.Key(), Index: idx, Reason: why})
+		p.Unplaced = append(p.Unplaced, Unplaced{App: app.Key(), Process: app.Process, Index: idx, Reason: why})
 		return
 	}
 	cell.usedMemory += run.MemoryMB
@@ -332,7 +332,7 @@ func (s *state) start(app App, idx int, cause Cause, reason string, p *Plan) {
 		Kind: Start,
 		Cell: cell.ID,
 		Instance: model.InstanceRef{Space: app.Space, App: app.Name, Index: idx,
-			ReleaseID: app.Release.ID, Commit: app.Release.Commit},
+			ReleaseID: app.Release.ID, Commit: app.Release.Commit, Process: model.ProcessRef(app.Process)},
 		Run:    &run,
 		Cause:  cause,
 		Reason: reason,

@@ -12,13 +12,18 @@ import (
 	"github.com/driftless/driftless/model"
 )
 
-// App is the desired state of one app.
+// App is the desired state of one process type of one app (an app with
+// web and worker processes is two Apps; Process tells them apart).
 type App struct {
 	Space, Name string
+	// Process is the process type, "" for web: its instances are counted
+	// and indexed on their own.
+	Process string
 	// Instances is how many instances should run.
 	Instances int
 	// Release is what the instances should run: a staged release whose
-	// Run.Droplet says where cells pull it. Nil means nothing is runnable
+	// Run (the process type's run spec: see model.Release.RunFor) and
+	// Run.Droplet say how and where cells pull it. Nil means nothing is runnable
 	// yet (the first release is still staging, or failed): the app's
 	// instances are left as they are.
 	Release *model.Release
@@ -34,6 +39,11 @@ type App struct {
 
 // Key identifies the app across spaces.
 func (a App) Key() model.AppKey { return model.AppKey{Space: a.Space, Name: a.Name} }
+
+// ProcessKey identifies the app's process type.
+func (a App) ProcessKey() model.ProcessKey {
+	return model.ProcessKey{AppKey: a.Key(), Process: model.ProcessOf(a.Process)}
+}
 
 // Instance is an instance as last reported by its cell, with the cell.
 type Instance = model.InstanceStatus
@@ -99,16 +109,20 @@ type Action struct {
 
 // Unplaced is an instance that should run but fits on no cell.
 type Unplaced struct {
-	App    model.AppKey
-	Index  int
-	Reason string
+	App model.AppKey
+	// Process is the instance's process type, "" for web.
+	Process string
+	Index   int
+	Reason  string
 }
 
 // Waiting is an instance index held back by crash backoff.
 type Waiting struct {
-	App   model.AppKey
-	Index int
-	Until time.Time
+	App model.AppKey
+	// Process is the instance's process type, "" for web.
+	Process string
+	Index   int
+	Until   time.Time
 }
 
 // Rollback says that an app's rollout failed: an instance of the new

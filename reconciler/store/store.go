@@ -320,6 +320,8 @@ func (s *Store) DeleteSourceStatus(ctx context.Context, name string) error {
 type Staged struct {
 	Droplet   string `json:"droplet"`
 	Buildpack string `json:"buildpack"`
+	// Procfile is the source's Procfile by process type.
+	Procfile map[string]string `json:"procfile,omitempty"`
 }
 
 // Cached looks a staging key up in the staging cache.

@@ -1,0 +1,54 @@
+package decide
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const workerYAML = `applications:
+- name: app
+  memory: 64M
+  command: ./web
+  processes:
+  - type: worker
+    command: ./work
+    instances: 2
+    memory: 32M
+`
+
+// TestProcessTypesInDesiredState checks that a commit's process types are
+// in the release (command, limits) and their counts in the app: scaling a
+// type keeps the release, so it restarts nothing; anything else about a
+// type is a new release.
+func TestProcessTypesInDesiredState(t *testing.T) {
+	files := func(manifest string) map[string]string {
+		return map[string]string{"app/manifest.yml": manifest, "app/web": "binary"}
+	}
+	p := build(t, files(workerYAML))
+	rel := onlyRelease(t, p, "app")
+	if len(rel.Processes) != 1 || rel.Processes[0].Type != "worker" || rel.Processes[0].Command != "./work" || rel.Processes[0].MemoryMB != 32 {
+		t.Fatalf("release processes = %+v", rel.Processes)
+	}
+	if want := map[string]int{"worker": 2}; !reflect.DeepEqual(p.Apps[0].Processes, want) {
+		t.Fatalf("app processes = %v, want %v", p.Apps[0].Processes, want)
+	}
+	tests := []struct {
+		name     string
+		manifest string
+		same     bool
+	}{
+		{"worker scaled", strings.Replace(workerYAML, "instances: 2", "instances: 5", 1), true},
+		{"worker memory", strings.Replace(workerYAML, "memory: 32M", "memory: 48M", 1), false},
+		{"worker command", strings.Replace(workerYAML, "./work", "./work -v", 1), false},
+		{"worker removed", strings.Split(workerYAML, "  processes:")[0], false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := onlyRelease(t, build(t, files(tt.manifest)), "app").ID
+			if (got == rel.ID) != tt.same {
+				t.Errorf("release id %s vs %s: same=%v, want %v", got, rel.ID, got == rel.ID, tt.same)
+			}
+		})
+	}
+}
