@@ -29,6 +29,8 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 		prop = decide.ForPreview(prop, *se.preview) // a pull request's preview (previews.go)
 	}
 	prop.Errors = append(prop.Errors, decide.Conflicts(prop, st)...)
+	routeErrs, routeWarns := decide.RouteClaims(prop, st)
+	prop.Errors, prop.Warnings = append(prop.Errors, routeErrs...), append(prop.Warnings, routeWarns...)
 	if len(prop.Errors) == 0 {
 		prop.Errors = append(prop.Errors, decide.ServiceProblems(prop, st, se.name, se.space)...)
 	}

@@ -46,6 +46,9 @@ type Proposal struct {
 	Services []model.ServiceInstance
 	Errors   []model.Problem
 	Warnings []model.Problem
+	// RoutePos holds, per app name, where each of its routes is written
+	// (RouteClaims reports at them).
+	RoutePos map[string]map[string]model.Position
 }
 
 // Options are the platform settings that shape desired state.
@@ -90,6 +93,10 @@ func Desired(tree Tree, opts Options) Proposal {
 			}
 			rel := newRelease(app, opts, src, tree)
 			p.Releases = append(p.Releases, rel)
+			if p.RoutePos == nil {
+				p.RoutePos = map[string]map[string]model.Position{}
+			}
+			p.RoutePos[app.Name] = routePositions(app, opts.Space, opts.Domain)
 			p.Apps = append(p.Apps, model.App{
 				Space: opts.Space, Name: app.Name, Source: opts.Source, Commit: opts.Commit,
 				File: app.Pos.File, Line: app.Pos.Line, Instances: app.Instances,
