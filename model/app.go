@@ -122,6 +122,9 @@ type RunSpec struct {
 	// the cell gives them to the instance as VCAP_SERVICES and files under
 	// SERVICE_BINDING_ROOT, and never writes them to its records or logs.
 	Bindings []Binding `json:"bindings,omitempty"`
+	// HTTP2Routes are those of Routes declared with protocol http2: routers
+	// speak HTTP/2 over cleartext (h2c) to the instances on them.
+	HTTP2Routes []string `json:"http2_routes,omitempty"`
 }
 
 // Defaults of what a manifest may leave out, and of the platform.
