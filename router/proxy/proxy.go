@@ -104,10 +104,10 @@ type Proxy struct {
 	log       *slog.Logger
 	transport *http.Transport
 	// h2c reaches the instances of http2 routes (route.Endpoint.HTTP2).
-	h2c  *http.Transport
-	pool *pool
-	rp        *httputil.ReverseProxy
-	circuits  circuits
+	h2c      *http.Transport
+	pool     *pool
+	rp       *httputil.ReverseProxy
+	circuits circuits
 }
 
 // NewTransport is the transport the proxy uses towards instances: keep-
