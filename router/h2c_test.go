@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -125,4 +126,44 @@ func TestReadinessLeavesRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	answers("b ready again", "a", "b")
+}
+
+// TestH2CClients: a client speaking HTTP/2 over cleartext with prior
+// knowledge to the router's plain listener is served (the fast path hands
+// its connection to net/http), on http1 and http2 routes alike.
+func TestH2CClients(t *testing.T) {
+	e := start(t, nil)
+	registerEndpoint(t, e.consul, model.Endpoint{InstanceRef: model.InstanceRef{GUID: "h2-0", Space: "dev", App: "grpc"},
+		Routes: []string{"grpc.apps.localhost"}, HTTP2Routes: []string{"grpc.apps.localhost"}},
+		h2cOnly(t, "grpc"), model.HealthCheck{Type: "process"})
+	registerEndpoint(t, e.consul, model.Endpoint{InstanceRef: model.InstanceRef{GUID: "h1-0", Space: "dev", App: "web"},
+		Routes: []string{"web.apps.localhost"}}, backend(t, "web").Listener.Addr().String(), model.HealthCheck{Type: "process"})
+	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, "routes in the table", func() error {
+		if n := e.rtr.Table().Len(); n != 2 {
+			return fmt.Errorf("%d routes", n)
+		}
+		return nil
+	})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	tests := []struct{ host, want string }{
+		{"grpc.apps.localhost", "grpc proto=HTTP/2.0"},
+		{"web.apps.localhost", "web host=web.apps.localhost"},
+		{"grpc.apps.localhost", "grpc proto=HTTP/2.0"},
+	}
+	for _, tc := range tests {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/", nil)
+		req.Host = tc.host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("h2c GET %s: %v", tc.host, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), tc.want) {
+			t.Fatalf("h2c GET %s: %s %d %q, want HTTP/2 200 with %q", tc.host, resp.Proto, resp.StatusCode, body, tc.want)
+		}
+	}
 }
