@@ -98,6 +98,7 @@ func (a *Agent) adoptOne(ctx context.Context, c runtime.Container, rec record) {
 		a.wg.Go(func() { a.watchExit(ictx, in, exits) })
 		addr := a.instanceAddr(rec.HostPort)
 		a.wg.Go(func() { a.watchHealth(ictx, in, addr) })
+		a.wg.Go(func() { a.watchReadiness(ictx, in, addr, false) })
 		a.wg.Go(func() { a.shipLogs(ictx, rec.Instance, a.runner.LogPath(guid), true) })
 	}
 }

@@ -57,6 +57,10 @@ type Registry interface {
 	Deregister(guid string) error
 	// PassProcessCheck passes the TTL check of a process-type instance.
 	PassProcessCheck(guid string) error
+	// SetReady passes (ready) or fails the readiness check of an instance
+	// with one: an instance that is not ready stays registered but out of
+	// the routers.
+	SetReady(guid string, ready bool) error
 	// Instances lists the guids of the instance registrations of this cell.
 	Instances() (map[string]bool, error)
 }

@@ -297,6 +297,8 @@ type fakeRegistry struct {
 	// onRegister, when set, runs before a registration is kept.
 	onRegister func(guid string)
 	passed     []string
+	// ready is the readiness check of each instance as last set.
+	ready map[string]bool
 }
 
 func (r *fakeRegistry) RegisterCell() error { return nil }
@@ -328,6 +330,16 @@ func (r *fakeRegistry) PassProcessCheck(guid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.passed = append(r.passed, guid)
+	return nil
+}
+
+func (r *fakeRegistry) SetReady(guid string, ready bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ready == nil {
+		r.ready = map[string]bool{}
+	}
+	r.ready[guid] = ready
 	return nil
 }
 

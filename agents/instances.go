@@ -92,6 +92,7 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 		a.setState(in, model.StateRunning, "health check passed")
 		addr := a.instanceAddr(in.status.HostPort)
 		a.wg.Go(func() { a.watchHealth(ctx, in, addr) })
+		a.wg.Go(func() { a.watchReadiness(ctx, in, addr, true) })
 	}
 	a.mu.Unlock()
 	if err == nil || stopping || a.ctx.Err() != nil {
@@ -128,7 +129,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 	if hc.Kind() == model.HealthProcess {
 		return
 	}
-	t := time.NewTicker(a.cfg.CheckInterval)
+	t := time.NewTicker(hc.Interval(a.cfg.CheckInterval))
 	defer t.Stop()
 	fails := 0
 	for {

@@ -202,13 +202,14 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 				return nil
 			}},
 		{name: StepRegistration,
-			do: func(context.Context) error {
+			do: func(ctx context.Context) error {
 				a.mu.Lock()
 				starting := !in.stopping && in.status.State == model.StateStarting
 				a.mu.Unlock()
 				if !starting {
 					return errNotStarting
 				}
+				a.firstReadiness(ctx, in, a.instanceAddr(hostPort()))
 				if err := a.register(in); err != nil {
 					// The registry sync loop retries; the instance is healthy.
 					a.log.Warn("registering instance in consul", "guid", guid, "err", err)

@@ -64,6 +64,18 @@ func (r consulRegistry) PassProcessCheck(guid string) error {
 	return nil
 }
 
+// SetReady implements Registry.
+func (r consulRegistry) SetReady(guid string, ready bool) error {
+	status, notes := consul.HealthPassing, "ready"
+	if !ready {
+		status, notes = consul.HealthCritical, "not ready"
+	}
+	if err := r.client.Agent().UpdateTTL(catalog.ReadyCheckID(guid), notes, status); err != nil {
+		return fmt.Errorf("setting the readiness check of %s: %w", guid, err)
+	}
+	return nil
+}
+
 // Instances implements Registry.
 func (r consulRegistry) Instances() (map[string]bool, error) {
 	filter := fmt.Sprintf("Meta.%s == %q", catalog.MetaCell, r.cellID)
@@ -87,7 +99,7 @@ func (a *Agent) register(in *instance) error {
 	st, run := in.status, in.run
 	a.mu.Unlock()
 	ep := model.Endpoint{InstanceRef: st.InstanceRef, Cell: a.cfg.CellID, Address: a.cfg.Address,
-		Port: st.HostPort, Routes: run.Routes, Balance: run.Balance}
+		Port: st.HostPort, Routes: run.Routes, Balance: run.Balance, HTTP2Routes: run.HTTP2Routes, NotReady: st.NotReady}
 	return a.registry.Register(ep, run.HealthCheck)
 }
 

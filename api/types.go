@@ -85,6 +85,9 @@ type Crash struct {
 type Instance struct {
 	model.InstanceStatus
 	Address string `json:"address,omitempty"`
+	// Ready is set for a RUNNING instance: false while it fails its
+	// readiness check (alive, but out of the routers).
+	Ready *bool `json:"ready,omitempty"`
 }
 
 // Release is one release of an app.

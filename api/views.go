@@ -113,7 +113,12 @@ func appDetail(s reconciler.AppState, now time.Time) AppDetail {
 	}
 	slices.SortFunc(d.Crashes, func(a, b Crash) int { return cmp.Or(cmp.Compare(a.Process, b.Process), cmp.Compare(a.Index, b.Index)) })
 	for _, in := range s.Instances {
-		d.Instances = append(d.Instances, Instance{InstanceStatus: in, Address: s.Addresses[in.GUID]})
+		v := Instance{InstanceStatus: in, Address: s.Addresses[in.GUID]}
+		if in.State == model.StateRunning {
+			ready := !in.NotReady
+			v.Ready = &ready
+		}
+		d.Instances = append(d.Instances, v)
 	}
 	for _, r := range s.Releases {
 		d.Releases = append(d.Releases, Release{ID: r.ID, Commit: r.Commit, State: r.State, Droplet: r.DropletDigest,

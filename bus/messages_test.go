@@ -23,6 +23,7 @@ var ref = model.InstanceRef{GUID: "3f2a", Space: "dev", App: "hello", Index: 2, 
 var status = model.InstanceStatus{
 	InstanceRef: ref, Cell: "cell-1", State: model.StateCrashed, HostPort: 40123, MemoryMB: 64, DiskMB: 256,
 	Since: since, ExitStatus: 137, Reason: "out of memory", LastOutput: []string{"boom"}, WasHealthy: true,
+	NotReady: true,
 }
 
 // messages holds one value of every type sent on the bus, every field
@@ -38,14 +39,16 @@ var messages = []struct {
 	{"StartInstance", &StartInstance{Instance: ref, Run: model.RunSpec{
 		Droplet: "127.0.0.1:7070/droplets/dev/hello@sha256:ab", Command: "./hello",
 		Env: map[string]string{"GREETING": "hi"}, MemoryMB: 64, DiskMB: 256, Routes: []string{"hello.apps.localhost/api"},
-		HealthCheck:        model.HealthCheck{Type: model.HealthHTTP, Endpoint: "/health", TimeoutSec: 30, InvocationTimeoutSec: 2},
+		HealthCheck: model.HealthCheck{Type: model.HealthHTTP, Endpoint: "/health", TimeoutSec: 30, InvocationTimeoutSec: 2, IntervalSec: 5,
+			Readiness: model.ReadinessCheck{Type: model.HealthHTTP, Endpoint: "/ready", InvocationTimeoutSec: 3, IntervalSec: 4}},
 		Balance:            model.BalanceLeastConnections,
 		Services:           []model.AppService{{Name: "db", BindingName: "primary", Parameters: map[string]any{"ro": true}}},
 		BindingGenerations: map[string]int{"db": 2},
 		Bindings: []model.Binding{{Label: "postgresql", Name: "primary", BindingName: "primary", BindingGUID: "b-1", InstanceName: "db",
 			InstanceGUID: "i-1", Plan: "small", Provider: "postgres", Tags: []string{"sql"}, Credentials: map[string]any{"uri": "postgres://u:p@h/d"},
 			SyslogDrainURL: "syslog://logs:514", VolumeMounts: []any{"none"}}},
-		Process: "worker"}}},
+		HTTP2Routes: []string{"hello.apps.localhost/api"},
+		Process:     "worker"}}},
 	{"StopInstance", &StopInstance{GUID: "3f2a", Reason: "scaled down"}},
 	{"Reply", &Reply{OK: true, Error: "none", BootID: "b-77", Generation: 14}},
 	{"StageRequest", &StageRequest{ReleaseID: "r-9c1", Space: "dev", App: "hello", Source: "sha256:cd", BlobStore: "http://127.0.0.1:7070",
@@ -124,16 +127,17 @@ const (
 	goldenStartInstance = `{"instance":{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3","process":"worker"},` +
 		`"run":{"droplet":"127.0.0.1:7070/droplets/dev/hello@sha256:ab","command":"./hello",` +
 		`"env":{"GREETING":"hi"},"memory_mb":64,"disk_mb":256,"routes":["hello.apps.localhost/api"],` +
-		`"health_check":{"type":"http","endpoint":"/health","timeout_sec":30,"invocation_timeout_sec":2},"balance":"least-connections",` +
+		`"health_check":{"type":"http","endpoint":"/health","timeout_sec":30,"invocation_timeout_sec":2,"interval_sec":5,` +
+		`"readiness":{"type":"http","endpoint":"/ready","invocation_timeout_sec":3,"interval_sec":4}},"balance":"least-connections",` +
 		`"services":[{"name":"db","binding_name":"primary","parameters":{"ro":true}}],"binding_generations":{"db":2},` +
 		`"bindings":[{"label":"postgresql","name":"primary","binding_name":"primary","binding_guid":"b-1","instance_name":"db",` +
 		`"instance_guid":"i-1","plan":"small","provider":"postgres","tags":["sql"],"credentials":{"uri":"postgres://u:p@h/d"},` +
-		`"syslog_drain_url":"syslog://logs:514","volume_mounts":["none"]}],"process":"worker"}}`
+		`"syslog_drain_url":"syslog://logs:514","volume_mounts":["none"]}],"process":"worker","http2_routes":["hello.apps.localhost/api"]}}`
 	goldenCellHeartbeat = `{"cell_id":"cell-1","boot_id":"b-77","generation":12,"address":"10.0.0.5","zone":"z1",` +
 		`"capacity":{"memory_mb":4096,"disk_mb":20480,"instances":50},` +
 		`"instances":[{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3","process":"worker",` +
 		`"cell":"cell-1","state":"CRASHED","host_port":40123,"memory_mb":64,"disk_mb":256,"since":"2025-03-04T05:00:00Z",` +
-		`"exit_status":137,"reason":"out of memory","last_output":["boom"],"was_healthy":true}],` +
+		`"exit_status":137,"reason":"out of memory","last_output":["boom"],"was_healthy":true,"not_ready":true}],` +
 		`"sent_at":"2025-03-04T05:06:07Z"}`
 	// A start of a release that leaves out what may be left out.
 	goldenMinimalStart = `{"instance":{"guid":"g","space":"s","app":"a","index":0,"release_id":"r"},` +

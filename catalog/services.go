@@ -28,6 +28,9 @@ const (
 	AppTag = "driftless-app"
 	// RouteTagPrefix prefixes one tag per route: "route:hello.apps.localhost/api".
 	RouteTagPrefix = "route:"
+	// HTTP2TagPrefix prefixes one tag per route (also tagged with
+	// RouteTagPrefix) that routers reach over h2c: "http2:grpc.apps.localhost".
+	HTTP2TagPrefix = "http2:"
 
 	MetaSpace   = "driftless_space"
 	MetaApp     = "driftless_app"
@@ -50,11 +53,18 @@ func ServiceName(space, app string) string { return space + "-" + app }
 // endpoint for "http", a TCP connect for "port"; a "process" check is a TTL
 // the agent keeps passing while the process runs (ttlCheckID names it).
 // The check starts passing because the agent registers an instance only
-// after its own health check passed.
+// after its own health check passed. An instance with a readiness check
+// (port or http) has a second check, a TTL the agent passes while the
+// instance is ready and fails while it is not (readinessCheck): Consul's
+// passing filter, which the routers' blocking queries use, then leaves it
+// out, and no deregistration follows, so the instance keeps running.
 func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duration) *consul.AgentServiceRegistration {
 	tags := []string{Tag, AppTag}
 	for _, r := range in.Routes {
 		tags = append(tags, RouteTagPrefix+r)
+	}
+	for _, r := range in.HTTP2Routes {
+		tags = append(tags, HTTP2TagPrefix+r)
 	}
 	meta := map[string]string{
 		MetaSpace:   in.Space,
@@ -81,12 +91,12 @@ func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duratio
 	switch hc.Kind() {
 	case model.HealthHTTP:
 		check.HTTP = "http://" + hostPort + hc.Path()
-		check.Interval, check.Timeout = interval.String(), timeout
+		check.Interval, check.Timeout = hc.Interval(interval).String(), timeout
 	case model.HealthProcess:
 		check.TTL = (3 * interval).String()
 	default:
 		check.TCP = hostPort
-		check.Interval, check.Timeout = interval.String(), timeout
+		check.Interval, check.Timeout = hc.Interval(interval).String(), timeout
 	}
 	reg := &consul.AgentServiceRegistration{
 		ID:      in.GUID,
@@ -96,6 +106,9 @@ func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duratio
 		Port:    in.Port,
 		Meta:    meta,
 		Checks:  consul.AgentServiceChecks{check},
+	}
+	if rc := readinessCheck(in, hc, interval); rc != nil {
+		reg.Checks = append(reg.Checks, rc)
 	}
 	if in.Cell != "" {
 		// The instance is only as healthy as its cell's agent: when the
@@ -165,6 +178,8 @@ func FromService(s *consul.AgentService) (in model.Endpoint, ok bool) {
 	for _, t := range s.Tags {
 		if r, found := strings.CutPrefix(t, RouteTagPrefix); found {
 			in.Routes = append(in.Routes, r)
+		} else if r, found := strings.CutPrefix(t, HTTP2TagPrefix); found {
+			in.HTTP2Routes = append(in.HTTP2Routes, r)
 		}
 	}
 	return in, true

@@ -70,6 +70,17 @@ func init() {
 		"timeout": {read: func(a *appState, k, v *yaml.Node) {
 			a.app.HealthCheck.TimeoutSec = positive(a, k, v, a.app.HealthCheck.TimeoutSec)
 		}},
+		"health-check-interval": {read: func(a *appState, k, v *yaml.Node) {
+			a.app.HealthCheck.IntervalSec = positive(a, k, v, a.app.HealthCheck.IntervalSec)
+		}},
+		"readiness-health-check-type":          {read: readReadinessType},
+		"readiness-health-check-http-endpoint": {read: readReadinessEndpoint},
+		"readiness-health-check-invocation-timeout": {read: func(a *appState, k, v *yaml.Node) {
+			a.app.HealthCheck.Readiness.InvocationTimeoutSec = positive(a, k, v, 0)
+		}},
+		"readiness-health-check-interval": {read: func(a *appState, k, v *yaml.Node) {
+			a.app.HealthCheck.Readiness.IntervalSec = positive(a, k, v, 0)
+		}},
 		"metadata":  {read: readMetadata},
 		"features":  {read: readFeatures},
 		"processes": {read: readProcesses},
@@ -80,17 +91,12 @@ func init() {
 		"domains":     {read: func(a *appState, k, v *yaml.Node) { a.legacy(k, v, &a.legacyDomains, true) }},
 		"no-hostname": {read: readNoHostname},
 		// Recognised, not run yet.
-		"inherit":                              notYet("manifest inheritance is not supported; put the attributes in this manifest"),
-		"docker":                               notYet("docker images are not run yet; apps are staged from source"),
-		"sidecars":                             notYet("sidecars are not run yet"),
-		"lifecycle":                            notYet("lifecycles other than buildpack are not supported"),
-		"cnb-credentials":                      notYet("cloud native buildpacks are not supported"),
-		"log-rate-limit-per-second":            notYet("log rate limits are not enforced yet"),
-		"health-check-interval":                notYet("the health check interval is the platform's"),
-		"readiness-health-check-type":          notYet("readiness checks are not run yet; the health check decides routing"),
-		"readiness-health-check-http-endpoint": notYet("readiness checks are not run yet"),
-		"readiness-health-check-invocation-timeout": notYet("readiness checks are not run yet"),
-		"readiness-health-check-interval":           notYet("readiness checks are not run yet"),
+		"inherit":                   notYet("manifest inheritance is not supported; put the attributes in this manifest"),
+		"docker":                    notYet("docker images are not run yet; apps are staged from source"),
+		"sidecars":                  notYet("sidecars are not run yet"),
+		"lifecycle":                 notYet("lifecycles other than buildpack are not supported"),
+		"cnb-credentials":           notYet("cloud native buildpacks are not supported"),
+		"log-rate-limit-per-second": notYet("log rate limits are not enforced yet"),
 	}
 }
 
@@ -197,6 +203,7 @@ func (a *appState) finish() {
 	if a.app.HealthCheck.Type == model.HealthHTTP && a.app.HealthCheck.Endpoint == "" {
 		a.app.HealthCheck.Endpoint = "/"
 	}
+	a.finishReadiness()
 }
 
 // nodeAt makes a node carrying a position, for diagnostics about fields.

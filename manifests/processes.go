@@ -50,6 +50,25 @@ var processAttrs = map[string]func(ps *processState, k, v *yaml.Node){
 	"timeout": func(ps *processState, k, v *yaml.Node) {
 		ps.decl.HealthCheck.TimeoutSec = positive(ps.a, k, v, ps.decl.HealthCheck.TimeoutSec)
 	},
+	"health-check-interval": func(ps *processState, k, v *yaml.Node) {
+		ps.decl.HealthCheck.IntervalSec = positive(ps.a, k, v, ps.decl.HealthCheck.IntervalSec)
+	},
+	"readiness-health-check-type": func(ps *processState, k, v *yaml.Node) {
+		if t, ok := readinessType(ps.a, k, v); ok {
+			ps.decl.HealthCheck.Readiness.Type = t
+		}
+	},
+	"readiness-health-check-http-endpoint": func(ps *processState, k, v *yaml.Node) {
+		if e, ok := httpEndpoint(ps.a, k, v); ok {
+			ps.decl.HealthCheck.Readiness.Endpoint = e
+		}
+	},
+	"readiness-health-check-invocation-timeout": func(ps *processState, k, v *yaml.Node) {
+		ps.decl.HealthCheck.Readiness.InvocationTimeoutSec = positive(ps.a, k, v, 0)
+	},
+	"readiness-health-check-interval": func(ps *processState, k, v *yaml.Node) {
+		ps.decl.HealthCheck.Readiness.IntervalSec = positive(ps.a, k, v, 0)
+	},
 	"log-rate-limit-per-second": func(ps *processState, k, _ *yaml.Node) {
 		ps.a.warnf(k, "attribute %q is not supported by driftless yet and is ignored: log rate limits are not enforced yet", k.Value)
 	},
@@ -152,6 +171,22 @@ func (a *appState) finishProcesses() {
 		if w.given["timeout"] {
 			hc.TimeoutSec = w.decl.HealthCheck.TimeoutSec
 		}
+		if w.given["health-check-interval"] {
+			hc.IntervalSec = w.decl.HealthCheck.IntervalSec
+		}
+		wr, rc := w.decl.HealthCheck.Readiness, &hc.Readiness
+		if w.given["readiness-health-check-type"] {
+			rc.Type = wr.Type
+		}
+		if w.given["readiness-health-check-http-endpoint"] {
+			rc.Endpoint = wr.Endpoint
+		}
+		if w.given["readiness-health-check-invocation-timeout"] {
+			rc.InvocationTimeoutSec = wr.InvocationTimeoutSec
+		}
+		if w.given["readiness-health-check-interval"] {
+			rc.IntervalSec = wr.IntervalSec
+		}
 	}
 	for i := range a.app.Processes {
 		p, given := &a.app.Processes[i], a.processGiven[i]
@@ -169,6 +204,11 @@ func (a *appState) finishProcesses() {
 		}
 		if p.HealthCheck.TimeoutSec == 0 {
 			p.HealthCheck.TimeoutSec = model.DefaultStartTimeout
+		}
+		if rc := &p.HealthCheck.Readiness; rc.Type == model.HealthHTTP && rc.Endpoint == "" {
+			rc.Endpoint = "/"
+		} else if !rc.Probed() {
+			*rc = model.ReadinessCheck{Type: rc.Type}
 		}
 	}
 }

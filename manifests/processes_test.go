@@ -70,6 +70,27 @@ func TestProcesses(t *testing.T) {
 				HealthCheck: model.HealthCheck{Type: model.HealthHTTP, Endpoint: "/", TimeoutSec: 5}, Pos: model.Position{File: "manifest.yml", Line: 4, Col: 5}}},
 		},
 		{
+			name: "readiness and interval per type",
+			yaml: `applications:
+- name: app
+  processes:
+  - type: web
+    readiness-health-check-type: http
+    health-check-interval: 5
+  - type: worker
+    readiness-health-check-type: port
+    readiness-health-check-interval: 3
+    health-check-interval: 7
+`,
+			webInstances: 1, webMemory: 256,
+			webHealth: model.HealthCheck{Type: model.HealthPort, TimeoutSec: 60, IntervalSec: 5,
+				Readiness: model.ReadinessCheck{Type: model.HealthHTTP, Endpoint: "/"}},
+			procs: []ProcessDecl{{Type: "worker", Instances: 1, MemoryMB: 256, DiskMB: 1024,
+				HealthCheck: model.HealthCheck{Type: model.HealthProcess, TimeoutSec: 60, IntervalSec: 7,
+					Readiness: model.ReadinessCheck{Type: model.HealthPort, IntervalSec: 3}},
+				Pos: model.Position{File: "manifest.yml", Line: 7, Col: 5}}},
+		},
+		{
 			name: "errors",
 			yaml: `applications:
 - name: app

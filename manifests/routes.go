@@ -45,8 +45,8 @@ func readRoutes(a *appState, k, v *yaml.Node) {
 					a.errorf(resolve(p.val), "route protocol %q is not one of http1, http2, tcp", proto)
 					continue
 				}
-				if proto != "http1" {
-					a.warnf(resolve(p.val), "route protocol %s is not supported yet; the router speaks HTTP/1.1 to instances", proto)
+				if proto == "tcp" {
+					a.warnf(resolve(p.val), "route protocol tcp is not supported yet; the router speaks HTTP/1.1 to instances")
 				}
 				rt.Protocol = proto
 			case "options":

@@ -136,6 +136,9 @@ type RunSpec struct {
 	// Process is the process type the instances run, "" for web (see
 	// Release.RunFor).
 	Process string `json:"process,omitempty"`
+	// HTTP2Routes are those of Routes declared with protocol http2: routers
+	// speak HTTP/2 over cleartext (h2c) to the instances on them.
+	HTTP2Routes []string `json:"http2_routes,omitempty"`
 }
 
 // Defaults of what a manifest may leave out, and of the platform.

@@ -48,6 +48,12 @@ type HealthCheck struct {
 	TimeoutSec int `json:"timeout_sec"`
 	// InvocationTimeoutSec bounds one probe (DefaultProbeTimeout when 0).
 	InvocationTimeoutSec int `json:"invocation_timeout_sec,omitempty"`
+	// IntervalSec is the time between liveness probes of a running
+	// instance, seconds (health-check-interval; the platform's when 0).
+	IntervalSec int `json:"interval_sec,omitempty"`
+	// Readiness decides whether a running instance gets traffic
+	// (readiness-health-check-*); its zero value is always ready.
+	Readiness ReadinessCheck `json:"readiness,omitzero"`
 }
 
 // Kind is the check's type, DefaultHealthCheck when none is set.

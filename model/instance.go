@@ -66,6 +66,9 @@ type InstanceStatus struct {
 	// WasHealthy is set once the instance passed its health check: a
 	// CRASHED instance without it never became healthy.
 	WasHealthy bool `json:"was_healthy,omitempty"`
+	// NotReady is set while a RUNNING instance fails its readiness check:
+	// it is alive (not restarted) but out of the routers.
+	NotReady bool `json:"not_ready,omitempty"`
 }
 
 // Endpoint is a running instance where routers reach it, as registered in
@@ -78,6 +81,11 @@ type Endpoint struct {
 	Port    int
 	Routes  []string
 	Balance Balance
+	// HTTP2Routes are those of Routes reached over h2c (RunSpec.HTTP2Routes).
+	HTTP2Routes []string
+	// NotReady registers the instance as failing its readiness check (out
+	// of the routers until the cell reports it ready).
+	NotReady bool
 }
 
 // CrashRecord is the crash history of one instance index: how many times

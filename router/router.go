@@ -290,7 +290,13 @@ func (r *Router) Run(ctx context.Context) error {
 		servers = append(servers, s)
 		go func() { errc <- s.Serve(ln) }()
 	} else {
-		s := &proxy.Server{Proxy: r.proxy, Observer: r.observer, Fallback: r.server(r.handler),
+		// The fallback also takes HTTP/2 over cleartext with prior
+		// knowledge: the fast path hands such connections over.
+		fallback := r.server(r.handler)
+		fallback.Protocols = new(http.Protocols)
+		fallback.Protocols.SetHTTP1(true)
+		fallback.Protocols.SetUnencryptedHTTP2(true)
+		s := &proxy.Server{Proxy: r.proxy, Observer: r.observer, Fallback: fallback,
 			MaxHeaderBytes: r.cfg.MaxHeaderBytes, MaxHeaders: r.cfg.MaxHeaders,
 			ReadHeaderTimeout: r.cfg.ReadHeaderTimeout, IdleTimeout: r.cfg.IdleTimeout,
 			OnConn: func(d int) { r.conns.Add(float64(d)) }, Log: r.log}

@@ -126,7 +126,11 @@ func newAppCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "  INDEX\tSTATE\tSINCE\tCELL\tADDRESS\tRELEASE\tDETAIL")
 			for _, in := range d.Instances {
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", indexName(in.Process, in.Index), in.State, in.Since.Local().Format(time.TimeOnly),
+				state := string(in.State)
+				if in.Ready != nil && !*in.Ready {
+					state += " (not ready)"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", indexName(in.Process, in.Index), state, in.Since.Local().Format(time.TimeOnly),
 					in.Cell, in.Address, shortID(in.ReleaseID), in.Reason)
 			}
 			tw.Flush()

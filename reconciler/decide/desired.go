@@ -172,6 +172,7 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 		Routes:      Routes(app, opts.Space, opts.Domain),
 		HealthCheck: app.HealthCheck,
 		Services:    app.Services,
+		HTTP2Routes: HTTP2Routes(app, opts.Domain),
 	}
 	for _, r := range app.Routes {
 		if r.LoadBalancing != model.BalanceDefault {

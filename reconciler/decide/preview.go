@@ -106,6 +106,7 @@ func ForPreview(prop Proposal, pr Preview) Proposal {
 		}
 		slices.Sort(routes)
 		r.Run.Routes = slices.Compact(routes)
+		r.Run.HTTP2Routes = previewHTTP2Routes(r.Run.HTTP2Routes, pr.Number)
 		r.ID = ReleaseID(r)
 		ids[r.App] = r.ID
 		out.Releases = append(out.Releases, r)

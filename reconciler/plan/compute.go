@@ -156,7 +156,7 @@ func (s *state) planApp(app App, now time.Time, p *Plan) {
 	inFlight := 0
 	for idx := range app.Instances {
 		cur, old, _ := split(byIndex[idx], rel.ID)
-		if len(cur) > 0 && cur[0].State == model.StateStarting && hasRunning(old) {
+		if len(cur) > 0 && !serving(cur[0]) && hasRunning(old) {
 			inFlight++
 		}
 	}
@@ -189,13 +189,14 @@ func (s *state) planApp(app App, now time.Time, p *Plan) {
 			p.Actions = append(p.Actions, stop(dup, CauseCleanup, "duplicate instance"))
 		}
 		switch {
-		case len(cur) > 0 && cur[0].State == model.StateRunning:
+		case len(cur) > 0 && serving(cur[0]):
 			for _, o := range old {
 				p.Actions = append(p.Actions, stop(o, CauseRollout, "replaced by release "+rel.ID))
 			}
 		case len(cur) > 0:
-			// The new instance is starting: old ones that serve stay, old
-			// ones that do not serve yet are pointless.
+			// The new instance is starting (or running but not ready):
+			// old ones that serve stay, old ones that do not serve yet
+			// are pointless.
 			for _, o := range old {
 				if o.State != model.StateRunning {
 					p.Actions = append(p.Actions, stop(o, CauseRollout, "replaced by release "+rel.ID))
@@ -293,19 +294,29 @@ func split(group []Instance, id string) (cur, old, crashed []Instance) {
 	}
 	slices.SortStableFunc(cur, func(a, b Instance) int {
 		return cmp.Or(
-			cmp.Compare(stateRank(a.State), stateRank(b.State)),
+			cmp.Compare(rank(a), rank(b)),
 			a.Since.Compare(b.Since),
 			cmp.Compare(a.GUID, b.GUID))
 	})
 	return cur, old, crashed
 }
 
-func stateRank(s model.InstanceState) int {
-	if s == model.StateRunning {
+// rank orders an index's instances of one release, best first: serving,
+// then running but not ready, then starting.
+func rank(inst Instance) int {
+	switch {
+	case serving(inst):
 		return 0
+	case inst.State == model.StateRunning:
+		return 1
 	}
-	return 1
+	return 2
 }
+
+// serving reports whether an instance takes traffic: RUNNING and not
+// failing its readiness check. A rollout replaces an old instance only
+// once its successor serves.
+func serving(inst Instance) bool { return inst.State == model.StateRunning && !inst.NotReady }
 
 func hasRunning(insts []Instance) bool {
 	return slices.ContainsFunc(insts, func(i Instance) bool { return i.State == model.StateRunning })

@@ -72,3 +72,22 @@ func TestComputeProcessTypes(t *testing.T) {
 		})
 	}
 }
+
+// TestRolloutWaitsForReadiness checks that an instance of the new release
+// that runs but fails its readiness check does not replace the old one
+// yet: the old one serves until the new one is ready.
+func TestRolloutWaitsForReadiness(t *testing.T) {
+	app := App{Space: "dev", Name: "app", Instances: 1, Release: rel("r2")}
+	old := inst("g-old", "app", 0, "r1", model.StateRunning, "a")
+	next := inst("g-new", "app", 0, "r2", model.StateRunning, "a")
+	next.NotReady = true
+	in := Input{Apps: []App{app}, Cells: []Cell{cell("a", "", 4096)}, Instances: []Instance{old, next}}
+	if p := Compute(in); len(p.Actions) != 0 {
+		t.Fatalf("not ready: %v, want nothing", summary(p))
+	}
+	next.NotReady = false
+	in.Instances = []Instance{old, next}
+	if got := summary(Compute(in)); !slices.Equal(got, []string{"stop g-old on a (replaced by release r2)"}) {
+		t.Fatalf("ready: %v", got)
+	}
+}

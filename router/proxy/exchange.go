@@ -45,7 +45,8 @@ func (s *Server) newExchange(remote string) exchange {
 
 // parse parses the head of n bytes at the start of the buffer and routes
 // it; ok is false when the request is one for net/http (see fast.go's
-// doc comment) or has no route.
+// doc comment), has no route, or a route with instances reached over h2c
+// (net/http speaks HTTP/2 to them: h2c.go).
 func (e *exchange) parse(n int) (*route.Pool, bool) {
 	r := &e.req
 	if err := wire.ParseRequest(e.in.buffered()[:n], r, e.s.MaxHeaders); err != nil {
@@ -56,7 +57,7 @@ func (e *exchange) parse(n int) (*route.Pool, bool) {
 	}
 	path, _ := wire.NextItem(r.Target, '?')
 	pool := e.s.Proxy.table.Load().Lookup(wire.Transient(r.Host), wire.Transient(path))
-	return pool, pool != nil
+	return pool, pool != nil && !pool.HTTP2
 }
 
 // start begins the exchange of the parsed request, routed to pool.

@@ -103,9 +103,11 @@ type Proxy struct {
 	table     *route.Current
 	log       *slog.Logger
 	transport *http.Transport
-	pool      *pool
-	rp        *httputil.ReverseProxy
-	circuits  circuits
+	// h2c reaches the instances of http2 routes (route.Endpoint.HTTP2).
+	h2c      *http.Transport
+	pool     *pool
+	rp       *httputil.ReverseProxy
+	circuits circuits
 }
 
 // NewTransport is the transport the proxy uses towards instances: keep-
@@ -131,7 +133,7 @@ func New(table *route.Current, cfg Config, log *slog.Logger) *Proxy {
 		log = slog.Default()
 	}
 	cfg.defaults()
-	p := &Proxy{cfg: cfg, table: table, log: log, transport: NewTransport(cfg),
+	p := &Proxy{cfg: cfg, table: table, log: log, transport: NewTransport(cfg), h2c: NewH2CTransport(cfg),
 		pool: newPool(cfg.DialTimeout, cfg.IdleConnTimeout, perHostIdle)}
 	p.circuits.failures, p.circuits.open = cfg.CircuitFailures, cfg.CircuitOpen
 	p.rp = &httputil.ReverseProxy{
@@ -338,6 +340,7 @@ func unsupportedCodingBody(app string) string {
 // of the fast path's.
 func (p *Proxy) Close() {
 	p.transport.CloseIdleConnections()
+	p.h2c.CloseIdleConnections()
 	p.pool.close()
 }
 

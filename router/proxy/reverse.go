@@ -131,7 +131,7 @@ func (rt retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		var resp *http.Response
 		start := time.Now()
-		resp, err = rt.p.transport.RoundTrip(req)
+		resp, err = rt.p.transportTo(t.endpoint).RoundTrip(req)
 		if t.info != nil {
 			t.info.UpstreamTime = time.Since(start)
 		}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -225,7 +226,9 @@ func (r *Registry) rebuildLocked() {
 				balance = r.cfg.DefaultBalance
 			}
 			for _, rt := range in.Routes {
-				entries = append(entries, route.Entry{Route: rt, Endpoint: ep, Balance: balance})
+				e := route.Entry{Route: rt, Endpoint: ep, Balance: balance}
+				e.Endpoint.HTTP2 = slices.Contains(in.HTTP2Routes, rt)
+				entries = append(entries, e)
 			}
 		}
 	}

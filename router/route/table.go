@@ -19,6 +19,9 @@ type Endpoint struct {
 	model.InstanceRef
 	// Addr is "host:port".
 	Addr string
+	// HTTP2 says the instance is reached over HTTP/2 cleartext (h2c) on
+	// this route (its protocol is http2).
+	HTTP2 bool
 }
 
 // Pool is the instances of one route of one app.
@@ -35,6 +38,9 @@ type Pool struct {
 	// counts are the per-endpoint counters (same index), each endpoint's
 	// pair on one cache line.
 	counts []counts
+	// HTTP2 is set when an endpoint of the pool is reached over h2c: the
+	// proxy's HTTP/1.1 fast path hands such requests to net/http.
+	HTTP2 bool
 }
 
 // counts are one endpoint's counters: the requests in flight (for
@@ -150,6 +156,7 @@ func Build(entries []Entry) *Table {
 			p.Balance = model.BalanceLeastConnections
 		}
 		p.Endpoints = append(p.Endpoints, e.Endpoint)
+		p.HTTP2 = p.HTTP2 || e.Endpoint.HTTP2
 	}
 	t := &Table{hosts: map[string]*hostRoutes{}, Built: time.Now()}
 	for key, p := range pools {

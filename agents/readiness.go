@@ -1,0 +1,113 @@
+package agents
+
+import (
+	"context"
+	"time"
+
+	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/model"
+)
+
+// Readiness (Cloud Foundry's readiness-health-check-*): a RUNNING instance
+// with a port or http readiness check is probed every readiness interval.
+// Every probe sets its registration's readiness check (a TTL, so that it
+// is also renewed): an instance that is not ready stays registered and
+// running but Consul no longer lists it as passing, so the routers, which
+// follow the passing instances, stop sending it requests; once it is ready
+// again they send them again. A change is reported to the controller
+// (InstanceStatus.NotReady). It is never a reason to restart: that is the
+// liveness check's (watchHealth).
+
+// readiness is the readiness state machine of one instance: unknown until
+// a first probe (an instance adopted after an agent restart), then ready
+// or not ready as the last probe said.
+type readiness struct {
+	known, ready bool
+}
+
+// observe records one probe's result (nil: ready) and reports whether the
+// state changed: always on the first probe, then on every flip.
+func (r *readiness) observe(err error) (changed bool) {
+	ready := err == nil
+	changed = !r.known || r.ready != ready
+	r.known, r.ready = true, ready
+	return changed
+}
+
+// firstReadiness probes a starting instance's readiness once before it is
+// registered, so that it is registered ready or not (no check: ready).
+func (a *Agent) firstReadiness(ctx context.Context, in *instance, addr string) {
+	a.mu.Lock()
+	rc := in.run.HealthCheck.Readiness
+	a.mu.Unlock()
+	if !rc.Probed() {
+		return
+	}
+	err := a.probe.Probe(ctx, rc.Probe(), addr)
+	a.mu.Lock()
+	in.status.NotReady = err != nil
+	a.mu.Unlock()
+}
+
+// watchReadiness probes a RUNNING instance's readiness every readiness
+// interval until it stops running, sets its registration's readiness
+// check after every probe and reports every change. known says whether
+// the instance's readiness was probed already (firstReadiness; not for an
+// adopted instance).
+func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, known bool) {
+	a.mu.Lock()
+	rc, guid := in.run.HealthCheck.Readiness, in.status.GUID
+	st := readiness{known: known, ready: !in.status.NotReady}
+	a.mu.Unlock()
+	if !rc.Probed() {
+		return
+	}
+	t := time.NewTicker(rc.Interval(a.cfg.CheckInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a.mu.Lock()
+		done := in.stopping || in.status.State != model.StateRunning
+		a.mu.Unlock()
+		if done {
+			return
+		}
+		err := a.probe.Probe(ctx, rc.Probe(), addr)
+		if ctx.Err() != nil {
+			return
+		}
+		changed := st.observe(err)
+		if serr := a.registry.SetReady(guid, st.ready); serr != nil {
+			// The registry sync loop registers a missing instance again.
+			a.log.Debug("setting the readiness check", "guid", guid, "err", serr)
+		}
+		if !changed {
+			continue
+		}
+		a.mu.Lock()
+		if !in.stopping && in.status.State == model.StateRunning && in.status.NotReady == st.ready {
+			in.status.NotReady = !st.ready
+			a.reportLocked(in)
+			if st.ready {
+				a.log.Info("instance ready", "app", in.status.App, "index", in.status.Index, "guid", guid)
+			} else {
+				a.log.Info("instance not ready: out of the routers", "app", in.status.App, "index", in.status.Index, "guid", guid, "err", err)
+			}
+		}
+		a.mu.Unlock()
+	}
+}
+
+// reportLocked tells the controller an instance's status changed without
+// a change of state (its readiness). Caller holds a.mu.
+func (a *Agent) reportLocked(in *instance) {
+	a.gen++
+	ic := bus.InstanceChanged{CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen, Instance: in.status}
+	if err := a.pub.Publish(bus.SubjectInstanceChanged, ic); err != nil {
+		a.log.Warn("reporting instance change", "err", err)
+	}
+}
