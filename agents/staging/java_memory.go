@@ -48,11 +48,11 @@ const (
 
 // memoryPlan is the calculator's result for one memory limit, in MB.
 type memoryPlan struct {
-	LimitMB, HeadroomMB          int64
-	StackThreads                 int64
-	CodeCacheMB, MetaspaceMB     int64
-	LoadedClasses                int64
-	DirectMB, HeapMB, HeadroomPc int64
+	LimitMB, HeadroomMB      int64
+	StackThreads             int64
+	CodeCacheMB, MetaspaceMB int64
+	LoadedClasses            int64
+	DirectMB, HeapMB         int64
 }
 
 // loadedClasses estimates the classes an app loads: 35% of its own
@@ -75,7 +75,7 @@ func metaspaceMB(loaded int64) int64 {
 // headroom (percent of the limit). A limit that leaves less than 32M of
 // heap is an error naming every part.
 func calculateMemory(limitMB, loaded, threads, headroomPct int64) (memoryPlan, error) {
-	p := memoryPlan{LimitMB: limitMB, LoadedClasses: loaded, StackThreads: threads, HeadroomPc: headroomPct,
+	p := memoryPlan{LimitMB: limitMB, LoadedClasses: loaded, StackThreads: threads,
 		DirectMB: directMB, MetaspaceMB: metaspaceMB(loaded)}
 	if p.StackThreads == 0 {
 		p.StackThreads = cfStackThreads
