@@ -138,4 +138,26 @@ func TestJava(t *testing.T) {
 		}
 		return nil
 	})
+
+	// At 96M the same droplet (memory is not staging input) refuses to
+	// start, naming the numbers; the 256M release keeps serving.
+	manifest, err := os.ReadFile(filepath.Join(p.repo, "apps", "java-e2e", "manifest.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.write(map[string]string{"apps/java-e2e/manifest.yml": strings.Replace(string(manifest), "memory: 256M", "memory: 96M", 1)})
+	p.commitAll("too little memory for the JVM")
+	_, _ = p.client.Sync(ctx, false, 0)
+	testenv.Eventually(t, 2*time.Minute, time.Second, "the launcher refuses 96M", func() error {
+		out, err := p.cli("logs", "java-e2e", "--recent")
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		if !strings.Contains(out, "memory limit 96M is too small for the JVM: 0M headroom + 25 threads × 1M stack + 16M code cache + "+
+			"65M metaspace (9321 classes) + 10M direct memory leave -20M of heap, below the 32M minimum") {
+			return fmt.Errorf("no refusal in:\n%s", out)
+		}
+		return nil
+	})
+	p.waitAnswer(t, 10*time.Second, host, "Hello from Java")
 }
