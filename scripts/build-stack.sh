@@ -50,10 +50,10 @@ build_jre() {
   mkdir -p "$merged/usr/share/man/man1"
   mount -t proc proc "$merged/proc"
   {
-    chroot "$merged" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive chroot "$merged" apt-get install -y -qq --no-install-recommends "$jre"
-    chroot "$merged" java -version
-    test -s "$merged/etc/ssl/certs/java/cacerts"
+    chroot "$merged" apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive chroot "$merged" apt-get install -y -qq --no-install-recommends "$jre" &&
+      chroot "$merged" java -version &&
+      test -s "$merged/etc/ssl/certs/java/cacerts"
   } > "$tmp/rootfs.log" 2>&1 || {
     tail -n 30 "$tmp/rootfs.log" >&2
     return 1

@@ -20,10 +20,15 @@ import (
 // Nothing compiles: the JAR is already built.
 type javaBuildpack struct{}
 
+// Name is "java".
 func (javaBuildpack) Name() string { return "java" }
+
+// Aliases are Cloud Foundry's names (its URL is matched by AnswersToURL).
 func (javaBuildpack) Aliases() []string {
 	return []string{"java_buildpack", "java_buildpack_offline"}
 }
+
+// Stacks is bookworm: the JRE layer is built over it.
 func (javaBuildpack) Stacks() []string { return []string{StackBookworm} }
 
 // javaBuildpackURL is Cloud Foundry's java-buildpack repository, as
@@ -94,11 +99,16 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
+// Detect applies to an executable JAR, a web application (refused by
+// Prepare, so that no other buildpack serves it) and a tree of classes.
 func (javaBuildpack) Detect(dir string, _ Build) (bool, string) {
 	app, why := detectJava(dir)
 	return app.kind != "", why
 }
 
+// Prepare applies JBP_CONFIG_OPEN_JDK_JRE, finds the main class, counts
+// the app's classes and writes the launcher (LauncherPath); the plan asks
+// for the JRE layer and compiles nothing.
 func (javaBuildpack) Prepare(dir string, b Build, _ Cell, out func(string)) (Plan, error) {
 	cfg, err := parseJavaConfig(b.Env)
 	if err != nil {
