@@ -12,15 +12,17 @@ DEMO_DIR    ?= $(CURDIR)/.demo
 
 all: build
 
-## setup: Debian packages, Go, Consul (pinned, from its Go module), staticcheck, the bookworm stack
+## setup: Debian packages (a JDK among them), Go, Consul (pinned, from its Go module), staticcheck, the bookworm stack and its JRE layer
 setup: .setup-host bin/consul bin/staticcheck stacks
 
 .setup-host:
 	@bash scripts/setup.sh
 
-## stacks: the bookworm root file system for the node and python buildpacks (debootstrap, cached)
+## stacks: the bookworm root file system for the node and python buildpacks (debootstrap, cached),
+## and the JRE layer over it for the java buildpack (openjdk-17-jre-headless, cached)
 stacks:
 	@bash scripts/build-stack.sh
+	@bash scripts/build-stack.sh --jre
 
 bin/consul: tools/consul/go.mod tools/consul/go.sum tools/consul/main.go
 	@echo "building pinned consul ($$(awk '/hashicorp\/consul v/{print $$2; exit}' tools/consul/go.mod)) into bin/consul (a few minutes the first time)"
@@ -38,14 +40,17 @@ bin/driftless: $(GOSRC)
 bin/driftless-static: cmd/driftless-static/main.go
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/driftless-static
 
-## examples: build the example apps that need building (static binaries)
-examples: examples/apps/hello/hello examples/apps/notes/notes
+## examples: build the example apps that need building (static binaries, the Java app's JAR)
+examples: examples/apps/hello/hello examples/apps/notes/notes examples/apps/java-hello/target/app.jar
 
 examples/apps/hello/hello: examples/apps/hello/main.go
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./examples/apps/hello
 
 examples/apps/notes/notes: examples/apps/notes/main.go go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./examples/apps/notes
+
+examples/apps/java-hello/target/app.jar: examples/apps/java-hello/build.sh $(shell find examples/apps/java-hello/src -name '*.java')
+	sh examples/apps/java-hello/build.sh
 
 ## lint: gofmt, go vet, staticcheck
 lint: bin/staticcheck
@@ -78,4 +83,4 @@ bench: setup build examples
 	bash bench/staging.sh
 
 clean:
-	rm -rf bin/driftless examples/apps/hello/hello examples/apps/notes/notes
+	rm -rf bin/driftless examples/apps/hello/hello examples/apps/notes/notes examples/apps/java-hello/target

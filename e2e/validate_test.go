@@ -19,7 +19,7 @@ func TestValidate(t *testing.T) {
 		code     int
 		contains []string
 	}{
-		{"examples", nil, 0, []string{"7 app(s), 0 warning(s): ok"}},
+		{"examples", nil, 0, []string{"8 app(s), 0 warning(s): ok"}},
 		{"warnings only", map[string]string{"a/manifest.yml": "applications:\n- name: a\n  docker: {image: x}\n"}, 0,
 			[]string{"a/manifest.yml:3:3: warning: attribute \"docker\" is not supported", "1 app(s), 1 warning(s): ok"}},
 		{"errors", map[string]string{

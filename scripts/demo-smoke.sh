@@ -28,7 +28,7 @@ done
 [ -n "$answered" ] || { echo "demo-smoke: hello never answered"; stop; tail -n 60 "$log"; exit 1; }
 echo "demo-smoke: $answered"
 # Every example app answers through the router (built from source by its buildpack).
-for app in go-hello node-hello python-hello static-site; do
+for app in go-hello node-hello python-hello static-site java-hello; do
   ok=""
   for _ in $(seq 1 240); do
     if out=$(curl -fsS -m 2 -H "Host: $app.apps.localhost" http://127.0.0.1:8080/ 2>/dev/null) && [[ $out == *"from"* ]]; then

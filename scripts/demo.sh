@@ -24,6 +24,14 @@ else
     git_ add apps/hello/hello
     git_ commit -q -m "rebuild hello" || true
   fi
+  # The Java example (added after some demos were seeded), its JAR current.
+  jar=examples/apps/java-hello/target/app.jar
+  if [ -f "$root/$jar" ] && ! cmp -s "$root/$jar" "$repo/apps/${jar#examples/apps/}"; then
+    mkdir -p "$repo/apps/java-hello"
+    cp -r "$root/examples/apps/java-hello/." "$repo/apps/java-hello/"
+    git_ add apps/java-hello
+    git_ commit -q -m "java-hello: the example's JAR" || true
+  fi
 fi
 
 cat <<MSG

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what driftless needs on a Debian host, idempotently:
-# the Debian packages of the real engines, and a Go toolchain new enough to
+# the Debian packages of the real engines (and a JDK, which builds the Java
+# example's JAR and the Java e2e test's), and a Go toolchain new enough to
 # build the module (from the Go module proxy when the installed one is older).
 set -euo pipefail
 
-PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables iproute2 procps git ca-certificates curl unzip postgresql)
+PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables iproute2 procps git ca-certificates curl unzip postgresql openjdk-17-jdk-headless)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (apt-get, containerd, network namespaces)" >&2

@@ -63,6 +63,9 @@ type Plan struct {
 	CompileEnv []string
 	// Tools are cell folders the compile step needs, bound read-only.
 	Tools []Mount
+	// Layers are layers of the cell the droplet carries between the
+	// stack's and the app's, by name (LayerJRE).
+	Layers []string
 }
 
 // Mount binds a cell folder into a compile container.
@@ -80,12 +83,24 @@ const (
 )
 
 // buildpacks are the known buildpacks in detection order.
-var buildpacks = []Buildpack{goBuildpack{}, nodeBuildpack{}, pythonBuildpack{}, staticBuildpack{}, binaryBuildpack{}}
+// Java comes before static: a web application archive (refused by java)
+// often has an index.html at its top.
+var buildpacks = []Buildpack{goBuildpack{}, nodeBuildpack{}, pythonBuildpack{}, javaBuildpack{}, staticBuildpack{}, binaryBuildpack{}}
 
-// lookup finds a buildpack by name or alias.
+// urlStandIn is a buildpack that also answers to the URL of the Cloud
+// Foundry buildpack it stands in for (staging warns that the built-in one
+// is used).
+type urlStandIn interface {
+	AnswersToURL(url string) bool
+}
+
+// lookup finds a buildpack by name, alias or the URL it stands in for.
 func lookup(name string) (Buildpack, error) {
 	for _, bp := range buildpacks {
 		if bp.Name() == name || slices.Contains(bp.Aliases(), name) {
+			return bp, nil
+		}
+		if u, ok := bp.(urlStandIn); ok && u.AnswersToURL(name) {
 			return bp, nil
 		}
 	}

@@ -71,13 +71,40 @@ func stackLayerFile(cacheDir, stacksDir, stack string) (string, error) {
 	return tinyLayer(cacheDir)
 }
 
+// cellLayerFile returns the path of the layer tar of a plan's named layer
+// over stack (LayerJRE: <stacksDir>/<stack>-jre, built by
+// `scripts/build-stack.sh --jre`), cached like a stack's. The layer must
+// have been built over the stack as it is now (its base-stamp).
+func cellLayerFile(cacheDir, stacksDir, stack, name string) (string, error) {
+	if name != LayerJRE || stack != StackBookworm {
+		return "", fmt.Errorf("no %s layer for stack %s on this cell", name, stack)
+	}
+	dir := filepath.Join(stacksDir, stack+"-"+name)
+	base, err := os.ReadFile(filepath.Join(dir, "base-stamp"))
+	if err != nil {
+		return "", fmt.Errorf("the JRE layer is not installed on this cell (run scripts/build-stack.sh --jre %s, part of `make setup`): %w", dir, err)
+	}
+	stamp, err := os.ReadFile(filepath.Join(stacksDir, stack, "stamp"))
+	if err != nil {
+		return "", fmt.Errorf("stack %s is not installed on this cell (run scripts/build-stack.sh, part of `make setup`): %w", stack, err)
+	}
+	if !bytes.Equal(base, stamp) {
+		return "", fmt.Errorf("the JRE layer in %s was built over another %s stack than this cell's: rebuild it (make stacks)", dir, stack)
+	}
+	return rootfsLayer(cacheDir, dir)
+}
+
 // rootfsLayer packs <dir>/rootfs, keyed by <dir>/stamp (written by
-// scripts/build-stack.sh with the list of installed packages).
+// scripts/build-stack.sh with the list of installed packages) and, for a
+// layer over a stack, <dir>/base-stamp.
 func rootfsLayer(cacheDir, dir string) (string, error) {
 	stamp, err := os.ReadFile(filepath.Join(dir, "stamp"))
 	if err != nil {
 		return "", fmt.Errorf("stack %s is not installed on this cell (run scripts/build-stack.sh %s, part of `make setup`): %w",
 			filepath.Base(dir), dir, err)
+	}
+	if base, err := os.ReadFile(filepath.Join(dir, "base-stamp")); err == nil {
+		stamp = append(append(stamp, 0), base...)
 	}
 	sum := sha256.Sum256(stamp)
 	cache := filepath.Join(cacheDir, "stack-"+filepath.Base(dir)+"-"+hex.EncodeToString(sum[:])[:16]+".tar")

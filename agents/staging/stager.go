@@ -175,6 +175,9 @@ func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(strin
 		return bus.StageResult{}, err
 	}
 	say(fmt.Sprintf("-----> %s buildpack (stack %s)", bp.Name(), stack))
+	if len(req.Buildpacks) == 1 && strings.Contains(req.Buildpacks[0], "://") {
+		say(fmt.Sprintf("       warning: buildpack %s is not fetched: driftless's built-in %s buildpack stages the app", req.Buildpacks[0], bp.Name()))
+	}
 	plan, err := bp.Prepare(appDir, b, s.cfg.Cell, say)
 	if err != nil {
 		return bus.StageResult{}, err
@@ -182,6 +185,14 @@ func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(strin
 	stackFile, err := stackLayerFile(s.cfg.CacheDir, s.cfg.StacksDir, stack)
 	if err != nil {
 		return bus.StageResult{}, err
+	}
+	var layerFiles []string
+	for _, l := range plan.Layers {
+		f, err := cellLayerFile(s.cfg.CacheDir, s.cfg.StacksDir, stack, l)
+		if err != nil {
+			return bus.StageResult{}, err
+		}
+		layerFiles = append(layerFiles, f)
 	}
 	if plan.Compile != "" {
 		if err := s.compile(ctx, req, bs, bp.Name(), stack, stackFile, srcDir, appDir, plan, say); err != nil {
@@ -200,7 +211,7 @@ func (s *Stager) stage(ctx context.Context, req bus.StageRequest, say func(strin
 		return bus.StageResult{}, fmt.Errorf("no start command: give one in the manifest or a Procfile web: line")
 	}
 
-	img, err := s.droplet(appDir, filepath.Join(work, "app.tar"), stackFile, bp.Name(), stack, start)
+	img, err := s.droplet(appDir, filepath.Join(work, "app.tar"), stackFile, layerFiles, plan.Layers, bp.Name(), stack, start)
 	if err != nil {
 		return bus.StageResult{}, err
 	}
@@ -326,12 +337,21 @@ func unpackFile(path, dir string) (int, error) {
 	return unpackSource(f, dir)
 }
 
-// droplet builds the OCI image: stack layer, app layer, and a config that
-// runs the start command as vcap in the app folder.
-func (s *Stager) droplet(appDir, appTar, stackFile, buildpack, stack, start string) (v1.Image, error) {
+// droplet builds the OCI image: stack layer, the plan's cell layers (files
+// and names), app layer, and a config that runs the start command as vcap
+// in the app folder.
+func (s *Stager) droplet(appDir, appTar, stackFile string, layerFiles, layerNames []string, buildpack, stack, start string) (v1.Image, error) {
 	stackLayer, err := tarball.LayerFromFile(stackFile, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		return nil, fmt.Errorf("stack layer: %w", err)
+	}
+	var layers []layerBy
+	for i, f := range layerFiles {
+		l, err := tarball.LayerFromFile(f, tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			return nil, fmt.Errorf("%s layer: %w", layerNames[i], err)
+		}
+		layers = append(layers, layerBy{l, "driftless layer " + layerNames[i]})
 	}
 	f, err := os.Create(appTar)
 	if err != nil {
@@ -352,7 +372,7 @@ func (s *Stager) droplet(appDir, appTar, stackFile, buildpack, stack, start stri
 	if _, err := appLayer.Digest(); err != nil {
 		return nil, fmt.Errorf("app layer: %w", err)
 	}
-	img, err := image(stack, start, stackLayer, layerBy{appLayer, "driftless buildpack " + buildpack})
+	img, err := image(stack, start, stackLayer, append(layers, layerBy{appLayer, "driftless buildpack " + buildpack})...)
 	if err != nil {
 		return nil, err
 	}

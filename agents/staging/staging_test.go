@@ -189,9 +189,9 @@ func TestStageErrors(t *testing.T) {
 		{"no command", scriptApp, []string{"binary"}, "", "", "needs a command"},
 		{"missing program", scriptApp, []string{"binary"}, "", "./server", `"server" is not in the app folder`},
 		{"not executable", scriptApp, []string{"binary"}, "", "./README", "not executable"},
-		{"unknown buildpack", scriptApp, []string{"cobol"}, "", "./run.sh", `unknown buildpack "cobol" (known: go, node, python, static, binary)`},
+		{"unknown buildpack", scriptApp, []string{"cobol"}, "", "./run.sh", `unknown buildpack "cobol" (known: go, node, python, java, static, binary)`},
 		{"nothing detected", scriptApp, nil, "", "", "no buildpack detected this app (go: no go.mod; node: no package.json; " +
-			"python: no requirements.txt or .py file; static: no index.html or Staticfile; binary: the command names no program inside the app folder)"},
+			"python: no requirements.txt or .py file; java: no META-INF/MANIFEST.MF with a Main-Class, WEB-INF/ or .class file; static: no index.html or Staticfile; binary: the command names no program inside the app folder)"},
 		{"stack the buildpack does not run on", []entry{{name: "package.json", body: "{}", mode: 0o644}}, []string{"nodejs_buildpack"}, "tiny", "",
 			"the node buildpack does not run on stack tiny (it runs on bookworm)"},
 		{"bookworm not built", []entry{{name: "app.py", body: "print(1)", mode: 0o644}}, nil, "", "", "stack bookworm is not installed on this cell"},

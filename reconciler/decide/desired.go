@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -231,9 +232,17 @@ func ReleaseID(r model.Release) string {
 }
 
 // StagingKey identifies what a droplet is built from — source tree,
-// buildpacks and stack — so that the same source is never staged twice.
+// buildpacks, stack and the JBP_CONFIG_* variables of the env (the java
+// buildpack applies them at staging, as Cloud Foundry's does) — so that
+// the same source is never staged twice.
 func StagingKey(r model.Release) string {
-	sum := sha256.Sum256([]byte(r.SourceTree + "\x00" + strings.Join(r.Buildpacks, ",") + "\x00" + r.Stack))
+	key := r.SourceTree + "\x00" + strings.Join(r.Buildpacks, ",") + "\x00" + r.Stack
+	for _, k := range slices.Sorted(maps.Keys(r.Run.Env)) {
+		if strings.HasPrefix(k, "JBP_CONFIG_") {
+			key += "\x00" + k + "=" + r.Run.Env[k]
+		}
+	}
+	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:])[:32]
 }
 

@@ -223,3 +223,17 @@ func TestStagingKeyIgnoresRunSpec(t *testing.T) {
 		t.Fatal("env change would restage the same source")
 	}
 }
+
+// TestStagingKeyJavaConfig: the JBP_CONFIG_* variables are staging's
+// input (the java buildpack's launcher carries what they set).
+func TestStagingKeyJavaConfig(t *testing.T) {
+	a := onlyRelease(t, build(t, map[string]string{"apps/hello/manifest.yml": helloYAML, "apps/hello/hello": "bin"}), "hello")
+	b := a
+	b.Run.Env = map[string]string{"JBP_CONFIG_OPEN_JDK_JRE": "{memory_calculator: {stack_threads: 25}}"}
+	for k, v := range a.Run.Env {
+		b.Run.Env[k] = v
+	}
+	if StagingKey(a) == StagingKey(b) {
+		t.Fatal("a JBP_CONFIG_* change would reuse the droplet")
+	}
+}
