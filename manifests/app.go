@@ -36,6 +36,7 @@ type appState struct {
 	hasRoutes, hasBPs bool
 	hasBuildpack      bool
 	endpointNode      *yaml.Node
+	sidecarsNode      *yaml.Node
 }
 
 // attributes are every app attribute of the Cloud Foundry manifest.
@@ -76,8 +77,8 @@ func init() {
 		"no-hostname": {read: readNoHostname},
 		// Recognised, not run yet.
 		"inherit":                              notYet("manifest inheritance is not supported; put the attributes in this manifest"),
-		"docker":                               notYet("docker images are not run yet; apps are staged from source"),
-		"sidecars":                             notYet("sidecars are not run yet"),
+		"docker":                               {read: readDocker},
+		"sidecars":                             {read: readSidecars},
 		"processes":                            notYet("process types are not run yet; the app runs one web process"),
 		"lifecycle":                            notYet("lifecycles other than buildpack are not supported"),
 		"cnb-credentials":                      notYet("cloud native buildpacks are not supported"),
@@ -192,6 +193,7 @@ func (a *appState) finish() {
 	if a.app.HealthCheck.Type == model.HealthHTTP && a.app.HealthCheck.Endpoint == "" {
 		a.app.HealthCheck.Endpoint = "/"
 	}
+	a.checkExtras() // docker.go, sidecars.go
 }
 
 // nodeAt makes a node carrying a position, for diagnostics about fields.

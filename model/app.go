@@ -75,6 +75,11 @@ type Release struct {
 	StagingLog    []string  `json:"staging_log,omitempty"`
 	CreatedAt     time.Time `json:"created_at"`
 	StagedAt      time.Time `json:"staged_at,omitzero"`
+	// Docker is the image the release runs instead of a droplet staged
+	// from source (manifest `docker:`); nil for a buildpack release. Its
+	// staging copies the image into the blob store: DropletDigest is then
+	// the image's manifest digest, pinned at that staging.
+	Docker *DockerImage `json:"docker,omitempty"`
 }
 
 // Key is the key of the release's app.
@@ -122,6 +127,9 @@ type RunSpec struct {
 	// the cell gives them to the instance as VCAP_SERVICES and files under
 	// SERVICE_BINDING_ROOT, and never writes them to its records or logs.
 	Bindings []Binding `json:"bindings,omitempty"`
+	// Sidecars are extra processes run in the container of each instance
+	// of the process types they name (manifest `sidecars:`; sidecar.go).
+	Sidecars []Sidecar `json:"sidecars,omitempty"`
 }
 
 // Defaults of what a manifest may leave out, and of the platform.

@@ -165,7 +165,11 @@ func newAppCmd() *cobra.Command {
 				if r.Current {
 					cur = "(current)"
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), shortID(r.Commit), r.State, r.Buildpack,
+				bp := r.Buildpack
+				if r.Image != "" {
+					bp = "docker " + r.Image
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), shortID(r.Commit), r.State, bp,
 					r.CreatedAt.Local().Format(time.DateTime), cur)
 			}
 			tw.Flush()
@@ -426,8 +430,8 @@ func newLogsCmd() *cobra.Command {
 					return
 				}
 				src := string(l.Source)
-				if l.Source == model.LogApp {
-					src = fmt.Sprintf("APP/%d", l.Index)
+				if l.Source == model.LogApp || strings.HasPrefix(src, "APP/SIDECAR/") {
+					src = fmt.Sprintf("%s/%d", src, l.Index)
 				}
 				fmt.Fprintf(out, "%s [%s] %s\n", l.Time.Local().Format("15:04:05.00"), src, l.Text)
 			})

@@ -80,6 +80,9 @@ func Desired(tree Tree, opts Options) Proposal {
 		for _, app := range m.Apps {
 			src := path.Join(path.Dir(m.File), app.Path)
 			tree, msg := sourceTree(tree, app.Name, src)
+			if app.Docker != nil {
+				src, tree, msg = "", "", "" // an image has no source (image.go)
+			}
 			if msg != "" {
 				pos := app.Pos
 				if fp, ok := app.Fields["path"]; ok {
@@ -165,6 +168,7 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 		Routes:      Routes(app, opts.Space, opts.Domain),
 		HealthCheck: app.HealthCheck,
 		Services:    app.Services,
+		Sidecars:    app.Sidecars,
 	}
 	for _, r := range app.Routes {
 		if r.LoadBalancing != model.BalanceDefault {
@@ -176,6 +180,7 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 		SourcePath: srcPath, SourceTree: tree,
 		Buildpacks: app.Buildpacks, Stack: app.Stack,
 		Run: run, State: model.ReleaseStaging,
+		Docker: app.Docker,
 	}
 	rel.ID = ReleaseID(rel)
 	return rel
@@ -192,7 +197,8 @@ func ReleaseID(r model.Release) string {
 		Buildpacks []string
 		Stack      string
 		Run        model.RunSpec
-	}{r.Space, r.App, r.SourceTree, r.Buildpacks, r.Stack, r.Run}
+		Docker     *model.DockerImage `json:",omitempty"`
+	}{r.Space, r.App, r.SourceTree, r.Buildpacks, r.Stack, r.Run, r.Docker}
 	key.Run.Droplet = ""
 	data, err := json.Marshal(key) // maps marshal with sorted keys: stable
 	if err != nil {

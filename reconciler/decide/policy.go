@@ -72,8 +72,12 @@ func PolicyApp(a model.App, r model.Release) policies.App {
 	for _, s := range r.Run.Services {
 		services = append(services, s.Name)
 	}
-	return policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
+	pa := policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
 		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, Services: services, File: a.File, Line: a.Line}
+	if r.Docker != nil {
+		pa.Docker = &policies.Docker{Image: r.Docker.Image, Username: r.Docker.Username}
+	}
+	return pa
 }
 
 // Violations turns the policies' verdict into problems located in the
