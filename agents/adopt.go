@@ -99,6 +99,7 @@ func (a *Agent) adoptOne(ctx context.Context, c runtime.Container, rec record) {
 		addr := a.instanceAddr(rec.HostPort)
 		a.wg.Go(func() { a.watchHealth(ictx, in, addr) })
 		a.wg.Go(func() { a.shipLogs(ictx, rec.Instance, a.runner.LogPath(guid), true) })
+		a.wg.Go(func() { a.adoptSidecars(ictx, in) }) // sidecars.go
 	}
 }
 

@@ -187,6 +187,23 @@ func (e *fakeEngine) RemoveLog(id string) error {
 	return nil
 }
 
+// Exec records a process started in a container; it never exits (the
+// sidecars' flows are proven on containerd: agents/runtime, e2e).
+func (e *fakeEngine) Exec(_ context.Context, id string, spec runtime.ExecSpec) (<-chan runtime.Exit, error) {
+	e.j.add("exec %s in %s", spec.ID, id)
+	if !e.has(id) {
+		return nil, fmt.Errorf("exec in %s: %w", id, runtime.ErrNotFound)
+	}
+	return make(chan runtime.Exit), nil
+}
+
+func (e *fakeEngine) WatchExec(_ context.Context, id, execID string) (<-chan runtime.Exit, error) {
+	if !e.has(id) {
+		return nil, fmt.Errorf("watching %s in %s: %w", execID, id, runtime.ErrNotFound)
+	}
+	return make(chan runtime.Exit), nil
+}
+
 // fakeNet is container networking in memory.
 type fakeNet struct {
 	j    *journal
