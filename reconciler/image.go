@@ -153,6 +153,12 @@ func (s *stager) copyImage(ctx context.Context, rel model.Release) (bus.StageRes
 		return bus.StageResult{}, nil, fmt.Errorf("docker image %s: reading its config: %w", d.Image, err)
 	}
 	logf("docker image %s is %s@%s", d.Image, ref.Context().Name(), digest)
+	if size, err := layersSize(img); err != nil {
+		return bus.StageResult{}, logLines, fmt.Errorf("docker image %s: reading its manifest: %w", d.Image, err)
+	} else if size > MaxImageBytes {
+		return bus.StageResult{}, logLines, fmt.Errorf("docker image %s is %d MB compressed; an image may be at most %d MB",
+			d.Image, size>>20, MaxImageBytes>>20)
+	}
 	user := cfg.Config.User
 	if model.IsRootUser(user) {
 		allowed, by, err := c.allowsRootImage(ctx, rel, user, digest.String())
@@ -176,6 +182,23 @@ func (s *stager) copyImage(ctx context.Context, rel model.Release) (bus.StageRes
 	}
 	logf("copied %d layer(s), %d bytes new in the blob store", n, size)
 	return bus.StageResult{Droplet: digest.String(), Buildpack: model.DockerBuildpack, LogTail: logLines}, logLines, nil
+}
+
+// MaxImageBytes bounds the compressed layers of a docker image the
+// controller copies into the blob store (a droplet is rarely a tenth of it).
+const MaxImageBytes = 8 << 30
+
+// layersSize is the compressed size of img's layers, as its manifest says.
+func layersSize(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n, nil
 }
 
 func userOrAnonymous(u string) string {
