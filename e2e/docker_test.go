@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/internal/testenv"
 )
 
@@ -184,7 +185,23 @@ func TestDockerImage(t *testing.T) {
 	pushImage(t, image, bin, "2000", auth)
 	pushImage(t, reg.Addr+"/test/app:root", bin, "0", auth)
 
-	p := startDev(t, "--docker-password", reg.Addr+"="+wrong)
+	pushImage(t, reg.Addr+"/test/allowed:v1", bin, "root", auth)
+	// The platform's policies: the example quota and image policies, the
+	// latter allowing the root images under test/allowed.
+	policies := policyRepo(t, "default:\n  memory: 4G\n  instances: 20\n  instance_memory: 1G\n  routes: 50\n"+
+		"  root_images: [\""+reg.Addr+"/test/allowed:\"]\n")
+	root, err := children.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imagesRego, err := os.ReadFile(filepath.Join(root, "examples", "policies", "images.rego"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePolicy(t, policies, map[string]string{"images.rego": string(imagesRego)})
+	commitPolicy(t, policies, "root images of test/allowed may run")
+
+	p := startDev(t, "--docker-password", reg.Addr+"="+wrong, "--policies", policies)
 	ctx := context.Background()
 
 	// Anonymous: the registry refuses.
@@ -237,6 +254,16 @@ func TestDockerImage(t *testing.T) {
 	p.waitRelease(t, time.Minute, "rooty", "refused as root", failedWith("runs as root (USER 0); driftless runs instances as uid 2000 — rebuild it with a USER, or allow it by policy"))
 	if out, err := p.cli("app", "rooty"); err != nil || !strings.Contains(out, "runs as root") {
 		t.Errorf("driftless app rooty: %v\n%s", err, out)
+	}
+
+	// A root image a policy allows (examples/policies/images.rego): it
+	// runs, as uid 2000.
+	p.write(map[string]string{"allowed/manifest.yml": dockerManifest("allowed", reg.Addr+"/test/allowed:v1", "deployer", "4")})
+	p.commitAll("a root image the policies allow")
+	_, _ = p.client.Sync(ctx, false, 0)
+	p.waitAnswer(t, 2*time.Minute, "allowed.apps.localhost", "FROM_MANIFEST=manifest-4 uid=2000 cwd=/app")
+	if d, err := p.client.App(ctx, "dev", "allowed"); err != nil || !strings.Contains(stagingLog(t, d, d.ReleaseID), "allowed by policy images") {
+		t.Errorf("staging log of allowed: %v\n%s", err, stagingLog(t, d, d.ReleaseID))
 	}
 
 	// The registry goes away: a new instance still starts (from the blob

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
 // testExec: processes started in a running container (sidecars) share its
@@ -79,5 +81,33 @@ func testExec(t *testing.T, r *Runtime, e *env) {
 	}
 	if _, err := os.Stat(logA); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("sidecar-a's log after RemoveLog: %v", err)
+	}
+}
+
+// testImageUser: an image's USER is never used (a docker image's `USER
+// app` or `USER root` without an /etc/passwd entry does not stop it):
+// the container runs as the spec's uid, with the image's command.
+func testImageUser(t *testing.T, r *Runtime, e *env) {
+	img := testImage(t, "user")
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.Config.User = "someone-unknown"
+	cf.Config.Cmd = []string{"/bin/sh", "-c", "echo uid=$(id -u) gid=$(id -g) IMAGE_VAR=$IMAGE_VAR"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := e.reg.push(t, "droplets/dev/user", img)
+	if err := r.Pull(timeout(t, 60*time.Second), ref); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, r, e, Spec{Image: ref})
+	if ex := waitExit(t, r, s.ID, 30*time.Second); ex.Status != 0 {
+		t.Fatalf("exit %+v; log:\n%s", ex, readFile(t, r.LogPath(s.ID)))
+	}
+	if log := readFile(t, r.LogPath(s.ID)); !strings.Contains(log, "uid=2000 gid=2000 IMAGE_VAR=from-image") {
+		t.Errorf("log %q", log)
 	}
 }
