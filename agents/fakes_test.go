@@ -187,21 +187,25 @@ func (e *fakeEngine) RemoveLog(id string) error {
 	return nil
 }
 
-// Exec records a process started in a container; it never exits (the
-// sidecars' flows are proven on containerd: agents/runtime, e2e).
+// Exec records a process started in a container; exit("ID/EXECID", …)
+// ends it.
 func (e *fakeEngine) Exec(_ context.Context, id string, spec runtime.ExecSpec) (<-chan runtime.Exit, error) {
 	e.j.add("exec %s in %s", spec.ID, id)
-	if !e.has(id) {
-		return nil, fmt.Errorf("exec in %s: %w", id, runtime.ErrNotFound)
+	if err := e.failure("exec"); err != nil {
+		return nil, err
 	}
-	return make(chan runtime.Exit), nil
+	return e.WatchExec(context.Background(), id, spec.ID)
 }
 
 func (e *fakeEngine) WatchExec(_ context.Context, id, execID string) (<-chan runtime.Exit, error) {
-	if !e.has(id) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.containers[id] == nil {
 		return nil, fmt.Errorf("watching %s in %s: %w", execID, id, runtime.ErrNotFound)
 	}
-	return make(chan runtime.Exit), nil
+	ch := make(chan runtime.Exit, 1)
+	e.exits[id+"/"+execID] = ch
+	return ch, nil
 }
 
 // fakeNet is container networking in memory.
