@@ -336,22 +336,7 @@ func (r *Runtime) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("waiting for %s: %w", id, err)
 	}
-	statusC, err := t.Wait(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("waiting for %s: %w", id, err)
-	}
-	out := make(chan Exit, 1)
-	go func() {
-		defer close(out)
-		st := <-statusC
-		code, at, err := st.Result()
-		if err != nil {
-			out <- Exit{Err: fmt.Errorf("waiting for %s: %w", id, err)}
-			return
-		}
-		out <- Exit{Status: code, At: at}
-	}()
-	return out, nil
+	return waitProcess(ctx, t, id)
 }
 
 // Kill sends SIGKILL to the task of container id and returns without
