@@ -188,8 +188,12 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 				if err != nil {
 					return fmt.Errorf("starting the container: %w", err)
 				}
+				// The log is opened before anything can remove it: an
+				// instance that crashes at once still shows why.
+				logPath := a.runner.LogPath(guid)
+				logFile, _ := os.Open(logPath) // nil: followed once it appears
 				a.wg.Go(func() { a.watchExit(ctx, in, exits) })
-				a.wg.Go(func() { a.shipLogs(ctx, ref, a.runner.LogPath(guid), false) })
+				a.wg.Go(func() { a.shipLogsFrom(ctx, ref, logFile, logPath, false) })
 				return nil
 			},
 			undo: func(ctx context.Context) error { return a.runner.Remove(ctx, guid, a.cfg.StopGrace) }},

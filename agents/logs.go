@@ -20,8 +20,14 @@ const maxLogLine = 16 << 10
 // so it outlives agent restarts) and publishes every line on
 // bus.Logs(space, app). fromEnd skips what was already there (adoption).
 func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string, fromEnd bool) {
+	a.shipLogsFrom(ctx, ref, nil, path, fromEnd)
+}
+
+// shipLogsFrom is shipLogs from f, the log file already open (nil: open
+// it at path once it appears).
+func (a *Agent) shipLogsFrom(ctx context.Context, ref model.InstanceRef, f *os.File, path string, fromEnd bool) {
 	subject := bus.Logs(ref.Space, ref.App)
-	err := followLines(ctx, path, fromEnd, func(text string) {
+	err := followFile(ctx, f, path, fromEnd, func(text string) {
 		msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogApp,
 			Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text}
 		if err := a.pub.Publish(subject, msg); err != nil {
@@ -37,7 +43,14 @@ func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string
 // (waiting for the file to appear), until ctx ends; then it reads what is
 // left and returns. fromEnd skips what the file already holds.
 func followLines(ctx context.Context, path string, fromEnd bool, emit func(string)) error {
-	var f *os.File
+	return followFile(ctx, nil, path, fromEnd, emit)
+}
+
+// followFile is followLines from f, the file at path already open (nil:
+// open it once it appears). A caller that opens the file before its
+// writer can end makes sure no line is lost to a quick removal (an
+// instance that crashes at once is removed with its log).
+func followFile(ctx context.Context, f *os.File, path string, fromEnd bool, emit func(string)) error {
 	for f == nil {
 		var err error
 		if f, err = os.Open(path); err == nil {
