@@ -55,6 +55,15 @@ type Config struct {
 	// failures in a row (default 3) for CircuitOpen (default 5 s).
 	CircuitFailures int
 	CircuitOpen     time.Duration
+	// BodyTimeout bounds each read of a request body: a client whose
+	// body brings no byte for that long is answered 408 (default 30 s;
+	// negative: no limit). MinBodyRate is the least average rate of a
+	// request body in bytes per second, counted once BodyRateGrace
+	// (default 10 s) has passed since the request arrived (default 240;
+	// negative: no minimum).
+	BodyTimeout   time.Duration
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
 	// Waker, if set, is asked about requests that find no route or no
 	// instance: it holds those to a sleeping app while the app wakes
 	// (router/wake). The fast path hands such requests to net/http.
@@ -94,6 +103,15 @@ func (c *Config) defaults() {
 	}
 	if c.CircuitOpen == 0 {
 		c.CircuitOpen = 5 * time.Second
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = DefaultMinBodyRate
+	}
+	if c.BodyRateGrace == 0 {
+		c.BodyRateGrace = DefaultBodyRateGrace
 	}
 }
 
@@ -166,6 +184,8 @@ type target struct {
 	// attempt must be on a new connection.
 	attempts int
 	fresh    bool
+	// body is the request's body on the net/http path (nil without one).
+	body *bodyReader
 }
 
 // begin counts a request to endpoint i of pool as in flight (for
