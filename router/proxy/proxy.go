@@ -8,9 +8,11 @@
 // instance cannot be reached is tried on another, up to MaxAttempts, and
 // once more on a new connection when a pooled one was stale. The proxy's
 // own answers have plain-text bodies that say what happened: 404 (no
-// route for the host and path), 400 (a bad Host), 502 (no instance of the
-// app answered, or it sent a response the proxy cannot pass on) and 504
-// (the app did not answer in time).
+// route for the host and path), 400 (a bad Host, or a request body that
+// is malformed or ended early), 408 (a request body that stalled or fell
+// below the minimum rate: body.go), 502 (no instance of the app answered,
+// or it sent a response the proxy cannot pass on) and 504 (the app did not
+// answer in time).
 //
 // HTTP/1.1 is served by the fast path (fast.go: event loops on Linux,
 // else a goroutine per connection); what it does not handle is handed with
