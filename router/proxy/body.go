@@ -51,9 +51,11 @@ func (c *Config) bodyDeadline(start, now time.Time, got int64) time.Time {
 	if c.BodyTimeout > 0 {
 		d = now.Add(c.BodyTimeout)
 	}
-	if c.MinBodyRate > 0 {
-		allowed := c.BodyRateGrace + time.Duration(float64(got)/float64(c.MinBodyRate)*float64(time.Second))
-		if r := start.Add(allowed); d.IsZero() || r.Before(d) {
+	// (A body so large its allowance overflows a Duration earned more
+	// than any timeout.)
+	if earned := float64(got) / float64(c.MinBodyRate); c.MinBodyRate > 0 && earned < 4e9 { // 4e9 s: 126 years
+		r := start.Add(c.BodyRateGrace + time.Duration(earned*float64(time.Second)))
+		if d.IsZero() || r.Before(d) {
 			d = r
 		}
 	}

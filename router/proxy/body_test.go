@@ -28,6 +28,7 @@ func TestBodyDeadline(t *testing.T) {
 		{"timeout before rate", Config{BodyTimeout: time.Second, MinBodyRate: 100, BodyRateGrace: 10 * time.Second}, 5 * time.Second, 1000, 6 * time.Second},
 		{"below the rate: past", Config{BodyTimeout: 30 * time.Second, MinBodyRate: 100, BodyRateGrace: time.Second}, time.Minute, 100, 2 * time.Second},
 		{"rate only", Config{BodyTimeout: -1, MinBodyRate: 1000, BodyRateGrace: time.Second}, 0, 1 << 40, time.Second + time.Duration(float64(1<<40)/1000*float64(time.Second))},
+		{"rate: a huge body earned more than a Duration", Config{BodyTimeout: time.Second, MinBodyRate: 1, BodyRateGrace: time.Second}, 0, 1 << 62, time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
