@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -42,7 +43,8 @@ func TestRequestBodies(t *testing.T) {
 		}
 	}))
 	defer app.Close()
-	rtr, c := startWith(t, router.Config{Proxy: proxy.Config{BodyTimeout: 400 * time.Millisecond}})
+	rtr, c := startWith(t, router.Config{Proxy: proxy.Config{BodyTimeout: 400 * time.Millisecond},
+		TLSListen: "127.0.0.1:0", Certs: []router.CertFile{writeCert(t, t.TempDir(), "b", "b.apps.localhost")}})
 	register(t, c, "b-0", "b", 0, app.Listener.Addr().String(), "b.apps.localhost")
 	routed(t, "http://"+rtr.Addr(), "b.apps.localhost", 200)
 
@@ -140,6 +142,67 @@ func TestRequestBodies(t *testing.T) {
 					t.Errorf("%s %.20q: the app saw %q, the client got %q (keep %v)", proto, id, seen, back, keep)
 				}
 			}
+		}
+	})
+
+	t.Run("HTTP/2 over TLS", func(t *testing.T) {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{ForceAttemptHTTP2: true,
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "b.apps.localhost"}}}
+		defer client.CloseIdleConnections()
+		for _, tt := range []struct {
+			name   string
+			pieces []string
+			stall  bool
+			status int
+		}{
+			{"stalled", []string{"hello"}, true, 408},
+			{"slow but steady", []string{"hello", " world"}, false, 200},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				pr, pw := io.Pipe()
+				defer pw.Close()
+				go func() {
+					for i, p := range tt.pieces {
+						if i > 0 {
+							time.Sleep(150 * time.Millisecond)
+						}
+						if _, err := io.WriteString(pw, p); err != nil {
+							return
+						}
+					}
+					if !tt.stall {
+						pw.Close()
+					}
+				}()
+				path := "/h2-" + strings.ReplaceAll(tt.name, " ", "-")
+				req, _ := http.NewRequest(http.MethodPost, "https://"+rtr.TLSAddr()+path, pr)
+				req.Host = "b.apps.localhost"
+				start := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if elapsed := time.Since(start); resp.StatusCode != tt.status || resp.Proto != "HTTP/2.0" || elapsed > 3*time.Second {
+					t.Fatalf("got %d %s %q after %s; want %d over HTTP/2", resp.StatusCode, resp.Proto, body, elapsed, tt.status)
+				}
+				for deadline := time.After(5 * time.Second); ; {
+					var r readResult
+					select {
+					case r = <-reads:
+					case <-deadline:
+						t.Fatal("the app's read of the body did not end")
+					}
+					if r.path != path {
+						continue
+					}
+					if (r.err == nil) != (tt.status == 200) {
+						t.Fatalf("the app read %q (%v)", r.body, r.err)
+					}
+					break
+				}
+			})
 		}
 	})
 }
