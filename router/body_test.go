@@ -38,6 +38,9 @@ func TestRequestBodies(t *testing.T) {
 		}
 		b, err := io.ReadAll(r.Body)
 		reads <- readResult{r.URL.Path, string(b), err}
+		if r.URL.RawQuery == "slow" { // an answer well after the body timeout
+			time.Sleep(time.Second)
+		}
 		if err == nil {
 			_, _ = io.WriteString(w, "got "+string(b))
 		}
@@ -67,6 +70,9 @@ func TestRequestBodies(t *testing.T) {
 		{"chunked: missing CRLF", []string{chunkedHead + "5\r\nhello", "XX0\r\n\r\n"}, false, 400, 3 * time.Second, ""},
 		{"chunked: cut", []string{chunkedHead + "5\r\nhello\r\n"}, true, 400, 3 * time.Second, ""},
 		{"chunked: stalled", []string{chunkedHead + "5\r\nhello\r\n"}, false, 408, 2 * time.Second, ""},
+		{"length: a slow answer after a streamed body", []string{"POST /%d?slow HTTP/1.1\r\nHost: b.apps.localhost\r\nContent-Length: 10\r\n\r\nhello", "world"}, false, 200, 5 * time.Second, "helloworld"},
+		{"net/http: a slow answer after the body", []string{"POST /%d?slow HTTP/1.0\r\nHost: b.apps.localhost\r\nContent-Length: 5\r\n\r\nhello"}, false, 200, 5 * time.Second, "hello"},
+		{"chunked: a slow answer after the body", []string{"POST /%d?slow HTTP/1.1\r\nHost: b.apps.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"}, false, 200, 5 * time.Second, "hello"},
 		{"chunked: slow but steady", []string{chunkedHead + "5\r\nhello\r\n", "6\r\n world\r\n", "0\r\n\r\n"}, false, 200, 5 * time.Second, "hello world"},
 	}
 	for i, tt := range tests {
