@@ -100,6 +100,7 @@ func (a *Agent) adoptOne(ctx context.Context, c runtime.Container, rec record) {
 		a.wg.Go(func() { a.watchHealth(ictx, in, addr) })
 		a.wg.Go(func() { a.watchReadiness(ictx, in, addr, false) })
 		a.wg.Go(func() { a.shipLogs(ictx, rec.Instance, a.runner.LogPath(guid), true) })
+		a.wg.Go(func() { a.adoptSidecars(ictx, in) }) // sidecars.go
 	}
 }
 

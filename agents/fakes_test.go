@@ -187,6 +187,27 @@ func (e *fakeEngine) RemoveLog(id string) error {
 	return nil
 }
 
+// Exec records a process started in a container; exit("ID/EXECID", …)
+// ends it.
+func (e *fakeEngine) Exec(_ context.Context, id string, spec runtime.ExecSpec) (<-chan runtime.Exit, error) {
+	e.j.add("exec %s in %s", spec.ID, id)
+	if err := e.failure("exec"); err != nil {
+		return nil, err
+	}
+	return e.WatchExec(context.Background(), id, spec.ID)
+}
+
+func (e *fakeEngine) WatchExec(_ context.Context, id, execID string) (<-chan runtime.Exit, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.containers[id] == nil {
+		return nil, fmt.Errorf("watching %s in %s: %w", execID, id, runtime.ErrNotFound)
+	}
+	ch := make(chan runtime.Exit, 1)
+	e.exits[id+"/"+execID] = ch
+	return ch, nil
+}
+
 // fakeNet is container networking in memory.
 type fakeNet struct {
 	j    *journal

@@ -129,9 +129,32 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 	if hc.Kind() == model.HealthProcess {
 		return
 	}
-	t := time.NewTicker(hc.Interval(a.cfg.CheckInterval))
-	defer t.Stop()
 	fails := 0
+	a.whileRunning(ctx, in, hc.Interval(a.cfg.CheckInterval), func() bool {
+		err := a.probe.Probe(ctx, hc, addr)
+		if err == nil {
+			fails = 0
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		fails++
+		if fails < LivenessFailures {
+			return true
+		}
+		a.crash(in, -1, fmt.Sprintf("health check (%s) failed %d times in a row: %v", hc.Kind(), fails, err))
+		_ = a.runner.Kill(a.ctx, guid)
+		return false
+	})
+}
+
+// whileRunning calls f every interval while in is RUNNING and not being
+// stopped, until ctx ends or f returns false: the loop of the liveness
+// and readiness probes.
+func (a *Agent) whileRunning(ctx context.Context, in *instance, every time.Duration, f func() bool) {
+	t := time.NewTicker(every)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -141,24 +164,9 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 		a.mu.Lock()
 		done := in.stopping || in.status.State != model.StateRunning
 		a.mu.Unlock()
-		if done {
+		if done || !f() {
 			return
 		}
-		err := a.probe.Probe(ctx, hc, addr)
-		if err == nil {
-			fails = 0
-			continue
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		fails++
-		if fails < LivenessFailures {
-			continue
-		}
-		a.crash(in, -1, fmt.Sprintf("health check (%s) failed %d times in a row: %v", hc.Kind(), fails, err))
-		_ = a.runner.Kill(a.ctx, guid)
-		return
 	}
 }
 

@@ -90,6 +90,7 @@ const (
 	StepDroplet      = "droplet"
 	StepBindings     = "bindings"
 	StepContainer    = "container"
+	StepSidecars     = "sidecars"
 	StepHealthCheck  = "health check"
 	StepRegistration = "registration"
 )
@@ -98,7 +99,8 @@ const (
 // (held, with the instance's record on disk) → network (namespace, address,
 // port mapping) → droplet (pulled) → bindings (its service bindings
 // folder on the host, bindings.go) → container (started, its exit and
-// output followed) → health check (passed) → registration (routable).
+// output followed) → sidecars (started in it, watched: sidecars.go) →
+// health check (passed) → registration (routable).
 // Stopping it undoes the same steps in reverse. The steps read the
 // instance's host port under a.mu when they run.
 // Caller holds a.mu.
@@ -191,6 +193,8 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 				return nil
 			},
 			undo: func(ctx context.Context) error { return a.runner.Remove(ctx, guid, a.cfg.StopGrace) }},
+		// Removing the container ends them: nothing to undo (sidecars.go).
+		{name: StepSidecars, do: func(ctx context.Context) error { return a.startSidecars(ctx, in) }},
 		{name: StepHealthCheck,
 			do: func(ctx context.Context) error {
 				timeout := run.HealthCheck.StartTimeout()

@@ -2,7 +2,6 @@ package agents
 
 import (
 	"context"
-	"time"
 
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/model"
@@ -62,23 +61,10 @@ func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, k
 	if !rc.Probed() {
 		return
 	}
-	t := time.NewTicker(rc.Interval(a.cfg.CheckInterval))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		a.mu.Lock()
-		done := in.stopping || in.status.State != model.StateRunning
-		a.mu.Unlock()
-		if done {
-			return
-		}
+	a.whileRunning(ctx, in, rc.Interval(a.cfg.CheckInterval), func() bool {
 		err := a.probe.Probe(ctx, rc.Probe(), addr)
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		changed := st.observe(err)
 		if serr := a.registry.SetReady(guid, st.ready); serr != nil {
@@ -86,7 +72,7 @@ func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, k
 			a.log.Debug("setting the readiness check", "guid", guid, "err", serr)
 		}
 		if !changed {
-			continue
+			return true
 		}
 		a.mu.Lock()
 		if !in.stopping && in.status.State == model.StateRunning && in.status.NotReady == st.ready {
@@ -99,7 +85,8 @@ func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, k
 			}
 		}
 		a.mu.Unlock()
-	}
+		return true
+	})
 }
 
 // reportLocked tells the controller an instance's status changed without

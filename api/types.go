@@ -101,6 +101,9 @@ type Release struct {
 	StagingLog []string           `json:"staging_log,omitempty"`
 	CreatedAt  time.Time          `json:"created_at"`
 	Current    bool               `json:"current"`
+	// Image is the docker image the release runs (manifest docker:), ""
+	// for a buildpack release; Droplet is then the image's digest.
+	Image string `json:"image,omitempty"`
 }
 
 // Unplaced is an instance that fits on no cell.

@@ -121,8 +121,12 @@ func appDetail(s reconciler.AppState, now time.Time) AppDetail {
 		d.Instances = append(d.Instances, v)
 	}
 	for _, r := range s.Releases {
-		d.Releases = append(d.Releases, Release{ID: r.ID, Commit: r.Commit, State: r.State, Droplet: r.DropletDigest,
-			Buildpack: r.Buildpack, Error: r.Error, StagingLog: r.StagingLog, CreatedAt: r.CreatedAt, Current: r.ID == s.App.CurrentID})
+		rel := Release{ID: r.ID, Commit: r.Commit, State: r.State, Droplet: r.DropletDigest,
+			Buildpack: r.Buildpack, Error: r.Error, StagingLog: r.StagingLog, CreatedAt: r.CreatedAt, Current: r.ID == s.App.CurrentID}
+		if r.Docker != nil {
+			rel.Image = r.Docker.Image
+		}
+		d.Releases = append(d.Releases, rel)
 	}
 	for _, u := range s.Unplaced {
 		d.Unplaced = append(d.Unplaced, Unplaced{Process: u.Process, Index: u.Index, Reason: u.Reason})

@@ -20,8 +20,8 @@ func TestValidate(t *testing.T) {
 		contains []string
 	}{
 		{"examples", nil, 0, []string{"8 app(s), 0 warning(s): ok"}},
-		{"warnings only", map[string]string{"a/manifest.yml": "applications:\n- name: a\n  docker: {image: x}\n"}, 0,
-			[]string{"a/manifest.yml:3:3: warning: attribute \"docker\" is not supported", "1 app(s), 1 warning(s): ok"}},
+		{"warnings only", map[string]string{"a/manifest.yml": "applications:\n- name: a\n  lifecycle: buildpack\n"}, 0,
+			[]string{"a/manifest.yml:3:3: warning: attribute \"lifecycle\" is not supported", "1 app(s), 1 warning(s): ok"}},
 		{"errors", map[string]string{
 			"a/manifest.yml": "applications:\n- name: a\n  instances: many\n",
 			"b/manifest.yml": "applications:\n- name: ((who))\n  memory: 12\n",

@@ -40,6 +40,7 @@ type appState struct {
 	// per entry of app.Processes, the attributes it sets.
 	webProcess   *processState
 	processGiven []map[string]bool
+	sidecarsNode *yaml.Node
 }
 
 // attributes are every app attribute of the Cloud Foundry manifest.
@@ -92,8 +93,8 @@ func init() {
 		"no-hostname": {read: readNoHostname},
 		// Recognised, not run yet.
 		"inherit":                   notYet("manifest inheritance is not supported; put the attributes in this manifest"),
-		"docker":                    notYet("docker images are not run yet; apps are staged from source"),
-		"sidecars":                  notYet("sidecars are not run yet"),
+		"docker":                    {read: readDocker},
+		"sidecars":                  {read: readSidecars},
 		"lifecycle":                 notYet("lifecycles other than buildpack are not supported"),
 		"cnb-credentials":           notYet("cloud native buildpacks are not supported"),
 		"log-rate-limit-per-second": notYet("log rate limits are not enforced yet"),
@@ -204,6 +205,7 @@ func (a *appState) finish() {
 		a.app.HealthCheck.Endpoint = "/"
 	}
 	a.finishReadiness()
+	a.checkExtras() // docker.go, sidecars.go
 }
 
 // nodeAt makes a node carrying a position, for diagnostics about fields.

@@ -115,7 +115,7 @@ func (a *appState) checkReleaseSize() {
 	}
 	data, err := json.Marshal(releaseShape{
 		Buildpacks: a.app.Buildpacks, Stack: a.app.Stack, Labels: a.app.Labels, Annotations: a.app.Annotations,
-		Run: model.RunSpec{Command: a.app.Command, Env: a.app.Env, Routes: routes, HealthCheck: a.app.HealthCheck},
+		Run: model.RunSpec{Command: a.app.Command, Env: a.app.Env, Routes: routes, HealthCheck: a.app.HealthCheck, Sidecars: a.app.Sidecars},
 	})
 	if err != nil {
 		a.errorf(nodeAt(a.app.Pos), "encoding app %q as its release would be: %v", a.app.Name, err)

@@ -86,12 +86,12 @@ func TestParseValid(t *testing.T) {
 		},
 		{
 			name: "unsupported attributes warn",
-			yaml: "memory: 64M\napplications:\n- name: web\n  docker: {image: nginx}\n  sidecars: []\n  processes: []\n  health-check-type: none\n",
+			yaml: "memory: 64M\napplications:\n- name: web\n  lifecycle: buildpack\n  cnb-credentials: {}\n  processes: []\n  health-check-type: none\n",
 			want: App{Name: "web", Instances: 1, MemoryMB: 64, DiskMB: 1024, Path: ".", HealthCheck: model.HealthCheck{Type: "process", TimeoutSec: 60}},
 			warnings: []string{
 				`manifest.yml:1:1: warning: top-level "memory" is deprecated in Cloud Foundry: it applies to every app; put it in each app instead`,
-				`manifest.yml:4:3: warning: attribute "docker" is not supported by driftless yet and is ignored: docker images are not run yet; apps are staged from source`,
-				`manifest.yml:5:3: warning: attribute "sidecars" is not supported by driftless yet and is ignored: sidecars are not run yet`,
+				`manifest.yml:4:3: warning: attribute "lifecycle" is not supported by driftless yet and is ignored: lifecycles other than buildpack are not supported`,
+				`manifest.yml:5:3: warning: attribute "cnb-credentials" is not supported by driftless yet and is ignored: cloud native buildpacks are not supported`,
 				`manifest.yml:7:22: warning: health-check-type none is deprecated; it means process`,
 			},
 		},

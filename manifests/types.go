@@ -56,6 +56,12 @@ type App struct {
 	// key is written.
 	Pos    model.Position
 	Fields map[string]model.Position
+	// Docker is the image the app runs instead of staging its source
+	// (docker: {image, username}); nil for buildpack apps.
+	Docker *model.DockerImage
+	// Sidecars are processes run beside each instance of the process
+	// types they name (sidecars:).
+	Sidecars []model.Sidecar
 }
 
 // Route is one route of an app.

@@ -86,6 +86,11 @@ type Release struct {
 	// process type, set once staged: the command of a type the manifest
 	// gives none.
 	ProcfileCommands map[string]string `json:"procfile_commands,omitempty"`
+	// Docker is the image the release runs instead of a droplet staged
+	// from source (manifest `docker:`); nil for a buildpack release. Its
+	// staging copies the image into the blob store: DropletDigest is then
+	// the image's manifest digest, pinned at that staging.
+	Docker *DockerImage `json:"docker,omitempty"`
 }
 
 // Key is the key of the release's app.
@@ -139,6 +144,9 @@ type RunSpec struct {
 	// HTTP2Routes are those of Routes declared with protocol http2: routers
 	// speak HTTP/2 over cleartext (h2c) to the instances on them.
 	HTTP2Routes []string `json:"http2_routes,omitempty"`
+	// Sidecars are extra processes run in the container of each instance
+	// of the process types they name (manifest `sidecars:`; sidecar.go).
+	Sidecars []Sidecar `json:"sidecars,omitempty"`
 }
 
 // Defaults of what a manifest may leave out, and of the platform.

@@ -49,6 +49,8 @@ type Set struct {
 	// Previews is the budget of pull-request previews (quotas.yml
 	// `previews:`), with defaults for the keys not given.
 	Previews PreviewBudget
+	// rootImage asks the allow_root_image rules (images.go).
+	rootImage *rego.PreparedEvalQuery
 }
 
 // Enforcement modes of quotas.yml's `enforcement` key.
@@ -140,6 +142,11 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 		return nil, loadError(err)
 	}
 	s.query = pq
+	rq, err := prepareRootImageQuery(ctx, opts)
+	if err != nil {
+		return nil, loadError(err)
+	}
+	s.rootImage = &rq
 	return s, nil
 }
 
@@ -401,6 +408,10 @@ type App struct {
 	// Processes are its process types other than web (Instances,
 	// MemoryMB and DiskMB are web's); the built-in quotas count them.
 	Processes []Process `json:"processes,omitempty"`
+	// Docker is the app's image (manifest docker:), nil for buildpack
+	// apps; its User and Digest are empty (the image is resolved at
+	// staging, where allow_root_image is asked).
+	Docker *Docker `json:"docker"`
 	// File and Line locate the app in its manifest (not given to the
 	// policies; used to locate violations).
 	File string `json:"-"`

@@ -105,6 +105,9 @@ type Config struct {
 	// "http://127.0.0.1:8080") make the URLs of the commit statuses
 	// (default "http://").
 	RoutesURL string
+	// DockerPasswords are the registry passwords of docker images
+	// (image.go); never logged or shown.
+	DockerPasswords DockerPasswords
 }
 
 func (c *Config) defaults() {

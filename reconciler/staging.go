@@ -127,6 +127,10 @@ func (s *stager) stage(ctx context.Context, job stageJob) {
 	if rel == nil || !ok || app.ReleaseID != rel.ID || rel.Staged() {
 		return // superseded or already done
 	}
+	if rel.Docker != nil {
+		s.stageImage(ctx, *rel) // image.go
+		return
+	}
 	cacheKey := decide.StagingKey(*rel)
 	cached, found, err := c.store.Cached(ctx, cacheKey)
 	if err == nil && found && c.cfg.Blobs.Has(cached.Droplet) {

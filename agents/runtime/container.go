@@ -197,7 +197,7 @@ func validate(spec Spec) error {
 
 // specOpts make the OCI spec: containerd's defaults (own mount, pid, ipc,
 // uts and network namespaces; masked and read-only paths; a writable
-// rootfs; RLIMIT_NOFILE 1024), the image's config, then the instance's
+// rootfs; RLIMIT_NOFILE 1024), the image's config (but its USER), then the instance's
 // settings and lock-down, the host's /etc/resolv.conf and /etc/hosts
 // (read-only) and the container's cgroups at /sys/fs/cgroup (read-only).
 func specOpts(img containerd.Image, spec Spec) []oci.SpecOpts {
@@ -206,7 +206,7 @@ func specOpts(img containerd.Image, spec Spec) []oci.SpecOpts {
 	if pids == 0 {
 		pids = DefaultPidsLimit
 	}
-	opts := []oci.SpecOpts{oci.WithImageConfig(img)}
+	opts := []oci.SpecOpts{withImageConfig(img)} // without its USER: imageconfig.go
 	if spec.Args != nil {
 		opts = append(opts, oci.WithProcessArgs(spec.Args...))
 	}
@@ -336,22 +336,7 @@ func (r *Runtime) Wait(ctx context.Context, id string) (<-chan Exit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("waiting for %s: %w", id, err)
 	}
-	statusC, err := t.Wait(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("waiting for %s: %w", id, err)
-	}
-	out := make(chan Exit, 1)
-	go func() {
-		defer close(out)
-		st := <-statusC
-		code, at, err := st.Result()
-		if err != nil {
-			out <- Exit{Err: fmt.Errorf("waiting for %s: %w", id, err)}
-			return
-		}
-		out <- Exit{Status: code, At: at}
-	}()
-	return out, nil
+	return waitProcess(ctx, t, id)
 }
 
 // Kill sends SIGKILL to the task of container id and returns without

@@ -19,7 +19,8 @@ func (r *Runtime) LogPath(id string) string {
 	return filepath.Join(r.cfg.LogDir, id+".log")
 }
 
-// RemoveLog deletes the log file of container id; a missing one is fine.
+// RemoveLog deletes the log file of container id, and those of the
+// processes started in its task (Exec); a missing one is fine.
 func (r *Runtime) RemoveLog(id string) error {
 	if !idPattern.MatchString(id) {
 		return fmt.Errorf("removing the log of %q: invalid id", id)
@@ -27,7 +28,7 @@ func (r *Runtime) RemoveLog(id string) error {
 	if err := os.Remove(r.LogPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing the log of %s: %w", id, err)
 	}
-	return nil
+	return r.removeExecLogs(id) // exec.go
 }
 
 // TailLines returns the last n lines of the file at path, without their

@@ -18,6 +18,8 @@ type Engine interface {
 	List(ctx context.Context) ([]Container, error)
 	LogPath(id string) string
 	RemoveLog(id string) error
+	Exec(ctx context.Context, id string, spec ExecSpec) (<-chan Exit, error)
+	WatchExec(ctx context.Context, id, execID string) (<-chan Exit, error)
 }
 
 var _ Engine = (*Runtime)(nil)
@@ -102,3 +104,22 @@ func (r Runner) List(ctx context.Context) ([]Container, error) {
 
 // LogPath is where container id's output is written.
 func (r Runner) LogPath(id string) string { return r.Engine.LogPath(id) }
+
+// Exec starts a process in the running task of container id (an
+// instance's sidecar) and watches it: see Runtime.Exec.
+func (r Runner) Exec(ctx context.Context, id string, spec ExecSpec) (<-chan Exit, error) {
+	exits, err := r.Engine.Exec(ctx, id, spec)
+	if err != nil {
+		return nil, fmt.Errorf("running process %s in container %s: %w", spec.ID, id, err)
+	}
+	return exits, nil
+}
+
+// WatchExec watches a process started with Exec again (adoption).
+func (r Runner) WatchExec(ctx context.Context, id, execID string) (<-chan Exit, error) {
+	exits, err := r.Engine.WatchExec(ctx, id, execID)
+	if err != nil {
+		return nil, fmt.Errorf("watching process %s in container %s: %w", execID, id, err)
+	}
+	return exits, nil
+}

@@ -239,6 +239,10 @@ func TestRuntime(t *testing.T) {
 
 	t.Run("locked down", func(t *testing.T) { testLockedDown(t, r, e) })
 
+	t.Run("exec (sidecars)", func(t *testing.T) { testExec(t, r, e) })
+
+	t.Run("the image's user is not used", func(t *testing.T) { testImageUser(t, r, e) })
+
 	t.Run("exit status", func(t *testing.T) {
 		s := start(t, r, e, Spec{Args: []string{"/bin/sh", "-c", "echo bye; exit 3"}})
 		ex := waitExit(t, r, s.ID, 30*time.Second)

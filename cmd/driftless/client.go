@@ -169,7 +169,11 @@ func newAppCmd() *cobra.Command {
 				if r.Current {
 					cur = "(current)"
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), shortID(r.Commit), r.State, r.Buildpack,
+				bp := r.Buildpack
+				if r.Image != "" {
+					bp = "docker " + r.Image
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", shortID(r.ID), shortID(r.Commit), r.State, bp,
 					r.CreatedAt.Local().Format(time.DateTime), cur)
 			}
 			tw.Flush()
@@ -449,8 +453,11 @@ func newLogsCmd() *cobra.Command {
 					return
 				}
 				src := string(l.Source)
-				if l.Source == model.LogApp {
+				switch {
+				case l.Source == model.LogApp:
 					src = "APP/" + indexName(l.Process, l.Index)
+				case strings.HasPrefix(src, "APP/SIDECAR/"):
+					src = fmt.Sprintf("%s/%d", src, l.Index)
 				}
 				fmt.Fprintf(out, "%s [%s] %s\n", l.Time.Local().Format("15:04:05.00"), src, l.Text)
 			})

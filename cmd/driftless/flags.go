@@ -56,6 +56,10 @@ func controllerFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
 	crashFlags(f, &c.Crash)
 	previewFlags(f, c)
 	f.StringVar(&c.SecretsDir, "secrets", c.SecretsDir, "folder of the platform's keys (binding credentials, user-provided services), made when missing; shared by controllers that stand in for each other (default: <data>/secrets)")
+	if pw := os.Getenv("CF_DOCKER_PASSWORD"); pw != "" {
+		c.DockerPasswords.Default = pw
+	}
+	f.Var(&c.DockerPasswords, "docker-password", "password of a docker image registry, REGISTRY=PASSWORD (repeatable; CF_DOCKER_PASSWORD for any other registry); used by the controller's staging only, never shown")
 	f.StringArrayVar(&c.Brokers, "broker", c.Brokers, "service broker NAME=URL (Open Service Broker API; credentials in the URL or DRIFTLESS_BROKER_<NAME>_USERNAME/_PASSWORD; repeatable)")
 }
 

@@ -9,15 +9,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd"
 	consul "github.com/hashicorp/consul/api"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/children"
@@ -213,4 +216,50 @@ func StartPostgres(t testing.TB) *Postgres {
 		dumpLogOnFailure(t, p)
 	})
 	return &Postgres{DSN: dsn, Addr: addr, Proc: p, Dir: dir}
+}
+
+// Registry is a Docker registry (docker-registry) started for one test,
+// with basic authentication.
+type Registry struct {
+	// Addr is where it listens, "127.0.0.1:port": images are
+	// Addr + "/repo:tag".
+	Addr string
+	Proc *children.Process
+	Dir  string
+}
+
+// StartRegistry starts docker-registry on a free loopback port, requiring
+// basic authentication as one of users (name → password; bcrypt-hashed
+// into its htpasswd file).
+func StartRegistry(t testing.TB, users map[string]string) *Registry {
+	t.Helper()
+	port, err := children.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	dir := ShortTempDir(t, "dl-reg-")
+	var htpasswd strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(users)) {
+		hash, err := bcrypt.GenerateFromPassword([]byte(users[name]), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&htpasswd, "%s:%s\n", name, hash)
+	}
+	htpath := filepath.Join(dir, "htpasswd")
+	if err := os.WriteFile(htpath, []byte(htpasswd.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	p, err := children.StartRegistry(ctx, children.RegistryOptions{Dir: dir, Listen: addr, Htpasswd: htpath})
+	if err != nil {
+		t.Fatalf("starting the docker registry: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = p.Stop(10 * time.Second)
+		dumpLogOnFailure(t, p)
+	})
+	return &Registry{Addr: addr, Proc: p, Dir: dir}
 }

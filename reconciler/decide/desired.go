@@ -84,6 +84,9 @@ func Desired(tree Tree, opts Options) Proposal {
 		for _, app := range m.Apps {
 			src := path.Join(path.Dir(m.File), app.Path)
 			tree, msg := sourceTree(tree, app.Name, src)
+			if app.Docker != nil {
+				src, tree, msg = "", "", "" // an image has no source (image.go)
+			}
 			if msg != "" {
 				pos := app.Pos
 				if fp, ok := app.Fields["path"]; ok {
@@ -174,6 +177,7 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 		HealthCheck: app.HealthCheck,
 		Services:    app.Services,
 		HTTP2Routes: HTTP2Routes(app, opts.Domain),
+		Sidecars:    app.Sidecars,
 	}
 	for _, r := range app.Routes {
 		if r.LoadBalancing != model.BalanceDefault {
@@ -185,6 +189,7 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 		SourcePath: srcPath, SourceTree: tree,
 		Buildpacks: app.Buildpacks, Stack: app.Stack,
 		Run: run, State: model.ReleaseStaging,
+		Docker: app.Docker,
 	}
 	for _, p := range app.Processes {
 		rel.Processes = append(rel.Processes, model.Process{Type: p.Type, Command: p.Command,
@@ -220,8 +225,9 @@ func ReleaseID(r model.Release) string {
 		Buildpacks []string
 		Stack      string
 		Run        model.RunSpec
-		Processes  []model.Process `json:",omitempty"`
-	}{r.Space, r.App, r.SourceTree, r.Buildpacks, r.Stack, r.Run, r.Processes}
+		Processes  []model.Process    `json:",omitempty"`
+		Docker     *model.DockerImage `json:",omitempty"`
+	}{r.Space, r.App, r.SourceTree, r.Buildpacks, r.Stack, r.Run, r.Processes, r.Docker}
 	key.Run.Droplet = ""
 	data, err := json.Marshal(key) // maps marshal with sorted keys: stable
 	if err != nil {

@@ -114,6 +114,9 @@ func TestReleaseIDStability(t *testing.T) {
 		}, false},
 		{"the app's source", func(f map[string]string) { f["apps/hello/hello"] = "binary v2" }, false},
 		{"a new file in the app's folder", func(f map[string]string) { f["apps/hello/extra.txt"] = "x" }, false},
+		{"a sidecar", func(f map[string]string) {
+			f["apps/hello/manifest.yml"] = helloYAML + "  sidecars: [{name: s, process_types: [web], command: ./s}]\n"
+		}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,8 +79,12 @@ func PolicyApp(a model.App, r model.Release) policies.App {
 	for _, p := range r.Processes {
 		procs = append(procs, policies.Process{Type: p.Type, Instances: a.InstancesOf(p.Type), MemoryMB: p.MemoryMB, DiskMB: p.DiskMB})
 	}
-	return policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
+	pa := policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
 		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, Services: services, Processes: procs, File: a.File, Line: a.Line}
+	if r.Docker != nil {
+		pa.Docker = &policies.Docker{Image: r.Docker.Image, Username: r.Docker.Username}
+	}
+	return pa
 }
 
 // Violations turns the policies' verdict into problems located in the
