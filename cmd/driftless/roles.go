@@ -140,6 +140,8 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.DurationVar(&cfg.Proxy.ResponseHeaderTimeout, "response-timeout", cfg.Proxy.ResponseHeaderTimeout, "waiting for an instance's response headers")
 	f.DurationVar(&cfg.Proxy.IdleConnTimeout, "idle-timeout", cfg.Proxy.IdleConnTimeout, "idle keep-alive connections to instances")
 	f.DurationVar(&cfg.ReadHeaderTimeout, "read-header-timeout", cfg.ReadHeaderTimeout, "a client must send its request headers within this")
+	f.DurationVar(&cfg.Proxy.BodyTimeout, "body-timeout", cfg.Proxy.BodyTimeout, "each read of a request body must bring bytes within this, else 408 (negative: no limit)")
+	f.Int64Var(&cfg.Proxy.MinBodyRate, "min-body-rate", cfg.Proxy.MinBodyRate, "least average rate of a request body in bytes/s, counted after 10 s, else 408 (negative: none)")
 	f.Var(balanceValue{&cfg.Balance}, "balance", "balancing of apps whose routes do not choose: round-robin or least-connections")
 	consulFlag(f, &cfg.ConsulAddr, "")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL, to wake sleeping previews and report which apps get requests (empty: none)")

@@ -179,6 +179,7 @@ func TestRouterFlags(t *testing.T) {
 		{"TLS, proxies, timeouts, balance", []string{"--https", ":443", "--cert", "a.pem:a.key", "--cert", "b.pem:b.key",
 			"--redirect-http", "--metrics", ":9100", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.168.0.0/16",
 			"--dial-timeout", "1s", "--response-timeout", "2s", "--idle-timeout", "3s", "--read-header-timeout", "4s",
+			"--body-timeout", "5s", "--min-body-rate", "1000",
 			"--balance", "least-connections", "--access-log", "/var/log/access.log"},
 			func(c *platform.RouterConfig) {
 				c.TLSListen, c.RedirectHTTP, c.MetricsListen = ":443", true, ":9100"
@@ -186,6 +187,7 @@ func TestRouterFlags(t *testing.T) {
 				c.Proxy.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.0/16")}
 				c.Proxy.DialTimeout, c.Proxy.ResponseHeaderTimeout = time.Second, 2*time.Second
 				c.Proxy.IdleConnTimeout, c.ReadHeaderTimeout = 3*time.Second, 4*time.Second
+				c.Proxy.BodyTimeout, c.Proxy.MinBodyRate = 5*time.Second, 1000
 				c.Balance, c.AccessLogPath = model.BalanceLeastConnections, "/var/log/access.log"
 			}},
 	}
@@ -264,7 +266,7 @@ func TestFlagNames(t *testing.T) {
 			"go-root": "", "static-server": "", "plain-http-registry": "[]"},
 		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "", "redirect-http": "false", "metrics": "",
 			"trusted-proxy": "", "dial-timeout": "5s", "response-timeout": "1m0s", "idle-timeout": "1m30s",
-			"read-header-timeout": "10s", "balance": "round-robin", "consul": "127.0.0.1:8500", "access-log": "-",
+			"read-header-timeout": "10s", "body-timeout": "30s", "min-body-rate": "240", "balance": "round-robin", "consul": "127.0.0.1:8500", "access-log": "-",
 			"nats": "nats://127.0.0.1:4222"},
 	}
 	root := newRoot()

@@ -222,6 +222,21 @@ func ValidRequestID[T string | []byte](id T) bool {
 	return true
 }
 
+// maxLoggedID bounds what of a rejected request id is logged.
+const maxLoggedID = 32
+
+// LogRejectedID notes at debug level that the request id a client sent
+// was not kept (too short, too long, or characters other than
+// ValidRequestID's) and id replaced it. Of the rejected value only its
+// length and, quoted, its first 32 bytes are logged.
+func LogRejectedID[T string | []byte](log *slog.Logger, remote string, rejected T, id []byte) {
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	log.Debug("request id replaced", "remote", remote, "len", len(rejected),
+		"prefix", fmt.Sprintf("%q", rejected[:min(len(rejected), maxLoggedID)]), "request_id", string(id))
+}
+
 // Wrap puts the middleware around next: request id, recovery, and obs
 // for the access log and metrics.
 func Wrap(next http.Handler, obs *Observer) http.Handler {
@@ -230,7 +245,11 @@ func Wrap(next http.Handler, obs *Observer) http.Handler {
 		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
 		if !ValidRequestID(id) {
+			rejected := id
 			id = NewRequestID()
+			if rejected != "" {
+				LogRejectedID(log, r.RemoteAddr, rejected, []byte(id))
+			}
 		}
 		info := &Info{ID: id}
 		w.Header().Set(RequestIDHeader, id)

@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"bytes"
+	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +78,39 @@ func TestObserveAllocs(t *testing.T) {
 	obs.Observe(x)
 	if n := testing.AllocsPerRun(100, func() { obs.Observe(x) }); n != 0 {
 		t.Fatalf("%v allocations per observed request", n)
+	}
+}
+
+func TestLogRejectedID(t *testing.T) {
+	long := strings.Repeat("<script>", 1000)
+	tests := []struct {
+		name     string
+		rejected string
+		level    slog.Level
+		want     []string
+		wantNot  []string
+	}{
+		{"short", "abc", slog.LevelDebug, []string{`msg="request id replaced"`, "len=3", `prefix="\"abc\""`, "request_id=new"}, nil},
+		{"long value truncated", long, slog.LevelDebug, []string{"len=8000", "prefix=" + strconv.Quote(strconv.Quote(long[:32]))}, []string{long[:33]}},
+		{"control bytes quoted", "a\x1b[31mb\r\nc", slog.LevelDebug, []string{`\\x1b[31mb\\r\\nc`}, []string{"\x1b", "\r\n"}},
+		{"not at info", "abc", slog.LevelInfo, nil, []string{"request id"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: tt.level}))
+			LogRejectedID(log, "127.0.0.1:1", tt.rejected, []byte("new"))
+			LogRejectedID(log, "127.0.0.1:1", []byte(tt.rejected), []byte("new"))
+			for _, w := range tt.want {
+				if strings.Count(out.String(), w) != 2 {
+					t.Errorf("log %q lacks %q (twice)", out.String(), w)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(out.String(), w) {
+					t.Errorf("log %q has %q", out.String(), w)
+				}
+			}
+		})
 	}
 }

@@ -92,22 +92,30 @@ func (e *exchange) describe() {
 	}
 }
 
-// pick takes the request id (the client's when valid, else a new one) and
+// pick takes the request id (the client's when valid, else a new one:
+// handlers.ValidRequestID) and
 // chooses the instance, sticky first; false when the pool has none. The
 // target is begun: the caller ends it.
 func (e *exchange) pick(pool *route.Pool) (target, bool) {
 	e.id = e.id[:0]
-	var sticky []byte
+	var sticky, rejected []byte
 	for _, f := range e.req.Fields {
 		switch {
-		case wire.EqualFold(f.Name, handlers.RequestIDHeader) && handlers.ValidRequestID(f.Value):
-			e.id = append(e.id[:0], f.Value...)
+		case wire.EqualFold(f.Name, handlers.RequestIDHeader):
+			if handlers.ValidRequestID(f.Value) {
+				e.id = append(e.id[:0], f.Value...)
+			} else {
+				rejected = f.Value
+			}
 		case wire.EqualFold(f.Name, "Cookie") && sticky == nil:
 			sticky = cookieValue(f.Value, StickyCookie)
 		}
 	}
 	if len(e.id) == 0 {
 		e.id = handlers.AppendRequestID(e.id)
+		if rejected != nil {
+			handlers.LogRejectedID(e.s.Log, e.remote, rejected, e.id)
+		}
 	}
 	if e.s.Observer.Logs() {
 		e.info.ID = string(e.id)

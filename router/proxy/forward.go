@@ -19,9 +19,6 @@ import (
 // maxResponseFields bounds the fields of an instance's response head.
 const maxResponseFields = 256
 
-// errClientGone is the client failing while its request body streams.
-var errClientGone = errors.New("client went away")
-
 // proxy forwards the request in c.req (its head consumed from c.in) to
 // an instance of pool and copies the response to the client. It reports
 // whether the connection may carry another request.
@@ -62,9 +59,13 @@ func (c *conn) forward(pool *route.Pool) bool {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, errClientGone) {
-			c.x.Status = 499
-			return false
+		if status, body, ok := bodyAnswer(err); ok {
+			// The instance's connection is closed before the body's end:
+			// the app reads a short body, not a request. The client's
+			// may still be sending: it ends with a lingering close.
+			c.unread = errors.Is(err, errBodyTimeout)
+			c.s.Log.Debug("request body failed", "remote", c.remote, "app", pool.App, "status", status, "err", err)
+			return c.fail(status, body)
 		}
 		// A streamed body cannot be sent again.
 		again, status, body := c.s.Proxy.retry(&t, err, rest == 0)
@@ -142,23 +143,35 @@ func (c *conn) send(t *target, rest int64) (be *backend, n int, err error) {
 }
 
 // streamBody copies the rest bytes of the request body still to come
-// from the client to the instance.
+// from the client to the instance. Each read must bring bytes before the
+// body's deadline (Config.bodyDeadline; the time spent writing to the
+// instance does not count against the client), else the body fails with
+// errBodyTimeout; a body that ends early fails with errBadBody.
 func (c *conn) streamBody(be *backend, rest int64) error {
-	_ = c.c.SetReadDeadline(time.Time{}) // an upload takes what it takes
-	c.deadline = time.Time{}
+	cfg := &c.s.Proxy.cfg
+	start, got := c.x.Start, c.req.ContentLength-rest
 	buf := c.in.b // empty: the body's first bytes were sent with the head
 	for rest > 0 {
+		now := time.Now()
+		_ = c.c.SetReadDeadline(cfg.bodyDeadline(start, now, got))
 		m, err := c.c.Read(buf[:min(int64(len(buf)), rest)])
 		if m > 0 {
+			wstart := time.Now()
 			if _, werr := be.c.Write(buf[:m]); werr != nil {
 				return werr
 			}
+			start = start.Add(time.Since(wstart)) // the instance's time, not the client's
 			rest -= int64(m)
+			got += int64(m)
 		}
 		if err != nil && rest > 0 {
-			return errors.Join(errClientGone, err)
+			return bodyError(err)
 		}
 	}
+	// The response takes what it takes; the next request's head gets
+	// its own deadline (readHead).
+	_ = c.c.SetReadDeadline(time.Time{})
+	c.deadline = time.Time{}
 	return nil
 }
 
@@ -170,7 +183,7 @@ const earlyAnswerWait = time.Second
 // taking the request body (413, 401, a redirect...), when streaming the
 // body to it failed with err: that answer is the client's, not a 502.
 func (c *conn) earlyAnswer(be *backend, err error) (n int, ok bool) {
-	if errors.Is(err, errClientGone) {
+	if _, _, client := bodyAnswer(err); client {
 		return 0, false
 	}
 	_ = be.c.SetReadDeadline(time.Now().Add(min(earlyAnswerWait, c.s.Proxy.cfg.ResponseHeaderTimeout)))

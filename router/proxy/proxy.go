@@ -8,9 +8,11 @@
 // instance cannot be reached is tried on another, up to MaxAttempts, and
 // once more on a new connection when a pooled one was stale. The proxy's
 // own answers have plain-text bodies that say what happened: 404 (no
-// route for the host and path), 400 (a bad Host), 502 (no instance of the
-// app answered, or it sent a response the proxy cannot pass on) and 504
-// (the app did not answer in time).
+// route for the host and path), 400 (a bad Host, or a request body that
+// is malformed or ended early), 408 (a request body that stalled or fell
+// below the minimum rate: body.go), 502 (no instance of the app answered,
+// or it sent a response the proxy cannot pass on) and 504 (the app did not
+// answer in time).
 //
 // HTTP/1.1 is served by the fast path (fast.go: event loops on Linux,
 // else a goroutine per connection); what it does not handle is handed with
@@ -55,6 +57,15 @@ type Config struct {
 	// failures in a row (default 3) for CircuitOpen (default 5 s).
 	CircuitFailures int
 	CircuitOpen     time.Duration
+	// BodyTimeout bounds each read of a request body: a client whose
+	// body brings no byte for that long is answered 408 (default 30 s;
+	// negative: no limit). MinBodyRate is the least average rate of a
+	// request body in bytes per second, counted once BodyRateGrace
+	// (default 10 s) has passed since the request arrived (default 240;
+	// negative: no minimum).
+	BodyTimeout   time.Duration
+	MinBodyRate   int64
+	BodyRateGrace time.Duration
 	// Waker, if set, is asked about requests that find no route or no
 	// instance: it holds those to a sleeping app while the app wakes
 	// (router/wake). The fast path hands such requests to net/http.
@@ -94,6 +105,15 @@ func (c *Config) defaults() {
 	}
 	if c.CircuitOpen == 0 {
 		c.CircuitOpen = 5 * time.Second
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
+	if c.MinBodyRate == 0 {
+		c.MinBodyRate = DefaultMinBodyRate
+	}
+	if c.BodyRateGrace == 0 {
+		c.BodyRateGrace = DefaultBodyRateGrace
 	}
 }
 
@@ -166,6 +186,8 @@ type target struct {
 	// attempt must be on a new connection.
 	attempts int
 	fresh    bool
+	// body is the request's body on the net/http path (nil without one).
+	body *bodyReader
 }
 
 // begin counts a request to endpoint i of pool as in flight (for

@@ -57,6 +57,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t := &target{pool: pool, info: info}
 	t.begin(i)
 	defer t.end()
+	if r.Body != nil && r.Body != http.NoBody {
+		t.body = p.newBodyReader(w, r)
+		r.Body = t.body
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, t)))
 }
 
@@ -152,6 +156,20 @@ func (rt retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	t, _ := r.Context().Value(ctxKey{}).(*target)
+	if t != nil && t.body != nil {
+		// The client's body failed (the transport closed the instance's
+		// connection before the body's end): the answer is the client's.
+		// A read timeout also cancels the request's context: this comes
+		// first.
+		if status, body, ok := bodyAnswer(t.body.failure()); ok {
+			p.log.Debug("request body failed", "remote", r.RemoteAddr, "app", t.pool.App, "status", status, "err", err)
+			if r.ProtoMajor == 1 {
+				w.Header().Set("Connection", "close")
+			}
+			plain(w, status, body)
+			return
+		}
+	}
 	if errors.Is(err, context.Canceled) {
 		w.WriteHeader(499) // client went away; nginx's convention
 		return
