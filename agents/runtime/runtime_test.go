@@ -238,6 +238,7 @@ func TestRuntime(t *testing.T) {
 	})
 
 	t.Run("locked down", func(t *testing.T) { testLockedDown(t, r, e) })
+	t.Run("seccomp", func(t *testing.T) { testSeccomp(t, r, e) })
 
 	t.Run("exit status", func(t *testing.T) {
 		s := start(t, r, e, Spec{Args: []string{"/bin/sh", "-c", "echo bye; exit 3"}})
