@@ -245,11 +245,16 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 }
 
 // removeWalls takes the walls of nw's bridge down unless an instance is
-// still attached to it: instances keep running when the agent stops, and
-// keep their walls until the next agent adopts them.
+// still attached to it (this agent's or another's): instances keep running
+// when the agent stops, and keep their walls until the next agent adopts
+// them.
 func removeWalls(nw *network.Network, log *slog.Logger) {
 	atts, err := nw.Attachments()
 	if err != nil || len(atts) > 0 {
+		return
+	}
+	// Another agent's instances on the same bridge keep them up too.
+	if idle, err := nw.BridgeIdle(); err != nil || !idle {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

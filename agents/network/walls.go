@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -55,7 +57,7 @@ func (n *Network) EnsureWalls(ctx context.Context) error {
 		return fmt.Errorf("walls of bridge %s: %w", n.cfg.Bridge, err)
 	}
 	br, chain, comment := n.cfg.Bridge, inChain(n.cfg.Bridge), wallComment(n.cfg.Bridge)
-	for _, v6 := range []bool{false, true} {
+	for _, v6 := range families() {
 		rules := []string{"*filter", ":" + chain + " - [0:0]"}
 		if !v6 {
 			rules = append(rules,
@@ -92,7 +94,7 @@ func (n *Network) EnsureWalls(ctx context.Context) error {
 // not there is not an error.
 func (n *Network) RemoveWalls(ctx context.Context) error {
 	br, chain, comment := n.cfg.Bridge, inChain(n.cfg.Bridge), wallComment(n.cfg.Bridge)
-	for _, v6 := range []bool{false, true} {
+	for _, v6 := range families() {
 		for _, jump := range [][]string{
 			{"INPUT", "-i", br, "-m", "comment", "--comment", comment, "-j", chain},
 			{"FORWARD", "-i", br, "-o", br, "-m", "comment", "--comment", comment, "-j", "DROP"},
@@ -114,6 +116,29 @@ func (n *Network) RemoveWalls(ctx context.Context) error {
 	}
 	slog.Debug("walls down", "bridge", br)
 	return nil
+}
+
+// BridgeIdle reports whether no interface (no instance of any agent) is
+// attached to the network's bridge, or the bridge does not exist: then its
+// walls may come down.
+func (n *Network) BridgeIdle() (bool, error) {
+	ports, err := os.ReadDir(filepath.Join("/sys/class/net", n.cfg.Bridge, "brif"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("listing the interfaces on bridge %s: %w", n.cfg.Bridge, err)
+	}
+	return len(ports) == 0, nil
+}
+
+// families are the address families to wall: false for IPv4, true for
+// IPv6 unless the kernel has IPv6 turned off (ipv6.disable=1).
+func families() []bool {
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+		return []bool{false}
+	}
+	return []bool{false, true}
 }
 
 // xtables runs iptables (ip6tables if v6; with suffix "-restore", that

@@ -73,3 +73,37 @@ func TestWallsUpAndDown(t *testing.T) {
 		t.Errorf("rules left after RemoveWalls:\n%s", strings.Join(left, "\n"))
 	}
 }
+
+// TestBridgeIdle: a bridge that does not exist, or has no interface, is
+// idle; one with an interface attached is not.
+func TestBridgeIdle(t *testing.T) {
+	testenv.RequireRoot(t)
+	n, err := New(Config{Name: "dltest-idle", Bridge: "dlti0", Subnet: "10.238.0.0/24", StateDir: t.TempDir(), IPAMDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = exec.Command("ip", "link", "del", "dlti0").Run()
+	_ = exec.Command("ip", "link", "del", "dlti0v").Run()
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", "dlti0v").Run()
+		_ = exec.Command("ip", "link", "del", "dlti0").Run()
+	})
+	idle := func(want bool, when string) {
+		t.Helper()
+		if got, err := n.BridgeIdle(); err != nil || got != want {
+			t.Fatalf("BridgeIdle %s: %v, %v; want %v", when, got, err, want)
+		}
+	}
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	idle(true, "with no bridge")
+	ip("link", "add", "dlti0", "type", "bridge")
+	idle(true, "with an empty bridge")
+	ip("link", "add", "dlti0v", "type", "veth", "peer", "name", "dlti0p")
+	ip("link", "set", "dlti0v", "master", "dlti0")
+	idle(false, "with a veth on the bridge")
+}
