@@ -26,8 +26,8 @@ var refusedSyscalls = []string{"io_uring_setup", "io_uring_enter", "io_uring_reg
 //   - creating namespaces, user namespaces among them: unshare(2) and
 //     setns(2) altogether, clone(2) with any CLONE_NEW* flag, and clone3(2)
 //     (ENOSYS, so that libcs fall back to clone);
-//   - perf_event_open(2), bpf(2), mount(2), keyctl(2), add_key(2),
-//     ptrace(2), kexec, modules, reboot, clock and swap changes.
+//   - perf_event_open(2), bpf(2), mount(2), keyctl(2), add_key(2), kexec,
+//     modules, reboot, clock and swap changes.
 //
 // Without it an app process (uid 2000, no capabilities) could still make a
 // user namespace, become root in it and reach the kernel code that only
