@@ -1,11 +1,16 @@
 package runtime
 
 import (
+	"context"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/driftless/driftless/internal/children"
 )
@@ -55,5 +60,38 @@ func testSeccomp(t *testing.T, r *Runtime, e *env) {
 		if got[c.call] != c.want {
 			t.Errorf("%s inside the container: %q; want refused with %s", c.call, got[c.call], c.want)
 		}
+	}
+}
+
+// TestSeccompProfile checks the profile made for a container without
+// capabilities: no rule allows io_uring, unshare, setns or clone3, one
+// refuses io_uring with ENOSYS, clone is allowed only without CLONE_NEW*
+// flags, and anything unlisted fails with EPERM.
+func TestSeccompProfile(t *testing.T) {
+	s := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}, Linux: &specs.Linux{}}
+	if err := withSeccomp()(context.Background(), nil, nil, s); err != nil {
+		t.Fatal(err)
+	}
+	p := s.Linux.Seccomp
+	if p == nil || p.DefaultAction != specs.ActErrno || (p.DefaultErrnoRet != nil && *p.DefaultErrnoRet != uint(syscall.EPERM)) {
+		t.Fatalf("default action: %+v", p)
+	}
+	nosys := false
+	for _, r := range p.Syscalls {
+		for _, name := range r.Names {
+			switch {
+			case r.Action == specs.ActAllow && slices.Contains([]string{"io_uring_setup", "io_uring_enter", "io_uring_register", "unshare", "setns", "clone3"}, name):
+				t.Errorf("a rule allows %s: %+v", name, r)
+			case r.Action == specs.ActAllow && name == "clone":
+				if len(r.Args) != 1 || r.Args[0].Op != specs.OpMaskedEqual || r.Args[0].Value&syscall.CLONE_NEWUSER == 0 || r.Args[0].ValueTwo != 0 {
+					t.Errorf("clone allowed with namespace flags: %+v", r)
+				}
+			case name == "io_uring_setup" && r.Action == specs.ActErrno && r.ErrnoRet != nil && *r.ErrnoRet == uint(syscall.ENOSYS):
+				nosys = true
+			}
+		}
+	}
+	if !nosys {
+		t.Error("no rule refuses io_uring_setup with ENOSYS")
 	}
 }
