@@ -175,8 +175,11 @@ type Agent struct {
 	probe    Prober
 	// closeEngine closes the connection to containerd when Run returns.
 	closeEngine func()
-	stager      *staging.Stager
-	stage       chan struct{} // staging slots
+	// closeWalls takes the bridge's walls down when Run returns, if no
+	// instance is left behind them.
+	closeWalls func()
+	stager     *staging.Stager
+	stage      chan struct{} // staging slots
 	// retryPause is the pause between attempts of a stop's undo.
 	retryPause time.Duration
 
@@ -218,6 +221,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		rt.Close()
 		return nil, fmt.Errorf("setting up container networking: %w", err)
 	}
+	// The walls go up before any instance runs or is adopted.
+	if err := nw.EnsureWalls(ctx); err != nil {
+		rt.Close()
+		return nil, fmt.Errorf("walling instances off: %w", err)
+	}
 	a, err := newAgent(cfg, parts{
 		engine: rt,
 		net:    nw,
@@ -232,7 +240,28 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.closeEngine = func() { _ = rt.Close() }
+	a.closeWalls = func() { removeWalls(nw, a.log) }
 	return a, nil
+}
+
+// removeWalls takes the walls of nw's bridge down unless an instance is
+// still attached to it (this agent's or another's): instances keep running
+// when the agent stops, and keep their walls until the next agent adopts
+// them.
+func removeWalls(nw *network.Network, log *slog.Logger) {
+	atts, err := nw.Attachments()
+	if err != nil || len(atts) > 0 {
+		return
+	}
+	// Another agent's instances on the same bridge keep them up too.
+	if idle, err := nw.BridgeIdle(); err != nil || !idle {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := nw.RemoveWalls(ctx); err != nil {
+		log.Warn("taking the walls of the bridge down", "err", err)
+	}
 }
 
 // makeDataDirs makes the agent's folders under dir.
@@ -260,6 +289,7 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 		pub:         p.pub,
 		probe:       p.probe,
 		closeEngine: func() {},
+		closeWalls:  func() {},
 		stage:       make(chan struct{}, cfg.StagingSlots),
 		retryPause:  2 * time.Second,
 		insts:       make(map[string]*instance),
@@ -299,6 +329,7 @@ func PlainHTTPHosts(registries []string) func(host string) bool {
 func (a *Agent) Run(ctx context.Context) error {
 	a.ctx = ctx
 	defer a.closeEngine()
+	defer a.closeWalls()
 	if err := a.registry.RegisterCell(); err != nil {
 		return err
 	}

@@ -80,6 +80,8 @@ type platform struct {
 	// that mentioned it before the platform started (left by others).
 	subnet    string
 	natBefore map[string]bool
+	// bridge is the instances' bridge.
+	bridge string
 }
 
 // portRange picks a host-port range of 200 for a test's instances, below
@@ -152,6 +154,7 @@ func startDev(t testing.TB, extra ...string) *platform {
 	// with the test.
 	bridge := fmt.Sprintf("dle%04x", rand.IntN(1<<16))
 	p.subnet = randomSubnet()
+	p.bridge = bridge
 	p.natBefore = natRulesOf(t, p.subnet)
 	t.Cleanup(func() {
 		_ = exec.Command("ip", "link", "del", bridge).Run()
@@ -275,8 +278,8 @@ func (p *platform) restart() {
 
 // checkNothingLeft fails the test if the stopped platform left processes
 // (container shims, instances, Consul, containerd), network attachments
-// (namespaces, addresses) or NAT rules of its instances (port mappings,
-// masquerading) on the host.
+// (namespaces, addresses), NAT rules of its instances (port mappings,
+// masquerading) or the filter rules of its bridge's walls on the host.
 func (p *platform) checkNothingLeft() {
 	p.t.Helper()
 	var procs []byte
@@ -298,6 +301,28 @@ func (p *platform) checkNothingLeft() {
 			p.t.Errorf("NAT rule left after the platform stopped: %s", rule)
 		}
 	}
+	for _, rule := range wallRulesOf(p.t, p.bridge) {
+		p.t.Errorf("filter rule of the bridge's walls left after the platform stopped: %s", rule)
+	}
+}
+
+// wallRulesOf lists the host's filter rules (IPv4 and IPv6) of the walls
+// of bridge: those entering them and those of their chains.
+func wallRulesOf(t testing.TB, bridge string) []string {
+	t.Helper()
+	var rules []string
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		out, err := exec.Command(tool, "-w", "5", "-S").Output()
+		if err != nil {
+			t.Fatalf("listing filter rules: %s: %v", tool, err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "driftless walls "+bridge+`"`) || strings.Contains(line, "DLW-IN-"+bridge+" ") || strings.HasSuffix(line, "DLW-IN-"+bridge) {
+				rules = append(rules, tool+" "+line)
+			}
+		}
+	}
+	return rules
 }
 
 // natRulesOf lists the host's NAT rules that mention an address of subnet

@@ -93,6 +93,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	agent.Runtime.Address = sock
 	if cfg.Postgres {
+		// Instances reach it through the bridge's walls.
+		agent.Network.HostServicePorts = append(agent.Network.HostServicePorts, DefaultPostgresPort)
 		spec, stop, err := devPostgres(ctx, cfg.DataDir, agent.Network, log)
 		if err != nil {
 			return err

@@ -68,6 +68,11 @@ type Config struct {
 	// HostIP is the address host ports are mapped on, e.g. "127.0.0.1";
 	// empty maps them on every address of the host.
 	HostIP string
+	// HostServicePorts are the TCP ports on the bridge's gateway address
+	// that instances may open connections to (dev's PostgreSQL); every
+	// other new connection from an instance to the host is dropped once
+	// EnsureWalls has run.
+	HostServicePorts []int
 }
 
 // Network attaches instances to one CNI network. Its methods are safe for
@@ -131,6 +136,11 @@ func New(cfg Config) (*Network, error) {
 	}
 	if cfg.HostIP != "" && net.ParseIP(cfg.HostIP) == nil {
 		return nil, fmt.Errorf("network config: host IP %q is not an IP address", cfg.HostIP)
+	}
+	for _, p := range cfg.HostServicePorts {
+		if !validPort(p) {
+			return nil, fmt.Errorf("network config: host service port %d out of range", p)
+		}
 	}
 	if cfg.StateDir == "" {
 		return nil, errors.New("network config: StateDir is required")

@@ -198,7 +198,7 @@ func validate(spec Spec) error {
 // specOpts make the OCI spec: containerd's defaults (own mount, pid, ipc,
 // uts and network namespaces; masked and read-only paths; a writable
 // rootfs; RLIMIT_NOFILE 1024), the image's config (but its USER), then the instance's
-// settings and lock-down, the host's /etc/resolv.conf and /etc/hosts
+// settings and lock-down (seccomp: see withSeccomp), the host's /etc/resolv.conf and /etc/hosts
 // (read-only) and the container's cgroups at /sys/fs/cgroup (read-only).
 func specOpts(img containerd.Image, spec Spec) []oci.SpecOpts {
 	mem := spec.MemoryMB << 20
@@ -219,6 +219,8 @@ func specOpts(img containerd.Image, spec Spec) []oci.SpecOpts {
 		oci.WithNoNewPrivileges,
 		oci.WithCapabilities(nil),
 		oci.WithAmbientCapabilities(nil),
+		// After the capabilities: the profile is made for them.
+		withSeccomp(),
 		oci.WithMemoryLimit(uint64(mem)),
 		oci.WithMemorySwap(mem),
 		oci.WithPidsLimit(pids),

@@ -238,6 +238,7 @@ func TestRuntime(t *testing.T) {
 	})
 
 	t.Run("locked down", func(t *testing.T) { testLockedDown(t, r, e) })
+	t.Run("seccomp", func(t *testing.T) { testSeccomp(t, r, e) })
 
 	t.Run("exec (sidecars)", func(t *testing.T) { testExec(t, r, e) })
 
