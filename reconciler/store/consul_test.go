@@ -29,9 +29,9 @@ func TestEnvSealedInConsul(t *testing.T) {
 	if !bytes.Contains(pair.Value, []byte(`"sealed_env":"v1:`)) || !bytes.Contains(pair.Value, []byte(`"id":"r1"`)) {
 		t.Fatalf("the stored release has no sealed env: %s", pair.Value)
 	}
-	for _, clear := range []string{envName, envValue} {
-		if bytes.Contains(pair.Value, []byte(clear)) {
-			t.Errorf("Consul holds %q in clear: %s", clear, pair.Value)
+	for _, plain := range []string{envName, envValue} {
+		if bytes.Contains(pair.Value, []byte(plain)) {
+			t.Errorf("Consul holds %q in clear: %s", plain, pair.Value)
 		}
 	}
 	again := newStore(t, kv)

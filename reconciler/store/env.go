@@ -48,11 +48,11 @@ func (s *Store) sealRelease(r model.Release) (storedRelease, error) {
 var errEnv = errors.New("the env of a stored release does not open")
 
 // openRelease reads a stored release record, opening its sealed env.
-// clear reports a record written before envs were sealed (its env in
+// inClear reports a record written before envs were sealed (its env in
 // clear: it reads as it is, and is sealed when written again). An error
 // wrapping errEnv names the release whose env does not open; other errors
 // are a record that does not decode.
-func (s *Store) openRelease(data []byte) (r model.Release, clear bool, err error) {
+func (s *Store) openRelease(data []byte) (r model.Release, inClear bool, err error) {
 	var st storedRelease
 	if err := json.Unmarshal(data, &st); err != nil {
 		return model.Release{}, false, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"strings"
 	"testing"
@@ -47,9 +48,9 @@ func TestEnvSealed(t *testing.T) {
 	if !found {
 		t.Fatal("no release record in the KV store")
 	}
-	for _, clear := range []string{envName, envValue, "PORT_HINT", "8080"} {
-		if bytes.Contains(raw, []byte(clear)) {
-			t.Errorf("the stored release holds %q in clear: %s", clear, raw)
+	for _, plain := range []string{envName, envValue, "PORT_HINT", "8080"} {
+		if bytes.Contains(raw, []byte(plain)) {
+			t.Errorf("the stored release holds %q in clear: %s", plain, raw)
 		}
 	}
 	if !bytes.Contains(raw, []byte(`"sealed_env":"v1:`)) {
@@ -103,6 +104,34 @@ func TestEnvClearRecordMigrated(t *testing.T) {
 	}
 	if r := again.Release(hello, "r1"); r == nil || r.Run.Env[envName] != envValue {
 		t.Fatalf("the migrated record read as %+v", r)
+	}
+}
+
+// TestEnvClearRecordNotRewritten: a clear record whose sealing write Consul
+// refuses still loads, with a warning naming it and without its env.
+func TestEnvClearRecordNotRewritten(t *testing.T) {
+	ctx := context.Background()
+	kv := storetest.New()
+	old := model.Release{ID: "r1", Space: "dev", App: "hello", Run: model.RunSpec{Env: map[string]string{envName: envValue}}}
+	if err := kv.Put(ctx, "driftless/releases/dev/hello/r1", old); err != nil {
+		t.Fatal(err)
+	}
+	kv.Refuse(func(string) error { return errors.New("consul down") })
+	s := newStore(t, kv)
+	warnings, err := s.Load(ctx)
+	if err != nil || len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "release r1 of dev/hello keeps its env in clear") ||
+		strings.Contains(warnings[0].Error(), envValue) {
+		t.Fatalf("load: %v %v", warnings, err)
+	}
+	if r := s.Release(hello, "r1"); r == nil || r.Run.Env[envName] != envValue {
+		t.Fatalf("the old record read as %+v", r)
+	}
+	kv.Refuse(nil)
+	if err := s.PutRelease(ctx, *s.Release(hello, "r1")); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := kv.Value("driftless/releases/dev/hello/r1"); bytes.Contains(raw, []byte(envValue)) {
+		t.Fatalf("the next write left the env in clear: %s", raw)
 	}
 }
 

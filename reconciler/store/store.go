@@ -98,7 +98,7 @@ func (s *Store) Load(ctx context.Context) (warnings []error, err error) {
 	}
 	rels := make(map[model.AppKey]map[string]model.Release)
 	for key, data := range relData {
-		r, clear, err := s.openRelease(data)
+		r, inClear, err := s.openRelease(data)
 		if errors.Is(err, errEnv) {
 			return nil, fmt.Errorf("loading releases: %w", err)
 		}
@@ -106,7 +106,7 @@ func (s *Store) Load(ctx context.Context) (warnings []error, err error) {
 			warnings = append(warnings, fmt.Errorf("ignoring unreadable release %s: %w", key, err))
 			continue
 		}
-		if clear {
+		if inClear {
 			if err := s.storeRelease(ctx, r); err != nil {
 				warnings = append(warnings, fmt.Errorf("release %s of %s keeps its env in clear until it is next written: %w", r.ID, r.Key(), err))
 			}
