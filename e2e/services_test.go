@@ -236,8 +236,11 @@ func TestServicesSecretsNeverShown(t *testing.T) {
 	}
 	upEntry := "user-provided:\n- name: api-keys\n  tags: [keys]\n  " + strings.ReplaceAll(strings.TrimRight(enc, "\n"), "\n", "\n  ") + "\n"
 
+	// An env variable of the manifest: stored sealed, never in clear.
+	envName, envSecret := "NOTES_ENVSEAL_TOKEN", fmt.Sprintf("env-s3cret-%016x", rand.Uint64())
 	p.addNotes()
-	p.write(map[string]string{"apps/notes/manifest.yml": notesManifest("db", "api-keys"), "services.yml": pgServices("small", upEntry)})
+	p.write(map[string]string{"apps/notes/manifest.yml": notesManifest("db", "api-keys") + "  env:\n    " + envName + ": " + envSecret + "\n",
+		"services.yml": pgServices("small", upEntry)})
 	commit := p.commitAll("notes bound to db and api-keys")
 	p.waitApplied(t, commit, 30*time.Second)
 	in := p.waitNotesInfo(t, 120*time.Second, "notes uses db and sees api-keys", func(in notesInfo) error {
@@ -264,7 +267,7 @@ func TestServicesSecretsNeverShown(t *testing.T) {
 
 	// The passwords the instance got: db's from the cell's bindings folder
 	// (what the app reads under /bindings), the user-provided one's too.
-	secrets := map[string]string{"the user-provided password": upPassword}
+	secrets := map[string]string{"the user-provided password": upPassword, "the manifest's env value": envSecret}
 	secrets["db's binding password"] = p.bindingFile(t, "db/password")
 	if len(secrets["db's binding password"]) < 16 {
 		t.Fatalf("db's binding password is only %d bytes", len(secrets["db's binding password"]))
@@ -336,6 +339,17 @@ func TestServicesSecretsNeverShown(t *testing.T) {
 	}
 	if !anyBinding {
 		t.Fatalf("no binding stored under %s in Consul KV: %v", catalog.BindingsPrefix, slices.Sorted(maps.Keys(kv)))
+	}
+	// The release's env is stored, sealed; its name is not in clear either.
+	var sealedEnv bool
+	for k, v := range kv {
+		sealedEnv = sealedEnv || strings.HasPrefix(k, catalog.AllReleasesPrefix) && bytes.Contains(v, []byte(`"sealed_env":"v1:`))
+		if bytes.Contains(v, []byte(envName)) {
+			t.Errorf("the env variable's name %s is in clear in Consul KV %s", envName, k)
+		}
+	}
+	if !sealedEnv {
+		t.Fatalf("no release with a sealed env under %s in Consul KV: %v", catalog.AllReleasesPrefix, slices.Sorted(maps.Keys(kv)))
 	}
 	for what, secret := range secrets {
 		for where, data := range outputs {

@@ -99,7 +99,7 @@ type Config struct {
 	// services.yml are provisioned through (services.go).
 	Brokers []ServiceBroker
 	// Keys seal binding credentials and decrypt user-provided ones
-	// (bindings.go); nil refuses to bind.
+	// (bindings.go), and seal the releases' env in the store (required).
 	Keys *secrets.Keys
 	// RoutesURL is how users reach the routes: its scheme and port (e.g.
 	// "http://127.0.0.1:8080") make the URLs of the commit statuses
@@ -240,7 +240,11 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.NATS == nil || cfg.Consul == nil || cfg.Blobs == nil || cfg.BlobStoreURL == "" {
 		return nil, errors.New("controller needs NATS, Consul, a blob store and its URL")
 	}
-	c := newController(cfg, store.New(catalog.NewKV(cfg.Consul)), executor.New(cfg.NATS), natsStaging{cfg.NATS})
+	st, err := store.New(catalog.NewKV(cfg.Consul), cfg.Keys)
+	if err != nil {
+		return nil, fmt.Errorf("creating the controller's store: %w", err)
+	}
+	c := newController(cfg, st, executor.New(cfg.NATS), natsStaging{cfg.NATS})
 	if cfg.Policies == nil {
 		set, err := policies.Default(context.Background())
 		if err != nil {

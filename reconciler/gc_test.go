@@ -17,6 +17,7 @@ import (
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler/store/storetest"
 )
 
 // TestCollectGarbage keeps the newest KeepReleases releases of an app (and
@@ -38,7 +39,7 @@ func TestCollectGarbage(t *testing.T) {
 	}
 	srv := httptest.NewServer(store.Handler())
 	defer srv.Close()
-	c, err := New(Config{NATS: conn, Consul: cons.Client, Blobs: store, BlobStoreURL: srv.URL})
+	c, err := New(Config{NATS: conn, Consul: cons.Client, Blobs: store, BlobStoreURL: srv.URL, Keys: storetest.Keys(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

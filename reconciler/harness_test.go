@@ -134,9 +134,14 @@ func newHarness(t *testing.T) *harness {
 	}
 	cfg := Config{Domain: "apps.localhost", Policies: set, Blobs: blobs, BlobStoreURL: "http://127.0.0.1:7070",
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.Keys = storetest.Keys(t)
 	cfg.defaults()
 	h := &harness{t: t, kv: storetest.New(), exec: &fakeExec{}}
-	h.c = newController(cfg, store.New(h.kv), h.exec, fakeStaging{})
+	st, err := store.New(h.kv, cfg.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.c = newController(cfg, st, h.exec, fakeStaging{})
 	h.c.storeRetry = 50 * time.Millisecond
 	h.c.role, h.c.started = RoleLeader, time.Now().Add(-time.Hour)
 	h.se = &sourceEntry{name: "apps", space: "dev", status: model.SourceStatus{Name: "apps", Space: "dev"}}

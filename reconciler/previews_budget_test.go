@@ -303,7 +303,11 @@ func TestPreviewsRestored(t *testing.T) {
 	h := newHarness(t)
 	h.c.deployPreview(ctx, h.se, prN(7), helloCommit("p7", helloManifest))
 
-	again := newController(h.c.cfg, store.New(h.kv), h.exec, fakeStaging{})
+	st, err := store.New(h.kv, h.c.cfg.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := newController(h.c.cfg, st, h.exec, fakeStaging{})
 	again.sources = []*sourceEntry{{name: "apps", space: "dev", status: model.SourceStatus{Name: "apps", Space: "dev"}}}
 	if err := again.load(ctx); err != nil {
 		t.Fatal(err)

@@ -130,7 +130,9 @@ func TestServiceLifecycle(t *testing.T) {
 			ctx := context.Background()
 			h := newHarness(t)
 			b := &fakeBroker{name: "pg", async: async}
-			h.c.cfg.Brokers = []ServiceBroker{b}
+			// No binder's keys (nil refuses to bind): this is the
+			// instance's lifecycle, bindings have theirs (bindings_test.go).
+			h.c.cfg.Brokers, h.c.cfg.Keys = []ServiceBroker{b}, nil
 			key := model.ServiceKey{Space: "dev", Name: "db"}
 
 			h.c.apply(ctx, h.se, servicesCommit("c1", "small", true))

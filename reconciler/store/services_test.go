@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/driftless/driftless/model"
-	"github.com/driftless/driftless/reconciler/store"
 	"github.com/driftless/driftless/reconciler/store/storetest"
 )
 
@@ -15,7 +14,7 @@ import (
 func TestServices(t *testing.T) {
 	ctx := context.Background()
 	kv := storetest.New()
-	s := store.New(kv)
+	s := newStore(t, kv)
 	db := model.ServiceInstance{Space: "dev", Source: "apps", GUID: "g-1", State: model.ServicePending,
 		Decl: model.ServiceDecl{Name: "db", Service: "postgresql", Plan: "small"}}
 	ch := changes()
@@ -23,7 +22,7 @@ func TestServices(t *testing.T) {
 	if err := s.Apply(ctx, ch); err != nil {
 		t.Fatal(err)
 	}
-	again := store.New(kv)
+	again := newStore(t, kv)
 	if _, err := again.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

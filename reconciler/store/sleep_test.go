@@ -8,7 +8,6 @@ import (
 
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/decide"
-	"github.com/driftless/driftless/reconciler/store"
 	"github.com/driftless/driftless/reconciler/store/storetest"
 )
 
@@ -18,7 +17,7 @@ import (
 func TestSleepWake(t *testing.T) {
 	ctx := context.Background()
 	kv := storetest.New()
-	s := store.New(kv)
+	s := newStore(t, kv)
 	if err := s.Apply(ctx, changes()); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +28,7 @@ func TestSleepWake(t *testing.T) {
 	if _, found := kv.Value("driftless/sleeping/dev/hello"); !found {
 		t.Fatal("no sleeping record in the KV store")
 	}
-	again := store.New(kv)
+	again := newStore(t, kv)
 	if _, err := again.Load(ctx); err != nil {
 		t.Fatal(err)
 	}

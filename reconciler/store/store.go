@@ -7,11 +7,17 @@
 //
 // Reads take a read lock that is never held across I/O: writes are
 // serialised by a lock of their own while they talk to Consul.
+//
+// A release's env (its run spec's Env, which may hold secrets) is stored
+// sealed with the platform's keys (env.go), as binding credentials are:
+// never in clear in Consul, and opened as it is read, so that what the
+// store returns is the release as it was given.
 package store
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -20,6 +26,7 @@ import (
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/decide"
+	"github.com/driftless/driftless/secrets"
 )
 
 // KV is the key-value store underneath: catalog.KV over Consul, or a fake
@@ -35,6 +42,8 @@ type KV interface {
 // Store is the desired state.
 type Store struct {
 	kv KV
+	// keys seal the releases' envs (env.go).
+	keys *secrets.Keys
 	// write serialises writes, held across their I/O; mu guards the maps
 	// and is held only to read or update them.
 	write    sync.Mutex
@@ -49,15 +58,24 @@ type Store struct {
 	bindings map[model.BindingKey]model.ServiceBinding
 }
 
-// New returns an empty store over kv; Load fills it.
-func New(kv KV) *Store {
-	return &Store{kv: kv, apps: map[model.AppKey]model.App{}, releases: map[model.AppKey]map[string]model.Release{},
+// New returns an empty store over kv whose releases' envs are sealed with
+// keys (the platform's, those that seal binding credentials); Load fills
+// it. Keys are required: no env is ever stored in clear.
+func New(kv KV, keys *secrets.Keys) (*Store, error) {
+	if kv == nil || keys == nil {
+		return nil, errors.New("the desired state's store needs a KV store and the platform's keys (to seal the apps' env)")
+	}
+	return &Store{kv: kv, keys: keys, apps: map[model.AppKey]model.App{}, releases: map[model.AppKey]map[string]model.Release{},
 		sleeping: map[model.AppKey]model.Sleeping{}, services: map[model.ServiceKey]model.ServiceInstance{},
-		bindings: map[model.BindingKey]model.ServiceBinding{}}
+		bindings: map[model.BindingKey]model.ServiceBinding{}}, nil
 }
 
 // Load replaces what is in memory with what Consul holds. Unreadable
-// records are skipped and returned as warnings.
+// records are skipped and returned as warnings. A release whose env does
+// not open (other keys, or a sealed env moved from another release) is an
+// error naming it: skipped, its app would lose its release. A release
+// stored by an older version, its env in clear, is sealed now (a failed
+// rewrite is a warning: it is sealed on its next write).
 func (s *Store) Load(ctx context.Context) (warnings []error, err error) {
 	s.write.Lock()
 	defer s.write.Unlock()
@@ -80,10 +98,18 @@ func (s *Store) Load(ctx context.Context) (warnings []error, err error) {
 	}
 	rels := make(map[model.AppKey]map[string]model.Release)
 	for key, data := range relData {
-		var r model.Release
-		if err := json.Unmarshal(data, &r); err != nil {
+		r, inClear, err := s.openRelease(data)
+		if errors.Is(err, errEnv) {
+			return nil, fmt.Errorf("loading releases: %w", err)
+		}
+		if err != nil {
 			warnings = append(warnings, fmt.Errorf("ignoring unreadable release %s: %w", key, err))
 			continue
+		}
+		if inClear {
+			if err := s.storeRelease(ctx, r); err != nil {
+				warnings = append(warnings, fmt.Errorf("release %s of %s keeps its env in clear until it is next written: %w", r.ID, r.Key(), err))
+			}
 		}
 		if rels[r.Key()] == nil {
 			rels[r.Key()] = map[string]model.Release{}
@@ -247,8 +273,8 @@ func (s *Store) putApp(ctx context.Context, a model.App) error {
 }
 
 func (s *Store) putRelease(ctx context.Context, r model.Release) error {
-	if err := put(ctx, s.kv, catalog.ReleaseKey(r.Space, r.App, r.ID), r); err != nil {
-		return fmt.Errorf("saving release %s of %s: %w", r.ID, r.Key(), err)
+	if err := s.storeRelease(ctx, r); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	if s.releases[r.Key()] == nil {
@@ -256,6 +282,18 @@ func (s *Store) putRelease(ctx context.Context, r model.Release) error {
 	}
 	s.releases[r.Key()][r.ID] = r
 	s.mu.Unlock()
+	return nil
+}
+
+// storeRelease writes r to Consul, its env sealed.
+func (s *Store) storeRelease(ctx context.Context, r model.Release) error {
+	st, err := s.sealRelease(r)
+	if err != nil {
+		return err
+	}
+	if err := put(ctx, s.kv, catalog.ReleaseKey(r.Space, r.App, r.ID), st); err != nil {
+		return fmt.Errorf("saving release %s of %s: %w", r.ID, r.Key(), err)
+	}
 	return nil
 }
 

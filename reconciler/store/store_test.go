@@ -26,11 +26,11 @@ func changes() decide.Changes {
 func TestApplyAndLoad(t *testing.T) {
 	ctx := context.Background()
 	kv := storetest.New()
-	s := store.New(kv)
+	s := newStore(t, kv)
 	if err := s.Apply(ctx, changes()); err != nil {
 		t.Fatal(err)
 	}
-	again := store.New(kv)
+	again := newStore(t, kv)
 	if warnings, err := again.Load(ctx); err != nil || len(warnings) != 0 {
 		t.Fatalf("load: %v %v", warnings, err)
 	}
@@ -74,7 +74,7 @@ func TestWriteFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			kv := storetest.New()
-			s := store.New(kv)
+			s := newStore(t, kv)
 			kv.Refuse(func(key string) error {
 				if tt.refuse != "" && strings.HasPrefix(key, tt.refuse) {
 					return errors.New("500 from consul")
@@ -98,7 +98,7 @@ func TestWriteFailures(t *testing.T) {
 // TestStateIsACopy: decisions get a copy that later writes do not change.
 func TestStateIsACopy(t *testing.T) {
 	ctx := context.Background()
-	s := store.New(storetest.New())
+	s := newStore(t, storetest.New())
 	if err := s.Apply(ctx, changes()); err != nil {
 		t.Fatal(err)
 	}

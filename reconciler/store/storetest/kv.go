@@ -9,6 +9,9 @@ import (
 	"maps"
 	"strings"
 	"sync"
+	"testing"
+
+	"github.com/driftless/driftless/secrets"
 )
 
 // KV is an in-memory store.KV for unit tests. Refuse makes it refuse
@@ -103,4 +106,15 @@ func (f *KV) Value(key string) ([]byte, bool) {
 	defer f.mu.Unlock()
 	v, ok := f.data[key]
 	return v, ok
+}
+
+// Keys returns platform keys made for the test (in a temporary folder of
+// it), for a store.New.
+func Keys(t testing.TB) *secrets.Keys {
+	t.Helper()
+	keys, err := secrets.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatalf("making the platform's keys: %v", err)
+	}
+	return keys
 }
