@@ -33,51 +33,67 @@ func TestReadinessCheck(t *testing.T) {
 		Routes: []string{"grpc.apps.localhost", "web.apps.localhost"}, HTTP2Routes: []string{"grpc.apps.localhost"}}
 	hc := model.HealthCheck{Type: model.HealthPort, Readiness: model.ReadinessCheck{Type: model.HealthHTTP, Endpoint: "/ready"}}
 
-	passing := func(what string, want int) {
+	// passing waits until guid is (or is not) among the passing
+	// instances, and is still registered.
+	passing := func(what, guid string, want bool) {
 		t.Helper()
 		testenv.Eventually(t, 10*time.Second, 100*time.Millisecond, what, func() error {
 			entries, _, err := c.Client.Health().Service(catalog.ServiceName("dev", "grpc"), catalog.AppTag, true, nil)
 			if err != nil {
 				return err
 			}
-			if len(entries) != want {
-				return fmt.Errorf("%d passing entries, want %d", len(entries), want)
-			}
-			if want == 1 {
-				got, ok := catalog.FromHealthEntry(entries[0])
-				if !ok || !reflect.DeepEqual(got, in) {
-					return fmt.Errorf("read back %+v (ok=%v), want %+v", got, ok, in)
+			found := false
+			for _, e := range entries {
+				got, ok := catalog.FromHealthEntry(e)
+				if !ok || got.GUID != guid {
+					continue
 				}
+				found = true
+				if want := in; guid == in.GUID && !reflect.DeepEqual(got, want) {
+					return fmt.Errorf("read back %+v, want %+v", got, want)
+				}
+			}
+			if found != want {
+				return fmt.Errorf("%s passing: %v, want %v", guid, found, want)
 			}
 			return nil
 		})
 	}
+	// Each instance is registered once, as agents do (a registration
+	// again under the same id may keep its checks' states in Consul).
 	tests := []struct {
 		name     string
+		guid     string
 		notReady bool
-		want     int
 	}{
-		{"registered ready", false, 1},
-		{"registered not ready", true, 0},
+		{"registered ready", in.GUID, false},
+		{"registered not ready", "g-not-ready", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ep := in
-			ep.NotReady = tc.notReady
+			ep.GUID, ep.NotReady = tc.guid, tc.notReady
 			if err := c.Client.Agent().ServiceRegister(catalog.Registration(ep, hc, time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			passing(tc.name, tc.want)
+			passing(tc.name, tc.guid, !tc.notReady)
+			services, err := c.Client.Agent().Services()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := services[tc.guid]; !ok {
+				t.Fatalf("%s is not registered", tc.guid)
+			}
 		})
 	}
 	for _, step := range []struct {
 		status string
-		want   int
-	}{{consul.HealthPassing, 1}, {consul.HealthCritical, 0}, {consul.HealthPassing, 1}} {
+		want   bool
+	}{{consul.HealthPassing, true}, {consul.HealthCritical, false}, {consul.HealthPassing, true}} {
 		if err := c.Client.Agent().UpdateTTL(catalog.ReadyCheckID(in.GUID), "test", step.status); err != nil {
 			t.Fatal(err)
 		}
-		passing("readiness "+step.status, step.want)
+		passing("readiness "+step.status, in.GUID, step.want)
 		services, err := c.Client.Agent().Services()
 		if err != nil {
 			t.Fatal(err)
