@@ -203,6 +203,9 @@ func (c *cluster) startController(id string, extra ...string) {
 	}
 	args := append([]string{"controller", "--id", id, "--repo", c.repo, "--api", apiAddr,
 		"--nats", c.natsURL, "--consul", c.consul, "--data", filepath.Join(c.dir, id),
+		// Controllers that stand in for each other share the platform's
+		// keys: each opens what the others sealed (release envs, bindings).
+		"--secrets", filepath.Join(c.dir, "secrets"),
 		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, extra...)
 	c.ctls[id] = c.start(id, "", args...)
 	if c.client == nil {

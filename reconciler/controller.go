@@ -349,7 +349,15 @@ func (c *Controller) Run(ctx context.Context) error {
 			return err
 		}
 		if err != nil {
+			// A term that cannot start (the desired state does not load,
+			// e.g. keys that do not open it) waits before it tries again,
+			// leaving the lock to a controller that can lead.
 			c.log.Error("term as leader ended", "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(2 * time.Second):
+			}
 		}
 		c.log.Warn("leadership lost: standing by")
 	}
