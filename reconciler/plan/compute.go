@@ -329,7 +329,7 @@ func stop(inst Instance, cause Cause, reason string) Action {
 // start places a new instance of app at idx, or records why it cannot.
 func (s *state) start(app App, idx int, cause Cause, reason string, p *Plan) {
 	run := app.Release.Run
-	cell, why := s.place(run)
+	cell, why := s.place(model.Resources{MemoryMB: run.MemoryMB, DiskMB: run.DiskMB})
 	if cell == nil {
 		p.Unplaced = append(p.Unplaced, Unplaced{App: app.Key(), Process: app.Process, Index: idx, Reason: why})
 		return

@@ -11,7 +11,7 @@ import (
 // with the fewest instances of the app, then the cell with the fewest
 // instances of the app, then the most free memory, then the lowest id.
 // When none fits it returns nil and why.
-func (s *state) place(run model.RunSpec) (*cellState, string) {
+func (s *state) place(need model.Resources) (*cellState, string) {
 	var best *cellState
 	var bestFree int64 = -1
 	var largestFree int64 = -1
@@ -26,7 +26,7 @@ func (s *state) place(run model.RunSpec) (*cellState, string) {
 		if free > largestFree {
 			largestFree, largestFreeCell = free, c.ID
 		}
-		if !fits(c, run) {
+		if !fits(c, need) {
 			continue
 		}
 		if best == nil || s.better(c, free, best, bestFree) {
@@ -39,19 +39,22 @@ func (s *state) place(run model.RunSpec) (*cellState, string) {
 	switch {
 	case live == 0:
 		return nil, "no cell is available (none has sent a heartbeat recently)"
-	case largestFree < run.MemoryMB:
+	case largestFree < need.MemoryMB:
 		return nil, fmt.Sprintf("no cell has %d MB of memory free (most free: %d MB on %s)",
-			run.MemoryMB, max(largestFree, 0), largestFreeCell)
+			need.MemoryMB, max(largestFree, 0), largestFreeCell)
 	default:
-		return nil, fmt.Sprintf("no cell has room for %d MB memory, %d MB disk and one more instance", run.MemoryMB, run.DiskMB)
+		return nil, fmt.Sprintf("no cell has room for %d MB memory, %d MB disk and one more instance", need.MemoryMB, need.DiskMB)
 	}
 }
 
-func fits(c *cellState, run model.RunSpec) bool {
-	if c.Capacity.MemoryMB-c.usedMemory < run.MemoryMB {
+// fits reports whether one more instance needing need's memory and disk
+// fits on c (need is small and passed by value: this runs for every cell
+// at every placement).
+func fits(c *cellState, need model.Resources) bool {
+	if c.Capacity.MemoryMB-c.usedMemory < need.MemoryMB {
 		return false
 	}
-	if c.Capacity.DiskMB > 0 && c.Capacity.DiskMB-c.usedDisk < run.DiskMB {
+	if c.Capacity.DiskMB > 0 && c.Capacity.DiskMB-c.usedDisk < need.DiskMB {
 		return false
 	}
 	if c.Capacity.Instances > 0 && c.used >= c.Capacity.Instances {
