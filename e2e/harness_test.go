@@ -553,6 +553,17 @@ func (p *platform) consulServices() ([]string, error) {
 // killTask kills the task of one container by hand, as an operator would.
 func (p *platform) killTask(t testing.TB, id string) {
 	t.Helper()
+	p.withTask(t, id, func(ctx context.Context, task containerd.Task) {
+		if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// withTask calls f with the task of container id in the platform's
+// containerd namespace.
+func (p *platform) withTask(t testing.TB, id string, f func(context.Context, containerd.Task)) {
+	t.Helper()
 	c, err := containerd.New(p.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -567,7 +578,5 @@ func (p *platform) killTask(t testing.TB, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := task.Kill(ctx, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	f(ctx, task)
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd"
-	"github.com/containerd/containerd/namespaces"
 
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
@@ -34,27 +33,15 @@ const sidecarManifest = `applications:
 // killSidecar kills process sidecar-NAME in container id.
 func (p *platform) killSidecar(t testing.TB, id, name string) {
 	t.Helper()
-	c, err := containerd.New(p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx := namespaces.WithNamespace(context.Background(), "driftless")
-	cont, err := c.LoadContainer(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	task, err := cont.Task(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proc, err := task.LoadProcess(ctx, "sidecar-"+name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Kill(ctx, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	p.withTask(t, id, func(ctx context.Context, task containerd.Task) {
+		proc, err := task.LoadProcess(ctx, "sidecar-"+name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proc.Kill(ctx, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // waitSidecarInfo waits until sc answers /info with the greeting its
