@@ -311,22 +311,7 @@ func TestDockerImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	outputs["driftless logs img --recent"] = []byte(appLog)
-	for k, v := range p.consulKV(t) {
-		outputs["Consul KV "+k] = v
-	}
-	devLog, err := os.ReadFile(p.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outputs["dev.log"] = devLog
-	logs, _ := filepath.Glob(filepath.Join(p.dir, "data", "logs", "*"))
-	for _, l := range logs {
-		data, err := os.ReadFile(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outputs["log "+filepath.Base(l)] = data
-	}
+	p.addStoredOutputs(t, outputs, p.consulKV(t))
 	if !bytes.Contains(outputs["driftless events --json"], []byte("img")) || !bytes.Contains(outputs["driftless app img --json"], []byte(image)) {
 		t.Errorf("the outputs checked do not name the app: events %s", outputs["driftless events --json"])
 	}

@@ -351,3 +351,27 @@ func (p *platform) consulKV(t testing.TB) map[string][]byte {
 	}
 	return out
 }
+
+// addStoredOutputs adds what the platform keeps to outputs, for a search
+// for secrets: the Consul KV values kv (p.consulKV), dev's own output
+// (dev.log), and the platform's other logs (PostgreSQL's, Consul's,
+// containerd's, the router's access log) and the apps' output.
+func (p *platform) addStoredOutputs(t testing.TB, outputs map[string][]byte, kv map[string][]byte) {
+	t.Helper()
+	for k, v := range kv {
+		outputs["Consul KV "+k] = v
+	}
+	log, err := os.ReadFile(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs["dev's output (dev.log)"] = log
+	logs, _ := filepath.Glob(filepath.Join(p.dir, "data", "logs", "*"))
+	for _, l := range logs {
+		data, err := os.ReadFile(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outputs["log "+filepath.Base(l)] = data
+	}
+}

@@ -302,26 +302,9 @@ func TestServicesSecretsNeverShown(t *testing.T) {
 	if len(kv) == 0 {
 		t.Fatal("no Consul KV under driftless/")
 	}
-	for k, v := range kv {
-		outputs["Consul KV "+k] = v
-	}
-	log, err := os.ReadFile(p.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	outputs["dev's output (dev.log)"] = log
-	// The platform's other logs (PostgreSQL's, Consul's, containerd's, the
-	// router's access log) and the app's own output.
-	logs, _ := filepath.Glob(filepath.Join(p.dir, "data", "logs", "*"))
-	for _, l := range logs {
-		data, err := os.ReadFile(l)
-		if err != nil {
-			t.Fatal(err)
-		}
-		outputs["log "+filepath.Base(l)] = data
-	}
+	p.addStoredOutputs(t, outputs, kv)
 	if _, ok := outputs["log postgres.log"]; !ok {
-		t.Fatalf("no postgres.log among the platform's logs %v", logs)
+		t.Fatalf("no postgres.log among the platform's logs %v", slices.Sorted(maps.Keys(outputs)))
 	}
 	appLog, err := p.cli("logs", "notes", "--recent")
 	if err != nil || !strings.Contains(appLog, "using binding db") {
@@ -330,7 +313,7 @@ func TestServicesSecretsNeverShown(t *testing.T) {
 	outputs["driftless logs notes --recent"] = []byte(appLog)
 	// The checks can fail: the outputs name what they should.
 	if !bytes.Contains(outputs["driftless services --json"], []byte(`"api-keys"`)) ||
-		!bytes.Contains(outputs["driftless events --json"], []byte("notes")) || !bytes.Contains(log, []byte("api-keys")) {
+		!bytes.Contains(outputs["driftless events --json"], []byte("notes")) || !bytes.Contains(outputs["dev's output (dev.log)"], []byte("api-keys")) {
 		t.Fatalf("the outputs checked do not even name the services:\n%s", outputs["driftless services --json"])
 	}
 	var anyBinding bool
