@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,7 @@ import (
 	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/agents/staging"
+	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/model"
 )
@@ -44,6 +46,10 @@ import (
 type Config struct {
 	// CellID names the cell; it must be unique and stable across restarts.
 	CellID string
+	// Token is the cell's credential (a driftless token of role cell):
+	// droplets and stacks are pulled, and staging results uploaded, with
+	// it. Never logged.
+	Token string
 	// Address is where the cell's mapped host ports are reachable, and the
 	// address host ports are mapped on (127.0.0.1 in dev).
 	Address  string
@@ -178,8 +184,11 @@ type Agent struct {
 	// closeWalls takes the bridge's walls down when Run returns, if no
 	// instance is left behind them.
 	closeWalls func()
-	stager     *staging.Stager
-	stage      chan struct{} // staging slots
+	// trustRegistry lets the cell's credential go to a registry host the
+	// controller named (its blob store); nil when the engine keeps none.
+	trustRegistry func(host string)
+	stager        *staging.Stager
+	stage         chan struct{} // staging slots
 	// retryPause is the pause between attempts of a stop's undo.
 	retryPause time.Duration
 
@@ -209,6 +218,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.Runtime.PlainHTTPHosts == nil {
 		cfg.Runtime.PlainHTTPHosts = PlainHTTPHosts(cfg.PlainHTTPRegistries)
 	}
+	cfg.Runtime.RegistryToken = cfg.Token
 	if err := makeDataDirs(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -240,6 +250,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.closeEngine = func() { _ = rt.Close() }
+	a.trustRegistry = rt.TrustRegistry
 	a.closeWalls = func() { removeWalls(nw, a.log) }
 	return a, nil
 }
@@ -297,7 +308,12 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 	}
 	var err error
 	a.stager, err = staging.New(staging.Config{CacheDir: filepath.Join(cfg.DataDir, "staging"), StacksDir: cfg.StacksDir,
-		Runner: compileRunner{a}, Cell: cfg.Buildpacks, Log: cfg.Log.With("component", "staging")})
+		Runner: compileRunner{a}, Cell: cfg.Buildpacks, Log: cfg.Log.With("component", "staging"),
+		Client: func(base string) *blobstore.Client {
+			c := blobstore.NewClient(base)
+			c.Token = cfg.Token
+			return c
+		}})
 	if err != nil {
 		return nil, fmt.Errorf("setting up staging: %w", err)
 	}
@@ -378,3 +394,18 @@ func (a *Agent) subscribe() ([]*nats.Subscription, error) {
 
 // BootID identifies this agent process in its reports.
 func (a *Agent) BootID() string { return a.bootID }
+
+// trust lets the cell's credential go to the registry of ref (an image
+// reference "host:port/path@digest", or a blob store URL) that the
+// controller named in a command.
+func (a *Agent) trust(ref string) {
+	if a.trustRegistry == nil || ref == "" {
+		return
+	}
+	if u, err := url.Parse(ref); err == nil && u.Scheme != "" && u.Host != "" {
+		a.trustRegistry(u.Host)
+		return
+	}
+	host, _, _ := strings.Cut(ref, "/")
+	a.trustRegistry(host)
+}

@@ -19,6 +19,7 @@ func (a *Agent) handleStart(m *nats.Msg) {
 		a.reply(m, err)
 		return
 	}
+	a.trust(req.Run.Droplet)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.replyLocked(m, a.acceptLocked(req.Instance, req.Run))

@@ -23,6 +23,7 @@ func (a *Agent) handleStage(m *nats.Msg) {
 		_ = bus.Respond(m, bus.StageResult{Error: err.Error()})
 		return
 	}
+	a.trust(req.BlobStore)
 	a.wg.Go(func() {
 		select {
 		case a.stage <- struct{}{}:

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,8 +20,9 @@ const DefaultAddress = "127.0.0.1:7070"
 
 // Client talks to a controller's API.
 type Client struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string
 }
 
 // NewClient returns a client for the API at addr ("host:port" or a URL).
@@ -32,15 +34,55 @@ func NewClient(addr string) *Client {
 	return &Client{base: base, hc: &http.Client{}}
 }
 
-func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+// WithToken is a copy of c that authenticates with tok (a driftless API
+// token; `driftless token create`).
+func (c *Client) WithToken(tok string) *Client {
+	cp := *c
+	cp.token = tok
+	return &cp
+}
+
+// newRequest builds a request to path with the client's credentials.
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return fmt.Errorf("building request: %w", err)
+		return nil, fmt.Errorf("building request: %w", err)
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	return req, nil
+}
+
+// send POSTs in as JSON and decodes the answer into out.
+func (c *Client) send(ctx context.Context, method, path string, in, out any) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encoding request: %w", err)
+	}
+	req, err := c.newRequest(ctx, method, path, nil, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	return c.roundTrip(req, out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, out any) error {
+	req, err := c.newRequest(ctx, method, path, q, nil)
+	if err != nil {
+		return err
+	}
+	return c.roundTrip(req, out)
+}
+
+func (c *Client) roundTrip(req *http.Request, out any) error {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("calling the driftless API at %s (is the controller running? set --api or DRIFTLESS_API): %w", c.base, err)
@@ -54,7 +96,7 @@ func decode(resp *http.Response, out any) error {
 		var e Error
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
+			return &StatusError{Code: resp.StatusCode, Message: e.Error}
 		}
 		return fmt.Errorf("API answered %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
@@ -63,6 +105,14 @@ func decode(resp *http.Response, out any) error {
 	}
 	return nil
 }
+
+// StatusError is an error the API answered, with its HTTP status.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return e.Message }
 
 func spaceQuery(space string) url.Values {
 	q := url.Values{}
@@ -93,7 +143,13 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // Sync fetches every source now; with wait, it returns once every app runs
 // its target release or timeout passes.
 func (c *Client) Sync(ctx context.Context, wait bool, timeout time.Duration) (SyncResult, error) {
-	q := url.Values{}
+	return c.SyncSpace(ctx, "", wait, timeout)
+}
+
+// SyncSpace is Sync of the sources of one space ("" for every source): a
+// token scoped to spaces may sync only those.
+func (c *Client) SyncSpace(ctx context.Context, space string, wait bool, timeout time.Duration) (SyncResult, error) {
+	q := spaceQuery(space)
 	if wait {
 		q.Set("wait", "1")
 		q.Set("timeout", timeout.String())
@@ -137,9 +193,9 @@ func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(
 	if opts.Source != "" {
 		q.Set("source", string(opts.Source))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/logs/"+url.PathEscape(app)+"?"+q.Encode(), nil)
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/logs/"+url.PathEscape(app), q, nil)
 	if err != nil {
-		return fmt.Errorf("building request: %w", err)
+		return err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -162,4 +218,10 @@ func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(
 		return fmt.Errorf("reading logs: %w", err)
 	}
 	return nil
+}
+
+// Env fetches an app's environment (`driftless env APP`).
+func (c *Client) Env(ctx context.Context, space, name string) (AppEnv, error) {
+	var out AppEnv
+	return out, c.do(ctx, http.MethodGet, "/v1/apps/"+url.PathEscape(name)+"/env", spaceQuery(space), &out)
 }

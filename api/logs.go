@@ -104,6 +104,9 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
+	if !s.auth.allowed(w, r, VerbRead, ResourceLogs, space) {
+		return
+	}
 	source := model.LogSource(q.Get("source"))
 	keep := func(l model.LogLine) bool { return source == "" || l.Source == source }
 	var lines <-chan model.LogLine

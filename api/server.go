@@ -7,10 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/reconciler"
 )
 
@@ -21,8 +23,9 @@ type Backend interface {
 	AppStates(ctx context.Context) []reconciler.AppState
 	AppState(ctx context.Context, space, name string) (reconciler.AppState, bool)
 	Status(ctx context.Context) reconciler.Status
-	// Sync fetches every source now and applies what changed.
-	Sync(ctx context.Context) []model.SourceStatus
+	// Sync fetches every source of space ("" for every source) now and
+	// applies what changed; it returns the statuses of those sources.
+	Sync(ctx context.Context, space string) []model.SourceStatus
 	// Trigger starts a fetch, in the background, of every source whose
 	// repository is one of urls (compared as model.NormalizeRepoURL
 	// makes them), and returns the names of those sources.
@@ -43,6 +46,12 @@ type Backend interface {
 	Services(ctx context.Context) []reconciler.ServiceState
 	Brokers(ctx context.Context) []reconciler.BrokerState
 	Events(space, app string) []model.Event
+	// RecordEvent records an event of the API's (refused
+	// authentications, tokens made and revoked).
+	RecordEvent(ev model.Event)
+	// Authorize asks the policies in force (driftless.authz) whether in
+	// is allowed.
+	Authorize(ctx context.Context, in policies.AuthzInput) (policies.Decision, error)
 	// Leading reports whether this controller acts and which one leads.
 	// A standby answers only /v1/status; the rest answers 503 naming the
 	// leader.
@@ -64,39 +73,53 @@ type ServerConfig struct {
 	// PublicKey is the platform's age public key, served at
 	// /v1/secrets/public-key for `driftless secrets encrypt`.
 	PublicKey string
-	Log       *slog.Logger
+	// Tokens authenticates every request but /healthz and the webhook's
+	// (auth.go). Required.
+	Tokens TokenStore
+	Log    *slog.Logger
 }
 
-// NewHandler returns the API's HTTP handler.
+// NewHandler returns the API's HTTP handler. Every route but /healthz and
+// the webhook (signed by the forge) needs a token (auth.go); what a token
+// may do is the policies' decision (driftless.authz).
 func NewHandler(cfg ServerConfig) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &server{cfg: cfg}
+	s := &server{cfg: cfg, auth: newAuth(cfg.Tokens, cfg.Backend)}
+	open := http.NewServeMux()
+	open.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	open.HandleFunc("POST /v1/webhook", s.leaderOnly(newWebhook(cfg).serve))
+
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /v1/apps", s.leaderOnly(s.apps))
 	mux.HandleFunc("GET /v1/apps/{name}", s.leaderOnly(s.app))
-	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/apps/{name}/env", s.leaderOnly(s.env))
+	mux.HandleFunc("GET /v1/status", s.auth.guard(VerbRead, ResourceStatus, s.status))
 	mux.HandleFunc("POST /v1/sync", s.leaderOnly(s.sync))
 	mux.HandleFunc("GET /v1/events", s.leaderOnly(s.events))
 	mux.HandleFunc("GET /v1/previews", s.leaderOnly(s.previews))
 	mux.HandleFunc("GET /v1/services", s.leaderOnly(s.services))
-	mux.HandleFunc("GET /v1/brokers", s.leaderOnly(s.brokers))
-	mux.HandleFunc("GET /v1/secrets/public-key", s.publicKey)
-	mux.HandleFunc("POST /v1/webhook", s.leaderOnly(newWebhook(cfg).serve))
+	mux.HandleFunc("GET /v1/brokers", s.leaderOnly(s.auth.guard(VerbRead, ResourceBrokers, s.brokers)))
+	mux.HandleFunc("GET /v1/secrets/public-key", s.auth.guard(VerbRead, ResourcePublicKey, s.publicKey))
+	mux.HandleFunc("POST /v1/tokens", s.auth.guard(VerbManage, ResourceTokens, s.createToken))
+	mux.HandleFunc("GET /v1/tokens", s.auth.guard(VerbRead, ResourceTokens, s.listTokens))
+	mux.HandleFunc("DELETE /v1/tokens/{name}", s.auth.guard(VerbManage, ResourceTokens, s.revokeToken))
+	mux.HandleFunc("GET /v1/can", s.can)
 	if cfg.Logs != nil {
 		mux.HandleFunc("GET /v1/logs/{name}", s.logs)
 	}
 	if cfg.Blobs != nil {
-		mux.Handle("/v2/", cfg.Blobs)
-		mux.Handle("/v1/blobs/", cfg.Blobs)
+		mux.Handle("/v2/", s.auth.blobs(cfg.Blobs))
+		mux.Handle("/v1/blobs/", s.auth.blobs(cfg.Blobs))
 	}
-	return mux
+	open.Handle("/", s.auth.authenticate(mux))
+	return open
 }
 
 type server struct {
-	cfg ServerConfig
+	cfg  ServerConfig
+	auth *auth
 }
 
 // leaderOnly answers 503 on a standby controller: its view of the apps is
@@ -137,13 +160,17 @@ func (s *server) apps(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// appViews is every app as `driftless apps` shows it.
+// appViews is every app the request may read, as `driftless apps` shows
+// it.
 func (s *server) appViews(ctx context.Context) []App {
 	states := s.cfg.Backend.AppStates(ctx)
 	now := time.Now()
+	readable := s.auth.filter(ctx, VerbRead, ResourceApps)
 	out := make([]App, 0, len(states))
 	for _, st := range states {
-		out = append(out, appView(st, now))
+		if readable.in(st.App.Space) {
+			out = append(out, appView(st, now))
+		}
 	}
 	return out
 }
@@ -155,8 +182,9 @@ func (s *server) resolveSpace(ctx context.Context, name, space string) (string, 
 		return space, nil
 	}
 	var found []string
+	readable := s.auth.filter(ctx, VerbRead, ResourceApps)
 	for _, a := range s.cfg.Backend.AppStates(ctx) {
-		if a.App.Name == name {
+		if a.App.Name == name && readable.in(a.App.Space) {
 			found = append(found, a.App.Space)
 		}
 	}
@@ -173,26 +201,52 @@ func (s *server) resolveSpace(ctx context.Context, name, space string) (string, 
 var errNotFound = errors.New("no such app")
 
 func (s *server) app(w http.ResponseWriter, r *http.Request) {
+	if st, ok := s.appState(w, r, ResourceApps); ok {
+		writeJSON(w, http.StatusOK, appDetail(st, time.Now()))
+	}
+}
+
+// env is `driftless env APP`: the app's environment as its manifest
+// declares it (what a space developer reads in git), for those who may
+// read env; service credentials are never part of it.
+func (s *server) env(w http.ResponseWriter, r *http.Request) {
+	if st, ok := s.appState(w, r, ResourceEnv); ok {
+		env := map[string]string{}
+		if rel := st.Release(st.App.ReleaseID); rel != nil && rel.Run.Env != nil {
+			env = rel.Run.Env
+		}
+		writeJSON(w, http.StatusOK, AppEnv{Space: st.App.Space, App: st.App.Name, Env: env})
+	}
+}
+
+// appState finds the app a request names, if the request may read
+// resource of it; otherwise it answers 404, 409 or 403.
+func (s *server) appState(w http.ResponseWriter, r *http.Request, resource string) (reconciler.AppState, bool) {
 	name := r.PathValue("name")
 	space, err := s.resolveSpace(r.Context(), name, r.URL.Query().Get("space"))
 	if errors.Is(err, errNotFound) {
-		writeError(w, http.StatusNotFound, "no app named "+name+" is declared in any source")
-		return
+		writeError(w, http.StatusNotFound, "no app named "+name+" is declared in any space this token may read")
+		return reconciler.AppState{}, false
 	}
 	if err != nil {
 		writeError(w, http.StatusConflict, err.Error())
-		return
+		return reconciler.AppState{}, false
+	}
+	if !s.auth.allowed(w, r, VerbRead, resource, space) {
+		return reconciler.AppState{}, false
 	}
 	st, ok := s.cfg.Backend.AppState(r.Context(), space, name)
 	if !ok {
 		writeError(w, http.StatusNotFound, "no app named "+name+" in space "+space)
-		return
+		return reconciler.AppState{}, false
 	}
-	writeJSON(w, http.StatusOK, appDetail(st, time.Now()))
+	return st, true
 }
 
 func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	st := s.cfg.Backend.Status(r.Context())
+	readable := s.auth.filter(r.Context(), VerbRead, ResourceApps)
+	st.Sources = slices.DeleteFunc(st.Sources, func(src model.SourceStatus) bool { return !readable.in(src.Space) })
 	var apps []App
 	if st.Leading {
 		apps = s.appViews(r.Context())
@@ -211,24 +265,33 @@ func (s *server) sync(w http.ResponseWriter, r *http.Request) {
 		}
 		timeout = d
 	}
+	space := r.URL.Query().Get("space")
+	if !s.auth.allowed(w, r, VerbSync, ResourceSources, space) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	res := SyncResult{Sources: s.cfg.Backend.Sync(ctx)}
+	res := SyncResult{Sources: s.cfg.Backend.Sync(ctx, space)}
 	if wait {
-		res.Converged, res.Message = s.waitSettled(ctx)
+		res.Converged, res.Message = s.waitSettled(ctx, space)
 		res.Sources = s.cfg.Backend.Status(ctx).Sources
 	}
 	res.Sources = sourceViews(res.Sources)
 	writeJSON(w, http.StatusOK, res)
 }
 
-// waitSettled waits until every app runs its target release at the
-// desired count (or its staging failed), or ctx ends.
-func (s *server) waitSettled(ctx context.Context) (bool, string) {
+// waitSettled waits until every app (of space, "" for all) runs its
+// target release at the desired count (or its staging failed), or ctx
+// ends.
+func (s *server) waitSettled(ctx context.Context, space string) (bool, string) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if done, msg := settled(s.appViews(ctx)); done {
+		apps := s.appViews(ctx)
+		if space != "" {
+			apps = slices.DeleteFunc(apps, func(a App) bool { return a.Space != space })
+		}
+		if done, msg := settled(apps); done {
 			return true, msg
 		}
 		select {
@@ -240,14 +303,24 @@ func (s *server) waitSettled(ctx context.Context) (bool, string) {
 }
 
 func (s *server) previews(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, previewViews(s.cfg.Backend.Previews(r.Context()), s.appViews(r.Context())))
+	readable := s.auth.filter(r.Context(), VerbRead, ResourcePreviews)
+	var ps []reconciler.PreviewState
+	for _, p := range s.cfg.Backend.Previews(r.Context()) {
+		if readable.in(p.Status.Space) {
+			ps = append(ps, p)
+		}
+	}
+	writeJSON(w, http.StatusOK, previewViews(ps, s.appViews(r.Context())))
 }
 
 func (s *server) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	evs := s.cfg.Backend.Events(q.Get("space"), q.Get("app"))
-	if evs == nil {
-		evs = []model.Event{}
+	readable := s.auth.filter(r.Context(), VerbRead, ResourceEvents)
+	evs := []model.Event{}
+	for _, ev := range s.cfg.Backend.Events(q.Get("space"), q.Get("app")) {
+		if readable.in(ev.Space) {
+			evs = append(evs, ev)
+		}
 	}
 	writeJSON(w, http.StatusOK, evs)
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/reconciler"
 )
 
@@ -33,24 +34,50 @@ type fakeBackend struct {
 	saw       []model.RepoRef
 	services  []reconciler.ServiceState
 	brokers   []reconciler.BrokerState
+	apps      []reconciler.AppState
+	events    []model.Event
+	syncedIn  []string
 }
 
 func (b *fakeBackend) Previews(context.Context) []reconciler.PreviewState { return b.previews }
 func (b *fakeBackend) Services(context.Context) []reconciler.ServiceState { return b.services }
 func (b *fakeBackend) Brokers(context.Context) []reconciler.BrokerState   { return b.brokers }
 
-func (b *fakeBackend) AppStates(context.Context) []reconciler.AppState { return nil }
-func (b *fakeBackend) AppState(context.Context, string, string) (reconciler.AppState, bool) {
+func (b *fakeBackend) AppStates(context.Context) []reconciler.AppState { return b.apps }
+func (b *fakeBackend) AppState(_ context.Context, space, name string) (reconciler.AppState, bool) {
+	for _, a := range b.apps {
+		if a.App.Space == space && a.App.Name == name {
+			return a, true
+		}
+	}
 	return reconciler.AppState{}, false
 }
 func (b *fakeBackend) Status(context.Context) reconciler.Status { return reconciler.Status{} }
 func (b *fakeBackend) Events(string, string) []model.Event      { return nil }
 func (b *fakeBackend) Leading(context.Context) (bool, string)   { return true, "test" }
-func (b *fakeBackend) Sync(context.Context) []model.SourceStatus {
+func (b *fakeBackend) Sync(_ context.Context, space string) []model.SourceStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.synced++
+	b.syncedIn = append(b.syncedIn, space)
 	return nil
+}
+
+// RecordEvent keeps the API's events.
+func (b *fakeBackend) RecordEvent(ev model.Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.events = append(b.events, ev)
+}
+
+// Authorize asks the built-in policies, as a controller without a policy
+// source does.
+func (b *fakeBackend) Authorize(ctx context.Context, in policies.AuthzInput) (policies.Decision, error) {
+	set, err := policies.Default(ctx)
+	if err != nil {
+		return policies.Decision{}, err
+	}
+	return set.Authorize(ctx, in)
 }
 
 // Trigger matches as the controller does, by normalised URL.
@@ -216,7 +243,7 @@ func TestWebhook(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			b := &fakeBackend{repos: repos}
 			logs := &logCapture{}
-			h := NewHandler(ServerConfig{Backend: b, WebhookSecret: tt.secret, Log: slog.New(slog.NewTextHandler(logs, nil))})
+			h := testHandler(ServerConfig{Backend: b, WebhookSecret: tt.secret, Log: slog.New(slog.NewTextHandler(logs, nil))})
 			rec, _ := post(t, h, tt.header, tt.body)
 			if rec.Code != tt.code || !strings.Contains(rec.Body.String(), tt.status) {
 				t.Fatalf("answer %d %s, want %d with %q", rec.Code, rec.Body, tt.code, tt.status)
@@ -253,7 +280,7 @@ func TestWebhook(t *testing.T) {
 // acted on twice; the same id from another forge, or a new id, is.
 func TestWebhookDuplicateDelivery(t *testing.T) {
 	b := &fakeBackend{repos: map[string]string{"apps": "https://github.com/octo/apps", "gitea": "http://localhost:3000/gitea/webhooks"}}
-	h := NewHandler(ServerConfig{Backend: b, WebhookSecret: testSecret, Log: slog.New(slog.DiscardHandler)})
+	h := testHandler(ServerConfig{Backend: b, WebhookSecret: testSecret, Log: slog.New(slog.DiscardHandler)})
 	steps := []struct {
 		header  http.Header
 		body    string
@@ -289,7 +316,7 @@ type standby struct{ fakeBackend }
 func (*standby) Leading(context.Context) (bool, string) { return false, "ctl-2" }
 
 func TestStandbyAnswersOnlyStatus(t *testing.T) {
-	h := NewHandler(ServerConfig{Backend: &standby{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := testHandler(ServerConfig{Backend: &standby{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	tests := []struct {
 		method, path string
 		want         int

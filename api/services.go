@@ -95,8 +95,9 @@ func brokerViews(in []reconciler.BrokerState) []Broker {
 func (s *server) services(w http.ResponseWriter, r *http.Request) {
 	space := r.URL.Query().Get("space")
 	var out []Service
+	readable := s.auth.filter(r.Context(), VerbRead, ResourceServices)
 	for _, v := range serviceViews(s.cfg.Backend.Services(r.Context())) {
-		if space == "" || v.Space == space {
+		if (space == "" || v.Space == space) && readable.in(v.Space) {
 			out = append(out, v)
 		}
 	}

@@ -33,7 +33,7 @@ func TestServicesRoute(t *testing.T) {
 			{Name: "down", Err: errors.New("connection refused")},
 		},
 	}
-	h := NewHandler(ServerConfig{Backend: b})
+	h := testHandler(ServerConfig{Backend: b})
 	get := func(path string, v any) string {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))

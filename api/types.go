@@ -58,6 +58,15 @@ const (
 	AppSleeping = "sleeping"
 )
 
+// AppEnv is GET /v1/apps/{name}/env (`driftless env APP`): the
+// environment the app's manifest declares. Service credentials are never
+// part of it.
+type AppEnv struct {
+	Space string            `json:"space"`
+	App   string            `json:"app"`
+	Env   map[string]string `json:"env"`
+}
+
 // AppDetail is `driftless app NAME`: the app, its instances and releases.
 type AppDetail struct {
 	App

@@ -60,7 +60,7 @@ func TestPreviewViews(t *testing.T) {
 func TestPreviewsRoute(t *testing.T) {
 	b := &fakeBackend{previews: []reconciler.PreviewState{{Status: model.SourceStatus{Name: "apps#pr-1", Space: "dev-pr-1", Preview: &model.PreviewOf{Number: 1}}}}}
 	rec := httptest.NewRecorder()
-	NewHandler(ServerConfig{Backend: b}).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/previews", nil))
+	testHandler(ServerConfig{Backend: b}).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/previews", nil))
 	var got []Preview
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &got) != nil || len(got) != 1 || got[0].Name != "apps#pr-1" {
 		t.Fatalf("%d %s", rec.Code, rec.Body)

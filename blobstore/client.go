@@ -20,6 +20,9 @@ type Client struct {
 	// BaseURL is the store's base URL, e.g. "http://127.0.0.1:7070".
 	BaseURL string
 	HTTP    *http.Client
+	// Token is the credential sent with every request (a cell's token;
+	// the API refuses anonymous blob requests).
+	Token string
 }
 
 // NewClient returns a client of the store at baseURL.
@@ -37,6 +40,9 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 	}
 	if size >= 0 && body != nil {
 		req.ContentLength = size
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	hc := c.HTTP
 	if hc == nil {

@@ -48,6 +48,8 @@ type cluster struct {
 	cells   map[string]cellNet
 	client  *api.Client // of the controller started first
 	apis    map[string]string
+	// admin is the admin token the first controller made.
+	admin string
 }
 
 // cellNet is where one cell lives: its namespace and address.
@@ -208,13 +210,43 @@ func (c *cluster) startController(id string, extra ...string) {
 		"--secrets", filepath.Join(c.dir, "secrets"),
 		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, extra...)
 	c.ctls[id] = c.start(id, "", args...)
+	if c.admin == "" {
+		// The first controller makes the platform's first admin token.
+		tokenFile := filepath.Join(c.dir, id, "admin.token")
+		testenv.Eventually(c.t, 30*time.Second, 100*time.Millisecond, id+" makes the first admin token", func() error {
+			data, err := os.ReadFile(tokenFile)
+			c.admin = strings.TrimSpace(string(data))
+			return err
+		})
+	}
 	if c.client == nil {
-		c.client = api.NewClient(apiAddr)
+		c.client = c.apiClient(apiAddr)
 	}
 	testenv.Eventually(c.t, 30*time.Second, 100*time.Millisecond, id+" answers", func() error {
-		_, err := api.NewClient(apiAddr).Status(context.Background())
+		_, err := c.apiClient(apiAddr).Status(context.Background())
 		return err
 	})
+}
+
+// apiClient is an admin's client of the controller at addr.
+func (c *cluster) apiClient(addr string) *api.Client { return api.NewClient(addr).WithToken(c.admin) }
+
+// cellToken is cell name's credential, in a file (mode 0600) for its
+// --token-file: made once by the admin, kept across the agent's restarts.
+func (c *cluster) cellToken(name string) string {
+	c.t.Helper()
+	path := filepath.Join(c.dir, "cell-"+name+".token")
+	if _, err := os.Stat(path); err == nil {
+		return path
+	}
+	res, err := c.client.CreateToken(context.Background(), api.TokenRequest{Name: "cell-" + name, Role: "cell"})
+	if err != nil {
+		c.t.Fatalf("making cell %s's token: %v", name, err)
+	}
+	if err := os.WriteFile(path, []byte(res.Token+"\n"), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	return path
 }
 
 // restartNATS stops the NATS server and, after down, starts a new one on
@@ -243,7 +275,7 @@ func (c *cluster) startAgent(name string) {
 		"--zone", "z-" + name, "--memory", "2G", "--nats", c.natsURL, "--consul", c.consul,
 		"--containerd", c.ctrd.Address, "--namespace", name, "--network", "dl-" + name,
 		"--bridge", "dlb-" + name, "--subnet", fmt.Sprintf("10.%d.%d.0/24", subnetOctet(), i), "--ports", portRange(),
-		"--data", filepath.Join(c.dir, "agent-"+name)}
+		"--data", filepath.Join(c.dir, "agent-"+name), "--token-file", c.cellToken(name)}
 	for _, id := range slices.Sorted(maps.Keys(c.apis)) { // droplets come from http://<api> of the leader
 		args = append(args, "--plain-http-registry", c.apis[id])
 	}
@@ -278,7 +310,7 @@ func (p *proc) running() bool {
 // leaderClient is a client of the controller that leads now.
 func (c *cluster) leaderClient() *api.Client {
 	for _, addr := range c.apis {
-		cl := api.NewClient(addr)
+		cl := c.apiClient(addr)
 		if st, err := cl.Status(context.Background()); err == nil && st.Controller.Role == "leader" {
 			return cl
 		}

@@ -7,14 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/internal/testenv"
 )
 
 // leader returns the id of the controller that says it leads.
 func (c *cluster) leader() (string, error) {
 	for id, addr := range c.apis {
-		st, err := api.NewClient(addr).Status(context.Background())
+		st, err := c.apiClient(addr).Status(context.Background())
 		if err == nil && st.Controller.Role == "leader" {
 			return id, nil
 		}
@@ -42,14 +41,14 @@ func TestControllerFailover(t *testing.T) {
 			standby = id
 		}
 	}
-	st, err := api.NewClient(c.apis[standby]).Status(context.Background())
+	st, err := c.apiClient(c.apis[standby]).Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Controller.Role != "standby" || st.Controller.Leader != first {
 		t.Fatalf("standby says %+v, want standby naming %s", st.Controller, first)
 	}
-	if _, err := api.NewClient(c.apis[standby]).Apps(context.Background(), "dev"); err == nil {
+	if _, err := c.apiClient(c.apis[standby]).Apps(context.Background(), "dev"); err == nil {
 		t.Fatal("a standby answered /v1/apps")
 	}
 	before := c.containers()
@@ -58,7 +57,7 @@ func TestControllerFailover(t *testing.T) {
 	killed := time.Now()
 	c.ctls[first].kill()
 	testenv.Eventually(t, 20*time.Second, 100*time.Millisecond, standby+" takes over", func() error {
-		st, err := api.NewClient(c.apis[standby]).Status(context.Background())
+		st, err := c.apiClient(c.apis[standby]).Status(context.Background())
 		if err != nil {
 			return err
 		}
@@ -68,7 +67,7 @@ func TestControllerFailover(t *testing.T) {
 		return nil
 	})
 	t.Logf("%s took over %s after %s was killed", standby, time.Since(killed).Round(100*time.Millisecond), first)
-	c.client = api.NewClient(c.apis[standby])
+	c.client = c.apiClient(c.apis[standby])
 
 	time.Sleep(6 * time.Second) // warm-up and a few convergence rounds
 	after := c.containers()

@@ -82,6 +82,10 @@ type platform struct {
 	natBefore map[string]bool
 	// bridge is the instances' bridge.
 	bridge string
+	// xdg is the XDG_CONFIG_HOME of the platform and of the CLI: dev
+	// writes the CLI's configuration (API address, admin token) there and
+	// the CLI reads it, as on a user's machine.
+	xdg string
 }
 
 // portRange picks a host-port range of 200 for a test's instances, below
@@ -143,7 +147,7 @@ func startDev(t testing.TB, extra ...string) *platform {
 		}
 	}
 	p := &platform{t: t, dir: dir, repo: filepath.Join(dir, "repo"), http: freeAddr(t), api: freeAddr(t),
-		sock: filepath.Join(dir, "ctrd.sock"), consul: freeAddr(t), logPath: filepath.Join(dir, "dev.log")}
+		sock: filepath.Join(dir, "ctrd.sock"), consul: freeAddr(t), logPath: filepath.Join(dir, "dev.log"), xdg: filepath.Join(dir, "xdg")}
 	if err := os.MkdirAll(p.repo, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +199,7 @@ func startDev(t testing.TB, extra ...string) *platform {
 func (p *platform) launch(args []string, out io.Writer) {
 	p.t.Helper()
 	cmd := exec.Command(driftlessBin, args...)
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+p.xdg)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -204,12 +209,39 @@ func (p *platform) launch(args []string, out io.Writer) {
 }
 
 // waitAPI waits until the platform's API answers.
+//
+// Dev writes its admin token before its API listens, and the CLI's
+// configuration just after: the harness's client takes the token then
+// (a restarted dev may have made a new one), and waits for the
+// configuration the CLI reads.
 func (p *platform) waitAPI() {
 	p.t.Helper()
-	testenv.Eventually(p.t, 60*time.Second, 200*time.Millisecond, "API answers", func() error {
+	testenv.Eventually(p.t, 60*time.Second, 200*time.Millisecond, "API listens", func() error {
+		resp, err := http.Get("http://" + p.api + "/healthz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	p.client = api.NewClient(p.api).WithToken(p.adminToken())
+	testenv.Eventually(p.t, 60*time.Second, 200*time.Millisecond, "API answers and the CLI is configured", func() error {
+		if _, err := os.Stat(filepath.Join(p.xdg, "driftless", "config.yml")); err != nil {
+			return err
+		}
 		_, err := p.client.Status(context.Background())
 		return err
 	})
+}
+
+// adminToken is the admin token dev keeps in its data folder.
+func (p *platform) adminToken() string {
+	p.t.Helper()
+	data, err := os.ReadFile(filepath.Join(p.dir, "data", "admin.token"))
+	if err != nil {
+		p.t.Fatalf("dev's admin token: %v", err)
+	}
+	return strings.TrimSpace(string(data))
 }
 
 // stop removes every app (so no container outlives the test) and stops
@@ -429,10 +461,20 @@ func (p *platform) commitAll(msg string) string {
 	return testenv.Git(p.t, p.repo, "rev-parse", "HEAD")
 }
 
+// cliEnv is the CLI's environment: the configuration dev wrote (its API
+// address and admin token), as the README's commands use it, and none of
+// the variables that would override it.
+func (p *platform) cliEnv() []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "DRIFTLESS_API=") || strings.HasPrefix(kv, "DRIFTLESS_TOKEN=")
+	})
+	return append(env, "XDG_CONFIG_HOME="+p.xdg)
+}
+
 // cli runs the driftless binary against the platform's API.
 func (p *platform) cli(args ...string) (string, error) {
 	cmd := exec.Command(driftlessBin, args...)
-	cmd.Env = append(os.Environ(), "DRIFTLESS_API="+p.api)
+	cmd.Env = p.cliEnv()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -446,7 +488,7 @@ func (p *platform) cli(args ...string) (string, error) {
 // together (progress goes to stderr).
 func (p *platform) cliAll(args ...string) (string, error) {
 	cmd := exec.Command(driftlessBin, args...)
-	cmd.Env = append(os.Environ(), "DRIFTLESS_API="+p.api)
+	cmd.Env = p.cliEnv()
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -46,6 +46,14 @@ const (
 	EventLeader       EventKind = "leader"
 	// EventGarbage: blobs of releases no longer kept were deleted.
 	EventGarbage EventKind = "garbage-collected"
+	// EventAuthFailed: the API refused a request without a valid token
+	// (the message names the client's address and the token's id, never
+	// its secret).
+	EventAuthFailed EventKind = "auth-failed"
+	// EventTokenCreated and EventTokenRevoked: an API token was made or
+	// revoked (by whom is in the message).
+	EventTokenCreated EventKind = "token-created"
+	EventTokenRevoked EventKind = "token-revoked"
 	// EventPreviewDeployed: a pull request's commit was applied as its
 	// preview (or refused, which the commit's own events say).
 	EventPreviewDeployed EventKind = "preview-deployed"

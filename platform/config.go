@@ -135,6 +135,9 @@ type AgentConfig struct {
 	NATSURL string
 	// ConsulAddr is the local Consul agent's HTTP address.
 	ConsulAddr string
+	// TokenFile holds the cell's credential (agents.Config.Token) when
+	// Token is not given.
+	TokenFile string
 }
 
 // DefaultAgentConfig is the agent role's configuration when no flag says
@@ -218,14 +221,17 @@ type DevConfig struct {
 	// cells' bridge gateway and the built-in broker, registered as
 	// "postgres".
 	Postgres bool
-	Log      *slog.Logger
+	// ClientConfig is the CLI's configuration file that dev writes with
+	// its API address and admin token (api.ClientConfigPath); "" for none.
+	ClientConfig string
+	Log          *slog.Logger
 	// Ready, if set, is called once every component runs.
 	Ready func(DevInfo)
 }
 
 // DefaultDevConfig is `driftless dev`'s configuration when no flag says
-// otherwise: the roles' defaults, with sources polled every 2 s and the
-// cell named dev-cell.
+// otherwise: the roles' defaults, with sources polled every 2 s, the cell
+// named dev-cell and the CLI's configuration at api.ClientConfigPath.
 func DefaultDevConfig() DevConfig {
 	cfg := DevConfig{
 		DataDir:    DefaultDataDir,
@@ -237,6 +243,7 @@ func DefaultDevConfig() DevConfig {
 	}
 	cfg.Controller.Git.Poll = 2 * time.Second
 	cfg.Agent.CellID = "dev-cell"
+	cfg.ClientConfig, _ = api.ClientConfigPath()
 	return cfg
 }
 
@@ -244,4 +251,7 @@ func DefaultDevConfig() DevConfig {
 type DevInfo struct {
 	HTTP, API, NATS, Consul, Containerd string
 	Sources                             []string
+	// AdminToken is the file holding dev's admin token, ClientConfig the
+	// CLI's configuration it wrote ("" for none).
+	AdminToken, ClientConfig string
 }

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/tokens"
 )
 
 // RunDev runs every component of the platform in this process, with
@@ -107,6 +109,22 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if err != nil {
 		return fmt.Errorf("connecting to Consul at %s: %w", cfg.Consul, err)
 	}
+	// Dev's own credentials: the admin token the CLI is given, and the
+	// cell's.
+	store := tokens.NewStore(cc)
+	if err := bootstrapAdmin(ctx, store, cfg.DataDir, log); err != nil {
+		return err
+	}
+	adminPath := filepath.Join(cfg.DataDir, AdminTokenFile)
+	adminTok, err := devToken(ctx, store, adminPath, tokens.Request{Name: "admin", Role: tokens.RoleAdmin})
+	if err != nil {
+		return err
+	}
+	if agent.Token, err = devToken(ctx, store, filepath.Join(agent.DataDir, "cell.token"),
+		tokens.Request{Name: "cell-" + agent.CellID, Role: tokens.RoleCell}); err != nil {
+		return err
+	}
+
 	ctlNC, err := ConnectNATS(nsrv.URL(), "controller", log)
 	if err != nil {
 		return err
@@ -148,6 +166,9 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 
 	select {
 	case addr := <-apiReady:
+		if cfg.ClientConfig != "" {
+			writeClientConfigs(cfg.ClientConfig, api.ClientConfig{API: "http://" + addr, Token: adminTok}, log)
+		}
 		if cfg.Ready != nil {
 			select {
 			case <-r.Ready():
@@ -158,7 +179,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 			for i, s := range srcs {
 				names[i] = s.Name
 			}
-			cfg.Ready(DevInfo{HTTP: rtr.Listen, API: addr, NATS: nsrv.URL(), Consul: cfg.Consul, Containerd: sock, Sources: names})
+			cfg.Ready(DevInfo{HTTP: rtr.Listen, API: addr, NATS: nsrv.URL(), Consul: cfg.Consul, Containerd: sock, Sources: names,
+				AdminToken: adminPath, ClientConfig: cfg.ClientConfig})
 		}
 	case err := <-errs:
 		cancel()

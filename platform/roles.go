@@ -22,6 +22,7 @@ import (
 	"github.com/driftless/driftless/reconciler"
 	"github.com/driftless/driftless/router"
 	"github.com/driftless/driftless/secrets"
+	"github.com/driftless/driftless/tokens"
 )
 
 // RunController runs the controller role until ctx ends: an embedded NATS
@@ -96,6 +97,11 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 		ln.Close()
 		return fmt.Errorf("creating the controller: %w", err)
 	}
+	store := tokens.NewStore(cc)
+	if err := bootstrapAdmin(ctx, store, cfg.DataDir, log); err != nil {
+		ln.Close()
+		return err
+	}
 	hub, err := api.NewLogHub(nc)
 	if err != nil {
 		ln.Close()
@@ -104,7 +110,7 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 	defer hub.Close()
 	srv := &http.Server{
 		Handler: api.NewHandler(api.ServerConfig{Backend: ctl, Blobs: blobs.Handler(), Logs: hub, WebhookSecret: cfg.WebhookSecret, Log: log,
-			PublicKey: rc.Keys.Recipient()}),
+			PublicKey: rc.Keys.Recipient(), Tokens: store}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	errs := make(chan error, 2)
@@ -139,6 +145,17 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 			return fmt.Errorf("naming the cell after the host (or give --cell-id): %w", err)
 		}
 		cfg.CellID = host
+	}
+	if cfg.Token == "" && cfg.TokenFile != "" {
+		tok, err := ReadTokenFile(cfg.TokenFile)
+		if err != nil {
+			return err
+		}
+		cfg.Token = tok
+	}
+	if cfg.Token == "" {
+		return errors.New("a cell needs its credential to pull droplets and upload staging results: " +
+			"--token-file FILE or DRIFTLESS_TOKEN, a token made by `driftless token create --name cell-" + cfg.CellID + " --role cell`")
 	}
 	log := orDefault(cfg.Log)
 	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, cfg.ConsulAddr, log)

@@ -51,6 +51,8 @@ type Set struct {
 	Previews PreviewBudget
 	// rootImage asks the allow_root_image rules (images.go).
 	rootImage *rego.PreparedEvalQuery
+	// authz decides who may do what through the API (authz.go).
+	authz *authz
 }
 
 // Enforcement modes of quotas.yml's `enforcement` key.
@@ -127,11 +129,17 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 		}
 		builtin = "built-in:"
 	}
+	withAuthz, err := withBuiltinAuthz(modules)
+	if err != nil {
+		return nil, err
+	}
 	opts := []func(*rego.Rego){rego.Query(query), rego.Store(inmem.NewFromObject(data))}
 	s := &Set{perApp: enforcement(data), Previews: previewBudget(data)}
-	for name, m := range modules {
+	for name, m := range withAuthz {
 		opts = append(opts, rego.ParsedModule(m))
-		s.Files = append(s.Files, builtin+name)
+		if _, own := modules[name]; own {
+			s.Files = append(s.Files, builtin+name)
+		}
 	}
 	if builtin != "" {
 		s.Files = append(s.Files, QuotasFile)
@@ -147,6 +155,9 @@ func Load(ctx context.Context, fsys fs.FS) (*Set, error) {
 		return nil, loadError(err)
 	}
 	s.rootImage = &rq
+	if s.authz, err = prepareAuthz(ctx, opts); err != nil {
+		return nil, loadError(err)
+	}
 	return s, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/reconciler/plan"
 )
 
@@ -154,14 +155,35 @@ func (c *Controller) Sources() []model.SourceStatus {
 	return out
 }
 
-// Sync fetches every source now and applies what changed.
-func (c *Controller) Sync(ctx context.Context) []model.SourceStatus {
+// Sync fetches every source of space ("" for all) now and applies what
+// changed; it returns the statuses of those sources.
+func (c *Controller) Sync(ctx context.Context, space string) []model.SourceStatus {
 	for _, se := range c.sources {
+		if space != "" && se.space != space {
+			continue
+		}
 		if _, err := se.src.Sync(ctx); err != nil {
 			c.log.Warn("sync", "source", se.name, "err", err)
 		}
 	}
-	return c.Sources()
+	out := c.Sources()
+	if space != "" {
+		out = slices.DeleteFunc(out, func(s model.SourceStatus) bool { return s.Space != space })
+	}
+	return out
+}
+
+// RecordEvent records an event of another part of the controller's
+// process (the API's).
+func (c *Controller) RecordEvent(ev model.Event) { c.events.Record(ev) }
+
+// Authorize asks the policies in force (their driftless.authz, or the
+// built-in roles) whether in is allowed.
+func (c *Controller) Authorize(ctx context.Context, in policies.AuthzInput) (policies.Decision, error) {
+	c.mu.Lock()
+	set := c.policy
+	c.mu.Unlock()
+	return set.Authorize(ctx, in)
 }
 
 // Events returns the recorded events, optionally of one app.

@@ -55,6 +55,10 @@ type Config struct {
 	// is shared by every caller asking for the same image and goes on when
 	// one of them gives up.
 	PullTimeout time.Duration
+	// RegistryToken is the cell's credential (a driftless token of role
+	// cell), sent as HTTP Basic password, user "cell", to the registries
+	// named by TrustRegistry (the controller's blob store) and to no other.
+	RegistryToken string
 }
 
 // Runtime runs containers in one containerd namespace. Its methods are safe
@@ -66,6 +70,8 @@ type Runtime struct {
 
 	mu    sync.Mutex
 	pulls map[string]*pullCall
+	// trusted are the registry hosts the cell's credential goes to.
+	trusted map[string]bool
 }
 
 type pullCall struct {
@@ -113,12 +119,36 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("asking containerd at %s for its version: %w", cfg.Address, err)
 	}
 	plain := cfg.PlainHTTPHosts
-	resolver := docker.NewResolver(docker.ResolverOptions{
+	r := &Runtime{cfg: cfg, client: client, pulls: map[string]*pullCall{}, trusted: map[string]bool{}}
+	r.resolver = docker.NewResolver(docker.ResolverOptions{
 		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(func(host string) (bool, error) {
 			return plain(host), nil
-		})),
+		}), docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(r.credentials)))),
 	})
-	return &Runtime{cfg: cfg, client: client, resolver: resolver, pulls: map[string]*pullCall{}}, nil
+	return r, nil
+}
+
+// TrustRegistry sends the cell's credential to host ("host:port") when it
+// asks for one: the controller names its blob store in its commands.
+func (r *Runtime) TrustRegistry(host string) {
+	if host == "" || r.cfg.RegistryToken == "" {
+		return
+	}
+	r.mu.Lock()
+	r.trusted[host] = true
+	r.mu.Unlock()
+}
+
+// credentials answers a registry's challenge: the cell's credential for a
+// trusted host, none for the others.
+func (r *Runtime) credentials(host string) (string, string, error) {
+	r.mu.Lock()
+	ok := r.trusted[host]
+	r.mu.Unlock()
+	if !ok {
+		return "", "", nil
+	}
+	return "cell", r.cfg.RegistryToken, nil
 }
 
 // Close closes the connection to containerd. Containers keep running.

@@ -21,6 +21,7 @@ import (
 // clientFlags are the flags every user command shares.
 type clientFlags struct {
 	api   string
+	token string
 	space string
 	json  bool
 	// preview is the pull request number of --preview (previews.go).
@@ -28,18 +29,52 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
-	addr := os.Getenv("DRIFTLESS_API")
-	if addr == "" {
-		addr = api.DefaultAddress
-	}
-	cmd.Flags().StringVar(&f.api, "api", addr, "controller API address (or DRIFTLESS_API)")
+	f.registerAPI(cmd, withJSON)
 	cmd.Flags().StringVar(&f.space, "space", "", "space (default: any)")
+}
+
+// registerAPI declares the flags that reach the API (and --json), without
+// --space.
+func (f *clientFlags) registerAPI(cmd *cobra.Command, withJSON bool) {
+	cmd.Flags().StringVar(&f.api, "api", "", "controller API address (default: DRIFTLESS_API, else the CLI's configuration, else "+api.DefaultAddress+")")
+	cmd.Flags().StringVar(&f.token, "token", "", "API token (default: DRIFTLESS_TOKEN, else the CLI's configuration, which `driftless dev` writes)")
 	if withJSON {
 		cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
 	}
 }
 
-func (f *clientFlags) client() *api.Client { return api.NewClient(f.api) }
+// client is an API client configured as kubectl is: flags, then the
+// environment, then the CLI's configuration file.
+func (f *clientFlags) client() *api.Client {
+	addr, tok := f.api, f.token
+	if addr == "" {
+		addr = os.Getenv("DRIFTLESS_API")
+	}
+	if tok == "" {
+		tok = os.Getenv("DRIFTLESS_TOKEN")
+	}
+	if addr == "" || tok == "" {
+		cfg, err := loadClientConfig()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "warning:", err)
+		}
+		// The file's token belongs to the file's API: it is not sent to
+		// another address given by a flag.
+		if addr == "" || addr == cfg.API {
+			addr, tok = cmp.Or(addr, cfg.API), cmp.Or(tok, cfg.Token)
+		}
+	}
+	return api.NewClient(cmp.Or(addr, api.DefaultAddress)).WithToken(tok)
+}
+
+// loadClientConfig reads the CLI's configuration file, if any.
+func loadClientConfig() (api.ClientConfig, error) {
+	path, err := api.ClientConfigPath()
+	if err != nil {
+		return api.ClientConfig{}, err
+	}
+	return api.LoadClientConfig(path)
+}
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -314,7 +349,7 @@ func newSyncCmd() *cobra.Command {
 			if wait && !f.json {
 				stopProgress = followEvents(ctx, c, cmd.ErrOrStderr())
 			}
-			res, err := c.Sync(ctx, wait, timeout)
+			res, err := c.SyncSpace(ctx, f.space, wait, timeout)
 			stopProgress()
 			if err != nil {
 				return err

@@ -24,8 +24,8 @@ func newDevCmd() *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg.Log = logger(cmd)
 		cfg.Ready = func(info platform.DevInfo) {
-			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     http://%s  (driftless apps | status | logs APP)\n  sources: %s\n\n",
-				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "))
+			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     http://%s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n\n",
+				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig))
 		}
 		return platform.RunDev(cmd.Context(), *cfg)
 	}
@@ -42,7 +42,16 @@ func devFlags(f *pflag.FlagSet) *platform.DevConfig {
 	f.StringVar(&cfg.NATSListen, "nats", cfg.NATSListen, "embedded NATS listen address")
 	f.BoolVar(&cfg.Postgres, "postgres", cfg.Postgres, "also run PostgreSQL (on the cells' bridge) and the built-in postgres service broker")
 	consulFlag(f, &cfg.Consul, " (a dev agent is started there if none answers)")
+	f.StringVar(&cfg.ClientConfig, "client-config", cfg.ClientConfig, "the CLI's configuration file dev writes its API address and admin token into (\"\" for none)")
 	return &cfg
+}
+
+// configNote tells where dev wrote the CLI's configuration.
+func configNote(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " (in " + path + ", which the CLI reads)"
 }
 
 func newControllerCmd() *cobra.Command {
@@ -83,6 +92,9 @@ func newAgentCmd() *cobra.Command {
 	cfg := agentFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg.Log = logger(cmd)
+		if cfg.Token == "" && cfg.TokenFile == "" {
+			cfg.Token = os.Getenv("DRIFTLESS_TOKEN")
+		}
 		return platform.RunAgent(cmd.Context(), *cfg)
 	}
 	return cmd
@@ -100,6 +112,7 @@ func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	f.Int64Var(&cfg.Capacity.DiskMB, "disk-mb", cfg.Capacity.DiskMB, "disk offered to instances, in MB")
 	f.IntVar(&cfg.Capacity.Instances, "max-instances", cfg.Capacity.Instances, "most instances this cell runs")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL")
+	f.StringVar(&cfg.TokenFile, "token-file", cfg.TokenFile, "file (mode 0600) holding the cell's credential, a token of role cell (`driftless token create --name cell-ID --role cell`); or DRIFTLESS_TOKEN")
 	consulFlag(f, &cfg.ConsulAddr, " of the local Consul agent")
 	f.StringVar(&cfg.Runtime.Namespace, "namespace", cfg.Runtime.Namespace, "containerd namespace")
 	f.StringVar(&cfg.Network.Name, "network", cfg.Network.Name, "CNI network name; cells sharing a host need different names")

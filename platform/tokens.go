@@ -1,0 +1,117 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/tokens"
+)
+
+// AdminTokenFile is the file, in a controller's data folder, that the
+// platform's first admin token is written to (mode 0600).
+const AdminTokenFile = "admin.token"
+
+// bootstrapAdmin makes the platform's first admin token when no
+// controller has, and writes it to dataDir/admin.token.
+func bootstrapAdmin(ctx context.Context, store *tokens.Store, dataDir string, log *slog.Logger) error {
+	tok, err := store.Bootstrap(ctx, "admin", 0)
+	if err != nil || tok == "" {
+		return err
+	}
+	path := filepath.Join(dataDir, AdminTokenFile)
+	if err := writeSecretFile(path, tok); err != nil {
+		return err
+	}
+	log.Info("made the platform's first admin token (role admin, 90 days): make others with `driftless token create`", "file", path)
+	return nil
+}
+
+// devToken is the token named name that `driftless dev` keeps in path:
+// the one already there if it is still good, else a new one (any of that
+// name revoked first).
+func devToken(ctx context.Context, store *tokens.Store, path string, req tokens.Request) (string, error) {
+	if data, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(data))
+		if t, err := store.Verify(ctx, tok); err == nil && t.Name == req.Name && t.Role == req.Role {
+			return tok, nil
+		}
+	}
+	tok, err := store.Replace(ctx, req)
+	if err != nil {
+		return "", fmt.Errorf("making dev's %s token: %w", req.Name, err)
+	}
+	return tok, writeSecretFile(path, tok)
+}
+
+// writeSecretFile writes a secret readable by its owner only.
+func writeSecretFile(path, secret string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Chmod(path, 0o600)
+}
+
+// ReadTokenFile reads a token kept in a file (--token-file), refusing a
+// file others may read.
+func ReadTokenFile(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the token file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("token file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" {
+		return "", errors.New("token file " + path + " is empty")
+	}
+	return tok, nil
+}
+
+// writeClientConfigs writes the CLI's configuration to path and, when dev
+// runs under sudo, to the invoking user's own configuration too (owned by
+// them), so that the README's commands work without sudo.
+func writeClientConfigs(path string, cfg api.ClientConfig, log *slog.Logger) {
+	if err := api.WriteClientConfig(path, cfg); err != nil {
+		log.Warn("the CLI's configuration was not written: give --api and --token (or DRIFTLESS_API and DRIFTLESS_TOKEN)", "err", err)
+		return
+	}
+	log.Info("wrote the CLI's configuration (API address and admin token)", "file", path)
+	uid, gid := os.Getenv("SUDO_UID"), os.Getenv("SUDO_GID")
+	if uid == "" || uid == "0" {
+		return
+	}
+	u, err := user.LookupId(uid)
+	if err != nil {
+		return
+	}
+	own := filepath.Join(u.HomeDir, ".config", "driftless", "config.yml")
+	if own == path {
+		return
+	}
+	if err := api.WriteClientConfig(own, cfg); err != nil {
+		log.Warn("the sudo user's CLI configuration was not written", "file", own, "err", err)
+		return
+	}
+	nuid, _ := strconv.Atoi(uid)
+	ngid, _ := strconv.Atoi(gid)
+	for _, p := range []string{filepath.Dir(own), own} {
+		_ = os.Chown(p, nuid, ngid)
+	}
+	log.Info("wrote the CLI's configuration for the user who ran sudo", "file", own)
+}
