@@ -39,6 +39,7 @@ import (
 	"github.com/driftless/driftless/agents/staging"
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/pki"
 	"github.com/driftless/driftless/model"
 )
 
@@ -50,6 +51,9 @@ type Config struct {
 	// droplets and stacks are pulled, and staging results uploaded, with
 	// it. Never logged.
 	Token string
+	// CA is a PEM file of the roots the controller's blob store is
+	// checked against when it serves HTTPS ("" for the system's).
+	CA string
 	// Address is where the cell's mapped host ports are reachable, and the
 	// address host ports are mapped on (127.0.0.1 in dev).
 	Address  string
@@ -219,6 +223,13 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg.Runtime.PlainHTTPHosts = PlainHTTPHosts(cfg.PlainHTTPRegistries)
 	}
 	cfg.Runtime.RegistryToken = cfg.Token
+	if cfg.CA != "" {
+		roots, err := pki.Pool(cfg.CA)
+		if err != nil {
+			return nil, fmt.Errorf("the blob store's CA: %w", err)
+		}
+		cfg.Runtime.RegistryCAs = roots
+	}
 	if err := makeDataDirs(cfg.DataDir); err != nil {
 		return nil, err
 	}
@@ -310,7 +321,7 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 	a.stager, err = staging.New(staging.Config{CacheDir: filepath.Join(cfg.DataDir, "staging"), StacksDir: cfg.StacksDir,
 		Runner: compileRunner{a}, Cell: cfg.Buildpacks, Log: cfg.Log.With("component", "staging"),
 		Client: func(base string) *blobstore.Client {
-			c := blobstore.NewClient(base)
+			c := blobstore.NewClientTLS(base, cfg.Runtime.RegistryCAs)
 			c.Token = cfg.Token
 			return c
 		}})

@@ -3,6 +3,8 @@ package blobstore
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -26,11 +28,17 @@ type Client struct {
 }
 
 // NewClient returns a client of the store at baseURL.
-func NewClient(baseURL string) *Client {
-	return &Client{BaseURL: strings.TrimSuffix(baseURL, "/"), HTTP: &http.Client{
-		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second,
-			ResponseHeaderTimeout: 5 * time.Minute},
-	}}
+func NewClient(baseURL string) *Client { return NewClientTLS(baseURL, nil) }
+
+// NewClientTLS returns a client of the store at baseURL whose HTTPS
+// certificate is checked against roots (nil for the system's).
+func NewClientTLS(baseURL string, roots *x509.CertPool) *Client {
+	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Minute}
+	if roots != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	}
+	return &Client{BaseURL: strings.TrimSuffix(baseURL, "/"), HTTP: &http.Client{Transport: tr}}
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, size int64) (*http.Response, error) {

@@ -28,9 +28,24 @@ func TestAuth(t *testing.T) {
 	p := startDev(t, "--policies", pol)
 	p.deployHello(t, 1, "Tokens")
 
+	// HTTPS only, with dev's CA: plain HTTP and clients that do not trust
+	// the CA get nothing.
+	if resp, err := http.Get("http://" + p.api + "/v1/apps"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("plain HTTP to the API = %d, want 400 (an HTTPS server)", resp.StatusCode)
+		}
+	}
+	if _, err := http.Get(p.apiURL() + "/healthz"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("a client not trusting dev's CA: %v, want a certificate error", err)
+	}
+	hc, err := p.httpsClient()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Anonymous: the API and the blob store (droplets are app code).
 	for _, path := range []string{"/v1/apps", "/v1/status", "/v1/events", "/v2/", "/v1/blobs/sources/x"} {
-		resp, err := http.Get("http://" + p.api + path)
+		resp, err := hc.Get(p.apiURL() + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,9 +54,14 @@ func TestAuth(t *testing.T) {
 			t.Errorf("anonymous GET %s = %d, want 401", path, resp.StatusCode)
 		}
 	}
-	// The CLI config dev wrote is the owner's only.
-	if st, err := os.Stat(filepath.Join(p.xdg, "driftless", "config.yml")); err != nil || st.Mode().Perm() != 0o600 {
+	// The CLI config dev wrote is the owner's only, and names the API by
+	// HTTPS with dev's CA.
+	cfgPath := filepath.Join(p.xdg, "driftless", "config.yml")
+	if st, err := os.Stat(cfgPath); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("the CLI's configuration: %v, %v (want mode 0600)", st, err)
+	}
+	if cc, err := api.LoadClientConfig(cfgPath); err != nil || cc.API != p.apiURL() || cc.CA != filepath.Join(p.dir, "data", "tls", "ca.pem") || cc.Token != p.adminToken() {
+		t.Fatalf("the CLI's configuration: %+v, %v", cc, err)
 	}
 
 	create := func(args ...string) string {

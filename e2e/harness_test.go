@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/internal/pki"
 	"github.com/driftless/driftless/internal/testenv"
 )
 
@@ -217,14 +219,22 @@ func (p *platform) launch(args []string, out io.Writer) {
 func (p *platform) waitAPI() {
 	p.t.Helper()
 	testenv.Eventually(p.t, 60*time.Second, 200*time.Millisecond, "API listens", func() error {
-		resp, err := http.Get("http://" + p.api + "/healthz")
+		hc, err := p.httpsClient()
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Get(p.apiURL() + "/healthz")
 		if err != nil {
 			return err
 		}
 		resp.Body.Close()
 		return nil
 	})
-	p.client = api.NewClient(p.api).WithToken(p.adminToken())
+	roots, err := pki.Pool(filepath.Join(p.dir, "data", "tls", pki.CAFile))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.client = api.NewClient(p.apiURL()).WithToken(p.adminToken()).WithRoots(roots)
 	testenv.Eventually(p.t, 60*time.Second, 200*time.Millisecond, "API answers and the CLI is configured", func() error {
 		if _, err := os.Stat(filepath.Join(p.xdg, "driftless", "config.yml")); err != nil {
 			return err
@@ -232,6 +242,18 @@ func (p *platform) waitAPI() {
 		_, err := p.client.Status(context.Background())
 		return err
 	})
+}
+
+// apiURL is the platform's API: HTTPS, with a certificate of dev's CA.
+func (p *platform) apiURL() string { return "https://" + p.api }
+
+// httpsClient is an HTTP client that trusts dev's CA (and sends no token).
+func (p *platform) httpsClient() (*http.Client, error) {
+	roots, err := pki.Pool(filepath.Join(p.dir, "data", "tls", pki.CAFile))
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}, nil
 }
 
 // adminToken is the admin token dev keeps in its data folder.

@@ -112,13 +112,17 @@ func (p *platform) post(t testing.TB, secret string, header http.Header, body []
 	var code int
 	var res api.WebhookResult
 	testenv.Eventually(t, 30*time.Second, 200*time.Millisecond, "the webhook answers", func() error {
-		req, err := http.NewRequest("POST", "http://"+p.api+"/v1/webhook", bytes.NewReader(body))
+		req, err := http.NewRequest("POST", p.apiURL()+"/v1/webhook", bytes.NewReader(body))
 		if err != nil {
 			return err
 		}
 		req.Header = header.Clone()
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+		hc, err := p.httpsClient()
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
 			return err
 		}

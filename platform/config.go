@@ -59,7 +59,8 @@ type GitConfig struct {
 // ControllerConfig configures the controller role: the reconciler, the
 // blob store and the API. Of the embedded reconciler.Config, Sources,
 // PolicySource, NATS, Consul and Blobs are built by the role from the
-// other fields; BlobStoreURL empty means "http://" + the API's address.
+// other fields; BlobStoreURL empty means "http://" (or "https://" with
+// TLSCert) + the API's address.
 type ControllerConfig struct {
 	reconciler.Config
 	// DataDir keeps the source clones and, unless BlobDir says otherwise,
@@ -69,6 +70,9 @@ type ControllerConfig struct {
 	Git GitConfig
 	// API is where the REST API and blob store listen.
 	API string
+	// TLSCert and TLSKey are PEM files: when given, the API and the blob
+	// store serve HTTPS only.
+	TLSCert, TLSKey string
 	// BlobDir holds the blob store (default DataDir/blobs). Controllers
 	// that stand in for each other (HA) must share it.
 	BlobDir       string
@@ -88,7 +92,7 @@ type ControllerConfig struct {
 	// when missing; controllers that stand in for each other must share
 	// them. Empty means DataDir/secrets.
 	SecretsDir string
-	// Ready, if set, is called with the API's address once it listens.
+	// Ready, if set, is called with the API's URL once it listens.
 	Ready func(apiAddr string)
 }
 
@@ -117,6 +121,8 @@ func DefaultControllerConfig() ControllerConfig {
 // controller's droplets from when it speaks plain HTTP, else "".
 func (c ControllerConfig) plainHTTPBlobStore() string {
 	switch {
+	case c.BlobStoreURL == "" && c.TLSCert != "":
+		return ""
 	case c.BlobStoreURL == "":
 		return c.API // served at http://<API>
 	case strings.HasPrefix(c.BlobStoreURL, "http://"):
@@ -249,9 +255,13 @@ func DefaultDevConfig() DevConfig {
 
 // DevInfo tells where the dev platform answers.
 type DevInfo struct {
+	// API is the API's URL (https://…); the others are addresses.
 	HTTP, API, NATS, Consul, Containerd string
 	Sources                             []string
 	// AdminToken is the file holding dev's admin token, ClientConfig the
 	// CLI's configuration it wrote ("" for none).
 	AdminToken, ClientConfig string
+	// CA is the file of the CA the API's certificate is signed by ("" if
+	// dev was given a certificate).
+	CA string
 }

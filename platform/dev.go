@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
+	"github.com/driftless/driftless/internal/pki"
 	"github.com/driftless/driftless/tokens"
 )
 
@@ -39,8 +41,22 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		return errors.New("dev needs at least one --repo (a git work tree, repository or URL)")
 	}
 	ctl, agent, rtr := cfg.Controller, cfg.Agent, cfg.Router
+	caFile := ""
+
 	ctl.DataDir = cfg.DataDir
 	agent.DataDir = filepath.Join(cfg.DataDir, "agent")
+	// HTTPS with a CA of dev's own, which the CLI and the cell trust.
+	if ctl.TLSCert == "" {
+		host, _, err := net.SplitHostPort(ctl.API)
+		if err != nil {
+			return fmt.Errorf("API address %s: %w", ctl.API, err)
+		}
+		certs, err := pki.Ensure(filepath.Join(cfg.DataDir, "tls"), []string{host, "127.0.0.1", "::1", "localhost"})
+		if err != nil {
+			return fmt.Errorf("the API's certificate: %w", err)
+		}
+		ctl.TLSCert, ctl.TLSKey, agent.CA, caFile = certs.Cert, certs.Key, certs.CA, certs.CA
+	}
 	if r := ctl.plainHTTPBlobStore(); r != "" {
 		agent.PlainHTTPRegistries = append(agent.PlainHTTPRegistries, r) // droplets are pulled from it
 	}
@@ -167,7 +183,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	select {
 	case addr := <-apiReady:
 		if cfg.ClientConfig != "" {
-			writeClientConfigs(cfg.ClientConfig, api.ClientConfig{API: "http://" + addr, Token: adminTok}, log)
+			writeClientConfigs(cfg.ClientConfig, api.ClientConfig{API: addr, Token: adminTok, CA: caFile}, log)
 		}
 		if cfg.Ready != nil {
 			select {
@@ -180,7 +196,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 				names[i] = s.Name
 			}
 			cfg.Ready(DevInfo{HTTP: rtr.Listen, API: addr, NATS: nsrv.URL(), Consul: cfg.Consul, Containerd: sock, Sources: names,
-				AdminToken: adminPath, ClientConfig: cfg.ClientConfig})
+				AdminToken: adminPath, ClientConfig: cfg.ClientConfig, CA: caFile})
 		}
 	case err := <-errs:
 		cancel()

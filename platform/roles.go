@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,8 +90,19 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 		rc.Forge = fl
 		go fl.reporter.Run(ctx)
 	}
+	var tlsConf *tls.Config
+	scheme := "http"
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("loading the API's certificate (--tls-cert, --tls-key): %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		scheme = "https"
+	}
 	if rc.BlobStoreURL == "" {
-		rc.BlobStoreURL = "http://" + ln.Addr().String()
+		rc.BlobStoreURL = scheme + "://" + ln.Addr().String()
 	}
 	ctl, err := reconciler.New(rc)
 	if err != nil {
@@ -112,15 +124,20 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 		Handler: api.NewHandler(api.ServerConfig{Backend: ctl, Blobs: blobs.Handler(), Logs: hub, WebhookSecret: cfg.WebhookSecret, Log: log,
 			PublicKey: rc.Keys.Recipient(), Tokens: store}),
 		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         tlsConf,
 	}
 	errs := make(chan error, 2)
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := srv.Serve
+		if tlsConf != nil {
+			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs <- fmt.Errorf("API server: %w", err)
 		}
 	}()
 	if cfg.Ready != nil {
-		cfg.Ready(ln.Addr().String())
+		cfg.Ready(scheme + "://" + ln.Addr().String())
 	}
 	go func() { errs <- ctl.Run(ctx) }()
 	select {

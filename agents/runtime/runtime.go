@@ -12,10 +12,13 @@ package runtime
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +62,9 @@ type Config struct {
 	// cell), sent as HTTP Basic password, user "cell", to the registries
 	// named by TrustRegistry (the controller's blob store) and to no other.
 	RegistryToken string
+	// RegistryCAs are the roots a registry's HTTPS certificate is checked
+	// against (the controller's CA); nil for the system's.
+	RegistryCAs *x509.CertPool
 }
 
 // Runtime runs containers in one containerd namespace. Its methods are safe
@@ -120,11 +126,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	plain := cfg.PlainHTTPHosts
 	r := &Runtime{cfg: cfg, client: client, pulls: map[string]*pullCall{}, trusted: map[string]bool{}}
-	r.resolver = docker.NewResolver(docker.ResolverOptions{
-		Hosts: docker.ConfigureDefaultRegistries(docker.WithPlainHTTP(func(host string) (bool, error) {
-			return plain(host), nil
-		}), docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(r.credentials)))),
-	})
+	opts := []docker.RegistryOpt{docker.WithPlainHTTP(func(host string) (bool, error) { return plain(host), nil }),
+		docker.WithAuthorizer(docker.NewDockerAuthorizer(docker.WithAuthCreds(r.credentials)))}
+	if cfg.RegistryCAs != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: cfg.RegistryCAs, MinVersion: tls.VersionTLS12}
+		opts = append(opts, docker.WithClient(&http.Client{Transport: tr}))
+	}
+	r.resolver = docker.NewResolver(docker.ResolverOptions{Hosts: docker.ConfigureDefaultRegistries(opts...)})
 	return r, nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/internal/pki"
 	"github.com/driftless/driftless/model"
 )
 
@@ -22,6 +23,7 @@ import (
 type clientFlags struct {
 	api   string
 	token string
+	ca    string
 	space string
 	json  bool
 	// preview is the pull request number of --preview (previews.go).
@@ -38,33 +40,51 @@ func (f *clientFlags) register(cmd *cobra.Command, withJSON bool) {
 func (f *clientFlags) registerAPI(cmd *cobra.Command, withJSON bool) {
 	cmd.Flags().StringVar(&f.api, "api", "", "controller API address (default: DRIFTLESS_API, else the CLI's configuration, else "+api.DefaultAddress+")")
 	cmd.Flags().StringVar(&f.token, "token", "", "API token (default: DRIFTLESS_TOKEN, else the CLI's configuration, which `driftless dev` writes)")
+	cmd.Flags().StringVar(&f.ca, "ca", "", "PEM file of the CA the API's HTTPS certificate is checked against (default: DRIFTLESS_CA, else the CLI's configuration)")
 	if withJSON {
 		cmd.Flags().BoolVar(&f.json, "json", false, "print JSON")
 	}
 }
 
 // client is an API client configured as kubectl is: flags, then the
-// environment, then the CLI's configuration file.
+// environment, then the CLI's configuration file. The file's token and CA
+// belong to the file's API: they are not sent to another address.
 func (f *clientFlags) client() *api.Client {
-	addr, tok := f.api, f.token
-	if addr == "" {
-		addr = os.Getenv("DRIFTLESS_API")
+	addr := cmp.Or(f.api, os.Getenv("DRIFTLESS_API"))
+	tok := cmp.Or(f.token, os.Getenv("DRIFTLESS_TOKEN"))
+	ca := cmp.Or(f.ca, os.Getenv("DRIFTLESS_CA"))
+	cfg, err := loadClientConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "warning:", err)
 	}
-	if tok == "" {
-		tok = os.Getenv("DRIFTLESS_TOKEN")
+	if cfg.API != "" && (addr == "" || sameAPI(addr, cfg.API)) {
+		if !strings.Contains(addr, "://") {
+			addr = cfg.API // its scheme (https with dev's CA)
+		}
+		tok, ca = cmp.Or(tok, cfg.Token), cmp.Or(ca, cfg.CA)
 	}
-	if addr == "" || tok == "" {
-		cfg, err := loadClientConfig()
+	c := api.NewClient(cmp.Or(addr, api.DefaultAddress)).WithToken(tok)
+	if ca != "" {
+		roots, err := pki.Pool(ca)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "warning:", err)
+			return c
 		}
-		// The file's token belongs to the file's API: it is not sent to
-		// another address given by a flag.
-		if addr == "" || addr == cfg.API {
-			addr, tok = cmp.Or(addr, cfg.API), cmp.Or(tok, cfg.Token)
-		}
+		c = c.WithRoots(roots)
 	}
-	return api.NewClient(cmp.Or(addr, api.DefaultAddress)).WithToken(tok)
+	return c
+}
+
+// sameAPI reports whether two API addresses name the same host and port,
+// whatever their schemes.
+func sameAPI(a, b string) bool {
+	strip := func(s string) string {
+		if _, rest, ok := strings.Cut(s, "://"); ok {
+			s = rest
+		}
+		return strings.TrimRight(s, "/")
+	}
+	return strip(a) == strip(b)
 }
 
 // loadClientConfig reads the CLI's configuration file, if any.

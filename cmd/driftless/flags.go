@@ -49,6 +49,8 @@ func gitFlags(f *pflag.FlagSet, g *platform.GitConfig) {
 func controllerFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
 	gitFlags(f, &c.Git)
 	f.StringVar(&c.API, "api", c.API, "API and blob store listen address")
+	f.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM certificate the API and blob store serve HTTPS with (dev makes its own CA and certificate when none is given)")
+	f.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM key of --tls-cert")
 	f.StringVar(&c.Domain, "domain", c.Domain, "default domain of app routes")
 	f.StringVar(&c.WebhookSecret, "webhook-secret", cmp.Or(os.Getenv("DRIFTLESS_WEBHOOK_SECRET"), c.WebhookSecret),
 		"enables POST /v1/webhook with this HMAC secret (or DRIFTLESS_WEBHOOK_SECRET)")

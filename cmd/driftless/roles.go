@@ -24,7 +24,7 @@ func newDevCmd() *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg.Log = logger(cmd)
 		cfg.Ready = func(info platform.DevInfo) {
-			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     http://%s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n\n",
+			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n\n",
 				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig))
 		}
 		return platform.RunDev(cmd.Context(), *cfg)
@@ -112,6 +112,7 @@ func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	f.Int64Var(&cfg.Capacity.DiskMB, "disk-mb", cfg.Capacity.DiskMB, "disk offered to instances, in MB")
 	f.IntVar(&cfg.Capacity.Instances, "max-instances", cfg.Capacity.Instances, "most instances this cell runs")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL")
+	f.StringVar(&cfg.CA, "ca", cfg.CA, "PEM file of the CA the controller's HTTPS blob store is checked against (default: the system's roots)")
 	f.StringVar(&cfg.TokenFile, "token-file", cfg.TokenFile, "file (mode 0600) holding the cell's credential, a token of role cell (`driftless token create --name cell-ID --role cell`); or DRIFTLESS_TOKEN")
 	consulFlag(f, &cfg.ConsulAddr, " of the local Consul agent")
 	f.StringVar(&cfg.Runtime.Namespace, "namespace", cfg.Runtime.Namespace, "containerd namespace")
