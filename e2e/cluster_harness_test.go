@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"net"
@@ -39,6 +40,10 @@ type cluster struct {
 	hostIP  string // the bridge's address: NATS, Consul and the API listen here
 	natsURL string
 	nats    *bus.Embedded
+	// natsAuth knows natsCreds: a user per cell (named after it), "ctl"
+	// for the controllers and "router"; every process gets its own.
+	natsAuth  bus.Authenticator
+	natsCreds map[string]bus.Credential
 	consul  string
 	ctrd    *testenv.Containerd
 	http    string // router, on loopback
@@ -83,7 +88,18 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 		c.makeCellNet(name, fmt.Sprintf("%s.%d", clusterNet, 11+i))
 	}
 
-	nsrv, err := bus.StartEmbedded(c.hostIP + ":0")
+	c.natsCreds = map[string]bus.Credential{
+		"ctl":    {User: "ctl", Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleController}},
+		"router": {User: "router", Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleRouter}},
+	}
+	for _, name := range cells {
+		c.natsCreds[name] = bus.Credential{User: name, Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleCell, Cell: name}}
+	}
+	var err error
+	if c.natsAuth, err = bus.StaticUsers(slices.Collect(maps.Values(c.natsCreds))...); err != nil {
+		t.Fatal(err)
+	}
+	nsrv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: c.hostIP + ":0", Auth: c.natsAuth})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +126,7 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 		c.startController(fmt.Sprintf("ctl-%d", i+1), ctlArgs...)
 	}
 	c.http = freeAddr(t)
-	c.router = c.start("router", "", "router", "--http", c.http, "--consul", c.consul)
+	c.router = c.start("router", "", append([]string{"router", "--http", c.http, "--consul", c.consul, "--nats", c.natsURL}, c.natsArgs("router")...)...)
 	for _, name := range cells {
 		c.startAgent(name)
 	}
@@ -180,6 +196,9 @@ func (c *cluster) start(name, ns string, args ...string) *proc {
 		bin = "nsenter"
 	}
 	cmd := exec.Command(bin, argv...)
+	if i := slices.Index(args, "--nats-user"); i >= 0 && i+1 < len(args) { // its password, off the command line
+		cmd.Env = append(os.Environ(), "DRIFTLESS_NATS_PASSWORD="+c.natsCreds[args[i+1]].Password)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -206,7 +225,7 @@ func (c *cluster) startController(id string, extra ...string) {
 		// Controllers that stand in for each other share the platform's
 		// keys: each opens what the others sealed (release envs, bindings).
 		"--secrets", filepath.Join(c.dir, "secrets"),
-		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, extra...)
+		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, append(c.natsArgs("ctl"), extra...)...)
 	c.ctls[id] = c.start(id, "", args...)
 	if c.client == nil {
 		c.client = api.NewClient(apiAddr)
@@ -227,9 +246,19 @@ func (c *cluster) restartNATS(down time.Duration) {
 	}
 	c.nats.Shutdown()
 	time.Sleep(down)
-	if c.nats, err = bus.StartEmbedded(u.Host); err != nil {
+	if c.nats, err = bus.StartEmbedded(bus.EmbeddedConfig{Listen: u.Host, Auth: c.natsAuth}); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// natsArgs are the NATS credential flags of the process of user (a cell's
+// name, "ctl" or "router"); start gives it the password in
+// DRIFTLESS_NATS_PASSWORD.
+func (c *cluster) natsArgs(user string) []string {
+	if _, ok := c.natsCreds[user]; !ok {
+		c.t.Fatalf("no NATS user %q in the cluster", user)
+	}
+	return []string{"--nats-user", user}
 }
 
 // get sends one request through the router with the given Host.
@@ -244,6 +273,7 @@ func (c *cluster) startAgent(name string) {
 		"--containerd", c.ctrd.Address, "--namespace", name, "--network", "dl-" + name,
 		"--bridge", "dlb-" + name, "--subnet", fmt.Sprintf("10.%d.%d.0/24", subnetOctet(), i), "--ports", portRange(),
 		"--data", filepath.Join(c.dir, "agent-"+name)}
+	args = append(args, c.natsArgs(name)...)
 	for _, id := range slices.Sorted(maps.Keys(c.apis)) { // droplets come from http://<api> of the leader
 		args = append(args, "--plain-http-registry", c.apis[id])
 	}

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 )
@@ -61,9 +60,11 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		}
 	}()
 
-	nsrv, err := bus.StartEmbedded(cfg.NATSListen)
+	// Every part is in this process: each gets a credential of its own,
+	// made now and never shown.
+	nsrv, ctlCred, cellCred, rtrCred, err := devNATS(cfg.NATSListen, agent.CellID, log)
 	if err != nil {
-		return fmt.Errorf("starting the embedded NATS server: %w", err)
+		return err
 	}
 	stops = append(stops, nsrv.Shutdown)
 
@@ -107,17 +108,17 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if err != nil {
 		return fmt.Errorf("connecting to Consul at %s: %w", cfg.Consul, err)
 	}
-	ctlNC, err := ConnectNATS(nsrv.URL(), "controller", log)
+	ctlNC, err := ConnectNATS(nsrv.URL(), "controller", ctlCred.Identity, inProcess(ctlCred), log)
 	if err != nil {
 		return err
 	}
 	defer ctlNC.Close()
-	agentNC, err := ConnectNATS(nsrv.URL(), "agent", log)
+	agentNC, err := ConnectNATS(nsrv.URL(), "agent", cellCred.Identity, inProcess(cellCred), log)
 	if err != nil {
 		return err
 	}
 	defer agentNC.Close()
-	rtrNC, err := ConnectNATS(nsrv.URL(), "router", log)
+	rtrNC, err := ConnectNATS(nsrv.URL(), "router", rtrCred.Identity, inProcess(rtrCred), log)
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,8 @@ func controllerRoleFlags(f *pflag.FlagSet) *platform.ControllerConfig {
 	f.StringVar(&cfg.BlobStoreURL, "blobstore-url", cfg.BlobStoreURL, "URL cells use to reach the blob store (default: http://<api>)")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL (default: run an embedded server)")
 	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "embedded NATS listen address when --nats is not given")
+	natsClientFlags(f, &cfg.NATSClient)
+	natsServerFlags(f, &cfg)
 	consulFlag(f, &cfg.ConsulAddr, "")
 	f.StringVar(&cfg.ID, "id", cfg.ID, "name of this controller in leader election (default: host-pid)")
 	f.StringVar(&cfg.BlobDir, "blobs", cfg.BlobDir, "blob store folder, shared by controllers that stand in for each other (default: <data>/blobs)")
@@ -100,6 +102,7 @@ func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	f.Int64Var(&cfg.Capacity.DiskMB, "disk-mb", cfg.Capacity.DiskMB, "disk offered to instances, in MB")
 	f.IntVar(&cfg.Capacity.Instances, "max-instances", cfg.Capacity.Instances, "most instances this cell runs")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL")
+	natsClientFlags(f, &cfg.NATSClient)
 	consulFlag(f, &cfg.ConsulAddr, " of the local Consul agent")
 	f.StringVar(&cfg.Runtime.Namespace, "namespace", cfg.Runtime.Namespace, "containerd namespace")
 	f.StringVar(&cfg.Network.Name, "network", cfg.Network.Name, "CNI network name; cells sharing a host need different names")
@@ -145,6 +148,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.Var(balanceValue{&cfg.Balance}, "balance", "balancing of apps whose routes do not choose: round-robin or least-connections")
 	consulFlag(f, &cfg.ConsulAddr, "")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL, to wake sleeping previews and report which apps get requests (empty: none)")
+	natsClientFlags(f, &cfg.NATSClient)
 	f.StringVar(&cfg.AccessLogPath, "access-log", cfg.AccessLogPath, "access log file (- for stdout, empty for none)")
 	return &cfg
 }
