@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -329,5 +330,27 @@ func TestStaticUsersAndFirstOf(t *testing.T) {
 	}
 	if _, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0"}); err == nil {
 		t.Error("StartEmbedded started without an authenticator")
+	}
+}
+
+// TestOperationsDocMatches checks that docs/operations.md's nats-server
+// configuration names every subject of every role's permissions (its cell
+// is cell-1), so that the external server's users follow the contract.
+func TestOperationsDocMatches(t *testing.T) {
+	data, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	for _, id := range []Identity{{Role: RoleController}, {Role: RoleRouter}, {Role: RoleCell, Cell: "cell-1"}} {
+		p, err := Permissions(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range append(p.Publish, p.Subscribe...) {
+			if !strings.Contains(doc, `"`+s+`"`) {
+				t.Errorf("docs/operations.md does not give %s %q", id, s)
+			}
+		}
 	}
 }
