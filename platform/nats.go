@@ -75,13 +75,8 @@ func embeddedNATS(cfg ControllerConfig, own bus.Credential, log *slog.Logger) (*
 	if cfg.NATSAuth == nil && fileAuth == nil {
 		log.Info("embedded NATS server: no remote cell or router can connect (give --nats-users)")
 	}
-	remote := bus.FirstOf(cfg.NATSAuth, fileAuth)
-	auth := bus.FirstOf(ownAuth, func(user, password string) (bus.Identity, error) {
-		if user == ownControllerUser {
-			return bus.Identity{}, bus.ErrBadPassword
-		}
-		return remote(user, password)
-	})
+	// The own user is asked first: NATSAuth and the file never decide it.
+	auth := bus.FirstOf(ownAuth, cfg.NATSAuth, fileAuth)
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: cfg.NATSListen, Auth: auth,
 		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, Log: log})
 	if err != nil {
