@@ -44,6 +44,7 @@ type cluster struct {
 	// for the controllers and "router"; every process gets its own.
 	natsAuth  bus.Authenticator
 	natsCreds map[string]bus.Credential
+	natsUsers string // the --nats-users file when the controller runs NATS
 	consul  string
 	ctrd    *testenv.Containerd
 	http    string // router, on loopback
@@ -75,6 +76,14 @@ const clusterNet = "10.215.0" // the test bridge's /24
 // agent per cell.
 func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...string) *cluster {
 	t.Helper()
+	return startClusterOn(t, false, cells, controllers, ctlArgs...)
+}
+
+// startClusterOn is startCluster; with ctlNATS, the (only) controller runs
+// the embedded NATS server instead of the test, its cells' and router's
+// users in a --nats-users file.
+func startClusterOn(t testing.TB, ctlNATS bool, cells []string, controllers int, ctlArgs ...string) *cluster {
+	t.Helper()
 	testenv.RequireRoot(t)
 	dir := testenv.ShortTempDir(t, "dl-cl-")
 	c := &cluster{t: t, dir: dir, repo: filepath.Join(dir, "repo"), bridge: "dlcl0", hostIP: clusterNet + ".1",
@@ -99,13 +108,17 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 	if c.natsAuth, err = bus.StaticUsers(slices.Collect(maps.Values(c.natsCreds))...); err != nil {
 		t.Fatal(err)
 	}
-	nsrv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: c.hostIP + ":0", Auth: c.natsAuth})
-	if err != nil {
-		t.Fatal(err)
+	if ctlNATS {
+		c.natsUsersFile(controllers)
+	} else {
+		nsrv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: c.hostIP + ":0", Auth: c.natsAuth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nats = nsrv
+		t.Cleanup(func() { c.nats.Shutdown() })
+		c.natsURL = nsrv.URL()
 	}
-	c.nats = nsrv
-	t.Cleanup(func() { c.nats.Shutdown() })
-	c.natsURL = nsrv.URL()
 
 	port, err := children.FreePort()
 	if err != nil {
@@ -220,12 +233,16 @@ func (c *cluster) startController(id string, extra ...string) {
 		apiAddr = net.JoinHostPort(c.hostIP, strconv.Itoa(port))
 		c.apis[id] = apiAddr
 	}
+	natsArgs := append([]string{"--nats", c.natsURL}, c.natsArgs("ctl")...)
+	if c.natsUsers != "" { // its own embedded server
+		natsArgs = []string{"--nats-listen", strings.TrimPrefix(c.natsURL, "nats://"), "--nats-users", c.natsUsers}
+	}
 	args := append([]string{"controller", "--id", id, "--repo", c.repo, "--api", apiAddr,
-		"--nats", c.natsURL, "--consul", c.consul, "--data", filepath.Join(c.dir, id),
+		"--consul", c.consul, "--data", filepath.Join(c.dir, id),
 		// Controllers that stand in for each other share the platform's
 		// keys: each opens what the others sealed (release envs, bindings).
 		"--secrets", filepath.Join(c.dir, "secrets"),
-		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, append(c.natsArgs("ctl"), extra...)...)
+		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, append(natsArgs, extra...)...)
 	c.ctls[id] = c.start(id, "", args...)
 	if c.client == nil {
 		c.client = api.NewClient(apiAddr)
@@ -247,6 +264,31 @@ func (c *cluster) restartNATS(down time.Duration) {
 	c.nats.Shutdown()
 	time.Sleep(down)
 	if c.nats, err = bus.StartEmbedded(bus.EmbeddedConfig{Listen: u.Host, Auth: c.natsAuth}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// natsUsersFile writes the cells' and the router's NATS users into a
+// --nats-users file for a controller's embedded server, on a free port.
+func (c *cluster) natsUsersFile(controllers int) {
+	c.t.Helper()
+	if controllers != 1 {
+		c.t.Fatalf("a controller's embedded NATS server is for one controller, not %d", controllers)
+	}
+	port, err := children.FreePort()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.natsURL = "nats://" + net.JoinHostPort(c.hostIP, strconv.Itoa(port))
+	var b strings.Builder
+	b.WriteString("users:\n")
+	for _, user := range slices.Sorted(maps.Keys(c.natsCreds)) {
+		if cr := c.natsCreds[user]; cr.Identity.Role != bus.RoleController {
+			fmt.Fprintf(&b, "  - {user: %s, password: %q, role: %s, cell: %q}\n", cr.User, cr.Password, cr.Identity.Role, cr.Identity.Cell)
+		}
+	}
+	c.natsUsers = filepath.Join(c.dir, "nats-users.yml")
+	if err := os.WriteFile(c.natsUsers, []byte(b.String()), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
 }

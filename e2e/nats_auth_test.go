@@ -104,3 +104,35 @@ func TestNATSAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSUsersFile runs the controller with its own embedded NATS server
+// (no --nats), the cell's and the router's users in --nats-users: the
+// remote cell (in its own network namespace) and the router authenticate
+// against the file, an anonymous client and a wrong password are refused,
+// and an app deploys and serves.
+func TestNATSUsersFile(t *testing.T) {
+	c := startClusterOn(t, true, []string{"a"}, 1)
+	cred := c.natsCreds["a"]
+	tests := []struct {
+		name string
+		opts []nats.Option
+	}{
+		{"anonymous", nil},
+		{"wrong password", []nats.Option{nats.UserInfo(cred.User, cred.Password+"x")}},
+		{"the controller's own user", []nats.Option{nats.UserInfo("_driftless-controller", cred.Password)}},
+	}
+	for _, tt := range tests {
+		nc, err := nats.Connect(c.natsURL, append(tt.opts, nats.Timeout(5*time.Second))...)
+		if err == nil {
+			nc.Close()
+			t.Fatalf("%s: connected to the controller's NATS", tt.name)
+		}
+		if !strings.Contains(strings.ToLower(err.Error()), "authorization violation") {
+			t.Fatalf("%s: refused with %v, want an authorization violation", tt.name, err)
+		}
+	}
+	c.addHello("apps/hello")
+	c.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hi")})
+	c.commit("two instances")
+	c.waitRunning(t, 120*time.Second, 2, nil)
+}
