@@ -45,15 +45,15 @@ type cluster struct {
 	natsAuth  bus.Authenticator
 	natsCreds map[string]bus.Credential
 	natsUsers string // the --nats-users file when the controller runs NATS
-	consul  string
-	ctrd    *testenv.Containerd
-	http    string // router, on loopback
-	ctls    map[string]*proc
-	agents  map[string]*proc
-	router  *proc
-	cells   map[string]cellNet
-	client  *api.Client // of the controller started first
-	apis    map[string]string
+	consul    string
+	ctrd      *testenv.Containerd
+	http      string // router, on loopback
+	ctls      map[string]*proc
+	agents    map[string]*proc
+	router    *proc
+	cells     map[string]cellNet
+	client    *api.Client // of the controller started first
+	apis      map[string]string
 }
 
 // cellNet is where one cell lives: its namespace and address.
