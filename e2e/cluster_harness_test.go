@@ -40,20 +40,21 @@ type cluster struct {
 	hostIP  string // the bridge's address: NATS, Consul and the API listen here
 	natsURL string
 	nats    *bus.Embedded
+	consul  string
+	ctrd    *testenv.Containerd
+	http    string // router, on loopback
+	ctls    map[string]*proc
+	agents  map[string]*proc
+	router  *proc
+	cells   map[string]cellNet
+	client  *api.Client // of the controller started first
+	apis    map[string]string
+
 	// natsAuth knows natsCreds: a user per cell (named after it), "ctl"
 	// for the controllers and "router"; every process gets its own.
 	natsAuth  bus.Authenticator
 	natsCreds map[string]bus.Credential
 	natsUsers string // the --nats-users file when the controller runs NATS
-	consul    string
-	ctrd      *testenv.Containerd
-	http      string // router, on loopback
-	ctls      map[string]*proc
-	agents    map[string]*proc
-	router    *proc
-	cells     map[string]cellNet
-	client    *api.Client // of the controller started first
-	apis      map[string]string
 }
 
 // cellNet is where one cell lives: its namespace and address.
