@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Role is what a NATS client is to the platform; its subject permissions
@@ -40,8 +41,10 @@ func (id Identity) Validate() error {
 			return fmt.Errorf("NATS identity of role %s names a cell (%q): only cells do", id.Role, id.Cell)
 		}
 	case RoleCell:
-		if id.Cell == "" || Token(id.Cell) != id.Cell {
-			return fmt.Errorf("NATS identity of role cell needs a cell id without '.', '*', '>' or spaces, got %q", id.Cell)
+		// Its subjects and inbox hold Token(Cell): a '.' (a host's full
+		// name) becomes '_', so cells "a.b" and "a_b" are one to NATS.
+		if id.Cell == "" || strings.ContainsAny(id.Cell, "*> \t\r\n") {
+			return fmt.Errorf("NATS identity of role cell needs a cell id without '*', '>' or spaces, got %q", id.Cell)
 		}
 	default:
 		return fmt.Errorf("NATS identity has unknown role %q (want controller, cell or router)", id.Role)

@@ -13,7 +13,8 @@ import (
 )
 
 // authServer is an embedded server (the real nats-server) with one user of
-// each role: ctl (controller), rtr (router), cell-a and cell-b (cells).
+// each role: ctl (controller), rtr (router), cell-a, cell-b and host (cell
+// host.example.com).
 type authServer struct {
 	url   string
 	creds map[string]Credential
@@ -26,6 +27,7 @@ func startAuthServer(t *testing.T) *authServer {
 		"rtr":    {User: "rtr", Password: "pw-rtr", Identity: Identity{Role: RoleRouter}},
 		"cell-a": {User: "cell-a", Password: "pw-a", Identity: Identity{Role: RoleCell, Cell: "cell-a"}},
 		"cell-b": {User: "cell-b", Password: "pw-b", Identity: Identity{Role: RoleCell, Cell: "cell-b"}},
+		"host":   {User: "host", Password: "pw-h", Identity: Identity{Role: RoleCell, Cell: "host.example.com"}},
 	}
 	var list []Credential
 	for _, c := range creds {
@@ -149,6 +151,11 @@ func TestPermissions(t *testing.T) {
 		{"cell-a", "sub", "_INBOX.cell.cell-b.>", false},
 		{"cell-a", "sub", "_INBOX.>", false},
 		{"cell-a", "sub", ">", false},
+		// A cell named after a host's full name: its subjects hold the token.
+		{"host", "pub", HeartbeatSubject("host.example.com"), true},
+		{"host", "sub", CellCommand("host.example.com", VerbStart), true},
+		{"host", "sub", "_INBOX.cell.host_example_com.>", true},
+		{"host", "pub", HeartbeatSubject("cell-a"), false},
 		// A router: wake and activity only.
 		{"rtr", "pub", SubjectWake, true},
 		{"rtr", "pub", SubjectActivity, true},
@@ -316,7 +323,9 @@ func TestStaticUsersAndFirstOf(t *testing.T) {
 		{User: "u", Password: "", Identity: Identity{Role: RoleRouter}},
 		{User: "u", Password: "p", Identity: Identity{Role: "admin"}},
 		{User: "u", Password: "p", Identity: Identity{Role: RoleCell}},
-		{User: "u", Password: "p", Identity: Identity{Role: RoleCell, Cell: "a.b"}},
+		{User: "u", Password: "p", Identity: Identity{Role: RoleCell, Cell: "a*b"}},
+		{User: "u", Password: "p", Identity: Identity{Role: RoleCell, Cell: "a>"}},
+		{User: "u", Password: "p", Identity: Identity{Role: RoleCell, Cell: "a b"}},
 		{User: "u", Password: "p", Identity: Identity{Role: RoleRouter, Cell: "c"}},
 	}
 	for _, c := range bad {
