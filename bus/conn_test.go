@@ -222,3 +222,17 @@ func TestDecodeNamesSubject(t *testing.T) {
 		})
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://u:s3cret@n:4222", "nats://u:xxxxx@n:4222"},
+		{"tls://u@n:4222", "tls://u@n:4222"},
+		{"nats://n1:4222,nats://n2:4222", "nats://n1:4222,nats://n2:4222"},
+	}
+	for _, tt := range tests {
+		if got := redactURL(tt.in); got != tt.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
