@@ -62,6 +62,12 @@ func Connect(cfg ClientConfig, log *slog.Logger) (*nats.Conn, error) {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
+		nats.ClosedHandler(func(c *nats.Conn) {
+			// nats.go gives up after the server refused the credential twice.
+			if err := c.LastError(); err != nil {
+				log.Error("nats connection closed", "err", err)
+			}
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
