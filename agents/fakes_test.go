@@ -391,7 +391,7 @@ type fakePub struct {
 func (p *fakePub) Publish(subject string, v any) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ic, ok := v.(bus.InstanceChanged); ok && subject == bus.SubjectInstanceChanged {
+	if ic, ok := v.(bus.InstanceChanged); ok && subject == bus.InstancesSubject(ic.CellID) {
 		p.changes = append(p.changes, ic.Instance)
 	}
 	if l, ok := v.(model.LogLine); ok {

@@ -31,7 +31,7 @@ func (a *Agent) Heartbeat() bus.CellHeartbeat {
 }
 
 func (a *Agent) sendHeartbeat() {
-	if err := a.pub.Publish(bus.SubjectHeartbeat, a.Heartbeat()); err != nil {
+	if err := a.pub.Publish(bus.HeartbeatSubject(a.cfg.CellID), a.Heartbeat()); err != nil {
 		a.log.Warn("sending heartbeat", "err", err)
 	}
 	a.renewCell()

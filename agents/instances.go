@@ -70,7 +70,7 @@ func (a *Agent) setState(in *instance, st model.InstanceState, reason string) {
 	a.gen++
 	in.status.State, in.status.Since, in.status.Reason = st, time.Now().UTC(), reason
 	ic := bus.InstanceChanged{CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen, Instance: in.status}
-	if err := a.pub.Publish(bus.SubjectInstanceChanged, ic); err != nil {
+	if err := a.pub.Publish(bus.InstancesSubject(a.cfg.CellID), ic); err != nil {
 		a.log.Warn("reporting instance change", "err", err)
 	}
 	a.log.Info("instance "+string(st), "app", in.status.App, "index", in.status.Index, "guid", in.status.GUID, "reason", reason)

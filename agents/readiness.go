@@ -94,7 +94,7 @@ func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, k
 func (a *Agent) reportLocked(in *instance) {
 	a.gen++
 	ic := bus.InstanceChanged{CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen, Instance: in.status}
-	if err := a.pub.Publish(bus.SubjectInstanceChanged, ic); err != nil {
+	if err := a.pub.Publish(bus.InstancesSubject(a.cfg.CellID), ic); err != nil {
 		a.log.Warn("reporting instance change", "err", err)
 	}
 }

@@ -6,32 +6,104 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
-// Connect dials NATS at url and keeps reconnecting for as long as the
+// ClientConfig says how one component connects to NATS.
+type ClientConfig struct {
+	// URL is the server (nats:// or tls://).
+	URL string
+	// Name names the connection in the server's list.
+	Name string
+	// User and Password authenticate the client; both empty connects
+	// anonymously (which driftless's embedded server refuses). The
+	// password never appears in logs or errors.
+	User, Password string
+	// Identity is who the credential makes the client: replies to its
+	// requests arrive under InboxPrefix(Identity), the only inbox its
+	// permissions let it read. A zero Identity keeps nats.go's _INBOX.
+	Identity Identity
+	// CAFile, when given, is the PEM of the authorities the server's
+	// certificate must chain to (and makes the connection TLS).
+	CAFile string
+	// CertFile and KeyFile, when given, are the client's certificate for
+	// servers that verify clients.
+	CertFile, KeyFile string
+	// ErrorHandler, when set, gets the asynchronous errors of the
+	// connection (permission violations among them); by default they are
+	// logged.
+	ErrorHandler nats.ErrHandler
+}
+
+// Connect dials NATS as cfg says and keeps reconnecting for as long as the
 // process lives: components survive the bus restarting.
-func Connect(url, name string, log *slog.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name(name),
+func Connect(cfg ClientConfig, log *slog.Logger) (*nats.Conn, error) {
+	errs := cfg.ErrorHandler
+	if errs == nil {
+		errs = func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				log.Warn("nats error", "subject", sub.Subject, "err", err)
+				return
+			}
+			log.Warn("nats error", "err", err)
+		}
+	}
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
+		nats.ErrorHandler(errs),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected", "err", err)
 			}
 		}),
+		nats.ClosedHandler(func(c *nats.Conn) {
+			// nats.go gives up after the server refused the credential twice.
+			if err := c.LastError(); err != nil {
+				log.Error("nats connection closed", "err", err)
+			}
+		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
 			log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 		}),
-	)
+	}
+	if cfg.User != "" || cfg.Password != "" {
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+	}
+	if cfg.Identity.Role != "" {
+		if err := cfg.Identity.Validate(); err != nil {
+			return nil, fmt.Errorf("connecting to NATS as %s: %w", cfg.Identity, err)
+		}
+		opts = append(opts, nats.CustomInboxPrefix(InboxPrefix(cfg.Identity)))
+	}
+	if cfg.CAFile != "" {
+		opts = append(opts, nats.RootCAs(cfg.CAFile))
+	}
+	if cfg.CertFile != "" || cfg.KeyFile != "" {
+		opts = append(opts, nats.ClientCert(cfg.CertFile, cfg.KeyFile))
+	}
+	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", redactURL(cfg.URL), err)
 	}
 	return nc, nil
+}
+
+// redactURL drops a password from a URL's user info, for errors and logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
 }
 
 // Publish sends msg as JSON on subject.

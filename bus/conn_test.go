@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/driftless/driftless/model"
@@ -19,7 +20,15 @@ import (
 // both end with the test.
 func connect(t *testing.T) *nats.Conn {
 	t.Helper()
-	e, err := StartEmbedded("127.0.0.1:0")
+	// The encoding tests use subjects of every role on one connection:
+	// authenticated, but without the roles' permissions (permissions_test.go
+	// checks those).
+	auth, err := StaticUsers(Credential{User: "t", Password: "pw", Identity: Identity{Role: RoleController}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", Auth: auth, Log: slog.New(slog.DiscardHandler),
+		perms: func(Identity) (*server.Permissions, error) { return nil, nil }})
 	if err != nil {
 		t.Fatalf("starting the embedded NATS server: %v", err)
 	}
@@ -27,7 +36,7 @@ func connect(t *testing.T) *nats.Conn {
 	if !strings.HasPrefix(e.URL(), "nats://127.0.0.1:") || strings.HasSuffix(e.URL(), ":0") {
 		t.Fatalf("embedded server URL %q is not a loopback address with a port", e.URL())
 	}
-	nc, err := Connect(e.URL(), "bus-test", slog.New(slog.DiscardHandler))
+	nc, err := Connect(ClientConfig{URL: e.URL(), Name: "bus-test", User: "t", Password: "pw"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("connecting: %v", err)
 	}
@@ -43,7 +52,7 @@ func TestStartEmbeddedBadAddress(t *testing.T) {
 		{"127.0.0.1:http", "embedded NATS port"},
 	}
 	for _, tt := range tests {
-		e, err := StartEmbedded(tt.addr)
+		e, err := StartEmbedded(EmbeddedConfig{Listen: tt.addr, Auth: func(string, string) (Identity, error) { return Identity{}, ErrUnknownUser }})
 		if err == nil {
 			e.Shutdown()
 			t.Errorf("StartEmbedded(%q) started", tt.addr)
@@ -200,10 +209,10 @@ func TestDecodeNamesSubject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := &nats.Msg{Subject: SubjectHeartbeat, Data: []byte(tt.data)}
+			m := &nats.Msg{Subject: HeartbeatSubject("c"), Data: []byte(tt.data)}
 			err := Decode(m, tt.into)
-			if err == nil || !strings.Contains(err.Error(), "decoding message on "+SubjectHeartbeat) {
-				t.Fatalf("Decode(%q) = %v, want an error naming %s", tt.data, err, SubjectHeartbeat)
+			if err == nil || !strings.Contains(err.Error(), "decoding message on "+HeartbeatSubject("c")) {
+				t.Fatalf("Decode(%q) = %v, want an error naming %s", tt.data, err, HeartbeatSubject("c"))
 			}
 			var se *json.SyntaxError
 			var te *json.UnmarshalTypeError
@@ -211,5 +220,19 @@ func TestDecodeNamesSubject(t *testing.T) {
 				t.Errorf("Decode(%q) = %v does not wrap the JSON error", tt.data, err)
 			}
 		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://u:s3cret@n:4222", "nats://u:xxxxx@n:4222"},
+		{"tls://u@n:4222", "tls://u@n:4222"},
+		{"nats://n1:4222,nats://n2:4222", "nats://n1:4222,nats://n2:4222"},
+	}
+	for _, tt := range tests {
+		if got := redactURL(tt.in); got != tt.want {
+			t.Errorf("redactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
 	}
 }

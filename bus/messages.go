@@ -6,7 +6,7 @@ import (
 	"github.com/driftless/driftless/model"
 )
 
-// CellHeartbeat is published by each agent on SubjectHeartbeat.
+// CellHeartbeat is published by each agent on its HeartbeatSubject.
 type CellHeartbeat struct {
 	CellID string `json:"cell_id"`
 	// BootID changes every time the agent process starts.
@@ -22,7 +22,7 @@ type CellHeartbeat struct {
 	SentAt    time.Time              `json:"sent_at"`
 }
 
-// InstanceChanged is published on SubjectInstanceChanged the moment an
+// InstanceChanged is published on the cell's InstancesSubject the moment an
 // instance changes state.
 type InstanceChanged struct {
 	CellID     string               `json:"cell_id"`

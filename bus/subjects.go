@@ -9,31 +9,41 @@
 // Who sends and who handles each subject (grep the Go name to find the
 // line; nothing else in the tree uses NATS):
 //
-//	SubjectHeartbeat        CellHeartbeat, every few seconds
-//	  sent by     agents/heartbeat.go, Agent.sendHeartbeat
-//	  handled by  reconciler/controller.go, Controller.subscribe → Actual.Heartbeat (reconciler/actual.go)
-//	SubjectInstanceChanged  InstanceChanged, when an instance changes state
-//	  sent by     agents/instances.go, Agent.setState
-//	  handled by  reconciler/controller.go, Controller.subscribe → Actual.Changed (reconciler/actual.go)
+//	HeartbeatSubject(cell)  CellHeartbeat, every few seconds
+//	  sent by     agents/heartbeat.go, Agent.sendHeartbeat (role cell, its own cell only)
+//	  handled by  reconciler/controller.go, Controller.subscribe (HeartbeatWildcard) → Actual.Heartbeat
+//	              (reconciler/actual.go); a body whose cell_id is not the subject's cell is dropped
+//	InstancesSubject(cell)  InstanceChanged, when an instance changes state
+//	  sent by     agents/instances.go, Agent.setState (role cell, its own cell only)
+//	  handled by  reconciler/controller.go, Controller.subscribe (InstancesWildcard) → Actual.Changed
+//	              (reconciler/actual.go); a body whose cell_id is not the subject's cell is dropped
 //	CellCommand(cell, VerbStart | VerbStop)  StartInstance | StopInstance → Reply (request/reply)
-//	  sent by     reconciler/executor/executor.go, Executor.send
+//	  sent by     reconciler/executor/executor.go, Executor.send (role controller)
 //	  handled by  agents/agent.go, Agent.subscribe → handleStart, handleStop (agents/commands.go)
+//	              (role cell, its own cell only)
 //	SubjectStage            StageRequest → StageResult (request/reply, queue group QueueStagers)
-//	  sent by     reconciler/staging.go, natsStaging.Stage (for the stager)
-//	  handled by  agents/agent.go, Agent.subscribe → Agent.handleStage (agents/stage.go)
+//	  sent by     reconciler/staging.go, natsStaging.Stage (role controller, for the stager)
+//	  handled by  agents/agent.go, Agent.subscribe → Agent.handleStage (agents/stage.go) (role cell)
 //	Logs(space, app)        model.LogLine
-//	  sent by     agents/logs.go, Agent.shipLogs (instances); agents/stage.go, Agent.handleStage (staging)
-//	  handled by  api/logs.go, NewLogHub (LogsWildcard), served to `driftless logs`
+//	  sent by     agents/logs.go, Agent.shipLogs (instances); agents/stage.go, Agent.handleStage (staging) (role cell)
+//	  handled by  api/logs.go, NewLogHub (LogsWildcard), served to `driftless logs` (role controller)
 //	SubjectWake             WakeRequest → Reply (request/reply), when a request reaches a sleeping app
-//	  sent by     router/wake (the router, holding the request)
-//	  handled by  reconciler/sleep.go, Controller.subscribeSleep → Controller.Wake
+//	  sent by     router/wake (the router, holding the request) (role router)
+//	  handled by  reconciler/sleep.go, Controller.subscribeSleep → Controller.Wake (role controller)
 //	SubjectActivity         RouterActivity, every few seconds while apps get requests
-//	  sent by     router/wake (the router's request counts)
-//	  handled by  reconciler/sleep.go, Controller.subscribeSleep → Controller.sawActivity
+//	  sent by     router/wake (the router's request counts) (role router)
+//	  handled by  reconciler/sleep.go, Controller.subscribeSleep → Controller.sawActivity (role controller)
 //	SubjectEvents           model.Event
-//	  sent by     reconciler/events.go, Events.Record
+//	  sent by     reconciler/events.go, Events.Record (role controller)
 //	  handled by  no subscriber in the tree: `driftless events` reads the
 //	              controller's own ring through the API (GET /v1/events)
+//
+// Replies to requests go to the requester's inbox, under a prefix of its
+// own (InboxPrefix: _INBOX.controller, _INBOX.router, _INBOX.cell.<cell>);
+// only the requester may subscribe there and a responder may publish there
+// only in answer to a request it received. Which role may publish and
+// subscribe to what is Permissions (permissions.go); every client
+// authenticates (auth.go), and the embedded server enforces them.
 package bus
 
 import (
@@ -50,12 +60,6 @@ const Prefix = "driftless." + Version
 
 // Subjects with fixed names.
 const (
-	// SubjectHeartbeat carries a CellHeartbeat from every agent on a fixed
-	// interval.
-	SubjectHeartbeat = Prefix + ".cells.heartbeat"
-	// SubjectInstanceChanged carries an InstanceChanged as soon as an
-	// instance's state changes on a cell (started, healthy, crashed, stopped).
-	SubjectInstanceChanged = Prefix + ".instances.changed"
 	// SubjectStage is a request/reply subject served by a queue group of
 	// agents: a StageRequest is answered with a StageResult.
 	SubjectStage = Prefix + ".staging.requests"
@@ -80,6 +84,49 @@ const (
 	// VerbStop asks a cell to stop and remove an instance (StopInstance → Reply).
 	VerbStop = "stop"
 )
+
+// Per-cell subjects: driftless.v1.cells.<cell>.<last token>.
+const (
+	// cellsPrefix starts the subjects of one cell.
+	cellsPrefix = Prefix + ".cells."
+	// heartbeatToken ends a cell's HeartbeatSubject.
+	heartbeatToken = "heartbeat"
+	// instancesToken ends a cell's InstancesSubject.
+	instancesToken = "instances"
+	// HeartbeatWildcard matches the HeartbeatSubject of every cell.
+	HeartbeatWildcard = cellsPrefix + "*." + heartbeatToken
+	// InstancesWildcard matches the InstancesSubject of every cell.
+	InstancesWildcard = cellsPrefix + "*." + instancesToken
+)
+
+// HeartbeatSubject is the subject on which one cell's agent publishes its
+// CellHeartbeat on a fixed interval.
+func HeartbeatSubject(cellID string) string {
+	return cellsPrefix + Token(cellID) + "." + heartbeatToken
+}
+
+// InstancesSubject is the subject on which one cell's agent publishes an
+// InstanceChanged as soon as an instance's state changes there (started,
+// healthy, crashed, stopped).
+func InstancesSubject(cellID string) string {
+	return cellsPrefix + Token(cellID) + "." + instancesToken
+}
+
+// SubjectCell is the cell token of a per-cell subject (HeartbeatSubject,
+// InstancesSubject, CellCommand), or "" for any other subject. A handler
+// compares it with the cell id in the body (as Token(id)): only the cell
+// itself may publish on its subjects.
+func SubjectCell(subject string) string {
+	rest, ok := strings.CutPrefix(subject, cellsPrefix)
+	if !ok {
+		return ""
+	}
+	cell, last, ok := strings.Cut(rest, ".")
+	if !ok || strings.Contains(last, ".") {
+		return ""
+	}
+	return cell
+}
 
 // CellCommand is the request/reply subject on which one cell accepts a verb.
 func CellCommand(cellID, verb string) string {

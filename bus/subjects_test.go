@@ -74,8 +74,13 @@ func TestFixedSubjects(t *testing.T) {
 	tests := []struct {
 		name, got, want string
 	}{
-		{"heartbeat", SubjectHeartbeat, "driftless.v1.cells.heartbeat"},
-		{"instance changed", SubjectInstanceChanged, "driftless.v1.instances.changed"},
+		{"heartbeat", HeartbeatSubject("cell-1"), "driftless.v1.cells.cell-1.heartbeat"},
+		{"heartbeat of an odd cell", HeartbeatSubject("a.b*"), "driftless.v1.cells.a_b_.heartbeat"},
+		{"heartbeat wildcard", HeartbeatWildcard, "driftless.v1.cells.*.heartbeat"},
+		{"instance changed", InstancesSubject("cell-1"), "driftless.v1.cells.cell-1.instances"},
+		{"instances wildcard", InstancesWildcard, "driftless.v1.cells.*.instances"},
+		{"wake", SubjectWake, "driftless.v1.apps.wake"},
+		{"activity", SubjectActivity, "driftless.v1.routers.activity"},
 		{"stage", SubjectStage, "driftless.v1.staging.requests"},
 		{"events", SubjectEvents, "driftless.v1.events"},
 		{"logs wildcard", LogsWildcard, "driftless.v1.logs.>"},
@@ -84,6 +89,26 @@ func TestFixedSubjects(t *testing.T) {
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("%s subject is %q, want %q (subjects are the wire contract: a change needs a new Version)", tt.name, tt.got, tt.want)
+		}
+	}
+}
+
+func TestSubjectCell(t *testing.T) {
+	tests := []struct {
+		subject, want string
+	}{
+		{HeartbeatSubject("cell-1"), "cell-1"},
+		{InstancesSubject("c.2"), "c_2"},
+		{CellCommand("cell-3", VerbStart), "cell-3"},
+		{SubjectStage, ""},
+		{Logs("dev", "hello"), ""},
+		{"driftless.v1.cells.a.b.heartbeat", ""},
+		{"driftless.v1.cells.a", ""},
+		{"driftless.v2.cells.a.heartbeat", ""},
+	}
+	for _, tt := range tests {
+		if got := SubjectCell(tt.subject); got != tt.want {
+			t.Errorf("SubjectCell(%q) = %q, want %q", tt.subject, got, tt.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"maps"
 	"net"
@@ -50,6 +51,12 @@ type cluster struct {
 	apis    map[string]string
 	// admin is the admin token the first controller made.
 	admin string
+
+	// natsAuth knows natsCreds: a user per cell (named after it), "ctl"
+	// for the controllers and "router"; every process gets its own.
+	natsAuth  bus.Authenticator
+	natsCreds map[string]bus.Credential
+	natsUsers string // the --nats-users file when the controller runs NATS
 }
 
 // cellNet is where one cell lives: its namespace and address.
@@ -72,6 +79,14 @@ const clusterNet = "10.215.0" // the test bridge's /24
 // agent per cell.
 func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...string) *cluster {
 	t.Helper()
+	return startClusterOn(t, false, cells, controllers, ctlArgs...)
+}
+
+// startClusterOn is startCluster; with ctlNATS, the (only) controller runs
+// the embedded NATS server instead of the test, its cells' and router's
+// users in a --nats-users file.
+func startClusterOn(t testing.TB, ctlNATS bool, cells []string, controllers int, ctlArgs ...string) *cluster {
+	t.Helper()
 	testenv.RequireRoot(t)
 	dir := testenv.ShortTempDir(t, "dl-cl-")
 	c := &cluster{t: t, dir: dir, repo: filepath.Join(dir, "repo"), bridge: "dlcl0", hostIP: clusterNet + ".1",
@@ -85,13 +100,28 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 		c.makeCellNet(name, fmt.Sprintf("%s.%d", clusterNet, 11+i))
 	}
 
-	nsrv, err := bus.StartEmbedded(c.hostIP + ":0")
-	if err != nil {
+	c.natsCreds = map[string]bus.Credential{
+		"ctl":    {User: "ctl", Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleController}},
+		"router": {User: "router", Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleRouter}},
+	}
+	for _, name := range cells {
+		c.natsCreds[name] = bus.Credential{User: name, Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleCell, Cell: name}}
+	}
+	var err error
+	if c.natsAuth, err = bus.StaticUsers(slices.Collect(maps.Values(c.natsCreds))...); err != nil {
 		t.Fatal(err)
 	}
-	c.nats = nsrv
-	t.Cleanup(func() { c.nats.Shutdown() })
-	c.natsURL = nsrv.URL()
+	if ctlNATS {
+		c.natsUsersFile(controllers)
+	} else {
+		nsrv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: c.hostIP + ":0", Auth: c.natsAuth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.nats = nsrv
+		t.Cleanup(func() { c.nats.Shutdown() })
+		c.natsURL = nsrv.URL()
+	}
 
 	port, err := children.FreePort()
 	if err != nil {
@@ -112,7 +142,7 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 		c.startController(fmt.Sprintf("ctl-%d", i+1), ctlArgs...)
 	}
 	c.http = freeAddr(t)
-	c.router = c.start("router", "", "router", "--http", c.http, "--consul", c.consul)
+	c.router = c.start("router", "", append([]string{"router", "--http", c.http, "--consul", c.consul, "--nats", c.natsURL}, c.natsArgs("router")...)...)
 	for _, name := range cells {
 		c.startAgent(name)
 	}
@@ -182,6 +212,9 @@ func (c *cluster) start(name, ns string, args ...string) *proc {
 		bin = "nsenter"
 	}
 	cmd := exec.Command(bin, argv...)
+	if i := slices.Index(args, "--nats-user"); i >= 0 && i+1 < len(args) { // its password, off the command line
+		cmd.Env = append(os.Environ(), "DRIFTLESS_NATS_PASSWORD="+c.natsCreds[args[i+1]].Password)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -203,12 +236,16 @@ func (c *cluster) startController(id string, extra ...string) {
 		apiAddr = net.JoinHostPort(c.hostIP, strconv.Itoa(port))
 		c.apis[id] = apiAddr
 	}
+	natsArgs := append([]string{"--nats", c.natsURL}, c.natsArgs("ctl")...)
+	if c.natsUsers != "" { // its own embedded server
+		natsArgs = []string{"--nats-listen", strings.TrimPrefix(c.natsURL, "nats://"), "--nats-users", c.natsUsers}
+	}
 	args := append([]string{"controller", "--id", id, "--repo", c.repo, "--api", apiAddr,
-		"--nats", c.natsURL, "--consul", c.consul, "--data", filepath.Join(c.dir, id),
+		"--consul", c.consul, "--data", filepath.Join(c.dir, id),
 		// Controllers that stand in for each other share the platform's
 		// keys: each opens what the others sealed (release envs, bindings).
 		"--secrets", filepath.Join(c.dir, "secrets"),
-		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, extra...)
+		"--blobs", filepath.Join(c.dir, "blobs"), "--poll", "1s", "--lost-after", "4s"}, append(natsArgs, extra...)...)
 	c.ctls[id] = c.start(id, "", args...)
 	if c.admin == "" {
 		// The first controller makes the platform's first admin token.
@@ -259,9 +296,44 @@ func (c *cluster) restartNATS(down time.Duration) {
 	}
 	c.nats.Shutdown()
 	time.Sleep(down)
-	if c.nats, err = bus.StartEmbedded(u.Host); err != nil {
+	if c.nats, err = bus.StartEmbedded(bus.EmbeddedConfig{Listen: u.Host, Auth: c.natsAuth}); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// natsUsersFile writes the cells' and the router's NATS users into a
+// --nats-users file for a controller's embedded server, on a free port.
+func (c *cluster) natsUsersFile(controllers int) {
+	c.t.Helper()
+	if controllers != 1 {
+		c.t.Fatalf("a controller's embedded NATS server is for one controller, not %d", controllers)
+	}
+	port, err := children.FreePort()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.natsURL = "nats://" + net.JoinHostPort(c.hostIP, strconv.Itoa(port))
+	var b strings.Builder
+	b.WriteString("users:\n")
+	for _, user := range slices.Sorted(maps.Keys(c.natsCreds)) {
+		if cr := c.natsCreds[user]; cr.Identity.Role != bus.RoleController {
+			fmt.Fprintf(&b, "  - {user: %s, password: %q, role: %s, cell: %q}\n", cr.User, cr.Password, cr.Identity.Role, cr.Identity.Cell)
+		}
+	}
+	c.natsUsers = filepath.Join(c.dir, "nats-users.yml")
+	if err := os.WriteFile(c.natsUsers, []byte(b.String()), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// natsArgs are the NATS credential flags of the process of user (a cell's
+// name, "ctl" or "router"); start gives it the password in
+// DRIFTLESS_NATS_PASSWORD.
+func (c *cluster) natsArgs(user string) []string {
+	if _, ok := c.natsCreds[user]; !ok {
+		c.t.Fatalf("no NATS user %q in the cluster", user)
+	}
+	return []string{"--nats-user", user}
 }
 
 // get sends one request through the router with the given Host.
@@ -276,6 +348,9 @@ func (c *cluster) startAgent(name string) {
 		"--containerd", c.ctrd.Address, "--namespace", name, "--network", "dl-" + name,
 		"--bridge", "dlb-" + name, "--subnet", fmt.Sprintf("10.%d.%d.0/24", subnetOctet(), i), "--ports", portRange(),
 		"--data", filepath.Join(c.dir, "agent-"+name), "--token-file", c.cellToken(name)}
+	if c.natsUsers == "" {
+		args = append(args, c.natsArgs(name)...)
+	} // else the controller's embedded server takes the cell's token as its NATS credential
 	for _, id := range slices.Sorted(maps.Keys(c.apis)) { // droplets come from http://<api> of the leader
 		args = append(args, "--plain-http-registry", c.apis[id])
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler"
 	"github.com/driftless/driftless/reconciler/plan"
@@ -81,6 +82,19 @@ type ControllerConfig struct {
 	// NATSListen.
 	NATSURL    string
 	NATSListen string
+	// NATSClient is the controller's credential (and TLS) for NATSURL.
+	NATSClient NATSClientConfig
+	// NATSAuth authenticates the remote cells and routers connecting to
+	// the embedded server (no NATSURL): it returns who a user and
+	// password are (bus.ErrUnknownUser for a user it does not know).
+	// NATSUsersFile's users are asked next. The controller's own
+	// connection has an in-memory credential of its own.
+	NATSAuth bus.Authenticator
+	// NATSUsersFile is a YAML file of NATS users (LoadNATSUsers) for the
+	// embedded server; mode 0600.
+	NATSUsersFile string
+	// NATSTLSCert and NATSTLSKey make the embedded server speak TLS.
+	NATSTLSCert, NATSTLSKey string
 	// ConsulAddr is the Consul HTTP address.
 	ConsulAddr string
 	// Forge is where commit statuses go and open pull requests are listed.
@@ -139,6 +153,8 @@ type AgentConfig struct {
 	agents.Config
 	// NATSURL is the NATS server.
 	NATSURL string
+	// NATSClient is the cell's credential (role cell, its CellID) and TLS.
+	NATSClient NATSClientConfig
 	// ConsulAddr is the local Consul agent's HTTP address.
 	ConsulAddr string
 	// TokenFile holds the cell's credential (agents.Config.Token) when
@@ -177,6 +193,8 @@ type RouterConfig struct {
 	// reports its activity through; empty for none (sleeping previews
 	// then answer 503).
 	NATSURL string
+	// NATSClient is the router's credential (role router) and TLS.
+	NATSClient NATSClientConfig
 	// AccessLogPath is the access log's file: "-" for stdout, "" for none.
 	AccessLogPath string
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/internal/pki"
@@ -79,9 +78,11 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		}
 	}()
 
-	nsrv, err := bus.StartEmbedded(cfg.NATSListen)
+	// Every part is in this process: each gets a credential of its own,
+	// made now and never shown.
+	nsrv, ctlCred, cellCred, rtrCred, err := devNATS(cfg.NATSListen, agent.CellID, log)
 	if err != nil {
-		return fmt.Errorf("starting the embedded NATS server: %w", err)
+		return err
 	}
 	stops = append(stops, nsrv.Shutdown)
 
@@ -141,17 +142,17 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		return err
 	}
 
-	ctlNC, err := ConnectNATS(nsrv.URL(), "controller", log)
+	ctlNC, err := ConnectNATS(nsrv.URL(), "controller", ctlCred.Identity, inProcess(ctlCred), log)
 	if err != nil {
 		return err
 	}
 	defer ctlNC.Close()
-	agentNC, err := ConnectNATS(nsrv.URL(), "agent", log)
+	agentNC, err := ConnectNATS(nsrv.URL(), "agent", cellCred.Identity, inProcess(cellCred), log)
 	if err != nil {
 		return err
 	}
 	defer agentNC.Close()
-	rtrNC, err := ConnectNATS(nsrv.URL(), "router", log)
+	rtrNC, err := ConnectNATS(nsrv.URL(), "router", rtrCred.Identity, inProcess(rtrCred), log)
 	if err != nil {
 		return err
 	}

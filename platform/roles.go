@@ -30,17 +30,26 @@ import (
 // server when no NATSURL is given, then the reconciler, blob store and API.
 func RunController(ctx context.Context, cfg ControllerConfig) error {
 	log := orDefault(cfg.Log)
-	url := cfg.NATSURL
-	if url == "" {
-		srv, err := bus.StartEmbedded(cfg.NATSListen)
+	url, client := cfg.NATSURL, cfg.NATSClient
+	if url == "" && cfg.NATSAuth == nil {
+		cc, err := catalog.NewClient(cfg.ConsulAddr)
 		if err != nil {
-			return fmt.Errorf("starting the embedded NATS server: %w", err)
+			return fmt.Errorf("connecting the controller to Consul: %w", err)
+		}
+		cfg.NATSAuth = tokenNATSAuth(tokens.NewStore(cc))
+	}
+	if url == "" {
+		own := newCredential(ownControllerUser, bus.Identity{Role: bus.RoleController})
+		srv, err := embeddedNATS(cfg, own, log)
+		if err != nil {
+			return err
 		}
 		defer srv.Shutdown()
-		url = srv.URL()
+		url, client = srv.URL(), inProcess(own)
+		client.CAFile = cfg.NATSClient.CAFile // the embedded server's own TLS
 		log.Info("embedded NATS server", "url", url)
 	}
-	nc, cc, err := connect(url, "controller", cfg.ConsulAddr, log)
+	nc, cc, err := connect(url, "controller", bus.Identity{Role: bus.RoleController}, client, cfg.ConsulAddr, log)
 	if err != nil {
 		return err
 	}
@@ -175,7 +184,12 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 			"--token-file FILE or DRIFTLESS_TOKEN, a token made by `driftless token create --name cell-" + cfg.CellID + " --role cell`")
 	}
 	log := orDefault(cfg.Log)
-	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, cfg.ConsulAddr, log)
+	if cfg.NATSClient.User == "" && os.Getenv(NATSPasswordEnv) == "" {
+		// The cell's token is its NATS credential too (a controller's
+		// embedded server checks it: tokenNATSAuth).
+		cfg.NATSClient.User, cfg.NATSClient.Password = cfg.CellID, cfg.Token
+	}
+	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, bus.Identity{Role: bus.RoleCell, Cell: cfg.CellID}, cfg.NATSClient, cfg.ConsulAddr, log)
 	if err != nil {
 		return err
 	}
@@ -204,7 +218,7 @@ func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	}
 	log := orDefault(cfg.Log)
 	if cfg.NATSURL != "" {
-		nc, err := ConnectNATS(cfg.NATSURL, "router", log)
+		nc, err := ConnectNATS(cfg.NATSURL, "router", bus.Identity{Role: bus.RoleRouter}, cfg.NATSClient, log)
 		if err != nil {
 			return err
 		}
@@ -244,28 +258,17 @@ func newRouter(cfg RouterConfig, cc *consul.Client, log *slog.Logger) (*router.R
 	return r, closeLog, nil
 }
 
-// connect dials NATS for one component and makes its Consul client.
-func connect(natsURL, component, consulAddr string, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
+// connect dials NATS for one component as id and makes its Consul client.
+func connect(natsURL, component string, id bus.Identity, cl NATSClientConfig, consulAddr string, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
 	cc, err := catalog.NewClient(consulAddr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting %s to Consul: %w", component, err)
 	}
-	nc, err := ConnectNATS(natsURL, component, log)
+	nc, err := ConnectNATS(natsURL, component, id, cl, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	return nc, cc, nil
-}
-
-// ConnectNATS dials NATS for one component, named for the server's
-// connection list.
-func ConnectNATS(url, component string, log *slog.Logger) (*nats.Conn, error) {
-	host, _ := os.Hostname()
-	nc, err := bus.Connect(url, "driftless-"+component+"@"+host, log)
-	if err != nil {
-		return nil, fmt.Errorf("connecting %s to NATS at %s: %w", component, url, err)
-	}
-	return nc, nil
 }
 
 // HostMemoryMB is the host's memory in MB, from /proc/meminfo.

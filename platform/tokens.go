@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/tokens"
 )
 
@@ -114,4 +116,32 @@ func writeClientConfigs(path string, cfg api.ClientConfig, log *slog.Logger) {
 		_ = os.Chown(p, nuid, ngid)
 	}
 	log.Info("wrote the CLI's configuration for the user who ran sudo", "file", own)
+}
+
+// tokenNATSAuth authenticates cells and routers to a controller's embedded
+// NATS server with their driftless tokens (the password): a token of role
+// cell named after the cell ("cell-<id>" or "<id>") is that cell, whatever
+// else it is refused; a token of role router is a router. Other passwords
+// are left to the next authenticator (the --nats-users file).
+func tokenNATSAuth(store *tokens.Store) bus.Authenticator {
+	return func(user, password string) (bus.Identity, error) {
+		if _, _, err := tokens.Parse(password); err != nil {
+			return bus.Identity{}, bus.ErrUnknownUser
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		t, err := store.Verify(ctx, password)
+		if err != nil {
+			return bus.Identity{}, fmt.Errorf("NATS user %s: %w", user, err)
+		}
+		switch {
+		case t.Role == tokens.RoleCell && (t.Name == "cell-"+user || t.Name == user):
+			return bus.Identity{Role: bus.RoleCell, Cell: user}, nil
+		case t.Role == tokens.RoleCell:
+			return bus.Identity{}, fmt.Errorf("NATS user %s: token %s is another cell's (name cell tokens cell-<cell id>)", user, t.Name)
+		case t.Role == tokens.RoleRouter:
+			return bus.Identity{Role: bus.RoleRouter}, nil
+		}
+		return bus.Identity{}, fmt.Errorf("NATS user %s: a token of role %s is not a NATS credential (cell or router)", user, t.Role)
+	}
 }

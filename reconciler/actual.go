@@ -10,8 +10,8 @@ import (
 )
 
 // Actual is the controller's view of what runs where, rebuilt from cell
-// heartbeats (bus.SubjectHeartbeat), instance changes
-// (bus.SubjectInstanceChanged) and replies to commands. Each cell reports a
+// heartbeats (bus.HeartbeatSubject), instance changes
+// (bus.InstancesSubject) and replies to commands. Each cell reports a
 // generation that grows with every change it makes; anything older than what
 // was already seen from the cell is dropped, so messages arriving out of
 // order never resurrect a stopped instance or forget a started one.

@@ -429,10 +429,13 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 
 // subscribe listens to heartbeats and instance changes.
 func (c *Controller) subscribe() ([]*nats.Subscription, error) {
-	hb, err := c.cfg.NATS.Subscribe(bus.SubjectHeartbeat, func(m *nats.Msg) {
+	hb, err := c.cfg.NATS.Subscribe(bus.HeartbeatWildcard, func(m *nats.Msg) {
 		var h bus.CellHeartbeat
 		if err := bus.Decode(m, &h); err != nil {
 			c.log.Warn("bad heartbeat", "err", err)
+			return
+		}
+		if !c.fromCell(m, h.CellID) {
 			return
 		}
 		if c.actual.Heartbeat(h, time.Now()) {
@@ -442,10 +445,13 @@ func (c *Controller) subscribe() ([]*nats.Subscription, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribing to heartbeats: %w", err)
 	}
-	ch, err := c.cfg.NATS.Subscribe(bus.SubjectInstanceChanged, func(m *nats.Msg) {
+	ch, err := c.cfg.NATS.Subscribe(bus.InstancesWildcard, func(m *nats.Msg) {
 		var ic bus.InstanceChanged
 		if err := bus.Decode(m, &ic); err != nil {
 			c.log.Warn("bad instance change", "err", err)
+			return
+		}
+		if !c.fromCell(m, ic.CellID) {
 			return
 		}
 		c.actual.Changed(ic, time.Now())
@@ -466,4 +472,16 @@ func (c *Controller) subscribe() ([]*nats.Subscription, error) {
 		return nil, err
 	}
 	return append([]*nats.Subscription{hb, ch}, sleep...), nil
+}
+
+// fromCell reports whether a message on a cell's subject speaks for that
+// cell: NATS lets a cell publish on its own subjects only, so a body
+// naming another cell is a cell impersonating another, dropped with a
+// warning.
+func (c *Controller) fromCell(m *nats.Msg, cellID string) bool {
+	if subj := bus.SubjectCell(m.Subject); subj == "" || subj != bus.Token(cellID) {
+		c.log.Warn("dropped a message from a cell speaking for another", "subject", m.Subject, "cell_id", cellID)
+		return false
+	}
+	return true
 }

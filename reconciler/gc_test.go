@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/nats-io/nats.go"
 
 	"github.com/driftless/driftless/blobstore"
+	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
@@ -26,12 +26,7 @@ import (
 // blobs. Real Consul, NATS and blob store.
 func TestCollectGarbage(t *testing.T) {
 	cons := testenv.StartConsul(t)
-	nc := testenv.StartNATS(t)
-	conn, err := nats.Connect(nc.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := testenv.StartNATS(t).Connect(t, bus.Identity{Role: bus.RoleController})
 	blobDir := t.TempDir()
 	store, err := blobstore.Open(blobDir)
 	if err != nil {

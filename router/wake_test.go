@@ -32,15 +32,11 @@ type sleepEnv struct {
 	metrics *prometheus.Registry
 }
 
-// natsConn connects to a fresh NATS server.
-func natsConn(t *testing.T, url string) *nats.Conn {
+// natsConns connects a router and, standing in for the controller, the
+// test to a fresh NATS server, each with its role's permissions.
+func natsConns(t *testing.T, n *testenv.NATS) (routerNC, controllerNC *nats.Conn) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connecting to NATS: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return n.Connect(t, bus.Identity{Role: bus.RoleRouter}), n.Connect(t, bus.Identity{Role: bus.RoleController})
 }
 
 // startSleeping starts Consul with the sleeping apps asleep in its KV,
@@ -170,7 +166,7 @@ func noMore(t *testing.T, routerNC, nc *nats.Conn, ch chan *nats.Msg) {
 // when the controller refuses; 404, as before, where nothing sleeps.
 func TestWake(t *testing.T) {
 	n := testenv.StartNATS(t)
-	routerNC, nc := natsConn(t, n.URL), natsConn(t, n.URL)
+	routerNC, nc := natsConns(t, n)
 	sleeping := func(app string, timeout time.Duration, routes ...string) model.Sleeping {
 		return model.Sleeping{Space: "dev", App: app, Routes: routes, WakeTimeout: timeout, Since: time.Now().UTC()}
 	}
@@ -312,7 +308,7 @@ func TestWake(t *testing.T) {
 // answered 503 at once; the held one is served once the app wakes.
 func TestWakeMaxHeld(t *testing.T) {
 	n := testenv.StartNATS(t)
-	routerNC, nc := natsConn(t, n.URL), natsConn(t, n.URL)
+	routerNC, nc := natsConns(t, n)
 	app := model.Sleeping{Space: "dev", App: "pr-9", Routes: []string{"pr-9.apps.test"}, WakeTimeout: 20 * time.Second}
 	e := startSleeping(t, router.Config{NATS: routerNC, MaxHeld: 1}, app)
 	wakeCh := subscribe(t, nc, bus.SubjectWake)
@@ -368,7 +364,7 @@ func TestWakeWithoutNATS(t *testing.T) {
 // every ActivityInterval, and nothing while no app gets any.
 func TestRouterActivity(t *testing.T) {
 	n := testenv.StartNATS(t)
-	routerNC, nc := natsConn(t, n.URL), natsConn(t, n.URL)
+	routerNC, nc := natsConns(t, n)
 	const interval = 100 * time.Millisecond
 	e := startSleeping(t, router.Config{NATS: routerNC, Name: "r1", ActivityInterval: interval})
 	register(t, e.consul, "a-0", "a", 0, backend(t, "a").Listener.Addr().String(), "a.apps.test")

@@ -46,6 +46,9 @@ const (
 	// RoleCell is a cell's credential: it pulls droplets and stacks and
 	// uploads staging results (the blob store).
 	RoleCell = "cell"
+	// RoleRouter is a router's NATS credential (to wake sleeping apps and
+	// report activity to a controller's embedded server); no API rights.
+	RoleRouter = "router"
 )
 
 // AllSpaces scopes a token of a space role to every space.

@@ -65,6 +65,23 @@ func controllerFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
 	f.StringArrayVar(&c.Brokers, "broker", c.Brokers, "service broker NAME=URL (Open Service Broker API; credentials in the URL or DRIFTLESS_BROKER_<NAME>_USERNAME/_PASSWORD; repeatable)")
 }
 
+// natsClientFlags binds a role's NATS credential and TLS files.
+func natsClientFlags(f *pflag.FlagSet, c *platform.NATSClientConfig) {
+	f.StringVar(&c.User, "nats-user", c.User, "NATS user of this process (with --nats)")
+	f.StringVar(&c.Password, "nats-password", c.Password, "password of --nats-user (default: $"+platform.NATSPasswordEnv+"; never shown)")
+	f.StringVar(&c.CAFile, "nats-ca", c.CAFile, "PEM of the authorities the NATS server's certificate chains to (TLS)")
+	f.StringVar(&c.CertFile, "nats-cert", c.CertFile, "client certificate for NATS servers that verify clients (with --nats-key)")
+	f.StringVar(&c.KeyFile, "nats-key", c.KeyFile, "key of --nats-cert")
+}
+
+// natsServerFlags binds the controller's embedded NATS server's users and
+// TLS.
+func natsServerFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
+	f.StringVar(&c.NATSUsersFile, "nats-users", c.NATSUsersFile, "YAML file (mode 0600) of the cells' and routers' users of the embedded NATS server: users: [{user, password, role: cell|router, cell}]")
+	f.StringVar(&c.NATSTLSCert, "nats-tls-cert", c.NATSTLSCert, "certificate of the embedded NATS server (TLS, with --nats-tls-key; the controller's own connection trusts --nats-ca)")
+	f.StringVar(&c.NATSTLSKey, "nats-tls-key", c.NATSTLSKey, "key of --nats-tls-cert")
+}
+
 // previewFlags binds the flags of pull-request previews and of the forge
 // they report to.
 func previewFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {

@@ -77,6 +77,8 @@ func controllerRoleFlags(f *pflag.FlagSet) *platform.ControllerConfig {
 	f.StringVar(&cfg.BlobStoreURL, "blobstore-url", cfg.BlobStoreURL, "URL cells use to reach the blob store (default: http://<api>)")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL (default: run an embedded server)")
 	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "embedded NATS listen address when --nats is not given")
+	natsClientFlags(f, &cfg.NATSClient)
+	natsServerFlags(f, &cfg)
 	consulFlag(f, &cfg.ConsulAddr, "")
 	f.StringVar(&cfg.ID, "id", cfg.ID, "name of this controller in leader election (default: host-pid)")
 	f.StringVar(&cfg.BlobDir, "blobs", cfg.BlobDir, "blob store folder, shared by controllers that stand in for each other (default: <data>/blobs)")
@@ -114,6 +116,7 @@ func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL")
 	f.StringVar(&cfg.CA, "ca", cfg.CA, "PEM file of the CA the controller's HTTPS blob store is checked against (default: the system's roots)")
 	f.StringVar(&cfg.TokenFile, "token-file", cfg.TokenFile, "file (mode 0600) holding the cell's credential, a token of role cell (`driftless token create --name cell-ID --role cell`); or DRIFTLESS_TOKEN")
+	natsClientFlags(f, &cfg.NATSClient)
 	consulFlag(f, &cfg.ConsulAddr, " of the local Consul agent")
 	f.StringVar(&cfg.Runtime.Namespace, "namespace", cfg.Runtime.Namespace, "containerd namespace")
 	f.StringVar(&cfg.Network.Name, "network", cfg.Network.Name, "CNI network name; cells sharing a host need different names")
@@ -159,6 +162,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.Var(balanceValue{&cfg.Balance}, "balance", "balancing of apps whose routes do not choose: round-robin or least-connections")
 	consulFlag(f, &cfg.ConsulAddr, "")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL, to wake sleeping previews and report which apps get requests (empty: none)")
+	natsClientFlags(f, &cfg.NATSClient)
 	f.StringVar(&cfg.AccessLogPath, "access-log", cfg.AccessLogPath, "access log file (- for stdout, empty for none)")
 	return &cfg
 }

@@ -92,6 +92,16 @@ func TestControllerFlags(t *testing.T) {
 			func(c *platform.ControllerConfig) {
 				c.NATSListen, c.BlobStoreURL = "127.0.0.1:5222", "https://blobs.test"
 			}},
+		{"NATS credentials and TLS", []string{"--nats", "tls://n:4222", "--nats-user", "ctl", "--nats-password", "pw",
+			"--nats-ca", "/ca.pem", "--nats-cert", "/c.pem", "--nats-key", "/c.key"},
+			func(c *platform.ControllerConfig) {
+				c.NATSURL = "tls://n:4222"
+				c.NATSClient = platform.NATSClientConfig{User: "ctl", Password: "pw", CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/c.key"}
+			}},
+		{"embedded NATS users and TLS", []string{"--nats-users", "/etc/nats-users.yml", "--nats-tls-cert", "/s.pem", "--nats-tls-key", "/s.key"},
+			func(c *platform.ControllerConfig) {
+				c.NATSUsersFile, c.NATSTLSCert, c.NATSTLSKey = "/etc/nats-users.yml", "/s.pem", "/s.key"
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -141,6 +151,10 @@ func TestAgentFlags(t *testing.T) {
 				c.Network.Name, c.Network.Bridge, c.Network.Subnet = "dl-a", "dlb-a", "10.7.1.0/24"
 				c.PortMin, c.PortMax, c.DataDir = 50000, 50099, "/d/agent-a"
 			}},
+		{"NATS credential", []string{"--nats-user", "cell-a", "--nats-ca", "/ca.pem"},
+			func(c *platform.AgentConfig) {
+				c.NATSClient = platform.NATSClientConfig{User: "cell-a", CAFile: "/ca.pem"}
+			}},
 		{"capacity and staging", []string{"--disk-mb", "2048", "--max-instances", "8", "--cell-ttl", "30s",
 			"--stacks", "/s", "--go-root", "/go", "--static-server", "/bin/st",
 			"--plain-http-registry", "10.0.0.1:7070", "--plain-http-registry", "http://blobs:80"},
@@ -175,6 +189,10 @@ func TestRouterFlags(t *testing.T) {
 		{"as the benchmark runs it", []string{"--http", "127.0.0.1:9000", "--consul", "127.0.0.1:18500", "--access-log", ""},
 			func(c *platform.RouterConfig) {
 				c.Listen, c.ConsulAddr, c.AccessLogPath = "127.0.0.1:9000", "127.0.0.1:18500", ""
+			}},
+		{"NATS credential", []string{"--nats-user", "rtr", "--nats-password", "pw"},
+			func(c *platform.RouterConfig) {
+				c.NATSClient = platform.NATSClientConfig{User: "rtr", Password: "pw"}
 			}},
 		{"TLS, proxies, timeouts, balance", []string{"--https", ":443", "--cert", "a.pem:a.key", "--cert", "b.pem:b.key",
 			"--redirect-http", "--metrics", ":9100", "--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "192.168.0.0/16",
@@ -258,16 +276,18 @@ func TestFlagNames(t *testing.T) {
 			"api": "127.0.0.1:7070", "blobstore-url": "", "domain": "apps.localhost", "nats": "", "nats-listen": "127.0.0.1:4222",
 			"consul": "127.0.0.1:8500", "poll": "10s", "lost-after": "10s", "webhook-secret": "*", "id": "", "blobs": "",
 			"crash-quick-restarts": "3", "crash-backoff": "30s", "crash-backoff-max": "*", "crash-reset-after": "*",
-			"preview-idle": "30m0s", "forge-api": "", "forge-token": "", "forge": "github", "pr-poll": "1m0s", "routes-url": "http://", "broker": "[]", "secrets": ""},
+			"preview-idle": "30m0s", "forge-api": "", "forge-token": "", "forge": "github", "pr-poll": "1m0s", "routes-url": "http://", "broker": "[]", "secrets": "",
+			"nats-user": "", "nats-password": "", "nats-ca": "", "nats-cert": "", "nats-key": "", "nats-users": "", "nats-tls-cert": "", "nats-tls-key": ""},
 		"agent": {"cell-id": "", "address": "127.0.0.1", "zone": "", "memory": "", "disk-mb": "102400", "max-instances": "256",
 			"nats": "nats://127.0.0.1:4222", "consul": "127.0.0.1:8500", "containerd": "/run/containerd/containerd.sock",
 			"namespace": "driftless", "bridge": "driftless0", "subnet": "10.200.0.0/16", "ports": "61000-61999",
 			"data": "/var/lib/driftless/agent", "network": "driftless", "cell-ttl": "15s", "stacks": "/var/lib/driftless/stacks",
-			"go-root": "", "static-server": "", "plain-http-registry": "[]"},
+			"go-root": "", "static-server": "", "plain-http-registry": "[]",
+			"nats-user": "", "nats-password": "", "nats-ca": ""},
 		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "", "redirect-http": "false", "metrics": "",
 			"trusted-proxy": "", "dial-timeout": "5s", "response-timeout": "1m0s", "idle-timeout": "1m30s",
 			"read-header-timeout": "10s", "body-timeout": "30s", "min-body-rate": "240", "balance": "round-robin", "consul": "127.0.0.1:8500", "access-log": "-",
-			"nats": "nats://127.0.0.1:4222"},
+			"nats": "nats://127.0.0.1:4222", "nats-user": "", "nats-password": "", "nats-ca": ""},
 	}
 	root := newRoot()
 	for role, flags := range roles {

@@ -8,7 +8,10 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"fmt"
+	"log/slog"
 	"maps"
 	"os"
 	"os/exec"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/containerd/containerd"
 	consul "github.com/hashicorp/consul/api"
+	"github.com/nats-io/nats.go"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/driftless/driftless/bus"
@@ -83,21 +87,69 @@ func StartConsul(t testing.TB) *Consul {
 	return &Consul{Addr: addr, Client: c, Proc: p}
 }
 
-// NATS is a NATS server (the real nats-server, embedded) started for one test.
+// NATS is a NATS server (the real nats-server, embedded) started for one
+// test. It refuses anonymous clients, as driftless's servers do: Connect
+// gives a connection of one role, with that role's permissions.
 type NATS struct {
 	URL    string
 	Server *bus.Embedded
+	// Password is the password of every user: "controller", "router" and
+	// "cell.<id>" for any cell id.
+	Password string
 }
 
 // StartNATS starts a NATS server on a free loopback port.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	srv, err := bus.StartEmbedded("127.0.0.1:0")
+	n := &NATS{Password: rand.Text()}
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", Auth: n.auth, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("starting NATS: %v", err)
 	}
 	t.Cleanup(srv.Shutdown)
-	return &NATS{URL: srv.URL(), Server: srv}
+	n.URL, n.Server = srv.URL(), srv
+	return n
+}
+
+// auth knows NATSUser's users, all with the server's Password.
+func (n *NATS) auth(user, password string) (bus.Identity, error) {
+	var id bus.Identity
+	if cell, ok := strings.CutPrefix(user, "cell."); ok {
+		id = bus.Identity{Role: bus.RoleCell, Cell: cell}
+	} else {
+		id = bus.Identity{Role: bus.Role(user)}
+	}
+	if id.Validate() != nil {
+		return bus.Identity{}, bus.ErrUnknownUser
+	}
+	if subtle.ConstantTimeCompare([]byte(password), []byte(n.Password)) != 1 {
+		return bus.Identity{}, bus.ErrBadPassword
+	}
+	return id, nil
+}
+
+// NATSUser is the user of the test server for id.
+func NATSUser(id bus.Identity) string {
+	if id.Role == bus.RoleCell {
+		return "cell." + id.Cell
+	}
+	return string(id.Role)
+}
+
+// Connect connects to the server as id (with id's inbox prefix and
+// permissions); the connection closes with the test.
+func (n *NATS) Connect(t testing.TB, id bus.Identity) *nats.Conn {
+	t.Helper()
+	nc, err := bus.Connect(bus.ClientConfig{URL: n.URL, Name: "test-" + NATSUser(id), User: NATSUser(id), Password: n.Password, Identity: id},
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("connecting to NATS as %s: %v", id, err)
+	}
+	t.Cleanup(nc.Close)
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("connecting to NATS as %s: %v", id, err)
+	}
+	return nc
 }
 
 // Containerd is a containerd daemon private to one test.

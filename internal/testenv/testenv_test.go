@@ -6,6 +6,8 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 	"github.com/nats-io/nats.go"
+
+	"github.com/driftless/driftless/bus"
 )
 
 // TestEngines starts every engine and checks that each really answers.
@@ -19,11 +21,11 @@ func TestEngines(t *testing.T) {
 	}
 
 	n := StartNATS(t)
-	nc, err := nats.Connect(n.URL)
-	if err != nil {
-		t.Fatalf("nats: %v", err)
+	if nc, err := nats.Connect(n.URL); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous NATS client connected")
 	}
-	nc.Close()
+	n.Connect(t, bus.Identity{Role: bus.RoleController}).Close()
 
 	ctr := StartContainerd(t)
 	v, err := ctr.Client.Version(context.Background())
