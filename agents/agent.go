@@ -220,7 +220,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg.Network.HostIP = cfg.Address
 	}
 	if cfg.Runtime.PlainHTTPHosts == nil {
-		cfg.Runtime.PlainHTTPHosts = PlainHTTPHosts(cfg.PlainHTTPRegistries)
+		// With a CA the controller's blob store is HTTPS, on loopback too.
+		cfg.Runtime.PlainHTTPHosts = PlainHTTPHosts(cfg.PlainHTTPRegistries, cfg.CA == "")
 	}
 	cfg.Runtime.RegistryToken = cfg.Token
 	if cfg.CA != "" {
@@ -333,9 +334,9 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 
 // PlainHTTPHosts is the registry trust of a cell whose configuration names
 // registries as PlainHTTPRegistries does: whether a registry host
-// ("host:port", as containerd asks) is pulled from over plain HTTP —
-// loopback hosts and the named ones.
-func PlainHTTPHosts(registries []string) func(host string) bool {
+// ("host:port", as containerd asks) is pulled from over plain HTTP — the
+// named ones, and loopback hosts when loopback is set.
+func PlainHTTPHosts(registries []string, loopback bool) func(host string) bool {
 	plain := make(map[string]bool, len(registries))
 	for _, r := range registries {
 		if _, rest, ok := strings.Cut(r, "://"); ok {
@@ -346,7 +347,7 @@ func PlainHTTPHosts(registries []string) func(host string) bool {
 		}
 	}
 	return func(host string) bool {
-		return plain[strings.ToLower(host)] || runtime.IsLoopbackHost(host)
+		return plain[strings.ToLower(host)] || (loopback && runtime.IsLoopbackHost(host))
 	}
 }
 

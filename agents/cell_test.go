@@ -162,23 +162,27 @@ func TestCompile(t *testing.T) {
 }
 
 func TestPlainHTTPHosts(t *testing.T) {
-	plain := PlainHTTPHosts([]string{"10.0.0.1:7070", "http://Blobs.example:8080/", ""})
+	named := []string{"10.0.0.1:7070", "http://Blobs.example:8080/", ""}
+	plain, tls := PlainHTTPHosts(named, true), PlainHTTPHosts(named, false)
 	tests := []struct {
-		host string
-		want bool
+		host          string
+		want, wantTLS bool
 	}{
-		{"10.0.0.1:7070", true},
-		{"blobs.example:8080", true},
-		{"127.0.0.1:7070", true},
-		{"localhost:5000", true},
-		{"[::1]:7070", true},
-		{"10.0.0.1:7071", false},
-		{"10.0.0.2:7070", false},
-		{"registry.example", false},
+		{"10.0.0.1:7070", true, true},
+		{"blobs.example:8080", true, true},
+		{"127.0.0.1:7070", true, false}, // a cell given a CA pulls over HTTPS on loopback too
+		{"localhost:5000", true, false},
+		{"[::1]:7070", true, false},
+		{"10.0.0.1:7071", false, false},
+		{"10.0.0.2:7070", false, false},
+		{"registry.example", false, false},
 	}
 	for _, tt := range tests {
 		if got := plain(tt.host); got != tt.want {
 			t.Errorf("plain(%q) = %v, want %v", tt.host, got, tt.want)
+		}
+		if got := tls(tt.host); got != tt.wantTLS {
+			t.Errorf("without loopback, plain(%q) = %v, want %v", tt.host, got, tt.wantTLS)
 		}
 	}
 }
