@@ -138,10 +138,13 @@ func (k *KV) DeleteTree(ctx context.Context, prefix string) error {
 	return nil
 }
 
-// NewClient connects to the Consul agent's HTTP API at addr ("host:port").
-func NewClient(addr string) (*consul.Client, error) {
+// NewClient connects to the Consul agent's HTTP API at addr ("host:port")
+// with token (a role's ACL token; empty for Consul's anonymous token). The
+// token is this one, never CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE read
+// behind the caller's back: the roles read the variable into their config.
+func NewClient(addr, token string) (*consul.Client, error) {
 	cfg := consul.DefaultConfig()
-	cfg.Address = addr
+	cfg.Address, cfg.Token, cfg.TokenFile = addr, token, ""
 	c, err := consul.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul client for %s: %w", addr, err)

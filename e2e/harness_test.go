@@ -25,7 +25,6 @@ import (
 
 	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/internal/testenv"
 )
@@ -82,6 +81,9 @@ type platform struct {
 	natBefore map[string]bool
 	// bridge is the instances' bridge.
 	bridge string
+	// consulToken is the management token of a Consul the test started
+	// with ACLs ("" for dev's own: consul_helpers_test.go).
+	consulToken string
 }
 
 // portRange picks a host-port range of 200 for a test's instances, below
@@ -539,7 +541,7 @@ func (p *platform) containers(t testing.TB) []map[string]string {
 
 // consulServices lists the service names in the platform's Consul catalog.
 func (p *platform) consulServices() ([]string, error) {
-	c, err := catalog.NewClient(p.consul)
+	c, err := p.consulAPI()
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	consul "github.com/hashicorp/consul/api"
+
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
@@ -67,14 +69,18 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	stops = append(stops, nsrv.Shutdown)
 
-	if !children.ConsulAnswers(ctx, cfg.Consul) {
-		p, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: cfg.Consul, Node: "driftless-dev",
-			LogPath: filepath.Join(cfg.DataDir, "logs", "consul.log")})
-		if err != nil {
-			return fmt.Errorf("starting consul: %w", err)
+	var tokens consulTokens
+	if children.ConsulAnswers(ctx, cfg.Consul) {
+		if tokens, err = devConsulTokens(ctx, cfg.DataDir, cfg.Consul, cfg.ConsulToken, log); err != nil {
+			return err
 		}
-		log.Info("started consul", "addr", cfg.Consul, "log", p.LogPath())
-		stops = append(stops, func() { _ = p.Stop(10 * time.Second) })
+	} else {
+		t, stop, err := startDevConsul(ctx, cfg.DataDir, cfg.Consul, log)
+		if err != nil {
+			return err
+		}
+		tokens = t
+		stops = append(stops, stop)
 	}
 	sock := agent.Runtime.Address
 	if !children.ContainerdAnswers(ctx, sock) {
@@ -103,9 +109,14 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		ctl.Brokers = append(ctl.Brokers, spec)
 	}
 
-	cc, err := catalog.NewClient(cfg.Consul)
-	if err != nil {
-		return fmt.Errorf("connecting to Consul at %s: %w", cfg.Consul, err)
+	var ctlCC, agentCC, rtrCC *consul.Client
+	for _, c := range []struct {
+		cc    **consul.Client
+		token string
+	}{{&ctlCC, tokens.controller}, {&agentCC, tokens.cell}, {&rtrCC, tokens.router}} {
+		if *c.cc, err = catalog.NewClient(cfg.Consul, c.token); err != nil {
+			return fmt.Errorf("connecting to Consul at %s: %w", cfg.Consul, err)
+		}
 	}
 	ctlNC, err := ConnectNATS(nsrv.URL(), "controller", log)
 	if err != nil {
@@ -123,7 +134,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	defer rtrNC.Close()
 	rtr.NATS = rtrNC
-	r, closeAccessLog, err := newRouter(rtr, cc, log)
+	r, closeAccessLog, err := newRouter(rtr, rtrCC, log)
 	if err != nil {
 		return err
 	}
@@ -142,8 +153,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	apiReady := make(chan string, 1)
 	ctl.Ready = func(addr string) { apiReady <- addr }
-	run("controller", func() error { return runController(ctx, ctl, ctlNC, cc, log) })
-	run("agent", func() error { return runAgent(ctx, agent.Config, agentNC, cc, log) })
+	run("controller", func() error { return runController(ctx, ctl, ctlNC, ctlCC, log) })
+	run("agent", func() error { return runAgent(ctx, agent.Config, agentNC, agentCC, log) })
 	run("router", func() error { return r.Run(ctx) })
 
 	select {

@@ -38,7 +38,7 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 		url = srv.URL()
 		log.Info("embedded NATS server", "url", url)
 	}
-	nc, cc, err := connect(url, "controller", cfg.ConsulAddr, log)
+	nc, cc, err := connect(url, "controller", cfg.ConsulAddr, cfg.ConsulToken, log)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		cfg.CellID = host
 	}
 	log := orDefault(cfg.Log)
-	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, cfg.ConsulAddr, log)
+	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, cfg.ConsulAddr, cfg.ConsulToken, log)
 	if err != nil {
 		return err
 	}
@@ -164,7 +164,7 @@ func runAgent(ctx context.Context, cfg agents.Config, nc *nats.Conn, cc *consul.
 
 // RunRouter runs the router role until ctx ends.
 func RunRouter(ctx context.Context, cfg RouterConfig) error {
-	cc, err := catalog.NewClient(cfg.ConsulAddr)
+	cc, err := catalog.NewClient(cfg.ConsulAddr, cfg.ConsulToken)
 	if err != nil {
 		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
 	}
@@ -210,9 +210,10 @@ func newRouter(cfg RouterConfig, cc *consul.Client, log *slog.Logger) (*router.R
 	return r, closeLog, nil
 }
 
-// connect dials NATS for one component and makes its Consul client.
-func connect(natsURL, component, consulAddr string, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
-	cc, err := catalog.NewClient(consulAddr)
+// connect dials NATS for one component and makes its Consul client with
+// its token.
+func connect(natsURL, component, consulAddr, consulToken string, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
+	cc, err := catalog.NewClient(consulAddr, consulToken)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting %s to Consul: %w", component, err)
 	}

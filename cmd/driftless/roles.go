@@ -42,6 +42,7 @@ func devFlags(f *pflag.FlagSet) *platform.DevConfig {
 	f.StringVar(&cfg.NATSListen, "nats", cfg.NATSListen, "embedded NATS listen address")
 	f.BoolVar(&cfg.Postgres, "postgres", cfg.Postgres, "also run PostgreSQL (on the cells' bridge) and the built-in postgres service broker")
 	consulFlag(f, &cfg.Consul, " (a dev agent is started there if none answers)")
+	consulTokenFlag(f, &cfg.ConsulToken, " for every role when Consul answers before dev starts (one that dev starts gets ACLs and a token per role)")
 	return &cfg
 }
 
@@ -69,6 +70,7 @@ func controllerRoleFlags(f *pflag.FlagSet) *platform.ControllerConfig {
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL (default: run an embedded server)")
 	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "embedded NATS listen address when --nats is not given")
 	consulFlag(f, &cfg.ConsulAddr, "")
+	consulTokenFlag(f, &cfg.ConsulToken, " with the driftless-controller policy")
 	f.StringVar(&cfg.ID, "id", cfg.ID, "name of this controller in leader election (default: host-pid)")
 	f.StringVar(&cfg.BlobDir, "blobs", cfg.BlobDir, "blob store folder, shared by controllers that stand in for each other (default: <data>/blobs)")
 	return &cfg
@@ -101,6 +103,7 @@ func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	f.IntVar(&cfg.Capacity.Instances, "max-instances", cfg.Capacity.Instances, "most instances this cell runs")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL")
 	consulFlag(f, &cfg.ConsulAddr, " of the local Consul agent")
+	consulTokenFlag(f, &cfg.ConsulToken, " with the driftless-cell policy")
 	f.StringVar(&cfg.Runtime.Namespace, "namespace", cfg.Runtime.Namespace, "containerd namespace")
 	f.StringVar(&cfg.Network.Name, "network", cfg.Network.Name, "CNI network name; cells sharing a host need different names")
 	f.DurationVar(&cfg.CellTTL, "cell-ttl", cfg.CellTTL, "how long the cell's instances stay routable after the agent stops reporting")
@@ -144,6 +147,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.Int64Var(&cfg.Proxy.MinBodyRate, "min-body-rate", cfg.Proxy.MinBodyRate, "least average rate of a request body in bytes/s, counted after 10 s, else 408 (negative: none)")
 	f.Var(balanceValue{&cfg.Balance}, "balance", "balancing of apps whose routes do not choose: round-robin or least-connections")
 	consulFlag(f, &cfg.ConsulAddr, "")
+	consulTokenFlag(f, &cfg.ConsulToken, " with the driftless-router policy")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL, to wake sleeping previews and report which apps get requests (empty: none)")
 	f.StringVar(&cfg.AccessLogPath, "access-log", cfg.AccessLogPath, "access log file (- for stdout, empty for none)")
 	return &cfg
