@@ -48,6 +48,10 @@ type cluster struct {
 	cells   map[string]cellNet
 	client  *api.Client // of the controller started first
 	apis    map[string]string
+	// consulTokens is each command's Consul token (its role's policy),
+	// given in CONSUL_HTTP_TOKEN; consulMgmt the management token.
+	consulTokens map[string]string
+	consulMgmt   string
 }
 
 // cellNet is where one cell lives: its namespace and address.
@@ -98,12 +102,14 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 	c.consul = net.JoinHostPort(c.hostIP, strconv.Itoa(port))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	c.consulMgmt = newSecret(t) // ACLs on, default deny: each role gets its own token
 	cp, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: c.consul, Node: "dl-cluster",
-		LogPath: filepath.Join(dir, "consul.log")})
+		LogPath: filepath.Join(dir, "consul.log"), ACL: &children.ConsulACL{ManagementToken: c.consulMgmt, ConfigDir: dir}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cp.Stop(10 * time.Second) })
+	c.consulTokens = mintRoleTokens(t, c.consul, c.consulMgmt)
 	c.ctrd = testenv.StartContainerd(t)
 
 	for i := range controllers {
@@ -180,6 +186,7 @@ func (c *cluster) start(name, ns string, args ...string) *proc {
 		bin = "nsenter"
 	}
 	cmd := exec.Command(bin, argv...)
+	cmd.Env = append(os.Environ(), "CONSUL_HTTP_TOKEN="+c.consulTokens[args[0]]) // its role's, never on its command line
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	consul "github.com/hashicorp/consul/api"
 
@@ -40,4 +42,37 @@ func (p *platform) mustConsulAPI(t testing.TB) *consul.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// roleOfCommand is the Consul role of each driftless command the cluster
+// harness starts.
+var roleOfCommand = map[string]catalog.Role{
+	"controller": catalog.RoleController, "agent": catalog.RoleCell, "router": catalog.RoleRouter,
+}
+
+// mintRoleTokens gives the Consul at addr (ACLs on, management token
+// mgmt) its agent's token and a token per role, and returns them by the
+// command that uses them ("controller", "agent", "router").
+func mintRoleTokens(t testing.TB, addr, mgmt string) map[string]string {
+	t.Helper()
+	mc, err := catalog.NewClient(addr, mgmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := catalog.EnsureAgentToken(ctx, mc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	var grants []catalog.Grant
+	for cmd, role := range roleOfCommand {
+		out[cmd] = newSecret(t)
+		grants = append(grants, catalog.Grant{Secret: out[cmd], Description: "driftless test cluster: " + cmd,
+			Policies: []catalog.Policy{role.Policy()}})
+	}
+	if err := catalog.EnsureTokens(ctx, mc, grants...); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
