@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -219,4 +220,28 @@ func EnsureAgentToken(ctx context.Context, mgmt *consul.Client) error {
 		return fmt.Errorf("setting the Consul agent's token: %w", err)
 	}
 	return nil
+}
+
+// Hidden warns when Consul's ACLs hid part of a query's answer from the
+// token (an empty listing is not an error in Consul: a role whose token
+// lacks a rule sees nothing and says nothing), once each time it starts
+// and once when it stops. The zero value is ready; one per query loop.
+type Hidden struct {
+	hidden bool
+}
+
+// Check logs, when meta says the answer was filtered by ACLs and the last
+// one was not, that the token does not allow reading what (and which
+// policy it needs), and, when that ends, that it does again.
+func (h *Hidden) Check(log *slog.Logger, meta *consul.QueryMeta, what string, role Role) {
+	if meta == nil || meta.ResultsFilteredByACLs == h.hidden {
+		return
+	}
+	h.hidden = meta.ResultsFilteredByACLs
+	if h.hidden {
+		log.Warn("Consul's ACLs hide part of "+what+" from this token: give it the "+role.Policy().Name+
+			" policy (docs/operations.md#consul-acls)", "role", string(role))
+		return
+	}
+	log.Info("Consul's ACLs no longer hide any of "+what+" from this token", "role", string(role))
 }

@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -96,7 +97,9 @@ func TestRolePolicies(t *testing.T) {
 		return err
 	}
 	kvPut := func(c *consul.Client, key string) error { return catalog.NewKV(c).Put(ctx, key, 1) }
-	register := func(c *consul.Client, reg *consul.AgentServiceRegistration) error { return c.Agent().ServiceRegister(reg) }
+	register := func(c *consul.Client, reg *consul.AgentServiceRegistration) error {
+		return c.Agent().ServiceRegister(reg)
+	}
 	steps := []struct {
 		name    string
 		allowed bool
@@ -205,6 +208,30 @@ func TestRolePolicies(t *testing.T) {
 		case !s.allowed && !denied(err):
 			t.Errorf("%s: want 403, got %v", s.name, err)
 		}
+	}
+	// A listing the token may only partly read is an error, not a short
+	// list (the store would take it for the whole desired state).
+	if _, err := catalog.NewKV(rtr).List(ctx, catalog.KVPrefix); err == nil || !strings.Contains(err.Error(), "ACLs hide keys") {
+		t.Errorf("the router lists %s: %v, want an error saying the ACLs hide keys", catalog.KVPrefix, err)
+	}
+	if all, err := catalog.NewKV(ctl).List(ctx, catalog.KVPrefix); err != nil || len(all) == 0 {
+		t.Errorf("the controller lists %s: %d keys (%v)", catalog.KVPrefix, len(all), err)
+	}
+	// A query loop says when the ACLs hide part of its answer, and when
+	// they stop: the cell's token may not read nodes, the router's may.
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	var hidden catalog.Hidden
+	for _, c := range []*consul.Client{cell, cell, rtr, rtr} {
+		_, meta, err := c.Health().Service(catalog.CellServiceName, "", false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hidden.Check(log, meta, "the cells", catalog.RoleRouter)
+	}
+	warn, info := strings.Count(logs.String(), "level=WARN"), strings.Count(logs.String(), "level=INFO")
+	if warn != 1 || info != 1 || !strings.Contains(logs.String(), "driftless-router policy") {
+		t.Errorf("want one warning naming the policy, then one notice it ended; logged:\n%s", logs.String())
 	}
 	// What default deny leaves anonymous: no service, no desired state.
 	if s, _, err := anon.Catalog().Services(nil); err != nil || len(s) != 0 {

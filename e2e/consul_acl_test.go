@@ -127,6 +127,17 @@ func TestConsulACL(t *testing.T) {
 	if len(after) != 3 || len(before) != 2 {
 		t.Fatalf("before %d instances, after %d", len(before), len(after))
 	}
+	// And no role was refused anything on the way, nor shown less than
+	// it asked for (a path the checks above do not see would show here).
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "Permission denied") || strings.Contains(line, "ACL not found") || strings.Contains(line, "ACLs hide") {
+			t.Errorf("dev was refused by Consul: %s", line)
+		}
+	}
 }
 
 // mintDevToken gives the Consul at addr (with ACLs, management token

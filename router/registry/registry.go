@@ -90,6 +90,7 @@ func (r *Registry) Run(ctx context.Context) error {
 	var index uint64
 	first := true
 	var bo catalog.Backoff
+	var hidden catalog.Hidden
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
 		services, meta, err := r.cfg.Consul.Catalog().Services(opts)
@@ -103,6 +104,7 @@ func (r *Registry) Run(ctx context.Context) error {
 			continue
 		}
 		bo.Reset()
+		hidden.Check(r.log, meta, "the services", catalog.RoleRouter)
 		index = catalog.NextIndex(index, meta.LastIndex)
 		names := map[string]bool{}
 		for name, tags := range services {
@@ -162,6 +164,7 @@ func (r *Registry) checkReady() {
 func (r *Registry) watchService(ctx context.Context, name string) {
 	var index uint64
 	var bo catalog.Backoff
+	var hidden catalog.Hidden
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
 		entries, meta, err := r.cfg.Consul.Health().Service(name, catalog.AppTag, true, opts)
@@ -175,6 +178,7 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 			continue
 		}
 		bo.Reset()
+		hidden.Check(r.log, meta, "the instances of "+name, catalog.RoleRouter)
 		index = catalog.NextIndex(index, meta.LastIndex)
 		var insts []model.Endpoint
 		for _, e := range entries {
