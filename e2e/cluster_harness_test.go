@@ -52,6 +52,7 @@ type cluster struct {
 	// given in CONSUL_HTTP_TOKEN; consulMgmt the management token.
 	consulTokens map[string]string
 	consulMgmt   string
+	consulProc   *children.Process
 }
 
 // cellNet is where one cell lives: its namespace and address.
@@ -108,8 +109,9 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cp.Stop(10 * time.Second) })
-	c.consulTokens = mintRoleTokens(t, c.consul, c.consulMgmt)
+	c.consulProc = cp
+	t.Cleanup(func() { _ = c.consulProc.Stop(10 * time.Second) }) // restartConsul replaces it
+	c.consulTokens = mintRoleTokens(t, c.consul, c.consulMgmt, nil)
 	c.ctrd = testenv.StartContainerd(t)
 
 	for i := range controllers {

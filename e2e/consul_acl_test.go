@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	consul "github.com/hashicorp/consul/api"
 
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/internal/testenv"
 	dlplatform "github.com/driftless/driftless/platform"
 )
 
@@ -173,4 +175,48 @@ func newSecret(t testing.TB) string {
 func denied(err error) bool {
 	var se consul.StatusError
 	return errors.As(err, &se) && se.Code == 403 || err != nil && strings.Contains(err.Error(), "403")
+}
+
+// TestClusterConsulACLRestart: in the cluster (controller, cell and router
+// as processes of their own, each with its role's token in
+// CONSUL_HTTP_TOKEN) the Consul restarts empty and its tokens are minted
+// again with the same secrets; the cell registers its instances again, the
+// router serves them, and the controller leads again and applies the next
+// commit, without restarting what runs.
+func TestClusterConsulACLRestart(t *testing.T) {
+	c := startCluster(t, []string{"a"}, 1)
+	c.addHello("apps/hello")
+	c.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hi")})
+	c.commit("two instances")
+	c.waitRunning(t, 120*time.Second, 2, nil)
+	before := c.containers()
+
+	c.restartConsul(time.Second)
+
+	mc, err := catalog.NewClient(c.consul, c.consulMgmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, 300*time.Millisecond, "hello's instances registered and routed again", func() error {
+		e, _, err := mc.Health().Service(catalog.ServiceName("dev", "hello"), catalog.AppTag, true, nil)
+		if err != nil {
+			return err
+		}
+		if len(e) != 2 {
+			return fmt.Errorf("%d passing instances of hello in Consul", len(e))
+		}
+		if code, _, err := c.get(helloHost, "/"); err != nil || code != 200 {
+			return fmt.Errorf("the router answers %d (%v)", code, err)
+		}
+		return nil
+	})
+	c.write(map[string]string{"apps/hello/manifest.yml": helloManifest(3, "Hi")})
+	c.commit("three instances")
+	c.waitRunning(t, 90*time.Second, 3, nil)
+	after := c.containers()
+	for _, id := range before {
+		if !slices.Contains(after, id) {
+			t.Fatalf("container %s of before the Consul restart is gone: %v → %v", id, before, after)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	consul "github.com/hashicorp/consul/api"
 
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/internal/children"
 	dlplatform "github.com/driftless/driftless/platform"
 )
 
@@ -52,8 +53,10 @@ var roleOfCommand = map[string]catalog.Role{
 
 // mintRoleTokens gives the Consul at addr (ACLs on, management token
 // mgmt) its agent's token and a token per role, and returns them by the
-// command that uses them ("controller", "agent", "router").
-func mintRoleTokens(t testing.TB, addr, mgmt string) map[string]string {
+// command that uses them ("controller", "agent", "router"): those of
+// secrets when given (a Consul that keeps nothing, started again), else
+// new ones.
+func mintRoleTokens(t testing.TB, addr, mgmt string, secrets map[string]string) map[string]string {
 	t.Helper()
 	mc, err := catalog.NewClient(addr, mgmt)
 	if err != nil {
@@ -67,7 +70,9 @@ func mintRoleTokens(t testing.TB, addr, mgmt string) map[string]string {
 	out := map[string]string{}
 	var grants []catalog.Grant
 	for cmd, role := range roleOfCommand {
-		out[cmd] = newSecret(t)
+		if out[cmd] = secrets[cmd]; out[cmd] == "" {
+			out[cmd] = newSecret(t)
+		}
 		grants = append(grants, catalog.Grant{Secret: out[cmd], Description: "driftless test cluster: " + cmd,
 			Policies: []catalog.Policy{role.Policy()}})
 	}
@@ -75,4 +80,23 @@ func mintRoleTokens(t testing.TB, addr, mgmt string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// restartConsul kills the cluster's Consul and, after down, starts it
+// again empty (a dev agent keeps nothing) with the same management token,
+// then mints each role's token again with the secret the processes hold:
+// what a production Consul, which keeps its tokens in raft, does not need.
+func (c *cluster) restartConsul(down time.Duration) {
+	c.t.Helper()
+	c.consulProc.Kill()
+	time.Sleep(down)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cp, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: c.consul, Node: "dl-cluster",
+		LogPath: filepath.Join(c.dir, "consul.log"), ACL: &children.ConsulACL{ManagementToken: c.consulMgmt, ConfigDir: c.dir}})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.consulProc = cp
+	mintRoleTokens(c.t, c.consul, c.consulMgmt, c.consulTokens)
 }

@@ -99,6 +99,7 @@ func (r *Registry) Run(ctx context.Context) error {
 				break
 			}
 			d := bo.Next()
+			index = 0 // catalog.NextIndex: Consul may come back empty
 			r.log.Warn("listing services in Consul; retrying", "err", err, "in", d)
 			catalog.Pause(ctx, d)
 			continue
@@ -173,6 +174,7 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 				return
 			}
 			d := bo.Next()
+			index = 0 // catalog.NextIndex: Consul may come back empty
 			r.log.Warn("reading service instances from Consul; retrying", "service", name, "err", err, "in", d)
 			catalog.Pause(ctx, d)
 			continue

@@ -121,6 +121,7 @@ func (s *Sleepers) Run(ctx context.Context) {
 				return
 			}
 			d := bo.Next()
+			index = 0 // catalog.NextIndex: Consul may come back empty
 			s.log.Warn("reading sleeping apps from Consul; retrying", "err", err, "in", d)
 			catalog.Pause(ctx, d)
 			continue
