@@ -10,7 +10,11 @@ import (
 
 // NextIndex is the index of the next blocking query after one that
 // answered next, following Consul's advice: start over when the index goes
-// backwards or is zero.
+// backwards or is zero. After a query that failed, start over too (index
+// 0): Consul may be coming back empty (a dev agent restarted), its
+// indexes starting again from 1, and a query at an index it has not
+// reached yet would wait for its whole wait time (minutes) while the
+// catalog changes below that index.
 func NextIndex(prev, next uint64) uint64 {
 	if next < prev || next == 0 {
 		return 0

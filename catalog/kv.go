@@ -106,9 +106,15 @@ func (k *KV) Get(ctx context.Context, key string, v any) (found bool, err error)
 // List returns the raw JSON of every key under prefix, by key.
 func (k *KV) List(ctx context.Context, prefix string) (map[string][]byte, error) {
 	opts := (&consul.QueryOptions{}).WithContext(ctx)
-	pairs, _, err := k.kv.List(prefix, opts)
+	pairs, meta, err := k.kv.List(prefix, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing %s in consul: %w", prefix, err)
+	}
+	if meta != nil && meta.ResultsFilteredByACLs {
+		// Consul answers with what the token may read: a partial list
+		// taken for the whole would lose the rest.
+		return nil, fmt.Errorf("listing %s in consul: its ACLs hide keys from this token (the controller's needs the %s policy)",
+			prefix, RoleController.Policy().Name)
 	}
 	out := make(map[string][]byte, len(pairs))
 	for _, p := range pairs {
@@ -138,10 +144,13 @@ func (k *KV) DeleteTree(ctx context.Context, prefix string) error {
 	return nil
 }
 
-// NewClient connects to the Consul agent's HTTP API at addr ("host:port").
-func NewClient(addr string) (*consul.Client, error) {
+// NewClient connects to the Consul agent's HTTP API at addr ("host:port")
+// with token (a role's ACL token; empty for Consul's anonymous token). The
+// token is this one, never CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE read
+// behind the caller's back: the roles read the variable into their config.
+func NewClient(addr, token string) (*consul.Client, error) {
 	cfg := consul.DefaultConfig()
-	cfg.Address = addr
+	cfg.Address, cfg.Token, cfg.TokenFile = addr, token, ""
 	c, err := consul.NewClient(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("consul client for %s: %w", addr, err)

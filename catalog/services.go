@@ -3,7 +3,8 @@
 // registration that makes a running instance routable.
 //
 // Agents write registrations (agents/registry.go), the router reads them
-// (router/registry), the controller reads and writes KV (reconciler/store.go).
+// (router/registry), the controller reads and writes KV (reconciler/store.go),
+// each with a Consul ACL token whose policy allows that and no more (acl.go).
 package catalog
 
 import (

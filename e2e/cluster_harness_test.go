@@ -57,6 +57,12 @@ type cluster struct {
 	natsAuth  bus.Authenticator
 	natsCreds map[string]bus.Credential
 	natsUsers string // the --nats-users file when the controller runs NATS
+
+	// consulTokens is each command's Consul token (its role's policy),
+	// given in CONSUL_HTTP_TOKEN; consulMgmt the management token.
+	consulTokens map[string]string
+	consulMgmt   string
+	consulProc   *children.Process
 }
 
 // cellNet is where one cell lives: its namespace and address.
@@ -130,12 +136,15 @@ func startClusterOn(t testing.TB, ctlNATS bool, cells []string, controllers int,
 	c.consul = net.JoinHostPort(c.hostIP, strconv.Itoa(port))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	c.consulMgmt = newSecret(t) // ACLs on, default deny: each role gets its own token
 	cp, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: c.consul, Node: "dl-cluster",
-		LogPath: filepath.Join(dir, "consul.log")})
+		LogPath: filepath.Join(dir, "consul.log"), ACL: &children.ConsulACL{ManagementToken: c.consulMgmt, ConfigDir: dir}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cp.Stop(10 * time.Second) })
+	c.consulProc = cp
+	t.Cleanup(func() { _ = c.consulProc.Stop(10 * time.Second) }) // restartConsul replaces it
+	c.consulTokens = mintRoleTokens(t, c.consul, c.consulMgmt, nil)
 	c.ctrd = testenv.StartContainerd(t)
 
 	for i := range controllers {
@@ -212,8 +221,9 @@ func (c *cluster) start(name, ns string, args ...string) *proc {
 		bin = "nsenter"
 	}
 	cmd := exec.Command(bin, argv...)
-	if i := slices.Index(args, "--nats-user"); i >= 0 && i+1 < len(args) { // its password, off the command line
-		cmd.Env = append(os.Environ(), "DRIFTLESS_NATS_PASSWORD="+c.natsCreds[args[i+1]].Password)
+	cmd.Env = append(os.Environ(), "CONSUL_HTTP_TOKEN="+c.consulTokens[args[0]]) // its role's, never on its command line
+	if i := slices.Index(args, "--nats-user"); i >= 0 && i+1 < len(args) {       // its password, off the command line
+		cmd.Env = append(cmd.Env, "DRIFTLESS_NATS_PASSWORD="+c.natsCreds[args[i+1]].Password)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -13,7 +13,6 @@ import (
 	"github.com/containerd/containerd/oci"
 
 	"github.com/driftless/driftless/agents"
-	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 )
 
@@ -31,10 +30,7 @@ func TestDrift(t *testing.T) {
 	victim := guids(seen)[0]
 
 	// A registration deleted by hand is put back.
-	cc, err := catalog.NewClient(p.consul)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cc := p.mustConsulAPI(t)
 	if err := cc.Agent().ServiceDeregister(victim); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,6 @@ import (
 
 	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/internal/pki"
 	"github.com/driftless/driftless/internal/testenv"
@@ -88,6 +87,9 @@ type platform struct {
 	// writes the CLI's configuration (API address, admin token) there and
 	// the CLI reads it, as on a user's machine.
 	xdg string
+	// consulToken is the management token of a Consul the test started
+	// with ACLs ("" for dev's own: consul_helpers_test.go).
+	consulToken string
 }
 
 // portRange picks a host-port range of 200 for a test's instances, below
@@ -603,7 +605,7 @@ func (p *platform) containers(t testing.TB) []map[string]string {
 
 // consulServices lists the service names in the platform's Consul catalog.
 func (p *platform) consulServices() ([]string, error) {
-	c, err := catalog.NewClient(p.consul)
+	c, err := p.consulAPI()
 	if err != nil {
 		return nil, err
 	}

@@ -17,21 +17,32 @@ import (
 // Consul killed and started again empty (a dev agent keeps nothing):
 // routers keep serving from their last table meanwhile; the agent
 // registers its cell and instances again, without restarting them; the
-// controller leads again and applies the next commit.
+// controller leads again and applies the next commit. The Consul runs
+// with ACLs and default deny; dev's token (CONSUL_HTTP_TOKEN) is minted
+// again with the same secret when Consul comes back, as the operator of a
+// Consul that keeps nothing would.
 func TestConsulRestart(t *testing.T) {
 	testenv.RequireRoot(t)
 	addr, dir := freeAddr(t), t.TempDir()
+	// With ACLs, default deny; the token dev is given is minted again,
+	// with the same secret, when the Consul (in memory) starts again.
+	mgmt, devToken := newSecret(t), newSecret(t)
 	var consul *children.Process
 	start := func() {
 		within(t, 45*time.Second, func(ctx context.Context) (err error) {
-			consul, err = children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log")})
-			return err
+			consul, err = children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log"),
+				ACL: &children.ConsulACL{ManagementToken: mgmt, ConfigDir: dir}})
+			if err != nil {
+				return err
+			}
+			return mintDevToken(ctx, addr, mgmt, devToken)
 		})
 	}
 	start()
 	t.Cleanup(func() { _ = consul.Stop(10 * time.Second) })
-	p := startDev(t, "--consul", addr) // dev uses the Consul that answers there
-	p.consul = addr
+	t.Setenv("CONSUL_HTTP_TOKEN", devToken) // dev reads its token there
+	p := startDev(t, "--consul", addr)      // dev uses the Consul that answers there
+	p.consul, p.consulToken = addr, mgmt
 
 	before := p.deployHello(t, 2, "Hello")
 

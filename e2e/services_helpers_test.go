@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/driftless/driftless/api"
-	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
@@ -337,11 +336,7 @@ func (p *platform) connLimit(t testing.TB) (string, int) {
 // consulKV reads every Consul KV value under driftless/ of the platform.
 func (p *platform) consulKV(t testing.TB) map[string][]byte {
 	t.Helper()
-	c, err := catalog.NewClient(p.consul)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pairs, _, err := c.KV().List("driftless/", nil)
+	pairs, _, err := p.mustConsulAPI(t).KV().List("driftless/", nil)
 	if err != nil {
 		t.Fatalf("listing Consul KV: %v", err)
 	}

@@ -97,6 +97,9 @@ type ControllerConfig struct {
 	NATSTLSCert, NATSTLSKey string
 	// ConsulAddr is the Consul HTTP address.
 	ConsulAddr string
+	// ConsulToken is the controller's Consul ACL token (policy
+	// catalog.RoleController); never logged.
+	ConsulToken string
 	// Forge is where commit statuses go and open pull requests are listed.
 	Forge ForgeConfig
 	// Brokers are the service brokers, each NAME=URL (credentials in the
@@ -160,6 +163,9 @@ type AgentConfig struct {
 	// TokenFile holds the cell's credential (agents.Config.Token) when
 	// Token is not given.
 	TokenFile string
+	// ConsulToken is the cell's Consul ACL token (policy
+	// catalog.RoleCell); never logged.
+	ConsulToken string
 }
 
 // DefaultAgentConfig is the agent role's configuration when no flag says
@@ -189,6 +195,9 @@ type RouterConfig struct {
 	router.Config
 	// ConsulAddr is the Consul HTTP address the routes come from.
 	ConsulAddr string
+	// ConsulToken is the router's Consul ACL token (policy
+	// catalog.RoleRouter); never logged.
+	ConsulToken string
 	// NATSURL is the NATS server the router wakes sleeping apps and
 	// reports its activity through; empty for none (sleeping previews
 	// then answer 503).
@@ -236,11 +245,15 @@ type DevConfig struct {
 	// NATSListen is where the embedded NATS server listens.
 	NATSListen string
 	// Consul is the Consul HTTP address; a dev agent is started there
-	// when none answers.
-	Consul     string
-	Controller ControllerConfig
-	Agent      AgentConfig
-	Router     RouterConfig
+	// when none answers, with ACLs and a token per role (consulacl.go).
+	Consul string
+	// ConsulToken is the token every role uses on a Consul that answered
+	// before dev started (one with the three roles' policies); unused
+	// when dev starts its own. Never logged.
+	ConsulToken string
+	Controller  ControllerConfig
+	Agent       AgentConfig
+	Router      RouterConfig
 	// Postgres starts a PostgreSQL server (Debian's, under DataDir) on the
 	// cells' bridge gateway and the built-in broker, registered as
 	// "postgres".

@@ -78,7 +78,7 @@ func TestDevComposesRoles(t *testing.T) {
 }
 
 func TestNewRouter(t *testing.T) {
-	cc, err := catalog.NewClient("127.0.0.1:1")
+	cc, err := catalog.NewClient("127.0.0.1:1", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/tokens"
+	consul "github.com/hashicorp/consul/api"
+
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/internal/pki"
-	"github.com/driftless/driftless/tokens"
 )
 
 // RunDev runs every component of the platform in this process, with
@@ -86,14 +88,18 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	stops = append(stops, nsrv.Shutdown)
 
-	if !children.ConsulAnswers(ctx, cfg.Consul) {
-		p, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: cfg.Consul, Node: "driftless-dev",
-			LogPath: filepath.Join(cfg.DataDir, "logs", "consul.log")})
-		if err != nil {
-			return fmt.Errorf("starting consul: %w", err)
+	var consulToks consulTokens
+	if children.ConsulAnswers(ctx, cfg.Consul) {
+		if consulToks, err = devConsulTokens(ctx, cfg.DataDir, cfg.Consul, cfg.ConsulToken, log); err != nil {
+			return err
 		}
-		log.Info("started consul", "addr", cfg.Consul, "log", p.LogPath())
-		stops = append(stops, func() { _ = p.Stop(10 * time.Second) })
+	} else {
+		t, stop, err := startDevConsul(ctx, cfg.DataDir, cfg.Consul, log)
+		if err != nil {
+			return err
+		}
+		consulToks = t
+		stops = append(stops, stop)
 	}
 	sock := agent.Runtime.Address
 	if !children.ContainerdAnswers(ctx, sock) {
@@ -122,13 +128,18 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		ctl.Brokers = append(ctl.Brokers, spec)
 	}
 
-	cc, err := catalog.NewClient(cfg.Consul)
-	if err != nil {
-		return fmt.Errorf("connecting to Consul at %s: %w", cfg.Consul, err)
+	var ctlCC, agentCC, rtrCC *consul.Client
+	for _, c := range []struct {
+		cc    **consul.Client
+		token string
+	}{{&ctlCC, consulToks.controller}, {&agentCC, consulToks.cell}, {&rtrCC, consulToks.router}} {
+		if *c.cc, err = catalog.NewClient(cfg.Consul, c.token); err != nil {
+			return fmt.Errorf("connecting to Consul at %s: %w", cfg.Consul, err)
+		}
 	}
 	// Dev's own credentials: the admin token the CLI is given, and the
 	// cell's.
-	store := tokens.NewStore(cc)
+	store := tokens.NewStore(ctlCC)
 	if err := bootstrapAdmin(ctx, store, cfg.DataDir, log); err != nil {
 		return err
 	}
@@ -158,7 +169,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	defer rtrNC.Close()
 	rtr.NATS = rtrNC
-	r, closeAccessLog, err := newRouter(rtr, cc, log)
+	r, closeAccessLog, err := newRouter(rtr, rtrCC, log)
 	if err != nil {
 		return err
 	}
@@ -177,8 +188,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	apiReady := make(chan string, 1)
 	ctl.Ready = func(addr string) { apiReady <- addr }
-	run("controller", func() error { return runController(ctx, ctl, ctlNC, cc, log) })
-	run("agent", func() error { return runAgent(ctx, agent.Config, agentNC, cc, log) })
+	run("controller", func() error { return runController(ctx, ctl, ctlNC, ctlCC, log) })
+	run("agent", func() error { return runAgent(ctx, agent.Config, agentNC, agentCC, log) })
 	run("router", func() error { return r.Run(ctx) })
 
 	select {

@@ -32,7 +32,7 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 	log := orDefault(cfg.Log)
 	url, client := cfg.NATSURL, cfg.NATSClient
 	if url == "" && cfg.NATSAuth == nil {
-		cc, err := catalog.NewClient(cfg.ConsulAddr)
+		cc, err := catalog.NewClient(cfg.ConsulAddr, cfg.ConsulToken)
 		if err != nil {
 			return fmt.Errorf("connecting the controller to Consul: %w", err)
 		}
@@ -49,7 +49,7 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 		client.CAFile = cfg.NATSClient.CAFile // the embedded server's own TLS
 		log.Info("embedded NATS server", "url", url)
 	}
-	nc, cc, err := connect(url, "controller", bus.Identity{Role: bus.RoleController}, client, cfg.ConsulAddr, log)
+	nc, cc, err := connect(url, "controller", bus.Identity{Role: bus.RoleController}, client, cfg.ConsulAddr, cfg.ConsulToken, log)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		// embedded server checks it: tokenNATSAuth).
 		cfg.NATSClient.User, cfg.NATSClient.Password = cfg.CellID, cfg.Token
 	}
-	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, bus.Identity{Role: bus.RoleCell, Cell: cfg.CellID}, cfg.NATSClient, cfg.ConsulAddr, log)
+	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, bus.Identity{Role: bus.RoleCell, Cell: cfg.CellID}, cfg.NATSClient, cfg.ConsulAddr, cfg.ConsulToken, log)
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func runAgent(ctx context.Context, cfg agents.Config, nc *nats.Conn, cc *consul.
 
 // RunRouter runs the router role until ctx ends.
 func RunRouter(ctx context.Context, cfg RouterConfig) error {
-	cc, err := catalog.NewClient(cfg.ConsulAddr)
+	cc, err := catalog.NewClient(cfg.ConsulAddr, cfg.ConsulToken)
 	if err != nil {
 		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
 	}
@@ -258,9 +258,10 @@ func newRouter(cfg RouterConfig, cc *consul.Client, log *slog.Logger) (*router.R
 	return r, closeLog, nil
 }
 
-// connect dials NATS for one component as id and makes its Consul client.
-func connect(natsURL, component string, id bus.Identity, cl NATSClientConfig, consulAddr string, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
-	cc, err := catalog.NewClient(consulAddr)
+// connect dials NATS for one component as id and makes its Consul client
+// with its token.
+func connect(natsURL, component string, id bus.Identity, cl NATSClientConfig, consulAddr, consulToken string, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
+	cc, err := catalog.NewClient(consulAddr, consulToken)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting %s to Consul: %w", component, err)
 	}

@@ -47,7 +47,7 @@ func (c *Controller) lead(ctx context.Context) (*leadership, error) {
 	serviceID := "driftless-controller-" + c.cfg.ID + "-" + hex.EncodeToString(nonce[:])
 	checkID := serviceID + ":alive"
 	err := agent.ServiceRegister(&consul.AgentServiceRegistration{
-		ID: serviceID, Name: "driftless-controller", Tags: []string{catalog.Tag},
+		ID: serviceID, Name: catalog.ControllerServiceName, Tags: []string{catalog.Tag},
 		Check: &consul.AgentServiceCheck{CheckID: checkID, Name: "controller alive", TTL: leaderCheckTTL.String(),
 			Status: consul.HealthPassing, DeregisterCriticalServiceAfter: "1m"},
 	})

@@ -126,7 +126,7 @@ http {
 	// Consul serves the router's table; its chatter stays off the
 	// proxies' core.
 	_ = exec.Command("taskset", "-apc", "1", strconv.Itoa(cp.Pid())).Run()
-	cc, err := catalog.NewClient(consulAddr)
+	cc, err := catalog.NewClient(consulAddr, "") // its own Consul, without ACLs
 	if err != nil {
 		fatal("%v", err)
 	}

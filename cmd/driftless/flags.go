@@ -26,6 +26,17 @@ func consulFlag(f *pflag.FlagSet, p *string, note string) {
 	f.StringVar(p, "consul", *p, "Consul HTTP address"+note)
 }
 
+// consulTokenFlag binds --consul-token, which defaults to
+// $CONSUL_HTTP_TOKEN (the way to give it: a command line is visible to
+// every user of the host). The variable is read here, into the role's
+// config, and its value is never shown as the flag's default.
+func consulTokenFlag(f *pflag.FlagSet, p *string, note string) {
+	f.StringVar(p, "consul-token", *p, "Consul ACL token"+note+" (default: $CONSUL_HTTP_TOKEN; never shown)")
+	if v := os.Getenv("CONSUL_HTTP_TOKEN"); v != "" && *p == "" {
+		*p = v
+	}
+}
+
 // dataFlag binds --data.
 func dataFlag(f *pflag.FlagSet, p *string, usage string) {
 	f.StringVar(p, "data", *p, usage)

@@ -43,6 +43,7 @@ func devFlags(f *pflag.FlagSet) *platform.DevConfig {
 	f.BoolVar(&cfg.Postgres, "postgres", cfg.Postgres, "also run PostgreSQL (on the cells' bridge) and the built-in postgres service broker")
 	consulFlag(f, &cfg.Consul, " (a dev agent is started there if none answers)")
 	f.StringVar(&cfg.ClientConfig, "client-config", cfg.ClientConfig, "the CLI's configuration file dev writes its API address and admin token into (\"\" for none)")
+	consulTokenFlag(f, &cfg.ConsulToken, " for every role when Consul answers before dev starts (one that dev starts gets ACLs and a token per role)")
 	return &cfg
 }
 
@@ -80,6 +81,7 @@ func controllerRoleFlags(f *pflag.FlagSet) *platform.ControllerConfig {
 	natsClientFlags(f, &cfg.NATSClient)
 	natsServerFlags(f, &cfg)
 	consulFlag(f, &cfg.ConsulAddr, "")
+	consulTokenFlag(f, &cfg.ConsulToken, " with the driftless-controller policy")
 	f.StringVar(&cfg.ID, "id", cfg.ID, "name of this controller in leader election (default: host-pid)")
 	f.StringVar(&cfg.BlobDir, "blobs", cfg.BlobDir, "blob store folder, shared by controllers that stand in for each other (default: <data>/blobs)")
 	return &cfg
@@ -118,6 +120,7 @@ func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	f.StringVar(&cfg.TokenFile, "token-file", cfg.TokenFile, "file (mode 0600) holding the cell's credential, a token of role cell (`driftless token create --name cell-ID --role cell`); or DRIFTLESS_TOKEN")
 	natsClientFlags(f, &cfg.NATSClient)
 	consulFlag(f, &cfg.ConsulAddr, " of the local Consul agent")
+	consulTokenFlag(f, &cfg.ConsulToken, " with the driftless-cell policy")
 	f.StringVar(&cfg.Runtime.Namespace, "namespace", cfg.Runtime.Namespace, "containerd namespace")
 	f.StringVar(&cfg.Network.Name, "network", cfg.Network.Name, "CNI network name; cells sharing a host need different names")
 	f.DurationVar(&cfg.CellTTL, "cell-ttl", cfg.CellTTL, "how long the cell's instances stay routable after the agent stops reporting")
@@ -161,6 +164,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.Int64Var(&cfg.Proxy.MinBodyRate, "min-body-rate", cfg.Proxy.MinBodyRate, "least average rate of a request body in bytes/s, counted after 10 s, else 408 (negative: none)")
 	f.Var(balanceValue{&cfg.Balance}, "balance", "balancing of apps whose routes do not choose: round-robin or least-connections")
 	consulFlag(f, &cfg.ConsulAddr, "")
+	consulTokenFlag(f, &cfg.ConsulToken, " with the driftless-router policy")
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL, to wake sleeping previews and report which apps get requests (empty: none)")
 	natsClientFlags(f, &cfg.NATSClient)
 	f.StringVar(&cfg.AccessLogPath, "access-log", cfg.AccessLogPath, "access log file (- for stdout, empty for none)")

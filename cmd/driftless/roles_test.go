@@ -271,23 +271,23 @@ func TestFlagNames(t *testing.T) {
 			"consul": "127.0.0.1:8500", "containerd": "/run/containerd/containerd.sock", "bridge": "driftless0",
 			"subnet": "10.200.0.0/16", "poll": "2s", "lost-after": "10s", "ports": "61000-61999", "cell-memory": "",
 			"webhook-secret": "*", "crash-quick-restarts": "3", "crash-backoff": "30s", "crash-backoff-max": "*", "crash-reset-after": "*",
-			"preview-idle": "30m0s", "forge-api": "", "forge-token": "", "forge": "github", "pr-poll": "1m0s", "routes-url": "http://", "broker": "[]", "secrets": "", "postgres": "false"},
+			"preview-idle": "30m0s", "forge-api": "", "forge-token": "", "forge": "github", "pr-poll": "1m0s", "routes-url": "http://", "broker": "[]", "secrets": "", "postgres": "false", "consul-token": ""},
 		"controller": {"data": "/var/lib/driftless", "repo": "[]", "policies": "", "space": "dev", "org": "",
 			"api": "127.0.0.1:7070", "blobstore-url": "", "domain": "apps.localhost", "nats": "", "nats-listen": "127.0.0.1:4222",
 			"consul": "127.0.0.1:8500", "poll": "10s", "lost-after": "10s", "webhook-secret": "*", "id": "", "blobs": "",
 			"crash-quick-restarts": "3", "crash-backoff": "30s", "crash-backoff-max": "*", "crash-reset-after": "*",
 			"preview-idle": "30m0s", "forge-api": "", "forge-token": "", "forge": "github", "pr-poll": "1m0s", "routes-url": "http://", "broker": "[]", "secrets": "",
-			"nats-user": "", "nats-password": "", "nats-ca": "", "nats-cert": "", "nats-key": "", "nats-users": "", "nats-tls-cert": "", "nats-tls-key": ""},
+			"nats-user": "", "nats-password": "", "nats-ca": "", "nats-cert": "", "nats-key": "", "nats-users": "", "nats-tls-cert": "", "nats-tls-key": "", "consul-token": ""},
 		"agent": {"cell-id": "", "address": "127.0.0.1", "zone": "", "memory": "", "disk-mb": "102400", "max-instances": "256",
 			"nats": "nats://127.0.0.1:4222", "consul": "127.0.0.1:8500", "containerd": "/run/containerd/containerd.sock",
 			"namespace": "driftless", "bridge": "driftless0", "subnet": "10.200.0.0/16", "ports": "61000-61999",
 			"data": "/var/lib/driftless/agent", "network": "driftless", "cell-ttl": "15s", "stacks": "/var/lib/driftless/stacks",
 			"go-root": "", "static-server": "", "plain-http-registry": "[]",
-			"nats-user": "", "nats-password": "", "nats-ca": ""},
+			"nats-user": "", "nats-password": "", "nats-ca": "", "consul-token": ""},
 		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "", "redirect-http": "false", "metrics": "",
 			"trusted-proxy": "", "dial-timeout": "5s", "response-timeout": "1m0s", "idle-timeout": "1m30s",
 			"read-header-timeout": "10s", "body-timeout": "30s", "min-body-rate": "240", "balance": "round-robin", "consul": "127.0.0.1:8500", "access-log": "-",
-			"nats": "nats://127.0.0.1:4222", "nats-user": "", "nats-password": "", "nats-ca": ""},
+			"nats": "nats://127.0.0.1:4222", "nats-user": "", "nats-password": "", "nats-ca": "", "consul-token": ""},
 	}
 	root := newRoot()
 	for role, flags := range roles {
@@ -304,6 +304,55 @@ func TestFlagNames(t *testing.T) {
 			if def != "*" && f.DefValue != def {
 				t.Errorf("%s --%s default %q, want %q", role, name, f.DefValue, def)
 			}
+		}
+	}
+}
+
+// TestConsulToken: every role takes its Consul token from
+// CONSUL_HTTP_TOKEN, --consul-token wins over it, and the help never shows
+// it as a default.
+func TestConsulToken(t *testing.T) {
+	token := func(declare func(*pflag.FlagSet) *string) func(args ...string) (string, string, error) {
+		return func(args ...string) (string, string, error) {
+			f := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			f.SetOutput(io.Discard)
+			got := declare(f)
+			err := f.Parse(args)
+			return *got, f.Lookup("consul-token").DefValue, err
+		}
+	}
+	roles := map[string]func(args ...string) (string, string, error){
+		"dev":        token(func(f *pflag.FlagSet) *string { return &devFlags(f).ConsulToken }),
+		"controller": token(func(f *pflag.FlagSet) *string { return &controllerRoleFlags(f).ConsulToken }),
+		"agent":      token(func(f *pflag.FlagSet) *string { return &agentFlags(f).ConsulToken }),
+		"router":     token(func(f *pflag.FlagSet) *string { return &routerFlags(f).ConsulToken }),
+	}
+	tests := []struct {
+		name, env string
+		args      []string
+		want      string
+	}{
+		{"none", "", nil, ""},
+		{"from the environment", "env-token", nil, "env-token"},
+		{"the flag wins", "env-token", []string{"--consul-token", "flag-token"}, "flag-token"},
+	}
+	for role, parse := range roles {
+		for _, tt := range tests {
+			t.Run(role+"/"+tt.name, func(t *testing.T) {
+				t.Setenv("CONSUL_HTTP_TOKEN", tt.env)
+				// The flags read the variable when they are declared,
+				// as the commands do.
+				got, def, err := parse(tt.args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != tt.want {
+					t.Errorf("token %q, want %q", got, tt.want)
+				}
+				if def != "" {
+					t.Errorf("the help shows the token %q as the default", def)
+				}
+			})
 		}
 	}
 }

@@ -3,6 +3,7 @@ package children
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -26,6 +27,48 @@ type ConsulOptions struct {
 	Node string
 	// LogPath receives the agent's output.
 	LogPath string
+	// ACL, when set, turns Consul's ACLs on, denying what no token allows.
+	ACL *ConsulACL
+}
+
+// ConsulACL is the ACL set-up of a dev agent: ACLs enabled, default_policy
+// deny (a request without a token, or whose token does not allow it, is
+// refused), down_policy extend-cache, and an initial management token.
+// Consul in dev mode keeps nothing: an agent restarted with the same
+// ConsulACL has the same management token and no other.
+type ConsulACL struct {
+	// ManagementToken is the initial management token (a UUID): the
+	// operator's break-glass, and what mints every other token.
+	ManagementToken string
+	// ConfigDir receives the agent's ACL configuration (acl.json, 0600:
+	// it holds the token).
+	ConfigDir string
+}
+
+// writeConfig writes the ACL configuration file and returns its path.
+func (a ConsulACL) writeConfig() (string, error) {
+	if a.ManagementToken == "" || a.ConfigDir == "" {
+		return "", errors.New("consul ACLs need a management token and a folder for their configuration")
+	}
+	cfg := map[string]any{"acl": map[string]any{
+		"enabled": true, "default_policy": "deny", "down_policy": "extend-cache", "enable_token_persistence": false,
+		"tokens": map[string]string{"initial_management": a.ManagementToken},
+	}}
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("encoding the consul ACL configuration: %w", err)
+	}
+	if err := os.MkdirAll(a.ConfigDir, 0o700); err != nil {
+		return "", fmt.Errorf("creating the consul configuration folder: %w", err)
+	}
+	path := filepath.Join(a.ConfigDir, "acl.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", fmt.Errorf("writing the consul ACL configuration: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // an older file kept its mode
+		return "", fmt.Errorf("restricting the consul ACL configuration: %w", err)
+	}
+	return path, nil
 }
 
 // FindConsul locates the consul executable: $DRIFTLESS_CONSUL, then
@@ -114,6 +157,13 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Process, error) {
 		}
 		args = append(args, flag, strconv.Itoa(port))
 	}
+	if opts.ACL != nil {
+		path, err := opts.ACL.writeConfig()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-config-file", path)
+	}
 	logPath := opts.LogPath
 	if logPath == "" {
 		logPath = filepath.Join(os.TempDir(), "driftless-consul.log")
@@ -124,7 +174,11 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Process, error) {
 	}
 	url := "http://" + httpAddr + "/v1/status/leader"
 	err = p.waitReady(ctx, 30*time.Second, func(ctx context.Context) error {
-		return consulHasLeader(ctx, url)
+		if err := consulHasLeader(ctx, url); err != nil || opts.ACL == nil {
+			return err
+		}
+		// The leader makes the management token once it leads.
+		return consulTokenWorks(ctx, "http://"+httpAddr+"/v1/acl/token/self", opts.ACL.ManagementToken)
 	})
 	if err != nil {
 		return nil, err
@@ -138,6 +192,25 @@ func ConsulAnswers(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return consulHasLeader(ctx, "http://"+addr+"/v1/status/leader") == nil
+}
+
+// consulTokenWorks checks that Consul knows token (GET url, the token's
+// own ACL entry, with it).
+func consulTokenWorks(ctx context.Context, url, token string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Consul-Token", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("consul does not know the management token yet (status %d)", resp.StatusCode)
+	}
+	return nil
 }
 
 func consulHasLeader(ctx context.Context, url string) error {

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 )
 
@@ -54,13 +55,34 @@ func ShortTempDir(t testing.TB, prefix string) string {
 // Consul is a Consul dev agent started for one test.
 type Consul struct {
 	// Addr is the HTTP API address, "127.0.0.1:port".
-	Addr   string
+	Addr string
+	// Client talks to it with ManagementToken.
 	Client *consul.Client
 	Proc   *children.Process
+	// ManagementToken is the initial management token when the agent
+	// runs with ACLs (StartConsulACL), else "".
+	ManagementToken string
 }
 
 // StartConsul starts a Consul dev agent on free loopback ports.
 func StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	return startConsul(t, nil)
+}
+
+// StartConsulACL starts a Consul dev agent on free loopback ports with
+// ACLs on and default deny (children.ConsulACL), and a random management
+// token.
+func StartConsulACL(t testing.TB) *Consul {
+	t.Helper()
+	token, err := catalog.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startConsul(t, &children.ConsulACL{ManagementToken: token, ConfigDir: t.TempDir()})
+}
+
+func startConsul(t testing.TB, acl *children.ConsulACL) *Consul {
 	t.Helper()
 	port, err := children.FreePort()
 	if err != nil {
@@ -70,7 +92,7 @@ func StartConsul(t testing.TB) *Consul {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	p, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log")})
+	p, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log"), ACL: acl})
 	if err != nil {
 		t.Fatalf("starting consul: %v", err)
 	}
@@ -78,13 +100,14 @@ func StartConsul(t testing.TB) *Consul {
 		_ = p.Stop(10 * time.Second)
 		dumpLogOnFailure(t, p)
 	})
-	cfg := consul.DefaultConfig()
-	cfg.Address = addr
-	c, err := consul.NewClient(cfg)
-	if err != nil {
+	cs := &Consul{Addr: addr, Proc: p}
+	if acl != nil {
+		cs.ManagementToken = acl.ManagementToken
+	}
+	if cs.Client, err = catalog.NewClient(addr, cs.ManagementToken); err != nil {
 		t.Fatal(err)
 	}
-	return &Consul{Addr: addr, Client: c, Proc: p}
+	return cs
 }
 
 // NATS is a NATS server (the real nats-server, embedded) started for one

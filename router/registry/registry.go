@@ -90,6 +90,7 @@ func (r *Registry) Run(ctx context.Context) error {
 	var index uint64
 	first := true
 	var bo catalog.Backoff
+	var hidden catalog.Hidden
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
 		services, meta, err := r.cfg.Consul.Catalog().Services(opts)
@@ -98,11 +99,13 @@ func (r *Registry) Run(ctx context.Context) error {
 				break
 			}
 			d := bo.Next()
+			index = 0 // catalog.NextIndex: Consul may come back empty
 			r.log.Warn("listing services in Consul; retrying", "err", err, "in", d)
 			catalog.Pause(ctx, d)
 			continue
 		}
 		bo.Reset()
+		hidden.Check(r.log, meta, "the services", catalog.RoleRouter)
 		index = catalog.NextIndex(index, meta.LastIndex)
 		names := map[string]bool{}
 		for name, tags := range services {
@@ -162,6 +165,7 @@ func (r *Registry) checkReady() {
 func (r *Registry) watchService(ctx context.Context, name string) {
 	var index uint64
 	var bo catalog.Backoff
+	var hidden catalog.Hidden
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
 		entries, meta, err := r.cfg.Consul.Health().Service(name, catalog.AppTag, true, opts)
@@ -170,11 +174,13 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 				return
 			}
 			d := bo.Next()
+			index = 0 // catalog.NextIndex: Consul may come back empty
 			r.log.Warn("reading service instances from Consul; retrying", "service", name, "err", err, "in", d)
 			catalog.Pause(ctx, d)
 			continue
 		}
 		bo.Reset()
+		hidden.Check(r.log, meta, "the instances of "+name, catalog.RoleRouter)
 		index = catalog.NextIndex(index, meta.LastIndex)
 		var insts []model.Endpoint
 		for _, e := range entries {

@@ -112,6 +112,7 @@ func (s *Sleepers) Lookup(host, path string) (App, bool) {
 func (s *Sleepers) Run(ctx context.Context) {
 	var index uint64
 	var bo catalog.Backoff
+	var hidden catalog.Hidden
 	for ctx.Err() == nil {
 		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: s.wait}).WithContext(ctx)
 		pairs, meta, err := s.consul.KV().List(catalog.SleepingPrefix, opts)
@@ -120,11 +121,13 @@ func (s *Sleepers) Run(ctx context.Context) {
 				return
 			}
 			d := bo.Next()
+			index = 0 // catalog.NextIndex: Consul may come back empty
 			s.log.Warn("reading sleeping apps from Consul; retrying", "err", err, "in", d)
 			catalog.Pause(ctx, d)
 			continue
 		}
 		bo.Reset()
+		hidden.Check(s.log, meta, "the sleeping apps", catalog.RoleRouter)
 		index = catalog.NextIndex(index, meta.LastIndex)
 		s.update(pairs)
 		s.once.Do(func() { close(s.ready) })
