@@ -13,6 +13,7 @@ import (
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 	dlplatform "github.com/driftless/driftless/platform"
+	"github.com/driftless/driftless/tokens"
 )
 
 // consulToken is the management token of the platform's Consul: the one
@@ -99,4 +100,30 @@ func (c *cluster) restartConsul(down time.Duration) {
 	}
 	c.consulProc = cp
 	mintRoleTokens(c.t, c.consul, c.consulMgmt, c.consulTokens)
+	c.restoreAPITokens()
+}
+
+// restoreAPITokens puts the cluster's API tokens (the admin's, the
+// cells') back into a Consul that started empty, as an operator restores
+// them from where they keep them: the platform does not make them again.
+func (c *cluster) restoreAPITokens() {
+	c.t.Helper()
+	cc, err := catalog.NewClient(c.consul, c.consulMgmt)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	store := tokens.NewStore(cc)
+	ctx := context.Background()
+	if err := store.Restore(ctx, c.admin, tokens.Request{Name: "admin", Role: tokens.RoleAdmin}); err != nil {
+		c.t.Fatal(err)
+	}
+	for name := range c.cells {
+		data, err := os.ReadFile(filepath.Join(c.dir, "cell-"+name+".token"))
+		if err != nil {
+			continue // never started
+		}
+		if err := store.Restore(ctx, strings.TrimSpace(string(data)), tokens.Request{Name: "cell-" + name, Role: tokens.RoleCell}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
 }

@@ -148,8 +148,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if err != nil {
 		return err
 	}
-	if agent.Token, err = devToken(ctx, store, filepath.Join(agent.DataDir, "cell.token"),
-		tokens.Request{Name: "cell-" + agent.CellID, Role: tokens.RoleCell}); err != nil {
+	cellReq := tokens.Request{Name: "cell-" + agent.CellID, Role: tokens.RoleCell}
+	if agent.Token, err = devToken(ctx, store, filepath.Join(agent.DataDir, "cell.token"), cellReq); err != nil {
 		return err
 	}
 
@@ -188,6 +188,8 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	apiReady := make(chan string, 1)
 	ctl.Ready = func(addr string) { apiReady <- addr }
+	go keepDevTokens(ctx, store, []heldToken{{adminTok, tokens.Request{Name: "admin", Role: tokens.RoleAdmin}},
+		{agent.Token, cellReq}}, 2*time.Second, log)
 	run("controller", func() error { return runController(ctx, ctl, ctlNC, ctlCC, log) })
 	run("agent", func() error { return runAgent(ctx, agent.Config, agentNC, agentCC, log) })
 	run("router", func() error { return r.Run(ctx) })

@@ -145,3 +145,35 @@ func tokenNATSAuth(store *tokens.Store) bus.Authenticator {
 		return bus.Identity{}, fmt.Errorf("NATS user %s: a token of role %s is not a NATS credential (cell or router)", user, t.Role)
 	}
 }
+
+// heldToken is a token dev holds and the record it was made with.
+type heldToken struct {
+	token string
+	req   tokens.Request
+}
+
+// keepDevTokens puts dev's own tokens back when Consul lost its state (a
+// dev Consul, in memory, restarted empty) until ctx ends: the CLI's
+// configuration and the cell keep working. A token revoked from a Consul
+// that kept its state stays revoked.
+func keepDevTokens(ctx context.Context, store *tokens.Store, held []heldToken, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		wiped, err := store.Wiped(ctx)
+		if err != nil || !wiped {
+			continue
+		}
+		for _, h := range held {
+			if err := store.Restore(ctx, h.token, h.req); err != nil {
+				log.Warn("restoring dev's token", "name", h.req.Name, "err", err)
+			}
+		}
+		log.Warn("Consul lost the platform's tokens (started empty?): dev's admin and cell tokens are restored; others must be made again")
+	}
+}

@@ -245,6 +245,51 @@ func (s *Store) Bootstrap(ctx context.Context, name string, ttl time.Duration) (
 	return tok, nil
 }
 
+// Wiped reports whether the store lost its tokens: no first admin token
+// was ever marked made (a Consul started empty, its state gone).
+func (s *Store) Wiped(ctx context.Context) (bool, error) {
+	p, _, err := s.kv.Get(bootstrapKey, readOpts(ctx))
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", bootstrapKey, err)
+	}
+	return p == nil, nil
+}
+
+// Restore stores tok again under req (its name, role, spaces and a
+// lifetime from now) and marks the first admin token made: how a holder
+// of tokens puts them back into a Consul that lost its state. It never
+// brings back a token that was revoked from a store that kept its state:
+// callers restore only a Wiped store.
+func (s *Store) Restore(ctx context.Context, tok string, req Request) error {
+	id, secret, err := Parse(tok)
+	if err != nil {
+		return err
+	}
+	if err := Validate(req.Name, req.Role, req.Spaces); err != nil {
+		return err
+	}
+	if req.TTL <= 0 {
+		req.TTL = DefaultTTL
+	}
+	now := s.now().UTC().Truncate(time.Second)
+	t := Token{ID: id, Name: req.Name, Role: req.Role, Spaces: req.Spaces, Hash: hash(secret), CreatedAt: now,
+		ExpiresAt: now.Add(req.TTL), CreatedBy: req.CreatedBy}
+	data, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encoding token %s: %w", req.Name, err)
+	}
+	for _, p := range []*consul.KVPair{
+		{Key: recordsPrefix + id, Value: data},
+		{Key: namesPrefix + req.Name, Value: []byte(id)},
+		{Key: bootstrapKey, Value: []byte(now.Format(time.RFC3339))},
+	} {
+		if _, err := s.kv.Put(p, writeOpts(ctx)); err != nil {
+			return fmt.Errorf("restoring token %s: %w", req.Name, err)
+		}
+	}
+	return nil
+}
+
 // Replace revokes the token named name, if any, and makes a new one: how
 // `driftless dev` renews its own admin and cell tokens at every start.
 func (s *Store) Replace(ctx context.Context, req Request) (string, error) {

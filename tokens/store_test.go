@@ -88,4 +88,28 @@ func TestStore(t *testing.T) {
 	if _, err := s.Verify(ctx, renewed); err != nil {
 		t.Fatalf("replaced token: %v", err)
 	}
+
+	// Consul loses its state: the store says so, and a holder puts its
+	// token back.
+	if wiped, err := s.Wiped(ctx); err != nil || wiped {
+		t.Fatalf("Wiped = %v, %v before the loss", wiped, err)
+	}
+	if _, err := c.Client.KV().DeleteTree("driftless/", nil); err != nil {
+		t.Fatal(err)
+	}
+	if wiped, err := s.Wiped(ctx); err != nil || !wiped {
+		t.Fatalf("Wiped = %v, %v after the loss", wiped, err)
+	}
+	if _, err := s.Verify(ctx, first); !errors.Is(err, tokens.ErrUnknown) {
+		t.Fatalf("a lost token: %v", err)
+	}
+	if err := s.Restore(ctx, first, tokens.Request{Name: "admin", Role: tokens.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Verify(ctx, first); err != nil || got.Name != "admin" {
+		t.Fatalf("restored token: %+v, %v", got, err)
+	}
+	if wiped, _ := s.Wiped(ctx); wiped {
+		t.Fatal("still wiped after a restore")
+	}
 }
