@@ -78,6 +78,7 @@ type IngressRule struct {
 	Ports    PortRange `json:"ports"`
 }
 
+// String is the rule as logs show it: "frontend tcp:8080".
 func (r IngressRule) String() string {
 	return r.From + " " + r.Protocol + ":" + r.Ports.String()
 }
