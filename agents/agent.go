@@ -199,6 +199,9 @@ type Agent struct {
 	ctx context.Context // the agent's lifetime, for instance goroutines
 	wg  sync.WaitGroup
 
+	// policyKick asks policyLoop to rewrite the network policy rules.
+	policyKick chan struct{}
+
 	mu    sync.Mutex
 	gen   uint64
 	insts map[string]*instance
@@ -316,6 +319,7 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 		stage:       make(chan struct{}, cfg.StagingSlots),
 		retryPause:  2 * time.Second,
 		insts:       make(map[string]*instance),
+		policyKick:  make(chan struct{}, 1),
 		ctx:         context.Background(),
 	}
 	var err error
@@ -372,6 +376,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.wg.Go(func() { a.heartbeatLoop(ctx) })
 	a.wg.Go(func() { a.registrySyncLoop(ctx) })
 	a.wg.Go(func() { a.driftLoop(ctx) })
+	a.wg.Go(func() { a.policyLoop(ctx) })
 	<-ctx.Done()
 	for _, s := range subs {
 		_ = s.Unsubscribe()

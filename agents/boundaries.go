@@ -29,6 +29,9 @@ type Networks interface {
 	Lookup(id string) (*network.Attachment, bool)
 	// Attachments lists every attachment of the cell.
 	Attachments() ([]*network.Attachment, error)
+	// SetPolicyRules makes the network policy rules of the cell's bridge
+	// exactly rules (container-to-container traffic they allow).
+	SetPolicyRules(ctx context.Context, rules []network.PolicyRule) error
 }
 
 // HostPorts hands out the host ports instances are mapped on

@@ -214,6 +214,10 @@ type fakeNet struct {
 	mu   sync.Mutex
 	atts map[string]*network.Attachment
 	fail error
+	// rules are the policy rules last set; ruleWrites counts the writes.
+	rules      []network.PolicyRule
+	ruleWrites int
+	next       int // attachments made
 }
 
 func (n *fakeNet) Attach(_ context.Context, id string, hostPort, containerPort int) (*network.Attachment, error) {
@@ -226,7 +230,8 @@ func (n *fakeNet) Attach(_ context.Context, id string, hostPort, containerPort i
 	if n.atts == nil {
 		n.atts = map[string]*network.Attachment{}
 	}
-	att := &network.Attachment{ID: id, NetNSPath: "/var/run/netns/" + id, IP: "10.0.0.2", HostPort: hostPort, ContainerPort: containerPort}
+	n.next++ // 10.0.0.2, 10.0.0.3, …
+	att := &network.Attachment{ID: id, NetNSPath: "/var/run/netns/" + id, IP: fmt.Sprintf("10.0.0.%d", 1+n.next), HostPort: hostPort, ContainerPort: containerPort}
 	n.atts[id] = att
 	return att, nil
 }
@@ -254,6 +259,20 @@ func (n *fakeNet) Attachments() ([]*network.Attachment, error) {
 		out = append(out, att)
 	}
 	return out, nil
+}
+
+func (n *fakeNet) SetPolicyRules(_ context.Context, rules []network.PolicyRule) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.rules = slices.Clone(rules)
+	n.ruleWrites++
+	return nil
+}
+
+func (n *fakeNet) policyRules() []network.PolicyRule {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.rules)
 }
 
 func (n *fakeNet) attached(id string) bool {

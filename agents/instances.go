@@ -74,6 +74,7 @@ func (a *Agent) setState(in *instance, st model.InstanceState, reason string) {
 		a.log.Warn("reporting instance change", "err", err)
 	}
 	a.log.Info("instance "+string(st), "app", in.status.App, "index", in.status.Index, "guid", in.status.GUID, "reason", reason)
+	a.kickPolicies()
 }
 
 // launch brings a STARTING instance up by running its lifecycle (host

@@ -49,7 +49,8 @@ var messages = []struct {
 			SyslogDrainURL: "syslog://logs:514", VolumeMounts: []any{"none"}}},
 		HTTP2Routes: []string{"hello.apps.localhost/api"},
 		Process:     "worker",
-		Sidecars:    []model.Sidecar{{Name: "config", ProcessTypes: []string{"web"}, Command: "./config", MemoryMB: 32}}}}},
+		Sidecars:    []model.Sidecar{{Name: "config", ProcessTypes: []string{"web"}, Command: "./config", MemoryMB: 32}},
+		Ingress:     []model.IngressRule{{From: "frontend", Protocol: "tcp", Ports: model.PortRange{Start: 8000, End: 8100}}}}}},
 	{"StopInstance", &StopInstance{GUID: "3f2a", Reason: "scaled down"}},
 	{"Reply", &Reply{OK: true, Error: "none", BootID: "b-77", Generation: 14}},
 	{"StageRequest", &StageRequest{ReleaseID: "r-9c1", Space: "dev", App: "hello", Source: "sha256:cd", BlobStore: "http://127.0.0.1:7070",
@@ -134,7 +135,8 @@ const (
 		`"bindings":[{"label":"postgresql","name":"primary","binding_name":"primary","binding_guid":"b-1","instance_name":"db",` +
 		`"instance_guid":"i-1","plan":"small","provider":"postgres","tags":["sql"],"credentials":{"uri":"postgres://u:p@h/d"},` +
 		`"syslog_drain_url":"syslog://logs:514","volume_mounts":["none"]}],"process":"worker","http2_routes":["hello.apps.localhost/api"],` +
-		`"sidecars":[{"name":"config","process_types":["web"],"command":"./config","memory_mb":32}]}}`
+		`"sidecars":[{"name":"config","process_types":["web"],"command":"./config","memory_mb":32}],` +
+		`"ingress":[{"from":"frontend","protocol":"tcp","ports":{"start":8000,"end":8100}}]}}`
 	goldenCellHeartbeat = `{"cell_id":"cell-1","boot_id":"b-77","generation":12,"address":"10.0.0.5","zone":"z1",` +
 		`"capacity":{"memory_mb":4096,"disk_mb":20480,"instances":50},` +
 		`"instances":[{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3","process":"worker",` +

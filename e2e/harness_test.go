@@ -363,7 +363,8 @@ func (p *platform) checkNothingLeft() {
 }
 
 // wallRulesOf lists the host's filter rules (IPv4 and IPv6) of the walls
-// of bridge: those entering them and those of their chains.
+// of bridge and its network policies: those entering them and those of
+// their chains.
 func wallRulesOf(t testing.TB, bridge string) []string {
 	t.Helper()
 	var rules []string
@@ -373,7 +374,8 @@ func wallRulesOf(t testing.TB, bridge string) []string {
 			t.Fatalf("listing filter rules: %s: %v", tool, err)
 		}
 		for _, line := range strings.Split(string(out), "\n") {
-			if strings.Contains(line, "driftless walls "+bridge+`"`) || strings.Contains(line, "DLW-IN-"+bridge+" ") || strings.HasSuffix(line, "DLW-IN-"+bridge) {
+			if strings.Contains(line, "driftless walls "+bridge+`"`) || strings.Contains(line, "DLW-IN-"+bridge+" ") || strings.HasSuffix(line, "DLW-IN-"+bridge) ||
+				strings.Contains(line, "driftless policies "+bridge+`"`) || strings.Contains(line, "DLW-NP-"+bridge+" ") || strings.HasSuffix(line, "DLW-NP-"+bridge) {
 				rules = append(rules, tool+" "+line)
 			}
 		}

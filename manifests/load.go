@@ -33,6 +33,9 @@ type Set struct {
 	// Services are the service instances of every services.yml, in file
 	// order (a name declared twice is an error).
 	Services []model.ServiceDecl
+	// NetworkPolicies are the rules of every network-policies.yml, in
+	// file order; each names apps the tree declares.
+	NetworkPolicies []model.NetworkPolicy
 	// Diagnostics are every manifest's diagnostics and the errors that
 	// span manifests (an app declared in two of them).
 	Diagnostics Diagnostics
@@ -57,7 +60,7 @@ func LoadFS(fsys fs.FS, root string) *Set { return LoadFSWith(fsys, root, LoadOp
 // LoadFSWith is LoadFS with options: LoadFS reads with the zero options.
 func LoadFSWith(fsys fs.FS, root string, opts LoadOptions) *Set {
 	set := &Set{}
-	var files, serviceFiles []string
+	var files, serviceFiles, policyFiles []string
 	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			set.Diagnostics = append(set.Diagnostics, model.Problem{Position: model.Position{File: rel(root, p)}, Severity: model.Error,
@@ -75,6 +78,9 @@ func LoadFSWith(fsys fs.FS, root string, opts LoadOptions) *Set {
 		}
 		if !d.IsDir() && d.Name() == model.ServicesFile {
 			serviceFiles = append(serviceFiles, p)
+		}
+		if !d.IsDir() && d.Name() == model.NetworkPoliciesFile {
+			policyFiles = append(policyFiles, p)
 		}
 		return nil
 	})
@@ -136,8 +142,45 @@ func LoadFSWith(fsys fs.FS, root string, opts LoadOptions) *Set {
 			set.Services = append(set.Services, s)
 		}
 	}
+	set.Diagnostics = append(set.Diagnostics, loadPolicies(fsys, root, policyFiles, set)...)
 	sortDiags(set.Diagnostics)
 	return set
+}
+
+// loadPolicies reads the network-policies.yml files at paths into set,
+// checking that the apps they name are among set's apps; it returns the
+// problems.
+func loadPolicies(fsys fs.FS, root string, paths []string, set *Set) Diagnostics {
+	sort.Strings(paths)
+	apps := map[string]bool{}
+	for _, app := range set.Apps() {
+		apps[app.Name] = true
+	}
+	var diags Diagnostics
+	seen := map[model.NetworkPolicy]model.Position{}
+	for _, p := range paths {
+		name := rel(root, p)
+		data, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			diags = append(diags, model.Problem{Position: model.Position{File: name}, Severity: model.Error, Message: fmt.Sprintf("reading: %v", err)})
+			continue
+		}
+		np := ParseNetworkPolicies(name, data)
+		diags = append(diags, np.Diagnostics...)
+		diags = append(diags, checkPolicyApps(np.Policies, apps)...)
+		for _, pol := range np.Policies {
+			key := pol
+			key.Pos = model.Position{}
+			if first, dup := seen[key]; dup {
+				diags = append(diags, model.Problem{Position: pol.Pos, Severity: model.Error,
+					Message: fmt.Sprintf("this policy is already declared at %s", first)})
+				continue
+			}
+			seen[key] = pol.Pos
+			set.NetworkPolicies = append(set.NetworkPolicies, pol)
+		}
+	}
+	return diags
 }
 
 func isManifestName(n string) bool {

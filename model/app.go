@@ -147,6 +147,10 @@ type RunSpec struct {
 	// Sidecars are extra processes run in the container of each instance
 	// of the process types they name (manifest `sidecars:`; sidecar.go).
 	Sidecars []Sidecar `json:"sidecars,omitempty"`
+	// Ingress are the network policies (network-policies.yml) that let
+	// other apps of the space reach the instances directly; a change is a
+	// new release. A cell allows them between the instances it runs.
+	Ingress []IngressRule `json:"ingress,omitempty"`
 }
 
 // Defaults of what a manifest may leave out, and of the platform.

@@ -24,6 +24,7 @@ import (
 //	-A DLW-IN-BR -d GATEWAY -p tcp --dport PORT -j ACCEPT   (each Config.HostServicePorts)
 //	-A DLW-IN-BR -j DROP
 //	-I FORWARD 1 -i BR -o BR -j DROP       (iptables and ip6tables)
+//	-I FORWARD 1 -i BR -o BR -j DLW-NP-BR  (iptables; network policies: policies.go)
 //
 // The first rule drops martian loopback traffic: the portmap plugin sets
 // route_localnet=1 on the bridge (for host ports on 127.0.0.1), so the
@@ -37,7 +38,8 @@ import (
 // (bridged frames go through iptables with br_netfilter, which EnsureWalls
 // loads): the router (from the host) and host-port mappings (from outside
 // the bridge) still reach every instance, and instances still reach the
-// world beyond the host.
+// world beyond the host. Network policies accept, before that drop, the
+// connections they allow between instances of the bridge.
 
 // wallComment marks the rules that enter a bridge's walls.
 func wallComment(bridge string) string { return "driftless walls " + bridge }
@@ -85,6 +87,9 @@ func (n *Network) EnsureWalls(ctx context.Context) error {
 			}
 		}
 	}
+	if err := n.ensurePolicyChain(ctx); err != nil {
+		return fmt.Errorf("walls of bridge %s: %w", br, err)
+	}
 	slog.Debug("walls up", "bridge", br, "host_service_ports", n.cfg.HostServicePorts)
 	return nil
 }
@@ -94,6 +99,9 @@ func (n *Network) EnsureWalls(ctx context.Context) error {
 // not there is not an error.
 func (n *Network) RemoveWalls(ctx context.Context) error {
 	br, chain, comment := n.cfg.Bridge, inChain(n.cfg.Bridge), wallComment(n.cfg.Bridge)
+	if err := n.removePolicyChain(ctx); err != nil {
+		return fmt.Errorf("taking down the network policies of bridge %s: %w", br, err)
+	}
 	for _, v6 := range families() {
 		for _, jump := range [][]string{
 			{"INPUT", "-i", br, "-m", "comment", "--comment", comment, "-j", chain},

@@ -21,7 +21,8 @@ func wallRules(t *testing.T, bridge string) []string {
 			t.Fatalf("%s -S: %v", tool, err)
 		}
 		for _, l := range strings.Split(string(out), "\n") {
-			if strings.Contains(l, wallComment(bridge)) || strings.Contains(l, inChain(bridge)) {
+			if strings.Contains(l, wallComment(bridge)) || strings.Contains(l, inChain(bridge)) ||
+				strings.Contains(l, policyComment(bridge)) || strings.Contains(l, policyChain(bridge)) {
 				rules = append(rules, tool+" "+l)
 			}
 		}
@@ -30,7 +31,8 @@ func wallRules(t *testing.T, bridge string) []string {
 }
 
 // TestWallsUpAndDown puts a bridge's walls up twice (one copy of each
-// rule), and takes them down (nothing left, twice without error).
+// rule, the policy chain entered before the drop), and takes them down
+// (nothing left, twice without error).
 func TestWallsUpAndDown(t *testing.T) {
 	testenv.RequireRoot(t)
 	n, err := New(Config{Name: "dltest-walls", Bridge: "dltw0", Subnet: "10.237.0.0/24",
@@ -49,12 +51,15 @@ func TestWallsUpAndDown(t *testing.T) {
 	got := wallRules(t, "dltw0")
 	want := []string{
 		"iptables -N DLW-IN-dltw0",
+		"iptables -N DLW-NP-dltw0",
 		`iptables -A INPUT -i dltw0 -m comment --comment "driftless walls dltw0" -j DLW-IN-dltw0`,
+		`iptables -A FORWARD -i dltw0 -o dltw0 -m comment --comment "driftless policies dltw0" -j DLW-NP-dltw0`,
 		`iptables -A FORWARD -i dltw0 -o dltw0 -m comment --comment "driftless walls dltw0" -j DROP`,
 		"iptables -A DLW-IN-dltw0 ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP",
 		"iptables -A DLW-IN-dltw0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
 		"iptables -A DLW-IN-dltw0 -d 10.237.0.1/32 -p tcp -m tcp --dport 5432 -j ACCEPT",
 		"iptables -A DLW-IN-dltw0 -j DROP",
+		"iptables -A DLW-NP-dltw0 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
 		"ip6tables -N DLW-IN-dltw0",
 		`ip6tables -A INPUT -i dltw0 -m comment --comment "driftless walls dltw0" -j DLW-IN-dltw0`,
 		`ip6tables -A FORWARD -i dltw0 -o dltw0 -m comment --comment "driftless walls dltw0" -j DROP`,

@@ -151,6 +151,11 @@ func TestAgentFlags(t *testing.T) {
 				c.Network.Name, c.Network.Bridge, c.Network.Subnet = "dl-a", "dlb-a", "10.7.1.0/24"
 				c.PortMin, c.PortMax, c.DataDir = 50000, 50099, "/d/agent-a"
 			}},
+		{"one host service port", []string{"--host-service-port", "5432"},
+			func(c *platform.AgentConfig) { c.Network.HostServicePorts = []int{5432} }},
+		{"host service ports, repeated, one twice", []string{"--host-service-port", "5432", "--host-service-port", "53",
+			"--host-service-port", "5432"},
+			func(c *platform.AgentConfig) { c.Network.HostServicePorts = []int{5432, 53} }},
 		{"NATS credential", []string{"--nats-user", "cell-a", "--nats-ca", "/ca.pem"},
 			func(c *platform.AgentConfig) {
 				c.NATSClient = platform.NATSClientConfig{User: "cell-a", CAFile: "/ca.pem"}
@@ -241,6 +246,9 @@ func TestInvalidFlags(t *testing.T) {
 		{"ports not numbers", agent, []string{"--ports", "a-b"}, []string{`"--ports"`}},
 		{"memory without unit", dev, []string{"--cell-memory", "4096"}, []string{`"--cell-memory"`, "reading the size"}},
 		{"agent memory", agent, []string{"--memory", "lots"}, []string{`"--memory"`}},
+		{"host service port not a number", agent, []string{"--host-service-port", "pg"}, []string{`"--host-service-port"`, "want a TCP port"}},
+		{"host service port out of range", agent, []string{"--host-service-port", "70000"}, []string{`"--host-service-port"`, "want a TCP port"}},
+		{"host service port a list", agent, []string{"--host-service-port", "5432,53"}, []string{`"--host-service-port"`, "want a TCP port"}},
 		{"unknown balancing", rtr, []string{"--balance", "random"}, []string{`"--balance"`, `balancing "random" is not round-robin or least-connections`}},
 		{"certificate without key", rtr, []string{"--cert", "a.pem"}, []string{`"--cert"`, "want CERT.pem:KEY.pem"}},
 		{"trusted proxy without length", rtr, []string{"--trusted-proxy", "10.0.0.1"}, []string{`"--trusted-proxy"`, "reading the network"}},
@@ -282,7 +290,7 @@ func TestFlagNames(t *testing.T) {
 			"nats": "nats://127.0.0.1:4222", "consul": "127.0.0.1:8500", "containerd": "/run/containerd/containerd.sock",
 			"namespace": "driftless", "bridge": "driftless0", "subnet": "10.200.0.0/16", "ports": "61000-61999",
 			"data": "/var/lib/driftless/agent", "network": "driftless", "cell-ttl": "15s", "stacks": "/var/lib/driftless/stacks",
-			"go-root": "", "static-server": "", "plain-http-registry": "[]",
+			"go-root": "", "static-server": "", "plain-http-registry": "[]", "host-service-port": "[]",
 			"nats-user": "", "nats-password": "", "nats-ca": "", "consul-token": ""},
 		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "", "redirect-http": "false", "metrics": "",
 			"trusted-proxy": "", "dial-timeout": "5s", "response-timeout": "1m0s", "idle-timeout": "1m30s",

@@ -9,6 +9,7 @@
 package decide
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -80,6 +81,7 @@ func Desired(tree Tree, opts Options) Proposal {
 	if len(p.Errors) > 0 {
 		return p
 	}
+	ingress := Ingress(set.NetworkPolicies)
 	for _, m := range set.Manifests {
 		for _, app := range m.Apps {
 			src := path.Join(path.Dir(m.File), app.Path)
@@ -95,7 +97,7 @@ func Desired(tree Tree, opts Options) Proposal {
 				p.Errors = append(p.Errors, model.Problem{Position: model.Position{File: pos.File, Line: pos.Line, Col: pos.Col}, App: app.Name, Message: msg})
 				continue
 			}
-			rel := newRelease(app, opts, src, tree)
+			rel := newRelease(app, opts, src, tree, ingress[app.Name])
 			p.Releases = append(p.Releases, rel)
 			if p.RoutePos == nil {
 				p.RoutePos = map[string]map[string]model.Position{}
@@ -167,7 +169,7 @@ func IsArchiveSource(fsys fs.FS, p string) bool {
 }
 
 // newRelease builds the release an app entry asks for, with its id.
-func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Release {
+func newRelease(app manifests.App, opts Options, srcPath, tree string, ingress []model.IngressRule) model.Release {
 	run := model.RunSpec{
 		Command:     app.Command,
 		Env:         app.Env,
@@ -178,6 +180,7 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 		Services:    app.Services,
 		HTTP2Routes: HTTP2Routes(app, opts.Domain),
 		Sidecars:    app.Sidecars,
+		Ingress:     ingress,
 	}
 	for _, r := range app.Routes {
 		if r.LoadBalancing != model.BalanceDefault {
@@ -197,6 +200,23 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string) model.Rel
 	}
 	rel.ID = ReleaseID(rel)
 	return rel
+}
+
+// Ingress groups a space's network policies by destination app: the
+// rules each app's release carries (RunSpec.Ingress), sorted so that the
+// order of the file does not make a new release.
+func Ingress(pols []model.NetworkPolicy) map[string][]model.IngressRule {
+	out := map[string][]model.IngressRule{}
+	for _, p := range pols {
+		out[p.Destination] = append(out[p.Destination], p.Ingress())
+	}
+	for _, rules := range out {
+		slices.SortFunc(rules, func(a, b model.IngressRule) int {
+			return cmp.Or(cmp.Compare(a.From, b.From), cmp.Compare(a.Protocol, b.Protocol),
+				cmp.Compare(a.Ports.Start, b.Ports.Start), cmp.Compare(a.Ports.End, b.Ports.End))
+		})
+	}
+	return out
 }
 
 // processCounts is the instance count of each of the app's process types

@@ -198,6 +198,22 @@ func TestBuildDesiredRefusesWholeCommit(t *testing.T) {
 			},
 			wantFile: "b/manifest.yml", wantLine: 3, wantMsg: "not in the commit",
 		},
+		{
+			name: "bad network policy",
+			files: map[string]string{
+				"a/manifest.yml":       helloYAML,
+				"network-policies.yml": "policies:\n- source: hello\n  destination: hello\n  protocol: icmp\n  ports: 8080\n",
+			},
+			wantFile: "network-policies.yml", wantLine: 4, wantMsg: `protocol "icmp"`,
+		},
+		{
+			name: "network policy naming an unknown app",
+			files: map[string]string{
+				"a/manifest.yml":       helloYAML,
+				"network-policies.yml": "policies:\n- {source: hello, destination: backend, ports: 8080}\n",
+			},
+			wantFile: "network-policies.yml", wantLine: 2, wantMsg: `"backend", which no manifest of the space declares`,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -238,5 +254,53 @@ func TestStagingKeyJavaConfig(t *testing.T) {
 	}
 	if StagingKey(a) == StagingKey(b) {
 		t.Fatal("a JBP_CONFIG_* change would reuse the droplet")
+	}
+}
+
+// TestNetworkPoliciesInReleases: a policy is carried by its destination
+// app's release (a new release of that app only); the order of the
+// file's entries does not make a new release.
+func TestNetworkPoliciesInReleases(t *testing.T) {
+	files := func(policies string) map[string]string {
+		f := map[string]string{
+			"front/manifest.yml": "applications:\n- name: frontend\n",
+			"front/index.html":   "hi",
+			"back/manifest.yml":  "applications:\n- name: backend\n",
+			"back/index.html":    "hi",
+		}
+		if policies != "" {
+			f["network-policies.yml"] = policies
+		}
+		return f
+	}
+	none := build(t, files(""))
+	both := build(t, files("policies:\n- {source: frontend, destination: backend, ports: 8080}\n"+
+		"- {source: frontend, destination: backend, protocol: udp, ports: 9000-9100}\n"))
+	swapped := build(t, files("policies:\n- {source: frontend, destination: backend, protocol: udp, ports: 9000-9100}\n"+
+		"- {source: frontend, destination: backend, ports: 8080}\n"))
+	for _, p := range []Proposal{none, both, swapped} {
+		if len(p.Errors) > 0 {
+			t.Fatalf("errors %v", p.Errors)
+		}
+	}
+	back := onlyRelease(t, both, "backend")
+	want := []model.IngressRule{
+		{From: "frontend", Protocol: "tcp", Ports: model.PortRange{Start: 8080, End: 8080}},
+		{From: "frontend", Protocol: "udp", Ports: model.PortRange{Start: 9000, End: 9100}},
+	}
+	if !slices.Equal(back.Run.Ingress, want) {
+		t.Errorf("backend's ingress %v, want %v", back.Run.Ingress, want)
+	}
+	if got := onlyRelease(t, both, "frontend").Run.Ingress; len(got) != 0 {
+		t.Errorf("frontend's ingress %v, want none (rules are one-way)", got)
+	}
+	if onlyRelease(t, none, "backend").ID == back.ID {
+		t.Error("a policy added does not make a new release of its destination")
+	}
+	if onlyRelease(t, none, "frontend").ID != onlyRelease(t, both, "frontend").ID {
+		t.Error("a policy added makes a new release of its source")
+	}
+	if onlyRelease(t, swapped, "backend").ID != back.ID {
+		t.Error("the order of the policies makes a new release")
 	}
 }
