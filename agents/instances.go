@@ -245,7 +245,7 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 	guid := in.status.GUID
 	a.mu.Unlock()
 	a.deregister(guid)
-	last := runtime.TailLines(a.runner.LogPath(guid), 10)
+	last := runtime.SettledTail(a.runner.LogPath(guid), 10, 100*time.Millisecond, time.Second)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if in.stopping || in.status.State == model.StateCrashed {

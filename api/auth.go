@@ -121,16 +121,14 @@ func bearer(r *http.Request) string {
 }
 
 // authenticate wraps h: a request without a valid token gets 401 (and is
-// recorded as an event), one from an address past its failure budget 429.
+// recorded as an event); past its address's failure budget, 429. A valid
+// token is served whatever its address's budget, so that a client failing
+// behind the same address (a NAT, a misconfigured pipeline on the same
+// host) cannot lock the others out; tokens are 256-bit random, so the
+// budget is there against load and noise, not guessing.
 func (a *auth) authenticate(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr := clientAddr(r)
-		lim := a.limiter(addr)
-		if lim.Tokens() < 1 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(failEvery/time.Second)))
-			writeError(w, http.StatusTooManyRequests, "too many failed authentications from "+addr+": try again later")
-			return
-		}
 		tok := bearer(r)
 		var err error
 		var t tokens.Token
@@ -139,19 +137,23 @@ func (a *auth) authenticate(h http.Handler) http.Handler {
 		} else {
 			t, err = a.store.Verify(r.Context(), tok)
 		}
-		if err != nil {
-			lim.Allow() // spend one of the address's failures
-			a.backend.RecordEvent(model.Event{Time: time.Now(), Kind: model.EventAuthFailed,
-				Message: fmt.Sprintf("refused %s %s from %s: %v%s", r.Method, r.URL.Path, addr, err, tokenHint(tok))})
-			realm := "Bearer"
-			if strings.HasPrefix(r.URL.Path, "/v2/") {
-				realm = "Basic" // registry clients answer a Basic challenge
-			}
-			w.Header().Set("WWW-Authenticate", realm+` realm="driftless"`)
-			writeError(w, http.StatusUnauthorized, err.Error())
+		if err == nil {
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), subjectKey{}, t)))
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), subjectKey{}, t)))
+		if !a.limiter(addr).Allow() {
+			w.Header().Set("Retry-After", strconv.Itoa(int(failEvery/time.Second)))
+			writeError(w, http.StatusTooManyRequests, "too many failed authentications from "+addr+": try again later")
+			return
+		}
+		a.backend.RecordEvent(model.Event{Time: time.Now(), Kind: model.EventAuthFailed,
+			Message: fmt.Sprintf("refused %s %s from %s: %v%s", r.Method, r.URL.Path, addr, err, tokenHint(tok))})
+		realm := "Bearer"
+		if strings.HasPrefix(r.URL.Path, "/v2/") {
+			realm = "Basic" // registry clients answer a Basic challenge
+		}
+		w.Header().Set("WWW-Authenticate", realm+` realm="driftless"`)
+		writeError(w, http.StatusUnauthorized, err.Error())
 	})
 }
 

@@ -179,8 +179,8 @@ func TestAuth(t *testing.T) {
 	}
 }
 
-// TestAuthLimitsFailures: an address that fails too often gets 429, even
-// with a good token, while another address still gets in.
+// TestAuthLimitsFailures: an address that fails too often gets 429 for
+// its failures, while its good tokens and other addresses still get in.
 func TestAuthLimitsFailures(t *testing.T) {
 	store := newMemTokens()
 	good := store.add("root", tokens.RoleAdmin)
@@ -200,14 +200,16 @@ func TestAuthLimitsFailures(t *testing.T) {
 			t.Fatalf("failure %d answered %d, want 401", i, code)
 		}
 	}
-	if code := call("198.51.100.7", "wrong"); code != http.StatusTooManyRequests {
-		t.Fatalf("failure past the budget answered %d, want 429", code)
+	for _, tok := range []string{"wrong", ""} {
+		if code := call("198.51.100.7", tok); code != http.StatusTooManyRequests {
+			t.Fatalf("failure past the budget (token %q) answered %d, want 429", tok, code)
+		}
 	}
-	if code := call("198.51.100.7", good); code != http.StatusTooManyRequests {
-		t.Fatalf("a good token from a limited address answered %d, want 429", code)
+	if code := call("198.51.100.7", good); code != 200 {
+		t.Fatalf("a good token from a limited address answered %d, want 200", code)
 	}
-	if code := call("198.51.100.8", good); code != 200 {
-		t.Fatalf("another address answered %d, want 200", code)
+	if code := call("198.51.100.8", "wrong"); code != 401 {
+		t.Fatalf("another address answered %d, want 401", code)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -176,5 +177,61 @@ func TestPushAndPullImage(t *testing.T) {
 	// A second push uploads nothing new and names the same image.
 	if d2, err := c.PushImage(ctx, img); err != nil || d2 != d {
 		t.Fatalf("second push = %s, %v", d2, err)
+	}
+}
+
+// TestClientRetriesTransientReads: a read refused with 401 (a Consul
+// getting the platform's tokens back) succeeds when the store accepts it
+// again; a lasting refusal and a refused upload are not retried forever.
+func TestClientRetriesTransientReads(t *testing.T) {
+	dir := t.TempDir()
+	store, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("source")
+	d, _, err := store.Put(context.Background(), bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusals, calls atomic.Int32
+	h := store.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if refusals.Load() > 0 {
+			refusals.Add(-1)
+			http.Error(w, `{"error":"unknown token"}`, http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c := NewClient(srv.URL)
+	ctx := context.Background()
+
+	refusals.Store(2)
+	rc, err := c.Get(ctx, d)
+	if err != nil {
+		t.Fatalf("Get after two 401s: %v", err)
+	}
+	rc.Close()
+	if calls.Load() != 3 {
+		t.Errorf("%d calls, want 3", calls.Load())
+	}
+
+	refusals.Store(100)
+	calls.Store(0)
+	if _, err := c.Get(ctx, d); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("Get under a lasting refusal: %v", err)
+	}
+	if calls.Load() != readAttempts {
+		t.Errorf("%d calls, want %d", calls.Load(), readAttempts)
+	}
+	calls.Store(0)
+	if _, err := c.Put(ctx, bytes.NewReader(body)); err == nil {
+		t.Fatal("a refused upload succeeded")
+	}
+	if calls.Load() != 1 {
+		t.Errorf("an upload was sent %d times", calls.Load())
 	}
 }

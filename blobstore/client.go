@@ -56,11 +56,42 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, si
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, c.BaseURL+path, err)
+	for attempt := 1; ; attempt++ {
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", method, c.BaseURL+path, err)
+		}
+		if body != nil || attempt == readAttempts || !transient(resp.StatusCode) {
+			return resp, nil
+		}
+		// A read refused for a passing reason (the store's credentials
+		// being restored, its controller busy) is tried again.
+		resp.Body.Close()
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s %s: %w", method, c.BaseURL+path, ctx.Err())
+		case <-time.After(readRetryPause):
+		}
 	}
-	return resp, nil
+}
+
+// Reads (no body) are tried readAttempts times, readRetryPause apart,
+// while the store answers with a transient status.
+const (
+	readAttempts   = 4
+	readRetryPause = time.Second
+)
+
+// transient reports whether a status may pass by itself: 401 while a
+// Consul that lost its state gets the platform's tokens back, 429, and a
+// controller or proxy that is busy or restarting.
+func transient(code int) bool {
+	switch code {
+	case http.StatusUnauthorized, http.StatusTooManyRequests, http.StatusBadGateway,
+		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 // statusError turns a failed response into an error and closes its body.

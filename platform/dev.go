@@ -46,6 +46,12 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 
 	ctl.DataDir = cfg.DataDir
 	agent.DataDir = filepath.Join(cfg.DataDir, "agent")
+	// The data folder first, searchable by others (dev's PostgreSQL runs
+	// as its own user below it): the folders made under it for secrets
+	// are the owner's only.
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
 	// HTTPS with a CA of dev's own, which the CLI and the cell trust.
 	if ctl.TLSCert == "" {
 		host, _, err := net.SplitHostPort(ctl.API)
@@ -189,7 +195,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	apiReady := make(chan string, 1)
 	ctl.Ready = func(addr string) { apiReady <- addr }
 	go keepDevTokens(ctx, store, []heldToken{{adminTok, tokens.Request{Name: "admin", Role: tokens.RoleAdmin}},
-		{agent.Token, cellReq}}, 2*time.Second, log)
+		{agent.Token, cellReq}}, 500*time.Millisecond, log)
 	run("controller", func() error { return runController(ctx, ctl, ctlNC, ctlCC, log) })
 	run("agent", func() error { return runAgent(ctx, agent.Config, agentNC, agentCC, log) })
 	run("router", func() error { return r.Run(ctx) })

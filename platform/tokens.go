@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/tokens"
 )
 
@@ -157,17 +158,9 @@ type heldToken struct {
 // configuration and the cell keep working. A token revoked from a Consul
 // that kept its state stays revoked.
 func keepDevTokens(ctx context.Context, store *tokens.Store, held []heldToken, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	ticks.Every(ctx, every, func() {
+		if wiped, err := store.Wiped(ctx); err != nil || !wiped {
 			return
-		case <-t.C:
-		}
-		wiped, err := store.Wiped(ctx)
-		if err != nil || !wiped {
-			continue
 		}
 		for _, h := range held {
 			if err := store.Restore(ctx, h.token, h.req); err != nil {
@@ -175,5 +168,5 @@ func keepDevTokens(ctx context.Context, store *tokens.Store, held []heldToken, e
 			}
 		}
 		log.Warn("Consul lost the platform's tokens (started empty?): dev's admin and cell tokens are restored; others must be made again")
-	}
+	})
 }

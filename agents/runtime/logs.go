@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // tailMaxBytes bounds how much of the end of a log TailLines reads.
@@ -78,4 +79,25 @@ func TailLines(path string, n int) []string {
 		out[i] = string(bytes.TrimSuffix(l, []byte{'\r'}))
 	}
 	return out
+}
+
+// SettledTail is TailLines once the log at path has stopped growing (its
+// size unchanged for settle), waiting at most limit: a process's last
+// words may reach its log a little after its exit is known (the shim
+// copies its output on its own).
+func SettledTail(path string, n int, settle, limit time.Duration) []string {
+	deadline := time.Now().Add(limit)
+	last := int64(-1)
+	for time.Now().Before(deadline) {
+		size := int64(-2)
+		if st, err := os.Stat(path); err == nil {
+			size = st.Size()
+		}
+		if size == last {
+			break
+		}
+		last = size
+		time.Sleep(settle)
+	}
+	return TailLines(path, n)
 }

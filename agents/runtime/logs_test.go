@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestTailLines(t *testing.T) {
@@ -78,5 +79,30 @@ func TestIsLoopbackHost(t *testing.T) {
 		if got := IsLoopbackHost(host); got != want {
 			t.Errorf("IsLoopbackHost(%q) = %v; want %v", host, got, want)
 		}
+	}
+}
+
+// TestSettledTail: lines written just after the call are in the tail, and
+// a log that keeps growing is read after the limit.
+func TestSettledTail(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "i.log")
+	if err := os.WriteFile(path, []byte("listening\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err == nil {
+			f.WriteString("last words\n")
+			f.Close()
+		}
+	}()
+	if got := SettledTail(path, 10, 100*time.Millisecond, 2*time.Second); len(got) != 2 || got[1] != "last words" {
+		t.Fatalf("SettledTail = %q, want the late line", got)
+	}
+	start := time.Now()
+	if got := SettledTail(filepath.Join(dir, "none.log"), 10, 10*time.Millisecond, time.Second); got != nil || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("a missing log: %q after %v", got, time.Since(start))
 	}
 }

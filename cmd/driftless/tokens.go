@@ -91,7 +91,7 @@ func newTokenListCmd() *cobra.Command {
 				if !t.LastUsed.IsZero() {
 					used = t.LastUsed.Local().Format("2006-01-02 15:04")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, strings.Join(cmpSpaces(t.Spaces), ","), expires, used)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, t.Role, spacesCell(t.Spaces), expires, used)
 			}
 			return tw.Flush()
 		},
@@ -100,11 +100,12 @@ func newTokenListCmd() *cobra.Command {
 	return cmd
 }
 
-func cmpSpaces(s []string) []string {
+// spacesCell is a token's spaces in a table cell ("-" for none).
+func spacesCell(s []string) string {
 	if len(s) == 0 {
-		return []string{"-"}
+		return "-"
 	}
-	return slices.Clone(s)
+	return strings.Join(s, ",")
 }
 
 func newTokenRevokeCmd() *cobra.Command {
