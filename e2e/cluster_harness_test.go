@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -262,7 +263,9 @@ func (c *cluster) startController(id string, extra ...string) {
 		tokenFile := filepath.Join(c.dir, id, "admin.token")
 		testenv.Eventually(c.t, 30*time.Second, 100*time.Millisecond, id+" makes the first admin token", func() error {
 			data, err := os.ReadFile(tokenFile)
-			c.admin = strings.TrimSpace(string(data))
+			if c.admin = strings.TrimSpace(string(data)); err == nil && c.admin == "" {
+				return errors.New("empty so far")
+			}
 			return err
 		})
 	}
