@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/driftless/driftless/internal/files"
 	"gopkg.in/yaml.v3"
 )
 
@@ -62,12 +63,5 @@ func WriteClientConfig(path string, cfg ClientConfig) error {
 	if err != nil {
 		return fmt.Errorf("encoding the CLI's configuration: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append([]byte("# written by driftless dev; --api/--token and DRIFTLESS_API/DRIFTLESS_TOKEN override it\n"), data...), 0o600); err != nil {
-		return fmt.Errorf("writing the CLI's configuration: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing the CLI's configuration: %w", err)
-	}
-	return nil
+	return files.WriteAtomic(path, append([]byte("# written by driftless dev; --api/--token and DRIFTLESS_API/DRIFTLESS_TOKEN override it\n"), data...), 0o600)
 }

@@ -163,9 +163,13 @@ func (s *server) apps(w http.ResponseWriter, r *http.Request) {
 // appViews is every app the request may read, as `driftless apps` shows
 // it.
 func (s *server) appViews(ctx context.Context) []App {
+	return s.appViewsIn(ctx, s.auth.filter(ctx, VerbRead, ResourceApps))
+}
+
+// appViewsIn is appViews with the request's decisions on reading apps.
+func (s *server) appViewsIn(ctx context.Context, readable *filter) []App {
 	states := s.cfg.Backend.AppStates(ctx)
 	now := time.Now()
-	readable := s.auth.filter(ctx, VerbRead, ResourceApps)
 	out := make([]App, 0, len(states))
 	for _, st := range states {
 		if readable.in(st.App.Space) {
@@ -249,7 +253,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) {
 	st.Sources = slices.DeleteFunc(st.Sources, func(src model.SourceStatus) bool { return !readable.in(src.Space) })
 	var apps []App
 	if st.Leading {
-		apps = s.appViews(r.Context())
+		apps = s.appViewsIn(r.Context(), readable)
 	}
 	writeJSON(w, http.StatusOK, statusView(st, apps))
 }

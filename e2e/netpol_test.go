@@ -74,6 +74,16 @@ func TestNetworkPolicies(t *testing.T) {
 			t.Errorf("%s: %s dialing %s from inside its instance: %s; want %s", when, from, addr, got, want)
 		}
 	}
+	// waitDial waits until from's dial of addr gives want.
+	waitDial := func(what, from, addr, want string) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, 500*time.Millisecond, what, func() error {
+			if got := p.dialFrom(t, from, addr); got != want {
+				return errors.New(got)
+			}
+			return nil
+		})
+	}
 	check("no policy", front, net.JoinHostPort(backIP, "8080"), "timeout")
 	check("no policy", back, net.JoinHostPort(frontIP, "8080"), "timeout")
 
@@ -82,12 +92,7 @@ func TestNetworkPolicies(t *testing.T) {
 	p.commitAll("netfront may reach netback on 8080")
 	sync()
 	backGUID, backIP = p.probeIdent(t, back, backGUID)
-	testenv.Eventually(t, 30*time.Second, 500*time.Millisecond, "netfront reaches netback's instance directly", func() error {
-		if got := p.dialFrom(t, front, net.JoinHostPort(backIP, "8080")); got != "connected" {
-			return errors.New(got)
-		}
-		return nil
-	})
+	waitDial("netfront reaches netback's instance directly", front, net.JoinHostPort(backIP, "8080"), "connected")
 	check("policy front → back tcp 8080", front, net.JoinHostPort(backIP, "8081"), "timeout")
 	check("policy front → back tcp 8080 (one way)", back, net.JoinHostPort(frontIP, "8080"), "timeout")
 	if g, _ := p.probeIdent(t, front, ""); g != frontGUID {
@@ -155,11 +160,6 @@ func TestNetworkPolicies(t *testing.T) {
 	p.commitAll("no policies")
 	sync()
 	_, backIP = p.probeIdent(t, back, backGUID)
-	testenv.Eventually(t, 30*time.Second, 500*time.Millisecond, "netfront walled off netback again", func() error {
-		if got := p.dialFrom(t, front, net.JoinHostPort(backIP, "8080")); got != "timeout" {
-			return errors.New(got)
-		}
-		return nil
-	})
+	waitDial("netfront walled off netback again", front, net.JoinHostPort(backIP, "8080"), "timeout")
 	check("policy removed", back, net.JoinHostPort(frontIP, "8080"), "timeout")
 }

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/files"
 )
 
 // NATSPasswordEnv is the variable holding the NATS password when
@@ -105,14 +106,7 @@ type natsUsersFile struct {
 // The file must not be readable by group or others (mode 0600). Its
 // errors never show a password.
 func LoadNATSUsers(path string) (bus.Authenticator, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("NATS users file: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("NATS users file %s has mode %04o: it holds passwords, make it 0600", path, fi.Mode().Perm())
-	}
-	data, err := os.ReadFile(path)
+	data, err := files.ReadPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("NATS users file: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/files"
 	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/tokens"
 )
@@ -59,31 +60,13 @@ func writeSecretFile(path, secret string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	// Whole or not at all: a reader never sees it half written.
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return files.WriteAtomic(path, []byte(secret+"\n"), 0o600)
 }
 
 // ReadTokenFile reads a token kept in a file (--token-file), refusing a
 // file others may read.
 func ReadTokenFile(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("reading the token file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("token file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
-	}
-	data, err := os.ReadFile(path)
+	data, err := files.ReadPrivate(path)
 	if err != nil {
 		return "", fmt.Errorf("reading the token file: %w", err)
 	}

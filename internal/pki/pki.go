@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/driftless/driftless/internal/files"
 )
 
 // Files of a Dir.
@@ -178,14 +180,7 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 func writePEM(path, kind string, der []byte, mode os.FileMode) error {
 	var buf bytes.Buffer
 	_ = pem.Encode(&buf, &pem.Block{Type: kind, Bytes: der})
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), mode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return files.WriteAtomic(path, buf.Bytes(), mode)
 }
 
 // Pool reads the PEM certificates of path into a pool of roots.
