@@ -17,8 +17,8 @@ import (
 const maxLogLine = 16 << 10
 
 // shipLogs follows an instance's log file (written by containerd's shim,
-// so it outlives agent restarts) and publishes every line on
-// bus.Logs(space, app). fromEnd skips what was already there (adoption).
+// so it outlives agent restarts) and publishes every line on its
+// bus.LogSubject. fromEnd skips what was already there (adoption).
 func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string, fromEnd bool) {
 	a.shipLogsFrom(ctx, ref, nil, path, fromEnd)
 }
@@ -26,13 +26,9 @@ func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string
 // shipLogsFrom is shipLogs from f, the log file already open (nil: open
 // it at path once it appears).
 func (a *Agent) shipLogsFrom(ctx context.Context, ref model.InstanceRef, f *os.File, path string, fromEnd bool) {
-	subject := bus.Logs(ref.Space, ref.App)
 	err := followFile(ctx, f, path, fromEnd, func(text string) {
-		msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogApp,
-			Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text}
-		if err := a.pub.Publish(subject, msg); err != nil {
-			a.log.Debug("shipping log line", "err", err)
-		}
+		a.publishLine(model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogApp,
+			Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text})
 	})
 	if err != nil {
 		a.log.Warn("following instance log", "guid", ref.GUID, "err", err)
@@ -104,9 +100,20 @@ func followFile(ctx context.Context, f *os.File, path string, fromEnd bool, emit
 // instance's log, as Cloud Foundry's "[CELL/0]" lines. text must hold no
 // secret.
 func (a *Agent) publishCellLine(ref model.InstanceRef, text string) {
-	msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogCell,
-		Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text}
-	if err := a.pub.Publish(bus.Logs(ref.Space, ref.App), msg); err != nil {
-		a.log.Debug("shipping a cell log line", "err", err)
+	a.publishSourceLine(ref, model.LogCell, text)
+}
+
+// publishSourceLine puts a line of the cell's (CELL, HEALTH) into an
+// instance's log. text must hold no secret.
+func (a *Agent) publishSourceLine(ref model.InstanceRef, source model.LogSource, text string) {
+	a.publishLine(model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: source,
+		Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text})
+}
+
+// publishLine sends one line on its subject, where the controller's
+// journal keeps it.
+func (a *Agent) publishLine(l model.LogLine) {
+	if err := a.pub.Publish(bus.LogSubject(l), l); err != nil {
+		a.log.Debug("shipping a log line", "source", l.Source, "err", err)
 	}
 }

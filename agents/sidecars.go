@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/agents/runtime"
-	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/model"
 )
 
@@ -72,13 +71,10 @@ func (a *Agent) followSidecar(ctx context.Context, in *instance, ref model.Insta
 	a.wg.Go(func() { a.watchSidecar(ctx, in, name, exits) })
 	path := runtime.ExecLogPath(a.runner.LogPath(ref.GUID), sidecarExecID(name))
 	a.wg.Go(func() {
-		subject, source := bus.Logs(ref.Space, ref.App), sidecarLogSource(name)
+		source := sidecarLogSource(name)
 		err := followLines(ctx, path, fromEnd, func(text string) {
-			msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: source,
-				Index: ref.Index, InstanceGUID: ref.GUID, Text: text}
-			if err := a.pub.Publish(subject, msg); err != nil {
-				a.log.Debug("shipping a sidecar's log line", "err", err)
-			}
+			a.publishLine(model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: source,
+				Index: ref.Index, InstanceGUID: ref.GUID, Text: text})
 		})
 		if err != nil {
 			a.log.Warn("following a sidecar's log", "guid", ref.GUID, "sidecar", name, "err", err)

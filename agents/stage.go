@@ -37,12 +37,8 @@ func (a *Agent) handleStage(m *nats.Msg) {
 		}
 		ctx, cancel := context.WithTimeout(a.ctx, timeout)
 		defer cancel()
-		subject := bus.Logs(req.Space, req.App)
 		out := func(line string) {
-			msg := model.LogLine{Time: time.Now().UTC(), Space: req.Space, App: req.App, Source: model.LogStaging, Text: line}
-			if err := a.pub.Publish(subject, msg); err != nil {
-				a.log.Debug("shipping staging log", "err", err)
-			}
+			a.publishLine(model.LogLine{Time: time.Now().UTC(), Space: req.Space, App: req.App, Source: model.LogStaging, Text: line})
 		}
 		a.log.Info("staging", "app", req.App, "space", req.Space, "release", req.ReleaseID)
 		res, err := a.stager.Stage(ctx, req, out)

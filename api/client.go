@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -178,9 +179,14 @@ func (c *Client) Previews(ctx context.Context) ([]Preview, error) {
 
 // Events lists the controller's recent events, optionally of one app.
 func (c *Client) Events(ctx context.Context, space, app string) ([]model.Event, error) {
-	q := spaceQuery(space)
-	if app != "" {
-		q.Set("app", app)
+	return c.EventsSince(ctx, EventOptions{Space: space, App: app})
+}
+
+// EventsSince fetches the kept events opts selects (not following).
+func (c *Client) EventsSince(ctx context.Context, opts EventOptions) ([]model.Event, error) {
+	q := LogOptions{Space: opts.Space, Recent: opts.Recent, Since: opts.Since, After: opts.After}.query()
+	if opts.App != "" {
+		q.Set("app", opts.App)
 	}
 	var out []model.Event
 	return out, c.do(ctx, http.MethodGet, "/v1/events", q, &out)
@@ -193,19 +199,69 @@ type LogOptions struct {
 	Follow bool
 	// Source keeps only lines of one source (model.LogStaging…).
 	Source model.LogSource
+	// Instance keeps only lines of one instance index (nil for all).
+	Instance *int
+	// Recent starts with the last Recent lines (0: the server's default,
+	// 1,000; -1: none, only new ones); Since with those kept from that
+	// time; After after that seq.
+	Recent int
+	Since  time.Time
+	After  uint64
 }
 
-// Logs calls fn for each log line of app: the recent ones, then new ones
-// when following.
-func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(model.LogLine)) error {
-	q := spaceQuery(opts.Space)
-	if opts.Follow {
+func (o LogOptions) query() url.Values {
+	q := spaceQuery(o.Space)
+	if o.Follow {
 		q.Set("follow", "1")
 	}
-	if opts.Source != "" {
-		q.Set("source", string(opts.Source))
+	if o.Source != "" {
+		q.Set("source", string(o.Source))
 	}
-	req, err := c.newRequest(ctx, http.MethodGet, "/v1/logs/"+url.PathEscape(app), q, nil)
+	if o.Instance != nil {
+		q.Set("instance", strconv.Itoa(*o.Instance))
+	}
+	switch {
+	case o.After > 0:
+		q.Set("after", strconv.FormatUint(o.After, 10))
+	case !o.Since.IsZero():
+		q.Set("since", o.Since.UTC().Format(time.RFC3339Nano))
+	case o.Recent > 0:
+		q.Set("recent", strconv.Itoa(o.Recent))
+	case o.Recent < 0:
+		q.Set("recent", "0")
+	}
+	return q
+}
+
+// Logs calls fn for each kept log line of app as opts selects, then, when
+// following, for new ones until ctx ends.
+func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(model.LogLine)) error {
+	return readNDJSON(ctx, c, "/v1/logs/"+url.PathEscape(app), opts.query(), fn)
+}
+
+// EventOptions selects events.
+type EventOptions struct {
+	Space, App string
+	Follow     bool
+	// Recent, Since and After start the read as LogOptions' do.
+	Recent int
+	Since  time.Time
+	After  uint64
+}
+
+// FollowEvents calls fn for each kept event opts selects, then for new
+// ones until ctx ends (the timeline: `driftless events -f`).
+func (c *Client) FollowEvents(ctx context.Context, opts EventOptions, fn func(model.Event)) error {
+	q := LogOptions{Space: opts.Space, Recent: opts.Recent, Since: opts.Since, After: opts.After, Follow: true}.query()
+	if opts.App != "" {
+		q.Set("app", opts.App)
+	}
+	return readNDJSON(ctx, c, "/v1/events", q, fn)
+}
+
+// readNDJSON reads an NDJSON answer, calling fn with each entry.
+func readNDJSON[T any](ctx context.Context, c *Client, path string, q url.Values, fn func(T)) error {
+	req, err := c.newRequest(ctx, http.MethodGet, path, q, nil)
 	if err != nil {
 		return err
 	}
@@ -220,14 +276,14 @@ func (c *Client) Logs(ctx context.Context, app string, opts LogOptions, fn func(
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var l model.LogLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return fmt.Errorf("decoding log line: %w", err)
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return fmt.Errorf("decoding %s: %w", path, err)
 		}
-		fn(l)
+		fn(v)
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("reading logs: %w", err)
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	return nil
 }

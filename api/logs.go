@@ -1,97 +1,39 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
+	"slices"
+	"strconv"
+	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/journal"
 	"github.com/driftless/driftless/model"
 )
 
-// recentLines is how many lines per app the hub remembers.
-const recentLines = 500
-
-// LogHub follows every app's log subject on NATS, remembers the latest
-// lines of each app and fans lines out to followers (`driftless logs`).
-type LogHub struct {
-	sub *nats.Subscription
-
-	mu        sync.Mutex
-	recent    map[string][]model.LogLine
-	followers map[string]map[chan model.LogLine]struct{}
+// Journal reads the kept log lines and events (journal.Journal).
+type Journal interface {
+	Logs(ctx context.Context, q journal.LogQuery, emit func(model.LogLine) error) error
+	Events(ctx context.Context, q journal.EventQuery, emit func(model.Event) error) error
 }
 
-// NewLogHub subscribes to the log subjects of every app.
-func NewLogHub(nc *nats.Conn) (*LogHub, error) {
-	h := &LogHub{recent: make(map[string][]model.LogLine), followers: make(map[string]map[chan model.LogLine]struct{})}
-	sub, err := nc.Subscribe(bus.LogsWildcard, func(m *nats.Msg) {
-		var l model.LogLine
-		if bus.Decode(m, &l) == nil { // a line that does not decode is dropped
-			h.add(l)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("subscribing to app logs: %w", err)
-	}
-	h.sub = sub
-	return h, nil
-}
+// defaultRecent is how many lines or events a read without a start
+// position returns (Cloud Foundry's `cf logs --recent` gives up to 1,000).
+const defaultRecent = 1000
 
-// Close stops following.
-func (h *LogHub) Close() { _ = h.sub.Unsubscribe() }
+// maxRecent bounds ?recent=.
+const maxRecent = 100000
 
-func hubKey(space, app string) string { return space + "/" + app }
-
-func (h *LogHub) add(l model.LogLine) {
-	k := hubKey(l.Space, l.App)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	r := append(h.recent[k], l)
-	if len(r) > recentLines {
-		r = r[len(r)-recentLines:]
-	}
-	h.recent[k] = r
-	for ch := range h.followers[k] {
-		select {
-		case ch <- l:
-		default: // a slow follower misses lines rather than blocking the hub
-		}
-	}
-}
-
-// Recent returns the remembered lines of an app, oldest first.
-func (h *LogHub) Recent(space, app string) []model.LogLine {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]model.LogLine(nil), h.recent[hubKey(space, app)]...)
-}
-
-// Follow returns a channel of the app's new lines and a function that
-// stops following.
-func (h *LogHub) Follow(space, app string) (<-chan model.LogLine, func()) {
-	k := hubKey(space, app)
-	ch := make(chan model.LogLine, 256)
-	h.mu.Lock()
-	if h.followers[k] == nil {
-		h.followers[k] = make(map[chan model.LogLine]struct{})
-	}
-	h.followers[k][ch] = struct{}{}
-	h.mu.Unlock()
-	return ch, func() {
-		h.mu.Lock()
-		delete(h.followers[k], ch)
-		h.mu.Unlock()
-	}
-}
-
-// logs streams an app's log lines as JSON, one per line: the recent ones,
-// then (with follow) new ones until the client goes away. ?source=STG keeps
-// only staging lines.
+// logs streams an app's kept lines as JSON, one per line (or as
+// server-sent events when the client accepts text/event-stream): from
+// ?after=SEQ, ?since=1h|RFC 3339, or the last ?recent=N (default 1,000),
+// then, with ?follow=1, new ones until the client goes away; ?source= and
+// ?instance= keep one source's or one instance index's lines. Each line
+// has its seq: a reader that reconnects with ?after= (or SSE's
+// Last-Event-ID) misses nothing.
 func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	q := r.URL.Query()
@@ -107,42 +49,142 @@ func (s *server) logs(w http.ResponseWriter, r *http.Request) {
 	if !s.auth.allowed(w, r, VerbRead, ResourceLogs, space) {
 		return
 	}
-	source := model.LogSource(q.Get("source"))
-	keep := func(l model.LogLine) bool { return source == "" || l.Source == source }
-	var lines <-chan model.LogLine
-	if q.Get("follow") != "" {
-		ch, stop := s.cfg.Logs.Follow(space, name)
-		defer stop()
-		lines = ch
-	}
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
-	flusher, _ := w.(http.Flusher)
-	for _, l := range s.cfg.Logs.Recent(space, name) {
-		if keep(l) {
-			_ = enc.Encode(l)
-		}
-	}
-	if flusher != nil {
-		flusher.Flush()
-	}
-	if lines == nil {
+	lq := journal.LogQuery{Space: space, App: name, Follow: q.Get("follow") != ""}
+	if lq.Start, err = readStart(r); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	for {
-		select {
-		case <-r.Context().Done():
+	if src := model.LogSource(q.Get("source")); src != "" {
+		if !slices.Contains(model.LogSources, src) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown log source %q: one of %v", src, model.LogSources))
 			return
-		case l := <-lines:
-			if !keep(l) {
-				continue
-			}
-			if err := enc.Encode(l); err != nil {
-				return
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
+		}
+		lq.Source = src
+	}
+	if v := q.Get("instance"); v != "" {
+		i, err := strconv.Atoi(v)
+		if err != nil || i < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("instance %q is not an instance index", v))
+			return
+		}
+		lq.Index = &i
+	}
+	out := newStream(w, r)
+	err = s.cfg.Journal.Logs(r.Context(), lq, func(l model.LogLine) error { return out.send(l.Seq, l) })
+	out.end(err, s.cfg.Log, "reading logs")
+}
+
+// readStart reads a read's start position from ?after=, Last-Event-ID,
+// ?since= and ?recent=.
+func readStart(r *http.Request) (journal.Start, error) {
+	q := r.URL.Query()
+	after := q.Get("after")
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		after = id
+	}
+	if after != "" {
+		seq, err := strconv.ParseUint(after, 10, 64)
+		if err != nil {
+			return journal.Start{}, fmt.Errorf("after %q is not a sequence number", after)
+		}
+		return journal.Start{After: seq}, nil
+	}
+	if v := q.Get("since"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			return journal.Start{Since: time.Now().Add(-d)}, nil
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return journal.Start{}, fmt.Errorf("since %q is neither a duration (1h) nor a time (RFC 3339)", v)
+		}
+		return journal.Start{Since: t}, nil
+	}
+	n := defaultRecent
+	if v := q.Get("recent"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 0 || n > maxRecent {
+			return journal.Start{}, fmt.Errorf("recent %q is not a count from 0 to %d", v, maxRecent)
 		}
 	}
+	return journal.Start{Last: n}, nil
+}
+
+// stream writes entries as NDJSON, or as server-sent events (each with
+// its seq as id) when the client asks for text/event-stream.
+type stream struct {
+	w       http.ResponseWriter
+	r       *http.Request
+	sse     bool
+	enc     *json.Encoder
+	flusher http.Flusher
+	started bool
+	follow  bool
+}
+
+func newStream(w http.ResponseWriter, r *http.Request) *stream {
+	s := &stream{w: w, r: r, sse: r.Header.Get("Accept") == "text/event-stream", enc: json.NewEncoder(w),
+		follow: r.URL.Query().Get("follow") != ""}
+	s.flusher, _ = w.(http.Flusher)
+	if s.follow {
+		s.start() // a follower knows at once it is connected
+	}
+	return s
+}
+
+func (s *stream) start() {
+	if s.started {
+		return
+	}
+	s.started = true
+	if s.sse {
+		s.w.Header().Set("Content-Type", "text/event-stream")
+	} else {
+		s.w.Header().Set("Content-Type", "application/x-ndjson")
+	}
+	s.w.Header().Set("Cache-Control", "no-store")
+	s.w.WriteHeader(http.StatusOK)
+	s.flush() // a follower sees the answer before the first line
+}
+
+func (s *stream) flush() {
+	if s.flusher != nil {
+		s.flusher.Flush()
+	}
+}
+
+// send writes one entry; while following, each is flushed at once.
+func (s *stream) send(seq uint64, v any) error {
+	s.start()
+	if s.sse {
+		if _, err := fmt.Fprintf(s.w, "id: %d\ndata: ", seq); err != nil {
+			return err
+		}
+	}
+	if err := s.enc.Encode(v); err != nil { // Encode ends the JSON with "\n"
+		return err
+	}
+	if s.sse {
+		if _, err := fmt.Fprint(s.w, "\n"); err != nil {
+			return err
+		}
+	}
+	if s.follow {
+		s.flush()
+	}
+	return nil
+}
+
+// end finishes the answer: an error before anything was sent is the
+// answer's status; after (always when following), the stream just ends
+// and the error is logged.
+func (s *stream) end(err error, log interface{ Warn(string, ...any) }, doing string) {
+	if err != nil && s.r.Context().Err() == nil {
+		if !s.started {
+			writeError(s.w, http.StatusServiceUnavailable, doing+": "+err.Error())
+			return
+		}
+		log.Warn(doing, "err", err)
+	}
+	s.start()
+	s.flush()
 }

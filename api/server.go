@@ -45,7 +45,6 @@ type Backend interface {
 	// service brokers (services.go).
 	Services(ctx context.Context) []reconciler.ServiceState
 	Brokers(ctx context.Context) []reconciler.BrokerState
-	Events(space, app string) []model.Event
 	// RecordEvent records an event of the API's (refused
 	// authentications, tokens made and revoked).
 	RecordEvent(ev model.Event)
@@ -63,8 +62,9 @@ type ServerConfig struct {
 	Backend Backend
 	// Blobs serves the blob store (/v2/ and /v1/blobs/); nil disables it.
 	Blobs http.Handler
-	// Logs streams and remembers app logs; nil disables /v1/logs.
-	Logs *LogHub
+	// Journal reads the kept log lines and events (/v1/logs,
+	// /v1/events). Required.
+	Journal Journal
 	// WebhookSecret enables POST /v1/webhook (webhook.go): GitHub's,
 	// Gitea's and Forgejo's deliveries must be signed with it (HMAC-SHA256
 	// of the body), GitLab's must carry it as X-Gitlab-Token. A push
@@ -97,7 +97,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc("GET /v1/apps/{name}/env", s.leaderOnly(s.env))
 	mux.HandleFunc("GET /v1/status", s.auth.guard(VerbRead, ResourceStatus, s.status))
 	mux.HandleFunc("POST /v1/sync", s.leaderOnly(s.sync))
-	mux.HandleFunc("GET /v1/events", s.leaderOnly(s.events))
+	mux.HandleFunc("GET /v1/events", s.events)
 	mux.HandleFunc("GET /v1/previews", s.leaderOnly(s.previews))
 	mux.HandleFunc("GET /v1/services", s.leaderOnly(s.services))
 	mux.HandleFunc("GET /v1/brokers", s.leaderOnly(s.auth.guard(VerbRead, ResourceBrokers, s.brokers)))
@@ -106,9 +106,7 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	mux.HandleFunc("GET /v1/tokens", s.auth.guard(VerbRead, ResourceTokens, s.listTokens))
 	mux.HandleFunc("DELETE /v1/tokens/{name}", s.auth.guard(VerbManage, ResourceTokens, s.revokeToken))
 	mux.HandleFunc("GET /v1/can", s.can)
-	if cfg.Logs != nil {
-		mux.HandleFunc("GET /v1/logs/{name}", s.logs)
-	}
+	mux.HandleFunc("GET /v1/logs/{name}", s.logs)
 	if cfg.Blobs != nil {
 		mux.Handle("/v2/", s.auth.blobs(cfg.Blobs))
 		mux.Handle("/v1/blobs/", s.auth.blobs(cfg.Blobs))
@@ -317,14 +315,3 @@ func (s *server) previews(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, previewViews(ps, s.appViews(r.Context())))
 }
 
-func (s *server) events(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	readable := s.auth.filter(r.Context(), VerbRead, ResourceEvents)
-	evs := []model.Event{}
-	for _, ev := range s.cfg.Backend.Events(q.Get("space"), q.Get("app")) {
-		if readable.in(ev.Space) {
-			evs = append(evs, ev)
-		}
-	}
-	writeJSON(w, http.StatusOK, evs)
-}

@@ -53,7 +53,6 @@ func (b *fakeBackend) AppState(_ context.Context, space, name string) (reconcile
 	return reconciler.AppState{}, false
 }
 func (b *fakeBackend) Status(context.Context) reconciler.Status { return reconciler.Status{} }
-func (b *fakeBackend) Events(string, string) []model.Event      { return nil }
 func (b *fakeBackend) Leading(context.Context) (bool, string)   { return true, "test" }
 func (b *fakeBackend) Sync(_ context.Context, space string) []model.SourceStatus {
 	b.mu.Lock()
@@ -325,7 +324,6 @@ func TestStandbyAnswersOnlyStatus(t *testing.T) {
 		{"GET", "/healthz", http.StatusOK},
 		{"GET", "/v1/apps", http.StatusServiceUnavailable},
 		{"GET", "/v1/apps/hello", http.StatusServiceUnavailable},
-		{"GET", "/v1/events", http.StatusServiceUnavailable},
 		{"POST", "/v1/sync", http.StatusServiceUnavailable},
 		{"POST", "/v1/webhook", http.StatusServiceUnavailable},
 	}

@@ -71,7 +71,8 @@ func TestPublishDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := *messages[7].msg.(*model.LogLine)
-	subject := Logs("dev", "hello.v2")
+	want.App = "hello.v2"
+	subject := LogSubject(want)
 	if err := Publish(nc, subject, want); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
@@ -79,7 +80,7 @@ func TestPublishDecode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("waiting for the message on %s: %v", LogsWildcard, err)
 	}
-	if m.Subject != "driftless.v1.logs.dev.hello_v2" {
+	if !strings.HasPrefix(m.Subject, "driftless.v1.logs.dev.hello_v2.") {
 		t.Errorf("received on %q", m.Subject)
 	}
 	var got model.LogLine
@@ -93,10 +94,10 @@ func TestPublishDecode(t *testing.T) {
 
 func TestPublishUnencodable(t *testing.T) {
 	nc := connect(t)
-	err := Publish(nc, SubjectEvents, map[string]any{"c": make(chan int)})
+	err := Publish(nc, EventSubject("dev", "hello"), map[string]any{"c": make(chan int)})
 	var ute *json.UnsupportedTypeError
-	if !errors.As(err, &ute) || !strings.Contains(err.Error(), "encoding message for "+SubjectEvents) {
-		t.Errorf("Publish of a channel = %v, want an encoding error naming %s", err, SubjectEvents)
+	if !errors.As(err, &ute) || !strings.Contains(err.Error(), "encoding message for "+EventSubject("dev", "hello")) {
+		t.Errorf("Publish of a channel = %v, want an encoding error naming %s", err, EventSubject("dev", "hello"))
 	}
 }
 

@@ -31,6 +31,12 @@ type EmbeddedConfig struct {
 	TLSCert, TLSKey string
 	// Log gets a line for each refused client (never its password).
 	Log *slog.Logger
+	// StoreDir, when set, turns JetStream on with its files there: the
+	// kept logs and events (journal) survive the server's restarts.
+	StoreDir string
+	// MaxStore bounds what JetStream keeps on disk (0: what the server
+	// picks from the free space).
+	MaxStore int64
 
 	// perms replaces Permissions, for the package's own encoding tests.
 	perms func(Identity) (*server.Permissions, error)
@@ -70,6 +76,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		// Heartbeats and staging replies can be larger than the default.
 		MaxPayload:                 8 << 20,
 		CustomClientAuthentication: &authHook{auth: cfg.Auth, perms: perms, log: log},
+	}
+	if cfg.StoreDir != "" {
+		opts.JetStream, opts.StoreDir, opts.JetStreamMaxStore = true, cfg.StoreDir, cfg.MaxStore
 	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, Timeout: 2})

@@ -56,8 +56,8 @@ var messages = []struct {
 	{"StageRequest", &StageRequest{ReleaseID: "r-9c1", Space: "dev", App: "hello", Source: "sha256:cd", BlobStore: "http://127.0.0.1:7070",
 		Buildpacks: []string{"binary_buildpack"}, Stack: "tiny", Command: "./hello", Env: map[string]string{"A": "b"}, TimeoutSec: 900}},
 	{"StageResult", &StageResult{Droplet: "sha256:ef", Buildpack: "binary", StartCommand: "./hello", Error: "none", LogTail: []string{"built"}, Procfile: map[string]string{"worker": "./work"}}},
-	{"model.LogLine", &model.LogLine{Time: sent, Space: "dev", App: "hello", Source: model.LogApp, Index: 2, InstanceGUID: "3f2a", Stream: "stdout", Text: "hi", Process: "worker"}},
-	{"model.Event", &model.Event{Time: sent, Kind: model.EventCrashed, Space: "dev", App: "hello", Instance: "3f2a", Index: 2, Process: "worker", Cell: "cell-1", Release: "r-9c1", Message: "exit 137"}},
+	{"model.LogLine", &model.LogLine{Time: sent, Space: "dev", App: "hello", Source: model.LogApp, Index: 2, InstanceGUID: "3f2a", Stream: "stdout", Text: "hi", Process: "worker", Seq: 41}},
+	{"model.Event", &model.Event{Time: sent, Kind: model.EventCrashed, Space: "dev", App: "hello", Instance: "3f2a", Index: 2, Process: "worker", Cell: "cell-1", Release: "r-9c1", Message: "exit 137", Seq: 7}},
 	{"WakeRequest", &WakeRequest{Space: "dev-pr-7", App: "hello", Router: "router-1"}},
 	{"RouterActivity", &RouterActivity{Router: "router-1", Apps: []AppRequests{{Space: "dev-pr-7", App: "hello", Requests: 12}}, SentAt: sent}},
 }

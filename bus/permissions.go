@@ -3,6 +3,8 @@ package bus
 import (
 	"fmt"
 	"time"
+
+	"github.com/driftless/driftless/model"
 )
 
 // InboxRoot starts every reply inbox; each identity's inbox prefix is
@@ -38,10 +40,12 @@ func InboxPrefix(id Identity) string {
 }
 
 // Permissions is what id may publish and subscribe to: a cell only its
-// own heartbeats, instance changes, logs and commands, and the staging
-// queue; a router only wake requests and activity; a controller what it
-// sends and handles (the table in subjects.go). Each may subscribe to its
-// own inbox.
+// own heartbeats, instance changes and commands, the staging queue and
+// the log lines a cell writes (APP, STG, CELL, HEALTH); a router only wake
+// requests, activity and its access lines (RTR); a controller what it
+// sends and handles (the table in subjects.go), its API lines and
+// JetStream's API (it makes the log and event streams and reads them).
+// Each may subscribe to its own inbox.
 func Permissions(id Identity) (Perms, error) {
 	if err := id.Validate(); err != nil {
 		return Perms{}, err
@@ -52,20 +56,21 @@ func Permissions(id Identity) (Perms, error) {
 		return Perms{
 			Publish: []string{
 				cellsPrefix + "*." + VerbStart, cellsPrefix + "*." + VerbStop,
-				SubjectStage, SubjectEvents,
+				SubjectStage, EventsWildcard, logsFrom(model.LogAPI), JetStreamAPI,
 			},
-			Subscribe: []string{HeartbeatWildcard, InstancesWildcard, LogsWildcard, SubjectWake, SubjectActivity, inbox},
+			Subscribe: []string{HeartbeatWildcard, InstancesWildcard, SubjectWake, SubjectActivity, inbox},
 			Responses: true, // wake requests
 		}, nil
 	case RoleCell:
 		return Perms{
-			Publish:   []string{HeartbeatSubject(id.Cell), InstancesSubject(id.Cell), LogsWildcard},
+			Publish: []string{HeartbeatSubject(id.Cell), InstancesSubject(id.Cell),
+				logsFrom(model.LogApp), logsFrom(model.LogStaging), logsFrom(model.LogCell), logsFrom(model.LogHealth)},
 			Subscribe: []string{CellCommand(id.Cell, VerbStart), CellCommand(id.Cell, VerbStop), SubjectStage, inbox},
 			Responses: true, // cell commands, staging
 		}, nil
 	case RoleRouter:
 		return Perms{
-			Publish:   []string{SubjectWake, SubjectActivity},
+			Publish:   []string{SubjectWake, SubjectActivity, logsFrom(model.LogRouter)},
 			Subscribe: []string{inbox},
 		}, nil
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/driftless/driftless/model"
 )
 
 // authServer is an embedded server (the real nats-server) with one user of
@@ -131,7 +133,14 @@ func TestPermissions(t *testing.T) {
 		// A cell: its own subjects only.
 		{"cell-a", "pub", HeartbeatSubject("cell-a"), true},
 		{"cell-a", "pub", InstancesSubject("cell-a"), true},
-		{"cell-a", "pub", Logs("dev", "hello"), true},
+		{"cell-a", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogApp, Index: 0}), true},
+		{"cell-a", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogStaging, Index: 0}), true},
+		{"cell-a", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogCell, Index: 1}), true},
+		{"cell-a", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogHealth, Index: 2}), true},
+		{"cell-a", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogRouter, Index: 0}), false},
+		{"cell-a", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogAPI, Index: 0}), false},
+		{"cell-a", "pub", EventSubject("dev", "hello"), false},
+		{"cell-a", "pub", "$JS.API.STREAM.LIST", false},
 		{"cell-a", "pub", HeartbeatSubject("cell-b"), false},
 		{"cell-a", "pub", InstancesSubject("cell-b"), false},
 		{"cell-a", "pub", CellCommand("cell-b", VerbStart), false},
@@ -161,7 +170,10 @@ func TestPermissions(t *testing.T) {
 		{"rtr", "pub", SubjectActivity, true},
 		{"rtr", "pub", CellCommand("cell-a", VerbStart), false},
 		{"rtr", "pub", HeartbeatSubject("cell-a"), false},
-		{"rtr", "pub", SubjectEvents, false},
+		{"rtr", "pub", EventSubject("dev", "hello"), false},
+		{"rtr", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogRouter, Index: 3}), true},
+		{"rtr", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogApp, Index: 0}), false},
+		{"rtr", "pub", "$JS.API.STREAM.LIST", false},
 		{"rtr", "sub", "_INBOX.router.>", true},
 		{"rtr", "sub", SubjectWake, false},
 		{"rtr", "sub", HeartbeatWildcard, false},
@@ -171,12 +183,16 @@ func TestPermissions(t *testing.T) {
 		{"ctl", "pub", CellCommand("cell-a", VerbStart), true},
 		{"ctl", "pub", CellCommand("cell-b", VerbStop), true},
 		{"ctl", "pub", SubjectStage, true},
-		{"ctl", "pub", SubjectEvents, true},
+		{"ctl", "pub", EventSubject("dev", "hello"), true},
+		{"ctl", "pub", EventSubject("_", "_"), true},
+		{"ctl", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogAPI, Index: 0}), true},
+		{"ctl", "pub", LogSubject(model.LogLine{Space: "dev", App: "hello", Source: model.LogApp, Index: 0}), false},
+		{"ctl", "pub", "$JS.API.STREAM.LIST", true},
 		{"ctl", "pub", HeartbeatSubject("cell-a"), false},
 		{"ctl", "pub", SubjectWake, false},
 		{"ctl", "sub", HeartbeatWildcard, true},
 		{"ctl", "sub", InstancesWildcard, true},
-		{"ctl", "sub", LogsWildcard, true},
+		{"ctl", "sub", LogsWildcard, false},
 		{"ctl", "sub", SubjectWake, true},
 		{"ctl", "sub", SubjectActivity, true},
 		{"ctl", "sub", CellCommand("cell-a", VerbStart), false},

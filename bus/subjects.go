@@ -24,19 +24,22 @@
 //	SubjectStage            StageRequest → StageResult (request/reply, queue group QueueStagers)
 //	  sent by     reconciler/staging.go, natsStaging.Stage (role controller, for the stager)
 //	  handled by  agents/agent.go, Agent.subscribe → Agent.handleStage (agents/stage.go) (role cell)
-//	Logs(space, app)        model.LogLine
-//	  sent by     agents/logs.go, Agent.shipLogs (instances); agents/stage.go, Agent.handleStage (staging) (role cell)
-//	  handled by  api/logs.go, NewLogHub (LogsWildcard), served to `driftless logs` (role controller)
+//	LogSubject(line)        model.LogLine, kept by JetStream in the space's LogStream
+//	  sent by     agents/logs.go, Agent.shipLogs (APP), Agent.publishCellLine (CELL, HEALTH);
+//	              agents/stage.go, Agent.handleStage (STG) (role cell); router/handlers/applog.go,
+//	              AppLog (RTR) (role router); reconciler/events.go, Events.Record (API) (role controller)
+//	  handled by  journal/read.go, Journal.Logs (an ordered JetStream consumer per reader), served to
+//	              `driftless logs` and the dashboard by api/logs.go (role controller)
 //	SubjectWake             WakeRequest → Reply (request/reply), when a request reaches a sleeping app
 //	  sent by     router/wake (the router, holding the request) (role router)
 //	  handled by  reconciler/sleep.go, Controller.subscribeSleep → Controller.Wake (role controller)
 //	SubjectActivity         RouterActivity, every few seconds while apps get requests
 //	  sent by     router/wake (the router's request counts) (role router)
 //	  handled by  reconciler/sleep.go, Controller.subscribeSleep → Controller.sawActivity (role controller)
-//	SubjectEvents           model.Event
+//	EventSubject(space, app) model.Event, kept by JetStream in EventStream
 //	  sent by     reconciler/events.go, Events.Record (role controller)
-//	  handled by  no subscriber in the tree: `driftless events` reads the
-//	              controller's own ring through the API (GET /v1/events)
+//	  handled by  journal/read.go, Journal.Events, served to `driftless events` and the
+//	              dashboard by api/events.go (role controller)
 //
 // Replies to requests go to the requester's inbox, under a prefix of its
 // own (InboxPrefix: _INBOX.controller, _INBOX.router, _INBOX.cell.<cell>);
@@ -48,7 +51,10 @@ package bus
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/driftless/driftless/model"
 )
 
 // Version is the message schema version carried in every subject. A
@@ -63,8 +69,6 @@ const (
 	// SubjectStage is a request/reply subject served by a queue group of
 	// agents: a StageRequest is answered with a StageResult.
 	SubjectStage = Prefix + ".staging.requests"
-	// SubjectEvents carries the controller's decisions, each a model.Event.
-	SubjectEvents = Prefix + ".events"
 	// SubjectWake is a request/reply subject on which the leading controller
 	// wakes a sleeping app (WakeRequest → Reply).
 	SubjectWake = Prefix + ".apps.wake"
@@ -133,13 +137,98 @@ func CellCommand(cellID, verb string) string {
 	return fmt.Sprintf("%s.cells.%s.%s", Prefix, Token(cellID), verb)
 }
 
-// Logs is the subject carrying the model.LogLine messages of one app.
-func Logs(space, app string) string {
-	return fmt.Sprintf("%s.logs.%s.%s", Prefix, Token(space), Token(app))
-}
+// logsPrefix starts every log subject:
+// driftless.v1.logs.<space>.<app>.<source>.<instance>.
+const logsPrefix = Prefix + ".logs."
 
 // LogsWildcard matches the log subjects of every app.
-const LogsWildcard = Prefix + ".logs.>"
+const LogsWildcard = logsPrefix + ">"
+
+// LogSubject is the subject of one log line:
+// driftless.v1.logs.<space>.<app>.<source>.<instance>, where source is
+// the first part of the line's source (APP for "APP/SIDECAR/x") and
+// instance its index, or "_" for sources without one (STG, API). Readers
+// filter on those tokens (LogFilter); JetStream keeps the lines of a
+// space in its LogStream.
+func LogSubject(l model.LogLine) string {
+	src, _, _ := strings.Cut(string(l.Source), "/")
+	inst := "_"
+	if model.LogSource(src).PerInstance() {
+		inst = strconv.Itoa(l.Index)
+	}
+	return logsPrefix + Token(l.Space) + "." + Token(l.App) + "." + Token(src) + "." + inst
+}
+
+// LogFilter is the subject matching an app's lines from one source
+// ("" for any) of one instance index (nil for any).
+func LogFilter(space, app string, source model.LogSource, index *int) string {
+	src, inst := "*", "*"
+	if source != "" {
+		src = Token(string(source))
+	}
+	if index != nil {
+		inst = strconv.Itoa(*index)
+	}
+	return logsPrefix + Token(space) + "." + Token(app) + "." + src + "." + inst
+}
+
+// logsFrom matches the lines of one source of every app, what one role
+// may publish (Permissions).
+func logsFrom(source model.LogSource) string {
+	return logsPrefix + "*.*." + string(source) + ".*"
+}
+
+// LogStream is the name of the JetStream stream keeping a space's log
+// lines (LogStreamSubjects). Stream names cannot hold '.', '*', '>',
+// '/', a backslash or whitespace; those become '_'.
+func LogStream(space string) string { return "DRIFTLESS_LOGS_" + streamToken(space) }
+
+// LogStreamSubjects is the subject filter of a space's LogStream.
+func LogStreamSubjects(space string) string { return logsPrefix + Token(space) + ".>" }
+
+// eventsPrefix starts every event subject: driftless.v1.events.<space>.<app>.
+const eventsPrefix = Prefix + ".events."
+
+// EventsWildcard matches every event subject, the subjects of EventStream.
+const EventsWildcard = eventsPrefix + ">"
+
+// EventStream is the JetStream stream keeping the controller's events.
+const EventStream = "DRIFTLESS_EVENTS"
+
+// EventSubject is the subject of an event about one app ("_" for an
+// event of no space or app, such as a token's creation).
+func EventSubject(space, app string) string {
+	return eventsPrefix + Token(space) + "." + Token(app)
+}
+
+// EventFilter matches the events of one space and app ("" for any).
+func EventFilter(space, app string) string {
+	s, a := "*", "*"
+	if space != "" {
+		s = Token(space)
+	}
+	if app != "" {
+		a = Token(app)
+	}
+	return eventsPrefix + s + "." + a
+}
+
+// JetStreamAPI is the subject space of JetStream's API, which only
+// controllers use (they make the streams and read them).
+const JetStreamAPI = "$JS.API.>"
+
+func streamToken(s string) string {
+	if s == "" {
+		return "_"
+	}
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', '/', '\\', ' ', '\t', '\r', '\n':
+			return '_'
+		}
+		return r
+	}, s)
+}
 
 // Token makes s safe as a single NATS subject token: the separators '.', '*',
 // '>' and whitespace are replaced by '_'. App, space and cell names are

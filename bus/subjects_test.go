@@ -3,6 +3,8 @@ package bus
 import (
 	"strings"
 	"testing"
+
+	"github.com/driftless/driftless/model"
 )
 
 func TestToken(t *testing.T) {
@@ -50,22 +52,60 @@ func TestCellCommand(t *testing.T) {
 	}
 }
 
-func TestLogs(t *testing.T) {
+func TestLogSubjects(t *testing.T) {
+	one := 1
 	tests := []struct {
-		space, app, want string
+		name string
+		line model.LogLine
+		want string
 	}{
-		{"dev", "hello", "driftless.v1.logs.dev.hello"},
-		{"prod", "api_2", "driftless.v1.logs.prod.api_2"},
-		{"a.b", "c d", "driftless.v1.logs.a_b.c_d"},
-		{"", "x>", "driftless.v1.logs._.x_"},
+		{"app line", model.LogLine{Space: "dev", App: "hello", Source: model.LogApp, Index: 2}, "driftless.v1.logs.dev.hello.APP.2"},
+		{"sidecar line", model.LogLine{Space: "dev", App: "hello", Source: "APP/SIDECAR/proxy", Index: 0}, "driftless.v1.logs.dev.hello.APP.0"},
+		{"staging line", model.LogLine{Space: "prod", App: "api_2", Source: model.LogStaging, Index: 3}, "driftless.v1.logs.prod.api_2.STG._"},
+		{"api line", model.LogLine{Space: "prod", App: "api", Source: model.LogAPI}, "driftless.v1.logs.prod.api.API._"},
+		{"router line", model.LogLine{Space: "dev", App: "hello", Source: model.LogRouter, Index: 1}, "driftless.v1.logs.dev.hello.RTR.1"},
+		{"odd names", model.LogLine{Space: "a.b", App: "c d", Source: model.LogHealth}, "driftless.v1.logs.a_b.c_d.HEALTH.0"},
+		{"no space", model.LogLine{App: "x>", Source: model.LogCell}, "driftless.v1.logs._.x_.CELL.0"},
 	}
 	for _, tt := range tests {
-		got := Logs(tt.space, tt.app)
-		if got != tt.want {
-			t.Errorf("Logs(%q, %q) = %q, want %q", tt.space, tt.app, got, tt.want)
+		t.Run(tt.name, func(t *testing.T) {
+			got := LogSubject(tt.line)
+			if got != tt.want {
+				t.Errorf("LogSubject(%+v) = %q, want %q", tt.line, got, tt.want)
+			}
+			if n := len(strings.Split(got, ".")); n != 7 {
+				t.Errorf("LogSubject = %q has %d tokens, want 7", got, n)
+			}
+			stream := strings.TrimSuffix(LogStreamSubjects(tt.line.Space), ">")
+			if !strings.HasPrefix(got, stream) {
+				t.Errorf("LogSubject = %q is not in its space's stream %s>", got, stream)
+			}
+		})
+	}
+	filters := []struct {
+		source model.LogSource
+		index  *int
+		want   string
+	}{
+		{"", nil, "driftless.v1.logs.dev.hello.*.*"},
+		{model.LogRouter, nil, "driftless.v1.logs.dev.hello.RTR.*"},
+		{"", &one, "driftless.v1.logs.dev.hello.*.1"},
+		{model.LogApp, &one, "driftless.v1.logs.dev.hello.APP.1"},
+	}
+	for _, f := range filters {
+		if got := LogFilter("dev", "hello", f.source, f.index); got != f.want {
+			t.Errorf("LogFilter(dev, hello, %q, %v) = %q, want %q", f.source, f.index, got, f.want)
 		}
-		if !strings.HasPrefix(got, strings.TrimSuffix(LogsWildcard, ">")) {
-			t.Errorf("Logs(%q, %q) = %q is not under %s", tt.space, tt.app, got, LogsWildcard)
+	}
+	streams := []struct{ space, want string }{
+		{"dev", "DRIFTLESS_LOGS_dev"},
+		{"pr-12", "DRIFTLESS_LOGS_pr-12"},
+		{"a.b/c d", "DRIFTLESS_LOGS_a_b_c_d"},
+		{"", "DRIFTLESS_LOGS__"},
+	}
+	for _, s := range streams {
+		if got := LogStream(s.space); got != s.want {
+			t.Errorf("LogStream(%q) = %q, want %q", s.space, got, s.want)
 		}
 	}
 }
@@ -82,7 +122,11 @@ func TestFixedSubjects(t *testing.T) {
 		{"wake", SubjectWake, "driftless.v1.apps.wake"},
 		{"activity", SubjectActivity, "driftless.v1.routers.activity"},
 		{"stage", SubjectStage, "driftless.v1.staging.requests"},
-		{"events", SubjectEvents, "driftless.v1.events"},
+		{"events of an app", EventSubject("dev", "hello"), "driftless.v1.events.dev.hello"},
+		{"events of the platform", EventSubject("", ""), "driftless.v1.events._._"},
+		{"events wildcard", EventsWildcard, "driftless.v1.events.>"},
+		{"events of a space", EventFilter("dev", ""), "driftless.v1.events.dev.*"},
+		{"event stream", EventStream, "DRIFTLESS_EVENTS"},
 		{"logs wildcard", LogsWildcard, "driftless.v1.logs.>"},
 		{"stagers queue", QueueStagers, "driftless-stagers"},
 	}
@@ -101,7 +145,7 @@ func TestSubjectCell(t *testing.T) {
 		{InstancesSubject("c.2"), "c_2"},
 		{CellCommand("cell-3", VerbStart), "cell-3"},
 		{SubjectStage, ""},
-		{Logs("dev", "hello"), ""},
+		{LogFilter("dev", "hello", "", nil), ""},
 		{"driftless.v1.cells.a.b.heartbeat", ""},
 		{"driftless.v1.cells.a", ""},
 		{"driftless.v2.cells.a.heartbeat", ""},

@@ -121,7 +121,7 @@ func startClusterOn(t testing.TB, ctlNATS bool, cells []string, controllers int,
 	if ctlNATS {
 		c.natsUsersFile(controllers)
 	} else {
-		nsrv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: c.hostIP + ":0", Auth: c.natsAuth})
+		nsrv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: c.hostIP + ":0", Auth: c.natsAuth, StoreDir: filepath.Join(c.dir, "nats")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +300,7 @@ func (c *cluster) cellToken(name string) string {
 }
 
 // restartNATS stops the NATS server and, after down, starts a new one on
-// the same address (it keeps no state: subscriptions are the clients').
+// the same address and JetStream store (subscriptions are the clients').
 func (c *cluster) restartNATS(down time.Duration) {
 	c.t.Helper()
 	u, err := url.Parse(c.natsURL)
@@ -309,7 +309,7 @@ func (c *cluster) restartNATS(down time.Duration) {
 	}
 	c.nats.Shutdown()
 	time.Sleep(down)
-	if c.nats, err = bus.StartEmbedded(bus.EmbeddedConfig{Listen: u.Host, Auth: c.natsAuth}); err != nil {
+	if c.nats, err = bus.StartEmbedded(bus.EmbeddedConfig{Listen: u.Host, Auth: c.natsAuth, StoreDir: filepath.Join(c.dir, "nats")}); err != nil {
 		c.t.Fatal(err)
 	}
 }

@@ -118,11 +118,15 @@ type RunSpec struct {
 	// Command is run with /bin/sh -c; empty means the droplet's own command.
 	Command string `json:"command,omitempty"`
 	// Env holds the app's environment. It may hold secrets: never log it.
-	Env         map[string]string `json:"env,omitempty"`
-	MemoryMB    int64             `json:"memory_mb"`
-	DiskMB      int64             `json:"disk_mb"`
-	Routes      []string          `json:"routes,omitempty"`
-	HealthCheck HealthCheck       `json:"health_check"`
+	Env      map[string]string `json:"env,omitempty"`
+	MemoryMB int64             `json:"memory_mb"`
+	DiskMB   int64             `json:"disk_mb"`
+	// LogRateLimit is how many bytes of log lines per second each
+	// instance may ship (manifest log-rate-limit-per-second); past it the
+	// cell drops lines and says how many. 0: no limit.
+	LogRateLimit int64       `json:"log_rate_limit,omitempty"`
+	Routes       []string    `json:"routes,omitempty"`
+	HealthCheck  HealthCheck `json:"health_check"`
 	// Balance is how routers balance the app's instances.
 	Balance Balance `json:"balance,omitempty"`
 	// Services are the service instances the app binds (its manifest's

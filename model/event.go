@@ -94,6 +94,9 @@ type Event struct {
 	Cell    string `json:"cell,omitempty"`
 	Release string `json:"release,omitempty"`
 	Message string `json:"message"`
+	// Seq is the event's place in the kept events, set when it is read
+	// back: a reader resumes after it.
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // LogSource says what printed a log line, as Cloud Foundry names it.
@@ -104,7 +107,26 @@ const (
 	LogApp     LogSource = "APP"
 	LogStaging LogSource = "STG"
 	LogCell    LogSource = "CELL"
+	// LogRouter lines are the router's access lines, one per request.
+	LogRouter LogSource = "RTR"
+	// LogHealth lines are health check results as the cell sees them.
+	LogHealth LogSource = "HEALTH"
+	// LogAPI lines are the controller's decisions about the app.
+	LogAPI LogSource = "API"
 )
+
+// LogSources are the sources a reader may filter on.
+var LogSources = []LogSource{LogApp, LogStaging, LogRouter, LogHealth, LogCell, LogAPI}
+
+// PerInstance reports whether lines of the source belong to one instance
+// (their Index means something).
+func (s LogSource) PerInstance() bool {
+	switch s {
+	case LogApp, LogCell, LogRouter, LogHealth:
+		return true
+	}
+	return false
+}
 
 // LogLine is one line an app instance or its staging printed.
 type LogLine struct {
@@ -119,4 +141,7 @@ type LogLine struct {
 	Text         string `json:"text"`
 	// Process is the instance's process type, "" for web.
 	Process string `json:"process,omitempty"`
+	// Seq is the line's place in its space's kept log, set when it is
+	// read back: a reader resumes after it.
+	Seq uint64 `json:"seq,omitempty"`
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/journal"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler"
 	"github.com/driftless/driftless/reconciler/plan"
@@ -109,6 +110,8 @@ type ControllerConfig struct {
 	// when missing; controllers that stand in for each other must share
 	// them. Empty means DataDir/secrets.
 	SecretsDir string
+	// Journal bounds the kept log lines and events (JetStream streams).
+	Journal journal.Config
 	// Ready, if set, is called with the API's URL once it listens.
 	Ready func(apiAddr string)
 }
@@ -117,6 +120,7 @@ type ControllerConfig struct {
 // no flag says otherwise.
 func DefaultControllerConfig() ControllerConfig {
 	return ControllerConfig{
+		Journal: journal.DefaultConfig(),
 		Config: reconciler.Config{
 			Domain:          DefaultDomain,
 			LostAfter:       reconciler.DefaultLostAfter,

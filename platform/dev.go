@@ -88,7 +88,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 
 	// Every part is in this process: each gets a credential of its own,
 	// made now and never shown.
-	nsrv, ctlCred, cellCred, rtrCred, err := devNATS(cfg.NATSListen, agent.CellID, log)
+	nsrv, ctlCred, cellCred, rtrCred, err := devNATS(cfg.NATSListen, cfg.DataDir, agent.CellID, log)
 	if err != nil {
 		return err
 	}

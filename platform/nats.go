@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -79,7 +80,7 @@ func embeddedNATS(cfg ControllerConfig, own bus.Credential, log *slog.Logger) (*
 	// The own user is asked first: NATSAuth and the file never decide it.
 	auth := bus.FirstOf(ownAuth, cfg.NATSAuth, fileAuth)
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: cfg.NATSListen, Auth: auth,
-		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, Log: log})
+		TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey, Log: log, StoreDir: natsStore(cfg.DataDir)})
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded NATS server: %w", err)
 	}
@@ -138,9 +139,14 @@ func LoadNATSUsers(path string) (bus.Authenticator, error) {
 	return auth, nil
 }
 
+// natsStore is where an embedded server keeps JetStream's files (the
+// kept logs and events): under the data folder, so that they outlive a
+// restart.
+func natsStore(dataDir string) string { return filepath.Join(dataDir, "nats") }
+
 // devNATS starts dev's embedded NATS server with one fresh credential per
 // part (all in this process) and returns them.
-func devNATS(listen, cellID string, log *slog.Logger) (srv *bus.Embedded, ctl, cell, rtr bus.Credential, err error) {
+func devNATS(listen, dataDir, cellID string, log *slog.Logger) (srv *bus.Embedded, ctl, cell, rtr bus.Credential, err error) {
 	ctl = newCredential("dev-controller", bus.Identity{Role: bus.RoleController})
 	cell = newCredential("dev-cell", bus.Identity{Role: bus.RoleCell, Cell: cellID})
 	rtr = newCredential("dev-router", bus.Identity{Role: bus.RoleRouter})
@@ -148,7 +154,7 @@ func devNATS(listen, cellID string, log *slog.Logger) (srv *bus.Embedded, ctl, c
 	if err != nil {
 		return nil, ctl, cell, rtr, fmt.Errorf("dev's NATS users: %w", err)
 	}
-	srv, err = bus.StartEmbedded(bus.EmbeddedConfig{Listen: listen, Auth: auth, Log: log})
+	srv, err = bus.StartEmbedded(bus.EmbeddedConfig{Listen: listen, Auth: auth, Log: log, StoreDir: natsStore(dataDir)})
 	if err != nil {
 		return nil, ctl, cell, rtr, fmt.Errorf("starting the embedded NATS server: %w", err)
 	}

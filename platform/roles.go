@@ -20,6 +20,7 @@ import (
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/journal"
 	"github.com/driftless/driftless/reconciler"
 	"github.com/driftless/driftless/router"
 	"github.com/driftless/driftless/secrets"
@@ -78,6 +79,17 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 	}
 	rc := cfg.Config
 	rc.Sources, rc.PolicySource, rc.NATS, rc.Consul, rc.Blobs, rc.Log = srcs, policySrc, nc, cc, blobs, log
+	jnl, err := journal.New(nc, cfg.Journal, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := jnl.EnsureEvents(ctx); err != nil {
+		// Apps run without kept events or logs rather than not at all;
+		// reads answer 503 with the reason, and try again.
+		log.Warn("keeping events and logs", "err", err)
+	}
+	rc.Journal = jnl
 	if rc.Brokers, err = newBrokers(cfg.Brokers, log); err != nil {
 		ln.Close()
 		return err
@@ -123,14 +135,8 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 		ln.Close()
 		return err
 	}
-	hub, err := api.NewLogHub(nc)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("subscribing to logs: %w", err)
-	}
-	defer hub.Close()
 	srv := &http.Server{
-		Handler: api.NewHandler(api.ServerConfig{Backend: ctl, Blobs: blobs.Handler(), Logs: hub, WebhookSecret: cfg.WebhookSecret, Log: log,
+		Handler: api.NewHandler(api.ServerConfig{Backend: ctl, Blobs: blobs.Handler(), Journal: jnl, WebhookSecret: cfg.WebhookSecret, Log: log,
 			PublicKey: rc.Keys.Recipient(), Tokens: store}),
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         tlsConf,

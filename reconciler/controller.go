@@ -50,6 +50,8 @@ type Config struct {
 	Domain string
 	NATS   *nats.Conn
 	Consul *consul.Client
+	// Journal keeps the spaces' log lines; nil keeps none.
+	Journal Journal
 	// Blobs is the blob store holding app sources and droplets, and
 	// BlobStoreURL where cells reach it ("http://127.0.0.1:7070").
 	Blobs        *blobstore.Store
@@ -208,6 +210,8 @@ type Controller struct {
 	// per app, which binding its instances wait for (bindings.go).
 	svc     serviceWork
 	waiting map[model.AppKey]string
+	// journalWarned is when keeping a space's logs last failed (journal.go).
+	journalWarned map[string]time.Time
 }
 
 type sourceEntry struct {
@@ -319,6 +323,7 @@ func (c *Controller) reset() {
 	c.unplaced = make(map[model.AppKey][]plan.Unplaced)
 	c.crashes = newCrashTracker(c.cfg.Crash)
 	c.lostCells = make(map[string]bool)
+	c.journalWarned = make(map[string]time.Time)
 	c.activity = make(map[model.AppKey]time.Time)
 	c.serving = make(map[string]servingWait)
 }

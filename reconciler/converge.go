@@ -41,6 +41,7 @@ func (c *Controller) converge(ctx context.Context) {
 	}
 	c.noteCells(insts, cells)
 	apps := c.planApps()
+	c.keepLogsOf(ctx, apps)
 	c.checkServing(insts)
 	p := plan.Compute(plan.Input{Apps: apps, Instances: insts, Cells: cells, Now: now})
 	c.recordUnplaced(p.Unplaced)

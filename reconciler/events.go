@@ -1,6 +1,7 @@
 package reconciler
 
 import (
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -12,7 +13,8 @@ import (
 )
 
 // Events keeps the latest controller events in memory and publishes each on
-// bus.SubjectEvents.
+// bus.EventSubject, where the journal keeps them; an event about an app
+// also goes into the app's log as an API line.
 type Events struct {
 	mu   sync.Mutex
 	ring []model.Event
@@ -41,11 +43,32 @@ func (e *Events) Record(ev model.Event) {
 	e.mu.Unlock()
 	e.log.Info("event", "kind", ev.Kind, "space", ev.Space, "app", ev.App, "index", ev.Index,
 		"cell", ev.Cell, "release", ev.Release, "message", ev.Message)
-	if e.nc != nil {
-		if err := bus.Publish(e.nc, bus.SubjectEvents, ev); err != nil {
-			e.log.Warn("publishing event", "err", err)
+	if e.nc == nil {
+		return
+	}
+	if err := bus.Publish(e.nc, bus.EventSubject(ev.Space, ev.App), ev); err != nil {
+		e.log.Warn("publishing event", "err", err)
+	}
+	if ev.App != "" && ev.Space != "" {
+		line := model.LogLine{Time: ev.Time, Space: ev.Space, App: ev.App, Source: model.LogAPI,
+			Index: ev.Index, Process: ev.Process, InstanceGUID: ev.Instance, Text: apiLine(ev)}
+		if err := bus.Publish(e.nc, bus.LogSubject(line), line); err != nil {
+			e.log.Warn("publishing an API log line", "err", err)
 		}
 	}
+}
+
+// apiLine is an event as a line of the app's log, as Cloud Foundry's
+// "[API/0]" lines: what the controller did and why.
+func apiLine(ev model.Event) string {
+	who := ""
+	if ev.Instance != "" {
+		who = fmt.Sprintf(" instance %d", ev.Index)
+		if ev.Process != "" {
+			who = fmt.Sprintf(" %s instance %d", ev.Process, ev.Index)
+		}
+	}
+	return fmt.Sprintf("%s%s: %s", ev.Kind, who, ev.Message)
 }
 
 // List returns the stored events, oldest first, optionally only those of

@@ -127,6 +127,7 @@ func (s *stager) stage(ctx context.Context, job stageJob) {
 	if rel == nil || !ok || app.ReleaseID != rel.ID || rel.Staged() {
 		return // superseded or already done
 	}
+	c.keepLogs(ctx, rel.Space)
 	if rel.Docker != nil {
 		s.stageImage(ctx, *rel) // image.go
 		return

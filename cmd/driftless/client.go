@@ -400,7 +400,8 @@ func newSyncCmd() *cobra.Command {
 }
 
 // followEvents prints new controller events (staging, starts, stops) while
-// a long operation runs; the returned function stops it.
+// a long operation runs, and the staging output of the apps it stages;
+// the returned function stops it.
 func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -411,37 +412,30 @@ func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 		mu.Unlock()
 	}
 	started := time.Now()
-	since := started
 	staging := map[string]bool{}
 	wg.Go(func() {
-		t := time.NewTicker(300 * time.Millisecond)
-		defer t.Stop()
-		for {
-			if evs, err := c.Events(ctx, "", ""); err == nil {
-				for _, e := range evs {
-					if !e.Time.After(since) {
-						continue
-					}
-					say(formatEvent(e))
-					since = e.Time
-					key := e.Space + "/" + e.App
-					if e.Kind == "staging" && !staging[key] {
-						// Stream the staging output of the app as it comes.
-						staging[key] = true
-						wg.Go(func() {
-							_ = c.Logs(ctx, e.App, api.LogOptions{Space: e.Space, Follow: true, Source: model.LogStaging}, func(l model.LogLine) {
-								if l.Time.After(started) {
-									say(fmt.Sprintf("  [%s] %s", e.App, l.Text))
-								}
-							})
-						})
-					}
+		// Events kept since the operation started: none is missed while
+		// the stream opens (and it reopens where it was if cut).
+		var after uint64
+		for ctx.Err() == nil {
+			_ = c.FollowEvents(ctx, api.EventOptions{Since: started, After: after}, func(e model.Event) {
+				after = e.Seq
+				say(formatEvent(e))
+				key := e.Space + "/" + e.App
+				if e.Kind != model.EventStaging || staging[key] {
+					return
 				}
-			}
+				// Stream the staging output of the app as it comes.
+				staging[key] = true
+				wg.Go(func() {
+					_ = c.Logs(ctx, e.App, api.LogOptions{Space: e.Space, Follow: true, Source: model.LogStaging, Since: started}, func(l model.LogLine) {
+						say(fmt.Sprintf("  [%s] %s", e.App, l.Text))
+					})
+				})
+			})
 			select {
 			case <-ctx.Done():
-				return
-			case <-t.C:
+			case <-time.After(time.Second):
 			}
 		}
 	})
@@ -461,45 +455,90 @@ func formatEvent(e model.Event) string {
 
 func newEventsCmd() *cobra.Command {
 	var f clientFlags
-	var app string
+	var app, since string
+	var follow bool
+	var last int
 	cmd := &cobra.Command{
 		Use:   "events",
-		Short: "List the controller's decisions with their reasons",
-		Args:  cobra.NoArgs,
+		Short: "The timeline: the controller's decisions with their reasons (commits, policies, staging, placements, health, rollouts…)",
+		Long: `The timeline of the platform, or of one app with --app (with its space's commits and policy
+decisions): kept for the log retention, and followed with -f.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			evs, err := f.client().Events(cmd.Context(), f.space, app)
+			opts := api.EventOptions{Space: f.space, App: app, Recent: last}
+			if since != "" {
+				var err error
+				if opts.Since, err = parseSince(since); err != nil {
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			show := func(e model.Event) {
+				if f.json {
+					_ = json.NewEncoder(out).Encode(e)
+					return
+				}
+				fmt.Fprintln(out, formatEvent(e))
+			}
+			if follow {
+				err := f.client().FollowEvents(cmd.Context(), opts, show)
+				if cmd.Context().Err() != nil {
+					return nil // interrupted by the user
+				}
+				return err
+			}
+			evs, err := f.client().EventsSince(cmd.Context(), opts)
 			if err != nil {
 				return err
 			}
 			if f.json {
-				return printJSON(cmd.OutOrStdout(), evs)
+				return printJSON(out, evs)
 			}
 			for _, e := range evs {
-				fmt.Fprintln(cmd.OutOrStdout(), formatEvent(e))
+				show(e)
 			}
 			return nil
 		},
 	}
 	f.register(cmd, true)
-	cmd.Flags().StringVar(&app, "app", "", "only events of this app")
+	cmd.Flags().StringVar(&app, "app", "", "only this app's timeline")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow new events (one JSON object per line with --json)")
+	cmd.Flags().IntVarP(&last, "lines", "n", 1000, "how many of the last kept events to print")
+	cmd.Flags().StringVar(&since, "since", "", "events kept since then: a duration (1h) or a time (RFC 3339)")
 	return cmd
 }
 
 func newLogsCmd() *cobra.Command {
 	var f clientFlags
-	var recent, staging bool
+	var recent, follow, staging bool
+	var lines int
+	var since, source string
+	var instance int
 	cmd := &cobra.Command{
 		Use:   "logs APP",
-		Short: "Stream an app's logs (instances and staging); --recent prints what was kept and exits",
-		Args:  cobra.ExactArgs(1),
+		Short: "Print an app's kept lines (instances, staging, router, health, cell, API) and follow new ones",
+		Long: `Print an app's kept log lines, then follow new ones (one cursor: nothing is lost between them).
+--recent prints and exits, as cf logs --recent; -f follows after --recent or --since.
+Sources: APP (the instances' output), STG (staging), RTR (the router's access lines), HEALTH
+(health checks), CELL (the cell starting and stopping instances), API (the controller's decisions).
+After a crash, --instance N shows the crashed container's last lines with its successor's.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			space, err := f.previewSpace(cmd.Context())
 			if err != nil {
 				return err
 			}
-			opts := api.LogOptions{Space: space, Follow: !recent}
+			opts := api.LogOptions{Space: space, Follow: follow || !recent, Recent: lines, Source: model.LogSource(strings.ToUpper(source))}
 			if staging {
 				opts.Source = model.LogStaging
+			}
+			if cmd.Flags().Changed("instance") {
+				opts.Instance = &instance
+			}
+			if since != "" {
+				if opts.Since, err = parseSince(since); err != nil {
+					return err
+				}
 			}
 			out := cmd.OutOrStdout()
 			err = f.client().Logs(cmd.Context(), args[0], opts, func(l model.LogLine) {
@@ -507,14 +546,7 @@ func newLogsCmd() *cobra.Command {
 					_ = json.NewEncoder(out).Encode(l)
 					return
 				}
-				src := string(l.Source)
-				switch {
-				case l.Source == model.LogApp:
-					src = "APP/" + indexName(l.Process, l.Index)
-				case strings.HasPrefix(src, "APP/SIDECAR/"):
-					src = fmt.Sprintf("%s/%d", src, l.Index)
-				}
-				fmt.Fprintf(out, "%s [%s] %s\n", l.Time.Local().Format("15:04:05.00"), src, l.Text)
+				fmt.Fprintln(out, formatLogLine(l))
 			})
 			if cmd.Context().Err() != nil {
 				return nil // interrupted by the user
@@ -524,7 +556,38 @@ func newLogsCmd() *cobra.Command {
 	}
 	f.register(cmd, true)
 	f.previewFlag(cmd)
-	cmd.Flags().BoolVar(&recent, "recent", false, "print recent lines and exit")
-	cmd.Flags().BoolVar(&staging, "staging", false, "only staging output")
+	cmd.Flags().BoolVar(&recent, "recent", false, "print the kept lines and exit")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow new lines (the default without --recent)")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 1000, "how many of the last kept lines to print")
+	cmd.Flags().StringVar(&since, "since", "", "print the lines kept since then: a duration (1h) or a time (RFC 3339)")
+	cmd.Flags().StringVar(&source, "source", "", "only lines of one source: APP, STG, RTR, HEALTH, CELL or API")
+	cmd.Flags().IntVar(&instance, "instance", 0, "only lines of one instance index")
+	cmd.Flags().BoolVar(&staging, "staging", false, "only staging output (--source STG)")
 	return cmd
+}
+
+// parseSince reads --since: a duration back from now, or a time.
+func parseSince(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q is neither a duration (1h) nor a time (2026-12-01T10:00:00Z)", s)
+	}
+	return t, nil
+}
+
+// formatLogLine is a line as Cloud Foundry prints it: time, [SOURCE/index], text.
+func formatLogLine(l model.LogLine) string {
+	src := string(l.Source)
+	switch {
+	case l.Source == model.LogApp:
+		src = "APP/" + indexName(l.Process, l.Index)
+	case strings.HasPrefix(src, "APP/SIDECAR/"):
+		src = fmt.Sprintf("%s/%d", src, l.Index)
+	case l.Source.PerInstance():
+		src = fmt.Sprintf("%s/%d", src, l.Index)
+	}
+	return fmt.Sprintf("%s [%s] %s", l.Time.Local().Format("15:04:05.00"), src, l.Text)
 }

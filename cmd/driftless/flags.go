@@ -74,6 +74,9 @@ func controllerFlags(f *pflag.FlagSet, c *platform.ControllerConfig) {
 	}
 	f.Var(&c.DockerPasswords, "docker-password", "password of a docker image registry, REGISTRY=PASSWORD (repeatable; CF_DOCKER_PASSWORD for any other registry); used by the controller's staging only, never shown")
 	f.StringArrayVar(&c.Brokers, "broker", c.Brokers, "service broker NAME=URL (Open Service Broker API; credentials in the URL or DRIFTLESS_BROKER_<NAME>_USERNAME/_PASSWORD; repeatable)")
+	f.DurationVar(&c.Journal.MaxAge, "log-retention", c.Journal.MaxAge, "how long log lines and events are kept (JetStream)")
+	f.Var(bytesValue{&c.Journal.MaxBytes}, "log-max-bytes", "most log lines kept per space, and events kept, e.g. 1G (the oldest go first)")
+	f.IntVar(&c.Journal.Replicas, "log-replicas", c.Journal.Replicas, "NATS servers keeping each log and event stream (3 in a cluster of three)")
 }
 
 // natsClientFlags binds a role's NATS credential and TLS files.
@@ -167,6 +170,27 @@ func (v sizeValue) Set(s string) error {
 }
 
 func (v sizeValue) Type() string { return "size" }
+
+// bytesValue is a size flag ("1G") kept in bytes.
+type bytesValue struct{ b *int64 }
+
+func (v bytesValue) String() string {
+	if v.b == nil {
+		return ""
+	}
+	return fmt.Sprintf("%dM", *v.b>>20)
+}
+
+func (v bytesValue) Set(s string) error {
+	mb, err := manifests.ParseSize(s)
+	if err != nil {
+		return fmt.Errorf("reading the size: %w", err)
+	}
+	*v.b = int64(mb) << 20
+	return nil
+}
+
+func (v bytesValue) Type() string { return "size" }
 
 // balanceValue is a balancing flag, checked by model.ParseBalance.
 type balanceValue struct{ b *model.Balance }

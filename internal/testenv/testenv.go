@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -119,19 +120,38 @@ type NATS struct {
 	// Password is the password of every user: "controller", "router" and
 	// "cell.<id>" for any cell id.
 	Password string
+	// StoreDir holds JetStream's files.
+	StoreDir string
 }
 
-// StartNATS starts a NATS server on a free loopback port.
+// StartNATS starts a NATS server, with JetStream, on a free loopback port.
 func StartNATS(t testing.TB) *NATS {
 	t.Helper()
-	n := &NATS{Password: rand.Text()}
-	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: "127.0.0.1:0", Auth: n.auth, Log: slog.New(slog.DiscardHandler)})
+	n := &NATS{Password: rand.Text(), StoreDir: t.TempDir()}
+	n.start(t, "127.0.0.1:0")
+	t.Cleanup(func() { n.Server.Shutdown() })
+	return n
+}
+
+func (n *NATS) start(t testing.TB, listen string) {
+	t.Helper()
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{Listen: listen, Auth: n.auth, StoreDir: n.StoreDir, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("starting NATS: %v", err)
 	}
-	t.Cleanup(srv.Shutdown)
 	n.URL, n.Server = srv.URL(), srv
-	return n
+}
+
+// Restart stops the server and starts it again on the same port with
+// the same JetStream store; clients reconnect.
+func (n *NATS) Restart(t testing.TB) {
+	t.Helper()
+	n.Server.Shutdown()
+	u, err := url.Parse(n.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.start(t, u.Host)
 }
 
 // auth knows NATSUser's users, all with the server's Password.
