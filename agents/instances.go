@@ -91,6 +91,8 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 	if err == nil && !stopping && in.status.State == model.StateStarting {
 		in.status.WasHealthy = true
 		a.setState(in, model.StateRunning, "health check passed")
+		ref, kind := in.status.InstanceRef, in.run.HealthCheck.Kind()
+		defer a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) passed: instance is running", kind))
 		addr := a.instanceAddr(in.status.HostPort)
 		a.wg.Go(func() { a.watchHealth(ctx, in, addr) })
 		a.wg.Go(func() { a.watchReadiness(ctx, in, addr, true) })
@@ -125,7 +127,7 @@ const LivenessFailures = 3
 // answering is replaced, not left registered and unreachable.
 func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 	a.mu.Lock()
-	hc, guid := in.run.HealthCheck, in.status.GUID
+	hc, guid, ref := in.run.HealthCheck, in.status.GUID, in.status.InstanceRef
 	a.mu.Unlock()
 	if hc.Kind() == model.HealthProcess {
 		return
@@ -134,6 +136,9 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 	a.whileRunning(ctx, in, hc.Interval(a.cfg.CheckInterval), func() bool {
 		err := a.probe.Probe(ctx, hc, addr)
 		if err == nil {
+			if fails > 0 {
+				a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) passed again", hc.Kind()))
+			}
 			fails = 0
 			return true
 		}
@@ -141,6 +146,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 			return false
 		}
 		fails++
+		a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) failed (%d of %d before a restart): %v", hc.Kind(), fails, LivenessFailures, err))
 		if fails < LivenessFailures {
 			return true
 		}
@@ -253,6 +259,9 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 	}
 	in.status.ExitStatus, in.status.LastOutput = status, last
 	a.setState(in, model.StateCrashed, reason)
+	ref := in.status.InstanceRef
+	defer a.publishCellLine(ref, fmt.Sprintf("instance crashed (exit status %d): %s; its last lines are kept: driftless logs %s --instance %d --recent",
+		status, reason, ref.App, ref.Index))
 	if in.cancel != nil {
 		in.cancel()
 	}

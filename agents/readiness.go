@@ -2,6 +2,7 @@ package agents
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/model"
@@ -55,7 +56,7 @@ func (a *Agent) firstReadiness(ctx context.Context, in *instance, addr string) {
 // adopted instance).
 func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, known bool) {
 	a.mu.Lock()
-	rc, guid := in.run.HealthCheck.Readiness, in.status.GUID
+	rc, guid, ref := in.run.HealthCheck.Readiness, in.status.GUID, in.status.InstanceRef
 	st := readiness{known: known, ready: !in.status.NotReady}
 	a.mu.Unlock()
 	if !rc.Probed() {
@@ -73,6 +74,11 @@ func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, k
 		}
 		if !changed {
 			return true
+		}
+		if st.ready {
+			a.publishSourceLine(ref, model.LogHealth, "readiness check passed: in the routers")
+		} else {
+			a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("readiness check failed: out of the routers: %v", err))
 		}
 		a.mu.Lock()
 		if !in.stopping && in.status.State == model.StateRunning && in.status.NotReady == st.ready {

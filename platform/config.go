@@ -230,6 +230,7 @@ func DefaultRouterConfig() RouterConfig {
 			ReadHeaderTimeout: router.DefaultReadHeaderTimeout,
 			ActivityInterval:  10 * time.Second,
 			MaxHeld:           100,
+			AppLogs:           true,
 		},
 		ConsulAddr:    DefaultConsul,
 		NATSURL:       DefaultNATSURL,

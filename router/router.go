@@ -72,6 +72,9 @@ type Config struct {
 	// ActivityInterval, default 10 s); nil for neither: a sleeping app's
 	// routes answer 503.
 	NATS *nats.Conn
+	// AppLogs publishes each routed request's line into the app's log
+	// (RTR lines, `driftless logs APP --source RTR`) over NATS.
+	AppLogs bool
 	// Name names the router in its messages (default the host name).
 	Name             string
 	ActivityInterval time.Duration
@@ -183,7 +186,11 @@ func New(cfg Config) (*Router, error) {
 				}
 				return 0
 			}))
-	r.observer = handlers.NewObserver(handlers.Config{AccessLog: cfg.AccessLog, Metrics: m, Log: r.log})
+	hc := handlers.Config{AccessLog: cfg.AccessLog, Metrics: m, Log: r.log}
+	if cfg.AppLogs && cfg.NATS != nil {
+		hc.AppLog = handlers.NATSAppLog{NC: cfg.NATS, Log: r.log}
+	}
+	r.observer = handlers.NewObserver(hc)
 	r.handler = handlers.Wrap(limitHeaders(r.proxy, cfg.MaxHeaders), r.observer)
 	return r, nil
 }

@@ -162,7 +162,7 @@ func TestClientCommands(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{"GET /v1/events?app=hello", "GET /v1/apps/hello?space=dev-pr-7"} {
+	for _, want := range []string{"GET /v1/events?app=hello&recent=1000", "GET /v1/apps/hello?space=dev-pr-7"} {
 		if !slices.Contains(fake.requests, want) {
 			t.Errorf("requests %q lack %q", fake.requests, want)
 		}

@@ -156,6 +156,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.Var(certsValue{&cfg.Certs}, "cert", "TLS certificate and key files, CERT.pem:KEY.pem, chosen by SNI (repeatable)")
 	f.BoolVar(&cfg.RedirectHTTP, "redirect-http", cfg.RedirectHTTP, "answer plain HTTP with a redirect to HTTPS")
 	f.StringVar(&cfg.MetricsListen, "metrics", cfg.MetricsListen, "address serving Prometheus metrics at /metrics")
+	f.BoolVar(&cfg.AppLogs, "app-logs", cfg.AppLogs, "put each request's line into the app's log (RTR lines, over NATS)")
 	f.Var(prefixesValue{&cfg.Proxy.TrustedProxies}, "trusted-proxy", "network whose X-Forwarded-For/-Proto are kept, e.g. 10.0.0.0/8 (repeatable)")
 	f.DurationVar(&cfg.Proxy.DialTimeout, "dial-timeout", cfg.Proxy.DialTimeout, "connecting to an instance")
 	f.DurationVar(&cfg.Proxy.ResponseHeaderTimeout, "response-timeout", cfg.Proxy.ResponseHeaderTimeout, "waiting for an instance's response headers")

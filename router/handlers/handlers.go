@@ -27,14 +27,19 @@ const RequestIDHeader = "X-Request-Id"
 // Info is what the handlers learn about a request as it passes: the
 // proxy fills App and Upstream, the access log prints them.
 type Info struct {
-	ID    string
-	App   string
-	Route string
+	ID string
+	// Space and App name the routed app.
+	Space, App string
+	Route      string
 	// Upstream and Instance are the instance that answered (the last one
 	// tried); UpstreamTime how long it took to answer with headers.
 	Upstream     string
 	Instance     string
 	UpstreamTime time.Duration
+	// Index and Process are the answering instance's index and process
+	// type ("" for web), for the app's RTR line.
+	Index   int
+	Process string
 }
 
 type infoKey struct{}
@@ -135,6 +140,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type Config struct {
 	// AccessLog receives one line per request; nil for none.
 	AccessLog io.Writer
+	// AppLog receives the line of each request routed to an app, which
+	// goes into the app's log as an RTR line (AppLogger); nil for none.
+	AppLog AppLogger
 	// Metrics, if set, counts requests.
 	Metrics *Metrics
 	Log     *slog.Logger
@@ -172,7 +180,7 @@ func NewObserver(cfg Config) *Observer {
 
 // Logs reports whether Observe writes access log lines (and so needs the
 // exchange's request strings).
-func (o *Observer) Logs() bool { return o.cfg.AccessLog != nil }
+func (o *Observer) Logs() bool { return o.cfg.AccessLog != nil || o.cfg.AppLog != nil }
 
 // statusClasses are the metrics' code labels, by status/100.
 var statusClasses = [...]string{"0xx", "1xx", "2xx", "3xx", "4xx", "5xx"}
@@ -194,16 +202,22 @@ func (o *Observer) Observe(x *Exchange) {
 			m.Upstream.Observe(info.UpstreamTime.Seconds())
 		}
 	}
+	if !o.Logs() {
+		return
+	}
+	// Combined log format, then driftless's fields.
+	line := fmt.Sprintf("%s - - [%s] %q %d %d %q %q route=%q app=%q instance=%q upstream=%q upstream_ms=%.3f duration_ms=%.3f request_id=%s",
+		ClientIP(x.Remote), x.Start.UTC().Format("02/Jan/2006:15:04:05 -0700"),
+		x.Method+" "+x.URI+" "+x.Proto, x.Status, x.Bytes, x.Referer, x.UserAgent,
+		info.Route, info.App, info.Instance, info.Upstream, float64(info.UpstreamTime.Microseconds())/1000,
+		float64(d.Microseconds())/1000, info.ID)
 	if o.cfg.AccessLog != nil {
-		// Combined log format, then driftless's fields.
-		line := fmt.Sprintf("%s - - [%s] %q %d %d %q %q route=%q app=%q instance=%q upstream=%q upstream_ms=%.3f duration_ms=%.3f request_id=%s\n",
-			ClientIP(x.Remote), x.Start.UTC().Format("02/Jan/2006:15:04:05 -0700"),
-			x.Method+" "+x.URI+" "+x.Proto, x.Status, x.Bytes, x.Referer, x.UserAgent,
-			info.Route, info.App, info.Instance, info.Upstream, float64(info.UpstreamTime.Microseconds())/1000,
-			float64(d.Microseconds())/1000, info.ID)
 		o.mu.Lock()
-		_, _ = io.WriteString(o.cfg.AccessLog, line)
+		_, _ = io.WriteString(o.cfg.AccessLog, line+"\n")
 		o.mu.Unlock()
+	}
+	if o.cfg.AppLog != nil && info.App != "" {
+		o.cfg.AppLog.AppLine(info, x.Start, line)
 	}
 }
 

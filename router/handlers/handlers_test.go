@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -112,5 +113,29 @@ func TestLogRejectedID(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+type appLines []string
+
+func (a *appLines) AppLine(info *Info, _ time.Time, line string) {
+	*a = append(*a, info.Space+"/"+info.App+"/"+fmt.Sprint(info.Index)+" "+line)
+}
+
+// TestObserveAppLog: a request routed to an app gives the app one RTR
+// line (the access line), also without an access log; one routed to no
+// app gives none.
+func TestObserveAppLog(t *testing.T) {
+	var lines appLines
+	obs := NewObserver(Config{AppLog: &lines})
+	if !obs.Logs() {
+		t.Fatal("an observer with an app log does not ask for the request's strings")
+	}
+	start := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
+	for _, info := range []*Info{{Space: "dev", App: "web", Index: 2, Route: "web.apps.localhost"}, {Route: "nowhere"}} {
+		obs.Observe(&Exchange{Start: start, Method: "GET", URI: "/", Proto: "HTTP/1.1", Status: 200, Remote: "127.0.0.1:1", Info: info})
+	}
+	if len(lines) != 1 || !strings.HasPrefix(lines[0], `dev/web/2 127.0.0.1 - - [01/Dec/2026:07:00:00 +0000] "GET / HTTP/1.1" 200`) {
+		t.Fatalf("app lines %q, want one for dev/web instance 2", lines)
 	}
 }

@@ -62,7 +62,7 @@ func (e *exchange) parse(n int) (*route.Pool, bool) {
 
 // start begins the exchange of the parsed request, routed to pool.
 func (e *exchange) start(pool *route.Pool) {
-	e.info = handlers.Info{App: pool.App, Route: pool.Route}
+	e.info = handlers.Info{Space: pool.Space, App: pool.App, Route: pool.Route}
 	e.x = handlers.Exchange{Start: time.Now(), Remote: e.remote, Info: &e.info}
 	if e.s.Observer.Logs() {
 		e.describe()

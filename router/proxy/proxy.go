@@ -203,6 +203,7 @@ func (t *target) begin(i int) {
 	t.attempts++
 	if t.info != nil {
 		t.info.Upstream, t.info.Instance = t.endpoint.Addr, t.endpoint.GUID
+		t.info.Index, t.info.Process = t.endpoint.Index, t.endpoint.Process
 	}
 }
 

@@ -35,7 +35,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if info != nil {
-		info.App = pool.App
+		info.Space, info.App = pool.Space, pool.App
 		info.Route = pool.Route
 	}
 	i, ok := p.choose(pool, stickyCookie(r))
