@@ -30,17 +30,19 @@ func TestDevDown(t *testing.T) {
 		stop syscall.Signal
 		// allFlags gives --down every flag dev ran with, else --data only.
 		allFlags bool
+		extra    []string
 	}{
-		{"killed, the flags dev ran with", syscall.SIGKILL, true},
-		{"Ctrl-C, --data only", syscall.SIGINT, false},
+		{"killed, the flags dev ran with", syscall.SIGKILL, true, nil},
+		{"Ctrl-C, --data only", syscall.SIGINT, false, nil},
+		{"killed with PostgreSQL, --data only", syscall.SIGKILL, false, []string{"--postgres"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { testDevDown(t, tt.stop, tt.allFlags) })
+		t.Run(tt.name, func(t *testing.T) { testDevDown(t, tt.stop, tt.allFlags, tt.extra...) })
 	}
 }
 
-func testDevDown(t *testing.T, stop syscall.Signal, allFlags bool) {
-	p := startDev(t)
+func testDevDown(t *testing.T, stop syscall.Signal, allFlags bool, extra ...string) {
+	p := startDev(t, extra...)
 	down := func() (string, error) { return p.down(allFlags) }
 	other := startOtherNetwork(t, p.subnet)
 	otherFilter, otherNAT := other.rules(t)
@@ -57,6 +59,17 @@ func testDevDown(t *testing.T, stop syscall.Signal, allFlags bool) {
 	out, err := down()
 	if err == nil || !strings.Contains(out, fmt.Sprintf("dev is running on %s (pid %d)", filepath.Join(p.dir, "data"), p.cmd.Process.Pid)) {
 		t.Fatalf("dev --down while dev runs: %v\n%s\nwant a refusal naming dev's pid %d", err, out, p.cmd.Process.Pid)
+	}
+	if allFlags {
+		// So does a second dev on the same data folder.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		second := exec.CommandContext(ctx, driftlessBin, p.cmd.Args[1:]...)
+		second.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(p.dir, "xdg2"))
+		b, err := second.CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(b), fmt.Sprintf("dev is running on %s (pid %d)", filepath.Join(p.dir, "data"), p.cmd.Process.Pid)) {
+			t.Fatalf("a second dev on the data folder: %v\n%s\nwant a refusal naming the first's pid", err, b)
+		}
 	}
 	if _, err := p.sample("hello.apps.localhost", 2); err != nil {
 		t.Fatalf("hello after a refused --down: %v", err)
