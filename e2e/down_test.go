@@ -117,6 +117,9 @@ func testDevDown(t *testing.T, stop syscall.Signal, allFlags bool, extra ...stri
 	if err := exec.Command("ip", "link", "show", p.bridge).Run(); err == nil {
 		t.Errorf("bridge %s left after --down", p.bridge)
 	}
+	if _, err := os.Stat(filepath.Join(network.DefaultIPAMDir, p.bridge)); err == nil {
+		t.Errorf("address allocations folder of bridge %s left after --down", p.bridge)
+	}
 	for _, ns := range netnses {
 		if _, err := os.Lstat(ns); err == nil {
 			t.Errorf("network namespace %s left after --down", ns)

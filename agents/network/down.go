@@ -117,18 +117,43 @@ func (n *Network) NATRules(ctx context.Context) ([]string, error) {
 }
 
 // RemoveBridge deletes the network's bridge if it exists and no interface
-// is attached to it. It reports whether it deleted it; a bridge still in
-// use (by another agent's instances) is left, and is no error.
+// is attached to it, and then the bridge's address allocation folder
+// (under IPAMDir) if no network holds an address in it. It reports
+// whether it deleted the bridge; a bridge still in use (by another
+// agent's instances) is left, and is no error.
 func (n *Network) RemoveBridge(ctx context.Context) (bool, error) {
-	if _, err := os.Stat(filepath.Join("/sys/class/net", n.cfg.Bridge, "bridge")); errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+	deleted := false
+	if _, err := os.Stat(filepath.Join("/sys/class/net", n.cfg.Bridge, "bridge")); err == nil {
+		idle, err := n.BridgeIdle()
+		if err != nil || !idle {
+			return false, err
+		}
+		if out, err := exec.CommandContext(ctx, "ip", "link", "del", n.cfg.Bridge).CombinedOutput(); err != nil {
+			return false, fmt.Errorf("deleting bridge %s: %w: %s", n.cfg.Bridge, err, strings.TrimSpace(string(out)))
+		}
+		deleted = true
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("looking for bridge %s: %w", n.cfg.Bridge, err)
 	}
-	idle, err := n.BridgeIdle()
-	if err != nil || !idle {
-		return false, err
+	dir := ipamDir(n.cfg)
+	nets, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return deleted, nil
 	}
-	if out, err := exec.CommandContext(ctx, "ip", "link", "del", n.cfg.Bridge).CombinedOutput(); err != nil {
-		return false, fmt.Errorf("deleting bridge %s: %w: %s", n.cfg.Bridge, err, strings.TrimSpace(string(out)))
+	if err != nil {
+		return deleted, fmt.Errorf("listing the address allocations of bridge %s: %w", n.cfg.Bridge, err)
 	}
-	return true, nil
+	for _, e := range nets {
+		if !e.IsDir() {
+			continue
+		}
+		ips, err := allocations(filepath.Join(dir, e.Name()))
+		if err != nil || len(ips) > 0 {
+			return deleted, err // held by another network on the bridge
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return deleted, fmt.Errorf("removing the address allocations folder of bridge %s: %w", n.cfg.Bridge, err)
+	}
+	return deleted, nil
 }
