@@ -33,8 +33,9 @@ func newDevCmd() *cobra.Command {
 			return nil
 		}
 		cfg.Ready = func(info platform.DevInfo) {
-			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n\n",
-				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig))
+			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n"+
+				"  stop:    Ctrl-C; the apps keep running until `driftless dev --down --data %s` removes them\n\n",
+				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig), cfg.DataDir)
 		}
 		return platform.RunDev(cmd.Context(), *cfg)
 	}
