@@ -21,7 +21,7 @@ func newDevCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cfg := devFlags(cmd.Flags())
-	down := cmd.Flags().Bool("down", false, "instead of running: stop the apps a stopped dev on --data left running and remove its containers, network attachments, NAT and filter rules and bridge (give the flags dev ran with); the data folder stays")
+	down := cmd.Flags().Bool("down", false, "instead of running: stop the apps a stopped dev on --data left running and remove its containers, network attachments, NAT and filter rules and bridge (--data is enough: dev records its containerd socket, bridge and subnet there); the data folder stays")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg.Log = logger(cmd)
 		if *down {
