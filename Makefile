@@ -70,7 +70,8 @@ test-unit:
 		./router/registry/... ./cmd/driftless/... ./policies/...
 	$(GO) test -count=1 -run 'TestApply|TestConverge|TestRollBack|TestFailedActions' ./reconciler/
 
-## demo: set-up, then the platform running examples/ (Ctrl-C stops it; apps keep running)
+## demo: set-up, then the platform running examples/ (Ctrl-C stops it; apps keep running until
+## `bin/driftless dev --down --data .demo/platform` removes them)
 demo: setup build examples
 	@bash scripts/demo.sh "$(DEMO_DIR)"
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -52,6 +53,12 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
+	// One dev per data folder; `dev --down` refuses while this one runs.
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	// HTTPS with a CA of dev's own, which the CLI and the cell trust.
 	if ctl.TLSCert == "" {
 		host, _, err := net.SplitHostPort(ctl.API)
@@ -107,22 +114,17 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		consulToks = t
 		stops = append(stops, stop)
 	}
-	sock := agent.Runtime.Address
-	if !children.ContainerdAnswers(ctx, sock) {
-		dir := filepath.Join(cfg.DataDir, "containerd")
-		if sock == "" || sock == SystemContainerdSocket {
-			sock = containerdSocket(dir) // never squat the system daemon's socket
-		}
-		p, addr, err := children.StartContainerd(ctx, children.ContainerdOptions{Dir: dir, Address: sock,
-			LogPath: filepath.Join(cfg.DataDir, "logs", "containerd.log")})
-		if err != nil {
-			return fmt.Errorf("starting containerd: %w", err)
-		}
-		sock = addr
-		log.Info("started containerd", "socket", sock, "log", p.LogPath())
-		stops = append(stops, func() { _ = p.Stop(15 * time.Second) })
+	sock, stopContainerd, err := devContainerd(ctx, cfg.DataDir, agent.Runtime.Address, log)
+	if err != nil {
+		return err
+	}
+	if stopContainerd != nil {
+		stops = append(stops, stopContainerd)
 	}
 	agent.Runtime.Address = sock
+	if err := writeDevHost(cfg.DataDir, hostOf(DevConfig{Agent: agent}, sock)); err != nil {
+		return err
+	}
 	if cfg.Postgres {
 		// Instances reach it through the bridge's walls.
 		agent.Network.HostServicePorts = append(agent.Network.HostServicePorts, DefaultPostgresPort)
@@ -232,6 +234,27 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	cancel()
 	wg.Wait()
 	return err
+}
+
+// devContainerd is the containerd socket dev's agent uses: sock when a
+// containerd answers there, else a private containerd's, started under
+// dataDir (on sock, unless sock is empty or the system daemon's), with
+// the function that stops it (nil when none was started).
+func devContainerd(ctx context.Context, dataDir, sock string, log *slog.Logger) (string, func(), error) {
+	if children.ContainerdAnswers(ctx, sock) {
+		return sock, nil, nil
+	}
+	dir := filepath.Join(dataDir, "containerd")
+	if sock == "" || sock == SystemContainerdSocket {
+		sock = containerdSocket(dir) // never squat the system daemon's socket
+	}
+	p, addr, err := children.StartContainerd(ctx, children.ContainerdOptions{Dir: dir, Address: sock,
+		LogPath: filepath.Join(dataDir, "logs", "containerd.log")})
+	if err != nil {
+		return "", nil, fmt.Errorf("starting containerd: %w", err)
+	}
+	log.Info("started containerd", "socket", addr, "log", p.LogPath())
+	return addr, func() { _ = p.Stop(15 * time.Second) }, nil
 }
 
 // containerdSocket is the socket of the private containerd under dir, moved

@@ -47,5 +47,10 @@ cat <<MSG
     curl -H 'Host: notes.apps.localhost' -d 'a note' http://127.0.0.1:8080/notes   # PostgreSQL, bound from services.yml
     bin/driftless services        # the service instances and what binds them
 
+  Stop with Ctrl-C: the apps keep running (the next \`make demo\` adopts them); then
+    bin/driftless dev --down --data $demo/platform
+  stops them and removes their containers, network attachments, NAT and filter rules
+  and bridge (the app repository and the platform's data stay).
+
 MSG
 exec "$root/bin/driftless" dev --data "$demo/platform" --repo "$repo" --postgres

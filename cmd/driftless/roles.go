@@ -21,11 +21,21 @@ func newDevCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cfg := devFlags(cmd.Flags())
+	down := cmd.Flags().Bool("down", false, "instead of running: stop the apps a stopped dev on --data left running and remove its containers, network attachments, NAT and filter rules and bridge (--data is enough: dev records its containerd socket, bridge and subnet there); the data folder stays")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg.Log = logger(cmd)
+		if *down {
+			rep, err := platform.DownDev(cmd.Context(), *cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dev --down %s: %s\n", cfg.DataDir, rep)
+			return nil
+		}
 		cfg.Ready = func(info platform.DevInfo) {
-			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n\n",
-				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig))
+			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n"+
+				"  stop:    Ctrl-C; the apps keep running until `driftless dev --down --data %s` removes them\n\n",
+				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig), cfg.DataDir)
 		}
 		return platform.RunDev(cmd.Context(), *cfg)
 	}
