@@ -85,13 +85,18 @@ func (a *Agent) setState(in *instance, st model.InstanceState, reason string) {
 // launch cut short by a stop leaves the undoing to the stop, and one cut
 // short by the agent stopping leaves it to the next agent process.
 func (a *Agent) launch(ctx context.Context, in *instance) {
+	a.mu.Lock()
+	ref := in.status.InstanceRef
+	a.mu.Unlock()
+	a.publishCellLine(ref, fmt.Sprintf("creating the container of instance %s on cell %s (release %s)",
+		model.IndexKey{Process: ref.Process, Index: ref.Index}, a.cfg.CellID, ref.ReleaseID))
 	err := in.life.run(ctx)
 	a.mu.Lock()
 	stopping, guid := in.stopping, in.status.GUID
 	if err == nil && !stopping && in.status.State == model.StateStarting {
 		in.status.WasHealthy = true
 		a.setState(in, model.StateRunning, "health check passed")
-		ref, kind := in.status.InstanceRef, in.run.HealthCheck.Kind()
+		kind := in.run.HealthCheck.Kind()
 		defer a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) passed: instance is running", kind))
 		addr := a.instanceAddr(in.status.HostPort)
 		a.wg.Go(func() { a.watchHealth(ctx, in, addr) })
@@ -272,8 +277,9 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 // (bounded) while an engine does not answer.
 func (a *Agent) stop(in *instance) {
 	a.mu.Lock()
-	guid, drain := in.status.GUID, in.drain
+	guid, drain, ref := in.status.GUID, in.drain, in.status.InstanceRef
 	a.mu.Unlock()
+	a.publishCellLine(ref, fmt.Sprintf("stopping instance %s", model.IndexKey{Process: ref.Process, Index: ref.Index}))
 	a.deregister(guid)
 	if drain {
 		select {

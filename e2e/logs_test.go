@@ -41,7 +41,7 @@ func (p *platform) waitLogs(t *testing.T, timeout time.Duration, app string, arg
 func TestKeptLogs(t *testing.T) {
 	p := startDev(t)
 	p.addHello("apps/hello")
-	p.write(map[string]string{"apps/hello/manifest.yml": helloWith(1, nil, "")})
+	p.write(map[string]string{"apps/hello/manifest.yml": helloWith(1, map[string]string{"KEPT": "logs"}, "")})
 	commit := p.commitAll("hello")
 	_, _ = p.client.Sync(context.Background(), false, 0)
 	p.waitAnswer(t, 2*time.Minute, helloHost, "hello")

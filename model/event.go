@@ -32,6 +32,11 @@ const (
 	// EventStarted: an instance passed its health check and is routable.
 	EventStarted EventKind = "started"
 	EventStopped EventKind = "stopped"
+	// EventNotReady: a running instance fails its readiness check and is
+	// out of the routers (it is not restarted).
+	EventNotReady EventKind = "not-ready"
+	// EventRoutesChanged: a commit's new release adds or drops routes.
+	EventRoutesChanged EventKind = "routes-changed"
 	EventCrashed EventKind = "crashed"
 	// EventBackoff: a crashed index waits before its next restart.
 	EventBackoff EventKind = "backoff"

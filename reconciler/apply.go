@@ -80,6 +80,7 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 	}
 
 	ch := decide.Apply(prop, st, se.name, now)
+	routes := decide.RouteChanges(st, ch)
 	if err := c.store.Apply(ctx, ch); err != nil {
 		problem := model.Problem{Kind: model.ProblemStore, Message: fmt.Sprintf("commit %s is not applied: the desired state could not be stored (retried in %s): %v", model.ShortCommit(commit.ID()), c.storeRetry, err)}
 		c.setErrors(ctx, se, append(blocked, problem))
@@ -92,6 +93,10 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 	}
 	if len(ch.Services) > 0 {
 		c.kickServices() // services.go
+	}
+	for _, rc := range routes {
+		c.events.Record(model.Event{Kind: model.EventRoutesChanged, Space: rc.Key.Space, App: rc.Key.Name, Release: rc.Release,
+			Message: fmt.Sprintf("release %s adds routes %v and drops %v (at commit %s)", rc.Release, rc.Added, rc.Dropped, model.ShortCommit(commit.ID()))})
 	}
 	for _, key := range ch.Removed {
 		c.events.Record(model.Event{Kind: model.EventAppRemoved, Space: key.Space, App: key.Name,

@@ -461,8 +461,12 @@ func (c *Controller) subscribe() ([]*nats.Subscription, error) {
 		}
 		c.actual.Changed(ic, time.Now())
 		if in := ic.Instance; in.State == model.StateRunning {
-			c.events.Record(model.Event{Kind: model.EventStarted, Space: in.Space, App: in.App, Instance: in.GUID,
-				Index: in.Index, Cell: ic.CellID, Release: in.ReleaseID, Message: "instance is healthy: " + in.Reason})
+			ev := model.Event{Kind: model.EventStarted, Space: in.Space, App: in.App, Instance: in.GUID, Index: in.Index,
+				Process: in.Process, Cell: ic.CellID, Release: in.ReleaseID, Message: "instance is healthy: " + in.Reason}
+			if in.NotReady {
+				ev.Kind, ev.Message = model.EventNotReady, "instance fails its readiness check: out of the routers until it passes"
+			}
+			c.events.Record(ev)
 		}
 		c.Kick()
 	})

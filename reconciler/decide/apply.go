@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"slices"
 	"time"
 
 	"github.com/driftless/driftless/model"
@@ -129,4 +130,42 @@ func Rollback(rb plan.Rollback, st State) (u Undo, ok bool, reason string) {
 func UnpinnedID(r model.Release) string {
 	r.Run.BindingGenerations = nil
 	return ReleaseID(r)
+}
+
+// RouteChange is how a commit changes an app's routes: those its new
+// release adds and drops, against the release it runs now.
+type RouteChange struct {
+	Key            model.AppKey
+	Release        string
+	Added, Dropped []string
+}
+
+// RouteChanges are the route changes of ch's new releases against st (an
+// app new to the store adds all its routes).
+func RouteChanges(st State, ch Changes) []RouteChange {
+	var out []RouteChange
+	for _, r := range ch.Releases {
+		key := model.AppKey{Space: r.Space, Name: r.App}
+		var old []string
+		if a, ok := st.App(key); ok {
+			if cur := st.Release(key, a.CurrentID); cur != nil {
+				old = cur.Run.Routes
+			}
+		}
+		rc := RouteChange{Key: key, Release: r.ID}
+		for _, route := range r.Run.Routes {
+			if !slices.Contains(old, route) {
+				rc.Added = append(rc.Added, route)
+			}
+		}
+		for _, route := range old {
+			if !slices.Contains(r.Run.Routes, route) {
+				rc.Dropped = append(rc.Dropped, route)
+			}
+		}
+		if len(rc.Added)+len(rc.Dropped) > 0 {
+			out = append(out, rc)
+		}
+	}
+	return out
 }
