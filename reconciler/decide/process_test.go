@@ -65,3 +65,28 @@ func TestProcessTypesInDesiredState(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyAppLogRate: the policies see each type's log rate limit in
+// bytes per second, -1 when it has none.
+func TestPolicyAppLogRate(t *testing.T) {
+	tests := []struct {
+		name            string
+		manifest        string
+		web, worker     int64
+		workerInstances int
+	}{
+		{"none", workerYAML, -1, -1, 2},
+		{"the app's, inherited", strings.Replace(workerYAML, "  memory: 64M\n", "  memory: 64M\n  log-rate-limit-per-second: 2K\n", 1), 2048, 2048, 2},
+		{"the worker's own", workerYAML + "    log-rate-limit-per-second: 1M\n", -1, 1 << 20, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := build(t, map[string]string{"app/manifest.yml": tt.manifest, "app/web": "binary"})
+			pa := PolicyApp(p.Apps[0], onlyRelease(t, p, "app"))
+			if pa.LogRateLimit != tt.web || len(pa.Processes) != 1 || pa.Processes[0].LogRateLimit != tt.worker ||
+				pa.Processes[0].Instances != tt.workerInstances {
+				t.Errorf("policy app %+v: want web %d, worker %d", pa, tt.web, tt.worker)
+			}
+		})
+	}
+}
