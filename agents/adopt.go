@@ -70,6 +70,7 @@ func (a *Agent) adoptOne(ctx context.Context, c runtime.Container, rec record) {
 			MemoryMB: rec.Run.MemoryMB, DiskMB: rec.Run.DiskMB, Since: time.Now().UTC()},
 		run:    rec.Run,
 		cancel: cancel,
+		logs:   a.instanceLogLimiter(rec.Run),
 	}
 	var exits <-chan runtime.Exit
 	var watchErr error
@@ -99,7 +100,7 @@ func (a *Agent) adoptOne(ctx context.Context, c runtime.Container, rec record) {
 		addr := a.instanceAddr(rec.HostPort)
 		a.wg.Go(func() { a.watchHealth(ictx, in, addr) })
 		a.wg.Go(func() { a.watchReadiness(ictx, in, addr, false) })
-		a.wg.Go(func() { a.shipLogs(ictx, rec.Instance, a.runner.LogPath(guid), true) })
+		a.wg.Go(func() { a.shipLogs(ictx, rec.Instance, in.logs, a.runner.LogPath(guid), true) })
 		a.wg.Go(func() { a.adoptSidecars(ictx, in) }) // sidecars.go
 	}
 }

@@ -44,6 +44,7 @@ func (a *Agent) acceptLocked(ref model.InstanceRef, run model.RunSpec) error {
 		run:      run,
 		cancel:   cancel,
 		launched: make(chan struct{}),
+		logs:     a.instanceLogLimiter(run),
 	}
 	in.life = a.instanceLifecycleLocked(in)
 	a.insts[ref.GUID] = in

@@ -53,6 +53,9 @@ type instance struct {
 	// launched is closed when launch has returned; nil for an adopted
 	// instance (never launched by this agent).
 	launched chan struct{}
+	// logs is the instance's log rate limit, shared by its app's and its
+	// sidecars' log streams (lograte.go); set when it is made.
+	logs *logLimiter
 }
 
 // record is what is kept on disk for each instance, to adopt it after an

@@ -105,7 +105,7 @@ const (
 // instance's host port under a.mu when they run.
 // Caller holds a.mu.
 func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
-	ref, run := in.status.InstanceRef, in.run
+	ref, run, logs := in.status.InstanceRef, in.run, in.logs
 	guid := ref.GUID
 	hostPort := func() int {
 		a.mu.Lock()
@@ -193,7 +193,7 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 				logPath := a.runner.LogPath(guid)
 				logFile, _ := os.Open(logPath) // nil: followed once it appears
 				a.wg.Go(func() { a.watchExit(ctx, in, exits) })
-				a.wg.Go(func() { a.shipLogsFrom(ctx, ref, logFile, logPath, false) })
+				a.wg.Go(func() { a.shipLogsFrom(ctx, ref, logs, logFile, logPath, false) })
 				return nil
 			},
 			undo: func(ctx context.Context) error { return a.runner.Remove(ctx, guid, a.cfg.StopGrace) }},

@@ -18,20 +18,46 @@ const maxLogLine = 16 << 10
 
 // shipLogs follows an instance's log file (written by containerd's shim,
 // so it outlives agent restarts) and publishes every line on its
-// bus.LogSubject. fromEnd skips what was already there (adoption).
-func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string, fromEnd bool) {
-	a.shipLogsFrom(ctx, ref, nil, path, fromEnd)
+// bus.LogSubject, as lim (the instance's log rate limit) allows.
+// fromEnd skips what was already there (adoption).
+func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, lim *logLimiter, path string, fromEnd bool) {
+	a.shipLogsFrom(ctx, ref, lim, nil, path, fromEnd)
 }
 
 // shipLogsFrom is shipLogs from f, the log file already open (nil: open
 // it at path once it appears).
-func (a *Agent) shipLogsFrom(ctx context.Context, ref model.InstanceRef, f *os.File, path string, fromEnd bool) {
+func (a *Agent) shipLogsFrom(ctx context.Context, ref model.InstanceRef, lim *logLimiter, f *os.File, path string, fromEnd bool) {
 	err := followFile(ctx, f, path, fromEnd, func(text string) {
-		a.publishLine(model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogApp,
+		a.shipLimited(ref, lim, model.LogLine{Space: ref.Space, App: ref.App, Source: model.LogApp,
 			Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text})
 	})
 	if err != nil {
 		a.log.Warn("following instance log", "guid", ref.GUID, "err", err)
+	}
+	a.flushLogMarker(ref, lim)
+}
+
+// shipLimited publishes an instance's line l (its Time set here) unless
+// lim, the instance's log rate limit, drops it; the marker of lines
+// dropped before goes first, as a CELL line.
+func (a *Agent) shipLimited(ref model.InstanceRef, lim *logLimiter, l model.LogLine) {
+	now := time.Now().UTC()
+	ok, marker := lim.allow(len(l.Text), now)
+	if marker != "" {
+		a.publishLine(model.LogLine{Time: now, Space: ref.Space, App: ref.App, Source: model.LogCell,
+			Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: marker})
+	}
+	if ok {
+		l.Time = now
+		a.publishLine(l)
+	}
+}
+
+// flushLogMarker publishes, as a CELL line, how many lines lim dropped
+// that no marker told yet (a stream of the instance's ends).
+func (a *Agent) flushLogMarker(ref model.InstanceRef, lim *logLimiter) {
+	if marker := lim.flush(); marker != "" {
+		a.publishCellLine(ref, marker)
 	}
 }
 

@@ -70,15 +70,19 @@ func (a *Agent) adoptSidecars(ctx context.Context, in *instance) {
 func (a *Agent) followSidecar(ctx context.Context, in *instance, ref model.InstanceRef, name string, exits <-chan runtime.Exit, fromEnd bool) {
 	a.wg.Go(func() { a.watchSidecar(ctx, in, name, exits) })
 	path := runtime.ExecLogPath(a.runner.LogPath(ref.GUID), sidecarExecID(name))
+	a.mu.Lock()
+	lim := in.logs // the instance's log rate limit, shared with its app's log
+	a.mu.Unlock()
 	a.wg.Go(func() {
 		source := sidecarLogSource(name)
 		err := followLines(ctx, path, fromEnd, func(text string) {
-			a.publishLine(model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: source,
+			a.shipLimited(ref, lim, model.LogLine{Space: ref.Space, App: ref.App, Source: source,
 				Index: ref.Index, InstanceGUID: ref.GUID, Text: text})
 		})
 		if err != nil {
 			a.log.Warn("following a sidecar's log", "guid", ref.GUID, "sidecar", name, "err", err)
 		}
+		a.flushLogMarker(ref, lim)
 	})
 }
 

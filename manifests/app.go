@@ -92,12 +92,16 @@ func init() {
 		"domains":     {read: func(a *appState, k, v *yaml.Node) { a.legacy(k, v, &a.legacyDomains, true) }},
 		"no-hostname": {read: readNoHostname},
 		// Recognised, not run yet.
-		"inherit":                   notYet("manifest inheritance is not supported; put the attributes in this manifest"),
-		"docker":                    {read: readDocker},
-		"sidecars":                  {read: readSidecars},
-		"lifecycle":                 notYet("lifecycles other than buildpack are not supported"),
-		"cnb-credentials":           notYet("cloud native buildpacks are not supported"),
-		"log-rate-limit-per-second": notYet("log rate limits are not enforced yet"),
+		"inherit":         notYet("manifest inheritance is not supported; put the attributes in this manifest"),
+		"docker":          {read: readDocker},
+		"sidecars":        {read: readSidecars},
+		"lifecycle":       notYet("lifecycles other than buildpack are not supported"),
+		"cnb-credentials": notYet("cloud native buildpacks are not supported"),
+		"log-rate-limit-per-second": {read: func(a *appState, k, v *yaml.Node) {
+			if b, ok := a.logRate(k, v); ok {
+				a.app.LogRateLimit = b
+			}
+		}},
 	}
 }
 

@@ -10,16 +10,19 @@ import (
 
 // ProcessDecl is one entry of an app's processes list other than web (a
 // web entry sets the app's own attributes). What it leaves out is the
-// app's: its memory and disk, the Procfile's or the app's command; its
+// app's: its memory, disk and log rate limit, the Procfile's or the app's command; its
 // health check is process unless it gives one, as in Cloud Foundry.
 type ProcessDecl struct {
-	Type        string
-	Instances   int
-	Command     string
-	MemoryMB    int
-	DiskMB      int
-	HealthCheck model.HealthCheck
-	Pos         model.Position
+	Type      string
+	Instances int
+	Command   string
+	MemoryMB  int
+	DiskMB    int
+	// LogRateLimit is the bytes of log lines per second each instance
+	// may ship (log-rate-limit-per-second); 0 is no limit.
+	LogRateLimit int64
+	HealthCheck  model.HealthCheck
+	Pos          model.Position
 }
 
 // processAttrs are the attributes of a processes entry, read into a
@@ -69,8 +72,10 @@ var processAttrs = map[string]func(ps *processState, k, v *yaml.Node){
 	"readiness-health-check-interval": func(ps *processState, k, v *yaml.Node) {
 		ps.decl.HealthCheck.Readiness.IntervalSec = positive(ps.a, k, v, 0)
 	},
-	"log-rate-limit-per-second": func(ps *processState, k, _ *yaml.Node) {
-		ps.a.warnf(k, "attribute %q is not supported by driftless yet and is ignored: log rate limits are not enforced yet", k.Value)
+	"log-rate-limit-per-second": func(ps *processState, k, v *yaml.Node) {
+		if b, ok := ps.a.logRate(k, v); ok {
+			ps.decl.LogRateLimit = b
+		}
 	},
 }
 
@@ -158,6 +163,9 @@ func (a *appState) finishProcesses() {
 		if w.given["disk_quota"] {
 			a.app.DiskMB = w.decl.DiskMB
 		}
+		if w.given["log-rate-limit-per-second"] {
+			a.app.LogRateLimit = w.decl.LogRateLimit
+		}
 		hc := &a.app.HealthCheck
 		if w.given["health-check-type"] {
 			hc.Type = w.decl.HealthCheck.Type
@@ -195,6 +203,9 @@ func (a *appState) finishProcesses() {
 		}
 		if !given["disk_quota"] {
 			p.DiskMB = a.app.DiskMB
+		}
+		if !given["log-rate-limit-per-second"] {
+			p.LogRateLimit = a.app.LogRateLimit
 		}
 		if !given["health-check-type"] {
 			p.HealthCheck.Type = model.HealthProcess

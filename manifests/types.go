@@ -25,13 +25,17 @@ type Manifest struct {
 
 // App is one entry of a manifest's applications list.
 type App struct {
-	Name       string
-	Instances  int
-	MemoryMB   int
-	DiskMB     int
-	Buildpacks []string
-	Stack      string
-	Command    string
+	Name      string
+	Instances int
+	MemoryMB  int
+	DiskMB    int
+	// LogRateLimit is the bytes of log lines per second each instance
+	// may ship (log-rate-limit-per-second); 0 is no limit (-1 or not
+	// given).
+	LogRateLimit int64
+	Buildpacks   []string
+	Stack        string
+	Command      string
 	// Path is the app's source relative to the manifest's folder, cleaned,
 	// never outside the tree ("." by default): a folder, or a .jar, .war or
 	// .zip file whose contents are the source (IsArchive).

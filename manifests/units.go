@@ -78,3 +78,73 @@ func ParseSize(s string) (int, error) {
 	}
 	return int(whole.Int64()), nil
 }
+
+// maxLogRate is the largest log rate ParseLogRate returns (1 TB/s).
+const maxLogRate = 1 << 40
+
+// rateUnitsB are the units of a log rate, in bytes.
+var rateUnitsB = map[string]int64{
+	"B": 1,
+	"K": 1 << 10, "KB": 1 << 10,
+	"M": 1 << 20, "MB": 1 << 20,
+	"G": 1 << 30, "GB": 1 << 30,
+	"T": 1 << 40, "TB": 1 << 40,
+}
+
+// ParseLogRate reads a Cloud Foundry log rate limit
+// (log-rate-limit-per-second: "1K", "16K", "1M", "512B", "1.5K";
+// case-insensitive, a space before the unit allowed) and returns it in
+// bytes per second, rounded up to a whole byte; "-1" (or "unlimited")
+// is no limit and returns -1. A number without unit is an error, as for
+// sizes, and so is 0: Cloud Foundry takes it as "no logs at all", which
+// driftless does not offer (an app that should log nothing can send its
+// output to /dev/null); so is a rate over 1 TB/s.
+func ParseLogRate(s string) (int64, error) {
+	v := strings.ToUpper(strings.TrimSpace(s))
+	switch v {
+	case "":
+		return 0, fmt.Errorf("empty log rate; write e.g. 1K or 1M, or -1 for no limit")
+	case "-1", "UNLIMITED":
+		return -1, nil
+	}
+	if strings.HasPrefix(v, "-") {
+		return 0, fmt.Errorf("log rate %q must be more than zero, or -1 for no limit", s)
+	}
+	unit := strings.TrimLeft(v, "0123456789.")
+	num := strings.TrimSpace(v[:len(v)-len(unit)])
+	unit = strings.TrimSpace(unit)
+	if num == "" {
+		return 0, fmt.Errorf("log rate %q has no number; write e.g. 1K or 1M", s)
+	}
+	if !sizeNumberRE.MatchString(num) {
+		return 0, fmt.Errorf("log rate %q: %q is not a number; write e.g. 16K or 1.5M", s, num)
+	}
+	if len(num) > maxSizeDigits {
+		return 0, fmt.Errorf("log rate %q has more than %d digits", s, maxSizeDigits)
+	}
+	n, ok := new(big.Rat).SetString(num)
+	if !ok {
+		return 0, fmt.Errorf("log rate %q: %q is not a number; write e.g. 16K or 1.5M", s, num)
+	}
+	if n.Sign() == 0 {
+		return 0, fmt.Errorf("log rate %q would drop every log line, which driftless does not offer: "+
+			"give a limit such as 1K, or -1 for no limit (send the output to /dev/null to keep nothing)", s)
+	}
+	b, known := rateUnitsB[unit]
+	switch {
+	case unit == "":
+		return 0, fmt.Errorf("log rate %q needs a unit (B, K, M or G), e.g. %sB or %sK", s, num, num)
+	case !known:
+		return 0, fmt.Errorf("log rate %q has an unknown unit %q (use B, K, M, G or T, optionally with B)", s, unit)
+	}
+	// Bytes = n × b, rounded up.
+	bytes := n.Mul(n, big.NewRat(b, 1))
+	whole := new(big.Int).Quo(bytes.Num(), bytes.Denom())
+	if new(big.Rat).SetInt(whole).Cmp(bytes) < 0 {
+		whole.Add(whole, big.NewInt(1))
+	}
+	if !whole.IsInt64() || whole.Int64() > maxLogRate {
+		return 0, fmt.Errorf("log rate %q is too large (at most 1T)", s)
+	}
+	return whole.Int64(), nil
+}

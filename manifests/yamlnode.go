@@ -184,6 +184,25 @@ func (r *reporter) size(key, v *yaml.Node) (int, bool) {
 	return mb, true
 }
 
+// logRate reads a log rate limit (ParseLogRate) in bytes per second; 0
+// is no limit (-1 in the manifest).
+func (r *reporter) logRate(key, v *yaml.Node) (int64, bool) {
+	v = resolve(v)
+	if r.unfilled[v] {
+		return 0, false
+	}
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" || v.Tag == "!!bool" {
+		r.errorf(v, "%s must be a rate like 16K or 1M (bytes per second), or -1 for no limit, not a %s", key.Value, kindName(v))
+		return 0, false
+	}
+	b, err := ParseLogRate(v.Value)
+	if err != nil {
+		r.errorf(v, "%s: %v", key.Value, err)
+		return 0, false
+	}
+	return max(b, 0), true
+}
+
 // strings reads a list of strings.
 func (r *reporter) strList(key, v *yaml.Node) ([]string, bool) {
 	v = resolve(v)

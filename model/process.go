@@ -29,6 +29,10 @@ type Process struct {
 	MemoryMB    int64       `json:"memory_mb"`
 	DiskMB      int64       `json:"disk_mb"`
 	HealthCheck HealthCheck `json:"health_check"`
+	// LogRateLimit is the type's RunSpec.LogRateLimit (bytes per second,
+	// 0: no limit); the manifest fills in the app's when the type gives
+	// none.
+	LogRateLimit int64 `json:"log_rate_limit,omitempty"`
 }
 
 // ProcessKey identifies the instances of one process type of an app; the
@@ -118,6 +122,7 @@ func (r *Release) RunFor(t string) (RunSpec, bool) {
 		run.Command = r.ProcfileCommands[t]
 	}
 	run.MemoryMB, run.DiskMB, run.HealthCheck = p.MemoryMB, p.DiskMB, p.HealthCheck
+	run.LogRateLimit = p.LogRateLimit
 	return run, true
 }
 

@@ -256,7 +256,12 @@ func enforcement(data map[string]any) map[string]bool {
 // sizeKeys are the quota keys given as sizes ("2G"), turned into MB.
 var sizeKeys = map[string]bool{"memory": true, "instance_memory": true, "disk": true, "instance_disk": true}
 
-// readQuotas reads quotas.yml (absent: no quotas) with sizes in MB.
+// rateKeys are the quota keys given as log rates ("1M"), turned into
+// bytes per second (-1: no limit).
+var rateKeys = map[string]bool{"log_rate_limit": true}
+
+// readQuotas reads quotas.yml (absent: no quotas) with sizes in MB and
+// log rates in bytes per second.
 func readQuotas(fsys fs.FS) (map[string]any, []model.Problem) {
 	src, err := fs.ReadFile(fsys, QuotasFile)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -285,6 +290,15 @@ func readQuotas(fsys fs.FS) (map[string]any, []model.Problem) {
 					continue
 				}
 				out[k] = mb
+				continue
+			}
+			if rateKeys[k] {
+				b, err := manifests.ParseLogRate(fmt.Sprint(v))
+				if err != nil {
+					problems = append(problems, model.Problem{Position: model.Position{File: QuotasFile}, Message: fmt.Sprintf("%s.%s: %v", where, k, err)})
+					continue
+				}
+				out[k] = b
 				continue
 			}
 			out[k] = v
@@ -407,17 +421,21 @@ type Usage struct {
 
 // App is one app of a proposed desired state.
 type App struct {
-	Name       string   `json:"name"`
-	Instances  int      `json:"instances"`
-	MemoryMB   int64    `json:"memory_mb"`
-	DiskMB     int64    `json:"disk_mb"`
-	Routes     []string `json:"routes"`
-	Buildpacks []string `json:"buildpacks"`
-	Stack      string   `json:"stack"`
+	Name      string `json:"name"`
+	Instances int    `json:"instances"`
+	MemoryMB  int64  `json:"memory_mb"`
+	DiskMB    int64  `json:"disk_mb"`
+	// LogRateLimit is the bytes of log lines per second each web
+	// instance may ship (log-rate-limit-per-second); -1 is no limit.
+	LogRateLimit int64    `json:"log_rate_limit"`
+	Routes       []string `json:"routes"`
+	Buildpacks   []string `json:"buildpacks"`
+	Stack        string   `json:"stack"`
 	// Services are the names of the service instances the app binds.
 	Services []string `json:"services"`
 	// Processes are its process types other than web (Instances,
-	// MemoryMB and DiskMB are web's); the built-in quotas count them.
+	// MemoryMB, DiskMB and LogRateLimit are web's); the built-in quotas
+	// count them.
 	Processes []Process `json:"processes,omitempty"`
 	// Docker is the app's image (manifest docker:), nil for buildpack
 	// apps; its User and Digest are empty (the image is resolved at
@@ -436,6 +454,9 @@ type Process struct {
 	Instances int    `json:"instances"`
 	MemoryMB  int64  `json:"memory_mb"`
 	DiskMB    int64  `json:"disk_mb"`
+	// LogRateLimit is as App's: bytes per second per instance, -1 for
+	// no limit.
+	LogRateLimit int64 `json:"log_rate_limit"`
 }
 
 // Violation is one thing a policy denies.

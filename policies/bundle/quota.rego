@@ -79,3 +79,51 @@ deny contains v if {
 	n > limit
 	v := {"msg": sprintf("space %s would have %d service instances; its quota is %d", [input.space, n, limit])}
 }
+
+# Log rate limits, as Cloud Foundry's space quota log rate limit:
+# quotas.yml's log_rate_limit (bytes per second; -1 or absent: none)
+# bounds the total of instances × log-rate-limit-per-second over the
+# space's process types, and no process type that runs instances may log
+# without a limit there. An app's or process's log_rate_limit is -1 when
+# it has none.
+log_rate(x) := object.get(x, "log_rate_limit", -1)
+
+# log_procs(a) are an app's process types with their instances and log
+# rate limits, web first.
+log_procs(a) := array.concat(
+	[{"type": "web", "instances": a.instances, "rate": log_rate(a)}],
+	[{"type": p.type, "instances": p.instances, "rate": log_rate(p)} | some p in object.get(a, "processes", [])],
+)
+
+app_log_rate(a) := sum([r | some p in log_procs(a); p.instances > 0; p.rate >= 0; r := p.instances * p.rate])
+
+total_log_rate := sum([app_log_rate(a) | some a in input.apps])
+
+log_rate_quota := limit if {
+	limit := quota("log_rate_limit")
+	limit >= 0
+}
+
+# who names a process type of an app in messages.
+who(a, p) := sprintf("app %s", [a.name]) if p.type == "web"
+
+else := sprintf("process %s of app %s", [p.type, a.name])
+
+# Over the total, each app that counts towards it is told (and located).
+deny contains v if {
+	limit := log_rate_quota
+	total_log_rate > limit
+	some a in input.apps
+	share := app_log_rate(a)
+	share > 0
+	v := {"app": a.name, "msg": sprintf("space %s would log up to %d bytes/sec (instances × log-rate-limit-per-second), over its log_rate_limit quota of %d bytes/sec; app %s's instances account for %d bytes/sec", [input.space, total_log_rate, limit, a.name, share])}
+}
+
+deny contains v if {
+	limit := log_rate_quota
+	some a in input.apps
+	some p in log_procs(a)
+	p.instances > 0
+	p.rate < 0
+	v := {"app": a.name, "msg": sprintf("%s has no log rate limit, but space %s has a log_rate_limit quota of %d bytes/sec: give it log-rate-limit-per-second (e.g. 1K)", [who(a, p), input.space, limit])}
+}

@@ -81,3 +81,51 @@ test_process_instance_memory_over if {
 test_processes_within_quota if {
 	count(quota.deny) == 0 with input as {"space": "dev", "apps": [with_worker(2, 128)]} with data.quotas as quotas
 }
+
+# Log rate limits: log_rate_limit in bytes per second, -1 for none.
+lapp(name, n, rate) := object.union(app(name, n, 64), {"log_rate_limit": rate})
+
+logquotas := {"default": {"log_rate_limit": 4096}, "spaces": {"free": {"log_rate_limit": -1}}}
+
+test_log_rate_within if {
+	count(quota.deny) == 0 with input as {"space": "dev", "apps": [lapp("a", 2, 1024), lapp("b", 2, 1024)]}
+		with data.quotas as logquotas
+}
+
+test_log_rate_total_over_names_each_app if {
+	vs := quota.deny with input as {"space": "dev", "apps": [lapp("a", 3, 1024), lapp("b", 2, 1024), lapp("c", 0, 1024)]}
+		with data.quotas as logquotas
+	count(vs) == 2
+	some v in vs
+	v.app == "a"
+	contains(v.msg, "space dev would log up to 5120 bytes/sec")
+	contains(v.msg, "quota of 4096 bytes/sec; app a's instances account for 3072 bytes/sec")
+}
+
+test_log_rate_counts_processes if {
+	a := object.union(lapp("a", 1, 1024), {"processes": [{"type": "worker", "instances": 2, "memory_mb": 64, "log_rate_limit": 2048}]})
+	some v in quota.deny with input as {"space": "dev", "apps": [a]} with data.quotas as logquotas
+	contains(v.msg, "would log up to 5120 bytes/sec")
+}
+
+test_log_rate_unlimited_denied if {
+	some v in quota.deny with input as {"space": "dev", "apps": [lapp("a", 1, -1)]} with data.quotas as logquotas
+	v.app == "a"
+	v.msg == "app a has no log rate limit, but space dev has a log_rate_limit quota of 4096 bytes/sec: give it log-rate-limit-per-second (e.g. 1K)"
+}
+
+test_log_rate_unlimited_process_denied if {
+	a := object.union(lapp("a", 1, 1024), {"processes": [{"type": "worker", "instances": 1, "memory_mb": 64}]})
+	some v in quota.deny with input as {"space": "dev", "apps": [a]} with data.quotas as logquotas
+	startswith(v.msg, "process worker of app a has no log rate limit")
+}
+
+test_log_rate_unlimited_without_instances_allowed if {
+	count(quota.deny) == 0 with input as {"space": "dev", "apps": [lapp("a", 0, -1)]} with data.quotas as logquotas
+}
+
+test_log_rate_space_without_quota if {
+	count(quota.deny) == 0 with input as {"space": "free", "apps": [lapp("a", 1, -1), lapp("b", 9, 1024)]}
+		with data.quotas as logquotas
+	count(quota.deny) == 0 with input as {"space": "dev", "apps": [lapp("a", 1, -1)]} with data.quotas as quotas
+}

@@ -171,16 +171,17 @@ func IsArchiveSource(fsys fs.FS, p string) bool {
 // newRelease builds the release an app entry asks for, with its id.
 func newRelease(app manifests.App, opts Options, srcPath, tree string, ingress []model.IngressRule) model.Release {
 	run := model.RunSpec{
-		Command:     app.Command,
-		Env:         app.Env,
-		MemoryMB:    int64(app.MemoryMB),
-		DiskMB:      int64(app.DiskMB),
-		Routes:      Routes(app, opts.Space, opts.Domain),
-		HealthCheck: app.HealthCheck,
-		Services:    app.Services,
-		HTTP2Routes: HTTP2Routes(app, opts.Domain),
-		Sidecars:    app.Sidecars,
-		Ingress:     ingress,
+		Command:      app.Command,
+		Env:          app.Env,
+		MemoryMB:     int64(app.MemoryMB),
+		DiskMB:       int64(app.DiskMB),
+		LogRateLimit: app.LogRateLimit,
+		Routes:       Routes(app, opts.Space, opts.Domain),
+		HealthCheck:  app.HealthCheck,
+		Services:     app.Services,
+		HTTP2Routes:  HTTP2Routes(app, opts.Domain),
+		Sidecars:     app.Sidecars,
+		Ingress:      ingress,
 	}
 	for _, r := range app.Routes {
 		if r.LoadBalancing != model.BalanceDefault {
@@ -196,7 +197,7 @@ func newRelease(app manifests.App, opts Options, srcPath, tree string, ingress [
 	}
 	for _, p := range app.Processes {
 		rel.Processes = append(rel.Processes, model.Process{Type: p.Type, Command: p.Command,
-			MemoryMB: int64(p.MemoryMB), DiskMB: int64(p.DiskMB), HealthCheck: p.HealthCheck})
+			MemoryMB: int64(p.MemoryMB), DiskMB: int64(p.DiskMB), HealthCheck: p.HealthCheck, LogRateLimit: p.LogRateLimit})
 	}
 	rel.ID = ReleaseID(rel)
 	return rel

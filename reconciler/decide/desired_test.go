@@ -114,6 +114,12 @@ func TestReleaseIDStability(t *testing.T) {
 		}, false},
 		{"the app's source", func(f map[string]string) { f["apps/hello/hello"] = "binary v2" }, false},
 		{"a new file in the app's folder", func(f map[string]string) { f["apps/hello/extra.txt"] = "x" }, false},
+		{"a log rate limit", func(f map[string]string) {
+			f["apps/hello/manifest.yml"] = helloYAML + "  log-rate-limit-per-second: 1K\n"
+		}, false},
+		{"a log rate limit of -1 (none, as before)", func(f map[string]string) {
+			f["apps/hello/manifest.yml"] = helloYAML + "  log-rate-limit-per-second: -1\n"
+		}, true},
 		{"a sidecar", func(f map[string]string) {
 			f["apps/hello/manifest.yml"] = helloYAML + "  sidecars: [{name: s, process_types: [web], command: ./s}]\n"
 		}, false},

@@ -77,14 +77,25 @@ func PolicyApp(a model.App, r model.Release) policies.App {
 	}
 	var procs []policies.Process
 	for _, p := range r.Processes {
-		procs = append(procs, policies.Process{Type: p.Type, Instances: a.InstancesOf(p.Type), MemoryMB: p.MemoryMB, DiskMB: p.DiskMB})
+		procs = append(procs, policies.Process{Type: p.Type, Instances: a.InstancesOf(p.Type), MemoryMB: p.MemoryMB, DiskMB: p.DiskMB,
+			LogRateLimit: policyLogRate(p.LogRateLimit)})
 	}
 	pa := policies.App{Name: a.Name, Instances: a.Instances, MemoryMB: r.Run.MemoryMB, DiskMB: r.Run.DiskMB,
-		Routes: a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, Services: services, Processes: procs, File: a.File, Line: a.Line}
+		LogRateLimit: policyLogRate(r.Run.LogRateLimit),
+		Routes:       a.Routes, Buildpacks: r.Buildpacks, Stack: r.Stack, Services: services, Processes: procs, File: a.File, Line: a.Line}
 	if r.Docker != nil {
 		pa.Docker = &policies.Docker{Image: r.Docker.Image, Username: r.Docker.Username}
 	}
 	return pa
+}
+
+// policyLogRate is a run spec's log rate limit as the policies see it:
+// bytes per second, -1 for no limit (0 in the run spec).
+func policyLogRate(b int64) int64 {
+	if b <= 0 {
+		return -1
+	}
+	return b
 }
 
 // Violations turns the policies' verdict into problems located in the
