@@ -314,4 +314,3 @@ func (s *server) previews(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, previewViews(ps, s.appViews(r.Context())))
 }
-

@@ -37,7 +37,7 @@ const (
 	EventNotReady EventKind = "not-ready"
 	// EventRoutesChanged: a commit's new release adds or drops routes.
 	EventRoutesChanged EventKind = "routes-changed"
-	EventCrashed EventKind = "crashed"
+	EventCrashed       EventKind = "crashed"
 	// EventBackoff: a crashed index waits before its next restart.
 	EventBackoff EventKind = "backoff"
 	// EventRolledBack: a release whose instances never became healthy was
