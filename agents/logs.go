@@ -28,9 +28,11 @@ func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, path string
 func (a *Agent) shipLogsFrom(ctx context.Context, ref model.InstanceRef, f *os.File, path string, fromEnd bool) {
 	subject := bus.Logs(ref.Space, ref.App)
 	err := followFile(ctx, f, path, fromEnd, func(text string) {
+		a.metrics.logLine()
 		msg := model.LogLine{Time: time.Now().UTC(), Space: ref.Space, App: ref.App, Source: model.LogApp,
 			Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text}
 		if err := a.pub.Publish(subject, msg); err != nil {
+			a.metrics.logDropped(1)
 			a.log.Debug("shipping log line", "err", err)
 		}
 	})
