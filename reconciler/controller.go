@@ -170,15 +170,15 @@ type Executor interface {
 // (held across policy evaluation and store writes, never taken by reads);
 // mu guards the small state below it and is never held across I/O.
 type Controller struct {
-	cfg     Config
-	log     *slog.Logger
-	store   *store.Store
-	actual  *Actual
-	events  *Events
-	exec    Executor
-	stager  *stager
-	metrics *controllerMetrics
+	cfg    Config
+	log    *slog.Logger
+	store  *store.Store
+	actual *Actual
+	events *Events
+	exec   Executor
+	stager *stager
 
+	metrics *controllerMetrics
 	sources []*sourceEntry
 	kick    chan struct{}
 	applyMu sync.Mutex
