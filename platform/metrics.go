@@ -78,6 +78,7 @@ func (m *busMetrics) consulClient(addr, token, role string) (*consul.Client, err
 	if err != nil {
 		return nil, fmt.Errorf("consul client for %s: %w", addr, err)
 	}
+	// The counter is exported from 0 on.
 	hc.Transport = countingTransport{next: hc.Transport, failed: m.consul.WithLabelValues(role)}
 	cfg.HttpClient = hc
 	c, err := consul.NewClient(cfg)
@@ -117,7 +118,7 @@ func (m *busMetrics) watchNATS(nc *nats.Conn, role string) {
 	if m == nil {
 		return
 	}
-	c := m.nats.WithLabelValues(role)
+	c := m.nats.WithLabelValues(role) // exported from 0 on
 	prevErr, prevDisc := nc.ErrorHandler(), nc.DisconnectErrHandler()
 	nc.SetErrorHandler(func(conn *nats.Conn, sub *nats.Subscription, err error) {
 		c.Inc()

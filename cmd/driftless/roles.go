@@ -55,7 +55,7 @@ func devFlags(f *pflag.FlagSet) *platform.DevConfig {
 // metricsFlags binds --metrics and --metrics-token-file; what says whose
 // metrics are served.
 func metricsFlags(f *pflag.FlagSet, listen, tokenFile *string, what string) {
-	f.StringVar(listen, "metrics", *listen, "address serving Prometheus metrics"+what+" at /metrics (empty: none; one that is not loopback-only needs --metrics-token-file)")
+	f.StringVar(listen, "metrics", *listen, "address serving Prometheus metrics at /metrics"+what+" (empty: none; one that is not loopback-only needs --metrics-token-file)")
 	f.StringVar(tokenFile, "metrics-token-file", *tokenFile, "file (mode 0600) holding the bearer token scrapers of --metrics must send")
 }
 
@@ -169,7 +169,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.StringVar(&cfg.TLSListen, "https", cfg.TLSListen, "HTTPS listen address (needs --cert)")
 	f.Var(certsValue{&cfg.Certs}, "cert", "TLS certificate and key files, CERT.pem:KEY.pem, chosen by SNI (repeatable)")
 	f.BoolVar(&cfg.RedirectHTTP, "redirect-http", cfg.RedirectHTTP, "answer plain HTTP with a redirect to HTTPS")
-	metricsFlags(f, &cfg.MetricsListen, &cfg.MetricsTokenFile, " (and Go profiles at /debug/pprof/) of the router")
+	metricsFlags(f, &cfg.MetricsListen, &cfg.MetricsTokenFile, " of the router (and Go profiles at /debug/pprof/)")
 	f.Var(prefixesValue{&cfg.Proxy.TrustedProxies}, "trusted-proxy", "network whose X-Forwarded-For/-Proto are kept, e.g. 10.0.0.0/8 (repeatable)")
 	f.DurationVar(&cfg.Proxy.DialTimeout, "dial-timeout", cfg.Proxy.DialTimeout, "connecting to an instance")
 	f.DurationVar(&cfg.Proxy.ResponseHeaderTimeout, "response-timeout", cfg.Proxy.ResponseHeaderTimeout, "waiting for an instance's response headers")
