@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -287,4 +288,84 @@ func freePortOn(ip string) (string, error) {
 	defer ln.Close()
 	_, port, err := net.SplitHostPort(ln.Addr().String())
 	return port, err
+}
+
+// TestMetricsCluster: metrics scraped from every role run as a process of
+// its own — the controller on the cluster's bridge address, each cell in
+// its network namespace on its address, the router on loopback — all with
+// a token: each process shows its role's metrics, and each cell the
+// instances it runs only.
+func TestMetricsCluster(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "metrics.token")
+	if err := os.WriteFile(tok, []byte("cluster-scrape\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startClusterWith(t, false, tok, []string{"a", "b"}, 1)
+	c.addHello("apps/hello")
+	c.write(map[string]string{"apps/hello/manifest.yml": helloManifest(2, "Hi")})
+	c.commit("two instances")
+	insts := c.waitRunning(t, 120*time.Second, 2, func(insts []api.Instance) error {
+		if pc := perCell(insts); pc["a"] != 1 || pc["b"] != 1 {
+			return fmt.Errorf("instances per cell %v, want one on each", pc)
+		}
+		return nil
+	})
+	indexOn := map[string]string{}
+	for _, in := range insts {
+		indexOn[in.Cell] = fmt.Sprint(in.Index)
+	}
+	if got := slices.Sorted(func(yield func(string) bool) {
+		for name := range c.metrics {
+			if !yield(name) {
+				return
+			}
+		}
+	}); !slices.Equal(got, []string{"agent-a", "agent-b", "ctl-1", "router"}) {
+		t.Fatalf("processes serving metrics: %v", got)
+	}
+	roleOf := map[string]string{"ctl-1": "controller", "agent-a": "cell", "agent-b": "cell", "router": "router"}
+	for name, addr := range c.metrics {
+		url := "http://" + addr + "/metrics"
+		testenv.Eventually(t, 60*time.Second, time.Second, name+"'s metrics", func() error {
+			if _, _, err := c.get(helloHost, "/"); err != nil {
+				return err
+			}
+			fams, err := scrape(url, "cluster-scrape")
+			if err != nil {
+				return err
+			}
+			if _, ok := sample(fams, "driftless_consul_errors_total", map[string]string{"role": roleOf[name]}); !ok && name != "router" {
+				return fmt.Errorf("no driftless_consul_errors_total{role=%s}", roleOf[name])
+			}
+			switch name {
+			case "ctl-1":
+				if v, ok := sample(fams, "driftless_controller_apps", map[string]string{"state": "running"}); !ok || v != 1 {
+					return fmt.Errorf("driftless_controller_apps{state=running} = %v", v)
+				}
+				if fams["driftless_controller_convergence_duration_seconds"] == nil || fams["driftless_instance_memory_bytes"] != nil {
+					return errors.New("the controller's metrics without its convergences, or with a cell's")
+				}
+			case "router":
+				if v, _ := sample(fams, "driftless_router_requests_total", map[string]string{"route": helloHost}); v <= 0 {
+					return fmt.Errorf("driftless_router_requests_total{route=%s} = %v", helloHost, v)
+				}
+			default:
+				cell := strings.TrimPrefix(name, "agent-")
+				mem := fams["driftless_instance_memory_bytes"]
+				if mem == nil || len(mem.GetMetric()) != 1 {
+					return fmt.Errorf("cell %s: memory series %v, want its one instance's", cell, mem)
+				}
+				if ls := labelsOf(mem.GetMetric()[0]); ls["index"] != indexOn[cell] || ls["app"] != "hello" || mem.GetMetric()[0].GetGauge().GetValue() <= 0 {
+					return fmt.Errorf("cell %s: %v = %v, want index %s's memory", cell, ls, mem.GetMetric()[0].GetGauge().GetValue(), indexOn[cell])
+				}
+				if fams["driftless_cell_launch_step_duration_seconds"] == nil || fams["driftless_controller_apps"] != nil {
+					return errors.New("a cell's metrics without its launch steps, or with the controller's")
+				}
+			}
+			return nil
+		})
+	}
+	if _, err := scrape("http://"+c.metrics["ctl-1"]+"/metrics", ""); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("the controller's metrics on the bridge without the token: %v, want 401", err)
+	}
 }
