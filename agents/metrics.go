@@ -33,7 +33,10 @@ type cellMetrics struct {
 	logLines prometheus.Counter
 	logDrops prometheus.Counter
 
-	mu sync.Mutex
+	// registered says the metrics are served: only then are starts
+	// counted (the scrapes prune them).
+	registered bool
+	mu         sync.Mutex
 	// starts counts the instances the cell started per index, for
 	// driftless_instance_restarts_total.
 	starts map[indexKey]*indexStarts
@@ -82,6 +85,7 @@ func newCellMetrics(reg prometheus.Registerer, a *Agent) (*cellMetrics, error) {
 			return nil, fmt.Errorf("registering the cell's metrics: %w", err)
 		}
 	}
+	m.registered = true
 	return m, nil
 }
 
@@ -118,7 +122,7 @@ func (m *cellMetrics) logDropped(n int) {
 
 // started counts an instance the cell accepted to start.
 func (m *cellMetrics) started(ref model.InstanceRef, now time.Time) {
-	if m == nil {
+	if m == nil || !m.registered {
 		return
 	}
 	m.mu.Lock()
