@@ -33,6 +33,7 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/agents/runtime"
@@ -102,7 +103,12 @@ type Config struct {
 	// registries are always reached over plain HTTP; every other one over
 	// HTTPS. Ignored when Runtime.PlainHTTPHosts is set.
 	PlainHTTPRegistries []string
-	Log                 *slog.Logger
+	// UsageInterval is how often the CPU time and memory of every instance
+	// are read (default DefaultUsageInterval; the disk at most every 30 s).
+	UsageInterval time.Duration
+	// Metrics registers the cell's metrics (metrics.go); nil for none.
+	Metrics prometheus.Registerer
+	Log     *slog.Logger
 }
 
 // DefaultCellTTL is how long the cell's Consul check stays passing without
@@ -133,6 +139,9 @@ func (c *Config) defaults() {
 	}
 	if c.CellTTL == 0 {
 		c.CellTTL = DefaultCellTTL
+	}
+	if c.UsageInterval == 0 {
+		c.UsageInterval = DefaultUsageInterval
 	}
 	if c.StacksDir == "" {
 		c.StacksDir = DefaultStacksDir
@@ -195,6 +204,9 @@ type Agent struct {
 	stage         chan struct{} // staging slots
 	// retryPause is the pause between attempts of a stop's undo.
 	retryPause time.Duration
+	// usage reads the instances' usage (usage.go); nil reader for none.
+	usage   *usage
+	metrics *cellMetrics
 
 	ctx context.Context // the agent's lifetime, for instance goroutines
 	wg  sync.WaitGroup
@@ -265,6 +277,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a.closeEngine = func() { _ = rt.Close() }
+	a.usage.reader = rt
 	a.trustRegistry = rt.TrustRegistry
 	a.closeWalls = func() { removeWalls(nw, a.log) }
 	return a, nil
@@ -321,8 +334,12 @@ func newAgent(cfg Config, p parts) (*Agent, error) {
 		insts:       make(map[string]*instance),
 		policyKick:  make(chan struct{}, 1),
 		ctx:         context.Background(),
+		usage:       &usage{diskAt: map[string]time.Time{}},
 	}
 	var err error
+	if a.metrics, err = newCellMetrics(cfg.Metrics, a); err != nil {
+		return nil, err
+	}
 	a.stager, err = staging.New(staging.Config{CacheDir: filepath.Join(cfg.DataDir, "staging"), StacksDir: cfg.StacksDir,
 		Runner: compileRunner{a}, Cell: cfg.Buildpacks, Log: cfg.Log.With("component", "staging"),
 		Client: func(base string) *blobstore.Client {
@@ -377,6 +394,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.wg.Go(func() { a.registrySyncLoop(ctx) })
 	a.wg.Go(func() { a.driftLoop(ctx) })
 	a.wg.Go(func() { a.policyLoop(ctx) })
+	a.wg.Go(func() { a.usageLoop(ctx) })
 	<-ctx.Done()
 	for _, s := range subs {
 		_ = s.Unsubscribe()

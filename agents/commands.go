@@ -3,6 +3,7 @@ package agents
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -48,6 +49,7 @@ func (a *Agent) acceptLocked(ref model.InstanceRef, run model.RunSpec) error {
 	}
 	in.life = a.instanceLifecycleLocked(in)
 	a.insts[ref.GUID] = in
+	a.metrics.started(ref, time.Now())
 	a.setState(in, model.StateStarting, "accepted")
 	a.wg.Go(func() {
 		defer close(in.launched)

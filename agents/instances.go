@@ -143,6 +143,9 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 	fails := 0
 	a.whileRunning(ctx, in, hc.Interval(a.cfg.CheckInterval), func() bool {
 		err := a.probe.Probe(ctx, hc, addr)
+		if ctx.Err() == nil {
+			a.metrics.checked("liveness", err)
+		}
 		if err == nil {
 			if fails > 0 {
 				a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) passed again", hc.Kind()))

@@ -35,6 +35,9 @@ type step struct {
 // and its stop undoes it only once the launch has returned.
 type lifecycle struct {
 	steps []step
+	// observe, if set, is told how long each step run takes and how it
+	// ended (the cell's metrics).
+	observe func(step string, took time.Duration, err error)
 	// entered counts the steps run began: steps[:entered] are (perhaps
 	// partly) done.
 	entered int
@@ -53,7 +56,12 @@ func (l *lifecycle) run(ctx context.Context) error {
 			return fmt.Errorf("before %s: %w", s.name, err)
 		}
 		l.entered++
-		if err := s.do(ctx); err != nil {
+		start := time.Now()
+		err := s.do(ctx)
+		if l.observe != nil {
+			l.observe(s.name, time.Since(start), err)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -115,7 +123,7 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 	var att *network.Attachment
 	// services is VCAP_SERVICES, made by the bindings step.
 	var services []byte
-	return &lifecycle{steps: []step{
+	return &lifecycle{observe: a.metrics.stepTook, steps: []step{
 		{name: StepHostPort,
 			do: func(ctx context.Context) error {
 				port, err := a.ports.Allocate(ctx)
@@ -204,7 +212,11 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 				timeout := run.HealthCheck.StartTimeout()
 				hctx, cancel := context.WithTimeout(ctx, timeout)
 				defer cancel()
-				if err := a.probe.WaitHealthy(hctx, run.HealthCheck, a.instanceAddr(hostPort()), a.cfg.ProbeInterval); err != nil {
+				err := a.probe.WaitHealthy(hctx, run.HealthCheck, a.instanceAddr(hostPort()), a.cfg.ProbeInterval)
+				if ctx.Err() == nil {
+					a.metrics.checked("startup", err)
+				}
+				if err != nil {
 					return fmt.Errorf("health check (%s) did not pass within %s: %w", run.HealthCheck.Kind(), timeout, err)
 				}
 				return nil

@@ -33,10 +33,10 @@ type logLimiter struct {
 }
 
 // instanceLogLimiter is the log rate limit of an instance of run, made
-// with the instance and shared by all its log streams. Its onDrop is where
-// the cell's count of dropped log lines hooks in.
+// with the instance and shared by all its log streams; its drops are
+// counted in driftless_cell_log_lines_dropped_total.
 func (a *Agent) instanceLogLimiter(run model.RunSpec) *logLimiter {
-	return newLogLimiter(run.LogRateLimit, nil)
+	return newLogLimiter(run.LogRateLimit, a.metrics.logDropped)
 }
 
 // newLogLimiter limits to bytesPerSec (<= 0: no limit); onDrop may be nil.

@@ -28,6 +28,7 @@ func (a *Agent) shipLogs(ctx context.Context, ref model.InstanceRef, lim *logLim
 // it at path once it appears).
 func (a *Agent) shipLogsFrom(ctx context.Context, ref model.InstanceRef, lim *logLimiter, f *os.File, path string, fromEnd bool) {
 	err := followFile(ctx, f, path, fromEnd, func(text string) {
+		a.metrics.logLine()
 		a.shipLimited(ref, lim, model.LogLine{Space: ref.Space, App: ref.App, Source: model.LogApp,
 			Index: ref.Index, Process: ref.Process, InstanceGUID: ref.GUID, Text: text})
 	})

@@ -67,6 +67,7 @@ func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, k
 		if ctx.Err() != nil {
 			return false
 		}
+		a.metrics.checked("readiness", err)
 		changed := st.observe(err)
 		if serr := a.registry.SetReady(guid, st.ready); serr != nil {
 			// The registry sync loop registers a missing instance again.

@@ -64,6 +64,13 @@ type cluster struct {
 	consulTokens map[string]string
 	consulMgmt   string
 	consulProc   *children.Process
+
+	// metricsToken, when set, is the --metrics-token-file every process
+	// is started with, beside a --metrics address (metrics: process name
+	// → address): the controllers' on the bridge address, the cells' on
+	// theirs, the router's on loopback (metrics_test.go).
+	metricsToken string
+	metrics      map[string]string
 }
 
 // cellNet is where one cell lives: its namespace and address.
@@ -94,10 +101,18 @@ func startCluster(t testing.TB, cells []string, controllers int, ctlArgs ...stri
 // users in a --nats-users file.
 func startClusterOn(t testing.TB, ctlNATS bool, cells []string, controllers int, ctlArgs ...string) *cluster {
 	t.Helper()
+	return startClusterWith(t, ctlNATS, "", cells, controllers, ctlArgs...)
+}
+
+// startClusterWith is startClusterOn; with metricsToken (a file), every
+// process serves its metrics (cluster.metrics).
+func startClusterWith(t testing.TB, ctlNATS bool, metricsToken string, cells []string, controllers int, ctlArgs ...string) *cluster {
+	t.Helper()
 	testenv.RequireRoot(t)
 	dir := testenv.ShortTempDir(t, "dl-cl-")
 	c := &cluster{t: t, dir: dir, repo: filepath.Join(dir, "repo"), bridge: "dlcl0", hostIP: clusterNet + ".1",
-		ctls: map[string]*proc{}, agents: map[string]*proc{}, cells: map[string]cellNet{}, apis: map[string]string{}}
+		ctls: map[string]*proc{}, agents: map[string]*proc{}, cells: map[string]cellNet{}, apis: map[string]string{},
+		metricsToken: metricsToken, metrics: map[string]string{}}
 	if err := os.MkdirAll(c.repo, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +232,9 @@ func (c *cluster) start(name, ns string, args ...string) *proc {
 		c.t.Fatal(err)
 	}
 	bin, argv := driftlessBin, append([]string{"--log-level", "debug"}, args...)
+	if c.metricsToken != "" {
+		argv = append(argv, "--metrics", c.metricsAddr(name, ns), "--metrics-token-file", c.metricsToken)
+	}
 	if ns != "" {
 		argv = append([]string{"--net=/var/run/netns/" + ns, "--", driftlessBin}, argv...)
 		bin = "nsenter"
@@ -512,4 +530,34 @@ func (c *cluster) commit(msg string) {
 	testenv.Git(c.t, c.repo, "add", "-A")
 	testenv.Git(c.t, c.repo, "commit", "-q", "--allow-empty", "-m", msg)
 	_, _ = c.leaderClient().Sync(context.Background(), false, 0)
+}
+
+// metricsAddr is where process name serves its metrics: in a cell's
+// namespace on the cell's address (port 9100: the namespace is its own),
+// else on the bridge address for a controller and loopback for the
+// router, on a free port; kept across restarts.
+func (c *cluster) metricsAddr(name, ns string) string {
+	c.t.Helper()
+	if addr := c.metrics[name]; addr != "" {
+		return addr
+	}
+	var addr string
+	switch {
+	case ns != "":
+		for _, cn := range c.cells {
+			if cn.ns == ns {
+				addr = net.JoinHostPort(cn.ip, "9100")
+			}
+		}
+	case name == "router":
+		addr = freeAddr(c.t)
+	default:
+		port, err := freePortOn(c.hostIP)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		addr = net.JoinHostPort(c.hostIP, port)
+	}
+	c.metrics[name] = addr
+	return addr
 }

@@ -69,6 +69,28 @@ type InstanceStatus struct {
 	// NotReady is set while a RUNNING instance fails its readiness check:
 	// it is alive (not restarted) but out of the routers.
 	NotReady bool `json:"not_ready,omitempty"`
+	// Usage is what the instance uses, as its cell last read it; nil
+	// until then.
+	Usage *InstanceUsage `json:"usage,omitempty"`
+}
+
+// InstanceUsage is what an instance uses, read by its cell from its
+// container's cgroup and writable layer, and carried in heartbeats.
+type InstanceUsage struct {
+	// At is when it was read.
+	At time.Time `json:"at"`
+	// CPUSeconds is the CPU time the instance's processes used since its
+	// container started; CPUPercent the share of one core they used
+	// between the cell's last two reads (above 100 with several cores
+	// busy).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	CPUPercent float64 `json:"cpu_percent"`
+	// MemoryBytes is the memory it uses: its cgroup's usage less the page
+	// cache the kernel may reclaim at once (inactive files).
+	MemoryBytes int64 `json:"memory_bytes"`
+	// DiskBytes is what it wrote to its container's writable layer (read
+	// less often than the rest: it walks the files).
+	DiskBytes int64 `json:"disk_bytes"`
 }
 
 // Endpoint is a running instance where routers reach it, as registered in

@@ -114,6 +114,11 @@ type ControllerConfig struct {
 	Journal journal.Config
 	// Ready, if set, is called with the API's URL once it listens.
 	Ready func(apiAddr string)
+	// MetricsListen serves the role's Prometheus metrics at /metrics
+	// (internal/metricsrv; "" for none). MetricsTokenFile holds the
+	// bearer token scrapers must send (mode 0600): required unless
+	// MetricsListen is loopback-only.
+	MetricsListen, MetricsTokenFile string
 }
 
 // DefaultControllerConfig is the controller role's configuration when
@@ -170,6 +175,11 @@ type AgentConfig struct {
 	// ConsulToken is the cell's Consul ACL token (policy
 	// catalog.RoleCell); never logged.
 	ConsulToken string
+	// MetricsListen serves the role's Prometheus metrics at /metrics
+	// (internal/metricsrv; "" for none). MetricsTokenFile holds the
+	// bearer token scrapers must send (mode 0600): required unless
+	// MetricsListen is loopback-only.
+	MetricsListen, MetricsTokenFile string
 }
 
 // DefaultAgentConfig is the agent role's configuration when no flag says
@@ -210,6 +220,10 @@ type RouterConfig struct {
 	NATSClient NATSClientConfig
 	// AccessLogPath is the access log's file: "-" for stdout, "" for none.
 	AccessLogPath string
+	// MetricsTokenFile holds the bearer token scrapers of the router's
+	// metrics (MetricsListen) must send (mode 0600): required unless
+	// MetricsListen is loopback-only.
+	MetricsTokenFile string
 }
 
 // DefaultRouterConfig is the router role's configuration when no flag
@@ -266,7 +280,11 @@ type DevConfig struct {
 	// ClientConfig is the CLI's configuration file that dev writes with
 	// its API address and admin token (api.ClientConfigPath); "" for none.
 	ClientConfig string
-	Log          *slog.Logger
+	// MetricsListen serves every role's Prometheus metrics at /metrics on
+	// one listener ("" for none); MetricsTokenFile as the roles' configs
+	// say (the roles' own metrics addresses are not used).
+	MetricsListen, MetricsTokenFile string
+	Log                             *slog.Logger
 	// Ready, if set, is called once every component runs.
 	Ready func(DevInfo)
 }
@@ -300,4 +318,6 @@ type DevInfo struct {
 	// CA is the file of the CA the API's certificate is signed by ("" if
 	// dev was given a certificate).
 	CA string
+	// Metrics is the address serving /metrics ("" for none).
+	Metrics string
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/driftless/driftless/tokens"
 	consul "github.com/hashicorp/consul/api"
 
-	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
 	"github.com/driftless/driftless/internal/pki"
 )
@@ -28,6 +27,13 @@ import (
 // containers keep running and are adopted by the next run.
 func RunDev(ctx context.Context, cfg DevConfig) error {
 	log := orDefault(cfg.Log)
+	// One listener serves every role's metrics (the roles' own metrics
+	// addresses are not used); checked first, before anything starts.
+	reg, msrv, err := openMetrics(cfg.MetricsListen, cfg.MetricsTokenFile)
+	if err != nil {
+		return err
+	}
+	defer serveMetrics(ctx, msrv, log)()
 	needs := cellNeeds(cfg.Agent.Network.PluginDirs)
 	if !children.ConsulAnswers(ctx, cfg.Consul) {
 		needs = append(needs, need{"consul", func() bool { _, err := children.FindConsul(); return err == nil },
@@ -42,7 +48,15 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	if len(cfg.Controller.Git.Repos) == 0 {
 		return errors.New("dev needs at least one --repo (a git work tree, repository or URL)")
 	}
+	bm, err := newBusMetrics(reg)
+	if err != nil {
+		return err
+	}
 	ctl, agent, rtr := cfg.Controller, cfg.Agent, cfg.Router
+	rtr.MetricsListen = ""
+	if reg != nil {
+		ctl.Metrics, agent.Metrics, rtr.Metrics = reg, reg, reg
+	}
 	caFile := ""
 
 	ctl.DataDir = cfg.DataDir
@@ -138,10 +152,10 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 
 	var ctlCC, agentCC, rtrCC *consul.Client
 	for _, c := range []struct {
-		cc    **consul.Client
-		token string
-	}{{&ctlCC, consulToks.controller}, {&agentCC, consulToks.cell}, {&rtrCC, consulToks.router}} {
-		if *c.cc, err = catalog.NewClient(cfg.Consul, c.token); err != nil {
+		cc          **consul.Client
+		token, role string
+	}{{&ctlCC, consulToks.controller, "controller"}, {&agentCC, consulToks.cell, "cell"}, {&rtrCC, consulToks.router, "router"}} {
+		if *c.cc, err = bm.consulClient(cfg.Consul, c.token, c.role); err != nil {
 			return fmt.Errorf("connecting to Consul at %s: %w", cfg.Consul, err)
 		}
 	}
@@ -176,6 +190,9 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 		return err
 	}
 	defer rtrNC.Close()
+	bm.watchNATS(ctlNC, "controller")
+	bm.watchNATS(agentNC, "cell")
+	bm.watchNATS(rtrNC, "router")
 	rtr.NATS = rtrNC
 	r, closeAccessLog, err := newRouter(rtr, rtrCC, log)
 	if err != nil {
@@ -218,7 +235,7 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 				names[i] = s.Name
 			}
 			cfg.Ready(DevInfo{HTTP: rtr.Listen, API: addr, NATS: nsrv.URL(), Consul: cfg.Consul, Containerd: sock, Sources: names,
-				AdminToken: adminPath, ClientConfig: cfg.ClientConfig, CA: caFile})
+				AdminToken: adminPath, ClientConfig: cfg.ClientConfig, CA: caFile, Metrics: msrv.Addr()})
 		}
 	case err := <-errs:
 		cancel()

@@ -31,6 +31,18 @@ import (
 // server when no NATSURL is given, then the reconciler, blob store and API.
 func RunController(ctx context.Context, cfg ControllerConfig) error {
 	log := orDefault(cfg.Log)
+	reg, msrv, err := openMetrics(cfg.MetricsListen, cfg.MetricsTokenFile)
+	if err != nil {
+		return err
+	}
+	defer serveMetrics(ctx, msrv, log)()
+	bm, err := newBusMetrics(reg)
+	if err != nil {
+		return err
+	}
+	if reg != nil {
+		cfg.Metrics = reg
+	}
 	url, client := cfg.NATSURL, cfg.NATSClient
 	if url == "" && cfg.NATSAuth == nil {
 		cc, err := catalog.NewClient(cfg.ConsulAddr, cfg.ConsulToken)
@@ -50,7 +62,7 @@ func RunController(ctx context.Context, cfg ControllerConfig) error {
 		client.CAFile = cfg.NATSClient.CAFile // the embedded server's own TLS
 		log.Info("embedded NATS server", "url", url)
 	}
-	nc, cc, err := connect(url, "controller", bus.Identity{Role: bus.RoleController}, client, cfg.ConsulAddr, cfg.ConsulToken, log)
+	nc, cc, err := connect(url, "controller", bus.Identity{Role: bus.RoleController}, client, cfg.ConsulAddr, cfg.ConsulToken, bm, log)
 	if err != nil {
 		return err
 	}
@@ -130,6 +142,12 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 		ln.Close()
 		return fmt.Errorf("creating the controller: %w", err)
 	}
+	if rc.Metrics != nil {
+		if err := rc.Metrics.Register(api.NewAppsCollector(ctl, ctl.Leads)); err != nil {
+			ln.Close()
+			return fmt.Errorf("registering the controller's metrics: %w", err)
+		}
+	}
 	store := tokens.NewStore(cc)
 	if err := bootstrapAdmin(ctx, store, cfg.DataDir, log); err != nil {
 		ln.Close()
@@ -168,6 +186,12 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 // RunAgent runs the agent role until ctx ends, after checking the host
 // has what a cell needs.
 func RunAgent(ctx context.Context, cfg AgentConfig) error {
+	reg, msrv, err := openMetrics(cfg.MetricsListen, cfg.MetricsTokenFile)
+	if err != nil {
+		return err
+	}
+	log := orDefault(cfg.Log)
+	defer serveMetrics(ctx, msrv, log)()
 	if err := preflight(cellNeeds(cfg.Network.PluginDirs)); err != nil {
 		return err
 	}
@@ -189,13 +213,19 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 		return errors.New("a cell needs its credential to pull droplets and upload staging results: " +
 			"--token-file FILE or DRIFTLESS_TOKEN, a token made by `driftless token create --name cell-" + cfg.CellID + " --role cell`")
 	}
-	log := orDefault(cfg.Log)
+	bm, err := newBusMetrics(reg)
+	if err != nil {
+		return err
+	}
+	if reg != nil {
+		cfg.Metrics = reg
+	}
 	if cfg.NATSClient.User == "" && os.Getenv(NATSPasswordEnv) == "" {
 		// The cell's token is its NATS credential too (a controller's
 		// embedded server checks it: tokenNATSAuth).
 		cfg.NATSClient.User, cfg.NATSClient.Password = cfg.CellID, cfg.Token
 	}
-	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, bus.Identity{Role: bus.RoleCell, Cell: cfg.CellID}, cfg.NATSClient, cfg.ConsulAddr, cfg.ConsulToken, log)
+	nc, cc, err := connect(cfg.NATSURL, "agent-"+cfg.CellID, bus.Identity{Role: bus.RoleCell, Cell: cfg.CellID}, cfg.NATSClient, cfg.ConsulAddr, cfg.ConsulToken, bm, log)
 	if err != nil {
 		return err
 	}
@@ -218,17 +248,33 @@ func runAgent(ctx context.Context, cfg agents.Config, nc *nats.Conn, cc *consul.
 
 // RunRouter runs the router role until ctx ends.
 func RunRouter(ctx context.Context, cfg RouterConfig) error {
-	cc, err := catalog.NewClient(cfg.ConsulAddr, cfg.ConsulToken)
+	log := orDefault(cfg.Log)
+	// The router's metrics are served here, with the platform's token
+	// check, not on a listener of the router's own.
+	reg, msrv, err := openMetrics(cfg.MetricsListen, cfg.MetricsTokenFile)
+	if err != nil {
+		return err
+	}
+	defer serveMetrics(ctx, msrv, log)()
+	cfg.MetricsListen = ""
+	if reg != nil {
+		cfg.Metrics = reg
+	}
+	bm, err := newBusMetrics(reg)
+	if err != nil {
+		return err
+	}
+	cc, err := bm.consulClient(cfg.ConsulAddr, cfg.ConsulToken, "router")
 	if err != nil {
 		return fmt.Errorf("connecting to Consul at %s: %w", cfg.ConsulAddr, err)
 	}
-	log := orDefault(cfg.Log)
 	if cfg.NATSURL != "" {
 		nc, err := ConnectNATS(cfg.NATSURL, "router", bus.Identity{Role: bus.RoleRouter}, cfg.NATSClient, log)
 		if err != nil {
 			return err
 		}
 		defer nc.Close()
+		bm.watchNATS(nc, "router")
 		cfg.NATS = nc
 	}
 	r, closeLog, err := newRouter(cfg, cc, log)
@@ -265,9 +311,10 @@ func newRouter(cfg RouterConfig, cc *consul.Client, log *slog.Logger) (*router.R
 }
 
 // connect dials NATS for one component as id and makes its Consul client
-// with its token.
-func connect(natsURL, component string, id bus.Identity, cl NATSClientConfig, consulAddr, consulToken string, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
-	cc, err := catalog.NewClient(consulAddr, consulToken)
+// with its token; bm counts the errors of both (nil: not counted).
+func connect(natsURL, component string, id bus.Identity, cl NATSClientConfig, consulAddr, consulToken string, bm *busMetrics, log *slog.Logger) (*nats.Conn, *consul.Client, error) {
+	role := string(id.Role)
+	cc, err := bm.consulClient(consulAddr, consulToken, role)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting %s to Consul: %w", component, err)
 	}
@@ -275,6 +322,7 @@ func connect(natsURL, component string, id bus.Identity, cl NATSClientConfig, co
 	if err != nil {
 		return nil, nil, err
 	}
+	bm.watchNATS(nc, role)
 	return nc, cc, nil
 }
 

@@ -21,6 +21,7 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
@@ -110,6 +111,9 @@ type Config struct {
 	// DockerPasswords are the registry passwords of docker images
 	// (image.go); never logged or shown.
 	DockerPasswords DockerPasswords
+	// Metrics registers the controller's metrics (metrics.go); nil for
+	// none.
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) defaults() {
@@ -176,6 +180,7 @@ type Controller struct {
 	exec   Executor
 	stager *stager
 
+	metrics *controllerMetrics
 	sources []*sourceEntry
 	kick    chan struct{}
 	applyMu sync.Mutex
@@ -249,6 +254,9 @@ func New(cfg Config) (*Controller, error) {
 		return nil, fmt.Errorf("creating the controller's store: %w", err)
 	}
 	c := newController(cfg, st, executor.New(cfg.NATS), natsStaging{cfg.NATS})
+	if c.metrics, err = newControllerMetrics(cfg.Metrics, c); err != nil {
+		return nil, err
+	}
 	if cfg.Policies == nil {
 		set, err := policies.Default(context.Background())
 		if err != nil {

@@ -35,6 +35,7 @@ func (c *Controller) converge(ctx context.Context) {
 	}
 	c.mu.Unlock()
 
+	defer func() { c.metrics.converged(time.Since(now)) }()
 	insts, cells := c.actual.Snapshot(now)
 	for _, cr := range c.crashes.Observe(insts, now) {
 		c.recordCrash(cr)
@@ -56,6 +57,7 @@ func (c *Controller) converge(ctx context.Context) {
 	}
 	accepted := len(p.Rollbacks) > 0
 	for _, r := range c.exec.Apply(ctx, p.Actions) {
+		c.metrics.applied(r)
 		c.applied(r)
 		accepted = accepted || r.Err == nil
 	}

@@ -27,7 +27,9 @@ func (c *Controller) checkPolicies(ctx context.Context, set *policies.Set, se *s
 	in := decide.PolicyInput(decide.Scope{Space: se.space, Org: se.org, Source: se.name,
 		OrgOf: func(src string) string { return orgOf[src] }}, prop, st)
 	in.Preview = se.preview.Policy() // null but for a pull request's preview
+	start := time.Now()
 	vs, err := set.Evaluate(ctx, in)
+	c.metrics.decided("deploy", time.Since(start))
 	if err != nil {
 		return nil, err
 	}

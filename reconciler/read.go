@@ -183,6 +183,8 @@ func (c *Controller) Authorize(ctx context.Context, in policies.AuthzInput) (pol
 	c.mu.Lock()
 	set := c.policy
 	c.mu.Unlock()
+	start := time.Now()
+	defer func() { c.metrics.decided("authz", time.Since(start)) }()
 	return set.Authorize(ctx, in)
 }
 

@@ -109,7 +109,12 @@ func (s *stager) work(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case job := <-q:
+			start, key := time.Now(), job.rel.Key()
+			pending := !s.c.store.Release(key, job.rel.ID).Staged()
 			s.stage(ctx, job)
+			if pending && ctx.Err() == nil {
+				s.c.metrics.staged(s.c.store.Release(key, job.rel.ID), time.Since(start))
+			}
 			s.mu.Lock()
 			delete(s.inJob, stageID(job.rel))
 			s.mu.Unlock()

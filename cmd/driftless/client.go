@@ -179,14 +179,15 @@ func newAppCmd() *cobra.Command {
 			}
 			fmt.Fprintln(out, "\nINSTANCES")
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "  INDEX\tSTATE\tSINCE\tCELL\tADDRESS\tRELEASE\tDETAIL")
+			fmt.Fprintln(tw, "  INDEX\tSTATE\tSINCE\tCPU\tMEMORY\tDISK\tCELL\tADDRESS\tRELEASE\tDETAIL")
 			for _, in := range d.Instances {
 				state := string(in.State)
 				if in.Ready != nil && !*in.Ready {
 					state += " (not ready)"
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", indexName(in.Process, in.Index), state, in.Since.Local().Format(time.TimeOnly),
-					in.Cell, in.Address, shortID(in.ReleaseID), in.Reason)
+				cpu, mem, disk := usageColumns(in.InstanceStatus)
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", indexName(in.Process, in.Index), state, in.Since.Local().Format(time.TimeOnly),
+					cpu, mem, disk, in.Cell, in.Address, shortID(in.ReleaseID), in.Reason)
 			}
 			tw.Flush()
 			for _, in := range d.Instances {

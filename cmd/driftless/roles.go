@@ -33,9 +33,13 @@ func newDevCmd() *cobra.Command {
 			return nil
 		}
 		cfg.Ready = func(info platform.DevInfo) {
-			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n"+
+			metrics := ""
+			if info.Metrics != "" {
+				metrics = "\n  metrics: http://" + info.Metrics + "/metrics"
+			}
+			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s%s\n  admin token: %s%s\n"+
 				"  stop:    Ctrl-C; the apps keep running until `driftless dev --down --data %s` removes them\n\n",
-				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig), cfg.DataDir)
+				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), metrics, info.AdminToken, configNote(info.ClientConfig), cfg.DataDir)
 		}
 		return platform.RunDev(cmd.Context(), *cfg)
 	}
@@ -54,7 +58,15 @@ func devFlags(f *pflag.FlagSet) *platform.DevConfig {
 	consulFlag(f, &cfg.Consul, " (a dev agent is started there if none answers)")
 	f.StringVar(&cfg.ClientConfig, "client-config", cfg.ClientConfig, "the CLI's configuration file dev writes its API address and admin token into (\"\" for none)")
 	consulTokenFlag(f, &cfg.ConsulToken, " for every role when Consul answers before dev starts (one that dev starts gets ACLs and a token per role)")
+	metricsFlags(f, &cfg.MetricsListen, &cfg.MetricsTokenFile, " of every role")
 	return &cfg
+}
+
+// metricsFlags binds --metrics and --metrics-token-file; what says whose
+// metrics are served.
+func metricsFlags(f *pflag.FlagSet, listen, tokenFile *string, what string) {
+	f.StringVar(listen, "metrics", *listen, "address serving Prometheus metrics at /metrics"+what+" (empty: none; one that is not loopback-only needs --metrics-token-file)")
+	f.StringVar(tokenFile, "metrics-token-file", *tokenFile, "file (mode 0600) holding the bearer token scrapers of --metrics must send")
 }
 
 // configNote tells where dev wrote the CLI's configuration.
@@ -94,6 +106,7 @@ func controllerRoleFlags(f *pflag.FlagSet) *platform.ControllerConfig {
 	consulTokenFlag(f, &cfg.ConsulToken, " with the driftless-controller policy")
 	f.StringVar(&cfg.ID, "id", cfg.ID, "name of this controller in leader election (default: host-pid)")
 	f.StringVar(&cfg.BlobDir, "blobs", cfg.BlobDir, "blob store folder, shared by controllers that stand in for each other (default: <data>/blobs)")
+	metricsFlags(f, &cfg.MetricsListen, &cfg.MetricsTokenFile, " of the controller")
 	return &cfg
 }
 
@@ -140,6 +153,7 @@ func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	f.StringArrayVar(&cfg.PlainHTTPRegistries, "plain-http-registry", cfg.PlainHTTPRegistries,
 		"registry host:port (or http:// URL) pulled from over plain HTTP: the controller's blob store when it is served at http://<api> (loopback ones always are; repeatable)")
 	f.StringVar(&cfg.Buildpacks.StaticServer, "static-server", cfg.Buildpacks.StaticServer, "driftless-static binary for the static buildpack (default: beside driftless, or on PATH)")
+	metricsFlags(f, &cfg.MetricsListen, &cfg.MetricsTokenFile, " of the cell and its instances")
 	return &cfg
 }
 
@@ -165,7 +179,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.StringVar(&cfg.TLSListen, "https", cfg.TLSListen, "HTTPS listen address (needs --cert)")
 	f.Var(certsValue{&cfg.Certs}, "cert", "TLS certificate and key files, CERT.pem:KEY.pem, chosen by SNI (repeatable)")
 	f.BoolVar(&cfg.RedirectHTTP, "redirect-http", cfg.RedirectHTTP, "answer plain HTTP with a redirect to HTTPS")
-	f.StringVar(&cfg.MetricsListen, "metrics", cfg.MetricsListen, "address serving Prometheus metrics at /metrics")
+	metricsFlags(f, &cfg.MetricsListen, &cfg.MetricsTokenFile, " of the router (and Go profiles at /debug/pprof/)")
 	f.BoolVar(&cfg.AppLogs, "app-logs", cfg.AppLogs, "put each request's line into the app's log (RTR lines, over NATS)")
 	f.Var(prefixesValue{&cfg.Proxy.TrustedProxies}, "trusted-proxy", "network whose X-Forwarded-For/-Proto are kept, e.g. 10.0.0.0/8 (repeatable)")
 	f.DurationVar(&cfg.Proxy.DialTimeout, "dial-timeout", cfg.Proxy.DialTimeout, "connecting to an instance")
