@@ -25,7 +25,7 @@ type Journal interface {
 const defaultRecent = 1000
 
 // maxRecent bounds ?recent=.
-const maxRecent = 100000
+const maxRecent = 1_000_000
 
 // logs streams an app's kept lines as JSON, one per line (or as
 // server-sent events when the client accepts text/event-stream): from

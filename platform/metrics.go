@@ -48,7 +48,7 @@ type busMetrics struct {
 
 // newBusMetrics registers the Consul and NATS error counters on reg (nil:
 // none, and a nil *busMetrics).
-func newBusMetrics(reg prometheus.Registerer) (*busMetrics, error) {
+func newBusMetrics(reg *prometheus.Registry) (*busMetrics, error) {
 	if reg == nil {
 		return nil, nil
 	}

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -62,6 +64,25 @@ func main() {
 	mux.HandleFunc("/info", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(me)
+	})
+	// /log?n=N&tag=T prints N lines "logline T <i> <unix nanoseconds>" on
+	// stdout at once (at most 1,000,000): the log benchmarks' load.
+	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil || n < 1 || n > 1_000_000 {
+			http.Error(w, "n must be 1 to 1000000", http.StatusBadRequest)
+			return
+		}
+		tag := r.URL.Query().Get("tag")
+		out := bufio.NewWriterSize(os.Stdout, 64<<10)
+		for i := range n {
+			fmt.Fprintf(out, "logline %s %d %d\n", tag, i, time.Now().UnixNano())
+			if n < 100 {
+				_ = out.Flush() // a few lines go out one by one, as an app's would
+			}
+		}
+		_ = out.Flush()
+		fmt.Fprintf(w, "logged %d\n", n)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		log.Printf("%s %s from %s", r.Method, r.URL.Path, r.Header.Get("X-Forwarded-For"))
