@@ -80,7 +80,8 @@ func (p *platform) recentLines(source model.LogSource) ([]model.LogLine, error) 
 // file:line while the running app keeps running.
 func TestLogRateLimit(t *testing.T) {
 	pol := quotasRepo(t, "default:\n  log_rate_limit: 4K\n")
-	p := startDev(t, "--policies", pol)
+	metrics := freeAddr(t)
+	p := startDev(t, "--policies", pol, "--metrics", metrics)
 	p.addHello("apps/hello")
 	p.write(map[string]string{"apps/hello/manifest.yml": floodManifest(1, "1K")})
 	p.commitAll("hello flooding its log, 1K a second")
@@ -134,6 +135,14 @@ func TestLogRateLimit(t *testing.T) {
 		}
 	}
 	t.Logf("kept bytes per second %v; markers e.g. %q", perSecond, markers[0])
+	// The drops are counted: the cell's metric.
+	fams, err := scrape("http://"+metrics+"/metrics", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := sample(fams, "driftless_cell_log_lines_dropped_total", nil); !ok || n < 1 {
+		t.Errorf("driftless_cell_log_lines_dropped_total = %v (present %v), want the dropped lines counted", n, ok)
+	}
 	a, err := p.app("hello")
 	if err != nil {
 		t.Fatal(err)
