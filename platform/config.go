@@ -6,11 +6,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/driftless/driftless/agents"
 	"github.com/driftless/driftless/agents/network"
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/drains"
 	"github.com/driftless/driftless/journal"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler"
@@ -112,6 +115,11 @@ type ControllerConfig struct {
 	SecretsDir string
 	// Journal bounds the kept log lines and events (JetStream streams).
 	Journal journal.Config
+	// Drains tunes the forwarders of the apps' syslog drains (zero: the
+	// defaults, package drains); DrainMetrics registers their counters
+	// (nil: not registered).
+	Drains       drains.Config
+	DrainMetrics prometheus.Registerer
 	// Ready, if set, is called with the API's URL once it listens.
 	Ready func(apiAddr string)
 }

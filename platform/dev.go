@@ -15,6 +15,7 @@ import (
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/tokens"
 	consul "github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/children"
@@ -43,6 +44,12 @@ func RunDev(ctx context.Context, cfg DevConfig) error {
 	}
 	ctl, agent, rtr := cfg.Controller, cfg.Agent, cfg.Router
 	caFile := ""
+	// One metrics registry for dev's router and the controller's syslog
+	// drains: the router's /metrics (--metrics) serves both.
+	if rtr.Metrics == nil && ctl.DrainMetrics == nil {
+		reg := prometheus.NewRegistry()
+		rtr.Metrics, ctl.DrainMetrics = reg, reg
+	}
 
 	ctl.DataDir = cfg.DataDir
 	agent.DataDir = filepath.Join(cfg.DataDir, "agent")

@@ -39,6 +39,7 @@ func devFlags(f *pflag.FlagSet) *platform.DevConfig {
 	controllerFlags(f, &cfg.Controller)
 	cellFlags(f, &cfg.Agent, "cell-memory", " (a private containerd is started if none answers)")
 	httpFlag(f, &cfg.Router.Listen)
+	f.StringVar(&cfg.Router.MetricsListen, "metrics", cfg.Router.MetricsListen, "address serving Prometheus metrics at /metrics (the router's and the syslog drains')")
 	f.StringVar(&cfg.NATSListen, "nats", cfg.NATSListen, "embedded NATS listen address")
 	f.BoolVar(&cfg.Postgres, "postgres", cfg.Postgres, "also run PostgreSQL (on the cells' bridge) and the built-in postgres service broker")
 	consulFlag(f, &cfg.Consul, " (a dev agent is started there if none answers)")

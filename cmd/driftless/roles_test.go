@@ -280,7 +280,7 @@ func TestFlagNames(t *testing.T) {
 			"subnet": "10.200.0.0/16", "poll": "2s", "lost-after": "10s", "ports": "61000-61999", "cell-memory": "",
 			"webhook-secret": "*", "crash-quick-restarts": "3", "crash-backoff": "30s", "crash-backoff-max": "*", "crash-reset-after": "*",
 			"preview-idle": "30m0s", "forge-api": "", "forge-token": "", "forge": "github", "pr-poll": "1m0s", "routes-url": "http://", "broker": "[]", "secrets": "", "postgres": "false", "consul-token": "",
-			"log-retention": "168h0m0s", "log-max-bytes": "1024M", "log-replicas": "1"},
+			"log-retention": "168h0m0s", "log-max-bytes": "1024M", "log-replicas": "1", "metrics": ""},
 		"controller": {"data": "/var/lib/driftless", "repo": "[]", "policies": "", "space": "dev", "org": "",
 			"api": "127.0.0.1:7070", "blobstore-url": "", "domain": "apps.localhost", "nats": "", "nats-listen": "127.0.0.1:4222",
 			"consul": "127.0.0.1:8500", "poll": "10s", "lost-after": "10s", "webhook-secret": "*", "id": "", "blobs": "",
