@@ -1,15 +1,20 @@
 package drains
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/driftless/driftless/journal"
 	"github.com/driftless/driftless/model"
 )
 
@@ -179,4 +184,75 @@ func counterValue(t testing.TB, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// blockingSource follows nothing until ctx ends, counting the readers.
+type blockingSource struct {
+	mu      sync.Mutex
+	readers int
+}
+
+func (s *blockingSource) Logs(ctx context.Context, _ journal.LogQuery, _ func(model.LogLine) error) error {
+	s.mu.Lock()
+	s.readers++
+	s.mu.Unlock()
+	<-ctx.Done()
+	s.mu.Lock()
+	s.readers--
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *blockingSource) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.readers
+}
+
+// TestManagerSync: Sync starts a forwarder per new target, stops those
+// gone (their readers end before it returns), and refuses a target whose
+// URL it cannot forward to, logging that once without the URL.
+func TestManagerSync(t *testing.T) {
+	var logs bytes.Buffer
+	src := &blockingSource{}
+	m := NewManager(src, Config{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	a := Target{Space: "dev", App: "hello", Service: "logs", URL: "syslog://127.0.0.1:1/?token=s3cret-a"}
+	b := Target{Space: "dev", App: "notes", Service: "logs", URL: "syslog-tls://127.0.0.1:1"}
+	bad := Target{Space: "dev", App: "hello", Service: "web-logs", URL: "https://user:s3cret-b@logs.example.com/drain"}
+	steps := []struct {
+		name    string
+		targets []Target
+		want    []string // services/apps forwarded to
+	}{
+		{"two and a refused one", []Target{a, b, bad}, []string{"hello/logs", "notes/logs"}},
+		{"again: nothing new", []Target{a, b, bad}, []string{"hello/logs", "notes/logs"}},
+		{"one gone", []Target{b, bad}, []string{"notes/logs"}},
+		{"a new URL is a new drain", []Target{{Space: "dev", App: "notes", Service: "logs", URL: "syslog://127.0.0.1:2"}}, []string{"notes/logs"}},
+		{"none", nil, nil},
+	}
+	for _, st := range steps {
+		m.Sync(st.targets)
+		var got []string
+		for _, t := range m.Targets() {
+			got = append(got, t.App+"/"+t.Service)
+		}
+		slices.Sort(got)
+		if fmt.Sprint(got) != fmt.Sprint(st.want) {
+			t.Fatalf("%s: forwarding to %v, want %v", st.name, got, st.want)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for src.count() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := src.count(); n != 0 {
+		t.Fatalf("%d readers left after every drain stopped", n)
+	}
+	out := logs.String()
+	if strings.Count(out, "not forwarding to a syslog drain") != 1 || !strings.Contains(out, "https:// syslog drains are not supported") {
+		t.Fatalf("want the refused drain logged once:\n%s", out)
+	}
+	if strings.Contains(out, "s3cret") {
+		t.Fatalf("a drain URL is logged:\n%s", out)
+	}
 }
