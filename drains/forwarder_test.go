@@ -292,8 +292,10 @@ func TestForwarderDropsWhenStalled(t *testing.T) {
 	url := "syslog://" + srv.addr
 	f := forward(t, e, url, cfg)
 
-	const lines = 4000
-	e.publish(t, 0, lines, 1000) // 4 MB: more than the sockets' buffers
+	// 12 MB: more than a connection's buffers can take (the sender's at
+	// most 4 MB, tcp_wmem; the listener's 4 KiB).
+	const lines = 6000
+	e.publish(t, 0, lines, 2000)
 	testenv.Eventually(t, 30*time.Second, 50*time.Millisecond, "lines dropped", func() error {
 		if f.Dropped() == 0 {
 			return errors.New("none dropped yet")
