@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/driftless/driftless/drains"
 	"github.com/driftless/driftless/model"
 )
 
@@ -156,8 +156,9 @@ func (r *reporter) parseUserProvided(n *yaml.Node) (model.ServiceDecl, bool) {
 			s.Credentials = c
 		case "syslog_drain_url":
 			if v, ok := r.str(p.key, p.val, false); ok {
-				if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
-					r.errorf(resolve(p.val), "syslog_drain_url %q is not a URL (syslog://host:port, https://…)", v)
+				if _, err := drains.ParseURL(v); err != nil {
+					// Never quoted: a drain URL may hold credentials.
+					r.errorf(resolve(p.val), "syslog_drain_url of %q: %v", s.Name, err)
 					continue
 				}
 				s.SyslogDrainURL = v

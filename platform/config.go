@@ -11,6 +11,7 @@ import (
 	"github.com/driftless/driftless/agents/runtime"
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/drains"
 	"github.com/driftless/driftless/journal"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler"
@@ -112,6 +113,10 @@ type ControllerConfig struct {
 	SecretsDir string
 	// Journal bounds the kept log lines and events (JetStream streams).
 	Journal journal.Config
+	// Drains tunes the forwarders of the apps' syslog drains (zero: the
+	// defaults, package drains); their counters go with the controller's
+	// metrics.
+	Drains drains.Config
 	// Ready, if set, is called with the API's URL once it listens.
 	Ready func(apiAddr string)
 	// MetricsListen serves the role's Prometheus metrics at /metrics

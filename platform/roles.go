@@ -20,6 +20,7 @@ import (
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/drains"
 	"github.com/driftless/driftless/journal"
 	"github.com/driftless/driftless/reconciler"
 	"github.com/driftless/driftless/router"
@@ -102,6 +103,14 @@ func runController(ctx context.Context, cfg ControllerConfig, nc *nats.Conn, cc 
 		log.Warn("keeping events and logs", "err", err)
 	}
 	rc.Journal = jnl
+	dc := cfg.Drains
+	if dc.Log == nil {
+		dc.Log = log
+	}
+	if dc.Metrics == nil {
+		dc.Metrics = drains.NewMetrics(cfg.Metrics)
+	}
+	rc.Drains = drains.NewManager(jnl, dc)
 	if rc.Brokers, err = newBrokers(cfg.Brokers, log); err != nil {
 		ln.Close()
 		return err

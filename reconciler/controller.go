@@ -53,6 +53,9 @@ type Config struct {
 	Consul *consul.Client
 	// Journal keeps the spaces' log lines; nil keeps none.
 	Journal Journal
+	// Drains forwards apps' lines to the syslog drains of their bindings
+	// while this controller leads (drains.go); nil forwards none.
+	Drains Drains
 	// Blobs is the blob store holding app sources and droplets, and
 	// BlobStoreURL where cells reach it ("http://127.0.0.1:7070").
 	Blobs        *blobstore.Store
@@ -432,6 +435,7 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 	wg.Go(func() { c.gcLoop(ctx, c.cfg.GCInterval) })
 	wg.Go(func() { c.previewLoop(ctx) })
 	wg.Go(func() { c.serviceLoop(ctx) })
+	wg.Go(func() { c.drainLoop(ctx) })
 	if c.cfg.Forge != nil {
 		wg.Go(func() { c.pollLoop(ctx) })
 	}

@@ -18,6 +18,8 @@ type fakeBroker struct {
 	name  string
 	async bool
 	fail  error
+	// drain is the syslog_drain_url its bindings carry ("" none).
+	drain string
 
 	mu    sync.Mutex
 	calls []string
@@ -258,11 +260,11 @@ func (f *fakeBroker) Bind(_ context.Context, instanceID, bindingID string, req o
 		call += " after " + req.PredecessorBindingID[:8]
 	}
 	op, err := f.record(call)
-	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2", "binding": bindingID}}, op, err
+	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2", "binding": bindingID}, SyslogDrainURL: f.drain}, op, err
 }
 
 func (f *fakeBroker) GetBinding(_ context.Context, _, bindingID string, _ osb.PlanRef) (osb.Binding, error) {
-	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2", "binding": bindingID}}, nil
+	return osb.Binding{Credentials: osb.Credentials{"uri": "postgres://u:hunter2@db:5432/d", "password": "hunter2", "binding": bindingID}, SyslogDrainURL: f.drain}, nil
 }
 
 func (f *fakeBroker) Unbind(_ context.Context, _, bindingID string, ref osb.PlanRef) (*osb.Operation, error) {
