@@ -23,7 +23,7 @@ var ref = model.InstanceRef{GUID: "3f2a", Space: "dev", App: "hello", Index: 2, 
 var status = model.InstanceStatus{
 	InstanceRef: ref, Cell: "cell-1", State: model.StateCrashed, HostPort: 40123, MemoryMB: 64, DiskMB: 256,
 	Since: since, ExitStatus: 137, Reason: "out of memory", LastOutput: []string{"boom"}, WasHealthy: true,
-	NotReady: true,
+	NotReady: true, Usage: &model.InstanceUsage{At: since, CPUSeconds: 1.5, CPUPercent: 12.5, MemoryBytes: 25 << 20, DiskBytes: 1 << 20},
 }
 
 // messages holds one value of every type sent on the bus, every field
@@ -38,7 +38,7 @@ var messages = []struct {
 	{"InstanceChanged", &InstanceChanged{CellID: "cell-1", BootID: "b-77", Generation: 13, Instance: status}},
 	{"StartInstance", &StartInstance{Instance: ref, Run: model.RunSpec{
 		Droplet: "127.0.0.1:7070/droplets/dev/hello@sha256:ab", Command: "./hello",
-		Env: map[string]string{"GREETING": "hi"}, MemoryMB: 64, DiskMB: 256, Routes: []string{"hello.apps.localhost/api"},
+		Env: map[string]string{"GREETING": "hi"}, MemoryMB: 64, DiskMB: 256, LogRateLimit: 1024, Routes: []string{"hello.apps.localhost/api"},
 		HealthCheck: model.HealthCheck{Type: model.HealthHTTP, Endpoint: "/health", TimeoutSec: 30, InvocationTimeoutSec: 2, IntervalSec: 5,
 			Readiness: model.ReadinessCheck{Type: model.HealthHTTP, Endpoint: "/ready", InvocationTimeoutSec: 3, IntervalSec: 4}},
 		Balance:            model.BalanceLeastConnections,
@@ -128,7 +128,7 @@ func TestMessagesRoundTrip(t *testing.T) {
 const (
 	goldenStartInstance = `{"instance":{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3","process":"worker"},` +
 		`"run":{"droplet":"127.0.0.1:7070/droplets/dev/hello@sha256:ab","command":"./hello",` +
-		`"env":{"GREETING":"hi"},"memory_mb":64,"disk_mb":256,"routes":["hello.apps.localhost/api"],` +
+		`"env":{"GREETING":"hi"},"memory_mb":64,"disk_mb":256,"log_rate_limit":1024,"routes":["hello.apps.localhost/api"],` +
 		`"health_check":{"type":"http","endpoint":"/health","timeout_sec":30,"invocation_timeout_sec":2,"interval_sec":5,` +
 		`"readiness":{"type":"http","endpoint":"/ready","invocation_timeout_sec":3,"interval_sec":4}},"balance":"least-connections",` +
 		`"services":[{"name":"db","binding_name":"primary","parameters":{"ro":true}}],"binding_generations":{"db":2},` +
@@ -141,7 +141,7 @@ const (
 		`"capacity":{"memory_mb":4096,"disk_mb":20480,"instances":50},` +
 		`"instances":[{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3","process":"worker",` +
 		`"cell":"cell-1","state":"CRASHED","host_port":40123,"memory_mb":64,"disk_mb":256,"since":"2025-03-04T05:00:00Z",` +
-		`"exit_status":137,"reason":"out of memory","last_output":["boom"],"was_healthy":true,"not_ready":true}],` +
+		`"exit_status":137,"reason":"out of memory","last_output":["boom"],"was_healthy":true,"not_ready":true,"usage":{"at":"2025-03-04T05:00:00Z","cpu_seconds":1.5,"cpu_percent":12.5,"memory_bytes":26214400,"disk_bytes":1048576}}],` +
 		`"sent_at":"2025-03-04T05:06:07Z"}`
 	// A start of a release that leaves out what may be left out.
 	goldenMinimalStart = `{"instance":{"guid":"g","space":"s","app":"a","index":0,"release_id":"r"},` +
