@@ -91,6 +91,8 @@ func followFile(ctx context.Context, f *os.File, path string, fromEnd bool, emit
 			return err
 		}
 	}
+	wake, unwatch := logWatcher.watch(path)
+	defer unwatch()
 	r := bufio.NewReaderSize(f, 64<<10)
 	var partial strings.Builder
 	draining := false
@@ -118,6 +120,7 @@ func followFile(ctx context.Context, f *os.File, path string, fromEnd bool, emit
 		select {
 		case <-ctx.Done():
 			draining = true // one more pass: what was written up to now
+		case <-wake: // written (logwatch.go)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -182,6 +182,9 @@ func TestBuildpacksTiny(t *testing.T) {
 	if err != nil || !strings.Contains(out, "[go-hello]") || !strings.Contains(out, "built bin/go-hello") {
 		t.Errorf("sync --wait (err %v) did not stream the staging:\n%s", err, out)
 	}
+	if !strings.Contains(out, "started") || !strings.Contains(out, "go-hello/0 instance is healthy") {
+		t.Errorf("sync --wait did not show the rollout instance by instance:\n%s", out)
+	}
 	p.waitAnswer(t, 2*time.Minute, "go-hello.apps.localhost", "Hi again from Go")
 	third, err := p.client.App(ctx, "dev", "go-hello")
 	if err != nil {

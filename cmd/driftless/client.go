@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -414,6 +415,8 @@ func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 	}
 	started := time.Now()
 	staging := map[string]bool{}
+	var last atomic.Int64 // when the last event was printed (UnixNano)
+	last.Store(started.UnixNano())
 	wg.Go(func() {
 		// Events kept since the operation started: none is missed while
 		// the stream opens (and it reopens where it was if cut).
@@ -421,6 +424,7 @@ func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 		for ctx.Err() == nil {
 			_ = c.FollowEvents(ctx, api.EventOptions{Since: started, After: after}, func(e model.Event) {
 				after = e.Seq
+				last.Store(time.Now().UnixNano())
 				say(formatEvent(e))
 				key := e.Space + "/" + e.App
 				if e.Kind != model.EventStaging || staging[key] {
@@ -440,7 +444,19 @@ func followEvents(ctx context.Context, c *api.Client, w io.Writer) func() {
 			}
 		}
 	})
-	return func() { cancel(); wg.Wait() }
+	return func() {
+		// The operation is over: print what is still on its way (until
+		// the stream is quiet for 300 ms, 2 s at most), then stop.
+		done := time.Now()
+		for end := done.Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			quiet := time.Since(time.Unix(0, max(last.Load(), done.UnixNano())))
+			if quiet > 300*time.Millisecond {
+				break
+			}
+		}
+		cancel()
+		wg.Wait()
+	}
 }
 
 func formatEvent(e model.Event) string {
