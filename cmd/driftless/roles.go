@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/driftless/driftless/dashboard"
 	"github.com/driftless/driftless/platform"
 )
 
@@ -24,8 +25,8 @@ func newDevCmd() *cobra.Command {
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg.Log = logger(cmd)
 		cfg.Ready = func(info platform.DevInfo) {
-			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s\n  admin token: %s%s\n\n",
-				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig))
+			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  dashboard: %s%s  (sign in with a token)\n  sources: %s\n  admin token: %s%s\n\n",
+				info.HTTP, cfg.Controller.Domain, info.API, info.API, dashboard.Prefix, strings.Join(cfg.Controller.Git.Repos, ", "), info.AdminToken, configNote(info.ClientConfig))
 		}
 		return platform.RunDev(cmd.Context(), *cfg)
 	}
