@@ -19,9 +19,10 @@ export async function app(ctx, space, name) {
   show(h("section", { id: "page-app", "aria-labelledby": "app-title", dataset: { app: name, space } },
     h("h1", { id: "app-title" }, h("a", { href: "#/apps" }, "Apps"), " / ", space, " / ", name),
     head,
+    h("h2", {}, "Instances"), insts,
     h("div", { class: "grid" },
-      h("div", {}, h("h2", {}, "Instances"), insts, h("h2", {}, "Releases"), rels),
-      h("div", {}, h("h2", {}, "Timeline"), h("div", { class: "card" }, timeline))),
+      h("div", {}, h("h2", {}, "Timeline"), h("div", { class: "card" }, timeline)),
+      h("div", {}, h("h2", {}, "Releases"), rels)),
     h("h2", {}, "Live logs"), logs.el));
 
   const draw = () => drawTimeline(timeline, name, space, detail.releases, events);
@@ -80,7 +81,7 @@ function instances(d) {
   const rows = list.map((i) => h("tr", { dataset: { guid: i.guid } },
     h("td", {}, (i.process ? i.process + "/" : "") + i.index),
     h("td", {}, state(i.state), i.ready === false ? h("div", { class: "muted" }, "not ready") : null,
-      i.reason ? h("div", { class: "muted" }, i.reason + (i.exit_status ? " (exit " + i.exit_status + ")" : "")) : null),
+      i.reason && i.state !== "RUNNING" ? h("div", { class: "muted" }, i.reason + (i.exit_status ? " (exit " + i.exit_status + ")" : "")) : null),
     h("td", {}, i.release_id),
     h("td", {}, i.cell || ""),
     h("td", {}, i.address ? h("code", {}, i.address) : ""),
@@ -129,7 +130,7 @@ function followEvents(ctx, space, name, onEvents, where) {
         onEvents(all);
       } catch (e) {
         if (e.name === "AbortError") return;
-        where.replaceChildren(h("li", {}, notice("error", e.explain ? e.explain() : String(e))));
+        where.replaceChildren(h("li", { class: "plain" }, notice("error", e.explain ? e.explain() : String(e))));
       }
       if (how === "array") break;
       await sleep(Math.min(10000, 1000 * (tries + 1)), ctx.signal);
@@ -155,18 +156,19 @@ function sleep(ms, signal) {
 function drawTimeline(el, name, space, rels, events) {
   const items = [];
   for (const r of rels) {
-    items.push({ time: r.created_at, kind: "release", node: [h("span", { class: "kind" }, "release " + r.id), " from commit ",
+    items.push({ time: r.created_at, kind: "release", node: ["release " + r.id + " from commit ",
       h("code", { class: "commit", title: r.commit, dataset: { commit: r.commit } }, short(r.commit)), " ", state(r.state)] });
   }
   for (const e of events) {
-    items.push({ time: e.time, kind: e.kind, node: [h("span", { class: "kind" }, e.kind), " ",
+    items.push({ time: e.time, kind: e.kind, node: [
       e.instance || e.index ? h("span", { class: "muted" }, "#" + (e.process ? e.process + "/" : "") + (e.index || 0) + " ") : null,
       e.message] });
   }
   items.sort((a, b) => Date.parse(b.time) - Date.parse(a.time));
   if (!items.length) {
-    el.replaceChildren(h("li", { class: "muted" }, "Nothing happened to " + space + "/" + name + " yet."));
+    el.replaceChildren(h("li", { class: "muted plain" }, "Nothing happened to " + space + "/" + name + " yet."));
     return;
   }
-  el.replaceChildren(...items.slice(0, maxTimeline).map((x) => h("li", { dataset: { kind: x.kind } }, when(x.time), " ", x.node)));
+  el.replaceChildren(...items.slice(0, maxTimeline).map((x) => h("li", { dataset: { kind: x.kind } },
+    h("span", { class: "at" }, when(x.time)), " ", h("span", { class: "kind" }, x.kind), " ", h("span", { class: "what" }, x.node))));
 }

@@ -22,13 +22,13 @@ function append(el, children) {
   }
 }
 
-// table makes a table of rows (arrays of cells) under headers, or says
-// empty when there are none.
+// table makes a table of rows (arrays of cells) under headers, scrolled
+// sideways when narrow, or says empty when there are none.
 export function table(headers, rows, empty, label) {
   if (!rows.length) return h("p", { class: "muted" }, empty);
-  return h("table", { "aria-label": label || null },
+  return h("div", { class: "scroll" }, h("table", { "aria-label": label || null },
     h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-    h("tbody", {}, rows.map((r) => r instanceof Node ? r : h("tr", {}, r.map((c) => h("td", {}, c))))));
+    h("tbody", {}, rows.map((r) => r instanceof Node ? r : h("tr", {}, r.map((c) => h("td", {}, c)))))));
 }
 
 // short abbreviates a commit as the CLI does (10 digits).

@@ -34,6 +34,7 @@ function signin(reason) {
   stop();
   document.getElementById("signout").hidden = true;
   document.getElementById("who").textContent = "";
+  for (const a of document.querySelectorAll("#nav a")) a.removeAttribute("aria-current");
   const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true, placeholder: "dlt_…", "aria-describedby": "token-help" });
   const form = h("form", { class: "card signin", id: "signin" },
     h("h1", {}, "Sign in"),
@@ -41,8 +42,8 @@ function signin(reason) {
     h("label", { for: "token" }, "API token"),
     input,
     h("p", { id: "token-help", class: "muted" },
-      "The same token as the CLI's: `driftless dev` prints its admin token and writes it into the CLI's configuration; ",
-      "`driftless token create` makes others. It is kept in this tab only (sessionStorage) and sent to this API only."),
+      "The same token as the CLI's: ", h("code", {}, "driftless dev"), " prints its admin token and writes it into the CLI's configuration; ",
+      h("code", {}, "driftless token create"), " makes others. It is kept in this tab only (sessionStorage) and sent to this API only."),
     h("button", { type: "submit" }, "Sign in"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
