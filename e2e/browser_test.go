@@ -179,4 +179,7 @@ func (b *browser) show(route, page string) {
 		b.t.Fatalf("going to %s: %v", route, err)
 	}
 	b.wait(30*time.Second, "page "+route+" loaded", fmt.Sprintf(`document.querySelector("#page-%s[data-loaded]") ? "y" : ""`, page))
+	if text := b.text("#main"); strings.Contains(text, "[object ") || strings.Contains(text, "undefined") {
+		b.t.Errorf("page %s shows a value the page did not format:\n%s", route, text)
+	}
 }

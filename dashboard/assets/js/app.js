@@ -1,7 +1,7 @@
 // One app: its instances with their usage, releases, timeline and live
 // logs.
 import { get, query, stream } from "./api.js";
-import { h, table, short, when, bytes, state, at, problems, notice } from "./dom.js";
+import { h, table, short, when, bytes, state, at, problems, notice, refill } from "./dom.js";
 import { show, failed } from "./main.js";
 import { follow } from "./logs.js";
 
@@ -37,9 +37,9 @@ export async function app(ctx, space, name) {
       return;
     }
     detail.releases = d.releases || [];
-    head.replaceChildren(summary(d));
-    insts.replaceChildren(h("div", {}, instances(d)));
-    rels.replaceChildren(releases(d));
+    refill(head, [summary(d)]);
+    refill(insts, [h("div", {}, instances(d))]);
+    refill(rels, [releases(d)]);
     logs.instances(d.instances || []);
     draw();
     const pg = document.getElementById("page-app");

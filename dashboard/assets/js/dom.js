@@ -92,5 +92,17 @@ export function problems(list, cls) {
   }));
 }
 
+// refill replaces el's children with nodes, keeping the keyboard focus on
+// the same link or control when it was inside (pages refresh themselves).
+export function refill(el, nodes) {
+  const a = document.activeElement;
+  const key = a && el.contains(a) ? (a.id ? "#" + CSS.escape(a.id) : a.getAttribute("href") ? '[href="' + CSS.escape(a.getAttribute("href")) + '"]' : "") : "";
+  el.replaceChildren(...nodes.flat(Infinity).filter(Boolean));
+  if (key) {
+    const again = el.querySelector(key);
+    if (again) again.focus();
+  }
+}
+
 // notice is an error or information box.
 export function notice(kind, text) { return h("div", { class: "notice " + kind, role: kind === "error" ? "alert" : "status" }, text); }

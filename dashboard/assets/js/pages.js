@@ -2,7 +2,7 @@
 // services. Each reads the API with the user's token and refreshes itself
 // while it is shown.
 import { get } from "./api.js";
-import { h, table, short, when, state, at, problems, notice } from "./dom.js";
+import { h, table, short, when, state, at, problems, notice, refill } from "./dom.js";
 import { show, failed } from "./main.js";
 
 const refresh = 3000;
@@ -17,7 +17,7 @@ function page(ctx, id, title, fill) {
   show(el);
   const p = {
     set(...nodes) {
-      body.replaceChildren(...nodes.filter(Boolean));
+      refill(body, nodes);
       if (!el.dataset.loaded) performance.mark(id + "-rendered");
       el.dataset.loaded = "1";
     },
