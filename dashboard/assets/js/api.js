@@ -77,7 +77,8 @@ export function query(params) {
 // the API follows them) calls onItem per line until the API or signal ends
 // it; a JSON array answer (an API that does not follow) calls onItem per
 // element and resolves with "array", so that the caller may poll instead.
-export async function stream(path, signal, onItem) {
+// onOpen, if given, is called once a stream is open.
+export async function stream(path, signal, onItem, onOpen) {
   const resp = await call(path, signal);
   const type = resp.headers.get("Content-Type") || "";
   if (!type.includes("ndjson")) {
@@ -85,6 +86,7 @@ export async function stream(path, signal, onItem) {
     for (const item of (Array.isArray(all) ? all : [])) onItem(item);
     return "array";
   }
+  if (onOpen) onOpen();
   const reader = resp.body.getReader();
   const dec = new TextDecoder();
   let buf = "";

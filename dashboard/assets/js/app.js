@@ -108,13 +108,16 @@ function releases(d) {
 
 // followEvents reads the app's events: followed as NDJSON when the API
 // streams them (?follow=1), else polled as the JSON list it answers today.
-// It keeps the app's own events and its space's commit events.
+// With a stream, the list is read too once the stream is open (whether or
+// not the stream starts with past events), so that no event falls between
+// the two. Each event is shown once, whichever way it came. It keeps the
+// app's own events and its space's commit events.
 function followEvents(ctx, space, name, onEvents, where) {
   const keep = (e) => (e.app === name && (!e.space || e.space === space)) || (!e.app && e.space === space && String(e.kind).startsWith("commit-"));
   let all = [];
   const seen = new Set();
   const add = (e) => {
-    const key = e.seq !== undefined ? "s" + e.seq : e.time + "|" + e.kind + "|" + e.instance + "|" + e.message;
+    const key = e.time + "|" + e.kind + "|" + e.app + "|" + e.instance + "|" + e.message;
     if (seen.has(key) || !keep(e)) return false;
     seen.add(key);
     all.push(e);
@@ -126,7 +129,16 @@ function followEvents(ctx, space, name, onEvents, where) {
     for (let tries = 0; !ctx.signal.aborted; tries++) {
       let how;
       try {
-        how = await stream(path, ctx.signal, (e) => { if (add(e)) onEvents(all); });
+        const history = () => get("/v1/events" + query({ space }), ctx.signal).then((evs) => {
+          let changed = false;
+          for (const e of evs) changed = add(e) || changed;
+          if (changed) onEvents(all);
+        }, () => { /* the stream reports refusals */ });
+        let first = true;
+        how = await stream(path, ctx.signal, (e) => { if (add(e)) onEvents(all); }, () => {
+          if (first) history();
+          first = false;
+        });
         onEvents(all);
       } catch (e) {
         if (e.name === "AbortError") return;
