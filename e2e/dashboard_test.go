@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +18,13 @@ import (
 // dashboard, which asks for a token; signed in with the admin token, every
 // page loads without a console error or exception; a new commit appears
 // in the app's timeline; live log lines arrive, filtered by source and
-// instance; a policy denial shows with its file:line; and tokens without
+// instance; a pull request's preview shows while it is deployed; a policy
+// denial shows with its file:line; and tokens without
 // the right see the API's refusal, not the data.
 func TestDashboard(t *testing.T) {
+	const secret = "e2e-dashboard-secret"
 	br := newBrowser(t)
-	p := startDev(t)
+	p := startDev(t, "--webhook-secret", secret)
 	p.deployHello(t, 1, "Dashboard")
 	first := testenv.Git(t, p.repo, "rev-parse", "HEAD")
 
@@ -88,6 +92,30 @@ func TestDashboard(t *testing.T) {
 	if errs := br.problems(false); len(errs) > 0 {
 		t.Errorf("console errors signed in as admin:\n%s", strings.Join(errs, "\n"))
 	}
+
+	// A pull request's preview: its number, branch and author, its state
+	// and where it answers.
+	clone := filepath.Join(p.dir, "pr-clone")
+	testenv.Git(t, p.dir, "clone", "-q", p.repo, clone)
+	writeRepo(t, clone, map[string]string{"apps/hello/manifest.yml": helloManifest(1, "Preview")})
+	testenv.Git(t, clone, "add", "-A")
+	testenv.Git(t, clone, "commit", "-q", "-m", "a preview")
+	head := testenv.Git(t, clone, "rev-parse", "HEAD")
+	testenv.Git(t, clone, "push", "-q", "origin", "HEAD:refs/pull/1/head")
+	if code, res := p.postGitHubPR(t, secret, "dashboard-pr-1-opened", prOpened, 1, head); code != http.StatusAccepted || len(res.Previews) != 1 {
+		t.Fatalf("pull request opened: %d %+v", code, res)
+	}
+	br.show("#/previews", "previews")
+	row := br.wait(90*time.Second, "the preview serving", `(() => { const r = document.querySelector('#page-previews tr[data-preview="repo#pr-1"]'); return r && r.innerText.includes("serving") ? r.innerText : ""; })()`)
+	for _, want := range []string{"repo #1", "feature by e2e", "dev-pr-1", model.ShortCommit(head), "http://hello-pr-1.apps.localhost"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("the preview's row %q does not show %q", row, want)
+		}
+	}
+	if code, _ := p.postGitHubPR(t, secret, "dashboard-pr-1-closed", prClosed, 1, head); code != http.StatusAccepted {
+		t.Fatalf("pull request closed: %d", code)
+	}
+	br.wait(60*time.Second, "the preview removed", `document.querySelector('#page-previews tr[data-preview]') ? "" : "y"`)
 
 	// A policy denial: an instance larger than the built-in quota allows.
 	p.write(map[string]string{"apps/big/manifest.yml": "applications:\n- name: big\n  memory: 3G\n  buildpacks: [binary_buildpack]\n  command: ./hello\n"})
