@@ -103,19 +103,28 @@ func networkChanged(msg string) bool { return strings.Contains(msg, "ERR_NETWORK
 // returns it; past timeout it fails the test with what.
 func (b *browser) wait(timeout time.Duration, what, expr string) string {
 	b.t.Helper()
+	v, err := b.poll(timeout, expr)
+	if err != nil {
+		main, _ := b.eval(`(document.getElementById("main") || document.body).innerText.slice(0, 3000)`)
+		b.t.Fatalf("%s: %v; the page shows:\n%s\nconsole: %q", what, err, main, b.problems(false))
+	}
+	return v
+}
+
+// poll evaluates expr (a string) every 100 ms until it is not empty, and
+// returns it, or an error past timeout.
+func (b *browser) poll(timeout time.Duration, expr string) (string, error) {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
 		v, err := b.eval(expr)
 		if err == nil && v != "" {
-			return v
+			return v, nil
 		}
 		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	main, _ := b.eval(`(document.getElementById("main") || document.body).innerText.slice(0, 3000)`)
-	b.t.Fatalf("%s: not within %s (last error: %v); the page shows:\n%s", what, timeout, last, main)
-	return ""
+	return "", fmt.Errorf("not within %s (last error: %v)", timeout, last)
 }
 
 // text is the text of the element that selector finds ("" for none).
@@ -152,8 +161,18 @@ func (b *browser) problems(refusals bool) []string {
 // and signs in with tok through the form.
 func (b *browser) signIn(api, tok string) {
 	b.t.Helper()
+	form := `document.querySelector("#signin #token") ? "y" : ""`
 	b.navigate(api + "/")
-	b.wait(20*time.Second, "the sign-in form", `document.querySelector("#signin #token") ? "y" : ""`)
+	// A module whose load chromium abandoned (the host's network changed)
+	// leaves the page unstarted: it is loaded again.
+	for range 2 {
+		if _, err := b.poll(15*time.Second, form); err == nil {
+			break
+		}
+		b.t.Logf("the dashboard did not start (console: %q): loading it again", b.problems(false))
+		b.navigate(api + "/")
+	}
+	b.wait(15*time.Second, "the sign-in form", form)
 	if err := b.do(20*time.Second,
 		chromedp.SendKeys(chromedp.CSS("#token"), tok),
 		chromedp.Click(chromedp.CSS(`#signin button[type="submit"]`)),

@@ -45,13 +45,19 @@ async function refusal(resp) {
   return new APIError(resp.status, msg);
 }
 
+// call fetches path; a request that fails without an answer (the network
+// changed under it, the API restarting) is tried once more.
 async function call(path, signal) {
   let resp;
-  try {
-    resp = await fetch(path, { headers: headers(), signal, cache: "no-store" });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new APIError(0, String(e.message || e));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      resp = await fetch(path, { headers: headers(), signal, cache: "no-store" });
+      break;
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      if (attempt >= 1) throw new APIError(0, String(e.message || e));
+      await new Promise((r) => setTimeout(r, 300));
+    }
   }
   if (!resp.ok) throw await refusal(resp);
   return resp;

@@ -105,11 +105,15 @@ function route() {
   Promise.resolve(page(ctx)).catch((e) => failed(e));
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+function start() {
   document.getElementById("signout").addEventListener("click", () => {
     clearToken();
     signin("");
   });
   window.addEventListener("hashchange", route);
   route();
-});
+}
+
+// Modules run before DOMContentLoaded; start whichever comes first.
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+else start();
