@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/driftless/driftless/dashboard"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/reconciler"
@@ -79,9 +80,11 @@ type ServerConfig struct {
 	Log    *slog.Logger
 }
 
-// NewHandler returns the API's HTTP handler. Every route but /healthz and
-// the webhook (signed by the forge) needs a token (auth.go); what a token
-// may do is the policies' decision (driftless.authz).
+// NewHandler returns the API's HTTP handler. Every route but /healthz,
+// the webhook (signed by the forge) and the dashboard's static assets
+// (/ui/, which call the API with the user's token) needs a token
+// (auth.go); what a token may do is the policies' decision
+// (driftless.authz).
 func NewHandler(cfg ServerConfig) http.Handler {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -90,6 +93,8 @@ func NewHandler(cfg ServerConfig) http.Handler {
 	open := http.NewServeMux()
 	open.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	open.HandleFunc("POST /v1/webhook", s.leaderOnly(newWebhook(cfg).serve))
+	open.Handle("GET "+dashboard.Prefix, dashboard.Handler())
+	open.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix, http.StatusFound))
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/apps", s.leaderOnly(s.apps))

@@ -46,6 +46,7 @@ cat <<MSG
     bin/driftless logs clock      # a worker's output
     curl -H 'Host: notes.apps.localhost' -d 'a note' http://127.0.0.1:8080/notes   # PostgreSQL, bound from services.yml
     bin/driftless services        # the service instances and what binds them
+    https://127.0.0.1:7070/ui/    # the web dashboard (dev's CA; sign in with the admin token dev prints)
 
   Stop with Ctrl-C: the apps keep running (the next \`make demo\` adopts them); then
     bin/driftless dev --down --data $demo/platform

@@ -5,7 +5,7 @@
 # build the module (from the Go module proxy when the installed one is older).
 set -euo pipefail
 
-PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables iproute2 procps git ca-certificates curl unzip postgresql openjdk-17-jdk-headless docker-registry)
+PACKAGES=(containerd runc containernetworking-plugins busybox-static iptables iproute2 procps git ca-certificates curl unzip postgresql openjdk-17-jdk-headless docker-registry chromium)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup: run as root (apt-get, containerd, network namespaces)" >&2

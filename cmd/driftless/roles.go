@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/driftless/driftless/dashboard"
 	"github.com/driftless/driftless/platform"
 )
 
@@ -37,9 +38,9 @@ func newDevCmd() *cobra.Command {
 			if info.Metrics != "" {
 				metrics = "\n  metrics: http://" + info.Metrics + "/metrics"
 			}
-			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  sources: %s%s\n  admin token: %s%s\n"+
+			fmt.Fprintf(os.Stderr, "\ndriftless is running.\n  apps:    http://%s  (Host: <app>.%s)\n  API:     %s  (driftless apps | status | logs APP)\n  dashboard: %s%s  (sign in with a token)\n  sources: %s%s\n  admin token: %s%s\n"+
 				"  stop:    Ctrl-C; the apps keep running until `driftless dev --down --data %s` removes them\n\n",
-				info.HTTP, cfg.Controller.Domain, info.API, strings.Join(cfg.Controller.Git.Repos, ", "), metrics, info.AdminToken, configNote(info.ClientConfig), cfg.DataDir)
+				info.HTTP, cfg.Controller.Domain, info.API, info.API, dashboard.Prefix, strings.Join(cfg.Controller.Git.Repos, ", "), metrics, info.AdminToken, configNote(info.ClientConfig), cfg.DataDir)
 		}
 		return platform.RunDev(cmd.Context(), *cfg)
 	}
