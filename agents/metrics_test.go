@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/driftless/driftless/agents/runtime"
+	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
 )
 
@@ -146,7 +145,7 @@ func TestCellMetrics(t *testing.T) {
 		"driftless_cell_launch_step_duration_seconds_count{result=ok,step=health_check}": 1,
 		"driftless_cell_launch_step_duration_seconds_count{result=ok,step=registration}": 1,
 	}
-	got := gather(t, reg)
+	got := testenv.Samples(t, reg)
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %v, want %v", k, got[k], v)
@@ -157,7 +156,7 @@ func TestCellMetrics(t *testing.T) {
 	// is a restart.
 	c.stop("a")
 	c.waitState(t, "a", "")
-	for k := range gather(t, reg) {
+	for k := range testenv.Samples(t, reg) {
 		if strings.HasPrefix(k, "driftless_instance_") {
 			t.Fatalf("series %s left after the instance went", k)
 		}
@@ -167,7 +166,7 @@ func TestCellMetrics(t *testing.T) {
 	c.probe.mu.Unlock()
 	c.start(t, "b")
 	c.waitState(t, "b", model.StateCrashed)
-	got = gather(t, reg)
+	got = testenv.Samples(t, reg)
 	for k, v := range map[string]float64{
 		"driftless_instance_restarts_total{" + labels + "}":                                  1,
 		"driftless_cell_health_checks_total{check=startup,result=failed}":                    1,
@@ -180,35 +179,4 @@ func TestCellMetrics(t *testing.T) {
 	if _, ok := got["driftless_instance_cpu_seconds_total{"+labels+"}"]; ok {
 		t.Errorf("a crashed instance never read has CPU series: %v", got)
 	}
-}
-
-// gather is every sample of reg: "name{label=value,…}" → value
-// (histograms: _count).
-func gather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var ls []string
-			for _, l := range m.GetLabel() {
-				ls = append(ls, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(ls)
-			name, v := mf.GetName(), 0.0
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				v = m.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				v = m.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				name, v = name+"_count", float64(m.GetHistogram().GetSampleCount())
-			}
-			out[name+"{"+strings.Join(ls, ",")+"}"] = v
-		}
-	}
-	return out
 }

@@ -41,17 +41,9 @@ func ParseSize(s string) (int, error) {
 	if strings.HasPrefix(v, "-") {
 		return 0, fmt.Errorf("size %q must be more than zero", s)
 	}
-	unit := strings.TrimLeft(v, "0123456789.")
-	num := strings.TrimSpace(v[:len(v)-len(unit)])
-	unit = strings.TrimSpace(unit)
-	if num == "" {
-		return 0, fmt.Errorf("size %q has no number; write e.g. 256M or 1G", s)
-	}
-	if !sizeNumberRE.MatchString(num) {
-		return 0, fmt.Errorf("size %q: %q is not a number; write e.g. 256M or 1.5G", s, num)
-	}
-	if len(num) > maxSizeDigits {
-		return 0, fmt.Errorf("size %q has more than %d digits", s, maxSizeDigits)
+	num, unit, err := splitAmount(s, v, "size", "256M or 1G", "256M or 1.5G")
+	if err != nil {
+		return 0, err
 	}
 	kb, known := sizeUnitsKB[unit]
 	switch {
@@ -77,6 +69,25 @@ func ParseSize(s string) (int, error) {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return int(whole.Int64()), nil
+}
+
+// splitAmount splits v, s upper-cased and trimmed, into its number and
+// unit, checking the number is one of at most maxSizeDigits digits; what
+// names the amount in errors ("size"), which give eg and egDecimal as
+// examples.
+func splitAmount(s, v, what, eg, egDecimal string) (num, unit string, err error) {
+	unit = strings.TrimLeft(v, "0123456789.")
+	num = strings.TrimSpace(v[:len(v)-len(unit)])
+	unit = strings.TrimSpace(unit)
+	switch {
+	case num == "":
+		return "", "", fmt.Errorf("%s %q has no number; write e.g. %s", what, s, eg)
+	case !sizeNumberRE.MatchString(num):
+		return "", "", fmt.Errorf("%s %q: %q is not a number; write e.g. %s", what, s, num, egDecimal)
+	case len(num) > maxSizeDigits:
+		return "", "", fmt.Errorf("%s %q has more than %d digits", what, s, maxSizeDigits)
+	}
+	return num, unit, nil
 }
 
 // maxLogRate is the largest log rate ParseLogRate returns (1 TB/s).
@@ -110,17 +121,9 @@ func ParseLogRate(s string) (int64, error) {
 	if strings.HasPrefix(v, "-") {
 		return 0, fmt.Errorf("log rate %q must be more than zero, or -1 for no limit", s)
 	}
-	unit := strings.TrimLeft(v, "0123456789.")
-	num := strings.TrimSpace(v[:len(v)-len(unit)])
-	unit = strings.TrimSpace(unit)
-	if num == "" {
-		return 0, fmt.Errorf("log rate %q has no number; write e.g. 1K or 1M", s)
-	}
-	if !sizeNumberRE.MatchString(num) {
-		return 0, fmt.Errorf("log rate %q: %q is not a number; write e.g. 16K or 1.5M", s, num)
-	}
-	if len(num) > maxSizeDigits {
-		return 0, fmt.Errorf("log rate %q has more than %d digits", s, maxSizeDigits)
+	num, unit, err := splitAmount(s, v, "log rate", "1K or 1M", "16K or 1.5M")
+	if err != nil {
+		return 0, err
 	}
 	n, ok := new(big.Rat).SetString(num)
 	if !ok {

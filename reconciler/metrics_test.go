@@ -3,15 +3,13 @@ package reconciler
 import (
 	"context"
 	"errors"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
 )
@@ -46,7 +44,7 @@ func TestControllerMetrics(t *testing.T) {
 		t.Logf("authorize: %v", err) // a decision all the same
 	}
 
-	got := samples(t, reg)
+	got := testenv.Samples(t, reg)
 	tests := []struct {
 		series string
 		want   func(float64) bool
@@ -65,7 +63,7 @@ func TestControllerMetrics(t *testing.T) {
 		}
 	}
 	h.c.setRole(RoleStandby)
-	if v := samples(t, reg)["driftless_controller_leader{}"]; v != 0 {
+	if v := testenv.Samples(t, reg)["driftless_controller_leader{}"]; v != 0 {
 		t.Errorf("a standby's leader gauge is %v", v)
 	}
 	// Without a registry nothing is registered, and nothing breaks.
@@ -76,35 +74,4 @@ func TestControllerMetrics(t *testing.T) {
 	none.converged(time.Second)
 	none.decided("deploy", time.Second)
 	none.staged(&model.Release{}, time.Second)
-}
-
-// samples is every sample of reg: "name{label=value,…}" → value
-// (histograms: _count).
-func samples(t *testing.T, reg *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			var ls []string
-			for _, l := range m.GetLabel() {
-				ls = append(ls, l.GetName()+"="+l.GetValue())
-			}
-			sort.Strings(ls)
-			name, v := mf.GetName(), 0.0
-			switch mf.GetType() {
-			case dto.MetricType_COUNTER:
-				v = m.GetCounter().GetValue()
-			case dto.MetricType_GAUGE:
-				v = m.GetGauge().GetValue()
-			case dto.MetricType_HISTOGRAM:
-				name, v = name+"_count", float64(m.GetHistogram().GetSampleCount())
-			}
-			out[name+"{"+strings.Join(ls, ",")+"}"] = v
-		}
-	}
-	return out
 }
