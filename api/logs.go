@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -177,7 +178,7 @@ func (s *stream) send(seq uint64, v any) error {
 // end finishes the answer: an error before anything was sent is the
 // answer's status; after (always when following), the stream just ends
 // and the error is logged.
-func (s *stream) end(err error, log interface{ Warn(string, ...any) }, doing string) {
+func (s *stream) end(err error, log *slog.Logger, doing string) {
 	if err != nil && s.r.Context().Err() == nil {
 		if !s.started {
 			writeError(s.w, http.StatusServiceUnavailable, doing+": "+err.Error())

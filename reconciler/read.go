@@ -188,5 +188,7 @@ func (c *Controller) Authorize(ctx context.Context, in policies.AuthzInput) (pol
 	return set.Authorize(ctx, in)
 }
 
-// Events returns the recorded events, optionally of one app.
+// Events returns the last events this controller recorded, optionally of
+// one app: its own memory, lost on restart. The API reads the kept ones
+// from the journal (every controller's, across restarts).
 func (c *Controller) Events(space, app string) []model.Event { return c.events.List(space, app) }
