@@ -71,20 +71,30 @@ func TestKeptLogs(t *testing.T) {
 		return nil
 	})
 
-	// A follower gets the recent lines then the new ones, through one
-	// cursor: nothing lost, nothing twice.
+	// A follower resuming after the last RTR line it saw gets every new
+	// one, through one cursor: nothing lost, nothing twice, however soon
+	// after the requests it connects.
+	var after uint64
+	if err := p.client.Logs(context.Background(), "hello", api.LogOptions{Recent: 1, Source: model.LogRouter}, func(l model.LogLine) { after = l.Seq }); err != nil || after == 0 {
+		t.Fatalf("the last RTR line's seq: %d, %v", after, err)
+	}
+	for i := range 20 {
+		if code, _, err := p.get(helloHost, fmt.Sprintf("/followed-%d", i)); err != nil || code != 200 {
+			t.Fatalf("GET /followed-%d: %d %v", i, code, err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	var mu sync.Mutex
 	var seen []model.LogLine
 	done := make(chan error, 1)
 	go func() {
-		done <- p.client.Logs(ctx, "hello", api.LogOptions{Follow: true, Recent: 5, Source: model.LogRouter}, func(l model.LogLine) {
+		done <- p.client.Logs(ctx, "hello", api.LogOptions{Follow: true, After: after, Source: model.LogRouter}, func(l model.LogLine) {
 			mu.Lock()
 			seen = append(seen, l)
 			mu.Unlock()
 		})
 	}()
-	for i := range 20 {
+	for i := 20; i < 30; i++ { // and new ones while it follows
 		if code, _, err := p.get(helloHost, fmt.Sprintf("/followed-%d", i)); err != nil || code != 200 {
 			t.Fatalf("GET /followed-%d: %d %v", i, code, err)
 		}
@@ -92,14 +102,17 @@ func TestKeptLogs(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, 200*time.Millisecond, "followed RTR lines", func() error {
 		mu.Lock()
 		defer mu.Unlock()
-		if n := strings.Count(fmt.Sprint(seen), "/followed-"); n < 20 {
-			return fmt.Errorf("%d of 20 followed lines", n)
+		if n := strings.Count(fmt.Sprint(seen), "/followed-"); n < 30 {
+			return fmt.Errorf("%d of 30 followed lines", n)
 		}
 		return nil
 	})
 	cancel()
 	<-done
 	mu.Lock()
+	if n := strings.Count(fmt.Sprint(seen), "/followed-"); n != 30 || len(seen) != 30 {
+		t.Errorf("followed %d lines (%d of them /followed-), want exactly the 30 new ones", len(seen), n)
+	}
 	for i := 1; i < len(seen); i++ {
 		if seen[i].Seq <= seen[i-1].Seq {
 			t.Errorf("line %d has seq %d after %d: doubled or out of order", i, seen[i].Seq, seen[i-1].Seq)
@@ -110,7 +123,7 @@ func TestKeptLogs(t *testing.T) {
 	// Kept across a restart of the whole platform (dev's NATS keeps its
 	// JetStream files in its data folder).
 	p.restart()
-	p.waitLogs(t, 30*time.Second, "hello", []string{"--source", "RTR"}, "/kept-before-restart", "/followed-19")
+	p.waitLogs(t, 30*time.Second, "hello", []string{"--source", "RTR"}, "/kept-before-restart", "/followed-29")
 	p.waitLogs(t, 30*time.Second, "hello", []string{"--since", "1h", "--source", "APP"}, "GET /kept-before-restart")
 
 	// A crash: the instance's last lines stay readable by its index after
