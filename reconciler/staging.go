@@ -151,13 +151,6 @@ func (s *stager) next() (stageJob, bool) {
 	return job, true
 }
 
-// queued is how many releases wait for a staging worker.
-func (s *stager) queued() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.pending)
-}
-
 // requeue queues again the releases git asks for (each app's ReleaseID)
 // that are not staged, did not fail, and are neither pending nor staging,
 // from the last commit queued for their source when the release's source
@@ -326,7 +319,8 @@ func (s *stager) finish(ctx context.Context, rel model.Release, res bus.StageRes
 	rel.ProcfileCommands = res.Procfile
 	if err := c.store.PutRelease(ctx, rel); err != nil {
 		// The droplet is in the blob store and the staging cache: the
-		// next commit or sync stages the release again from the cache.
+		// next commit, sync or requeue stages the release again from
+		// the cache.
 		c.storeFailed(rel.Key(), "recording droplet "+res.Droplet, err)
 		return
 	}

@@ -193,12 +193,22 @@ func (c *Cell) renew() {
 	}
 	c.mu.Unlock()
 	for _, ep := range running {
-		if err := c.cfg.Registry.PassProcessCheck(ep.GUID); err != nil {
-			if err := c.cfg.Registry.Register(ep, processCheck); err != nil {
-				c.log.Warn("registering an instance again", "guid", ep.GUID, "err", err)
-			}
+		if err := c.cfg.Registry.PassProcessCheck(ep.GUID); err == nil || !c.stillRunning(ep.GUID) {
+			continue
+		}
+		if err := c.cfg.Registry.Register(ep, processCheck); err != nil {
+			c.log.Warn("registering an instance again", "guid", ep.GUID, "err", err)
 		}
 	}
+}
+
+// stillRunning reports whether an instance is RUNNING and not stopping:
+// one stopped since renew listed it is not registered again.
+func (c *Cell) stillRunning(guid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := c.insts[guid]
+	return in != nil && in.status.State == model.StateRunning && !in.stopping
 }
 
 // endpoint is where an instance is registered. Caller holds c.mu.
@@ -271,15 +281,27 @@ func (c *Cell) launch(ctx context.Context, in *instance) {
 	c.mu.Unlock()
 	err := c.cfg.Registry.Register(ep, processCheck)
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	stopping := in.stopping
 	switch {
-	case in.stopping:
-		// The stop deregisters once more after its own deregistration.
+	case stopping:
 	case err != nil:
 		c.setState(in, model.StateCrashed, err.Error())
 	default:
 		in.status.WasHealthy = true
 		c.setState(in, model.StateRunning, "hollow instance started")
+	}
+	c.mu.Unlock()
+	if stopping && err == nil {
+		// The stop came while it registered: its deregistration may have
+		// come first.
+		c.deregister(ep.GUID)
+	}
+}
+
+// deregister takes an instance out of Consul (a missing one is no error).
+func (c *Cell) deregister(guid string) {
+	if err := c.cfg.Registry.Deregister(guid); err != nil {
+		c.log.Debug("deregistering instance", "guid", guid, "err", err)
 	}
 }
 
@@ -301,9 +323,7 @@ func (c *Cell) handleStop(m *nats.Msg) {
 	in.stopping = true
 	c.setState(in, model.StateStopping, req.Reason)
 	c.mu.Unlock()
-	if err := c.cfg.Registry.Deregister(req.GUID); err != nil {
-		c.log.Debug("deregistering instance", "guid", req.GUID, "err", err)
-	}
+	c.deregister(req.GUID)
 	c.mu.Lock()
 	delete(c.insts, req.GUID)
 	c.setState(in, model.StateStopped, "stopped")
