@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -68,7 +68,7 @@ func newSimUsersCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
-				return fmt.Errorf("sim users: give --file")
+				return errors.New("sim users: give --file")
 			}
 			return platform.WriteNATSUsers(file, platform.SimNATSUsers(prefix, count))
 		},
