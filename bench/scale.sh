@@ -12,4 +12,4 @@ export DRIFTLESS_SCALE_APPS="${APPS:-1000}" DRIFTLESS_SCALE_INSTANCES="${INSTANC
 extra=()
 if [ -n "${CPUPROFILE:-}" ]; then extra+=(-cpuprofile "$CPUPROFILE"); fi
 go test ./sim -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 60m "${extra[@]}" 2>&1 |
-	grep -E 'Benchmark|commit|loss|table|ok|FAIL|settled|panic'
+	grep --line-buffered -E 'Benchmark|commit|loss|table|waiting|ok|FAIL|settled|panic'

@@ -36,6 +36,7 @@ type simPlatform struct {
 	repo   string
 	ctl    *reconciler.Controller
 	ports  func() int
+	opts   platformOptions
 	// cc is the controller's and the cells' Consul client; writes counts
 	// the writes (PUTs) it sends.
 	cc     *consul.Client
@@ -49,6 +50,13 @@ type simPlatform struct {
 // platformOptions are the knobs of a simPlatform.
 type platformOptions struct {
 	lostAfter time.Duration
+	// scale raises Consul's connection limit (testenv.StartConsulScale).
+	scale bool
+	// checkInterval and renew are the hollow cells' (default 1 s and 2 s,
+	// the agent's).
+	checkInterval, renew time.Duration
+	// cellTTL is the hollow cells' TTL (default 3 s: lost soon).
+	cellTTL time.Duration
 	// policies is the set in force (nil: the built-in bundle).
 	policies *policies.Set
 	workers  int
@@ -58,8 +66,19 @@ type platformOptions struct {
 // source is an empty repository (commit adds to it).
 func newSimPlatform(t testing.TB, opts platformOptions) *simPlatform {
 	t.Helper()
-	p := &simPlatform{t: t, nats: testenv.StartNATS(t), consul: testenv.StartConsul(t), repo: t.TempDir(),
+	p := &simPlatform{t: t, nats: testenv.StartNATS(t), repo: t.TempDir(), opts: opts,
 		ports: sim.Ports(0, 30000), cells: map[string]context.CancelFunc{}}
+	if opts.scale {
+		p.consul = testenv.StartConsulScale(t)
+	} else {
+		p.consul = testenv.StartConsul(t)
+	}
+	if p.opts.cellTTL == 0 {
+		p.opts.cellTTL = 3 * time.Second
+	}
+	if p.opts.checkInterval == 0 {
+		p.opts.checkInterval, p.opts.renew = time.Second, 2*time.Second
+	}
 	ccfg := consul.DefaultConfig()
 	ccfg.Address = p.consul.Addr
 	ccfg.HttpClient = &http.Client{Transport: countWrites{&p.writes, &http.Transport{MaxIdleConnsPerHost: 64}}}
@@ -140,8 +159,9 @@ func (p *simPlatform) startCells(prefix string, n int, memoryMB int64, startLate
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("%s%d", prefix, i)
 		c, err := sim.New(sim.Config{CellID: id, NATS: p.nats.Connect(p.t, bus.Identity{Role: bus.RoleCell, Cell: id}),
-			Registry: agents.NewConsulRegistry(p.cc, id, "127.0.0.1", time.Second, 3*time.Second),
-			Address:  "127.0.0.1", Capacity: model.Resources{MemoryMB: memoryMB, DiskMB: 1 << 20, Instances: 1000},
+			Registry:      agents.NewConsulRegistry(p.cc, id, "127.0.0.1", p.opts.checkInterval, p.opts.cellTTL),
+			RenewInterval: p.opts.renew,
+			Address:       "127.0.0.1", Capacity: model.Resources{MemoryMB: memoryMB, DiskMB: 1 << 20, Instances: 1000},
 			StartLatency: startLatency, Stage: true, StageLatency: 10 * time.Millisecond, Port: p.ports,
 			Log: slog.New(slog.DiscardHandler)})
 		if err != nil {

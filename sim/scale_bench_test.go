@@ -14,6 +14,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/driftless/driftless/agents"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/policies"
 	"github.com/driftless/driftless/router"
@@ -48,7 +49,9 @@ func BenchmarkScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	for range b.N {
-		p := newSimPlatform(b, platformOptions{policies: pols})
+		check := time.Duration(envInt("DRIFTLESS_SCALE_CHECK_INTERVAL_MS", 5000)) * time.Millisecond
+		p := newSimPlatform(b, platformOptions{policies: pols, scale: true, checkInterval: check, renew: check,
+			cellTTL: agents.DefaultCellTTL})
 		backend := startBackend(b)
 		p.ports = sim.Ports(backend, 0)
 		rt := startRouter(b, p)
@@ -142,7 +145,7 @@ func (r *scaleResult) phase(name string, f func()) {
 		name, secs, (cpuTime() - cpu0).Seconds(), ms.HeapInuse>>20, float64(r.p.writes.Load()-w0)/secs,
 		float64(in1-in0)/secs, float64(out1-out0)/secs)
 	r.lines = append(r.lines, line)
-	r.b.Log(line)
+	fmt.Fprintln(os.Stderr, line)
 }
 
 // waitAll waits until every app runs instances of its current release
@@ -156,10 +159,14 @@ func (r *scaleResult) waitAll(rt *router.Router, apps, instances int, prefix str
 		}
 	}
 	deadline := time.Now().Add(timeout)
-	last := ""
+	last, said := "", time.Now()
 	for time.Now().Before(deadline) {
 		if last = r.settled(rt, apps, instances, gone); last == "" {
 			return
+		}
+		if time.Since(said) > 10*time.Second {
+			fmt.Fprintln(os.Stderr, "  waiting:", last)
+			said = time.Now()
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -221,10 +228,11 @@ func (r *scaleResult) tableBuild(apps, instances int) {
 	}
 	line := fmt.Sprintf("router table build with %d instances: %.2f ms", len(entries), float64(time.Since(start).Microseconds())/1000/rounds)
 	r.lines = append(r.lines, line)
-	r.b.Log(line)
+	fmt.Fprintln(os.Stderr, line)
 }
 
 func (r *scaleResult) report() {
+	fmt.Fprintln(os.Stderr, "summary (settled):")
 	for _, l := range r.lines {
 		fmt.Fprintln(os.Stderr, l)
 	}
