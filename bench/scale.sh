@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DRIFTLESS_SCALE_APPS="${APPS:-1000}" DRIFTLESS_SCALE_INSTANCES="${INSTANCES:-10}" \
-	DRIFTLESS_SCALE_CELLS="${CELLS:-100}" DRIFTLESS_SCALE_START_LATENCY_MS="${START_LATENCY_MS:-100}"
+	DRIFTLESS_SCALE_CELLS="${CELLS:-100}" DRIFTLESS_SCALE_START_LATENCY_MS="${START_LATENCY_MS:-100}" \
+	DRIFTLESS_SCALE_CHECK_INTERVAL_MS="${CHECK_INTERVAL_MS:-15000}"
 extra=()
 if [ -n "${CPUPROFILE:-}" ]; then extra+=(-cpuprofile "$CPUPROFILE"); fi
 go test ./sim -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 60m "${extra[@]}" 2>&1 |

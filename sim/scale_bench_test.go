@@ -49,7 +49,7 @@ func BenchmarkScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	for range b.N {
-		check := time.Duration(envInt("DRIFTLESS_SCALE_CHECK_INTERVAL_MS", 5000)) * time.Millisecond
+		check := time.Duration(envInt("DRIFTLESS_SCALE_CHECK_INTERVAL_MS", 15000)) * time.Millisecond
 		p := newSimPlatform(b, platformOptions{policies: pols, scale: true, checkInterval: check, renew: check,
 			cellTTL: agents.DefaultCellTTL})
 		backend := startBackend(b)
