@@ -264,13 +264,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("walling instances off: %w", err)
 	}
 	a, err := newAgent(cfg, parts{
-		engine: rt,
-		net:    nw,
-		ports:  network.NewPorts(cfg.Network.HostIP, cfg.PortMin, cfg.PortMax),
-		registry: consulRegistry{client: cfg.Consul, cellID: cfg.CellID, address: cfg.Address,
-			checkInterval: cfg.CheckInterval, cellTTL: cfg.CellTTL},
-		pub:   natsPublisher{cfg.NATS},
-		probe: healthProber{},
+		engine:   rt,
+		net:      nw,
+		ports:    network.NewPorts(cfg.Network.HostIP, cfg.PortMin, cfg.PortMax),
+		registry: NewConsulRegistry(cfg.Consul, cfg.CellID, cfg.Address, cfg.CheckInterval, cfg.CellTTL),
+		pub:      natsPublisher{cfg.NATS},
+		probe:    healthProber{},
 	})
 	if err != nil {
 		rt.Close()

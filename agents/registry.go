@@ -24,6 +24,15 @@ type consulRegistry struct {
 	checkInterval, cellTTL time.Duration
 }
 
+// NewConsulRegistry is the Registry a cell keeps in Consul through
+// client: cellID's TTL service, renewed within cellTTL, and one service
+// per instance on address, checked every checkInterval (a process-type
+// check is a TTL of three intervals). The agent uses it, and so do the
+// hollow cells of scale tests (package sim), so that both register alike.
+func NewConsulRegistry(client *consul.Client, cellID, address string, checkInterval, cellTTL time.Duration) Registry {
+	return consulRegistry{client: client, cellID: cellID, address: address, checkInterval: checkInterval, cellTTL: cellTTL}
+}
+
 // RegisterCell implements Registry.
 func (r consulRegistry) RegisterCell() error {
 	if err := r.client.Agent().ServiceRegister(catalog.CellRegistration(r.cellID, r.address, r.cellTTL)); err != nil {

@@ -103,6 +103,16 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 // URL is the nats:// URL clients connect to (tls:// when it speaks TLS).
 func (e *Embedded) URL() string { return e.srv.ClientURL() }
 
+// Messages is how many messages the server has received from clients
+// and delivered to them since it started (benchmarks read it).
+func (e *Embedded) Messages() (in, out int64) {
+	v, err := e.srv.Varz(nil)
+	if err != nil {
+		return 0, 0
+	}
+	return v.InMsgs, v.OutMsgs
+}
+
 // Shutdown stops the server and waits for it to finish.
 func (e *Embedded) Shutdown() {
 	e.srv.Shutdown()

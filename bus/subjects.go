@@ -41,6 +41,10 @@
 //	  handled by  journal/read.go, Journal.Events, served to `driftless events` and the
 //	              dashboard by api/events.go (role controller)
 //
+// The hollow cells of benchmarks and scale tests (sim/cell.go) send and
+// handle the cell's subjects as agents do: HeartbeatSubject,
+// InstancesSubject, CellCommand and SubjectStage.
+//
 // Replies to requests go to the requester's inbox, under a prefix of its
 // own (InboxPrefix: _INBOX.controller, _INBOX.router, _INBOX.cell.<cell>);
 // only the requester may subscribe there and a responder may publish there

@@ -107,6 +107,21 @@ type natsUsersFile struct {
 // The file must not be readable by group or others (mode 0600). Its
 // errors never show a password.
 func LoadNATSUsers(path string) (bus.Authenticator, error) {
+	creds, err := ReadNATSUsers(path)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := bus.StaticUsers(creds...)
+	if err != nil {
+		return nil, fmt.Errorf("NATS users file %s: %w", path, err)
+	}
+	return auth, nil
+}
+
+// ReadNATSUsers reads the credentials of a NATS users file (LoadNATSUsers
+// describes it), in the file's order: what a server checks clients
+// against, and what hollow cells (RunSimCells) connect with.
+func ReadNATSUsers(path string) ([]bus.Credential, error) {
 	data, err := files.ReadPrivate(path)
 	if err != nil {
 		return nil, fmt.Errorf("NATS users file: %w", err)
@@ -132,11 +147,7 @@ func LoadNATSUsers(path string) (bus.Authenticator, error) {
 	if len(creds) == 0 {
 		return nil, fmt.Errorf("NATS users file %s lists no users", path)
 	}
-	auth, err := bus.StaticUsers(creds...)
-	if err != nil {
-		return nil, fmt.Errorf("NATS users file %s: %w", path, err)
-	}
-	return auth, nil
+	return creds, nil
 }
 
 // natsStore is where an embedded server keeps JetStream's files (the

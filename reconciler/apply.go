@@ -106,7 +106,7 @@ func (c *Controller) apply(ctx context.Context, se *sourceEntry, commit Commit) 
 	se.status.LastApplied, se.status.LastAppliedAt = commit.ID(), now
 	c.mu.Unlock()
 	c.setErrors(ctx, se, blocked) // what per-app enforcement held back, if anything
-	queued := c.stager.queue(ch.Stage, commit)
+	queued := c.stager.queue(ch.Stage, se.name, commit)
 	if deploy {
 		c.awaitServing(se, se, commit.ID(), model.StatusContextDeploy)
 	}

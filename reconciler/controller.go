@@ -417,6 +417,7 @@ func (c *Controller) term(ctx context.Context, l *leadership) error {
 	for range c.cfg.StagingWorkers {
 		wg.Go(func() { c.stager.work(ctx) })
 	}
+	wg.Go(func() { c.stager.requeueLoop(ctx) })
 	for _, se := range c.sources {
 		wg.Go(func() {
 			if err := se.src.Run(ctx, func(ctx context.Context, snap *source.Snapshot) { c.apply(ctx, se, snap) }); err != nil && ctx.Err() == nil {

@@ -156,15 +156,20 @@ func (c *Controller) Sources() []model.SourceStatus {
 }
 
 // Sync fetches every source of space ("" for all) now and applies what
-// changed; it returns the statuses of those sources.
+// changed, then queues again for staging the releases git asks for that
+// are neither staged, failed, queued nor staging (stager.requeue: those a
+// staging could not record); it returns the statuses of those sources.
 func (c *Controller) Sync(ctx context.Context, space string) []model.SourceStatus {
 	for _, se := range c.sources {
-		if space != "" && se.space != space {
+		if space != "" && se.space != space || se.src == nil {
 			continue
 		}
 		if _, err := se.src.Sync(ctx); err != nil {
 			c.log.Warn("sync", "source", se.name, "err", err)
 		}
+	}
+	if c.Leads() {
+		c.stager.requeue()
 	}
 	out := c.Sources()
 	if space != "" {

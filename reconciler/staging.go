@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/model"
 	"github.com/driftless/driftless/reconciler/archive"
 	"github.com/driftless/driftless/reconciler/decide"
@@ -46,16 +47,33 @@ func (n natsStaging) Stage(ctx context.Context, req bus.StageRequest, timeout ti
 	}
 }
 
-// stager turns releases into droplets: a queue of releases to stage, a few
-// workers, the staging cache, and the controller's store to record the
-// outcome in. It is the controller's only way to stage.
+// stager turns releases into droplets: the releases waiting to be staged,
+// a few workers, the staging cache, and the controller's store to record
+// the outcome in. It is the controller's only way to stage.
+//
+// Its queue has no fixed size: it holds each release once (a release
+// queued or staging is not queued again), so it is bounded by the desired
+// state. A release that falls out of it unstaged (its droplet could not be
+// recorded) is queued again by requeue, on every sync and every
+// requeueInterval.
 type stager struct {
-	c     *Controller
-	req   stageRequester
-	mu    sync.Mutex
-	q     chan stageJob
-	inJob map[string]bool // releases queued or staging, by stageID
+	c   *Controller
+	req stageRequester
+	// wake tells an idle worker that pending has a job (capacity 1; a
+	// worker that takes a job and leaves more passes the wake on).
+	wake    chan struct{}
+	mu      sync.Mutex
+	pending []stageJob      // FIFO of releases to stage
+	inJob   map[string]bool // releases pending or staging, by stageID
+	// commits is, per source name, the last commit whose releases were
+	// queued: what requeue stages a release from (when its source tree
+	// there is the release's).
+	commits map[string]Commit
 }
+
+// requeueInterval is how often the releases git asks for that are neither
+// staged, failed, pending nor staging are queued again (requeue).
+const requeueInterval = 30 * time.Second
 
 // stageJob is a release to stage and the commit its source comes from.
 type stageJob struct {
@@ -64,7 +82,7 @@ type stageJob struct {
 }
 
 func newStager(c *Controller, req stageRequester) *stager {
-	return &stager{c: c, req: req}
+	return &stager{c: c, req: req, wake: make(chan struct{}, 1)}
 }
 
 func stageID(r model.Release) string { return r.Space + "/" + r.App + "/" + r.ID }
@@ -73,52 +91,141 @@ func stageID(r model.Release) string { return r.Space + "/" + r.App + "/" + r.ID
 func (s *stager) reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.q = make(chan stageJob, 1024)
+	s.pending = nil
 	s.inJob = map[string]bool{}
+	s.commits = map[string]Commit{}
 }
 
-// queue schedules releases for staging, skipping those already queued or
-// staging, and returns how many it queued.
-func (s *stager) queue(rels []model.Release, commit Commit) int {
+// queue schedules releases of source for staging from commit, skipping
+// those already pending or staging, and returns how many it queued.
+func (s *stager) queue(rels []model.Release, source string, commit Commit) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if commit != nil {
+		s.commits[source] = commit
+	}
+	return s.queueLocked(rels, commit)
+}
+
+// queueLocked adds releases to pending. Caller holds s.mu.
+func (s *stager) queueLocked(rels []model.Release, commit Commit) int {
 	n := 0
 	for _, rel := range rels {
 		id := stageID(rel)
 		if s.inJob[id] {
 			continue
 		}
-		select {
-		case s.q <- stageJob{rel: rel, commit: commit}:
-			s.inJob[id] = true
-			n++
-		default:
-			s.c.log.Warn("staging queue full; release will be staged on the next commit or sync", "app", rel.App, "release", rel.ID)
-		}
+		s.pending = append(s.pending, stageJob{rel: rel, commit: commit})
+		s.inJob[id] = true
+		n++
+	}
+	if n > 0 {
+		s.signal()
 	}
 	return n
 }
 
+// signal wakes one idle worker, if none is already woken.
+func (s *stager) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next takes the oldest pending job, passing the wake on when more wait.
+func (s *stager) next() (stageJob, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) == 0 {
+		return stageJob{}, false
+	}
+	job := s.pending[0]
+	s.pending[0] = stageJob{} // let the release and commit be collected
+	s.pending = s.pending[1:]
+	if len(s.pending) == 0 {
+		s.pending = nil // the backing array goes with the last job
+	} else {
+		s.signal()
+	}
+	return job, true
+}
+
+// requeue queues again the releases git asks for (each app's ReleaseID)
+// that are not staged, did not fail, and are neither pending nor staging,
+// from the last commit queued for their source when the release's source
+// is the same there (its tree hash; an image's release needs none). It
+// returns how many it queued; it forgets the commits of sources that have
+// no app left.
+func (s *stager) requeue() int {
+	st := s.c.store
+	apps := st.Apps()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	used := make(map[string]bool, len(s.commits))
+	n := 0
+	for _, app := range apps {
+		used[app.Source] = true
+		rel := st.Release(app.Key(), app.ReleaseID)
+		if rel == nil || rel.Staged() || rel.State == model.ReleaseFailed || s.inJob[stageID(*rel)] {
+			continue
+		}
+		commit := s.commits[app.Source]
+		if commit == nil {
+			continue
+		}
+		if rel.Docker == nil {
+			exclude := decide.SourceExcludes
+			if decide.IsArchiveSource(commit.FS(), rel.SourcePath) {
+				exclude = nil // an archive's is its blob hash (decide.Desired)
+			}
+			tree, err := commit.TreeHash(rel.SourcePath, exclude...)
+			if err != nil || tree != rel.SourceTree {
+				continue // its source is not at that commit any more: the next commit decides
+			}
+		}
+		n += s.queueLocked([]model.Release{*rel}, commit)
+	}
+	for source := range s.commits {
+		if !used[source] {
+			delete(s.commits, source)
+		}
+	}
+	if n > 0 {
+		s.c.log.Info("releases queued again for staging", "releases", n)
+	}
+	return n
+}
+
+// requeueLoop runs requeue every requeueInterval until ctx ends.
+func (s *stager) requeueLoop(ctx context.Context) {
+	ticks.Every(ctx, requeueInterval, func() { s.requeue() })
+}
+
 // work stages queued releases until ctx ends.
 func (s *stager) work(ctx context.Context) {
-	s.mu.Lock()
-	q := s.q
-	s.mu.Unlock()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case job := <-q:
-			start, key := time.Now(), job.rel.Key()
-			pending := !s.c.store.Release(key, job.rel.ID).Staged()
-			s.stage(ctx, job)
-			if pending && ctx.Err() == nil {
-				s.c.metrics.staged(s.c.store.Release(key, job.rel.ID), time.Since(start))
+		job, ok := s.next()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.wake:
 			}
-			s.mu.Lock()
-			delete(s.inJob, stageID(job.rel))
-			s.mu.Unlock()
+			continue
 		}
+		if ctx.Err() != nil {
+			return
+		}
+		start, key := time.Now(), job.rel.Key()
+		pending := !s.c.store.Release(key, job.rel.ID).Staged()
+		s.stage(ctx, job)
+		if pending && ctx.Err() == nil {
+			s.c.metrics.staged(s.c.store.Release(key, job.rel.ID), time.Since(start))
+		}
+		s.mu.Lock()
+		delete(s.inJob, stageID(job.rel))
+		s.mu.Unlock()
 	}
 }
 
@@ -212,7 +319,8 @@ func (s *stager) finish(ctx context.Context, rel model.Release, res bus.StageRes
 	rel.ProcfileCommands = res.Procfile
 	if err := c.store.PutRelease(ctx, rel); err != nil {
 		// The droplet is in the blob store and the staging cache: the
-		// next commit or sync stages the release again from the cache.
+		// next commit, sync or requeue stages the release again from
+		// the cache.
 		c.storeFailed(rel.Key(), "recording droplet "+res.Droplet, err)
 		return
 	}

@@ -29,6 +29,10 @@ type ConsulOptions struct {
 	LogPath string
 	// ACL, when set, turns Consul's ACLs on, denying what no token allows.
 	ACL *ConsulACL
+	// MaxConnsPerClient, when not 0, replaces Consul's limit of 200
+	// concurrent HTTP connections per client address (scale tests: every
+	// client shares loopback, and a router holds a blocking query per app).
+	MaxConnsPerClient int
 }
 
 // ConsulACL is the ACL set-up of a dev agent: ACLs enabled, default_policy
@@ -163,6 +167,21 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Process, error) {
 			return nil, err
 		}
 		args = append(args, "-config-file", path)
+	}
+	if opts.MaxConnsPerClient > 0 {
+		dir := "" // beside the log, or in the temporary folder
+		if opts.LogPath != "" {
+			dir = filepath.Dir(opts.LogPath)
+		}
+		f, err := os.CreateTemp(dir, "consul-limits-*.hcl")
+		if err != nil {
+			return nil, fmt.Errorf("consul limits: %w", err)
+		}
+		_, werr := fmt.Fprintf(f, "limits {\n  http_max_conns_per_client = %d\n}\n", opts.MaxConnsPerClient)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return nil, fmt.Errorf("consul limits: %w", err)
+		}
+		args = append(args, "-config-file", f.Name())
 	}
 	logPath := opts.LogPath
 	if logPath == "" {

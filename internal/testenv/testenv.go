@@ -83,7 +83,21 @@ func StartConsulACL(t testing.TB) *Consul {
 	return startConsul(t, &children.ConsulACL{ManagementToken: token, ConfigDir: t.TempDir()})
 }
 
+// StartConsulScale starts a Consul dev agent as StartConsul does, taking
+// up to 10,000 concurrent HTTP connections from one address (scale tests:
+// hollow cells, controller and router all on loopback, the router with a
+// blocking query per app).
+func StartConsulScale(t testing.TB) *Consul {
+	t.Helper()
+	return startConsulWith(t, children.ConsulOptions{MaxConnsPerClient: 10000})
+}
+
 func startConsul(t testing.TB, acl *children.ConsulACL) *Consul {
+	t.Helper()
+	return startConsulWith(t, children.ConsulOptions{ACL: acl})
+}
+
+func startConsulWith(t testing.TB, opts children.ConsulOptions) *Consul {
 	t.Helper()
 	port, err := children.FreePort()
 	if err != nil {
@@ -93,7 +107,8 @@ func startConsul(t testing.TB, acl *children.ConsulACL) *Consul {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()
-	p, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: addr, LogPath: filepath.Join(dir, "consul.log"), ACL: acl})
+	opts.HTTPAddr, opts.LogPath = addr, filepath.Join(dir, "consul.log")
+	p, err := children.StartConsul(ctx, opts)
 	if err != nil {
 		t.Fatalf("starting consul: %v", err)
 	}
@@ -102,8 +117,8 @@ func startConsul(t testing.TB, acl *children.ConsulACL) *Consul {
 		dumpLogOnFailure(t, p)
 	})
 	cs := &Consul{Addr: addr, Proc: p}
-	if acl != nil {
-		cs.ManagementToken = acl.ManagementToken
+	if opts.ACL != nil {
+		cs.ManagementToken = opts.ACL.ManagementToken
 	}
 	if cs.Client, err = catalog.NewClient(addr, cs.ManagementToken); err != nil {
 		t.Fatal(err)
