@@ -91,14 +91,8 @@ func readStart(r *http.Request) (journal.Start, error) {
 		return journal.Start{After: seq}, nil
 	}
 	if v := q.Get("since"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil && d > 0 {
-			return journal.Start{Since: time.Now().Add(-d)}, nil
-		}
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			return journal.Start{}, fmt.Errorf("since %q is neither a duration (1h) nor a time (RFC 3339)", v)
-		}
-		return journal.Start{Since: t}, nil
+		t, err := ParseSince(v)
+		return journal.Start{Since: t}, err
 	}
 	n := defaultRecent
 	if v := q.Get("recent"); v != "" {
@@ -108,6 +102,19 @@ func readStart(r *http.Request) (journal.Start, error) {
 		}
 	}
 	return journal.Start{Last: n}, nil
+}
+
+// ParseSince reads a start time given as a duration back from now ("1h")
+// or as a time (RFC 3339): ?since= and the CLI's --since.
+func ParseSince(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("since %q is neither a duration (1h) nor a time (RFC 3339, e.g. 2026-12-01T10:00:00Z)", s)
+	}
+	return t, nil
 }
 
 // stream writes entries as NDJSON, or as server-sent events (each with

@@ -485,8 +485,8 @@ decisions): kept for the log retention, and followed with -f.`,
 			opts := api.EventOptions{Space: f.space, App: app, Recent: last}
 			if since != "" {
 				var err error
-				if opts.Since, err = parseSince(since); err != nil {
-					return err
+				if opts.Since, err = api.ParseSince(since); err != nil {
+					return fmt.Errorf("--%w", err)
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -553,8 +553,8 @@ After a crash, --instance N shows the crashed container's last lines with its su
 				opts.Instance = &instance
 			}
 			if since != "" {
-				if opts.Since, err = parseSince(since); err != nil {
-					return err
+				if opts.Since, err = api.ParseSince(since); err != nil {
+					return fmt.Errorf("--%w", err)
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -581,18 +581,6 @@ After a crash, --instance N shows the crashed container's last lines with its su
 	cmd.Flags().IntVar(&instance, "instance", 0, "only lines of one instance index")
 	cmd.Flags().BoolVar(&staging, "staging", false, "only staging output (--source STG)")
 	return cmd
-}
-
-// parseSince reads --since: a duration back from now, or a time.
-func parseSince(s string) (time.Time, error) {
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return time.Now().Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("--since %q is neither a duration (1h) nor a time (2026-12-01T10:00:00Z)", s)
-	}
-	return t, nil
 }
 
 // formatLogLine is a line as Cloud Foundry prints it: time, [SOURCE/index], text.
