@@ -177,10 +177,15 @@ func TestFollowJoinsRecent(t *testing.T) {
 		}
 		return nil
 	})
+	// Wait for both clients to have reconnected to the new server: right
+	// after the restart they may still believe they are connected to the
+	// old one, and a flush in flight then fails.
+	cellBefore, ctlBefore := e.cell.Stats().Reconnects, e.ctl.Stats().Reconnects
 	e.nats.Restart(t)
 	testenv.Eventually(t, 10*time.Second, 50*time.Millisecond, "cell reconnected", func() error {
-		if !e.cell.IsConnected() || !e.ctl.IsConnected() {
-			return fmt.Errorf("not connected")
+		if e.cell.Stats().Reconnects == cellBefore || e.ctl.Stats().Reconnects == ctlBefore ||
+			!e.cell.IsConnected() || !e.ctl.IsConnected() {
+			return fmt.Errorf("not reconnected")
 		}
 		return nil
 	})
