@@ -390,6 +390,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("cell ready", "address", a.cfg.Address, "boot", a.bootID, "instances", len(a.insts))
 	a.wg.Go(func() { a.heartbeatLoop(ctx) })
+	a.wg.Go(func() { a.cellCheckLoop(ctx) })
 	a.wg.Go(func() { a.registrySyncLoop(ctx) })
 	a.wg.Go(func() { a.driftLoop(ctx) })
 	a.wg.Go(func() { a.policyLoop(ctx) })

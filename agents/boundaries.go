@@ -58,8 +58,6 @@ type Registry interface {
 	Register(ep model.Endpoint, hc model.HealthCheck) error
 	// Deregister takes an instance out; a missing one is no error.
 	Deregister(guid string) error
-	// PassProcessCheck passes the TTL check of a process-type instance.
-	PassProcessCheck(guid string) error
 	// SetReady passes (ready) or fails the readiness check of an instance
 	// with one: an instance that is not ready stays registered but out of
 	// the routers.

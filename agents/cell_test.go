@@ -71,15 +71,11 @@ func TestAdopt(t *testing.T) {
 }
 
 // TestSyncRegistry: RUNNING instances missing from the registry are
-// registered again, registrations without a RUNNING instance removed, and
-// process checks passed.
+// registered again and registrations without a RUNNING instance removed.
 func TestSyncRegistry(t *testing.T) {
 	c := newTestCell(t)
 	c.start(t, "i1")
 	c.waitState(t, "i1", model.StateRunning)
-	c.mu.Lock()
-	c.insts["i1"].run.HealthCheck.Type = model.HealthProcess
-	c.mu.Unlock()
 	tests := []struct {
 		name  string
 		setup func()
@@ -89,8 +85,6 @@ func TestSyncRegistry(t *testing.T) {
 			check: func() bool { return c.reg.registered("i1") }},
 		{name: "orphan registration", setup: func() { _ = c.reg.Register(model.Endpoint{InstanceRef: testRef("gone")}, model.HealthCheck{}) },
 			check: func() bool { return !c.reg.registered("gone") }},
-		{name: "process check", setup: func() {},
-			check: func() bool { return slices.Contains(c.reg.passed, "i1") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -336,7 +336,6 @@ type fakeRegistry struct {
 	regs map[string]model.Endpoint
 	// onRegister, when set, runs before a registration is kept.
 	onRegister func(guid string)
-	passed     []string
 	// ready is the readiness check of each instance as last set.
 	ready map[string]bool
 }
@@ -363,13 +362,6 @@ func (r *fakeRegistry) Deregister(guid string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.regs, guid)
-	return nil
-}
-
-func (r *fakeRegistry) PassProcessCheck(guid string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.passed = append(r.passed, guid)
 	return nil
 }
 

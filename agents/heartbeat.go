@@ -34,5 +34,4 @@ func (a *Agent) sendHeartbeat() {
 	if err := a.pub.Publish(bus.HeartbeatSubject(a.cfg.CellID), a.Heartbeat()); err != nil {
 		a.log.Warn("sending heartbeat", "err", err)
 	}
-	a.renewCell()
 }

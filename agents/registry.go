@@ -65,14 +65,6 @@ func (r consulRegistry) Deregister(guid string) error {
 	return nil
 }
 
-// PassProcessCheck implements Registry.
-func (r consulRegistry) PassProcessCheck(guid string) error {
-	if err := r.client.Agent().UpdateTTL(catalog.CheckID(guid), "process running", consul.HealthPassing); err != nil {
-		return fmt.Errorf("passing the process check of %s: %w", guid, err)
-	}
-	return nil
-}
-
 // SetReady implements Registry.
 func (r consulRegistry) SetReady(guid string, ready bool) error {
 	status, notes := consul.HealthPassing, "ready"
@@ -112,6 +104,14 @@ func (a *Agent) register(in *instance) error {
 	return a.registry.Register(ep, run.HealthCheck)
 }
 
+// cellCheckLoop keeps the cell's check passing, three renewals per TTL:
+// on its own clock, so that a slow Consul never delays a heartbeat, and
+// not on every heartbeat, which would cost Consul a call per cell per
+// second for a check that holds for CellTTL.
+func (a *Agent) cellCheckLoop(ctx context.Context) {
+	ticks.NowAndEvery(ctx, a.cfg.CellTTL/3, a.renewCell)
+}
+
 // renewCell keeps the cell's check passing; when the check is gone
 // (Consul restarted, or it was deleted by hand) the cell registers again.
 func (a *Agent) renewCell() {
@@ -145,9 +145,8 @@ func (a *Agent) registrySyncLoop(ctx context.Context) {
 
 // syncRegistry compares the cell's instances with their registrations: a
 // RUNNING instance missing (deleted by hand, or Consul restarted) is
-// registered again, a registration of this cell with no RUNNING instance
-// behind it is removed, and process-type checks (TTL) are kept passing
-// while their process runs.
+// registered again, and a registration of this cell with no RUNNING
+// instance behind it is removed.
 func (a *Agent) syncRegistry() error {
 	registered, err := a.registry.Instances()
 	if err != nil {
@@ -166,12 +165,6 @@ func (a *Agent) syncRegistry() error {
 			a.log.Info("instance missing from consul: registering it again", "guid", guid, "app", in.status.App)
 			if err := a.register(in); err != nil {
 				a.log.Warn("re-registering instance", "err", err)
-			}
-			continue
-		}
-		if in.run.HealthCheck.Kind() == model.HealthProcess {
-			if err := a.registry.PassProcessCheck(guid); err != nil {
-				a.log.Warn("passing process check", "guid", guid, "err", err)
 			}
 		}
 	}

@@ -116,10 +116,11 @@ func TestRolePolicies(t *testing.T) {
 			return cell.Agent().UpdateTTL(catalog.CellCheckID("c1"), "ok", consul.HealthPassing)
 		}},
 		{"cell registers an instance", true, func() error {
-			return register(cell, catalog.Registration(ep, model.HealthCheck{Type: model.HealthProcess}, time.Second))
+			hc := model.HealthCheck{Type: model.HealthProcess, Readiness: model.ReadinessCheck{Type: model.HealthPort}}
+			return register(cell, catalog.Registration(ep, hc, time.Second))
 		}},
-		{"cell passes the instance's TTL check", true, func() error {
-			return cell.Agent().UpdateTTL(catalog.CheckID(ep.GUID), "ok", consul.HealthPassing)
+		{"cell sets the instance's readiness (a TTL check)", true, func() error {
+			return cell.Agent().UpdateTTL(catalog.ReadyCheckID(ep.GUID), "ready", consul.HealthPassing)
 		}},
 		{"cell lists its services", true, func() error {
 			s, err := cell.Agent().ServicesWithFilter(`Meta.driftless_cell == "c1"`)

@@ -3,9 +3,11 @@ package catalog_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,14 +61,6 @@ func TestRegistrationRoundTrip(t *testing.T) {
 		})
 	}
 
-	// A cell whose agent stops passing its TTL check takes its instances
-	// out of the passing set, though the instance itself still answers.
-	if err := c.Client.Agent().ServiceRegister(catalog.Registration(in, model.HealthCheck{Type: "port"}, time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Client.Agent().UpdateTTL(catalog.CellCheckID("cell-a"), "agent gone", "critical"); err != nil {
-		t.Fatal(err)
-	}
 	passing := func(what string, want int) {
 		t.Helper()
 		testenv.Eventually(t, 10*time.Second, 100*time.Millisecond, what, func() error {
@@ -80,11 +74,33 @@ func TestRegistrationRoundTrip(t *testing.T) {
 			return nil
 		})
 	}
-	passing("instance of a dead cell leaves the passing set", 0)
+	// A cell whose agent stops passing its TTL check takes its instances
+	// out of the passing set, though the instance itself still answers;
+	// a process-type instance has no check but its cell's.
+	if err := c.Client.Agent().ServiceRegister(catalog.Registration(in, model.HealthCheck{Type: "port"}, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	proc := in
+	proc.GUID, proc.Index = "g-2", 3
+	if err := c.Client.Agent().ServiceRegister(catalog.Registration(proc, model.HealthCheck{Type: "process"}, time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := c.Client.Agent().ChecksWithFilter(fmt.Sprintf("ServiceID == %q", proc.GUID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(checks) != 1 || checks[catalog.CheckID(proc.GUID)+":cell"] == nil {
+		t.Fatalf("checks of a process-type instance: %v, want only its cell's alias", slices.Collect(maps.Keys(checks)))
+	}
+	passing("both instances pass with their cell", 2)
+	if err := c.Client.Agent().UpdateTTL(catalog.CellCheckID("cell-a"), "agent gone", "critical"); err != nil {
+		t.Fatal(err)
+	}
+	passing("instances of a dead cell leave the passing set", 0)
 	if err := c.Client.Agent().UpdateTTL(catalog.CellCheckID("cell-a"), "agent back", "pass"); err != nil {
 		t.Fatal(err)
 	}
-	passing("instance passes again with its cell", 1)
+	passing("instances pass again with their cell", 2)
 }
 
 func TestKV(t *testing.T) {

@@ -51,10 +51,13 @@ func ServiceName(space, app string) string { return space + "-" + app }
 
 // Registration builds the Consul service registration for a running
 // instance, with a health check Consul performs itself: an HTTP GET of the
-// endpoint for "http", a TCP connect for "port"; a "process" check is a TTL
-// the agent keeps passing while the process runs (ttlCheckID names it).
-// The check starts passing because the agent registers an instance only
-// after its own health check passed. An instance with a readiness check
+// endpoint for "http", a TCP connect for "port". A "process" instance has
+// no check of its own: the cell deregisters it the moment its process
+// exits (and its registry sync removes any registration left without a
+// process), so a TTL the cell renewed would say nothing more and cost
+// Consul one call per instance per interval; its health is its cell's
+// (the alias below). The check starts passing because the agent registers
+// an instance only after its own health check passed. An instance with a readiness check
 // (port or http) has a second check, a TTL the agent passes while the
 // instance is ready and fails while it is not (readinessCheck): Consul's
 // passing filter, which the routers' blocking queries use, then leaves it
@@ -81,24 +84,6 @@ func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duratio
 	if in.Process != "" {
 		meta[MetaProcess] = in.Process
 	}
-	check := &consul.AgentServiceCheck{
-		CheckID:                        CheckID(in.GUID),
-		Name:                           "driftless instance health",
-		Status:                         consul.HealthPassing,
-		DeregisterCriticalServiceAfter: "1m",
-	}
-	timeout := hc.ProbeTimeout().String()
-	hostPort := fmt.Sprintf("%s:%d", in.Address, in.Port)
-	switch hc.Kind() {
-	case model.HealthHTTP:
-		check.HTTP = "http://" + hostPort + hc.Path()
-		check.Interval, check.Timeout = hc.Interval(interval).String(), timeout
-	case model.HealthProcess:
-		check.TTL = (3 * interval).String()
-	default:
-		check.TCP = hostPort
-		check.Interval, check.Timeout = hc.Interval(interval).String(), timeout
-	}
 	reg := &consul.AgentServiceRegistration{
 		ID:      in.GUID,
 		Name:    ServiceName(in.Space, in.App),
@@ -106,7 +91,23 @@ func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duratio
 		Address: in.Address,
 		Port:    in.Port,
 		Meta:    meta,
-		Checks:  consul.AgentServiceChecks{check},
+	}
+	if hc.Kind() != model.HealthProcess {
+		check := &consul.AgentServiceCheck{
+			CheckID:                        CheckID(in.GUID),
+			Name:                           "driftless instance health",
+			Status:                         consul.HealthPassing,
+			DeregisterCriticalServiceAfter: "1m",
+			Timeout:                        hc.ProbeTimeout().String(),
+			Interval:                       hc.Interval(interval).String(),
+		}
+		hostPort := fmt.Sprintf("%s:%d", in.Address, in.Port)
+		if hc.Kind() == model.HealthHTTP {
+			check.HTTP = "http://" + hostPort + hc.Path()
+		} else {
+			check.TCP = hostPort
+		}
+		reg.Checks = append(reg.Checks, check)
 	}
 	if rc := readinessCheck(in, hc, interval); rc != nil {
 		reg.Checks = append(reg.Checks, rc)

@@ -50,7 +50,7 @@ type SimCellsConfig struct {
 	// ports from PortMin.
 	Address, Backend string
 	PortMin          int
-	// HeartbeatInterval, CheckInterval (an instance's TTL is three),
+	// HeartbeatInterval, CheckInterval (unused by process-type instances),
 	// RenewInterval and CellTTL are the agent's settings of the same names
 	// (RenewInterval is its SyncInterval).
 	HeartbeatInterval, CheckInterval, RenewInterval, CellTTL time.Duration
@@ -136,7 +136,8 @@ func RunSimCells(ctx context.Context, cfg SimCellsConfig) error {
 		c, err := sim.New(sim.Config{CellID: id, NATS: nc, Address: addr, Capacity: cfg.Capacity,
 			Registry:     agents.NewConsulRegistry(cc, id, addr, cfg.CheckInterval, cfg.CellTTL),
 			StartLatency: cfg.StartLatency, Stage: cfg.Stage, StageLatency: cfg.StageLatency,
-			HeartbeatInterval: cfg.HeartbeatInterval, RenewInterval: cfg.RenewInterval, Port: ports, Log: log})
+			HeartbeatInterval: cfg.HeartbeatInterval, CellRenewInterval: cfg.CellTTL / 3, RenewInterval: cfg.RenewInterval,
+			Port: ports, Log: log})
 		if err != nil {
 			return err
 		}

@@ -7,8 +7,9 @@
 //   - connects to NATS as its own identity (role cell, its cell id), so
 //     that the server's per-cell permissions (bus.Permissions) hold;
 //   - sends a bus.CellHeartbeat on bus.HeartbeatSubject every
-//     HeartbeatInterval and renews its cell service's TTL check in Consul
-//     (agents.Registry.RenewCell; registered again when missing);
+//     HeartbeatInterval and, on its own clock (CellRenewInterval), renews
+//     its cell service's TTL check in Consul (agents.Registry.RenewCell;
+//     registered again when missing);
 //   - answers bus.VerbStart and bus.VerbStop with a bus.Reply carrying its
 //     boot id and generation; an accepted instance is STARTING at once and
 //     RUNNING after StartLatency, each change sent on
@@ -16,8 +17,10 @@
 //   - registers each RUNNING instance in Consul through the agent's own
 //     registry (agents.NewConsulRegistry, catalog.Registration: the app's
 //     service, tags, meta, routes and the alias of the cell's check) at
-//     Address and a port of its Port function, with a process-type (TTL)
-//     check it renews every RenewInterval, and deregisters it on stop;
+//     Address and a port of its Port function, as a process-type instance
+//     (no check but its cell's), registers again every RenewInterval those
+//     missing from Consul (as the agent's registry sync does), and
+//     deregisters it on stop;
 //   - optionally (Stage) answers staging requests (bus.SubjectStage, queue
 //     group bus.QueueStagers) after StageLatency with a made-up droplet
 //     digest, so that a controller's staging path runs without buildpacks.
@@ -25,8 +28,8 @@
 // It does not pull droplets, run processes, probe health, ship logs,
 // enforce network policy, crash, adopt instances after a restart, drain
 // before a stop, or report usage. Ending its Run (killing the process) is
-// a cell lost: heartbeats stop and its TTL checks expire; nothing is
-// deregistered.
+// a cell lost: heartbeats stop and its cell's TTL check expires, which
+// takes its instances out of the routers; nothing is deregistered.
 package sim
 
 import (
@@ -65,18 +68,19 @@ type Config struct {
 	Stage        bool
 	StageLatency time.Duration
 	// HeartbeatInterval is how often the cell reports (default 1 s, the
-	// agent's); RenewInterval how often the TTL checks of its instances
-	// are renewed (default 2 s, the agent's SyncInterval): it must be
-	// shorter than their TTL, three of the registry's check intervals.
-	HeartbeatInterval, RenewInterval time.Duration
+	// agent's); CellRenewInterval how often it renews its cell's TTL
+	// check (default 5 s, a third of the agent's default cell TTL);
+	// RenewInterval how often it compares its instances with their
+	// registrations (default 2 s, the agent's SyncInterval).
+	HeartbeatInterval, CellRenewInterval, RenewInterval time.Duration
 	// Port gives the port of a new RUNNING instance.
 	Port func() int
 	Log  *slog.Logger
 }
 
 // processCheck is the health check every hollow instance is registered
-// with: a TTL the cell renews, as for a "process" app (there is no
-// process or port for Consul to probe).
+// with, as for a "process" app: there is no process or port for Consul to
+// probe, and its health is its cell's.
 var processCheck = model.HealthCheck{Type: model.HealthProcess}
 
 // Cell is one hollow cell.
@@ -109,6 +113,9 @@ func New(cfg Config) (*Cell, error) {
 	}
 	if cfg.RenewInterval <= 0 {
 		cfg.RenewInterval = 2 * time.Second
+	}
+	if cfg.CellRenewInterval <= 0 {
+		cfg.CellRenewInterval = agents.DefaultCellTTL / 3
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -151,6 +158,7 @@ func (c *Cell) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { ticks.NowAndEvery(ctx, c.cfg.HeartbeatInterval, c.heartbeat) })
+	wg.Go(func() { ticks.NowAndEvery(ctx, c.cfg.CellRenewInterval, c.renewCell) })
 	wg.Go(func() { ticks.Every(ctx, c.cfg.RenewInterval, c.renew) })
 	wg.Wait()
 	return nil
@@ -168,12 +176,16 @@ func (c *Cell) Heartbeat() bus.CellHeartbeat {
 	return hb
 }
 
-// heartbeat sends the report and keeps the cell's check passing,
-// registering the cell again when the check is gone.
+// heartbeat sends the report.
 func (c *Cell) heartbeat() {
 	if err := bus.Publish(c.cfg.NATS, bus.HeartbeatSubject(c.cfg.CellID), c.Heartbeat()); err != nil {
 		c.log.Warn("sending heartbeat", "err", err)
 	}
+}
+
+// renewCell keeps the cell's check passing, registering the cell again
+// when the check is gone.
+func (c *Cell) renewCell() {
 	if err := c.cfg.Registry.RenewCell(); err != nil {
 		if err := c.cfg.Registry.RegisterCell(); err != nil {
 			c.log.Warn("registering the cell again", "err", err)
@@ -181,9 +193,14 @@ func (c *Cell) heartbeat() {
 	}
 }
 
-// renew passes the TTL check of every RUNNING instance; one whose check
-// is gone (Consul restarted) is registered again.
+// renew registers again every RUNNING instance missing from Consul
+// (Consul restarted).
 func (c *Cell) renew() {
+	registered, err := c.cfg.Registry.Instances()
+	if err != nil {
+		c.log.Warn("listing the cell's registrations", "err", err)
+		return
+	}
 	c.mu.Lock()
 	running := make([]model.Endpoint, 0, len(c.insts))
 	for _, in := range c.insts {
@@ -193,7 +210,7 @@ func (c *Cell) renew() {
 	}
 	c.mu.Unlock()
 	for _, ep := range running {
-		if err := c.cfg.Registry.PassProcessCheck(ep.GUID); err == nil || !c.stillRunning(ep.GUID) {
+		if registered[ep.GUID] || !c.stillRunning(ep.GUID) {
 			continue
 		}
 		if err := c.cfg.Registry.Register(ep, processCheck); err != nil {

@@ -41,6 +41,9 @@ type simPlatform struct {
 	// the writes (PUTs) it sends.
 	cc     *consul.Client
 	writes atomic.Int64
+	// hosts are the Consul client agents hollow cells register through
+	// (platformOptions.consulAgents; none: the cells use cc).
+	hosts []*consul.Client
 
 	mu    sync.Mutex
 	cells map[string]context.CancelFunc
@@ -60,6 +63,10 @@ type platformOptions struct {
 	// policies is the set in force (nil: the built-in bundle).
 	policies *policies.Set
 	workers  int
+	// consulAgents, when not 0, starts that many Consul client agents
+	// joined to the server, the hollow cells spread over them
+	// (startConsulClients).
+	consulAgents int
 }
 
 // newSimPlatform starts NATS, Consul and a leading controller whose
@@ -85,6 +92,9 @@ func newSimPlatform(t testing.TB, opts platformOptions) *simPlatform {
 	var err error
 	if p.cc, err = consul.NewClient(ccfg); err != nil {
 		t.Fatal(err)
+	}
+	if opts.consulAgents > 0 {
+		p.hosts = startConsulClients(t, p.consul, opts.consulAgents, &p.writes)
 	}
 	testenv.Git(t, p.repo, "init", "-q", "-b", "main")
 	testenv.Git(t, p.repo, "commit", "-q", "--allow-empty", "-m", "empty")
@@ -158,10 +168,14 @@ func (p *simPlatform) startCells(prefix string, n int, memoryMB int64, startLate
 	ids := make([]string, 0, n)
 	for i := 1; i <= n; i++ {
 		id := fmt.Sprintf("%s%d", prefix, i)
+		cc := p.cc
+		if len(p.hosts) > 0 {
+			cc = p.hosts[i%len(p.hosts)]
+		}
 		c, err := sim.New(sim.Config{CellID: id, NATS: p.nats.Connect(p.t, bus.Identity{Role: bus.RoleCell, Cell: id}),
-			Registry:      agents.NewConsulRegistry(p.cc, id, "127.0.0.1", p.opts.checkInterval, p.opts.cellTTL),
-			RenewInterval: p.opts.renew,
-			Address:       "127.0.0.1", Capacity: model.Resources{MemoryMB: memoryMB, DiskMB: 1 << 20, Instances: 1000},
+			Registry:      agents.NewConsulRegistry(cc, id, "127.0.0.1", p.opts.checkInterval, p.opts.cellTTL),
+			RenewInterval: p.opts.renew, CellRenewInterval: p.opts.cellTTL / 3,
+			Address: "127.0.0.1", Capacity: model.Resources{MemoryMB: memoryMB, DiskMB: 1 << 20, Instances: 1000},
 			StartLatency: startLatency, Stage: true, StageLatency: 10 * time.Millisecond, Port: p.ports,
 			Log: slog.New(slog.DiscardHandler)})
 		if err != nil {

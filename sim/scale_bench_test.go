@@ -51,7 +51,7 @@ func BenchmarkScale(b *testing.B) {
 	for range b.N {
 		check := time.Duration(envInt("DRIFTLESS_SCALE_CHECK_INTERVAL_MS", 15000)) * time.Millisecond
 		p := newSimPlatform(b, platformOptions{policies: pols, scale: true, checkInterval: check, renew: check,
-			cellTTL: agents.DefaultCellTTL})
+			cellTTL: agents.DefaultCellTTL, consulAgents: envInt("DRIFTLESS_SCALE_CONSUL_AGENTS", 10)})
 		backend := startBackend(b)
 		p.ports = sim.Ports(backend, 0)
 		rt := startRouter(b, p)
@@ -132,7 +132,7 @@ type scaleResult struct {
 // phase runs f and records its time, the process's CPU time, its peak
 // heap, and Consul writes and NATS messages per second meanwhile.
 func (r *scaleResult) phase(name string, f func()) {
-	cpu0, w0 := cpuTime(), r.p.writes.Load()
+	cpu0, w0, raft0 := cpuTime(), r.p.writes.Load(), raftIndex(r.p.cc)
 	in0, out0 := r.p.nats.Server.Messages()
 	start := time.Now()
 	f()
@@ -141,9 +141,9 @@ func (r *scaleResult) phase(name string, f func()) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	secs := took.Seconds()
-	line := fmt.Sprintf("%-62s %8.2f s  cpu %6.1f s  heap %5d MB  consul writes %7.0f/s  nats in %7.0f/s out %7.0f/s",
+	line := fmt.Sprintf("%-62s %8.2f s  cpu %6.1f s  heap %5d MB  consul PUTs %6.0f/s raft %6.0f/s  nats in %7.0f/s out %7.0f/s",
 		name, secs, (cpuTime() - cpu0).Seconds(), ms.HeapInuse>>20, float64(r.p.writes.Load()-w0)/secs,
-		float64(in1-in0)/secs, float64(out1-out0)/secs)
+		float64(raftIndex(r.p.cc)-raft0)/secs, float64(in1-in0)/secs, float64(out1-out0)/secs)
 	r.lines = append(r.lines, line)
 	fmt.Fprintln(os.Stderr, line)
 }

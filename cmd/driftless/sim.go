@@ -55,7 +55,7 @@ func simCellsFlags(f *pflag.FlagSet) *platform.SimCellsConfig {
 	f.IntVar(&cfg.PortMin, "port-min", cfg.PortMin, "first made-up port of instances (without --backend)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often each cell reports")
 	f.DurationVar(&cfg.CheckInterval, "check-interval", cfg.CheckInterval, "Consul check interval of instances (their TTL is three)")
-	f.DurationVar(&cfg.RenewInterval, "renew-interval", cfg.RenewInterval, "how often instances' TTL checks are renewed (less than three --check-interval)")
+	f.DurationVar(&cfg.RenewInterval, "renew-interval", cfg.RenewInterval, "how often each cell compares its instances with their Consul registrations (registering missing ones again)")
 	return &cfg
 }
 
