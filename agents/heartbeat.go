@@ -20,7 +20,7 @@ func (a *Agent) Heartbeat() bus.CellHeartbeat {
 	defer a.mu.Unlock()
 	hb := bus.CellHeartbeat{
 		CellID: a.cfg.CellID, BootID: a.bootID, Generation: a.gen,
-		Address: a.cfg.Address, Zone: a.cfg.Zone, Capacity: a.cfg.Capacity,
+		Address: a.cfg.Address, Zone: a.cfg.Zone, Capacity: a.cfg.Capacity, StagingSlots: cap(a.stage),
 		Instances: make([]model.InstanceStatus, 0, len(a.insts)),
 		SentAt:    time.Now().UTC(),
 	}

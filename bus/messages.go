@@ -20,6 +20,10 @@ type CellHeartbeat struct {
 	Capacity  model.Resources        `json:"capacity"`
 	Instances []model.InstanceStatus `json:"instances"`
 	SentAt    time.Time              `json:"sent_at"`
+	// StagingSlots is how many stagings the cell runs at once; the
+	// controller sends no more staging requests at a time than its cells
+	// have slots.
+	StagingSlots int `json:"staging_slots,omitempty"`
 }
 
 // InstanceChanged is published on the cell's InstancesSubject the moment an

@@ -33,7 +33,7 @@ var messages = []struct {
 	name string
 	msg  any
 }{
-	{"CellHeartbeat", &CellHeartbeat{CellID: "cell-1", BootID: "b-77", Generation: 12, Address: "10.0.0.5", Zone: "z1",
+	{"CellHeartbeat", &CellHeartbeat{CellID: "cell-1", BootID: "b-77", Generation: 12, Address: "10.0.0.5", Zone: "z1", StagingSlots: 2,
 		Capacity: model.Resources{MemoryMB: 4096, DiskMB: 20480, Instances: 50}, Instances: []model.InstanceStatus{status}, SentAt: sent}},
 	{"InstanceChanged", &InstanceChanged{CellID: "cell-1", BootID: "b-77", Generation: 13, Instance: status}},
 	{"StartInstance", &StartInstance{Instance: ref, Run: model.RunSpec{
@@ -142,7 +142,7 @@ const (
 		`"instances":[{"guid":"3f2a","space":"dev","app":"hello","index":2,"release_id":"r-9c1","commit":"a1b2c3","process":"worker",` +
 		`"cell":"cell-1","state":"CRASHED","host_port":40123,"memory_mb":64,"disk_mb":256,"since":"2025-03-04T05:00:00Z",` +
 		`"exit_status":137,"reason":"out of memory","last_output":["boom"],"was_healthy":true,"not_ready":true,"usage":{"at":"2025-03-04T05:00:00Z","cpu_seconds":1.5,"cpu_percent":12.5,"memory_bytes":26214400,"disk_bytes":1048576}}],` +
-		`"sent_at":"2025-03-04T05:06:07Z"}`
+		`"sent_at":"2025-03-04T05:06:07Z","staging_slots":2}`
 	// A start of a release that leaves out what may be left out.
 	goldenMinimalStart = `{"instance":{"guid":"g","space":"s","app":"a","index":0,"release_id":"r"},` +
 		`"run":{"droplet":"d","memory_mb":0,"disk_mb":0,"health_check":{"type":"","timeout_sec":0}}}`

@@ -87,6 +87,44 @@ func (k *KV) Put(ctx context.Context, key string, v any) error {
 	return nil
 }
 
+// MaxTxnOps is the most writes one Consul transaction takes.
+const MaxTxnOps = 64
+
+// MaxTxnBytes is the most value bytes PutAll sends in one transaction,
+// under Consul's default limit of 512 KiB a request (txn_max_req_len).
+const MaxTxnBytes = 384 << 10
+
+// PutAll stores every value (already encoded JSON) in one Consul
+// transaction: all are written or none. It refuses more than MaxTxnOps
+// values or MaxTxnBytes of them.
+func (k *KV) PutAll(ctx context.Context, values map[string][]byte) error {
+	if len(values) > MaxTxnOps {
+		return fmt.Errorf("writing %d keys to consul at once: at most %d", len(values), MaxTxnOps)
+	}
+	ops := make(consul.KVTxnOps, 0, len(values))
+	size := 0
+	for key, data := range values {
+		size += len(data)
+		ops = append(ops, &consul.KVTxnOp{Verb: consul.KVSet, Key: key, Value: data})
+	}
+	if size > MaxTxnBytes {
+		return fmt.Errorf("writing %d bytes to consul at once: at most %d", size, MaxTxnBytes)
+	}
+	opts := (&consul.QueryOptions{}).WithContext(ctx)
+	ok, resp, _, err := k.kv.Txn(ops, opts)
+	if err != nil {
+		return fmt.Errorf("writing %d keys to consul: %w", len(values), err)
+	}
+	if !ok {
+		msgs := make([]string, 0, len(resp.Errors))
+		for _, e := range resp.Errors {
+			msgs = append(msgs, e.What)
+		}
+		return fmt.Errorf("writing %d keys to consul: transaction refused: %s", len(values), strings.Join(msgs, "; "))
+	}
+	return nil
+}
+
 // Get decodes the JSON at key into v; found is false when the key is absent.
 func (k *KV) Get(ctx context.Context, key string, v any) (found bool, err error) {
 	opts := (&consul.QueryOptions{}).WithContext(ctx)

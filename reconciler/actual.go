@@ -136,6 +136,20 @@ func (a *Actual) Snapshot(now time.Time) ([]plan.Instance, []plan.Cell) {
 	return insts, cells
 }
 
+// StagingSlots is the number of stagings the cells not lost run at once,
+// as their heartbeats say.
+func (a *Actual) StagingSlots(now time.Time) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, c := range a.cells {
+		if now.Sub(c.lastSeen) <= a.lostAfter {
+			n += c.hb.StagingSlots
+		}
+	}
+	return n
+}
+
 // Cells describes every known cell.
 func (a *Actual) Cells(now time.Time) []model.CellStatus {
 	a.mu.Lock()

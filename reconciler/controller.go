@@ -72,7 +72,9 @@ type Config struct {
 	Warmup time.Duration
 	// StagingTimeout bounds one staging (default 15 min).
 	StagingTimeout time.Duration
-	// StagingWorkers is how many stagings run at once (default 2).
+	// StagingWorkers is the most stagings that run at once (default 32);
+	// fewer when the cells' staging slots, which their heartbeats give,
+	// are fewer.
 	StagingWorkers int
 	// GCInterval is how often old releases and unused blobs are deleted
 	// (default 10 min).
@@ -133,7 +135,7 @@ func (c *Config) defaults() {
 		c.StagingTimeout = model.DefaultStagingTimeout
 	}
 	if c.StagingWorkers == 0 {
-		c.StagingWorkers = 2
+		c.StagingWorkers = 32
 	}
 	if c.Log == nil {
 		c.Log = slog.Default()

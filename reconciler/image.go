@@ -115,7 +115,7 @@ func (s *stager) stageImage(ctx context.Context, rel model.Release) {
 	case err != nil:
 		s.fail(ctx, rel, c.cfg.DockerPasswords.redact(err.Error()), logLines)
 	default:
-		s.finish(ctx, rel, res)
+		s.finish(ctx, rel, res, "")
 	}
 }
 

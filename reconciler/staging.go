@@ -65,6 +65,13 @@ type stager struct {
 	mu      sync.Mutex
 	pending []stageJob      // FIFO of releases to stage
 	inJob   map[string]bool // releases pending or staging, by stageID
+	// running counts the jobs being staged; next hands out no more than
+	// limit allows.
+	running int
+	// finished are the stagings waiting to be recorded (finish); commitMu
+	// is held by the worker recording them all, in one batch.
+	finished []*finishing
+	commitMu sync.Mutex
 	// commits is, per source name, the last commit whose releases were
 	// queued: what requeue stages a release from (when its source tree
 	// there is the release's).
@@ -133,19 +140,33 @@ func (s *stager) signal() {
 	}
 }
 
-// next takes the oldest pending job, passing the wake on when more wait.
+// limit is how many stagings may run at once: the staging slots of the
+// cells (each agent stages StagingSlots at a time and queues the rest,
+// so sending more only makes them wait against their timeout), at least
+// one, at most StagingWorkers; StagingWorkers when no cell says.
+func (s *stager) limit() int {
+	slots := s.c.actual.StagingSlots(time.Now())
+	if slots <= 0 {
+		return s.c.cfg.StagingWorkers
+	}
+	return min(slots, s.c.cfg.StagingWorkers)
+}
+
+// next takes the oldest pending job, passing the wake on when more wait
+// and the limit allows another.
 func (s *stager) next() (stageJob, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.pending) == 0 {
+	if len(s.pending) == 0 || s.running >= s.limit() {
 		return stageJob{}, false
 	}
+	s.running++
 	job := s.pending[0]
 	s.pending[0] = stageJob{} // let the release and commit be collected
 	s.pending = s.pending[1:]
 	if len(s.pending) == 0 {
 		s.pending = nil // the backing array goes with the last job
-	} else {
+	} else if s.running < s.limit() {
 		s.signal()
 	}
 	return job, true
@@ -225,6 +246,10 @@ func (s *stager) work(ctx context.Context) {
 		}
 		s.mu.Lock()
 		delete(s.inJob, stageID(job.rel))
+		s.running--
+		if len(s.pending) > 0 {
+			s.signal()
+		}
 		s.mu.Unlock()
 	}
 }
@@ -248,7 +273,7 @@ func (s *stager) stage(ctx context.Context, job stageJob) {
 	cached, found, err := c.store.Cached(ctx, cacheKey)
 	if err == nil && found && c.cfg.Blobs.Has(cached.Droplet) {
 		s.finish(ctx, *rel, bus.StageResult{Droplet: cached.Droplet, Buildpack: cached.Buildpack, Procfile: cached.Procfile,
-			LogTail: []string{"droplet reused: this source was staged before with the same buildpacks and stack"}})
+			LogTail: []string{"droplet reused: this source was staged before with the same buildpacks and stack"}}, "")
 		return
 	}
 
@@ -273,10 +298,7 @@ func (s *stager) stage(ctx context.Context, job stageJob) {
 	case res.Error != "":
 		s.fail(ctx, *rel, res.Error, res.LogTail)
 	default:
-		if err := c.store.Cache(ctx, cacheKey, store.Staged{Droplet: res.Droplet, Buildpack: res.Buildpack, Procfile: res.Procfile}); err != nil {
-			c.log.Warn("recording the staging cache", "err", err)
-		}
-		s.finish(ctx, *rel, res)
+		s.finish(ctx, *rel, res, cacheKey)
 	}
 }
 
@@ -308,33 +330,87 @@ func writeSource(ctx context.Context, commit Commit, path string, w io.Writer) e
 	return nil
 }
 
-// finish records a droplet and, if git still asks for this release,
-// makes it the app's current release: the rollout starts.
-func (s *stager) finish(ctx context.Context, rel model.Release, res bus.StageResult) {
+// finishing is one staging to record.
+type finishing struct {
+	rel      model.Release
+	res      bus.StageResult
+	cacheKey string // the staging cache's key, "" when it came from there
+	done     bool   // recorded (or refused); guarded by stager.commitMu
+}
+
+// finish records a droplet (and, with cacheKey, the staging cache's
+// entry) and, if git still asks for this release, makes it the app's
+// current release: the rollout starts. It returns once that is stored.
+// Workers finishing at the same time are recorded together, in as few
+// Consul transactions as fit (a group commit: the first to hold commitMu
+// records what every worker queued meanwhile), so that recording is not
+// one Consul write after another under applyMu, which bounded a commit
+// of 1,000 apps by Consul's write latency.
+func (s *stager) finish(ctx context.Context, rel model.Release, res bus.StageResult, cacheKey string) {
+	f := &finishing{rel: rel, res: res, cacheKey: cacheKey}
+	s.mu.Lock()
+	s.finished = append(s.finished, f)
+	s.mu.Unlock()
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if f.done {
+		return // recorded by the worker that held commitMu before
+	}
+	s.mu.Lock()
+	batch := s.finished
+	s.finished = nil
+	s.mu.Unlock()
+	s.record(ctx, batch)
+}
+
+// record stores a batch of finished stagings and promotes their releases.
+// Caller holds commitMu.
+func (s *stager) record(ctx context.Context, batch []*finishing) {
 	c := s.c
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
-	rel.State, rel.DropletDigest, rel.Buildpack = model.ReleaseStaged, res.Droplet, res.Buildpack
-	rel.StagingLog, rel.Error, rel.StagedAt = res.LogTail, "", time.Now().UTC()
-	rel.ProcfileCommands = res.Procfile
-	if err := c.store.PutRelease(ctx, rel); err != nil {
-		// The droplet is in the blob store and the staging cache: the
-		// next commit, sync or requeue stages the release again from
-		// the cache.
-		c.storeFailed(rel.Key(), "recording droplet "+res.Droplet, err)
-		return
-	}
-	if app, ok := c.store.App(rel.Key()); ok {
-		if next, promoted := decide.Promote(app, &rel); promoted {
-			if err := c.store.PutApp(ctx, next); err != nil {
-				c.storeFailed(rel.Key(), "moving to release "+rel.ID, err)
-				return
-			}
-			c.crashes.Forget(rel.Key())
+	stagings := make([]store.Staging, 0, len(batch))
+	apps := map[model.AppKey]model.App{}
+	for _, f := range batch {
+		f.done = true
+		rel, res := f.rel, f.res
+		rel.State, rel.DropletDigest, rel.Buildpack = model.ReleaseStaged, res.Droplet, res.Buildpack
+		rel.StagingLog, rel.Error, rel.StagedAt = res.LogTail, "", time.Now().UTC()
+		rel.ProcfileCommands = res.Procfile
+		f.rel = rel
+		st := store.Staging{Release: rel, CacheKey: f.cacheKey,
+			Cached: store.Staged{Droplet: res.Droplet, Buildpack: res.Buildpack, Procfile: res.Procfile}}
+		app, ok := apps[rel.Key()]
+		if !ok {
+			app, ok = c.store.App(rel.Key())
 		}
+		if ok {
+			if next, promoted := decide.Promote(app, &rel); promoted {
+				apps[rel.Key()] = next
+				st.App = &next
+			}
+		}
+		stagings = append(stagings, st)
 	}
-	c.events.Record(model.Event{Kind: model.EventStaged, Space: rel.Space, App: rel.App, Release: rel.ID,
-		Message: fmt.Sprintf("droplet %s ready (buildpack %s)", res.Droplet, res.Buildpack)})
+	failed, err := c.store.PutStagings(ctx, stagings)
+	refused := map[string]bool{}
+	for _, st := range failed {
+		// The droplet is in the blob store: the next commit, sync or
+		// requeue stages the release again (from the cache when its
+		// entry was stored).
+		c.storeFailed(st.Release.Key(), "recording droplet "+st.Release.DropletDigest, err)
+		refused[stageID(st.Release)] = true
+	}
+	for _, st := range stagings {
+		if refused[stageID(st.Release)] {
+			continue
+		}
+		if st.App != nil {
+			c.crashes.Forget(st.Release.Key())
+		}
+		c.events.Record(model.Event{Kind: model.EventStaged, Space: st.Release.Space, App: st.Release.App, Release: st.Release.ID,
+			Message: fmt.Sprintf("droplet %s ready (buildpack %s)", st.Release.DropletDigest, st.Release.Buildpack)})
+	}
 	c.Kick()
 }
 

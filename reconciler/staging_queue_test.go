@@ -177,3 +177,85 @@ func TestStagingQueueKeepsEveryRelease(t *testing.T) {
 		})
 	}
 }
+
+// TestStagingLimitFollowsCells: no more stagings run at once than the
+// cells' staging slots (their heartbeats say how many), nor than
+// StagingWorkers; StagingWorkers when no cell says.
+func TestStagingLimitFollowsCells(t *testing.T) {
+	tests := []struct {
+		name    string
+		slots   []int // per cell heartbeat; nil: no heartbeat
+		workers int
+		want    int
+	}{
+		{name: "the cells' slots", slots: []int{1, 2}, workers: 32, want: 3},
+		{name: "capped by StagingWorkers", slots: []int{4, 4, 4}, workers: 5, want: 5},
+		{name: "no cell says: StagingWorkers", workers: 4, want: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.c.cfg.StagingWorkers = tt.workers
+			for i, n := range tt.slots {
+				h.c.actual.Heartbeat(bus.CellHeartbeat{CellID: fmt.Sprintf("cell-%d", i), BootID: "b", StagingSlots: n}, time.Now())
+			}
+			gate := &countingGate{open: make(chan struct{})}
+			h.c.stager.req = gate
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for range 40 { // far more workers than any limit: the limit holds them back
+				go h.c.stager.work(ctx)
+			}
+			c1, rels := manyApps(t, h, 20)
+			h.c.stager.queue(rels, "apps", c1)
+			deadline := time.Now().Add(10 * time.Second)
+			for gate.waiting() < tt.want && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // room for one too many to start
+			if got := gate.waiting(); got != tt.want {
+				t.Fatalf("%d stagings at once, want %d", got, tt.want)
+			}
+			close(gate.open)
+			idle(t, h)
+			if n := unstaged(h); n != 0 {
+				t.Fatalf("%d releases unstaged", n)
+			}
+			if gate.most != tt.want {
+				t.Errorf("at most %d stagings at once, want %d", gate.most, tt.want)
+			}
+		})
+	}
+}
+
+// countingGate answers staging requests once open is closed, counting
+// those waiting and the most that ever waited at once.
+type countingGate struct {
+	open      chan struct{}
+	mu        sync.Mutex
+	now, most int
+}
+
+func (g *countingGate) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.now
+}
+
+func (g *countingGate) Stage(ctx context.Context, req bus.StageRequest, timeout time.Duration) (bus.StageResult, error) {
+	g.mu.Lock()
+	g.now++
+	g.most = max(g.most, g.now)
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.now--
+		g.mu.Unlock()
+	}()
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return bus.StageResult{}, ctx.Err()
+	}
+	return fakeStaging{}.Stage(ctx, req, timeout)
+}

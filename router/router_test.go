@@ -43,6 +43,9 @@ func register(t *testing.T, c *consul.Client, guid, app string, index int, addr 
 	p, _ := strconv.Atoi(port)
 	reg := catalog.Registration(model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: app, Index: index}, Address: host, Port: p, Routes: routes},
 		model.HealthCheck{Type: "process"}, time.Minute)
+	// A check the test passes and fails by hand, standing for the one
+	// Consul runs on a port or http instance.
+	reg.Checks = append(reg.Checks, &consul.AgentServiceCheck{CheckID: catalog.CheckID(guid), TTL: "1m", Status: consul.HealthPassing})
 	if err := c.Agent().ServiceRegister(reg); err != nil {
 		t.Fatalf("registering %s: %v", guid, err)
 	}

@@ -64,9 +64,12 @@ type Config struct {
 	Capacity model.Resources
 	// StartLatency is how long an accepted instance stays STARTING.
 	StartLatency time.Duration
-	// Stage makes the cell answer staging requests, after StageLatency.
+	// Stage makes the cell answer staging requests, after StageLatency,
+	// and say in its heartbeats it has StagingSlots (default 1, the
+	// agent's).
 	Stage        bool
 	StageLatency time.Duration
+	StagingSlots int
 	// HeartbeatInterval is how often the cell reports (default 1 s, the
 	// agent's); CellRenewInterval how often it renews its cell's TTL
 	// check (default 5 s, a third of the agent's default cell TTL);
@@ -113,6 +116,12 @@ func New(cfg Config) (*Cell, error) {
 	}
 	if cfg.RenewInterval <= 0 {
 		cfg.RenewInterval = 2 * time.Second
+	}
+	if cfg.Stage && cfg.StagingSlots <= 0 {
+		cfg.StagingSlots = 1
+	}
+	if !cfg.Stage {
+		cfg.StagingSlots = 0
 	}
 	if cfg.CellRenewInterval <= 0 {
 		cfg.CellRenewInterval = agents.DefaultCellTTL / 3
@@ -169,7 +178,8 @@ func (c *Cell) Heartbeat() bus.CellHeartbeat {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	hb := bus.CellHeartbeat{CellID: c.cfg.CellID, BootID: c.bootID, Generation: c.gen, Address: c.cfg.Address,
-		Capacity: c.cfg.Capacity, Instances: make([]model.InstanceStatus, 0, len(c.insts)), SentAt: time.Now().UTC()}
+		Capacity: c.cfg.Capacity, Instances: make([]model.InstanceStatus, 0, len(c.insts)), SentAt: time.Now().UTC(),
+		StagingSlots: c.cfg.StagingSlots}
 	for _, in := range c.insts {
 		hb.Instances = append(hb.Instances, in.status)
 	}

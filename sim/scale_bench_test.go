@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -127,6 +128,8 @@ type scaleResult struct {
 	b     *testing.B
 	p     *simPlatform
 	lines []string
+	// marks are the last waitAll's milestones.
+	marks string
 }
 
 // phase runs f and records its time, the process's CPU time, its peak
@@ -144,13 +147,18 @@ func (r *scaleResult) phase(name string, f func()) {
 	line := fmt.Sprintf("%-62s %8.2f s  cpu %6.1f s  heap %5d MB  consul PUTs %6.0f/s raft %6.0f/s  nats in %7.0f/s out %7.0f/s",
 		name, secs, (cpuTime() - cpu0).Seconds(), ms.HeapInuse>>20, float64(r.p.writes.Load()-w0)/secs,
 		float64(raftIndex(r.p.cc)-raft0)/secs, float64(in1-in0)/secs, float64(out1-out0)/secs)
+	if r.marks != "" {
+		line += "\n    (" + r.marks + ")"
+		r.marks = ""
+	}
 	r.lines = append(r.lines, line)
 	fmt.Fprintln(os.Stderr, line)
 }
 
 // waitAll waits until every app runs instances of its current release
 // in the controller's view and in the router's table, none on a cell
-// among the first lost ones named prefix1…
+// among the first lost ones named prefix1…, and records when every app
+// was staged, when every instance ran, and when every one was routed.
 func (r *scaleResult) waitAll(rt *router.Router, apps, instances int, prefix string, timeout time.Duration, lost ...int) {
 	gone := map[string]bool{}
 	for _, n := range lost {
@@ -158,32 +166,63 @@ func (r *scaleResult) waitAll(rt *router.Router, apps, instances int, prefix str
 			gone[fmt.Sprintf("%s%d", prefix, i)] = true
 		}
 	}
-	deadline := time.Now().Add(timeout)
-	last, said := "", time.Now()
+	start := time.Now()
+	deadline := start.Add(timeout)
+	last, said, reached := "", time.Now(), levelNone
+	var marks []string
 	for time.Now().Before(deadline) {
-		if last = r.settled(rt, apps, instances, gone); last == "" {
+		var level settleLevel
+		last, level = r.settled(rt, apps, instances, gone)
+		for ; reached < level; reached++ {
+			marks = append(marks, fmt.Sprintf("%s %.2f s", levelNames[reached+1], time.Since(start).Seconds()))
+		}
+		if level == levelDone {
+			r.marks = strings.Join(marks, ", ")
 			return
 		}
 		if time.Since(said) > 10*time.Second {
 			fmt.Fprintln(os.Stderr, "  waiting:", last)
 			said = time.Now()
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	r.b.Fatalf("not settled after %s: %s", timeout, last)
 }
 
-// settled says what is not yet as wanted ("" when all is).
-func (r *scaleResult) settled(rt *router.Router, apps, instances int, gone map[string]bool) string {
+// settleLevel is how far every app has come: its release staged and
+// current, then its instances RUNNING, then routed (settled).
+type settleLevel int
+
+const (
+	levelNone settleLevel = iota
+	levelStaged
+	levelRunning
+	levelRouted
+	levelDone = levelRouted
+)
+
+// levelNames name the levels for the phase's milestones.
+var levelNames = map[settleLevel]string{levelStaged: "staged", levelRunning: "running", levelRouted: "routed"}
+
+// settled says what is not yet as wanted ("" when all is) and the level
+// every app has reached.
+func (r *scaleResult) settled(rt *router.Router, apps, instances int, gone map[string]bool) (string, settleLevel) {
 	states := r.p.ctl.AppStates(context.Background())
 	if len(states) != apps {
-		return fmt.Sprintf("%d apps stored, want %d", len(states), apps)
+		return fmt.Sprintf("%d apps stored, want %d", len(states), apps), levelNone
 	}
 	tbl := rt.Table()
+	worst, what := levelDone, ""
+	note := func(l settleLevel, msg string) {
+		if l < worst {
+			worst, what = l, msg
+		}
+	}
 	for _, a := range states {
 		cur := a.App.CurrentID
 		if cur == "" || cur != a.App.ReleaseID {
-			return fmt.Sprintf("%s: release %s not current yet", a.App.Name, a.App.ReleaseID)
+			note(levelNone, fmt.Sprintf("%s: release %s not current yet", a.App.Name, a.App.ReleaseID))
+			continue
 		}
 		n := 0
 		for _, in := range a.Instances {
@@ -192,11 +231,13 @@ func (r *scaleResult) settled(rt *router.Router, apps, instances int, gone map[s
 			}
 		}
 		if n != instances || len(gone) == 0 && len(a.Instances) != instances {
-			return fmt.Sprintf("%s: %d of %d instances RUNNING release %s (%d in all)", a.App.Name, n, instances, cur, len(a.Instances))
+			note(levelStaged, fmt.Sprintf("%s: %d of %d instances RUNNING release %s (%d in all)", a.App.Name, n, instances, cur, len(a.Instances)))
+			continue
 		}
 		pool := tbl.Lookup(a.App.Name+".apps.localhost", "/")
 		if pool == nil {
-			return a.App.Name + ": not in the router's table"
+			note(levelRunning, a.App.Name+": not in the router's table")
+			continue
 		}
 		n = 0
 		for _, e := range pool.Endpoints {
@@ -205,10 +246,13 @@ func (r *scaleResult) settled(rt *router.Router, apps, instances int, gone map[s
 			}
 		}
 		if n != instances || len(pool.Endpoints) != instances {
-			return fmt.Sprintf("%s: router has %d endpoints, %d of release %s", a.App.Name, len(pool.Endpoints), n, cur)
+			note(levelRunning, fmt.Sprintf("%s: router has %d endpoints, %d of release %s", a.App.Name, len(pool.Endpoints), n, cur))
 		}
 	}
-	return ""
+	if worst == levelDone {
+		return "", levelDone
+	}
+	return what, worst
 }
 
 // tableBuild times route.Build over a table of apps × instances.
@@ -227,6 +271,10 @@ func (r *scaleResult) tableBuild(apps, instances int) {
 		_ = route.Build(entries)
 	}
 	line := fmt.Sprintf("router table build with %d instances: %.2f ms", len(entries), float64(time.Since(start).Microseconds())/1000/rounds)
+	if r.marks != "" {
+		line += "\n    (" + r.marks + ")"
+		r.marks = ""
+	}
 	r.lines = append(r.lines, line)
 	fmt.Fprintln(os.Stderr, line)
 }

@@ -29,9 +29,10 @@ type ConsulOptions struct {
 	LogPath string
 	// ACL, when set, turns Consul's ACLs on, denying what no token allows.
 	ACL *ConsulACL
-	// MaxConnsPerClient, when not 0, replaces Consul's limit of 200
-	// concurrent HTTP connections per client address (scale tests: every
-	// client shares loopback, and a router holds a blocking query per app).
+	// MaxConnsPerClient, when not 0, replaces Consul's limits of 200
+	// concurrent HTTP connections and 100 RPC connections per client
+	// address (scale tests: every client, Consul client agents among them,
+	// shares loopback, and a router holds a blocking query per app).
 	MaxConnsPerClient int
 }
 
@@ -177,7 +178,8 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Process, error) {
 		if err != nil {
 			return nil, fmt.Errorf("consul limits: %w", err)
 		}
-		_, werr := fmt.Fprintf(f, "limits {\n  http_max_conns_per_client = %d\n}\n", opts.MaxConnsPerClient)
+		_, werr := fmt.Fprintf(f, "limits {\n  http_max_conns_per_client = %d\n  rpc_max_conns_per_client = %d\n}\n",
+			opts.MaxConnsPerClient, opts.MaxConnsPerClient)
 		if err := errors.Join(werr, f.Close()); err != nil {
 			return nil, fmt.Errorf("consul limits: %w", err)
 		}

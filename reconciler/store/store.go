@@ -33,6 +33,9 @@ import (
 // in tests.
 type KV interface {
 	Put(ctx context.Context, key string, v any) error
+	// PutAll writes encoded values all at once or not at all
+	// (catalog.MaxTxnOps and catalog.MaxTxnBytes at most).
+	PutAll(ctx context.Context, values map[string][]byte) error
 	Get(ctx context.Context, key string, v any) (bool, error)
 	List(ctx context.Context, prefix string) (map[string][]byte, error)
 	Delete(ctx context.Context, key string) error

@@ -2,8 +2,12 @@
 // queries: one on the service catalog (which app services exist: those
 // tagged catalog.AppTag, never cells or controllers) and one per app
 // service (its passing instances, registered as catalog.Registration makes
-// them). Every answer that changes something rebuilds the table and swaps
-// it in; the router's default balancing applies to apps without their own.
+// them). An answer that changes something asks for a new table; the table
+// is rebuilt and swapped in at once, and asks made while it is rebuilt, or
+// within RebuildGap of the last build, are served by one more build: a
+// deploy of thousands of instances costs a few builds per second, not one
+// whole-table build per registration. The router's default balancing
+// applies to apps without their own.
 package registry
 
 import (
@@ -35,6 +39,10 @@ type Config struct {
 	// DefaultBalance is the balancing of the routes of apps that do not
 	// choose (round-robin when empty).
 	DefaultBalance model.Balance
+	// RebuildGap is the least time between two table builds (default
+	// 50 ms): a change after a quiet spell is in the table at once, the
+	// changes of a busy spell at most RebuildGap later.
+	RebuildGap time.Duration
 }
 
 // Registry keeps a route table in step with Consul.
@@ -42,6 +50,8 @@ type Registry struct {
 	cfg   Config
 	log   *slog.Logger
 	ready chan struct{}
+	// rebuildAsked holds one pending ask for a new table.
+	rebuildAsked chan struct{}
 
 	mu       sync.Mutex
 	services map[string]*watch // by service name
@@ -66,7 +76,10 @@ func New(cfg Config) *Registry {
 	if cfg.Table == nil {
 		cfg.Table = &route.Current{}
 	}
-	return &Registry{cfg: cfg, log: cfg.Log, ready: make(chan struct{}),
+	if cfg.RebuildGap == 0 {
+		cfg.RebuildGap = 50 * time.Millisecond
+	}
+	return &Registry{cfg: cfg, log: cfg.Log, ready: make(chan struct{}), rebuildAsked: make(chan struct{}, 1),
 		services: map[string]*watch{}, loaded: map[string]bool{}, waiting: map[string]bool{}}
 }
 
@@ -87,6 +100,7 @@ func (r *Registry) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		wg.Wait()
 	}()
+	wg.Go(func() { r.rebuildLoop(ctx) })
 	var index uint64
 	first := true
 	var bo catalog.Backoff
@@ -147,7 +161,7 @@ func (r *Registry) reconcileWatches(ctx context.Context, wg *sync.WaitGroup, nam
 	r.checkReady()
 	r.mu.Unlock()
 	if changed {
-		r.rebuild()
+		r.askRebuild()
 	}
 }
 
@@ -202,8 +216,38 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 			r.mu.Unlock()
 			continue
 		}
-		r.rebuildLocked()
 		r.mu.Unlock()
+		r.askRebuild()
+	}
+}
+
+// askRebuild asks rebuildLoop for a new table; an ask already pending
+// covers this one.
+func (r *Registry) askRebuild() {
+	select {
+	case r.rebuildAsked <- struct{}{}:
+	default:
+	}
+}
+
+// rebuildLoop builds a table for each ask, at most one per RebuildGap.
+func (r *Registry) rebuildLoop(ctx context.Context) {
+	gap := time.NewTimer(r.cfg.RebuildGap)
+	gap.Stop()
+	defer gap.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.rebuildAsked:
+		}
+		r.rebuild()
+		gap.Reset(r.cfg.RebuildGap)
+		select {
+		case <-ctx.Done():
+			return
+		case <-gap.C:
+		}
 	}
 }
 

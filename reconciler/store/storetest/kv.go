@@ -50,6 +50,23 @@ func (f *KV) Put(_ context.Context, key string, v any) error {
 	return nil
 }
 
+// PutAll is store.KV's: nothing is written if a key is refused.
+func (f *KV) PutAll(_ context.Context, values map[string][]byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for key := range values {
+		if f.fail != nil {
+			if err := f.fail(key); err != nil {
+				return err
+			}
+		}
+	}
+	for key, data := range values {
+		f.data[key] = data
+	}
+	return nil
+}
+
 // Get is store.KV's.
 func (f *KV) Get(_ context.Context, key string, v any) (bool, error) {
 	f.mu.Lock()

@@ -1,0 +1,113 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/driftless/driftless/catalog"
+	"github.com/driftless/driftless/model"
+)
+
+// Staging is what one finished staging writes: its release (with its
+// droplet), the app when the release became current, and the staging
+// cache's entry.
+type Staging struct {
+	Release model.Release
+	// App, when set, is the app moved to Release.
+	App *model.App
+	// CacheKey, when set, records Cached under it (Store.Cache).
+	CacheKey string
+	Cached   Staged
+}
+
+// PutStagings writes what finished stagings wrote one by one before, in
+// as few Consul transactions as fit (catalog.MaxTxnOps writes and
+// catalog.MaxTxnBytes each), never splitting one staging across two: a
+// staging is stored whole or not at all. It returns the stagings not
+// stored with the error that stopped them; the others are stored and in
+// the store's view.
+func (s *Store) PutStagings(ctx context.Context, stagings []Staging) (failed []Staging, err error) {
+	s.write.Lock()
+	defer s.write.Unlock()
+	type encoded struct {
+		st     Staging
+		values map[string][]byte
+		size   int
+	}
+	var all []encoded
+	for _, st := range stagings {
+		e := encoded{st: st, values: map[string][]byte{}}
+		add := func(key string, v any) error {
+			data, err := json.Marshal(v)
+			if err != nil {
+				return fmt.Errorf("encoding %s: %w", key, err)
+			}
+			if len(data) > model.MaxStoredValueBytes {
+				return fmt.Errorf("%s is %d bytes, more than the %d Consul stores in one value", key, len(data), model.MaxStoredValueBytes)
+			}
+			e.values[key], e.size = data, e.size+len(data)
+			return nil
+		}
+		sealed, err := s.sealRelease(st.Release)
+		if err == nil {
+			err = add(catalog.ReleaseKey(st.Release.Space, st.Release.App, st.Release.ID), sealed)
+		}
+		if err == nil && st.App != nil {
+			err = add(catalog.AppKey(st.App.Space, st.App.Name), *st.App)
+		}
+		if err == nil && st.CacheKey != "" {
+			err = add(catalog.DropletKey(st.CacheKey), st.Cached)
+		}
+		if err != nil {
+			return stagings, fmt.Errorf("saving release %s of %s: %w", st.Release.ID, st.Release.Key(), err)
+		}
+		all = append(all, e)
+	}
+	for len(all) > 0 {
+		// The next transaction: as many whole stagings as fit (at least one).
+		values, size, n := map[string][]byte{}, 0, 0
+		for n < len(all) && (n == 0 || len(values)+len(all[n].values) <= catalog.MaxTxnOps && size+all[n].size <= catalog.MaxTxnBytes) {
+			for k, v := range all[n].values {
+				values[k] = v
+			}
+			size += all[n].size
+			n++
+		}
+		if err := s.putAll(ctx, values, size); err != nil {
+			for _, e := range all {
+				failed = append(failed, e.st)
+			}
+			return failed, fmt.Errorf("saving %d staged releases: %w", len(all), err)
+		}
+		s.mu.Lock()
+		for _, e := range all[:n] {
+			r := e.st.Release
+			if s.releases[r.Key()] == nil {
+				s.releases[r.Key()] = map[string]model.Release{}
+			}
+			s.releases[r.Key()][r.ID] = r
+			if e.st.App != nil {
+				s.apps[e.st.App.Key()] = *e.st.App
+			}
+		}
+		s.mu.Unlock()
+		all = all[n:]
+	}
+	return nil, nil
+}
+
+// putAll writes values in one transaction, or one by one when they are
+// too large for one (a single staging with a release of hundreds of KiB),
+// as every write was before transactions.
+func (s *Store) putAll(ctx context.Context, values map[string][]byte, size int) error {
+	if size <= catalog.MaxTxnBytes && len(values) <= catalog.MaxTxnOps {
+		return s.kv.PutAll(ctx, values)
+	}
+	for key, data := range values {
+		if err := s.kv.Put(ctx, key, json.RawMessage(data)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
