@@ -103,7 +103,7 @@ func (e *engines) startConsul(bin string, cells []string) {
 	}
 	join := func(args []string) []string {
 		for _, ip := range e.consulIPs {
-			args = append(args, "-retry-join", ip)
+			args = append(args, "-retry-join", net.JoinHostPort(ip, "8301")) // the servers' serf port
 		}
 		return append(args, "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1")
 	}
