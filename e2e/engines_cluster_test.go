@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/driftless/driftless/api"
+	"github.com/driftless/driftless/bus"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
 )
@@ -70,6 +71,18 @@ func TestEnginesCluster(t *testing.T) {
 	}
 	if clients[victim] < 1 || slices.Contains(clients, -1) {
 		t.Fatalf("NATS clients per node %v: want all three up, one with clients", clients)
+	}
+	streams, err := e.natsStreams(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := streams[bus.EventStream]; !ok {
+		t.Fatalf("NATS node %d holds no event stream: %v", victim+1, streams)
+	}
+	for name, n := range streams {
+		if n != 3 {
+			t.Errorf("stream %s is kept in %d copies, want 3 (--log-replicas 3)", name, n)
+		}
 	}
 	e.natsNodes[victim].kill()
 	killed = time.Now()

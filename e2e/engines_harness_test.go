@@ -280,6 +280,31 @@ func (e *engines) natsClients() []int {
 	return out
 }
 
+// natsStreams are the JetStream streams NATS node i holds, with the
+// copies each is kept in.
+func (e *engines) natsStreams(i int) (map[string]int, error) {
+	var jsz struct {
+		Accounts []struct {
+			Streams []struct {
+				Name   string `json:"name"`
+				Config struct {
+					Replicas int `json:"num_replicas"`
+				} `json:"config"`
+			} `json:"stream_detail"`
+		} `json:"account_details"`
+	}
+	if err := e.natsMonitor(i, "/jsz?accounts=true&streams=true&config=true", &jsz); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, a := range jsz.Accounts {
+		for _, st := range a.Streams {
+			out[st.Name] = st.Config.Replicas
+		}
+	}
+	return out, nil
+}
+
 // writeJSON writes v as JSON into the cluster's folder (0600: it may hold
 // a token) and returns the path.
 func (e *engines) writeJSON(name string, v any) string {
