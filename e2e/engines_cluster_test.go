@@ -10,6 +10,7 @@ import (
 
 	"github.com/driftless/driftless/api"
 	"github.com/driftless/driftless/bus"
+	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
 )
@@ -34,6 +35,7 @@ func TestEnginesCluster(t *testing.T) {
 		}
 		return nil
 	})
+	e.registeredLocally(t, before)
 	containers := sorted(c.containers())
 	placed := len(eventsOf(t, c.leaderClient(), model.EventPlaced))
 	if placed < 4 {
@@ -108,24 +110,10 @@ func TestEnginesCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var standby string
-	for id := range c.apis {
-		if id != ctl {
-			standby = id
-		}
-	}
+	standby := c.other(ctl)
 	c.ctls[ctl].kill()
 	killed = time.Now()
-	testenv.Eventually(t, 60*time.Second, 250*time.Millisecond, standby+" takes over", func() error {
-		st, err := c.apiClient(c.apis[standby]).Status(context.Background())
-		if err != nil {
-			return err
-		}
-		if st.Controller.Role != "leader" {
-			return fmt.Errorf("%s is %s", standby, st.Controller.Role)
-		}
-		return nil
-	})
+	c.waitLeads(t, standby, 60*time.Second)
 	t.Logf("controller %s (leader) killed; %s leads after %s", ctl, standby, time.Since(killed).Round(100*time.Millisecond))
 	c.client = c.apiClient(c.apis[standby])
 	e.settle(t, 15*time.Second)
@@ -193,6 +181,29 @@ func (e *engines) settle(t testing.TB, d time.Duration) {
 			t.Fatalf("the app stopped answering: %v", err)
 		}
 		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// registeredLocally checks that each instance is in Consul's catalog on
+// its cell's node: registered through the cell's own client agent.
+func (e *engines) registeredLocally(t testing.TB, insts []api.Instance) {
+	t.Helper()
+	mc, err := catalog.NewClient(e.c.consul, e.c.consulMgmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := mc.Catalog().Service(catalog.ServiceName("dev", "hello"), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := map[string]string{}
+	for _, en := range entries {
+		node[en.ServiceID] = en.Node
+	}
+	for _, in := range insts {
+		if node[in.GUID] != "cell-"+in.Cell {
+			t.Errorf("instance %s of cell %s is registered on node %q, want its cell's agent", in.GUID, in.Cell, node[in.GUID])
+		}
 	}
 }
 
