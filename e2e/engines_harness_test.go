@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -45,10 +44,11 @@ type engines struct {
 	clients map[string]*proc
 }
 
-// startEngines makes the engines' cluster on a bridge of its own, then
-// starts two cells' worth of driftless processes on it as startCluster
-// does: controllers (with --log-replicas 3), the router and the agents,
-// every one given all three NATS URLs and its local Consul agent.
+// startEngines makes the engines' cluster on a bridge of its own (not
+// the cluster harness's: both may run at once), then starts the driftless
+// processes on it as startCluster does: the controllers (with
+// --log-replicas 3), the router and an agent per cell, every one given
+// all three NATS URLs and its host's Consul client agent.
 func startEngines(t testing.TB, cells []string, controllers int) (*cluster, *engines) {
 	t.Helper()
 	c := newCluster(t, "dlen0", enginesNet, "", cells)
@@ -337,7 +337,7 @@ func (e *engines) stop() {
 	}
 	for _, p := range all {
 		data, err := os.ReadFile(p.log)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err != nil {
 			continue
 		}
 		lines := strings.Split(string(data), "\n")
