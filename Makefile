@@ -1,5 +1,5 @@
 # driftless — `make demo` runs the platform with the examples; `make test` runs every test.
-# Both set up the machine first (Debian, as root): packages, Go, pinned Consul, staticcheck.
+# Both set up the machine first (Debian, as root): packages, Go, pinned Consul, nats-server, staticcheck.
 
 SHELL       := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
@@ -12,8 +12,9 @@ DEMO_DIR    ?= $(CURDIR)/.demo
 
 all: build
 
-## setup: Debian packages (a JDK among them), Go, Consul (pinned, from its Go module), staticcheck, the bookworm stack and its JRE layer
-setup: .setup-host bin/consul bin/staticcheck stacks
+## setup: Debian packages (a JDK among them), Go, Consul (pinned, from its Go module), nats-server (the
+## version in go.mod), staticcheck, the bookworm stack and its JRE layer
+setup: .setup-host bin/consul bin/nats-server bin/staticcheck stacks
 
 .setup-host:
 	@bash scripts/setup.sh
@@ -27,6 +28,10 @@ stacks:
 bin/consul: tools/consul/go.mod tools/consul/go.sum tools/consul/main.go
 	@echo "building pinned consul ($$(awk '/hashicorp\/consul v/{print $$2; exit}' tools/consul/go.mod)) into bin/consul (a few minutes the first time)"
 	cd tools/consul && $(GO) build -trimpath -o ../../bin/consul .
+
+bin/nats-server: go.mod go.sum
+	@echo "building nats-server ($$(awk '/nats-io\/nats-server\/v2 v/{print $$2; exit}' go.mod), the version in go.mod) into bin/nats-server"
+	$(GO) build -trimpath -o bin/nats-server github.com/nats-io/nats-server/v2
 
 bin/staticcheck:
 	GOBIN=$(CURDIR)/bin $(GO) install $(STATICCHECK)

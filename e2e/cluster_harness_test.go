@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -48,8 +49,11 @@ type cluster struct {
 	agents  map[string]*proc
 	router  *proc
 	cells   map[string]cellNet
-	client  *api.Client // of the controller started first
-	apis    map[string]string
+	// cellConsul is the Consul agent a cell talks to, when not consul
+	// (the engines' cluster: each host's own client agent).
+	cellConsul map[string]string
+	client     *api.Client // of the controller started first
+	apis       map[string]string
 	// admin is the admin token the first controller made.
 	admin string
 
@@ -108,31 +112,7 @@ func startClusterOn(t testing.TB, ctlNATS bool, cells []string, controllers int,
 // process serves its metrics (cluster.metrics).
 func startClusterWith(t testing.TB, ctlNATS bool, metricsToken string, cells []string, controllers int, ctlArgs ...string) *cluster {
 	t.Helper()
-	testenv.RequireRoot(t)
-	dir := testenv.ShortTempDir(t, "dl-cl-")
-	c := &cluster{t: t, dir: dir, repo: filepath.Join(dir, "repo"), bridge: "dlcl0", hostIP: clusterNet + ".1",
-		ctls: map[string]*proc{}, agents: map[string]*proc{}, cells: map[string]cellNet{}, apis: map[string]string{},
-		metricsToken: metricsToken, metrics: map[string]string{}}
-	if err := os.MkdirAll(c.repo, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Git(t, c.repo, "init", "-q", "-b", "main")
-	c.makeBridge()
-	for i, name := range cells {
-		c.makeCellNet(name, fmt.Sprintf("%s.%d", clusterNet, 11+i))
-	}
-
-	c.natsCreds = map[string]bus.Credential{
-		"ctl":    {User: "ctl", Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleController}},
-		"router": {User: "router", Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleRouter}},
-	}
-	for _, name := range cells {
-		c.natsCreds[name] = bus.Credential{User: name, Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleCell, Cell: name}}
-	}
-	var err error
-	if c.natsAuth, err = bus.StaticUsers(slices.Collect(maps.Values(c.natsCreds))...); err != nil {
-		t.Fatal(err)
-	}
+	c := newCluster(t, "dlcl0", clusterNet, metricsToken, cells)
 	if ctlNATS {
 		c.natsUsersFile(controllers)
 	} else {
@@ -154,13 +134,57 @@ func startClusterWith(t testing.TB, ctlNATS bool, metricsToken string, cells []s
 	defer cancel()
 	c.consulMgmt = newSecret(t) // ACLs on, default deny: each role gets its own token
 	cp, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: c.consul, Node: "dl-cluster",
-		LogPath: filepath.Join(dir, "consul.log"), ACL: &children.ConsulACL{ManagementToken: c.consulMgmt, ConfigDir: dir}})
+		LogPath: filepath.Join(c.dir, "consul.log"), ACL: &children.ConsulACL{ManagementToken: c.consulMgmt, ConfigDir: c.dir}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.consulProc = cp
 	t.Cleanup(func() { _ = c.consulProc.Stop(10 * time.Second) }) // restartConsul replaces it
 	c.consulTokens = mintRoleTokens(t, c.consul, c.consulMgmt, nil)
+	c.startRoles(cells, controllers, ctlArgs...)
+	return c
+}
+
+// newCluster makes the repository, the bridge (named bridge, address
+// netPrefix.1/24), the namespaces of the named cells (netPrefix.11 on)
+// and the NATS credentials of every process; the engines are the
+// caller's.
+func newCluster(t testing.TB, bridge, netPrefix, metricsToken string, cells []string) *cluster {
+	t.Helper()
+	testenv.RequireRoot(t)
+	dir := testenv.ShortTempDir(t, "dl-cl-")
+	c := &cluster{t: t, dir: dir, repo: filepath.Join(dir, "repo"), bridge: bridge, hostIP: netPrefix + ".1",
+		ctls: map[string]*proc{}, agents: map[string]*proc{}, cells: map[string]cellNet{}, apis: map[string]string{},
+		cellConsul: map[string]string{}, metricsToken: metricsToken, metrics: map[string]string{}}
+	if err := os.MkdirAll(c.repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Git(t, c.repo, "init", "-q", "-b", "main")
+	c.makeBridge()
+	for i, name := range cells {
+		c.makeCellNet(name, fmt.Sprintf("%s.%d", netPrefix, 11+i))
+	}
+
+	c.natsCreds = map[string]bus.Credential{
+		"ctl":    {User: "ctl", Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleController}},
+		"router": {User: "router", Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleRouter}},
+	}
+	for _, name := range cells {
+		c.natsCreds[name] = bus.Credential{User: name, Password: rand.Text(), Identity: bus.Identity{Role: bus.RoleCell, Cell: name}}
+	}
+	var err error
+	if c.natsAuth, err = bus.StaticUsers(slices.Collect(maps.Values(c.natsCreds))...); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startRoles starts containerd, the controllers (ctl-1…), the router and
+// one agent per cell once NATS and Consul run, and waits until every
+// cell reports.
+func (c *cluster) startRoles(cells []string, controllers int, ctlArgs ...string) {
+	t := c.t
+	t.Helper()
 	c.ctrd = testenv.StartContainerd(t)
 
 	for i := range controllers {
@@ -182,7 +206,6 @@ func startClusterWith(t testing.TB, ctlNATS bool, metricsToken string, cells []s
 		}
 		return nil
 	})
-	return c
 }
 
 // ip runs ip(8) and fails the test on error.
@@ -204,21 +227,26 @@ func (c *cluster) makeBridge() {
 // makeCellNet makes a namespace for one cell with a veth on the bridge.
 func (c *cluster) makeCellNet(name, ip string) {
 	ns := "dlc-" + name
-	host := "dlch-" + name
+	c.makeNetns(ns, "dlch-"+name, ip)
+	c.t.Cleanup(func() {
+		_ = os.RemoveAll(filepath.Join(network.DefaultIPAMDir, "dlb-"+name)) // the agent's bridge's addresses
+	})
+	c.cells[name] = cellNet{ns: ns, ip: ip}
+}
+
+// makeNetns makes the network namespace ns with a veth (host, the
+// bridge's end) on the bridge, its end eth0 with address ip/24.
+func (c *cluster) makeNetns(ns, host, ip string) {
 	_ = exec.Command("ip", "netns", "del", ns).Run()
 	_ = exec.Command("ip", "link", "del", host).Run()
 	c.ip("netns", "add", ns)
-	c.t.Cleanup(func() {
-		_ = exec.Command("ip", "netns", "del", ns).Run()
-		_ = os.RemoveAll(filepath.Join(network.DefaultIPAMDir, "dlb-"+name)) // the agent's bridge's addresses
-	})
+	c.t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	c.ip("link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
 	c.ip("link", "set", host, "master", c.bridge)
 	c.ip("link", "set", host, "up")
 	c.ip("-n", ns, "addr", "add", ip+"/24", "dev", "eth0")
 	c.ip("-n", ns, "link", "set", "eth0", "up")
 	c.ip("-n", ns, "link", "set", "lo", "up")
-	c.cells[name] = cellNet{ns: ns, ip: ip}
 }
 
 // start runs the driftless binary with args, inside the network namespace
@@ -226,24 +254,33 @@ func (c *cluster) makeCellNet(name, ip string) {
 // agent's bind-mounted instance namespaces).
 func (c *cluster) start(name, ns string, args ...string) *proc {
 	c.t.Helper()
+	argv := append([]string{"--log-level", "debug"}, args...)
+	if c.metricsToken != "" {
+		argv = append(argv, "--metrics", c.metricsAddr(name, ns), "--metrics-token-file", c.metricsToken)
+	}
+	env := []string{"CONSUL_HTTP_TOKEN=" + c.consulTokens[args[0]]}        // its role's, never on its command line
+	if i := slices.Index(args, "--nats-user"); i >= 0 && i+1 < len(args) { // its password, off the command line
+		env = append(env, "DRIFTLESS_NATS_PASSWORD="+c.natsCreds[args[i+1]].Password)
+	}
+	return c.spawn(name, ns, env, driftlessBin, argv...)
+}
+
+// spawn runs bin with argv and the environment plus env, its output in
+// <dir>/<name>.log, inside the network namespace ns when not empty, in a
+// process group of its own (kill and interrupt end the group).
+func (c *cluster) spawn(name, ns string, env []string, bin string, argv ...string) *proc {
+	c.t.Helper()
 	logPath := filepath.Join(c.dir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	bin, argv := driftlessBin, append([]string{"--log-level", "debug"}, args...)
-	if c.metricsToken != "" {
-		argv = append(argv, "--metrics", c.metricsAddr(name, ns), "--metrics-token-file", c.metricsToken)
-	}
 	if ns != "" {
-		argv = append([]string{"--net=/var/run/netns/" + ns, "--", driftlessBin}, argv...)
+		argv = append([]string{"--net=/var/run/netns/" + ns, "--", bin}, argv...)
 		bin = "nsenter"
 	}
 	cmd := exec.Command(bin, argv...)
-	cmd.Env = append(os.Environ(), "CONSUL_HTTP_TOKEN="+c.consulTokens[args[0]]) // its role's, never on its command line
-	if i := slices.Index(args, "--nats-user"); i >= 0 && i+1 < len(args) {       // its password, off the command line
-		cmd.Env = append(cmd.Env, "DRIFTLESS_NATS_PASSWORD="+c.natsCreds[args[i+1]].Password)
-	}
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -375,7 +412,7 @@ func (c *cluster) startAgent(name string) {
 	cn := c.cells[name]
 	i, _ := strconv.Atoi(cn.ip[strings.LastIndex(cn.ip, ".")+1:]) // 11, 12…
 	args := []string{"agent", "--cell-id", name, "--address", cn.ip,
-		"--zone", "z-" + name, "--memory", "2G", "--nats", c.natsURL, "--consul", c.consul,
+		"--zone", "z-" + name, "--memory", "2G", "--nats", c.natsURL, "--consul", cmp.Or(c.cellConsul[name], c.consul),
 		"--containerd", c.ctrd.Address, "--namespace", name, "--network", "dl-" + name,
 		"--bridge", "dlb-" + name, "--subnet", fmt.Sprintf("10.%d.%d.0/24", subnetOctet(), i), "--ports", portRange(),
 		"--data", filepath.Join(c.dir, "agent-"+name), "--token-file", c.cellToken(name)}

@@ -21,6 +21,31 @@ func (c *cluster) leader() (string, error) {
 	return "", fmt.Errorf("no controller leads")
 }
 
+// other is the id of a controller other than id.
+func (c *cluster) other(id string) string {
+	for other := range c.apis {
+		if other != id {
+			return other
+		}
+	}
+	return ""
+}
+
+// waitLeads waits until controller id says it leads.
+func (c *cluster) waitLeads(t testing.TB, id string, timeout time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, timeout, 100*time.Millisecond, id+" takes over", func() error {
+		st, err := c.apiClient(c.apis[id]).Status(context.Background())
+		if err != nil {
+			return err
+		}
+		if st.Controller.Role != "leader" {
+			return fmt.Errorf("%s is %s", id, st.Controller.Role)
+		}
+		return nil
+	})
+}
+
 // TestControllerFailover runs two controllers: one leads, the other stands
 // by (and says so). Killing the leader with SIGKILL hands the lock to the
 // other within 15 s; it restarts no instance and applies the next commit.
@@ -35,12 +60,7 @@ func TestControllerFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var standby string
-	for id := range c.apis {
-		if id != first {
-			standby = id
-		}
-	}
+	standby := c.other(first)
 	st, err := c.apiClient(c.apis[standby]).Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -56,16 +76,7 @@ func TestControllerFailover(t *testing.T) {
 
 	killed := time.Now()
 	c.ctls[first].kill()
-	testenv.Eventually(t, 20*time.Second, 100*time.Millisecond, standby+" takes over", func() error {
-		st, err := c.apiClient(c.apis[standby]).Status(context.Background())
-		if err != nil {
-			return err
-		}
-		if st.Controller.Role != "leader" {
-			return fmt.Errorf("%s is %s", standby, st.Controller.Role)
-		}
-		return nil
-	})
+	c.waitLeads(t, standby, 20*time.Second)
 	t.Logf("%s took over %s after %s was killed", standby, time.Since(killed).Round(100*time.Millisecond), first)
 	c.client = c.apiClient(c.apis[standby])
 

@@ -49,7 +49,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newDevCmd(), newControllerCmd(), newAgentCmd(), newRouterCmd(), newBrokerCmd(),
 		newAppsCmd(), newAppCmd(), newStatusCmd(), newSyncCmd(), newEventsCmd(), newLogsCmd(), newPreviewsCmd(), newServicesCmd(), newBrokersCmd(), newSecretsCmd(),
-		newValidateCmd(), newPolicyCmd(), newTokenCmd(), newCanCmd(), newEnvCmd(), newSimCmd(),
+		newValidateCmd(), newPolicyCmd(), newTokenCmd(), newCanCmd(), newEnvCmd(), newSimCmd(), newNATSConfigCmd(),
 	)
 	return root
 }
