@@ -39,15 +39,11 @@ func (s *Store) PutStagings(ctx context.Context, stagings []Staging) (failed []S
 	for _, st := range stagings {
 		e := encoded{st: st, values: map[string][]byte{}}
 		add := func(key string, v any) error {
-			data, err := json.Marshal(v)
-			if err != nil {
-				return fmt.Errorf("encoding %s: %w", key, err)
+			data, err := encode(key, v)
+			if err == nil {
+				e.values[key], e.size = data, e.size+len(data)
 			}
-			if len(data) > model.MaxStoredValueBytes {
-				return fmt.Errorf("%s is %d bytes, more than the %d Consul stores in one value", key, len(data), model.MaxStoredValueBytes)
-			}
-			e.values[key], e.size = data, e.size+len(data)
-			return nil
+			return err
 		}
 		sealed, err := s.sealRelease(st.Release)
 		if err == nil {
@@ -64,37 +60,75 @@ func (s *Store) PutStagings(ctx context.Context, stagings []Staging) (failed []S
 		}
 		all = append(all, e)
 	}
-	for len(all) > 0 {
-		// The next transaction: as many whole stagings as fit (at least one).
+	groups := make([]group, len(all))
+	for i, e := range all {
+		groups[i] = group{values: e.values, size: e.size}
+	}
+	written, err := s.writeGroups(ctx, groups)
+	s.mu.Lock()
+	for _, e := range all[:written] {
+		r := e.st.Release
+		if s.releases[r.Key()] == nil {
+			s.releases[r.Key()] = map[string]model.Release{}
+		}
+		s.releases[r.Key()][r.ID] = r
+		if e.st.App != nil {
+			s.apps[e.st.App.Key()] = *e.st.App
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		for _, e := range all[written:] {
+			failed = append(failed, e.st)
+		}
+		return failed, fmt.Errorf("saving %d staged releases: %w", len(failed), err)
+	}
+	return nil, nil
+}
+
+// group is encoded values to write together.
+type group struct {
+	values map[string][]byte
+	size   int
+}
+
+// writeGroups writes groups in order, in as few Consul transactions as
+// fit (catalog.MaxTxnOps writes and catalog.MaxTxnBytes each), never
+// splitting a group across two, and returns how many groups were written
+// when it stopped.
+func (s *Store) writeGroups(ctx context.Context, groups []group) (int, error) {
+	written := 0
+	for written < len(groups) {
 		values, size, n := map[string][]byte{}, 0, 0
-		for n < len(all) && (n == 0 || len(values)+len(all[n].values) <= catalog.MaxTxnOps && size+all[n].size <= catalog.MaxTxnBytes) {
-			for k, v := range all[n].values {
+		for written+n < len(groups) {
+			g := groups[written+n]
+			if n > 0 && (len(values)+len(g.values) > catalog.MaxTxnOps || size+g.size > catalog.MaxTxnBytes) {
+				break
+			}
+			for k, v := range g.values {
 				values[k] = v
 			}
-			size += all[n].size
+			size += g.size
 			n++
 		}
 		if err := s.putAll(ctx, values, size); err != nil {
-			for _, e := range all {
-				failed = append(failed, e.st)
-			}
-			return failed, fmt.Errorf("saving %d staged releases: %w", len(all), err)
+			return written, err
 		}
-		s.mu.Lock()
-		for _, e := range all[:n] {
-			r := e.st.Release
-			if s.releases[r.Key()] == nil {
-				s.releases[r.Key()] = map[string]model.Release{}
-			}
-			s.releases[r.Key()][r.ID] = r
-			if e.st.App != nil {
-				s.apps[e.st.App.Key()] = *e.st.App
-			}
-		}
-		s.mu.Unlock()
-		all = all[n:]
+		written += n
 	}
-	return nil, nil
+	return written, nil
+}
+
+// encode is v as Consul stores it at key, refusing what Consul would.
+func encode(key string, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", key, err)
+	}
+	if len(data) > model.MaxStoredValueBytes {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d Consul stores in one value", key, len(data), model.MaxStoredValueBytes)
+	}
+	return data, nil
 }
 
 // putAll writes values in one transaction, or one by one when they are

@@ -218,15 +218,8 @@ func (s *Store) Apply(ctx context.Context, ch decide.Changes) error {
 			return err
 		}
 	}
-	for _, r := range ch.Releases {
-		if err := s.putRelease(ctx, r); err != nil {
-			return err
-		}
-	}
-	for _, a := range ch.Apps {
-		if err := s.putApp(ctx, a); err != nil {
-			return err
-		}
+	if err := s.putReleasesAndApps(ctx, ch.Releases, ch.Apps); err != nil {
+		return err
 	}
 	for _, key := range ch.Removed {
 		if err := s.removeApp(ctx, key); err != nil {
@@ -314,6 +307,53 @@ func (s *Store) removeApp(ctx context.Context, key model.AppKey) error {
 	delete(s.releases, key)
 	s.mu.Unlock()
 	return s.wake(ctx, key)
+}
+
+// putReleasesAndApps writes releases, then apps, in as few Consul
+// transactions as fit (a commit of 1,000 apps is ~40 writes to Consul,
+// not 2,000 one after another), every release before any app that may
+// ask for it. What was written is in the store's view, even on error.
+func (s *Store) putReleasesAndApps(ctx context.Context, rels []model.Release, apps []model.App) error {
+	groups := make([]group, 0, len(rels)+len(apps))
+	for _, r := range rels {
+		sealed, err := s.sealRelease(r)
+		key := catalog.ReleaseKey(r.Space, r.App, r.ID)
+		var data []byte
+		if err == nil {
+			data, err = encode(key, sealed)
+		}
+		if err != nil {
+			return fmt.Errorf("saving release %s of %s: %w", r.ID, r.Key(), err)
+		}
+		groups = append(groups, group{values: map[string][]byte{key: data}, size: len(data)})
+	}
+	for _, a := range apps {
+		key := catalog.AppKey(a.Space, a.Name)
+		data, err := encode(key, a)
+		if err != nil {
+			return fmt.Errorf("saving app %s: %w", a.Key(), err)
+		}
+		groups = append(groups, group{values: map[string][]byte{key: data}, size: len(data)})
+	}
+	written, err := s.writeGroups(ctx, groups)
+	s.mu.Lock()
+	for i := range written {
+		if i < len(rels) {
+			r := rels[i]
+			if s.releases[r.Key()] == nil {
+				s.releases[r.Key()] = map[string]model.Release{}
+			}
+			s.releases[r.Key()][r.ID] = r
+		} else {
+			a := apps[i-len(rels)]
+			s.apps[a.Key()] = a
+		}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("saving the releases and apps of a commit (%d of %d written): %w", written, len(groups), err)
+	}
+	return nil
 }
 
 // put writes v at key, refusing a value Consul would refuse.

@@ -54,8 +54,9 @@ func TestApplyAndLoad(t *testing.T) {
 }
 
 // TestWriteFailures: a refused write returns its error naming what was
-// being saved, and memory keeps what was stored before it; an oversized
-// value is refused before Consul sees it.
+// being saved, and memory keeps what was stored before it (nothing of a
+// refused transaction); an oversized value is refused before Consul sees
+// it.
 func TestWriteFailures(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
@@ -65,8 +66,10 @@ func TestWriteFailures(t *testing.T) {
 		wantErr string
 		release bool // the release was stored before the failure
 	}{
-		{"release refused", "driftless/releases/", changes(), "saving release r1 of dev/hello", false},
-		{"app refused after its release", "driftless/apps/", changes(), "saving app dev/hello", true},
+		// A commit's releases and apps go to Consul in transactions: a
+		// refused one stores none of its writes.
+		{"release refused", "driftless/releases/", changes(), "saving the releases and apps of a commit (0 of 2 written)", false},
+		{"app refused with its release", "driftless/apps/", changes(), "saving the releases and apps of a commit (0 of 2 written)", false},
 		{"value over Consul's limit", "", decide.Changes{Apps: []model.App{{Space: "dev", Name: "hello",
 			Labels: map[string]string{"big": strings.Repeat("x", model.MaxStoredValueBytes)}}}},
 			"more than the 524288 Consul stores in one value", false},
