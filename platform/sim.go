@@ -50,11 +50,10 @@ type SimCellsConfig struct {
 	// ports from PortMin.
 	Address, Backend string
 	PortMin          int
-	// HeartbeatInterval, CheckInterval (unused by process-type instances),
-	// RenewInterval and CellTTL are the agent's settings of the same names
-	// (RenewInterval is its SyncInterval).
-	HeartbeatInterval, CheckInterval, RenewInterval, CellTTL time.Duration
-	Log                                                      *slog.Logger
+	// HeartbeatInterval, RenewInterval and CellTTL are the agent's
+	// settings of the same names (RenewInterval is its SyncInterval).
+	HeartbeatInterval, RenewInterval, CellTTL time.Duration
+	Log                                       *slog.Logger
 	// Ready, if set, is called with the cell ids once every cell is
 	// connected.
 	Ready func(cells []string)
@@ -75,7 +74,6 @@ func DefaultSimCellsConfig() SimCellsConfig {
 		Address:           "127.0.0.1",
 		PortMin:           20000,
 		HeartbeatInterval: time.Second,
-		CheckInterval:     time.Second,
 		RenewInterval:     2 * time.Second,
 		CellTTL:           agents.DefaultCellTTL,
 	}
@@ -134,7 +132,7 @@ func RunSimCells(ctx context.Context, cfg SimCellsConfig) error {
 		}
 		defer nc.Close()
 		c, err := sim.New(sim.Config{CellID: id, NATS: nc, Address: addr, Capacity: cfg.Capacity,
-			Registry:     agents.NewConsulRegistry(cc, id, addr, cfg.CheckInterval, cfg.CellTTL),
+			Registry:     agents.NewConsulRegistry(cc, id, addr, time.Second, cfg.CellTTL),
 			StartLatency: cfg.StartLatency, Stage: cfg.Stage, StageLatency: cfg.StageLatency,
 			HeartbeatInterval: cfg.HeartbeatInterval, CellRenewInterval: cfg.CellTTL / 3, RenewInterval: cfg.RenewInterval,
 			Port: ports, Log: log})

@@ -65,8 +65,10 @@ func BenchmarkScale(b *testing.B) {
 			res.waitAll(rt, apps, instances, "", 15*time.Minute)
 		})
 		res.phase("one-app commit (new source) → its new release serving", func() {
+			first := firstServing(rt, "app0", 5*time.Minute)
 			p.commit(map[string]string{"apps/app0/app": "hollow app0, changed"}, "one app")
 			res.waitAll(rt, apps, instances, "", 5*time.Minute)
+			res.marks += fmt.Sprintf("; its first new instance routed %.2f s", (<-first).Seconds())
 		})
 		changed := max(apps/10, 1)
 		res.phase(fmt.Sprintf("commit changing %d apps → their new releases serving", changed), func() {
@@ -87,6 +89,36 @@ func BenchmarkScale(b *testing.B) {
 		res.tableBuild(apps, instances)
 		res.report()
 	}
+}
+
+// firstServing reports how long after its call the router's table first
+// holds an endpoint of app of a release it did not hold at the call
+// (0 if none within timeout).
+func firstServing(rt *router.Router, app string, timeout time.Duration) <-chan time.Duration {
+	host := app + ".apps.localhost"
+	old := map[string]bool{}
+	if pool := rt.Table().Lookup(host, "/"); pool != nil {
+		for _, e := range pool.Endpoints {
+			old[e.ReleaseID] = true
+		}
+	}
+	out := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() {
+		for time.Since(start) < timeout {
+			if pool := rt.Table().Lookup(host, "/"); pool != nil {
+				for _, e := range pool.Endpoints {
+					if !old[e.ReleaseID] {
+						out <- time.Since(start)
+						return
+					}
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		out <- 0
+	}()
+	return out
 }
 
 // startBackend serves 200 on a loopback port for every hollow instance.

@@ -54,7 +54,6 @@ func simCellsFlags(f *pflag.FlagSet) *platform.SimCellsConfig {
 	f.StringVar(&cfg.Backend, "backend", cfg.Backend, "host:port every instance is registered at (one HTTP server answering for all, so that routed means served); default: made-up ports from --port-min on --address")
 	f.IntVar(&cfg.PortMin, "port-min", cfg.PortMin, "first made-up port of instances (without --backend)")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", cfg.HeartbeatInterval, "how often each cell reports")
-	f.DurationVar(&cfg.CheckInterval, "check-interval", cfg.CheckInterval, "Consul check interval of instances (their TTL is three)")
 	f.DurationVar(&cfg.RenewInterval, "renew-interval", cfg.RenewInterval, "how often each cell compares its instances with their Consul registrations (registering missing ones again)")
 	return &cfg
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/reconciler/decide"
 	"github.com/driftless/driftless/reconciler/store"
 	"github.com/driftless/driftless/reconciler/store/storetest"
 )
@@ -116,6 +117,35 @@ func TestPutStagingsRefused(t *testing.T) {
 	for _, st := range stagings {
 		if _, ok := s.App(st.App.Key()); ok {
 			t.Errorf("app %s in the store's view after a refused write", st.App.Name)
+		}
+	}
+}
+
+// TestApplyManyInConsul: a commit of many apps is stored in several
+// Consul transactions and read back whole.
+func TestApplyManyInConsul(t *testing.T) {
+	ctx := context.Background()
+	c := testenv.StartConsul(t)
+	kv := catalog.NewKV(c.Client)
+	var ch decide.Changes
+	for i := range 100 { // 200 writes: four transactions at least
+		name := fmt.Sprintf("app%d", i)
+		ch.Releases = append(ch.Releases, model.Release{ID: "r1", Space: "dev", App: name, State: model.ReleaseStaging})
+		ch.Apps = append(ch.Apps, model.App{Space: "dev", Name: name, ReleaseID: "r1"})
+	}
+	if err := newStore(t, kv).Apply(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	again := newStore(t, kv)
+	if warnings, err := again.Load(ctx); err != nil || len(warnings) != 0 {
+		t.Fatalf("load: %v %v", warnings, err)
+	}
+	if n := len(again.Apps()); n != 100 {
+		t.Fatalf("%d apps read back, want 100", n)
+	}
+	for _, a := range again.Apps() {
+		if again.Release(a.Key(), "r1") == nil {
+			t.Fatalf("release of %s missing", a.Key())
 		}
 	}
 }
