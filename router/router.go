@@ -150,7 +150,9 @@ func New(cfg Config) (*Router, error) {
 		if len(cfg.Certs) == 0 {
 			return nil, errors.New("router: TLS needs at least one certificate")
 		}
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		// h2 first: HTTP/2 when the client speaks it (net/http's server),
+		// HTTP/1.1 on the fast path otherwise.
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
 		for _, c := range cfg.Certs {
 			cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 			if err != nil {
@@ -303,18 +305,18 @@ func (r *Router) Run(ctx context.Context) error {
 		fallback.Protocols = new(http.Protocols)
 		fallback.Protocols.SetHTTP1(true)
 		fallback.Protocols.SetUnencryptedHTTP2(true)
-		s := &proxy.Server{Proxy: r.proxy, Observer: r.observer, Fallback: fallback,
-			MaxHeaderBytes: r.cfg.MaxHeaderBytes, MaxHeaders: r.cfg.MaxHeaders,
-			ReadHeaderTimeout: r.cfg.ReadHeaderTimeout, IdleTimeout: r.cfg.IdleTimeout,
-			OnConn: func(d int) { r.conns.Add(float64(d)) }, Log: r.log}
+		s := r.fastServer(fallback, nil)
 		servers = append(servers, s)
 		go func() { errc <- s.Serve(ln) }()
 	}
 	if tlsLn != nil {
-		s := r.server(r.handler)
-		s.TLSConfig = r.tlsConf
+		// HTTPS: HTTP/1.1 on the fast path (a goroutine per connection),
+		// HTTP/2 and what the fast path hands over through net/http.
+		fallback := r.server(r.handler)
+		fallback.TLSConfig = r.tlsConf
+		s := r.fastServer(fallback, r.tlsConf)
 		servers = append(servers, s)
-		go func() { errc <- s.ServeTLS(tlsLn, "", "") }()
+		go func() { errc <- s.Serve(tlsLn) }()
 	}
 	if metricsLn != nil {
 		mux := http.NewServeMux()
@@ -344,6 +346,15 @@ func (r *Router) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// fastServer is the fast path with the router's limits, handing over to
+// fallback; tc makes it serve TLS.
+func (r *Router) fastServer(fallback *http.Server, tc *tls.Config) *proxy.Server {
+	return &proxy.Server{Proxy: r.proxy, Observer: r.observer, Fallback: fallback, TLSConfig: tc,
+		MaxHeaderBytes: r.cfg.MaxHeaderBytes, MaxHeaders: r.cfg.MaxHeaders,
+		ReadHeaderTimeout: r.cfg.ReadHeaderTimeout, IdleTimeout: r.cfg.IdleTimeout,
+		OnConn: func(d int) { r.conns.Add(float64(d)) }, Log: r.log}
 }
 
 // server is an HTTP server with the router's limits and a count of open
