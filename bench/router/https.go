@@ -102,7 +102,7 @@ func runHTTPS() {
 		dl := tlsTarget{name: "driftless", http: freeAddr(), https: freeAddr()}
 		metricsAddr := freeAddr()
 		dl.group = start(dir, proxyCPU, procsEnv, *driftless, "router", "--http", dl.http, "--https", dl.https,
-			"--cert", cert+":"+key, "--consul", consulAddr, "--access-log", "", "--log-level", "warn", "--metrics", metricsAddr)
+			"--cert", cert+":"+key, "--consul", consulAddr, "--access-log", "", "--nats", "", "--log-level", "warn", "--metrics", metricsAddr)
 		waitHTTP(dl.http, host)
 		ng := startTLSNginx(dir, phase, proxyCPU, workers, backend, cert, key)
 		targets := []tlsTarget{dl, ng}

@@ -76,7 +76,7 @@ func main() {
 
 	dl := freeAddr()
 	metricsAddr := freeAddr()
-	dlGroup := start(dir, "0", []string{"GOMAXPROCS=1"}, *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--log-level", "warn",
+	dlGroup := start(dir, "0", []string{"GOMAXPROCS=1"}, *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--nats", "", "--log-level", "warn",
 		"--metrics", metricsAddr)
 	waitHTTP(dl, host)
 	targets = append(targets, target{"driftless router", dl, dlGroup})
