@@ -64,6 +64,10 @@ func main() {
 		runHTTPS()
 		return
 	}
+	if *rolesMode {
+		runRoles()
+		return
+	}
 	dir := workDir()
 	defer stopAll()
 	backend := startBackend(dir, "1")
@@ -379,21 +383,36 @@ func cpuTime(pgid int) time.Duration {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		i := strings.LastIndexByte(string(b), ')')
-		if err != nil || i < 0 {
-			continue
+		if group, t, ok := procStat(e.Name()); ok && group == strconv.Itoa(pgid) {
+			ticks += t
 		}
-		// After "pid (comm) ": state ppid pgrp ... utime (14th) stime (15th).
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += ut + st
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// procCPU is the CPU time (user and system, all threads) used so far by
+// process pid alone.
+func procCPU(pid int) time.Duration {
+	_, t, _ := procStat(strconv.Itoa(pid))
+	return time.Duration(t) * time.Second / 100 // USER_HZ
+}
+
+// procStat reads a process's group and CPU ticks (user and system) from
+// /proc/<pid>/stat.
+func procStat(pid string) (group string, ticks int64, ok bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	i := strings.LastIndexByte(string(b), ')')
+	if err != nil || i < 0 {
+		return "", 0, false
+	}
+	// After "pid (comm) ": state ppid pgrp ... utime (14th) stime (15th).
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return "", 0, false
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return f[2], ut + st, true
 }
 
 var (
