@@ -152,7 +152,10 @@ func New(cfg Config) (*Router, error) {
 		}
 		// h2 first: HTTP/2 when the client speaks it (net/http's server),
 		// HTTP/1.1 on the fast path otherwise.
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
+		// Records of up to 16 KB from a connection's start, as nginx's
+		// ssl_buffer_size: a response that fits is one record and one
+		// write, not records of ~1.2 KB growing over the first 128 KB.
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, DynamicRecordSizingDisabled: true}
 		for _, c := range cfg.Certs {
 			cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 			if err != nil {
