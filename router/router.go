@@ -48,7 +48,10 @@ type Config struct {
 	MetricsListen string
 	Consul        *consul.Client
 	Log           *slog.Logger
-	// AccessLog receives one line per request; nil for none.
+	// AccessLog receives one line per request; nil for none. A file
+	// (*os.File, stdout included) is written in batches: lines reach it
+	// within AccessLogFlush (handlers.BufferedLog), and all of them by
+	// the time Run returns.
 	AccessLog io.Writer
 	// Metrics registers the router's metrics; nil makes a registry of
 	// its own (served on MetricsListen).
@@ -85,6 +88,14 @@ type Config struct {
 
 // CertFile is a PEM certificate chain and its key.
 type CertFile struct{ Cert, Key string }
+
+// AccessLogFlush is how long an access log line may wait in the buffer
+// before it is written to the access log file; accessLogBuffer bounds
+// the lines waiting.
+const (
+	AccessLogFlush  = 250 * time.Millisecond
+	accessLogBuffer = 64 << 10
+)
 
 // DefaultReadHeaderTimeout is how long a client may take to send its
 // request headers when Config leaves it zero.
@@ -124,6 +135,8 @@ type Router struct {
 	gatherer prometheus.Gatherer
 	conns    prometheus.Gauge
 	tlsConf  *tls.Config
+	// accessLog batches the writes to an access log file (nil else).
+	accessLog *handlers.BufferedLog
 
 	ready chan struct{}
 	mu    sync.Mutex
@@ -192,6 +205,10 @@ func New(cfg Config) (*Router, error) {
 				return 0
 			}))
 	hc := handlers.Config{AccessLog: cfg.AccessLog, Metrics: m, Log: r.log}
+	if f, ok := cfg.AccessLog.(*os.File); ok {
+		r.accessLog = handlers.NewBufferedLog(f, accessLogBuffer, AccessLogFlush)
+		hc.AccessLog = r.accessLog
+	}
 	if cfg.AppLogs && cfg.NATS != nil {
 		hc.AppLog = handlers.NATSAppLog{NC: cfg.NATS, Log: r.log}
 	}
@@ -345,6 +362,9 @@ func (r *Router) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	r.proxy.Close()
+	if r.accessLog != nil {
+		_ = r.accessLog.Close()
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}

@@ -161,6 +161,8 @@ error_log %s/%s-error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # Not 1,000 (the default): h2load does not reconnect after nginx's GOAWAY.
+  keepalive_requests 1000000;
   upstream app { server %s; keepalive 128; }
   ssl_certificate %s;
   ssl_certificate_key %s;
