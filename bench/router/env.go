@@ -118,3 +118,14 @@ func startConsul(dir string) (string, int, *consul.Client) {
 	}
 	return addr, cp.Pid(), cc
 }
+
+// startRouted starts the backend on cpu and the Consul that routes the
+// bench's host to it, and returns the backend's address, Consul's
+// address, process id and a client.
+func startRouted(dir, cpu string) (backend, consulAddr string, consulPid int, cc *consul.Client) {
+	backend = startBackend(dir, cpu)
+	consulAddr, consulPid, cc = startConsul(dir)
+	bhost, bport := splitAddr(backend)
+	register(cc, "bench-0", "bench", bhost, bport, host)
+	return backend, consulAddr, consulPid, cc
+}

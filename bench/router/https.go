@@ -91,13 +91,10 @@ func runHTTPS() {
 		if !pinned {
 			loadCPU, proxyCPU, procsEnv, workers = "", "", nil, "auto"
 		}
-		backend := startBackend(dir, loadCPU)
-		consulAddr, consulPid, cc := startConsul(dir)
+		backend, consulAddr, consulPid, _ := startRouted(dir, loadCPU)
 		if !pinned {
 			_ = exec.Command("taskset", "-apc", "0,1", strconv.Itoa(consulPid)).Run()
 		}
-		bhost, bport := splitAddr(backend)
-		register(cc, "bench-0", "bench", bhost, bport, host)
 
 		dl := tlsTarget{name: "driftless", http: freeAddr(), https: freeAddr()}
 		metricsAddr := freeAddr()
@@ -262,13 +259,7 @@ func h2load(addr, cpu string) wrkResult {
 		fatal("h2load %s: %v\n%s", addr, err, out)
 	}
 	s := string(out)
-	var r wrkResult
-	if m := h2RateRE.FindStringSubmatch(s); m != nil {
-		r.rps, _ = strconv.ParseFloat(m[1], 64)
-	}
-	if m := h2ReqRE.FindStringSubmatch(s); m != nil {
-		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
-	}
+	r := readResult(s, h2RateRE, h2ReqRE)
 	if m := h2TimeRE.FindStringSubmatch(s); m != nil {
 		r.p50 = parseLatency(m[1])
 		r.p99 = r.p50

@@ -70,10 +70,8 @@ func main() {
 	}
 	dir := workDir()
 	defer stopAll()
-	backend := startBackend(dir, "1")
-	consulAddr, consulPid, cc := startConsul(dir)
+	backend, consulAddr, consulPid, cc := startRouted(dir, "1")
 	bhost, bport := splitAddr(backend)
-	register(cc, "bench-0", "bench", bhost, bport, host)
 
 	var targets []target
 	targets = append(targets, target{"backend alone (ceiling)", backend, 0})
@@ -453,18 +451,25 @@ func wrk(o wrkRun, extra ...string) wrkResult {
 	if m := errRE.FindString(s); m != "" {
 		log.Printf("wrk against %s reported errors: %s", o.url, m)
 	}
-	var r wrkResult
-	if m := rpsRE.FindStringSubmatch(s); m != nil {
-		r.rps, _ = strconv.ParseFloat(m[1], 64)
-	}
-	if m := reqRE.FindStringSubmatch(s); m != nil {
-		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
-	}
+	r := readResult(s, rpsRE, reqRE)
 	if m := p50RE.FindStringSubmatch(s); m != nil {
 		r.p50 = parseLatency(m[1])
 	}
 	if m := p99RE.FindStringSubmatch(s); m != nil {
 		r.p99 = parseLatency(m[1])
+	}
+	return r
+}
+
+// readResult reads a load generator's requests/s and request count from
+// its output s (the first submatch of rate and of count).
+func readResult(s string, rate, count *regexp.Regexp) wrkResult {
+	var r wrkResult
+	if m := rate.FindStringSubmatch(s); m != nil {
+		r.rps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := count.FindStringSubmatch(s); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
 	}
 	return r
 }

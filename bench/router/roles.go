@@ -43,10 +43,7 @@ type roleTarget struct {
 func runRoles() {
 	dir := workDir()
 	defer stopAll()
-	backend := startBackend(dir, "1")
-	consulAddr, _, cc := startConsul(dir)
-	bhost, bport := splitAddr(backend)
-	register(cc, "bench-0", "bench", bhost, bport, host)
+	backend, consulAddr, _, _ := startRouted(dir, "1")
 	natsAddr := freeAddr()
 	_ = start(dir, "1", nil, os.Args[0], "-serve-nats", natsAddr)
 	natsURL := "nats://" + natsAddr
