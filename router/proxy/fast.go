@@ -82,11 +82,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.scheme = []byte("http")
 	if s.TLSConfig != nil {
 		s.scheme = []byte("https")
-	}
-	fallbackDone := make(chan error, 1)
-	if s.TLSConfig != nil {
 		s.fallbackTLS()
 	}
+	fallbackDone := make(chan error, 1)
 	go func() { fallbackDone <- s.Fallback.Serve(&s.handoff) }()
 	// The loops do not speak TLS: a goroutine serves each TLS connection.
 	if s.TLSConfig == nil {
