@@ -48,7 +48,10 @@ type Config struct {
 	MetricsListen string
 	Consul        *consul.Client
 	Log           *slog.Logger
-	// AccessLog receives one line per request; nil for none.
+	// AccessLog receives one line per request; nil for none. A file
+	// (*os.File, stdout included) is written in batches: lines reach it
+	// within AccessLogFlush (handlers.BufferedLog), and all of them by
+	// the time Run returns.
 	AccessLog io.Writer
 	// Metrics registers the router's metrics; nil makes a registry of
 	// its own (served on MetricsListen).
@@ -85,6 +88,14 @@ type Config struct {
 
 // CertFile is a PEM certificate chain and its key.
 type CertFile struct{ Cert, Key string }
+
+// AccessLogFlush is how long an access log line may wait in the buffer
+// before it is written to the access log file; accessLogBuffer bounds
+// the lines waiting.
+const (
+	AccessLogFlush  = 250 * time.Millisecond
+	accessLogBuffer = 64 << 10
+)
 
 // DefaultReadHeaderTimeout is how long a client may take to send its
 // request headers when Config leaves it zero.
@@ -124,6 +135,8 @@ type Router struct {
 	gatherer prometheus.Gatherer
 	conns    prometheus.Gauge
 	tlsConf  *tls.Config
+	// accessLog batches the writes to an access log file (nil else).
+	accessLog *handlers.BufferedLog
 
 	ready chan struct{}
 	mu    sync.Mutex
@@ -150,7 +163,12 @@ func New(cfg Config) (*Router, error) {
 		if len(cfg.Certs) == 0 {
 			return nil, errors.New("router: TLS needs at least one certificate")
 		}
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		// h2 first: HTTP/2 when the client speaks it (net/http's server),
+		// HTTP/1.1 on the fast path otherwise.
+		// Records of up to 16 KB from a connection's start, as nginx's
+		// ssl_buffer_size: a response that fits is one record and one
+		// write, not records of ~1.2 KB growing over the first 128 KB.
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}, DynamicRecordSizingDisabled: true}
 		for _, c := range cfg.Certs {
 			cert, err := tls.LoadX509KeyPair(c.Cert, c.Key)
 			if err != nil {
@@ -187,6 +205,10 @@ func New(cfg Config) (*Router, error) {
 				return 0
 			}))
 	hc := handlers.Config{AccessLog: cfg.AccessLog, Metrics: m, Log: r.log}
+	if f, ok := cfg.AccessLog.(*os.File); ok {
+		r.accessLog = handlers.NewBufferedLog(f, accessLogBuffer, AccessLogFlush)
+		hc.AccessLog = r.accessLog
+	}
 	if cfg.AppLogs && cfg.NATS != nil {
 		hc.AppLog = handlers.NATSAppLog{NC: cfg.NATS, Log: r.log}
 	}
@@ -303,18 +325,18 @@ func (r *Router) Run(ctx context.Context) error {
 		fallback.Protocols = new(http.Protocols)
 		fallback.Protocols.SetHTTP1(true)
 		fallback.Protocols.SetUnencryptedHTTP2(true)
-		s := &proxy.Server{Proxy: r.proxy, Observer: r.observer, Fallback: fallback,
-			MaxHeaderBytes: r.cfg.MaxHeaderBytes, MaxHeaders: r.cfg.MaxHeaders,
-			ReadHeaderTimeout: r.cfg.ReadHeaderTimeout, IdleTimeout: r.cfg.IdleTimeout,
-			OnConn: func(d int) { r.conns.Add(float64(d)) }, Log: r.log}
+		s := r.fastServer(fallback, nil)
 		servers = append(servers, s)
 		go func() { errc <- s.Serve(ln) }()
 	}
 	if tlsLn != nil {
-		s := r.server(r.handler)
-		s.TLSConfig = r.tlsConf
+		// HTTPS: HTTP/1.1 on the fast path (a goroutine per connection),
+		// HTTP/2 and what the fast path hands over through net/http.
+		fallback := r.server(r.handler)
+		fallback.TLSConfig = r.tlsConf
+		s := r.fastServer(fallback, r.tlsConf)
 		servers = append(servers, s)
-		go func() { errc <- s.ServeTLS(tlsLn, "", "") }()
+		go func() { errc <- s.Serve(tlsLn) }()
 	}
 	if metricsLn != nil {
 		mux := http.NewServeMux()
@@ -340,10 +362,22 @@ func (r *Router) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	r.proxy.Close()
+	if r.accessLog != nil {
+		_ = r.accessLog.Close()
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
+}
+
+// fastServer is the fast path with the router's limits, handing over to
+// fallback; tc makes it serve TLS.
+func (r *Router) fastServer(fallback *http.Server, tc *tls.Config) *proxy.Server {
+	return &proxy.Server{Proxy: r.proxy, Observer: r.observer, Fallback: fallback, TLSConfig: tc,
+		MaxHeaderBytes: r.cfg.MaxHeaderBytes, MaxHeaders: r.cfg.MaxHeaders,
+		ReadHeaderTimeout: r.cfg.ReadHeaderTimeout, IdleTimeout: r.cfg.IdleTimeout,
+		OnConn: func(d int) { r.conns.Add(float64(d)) }, Log: r.log}
 }
 
 // server is an HTTP server with the router's limits and a count of open

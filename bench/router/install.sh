@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The router's peers and load generator from Debian's packages, for
+# The router's peers and load generators (wrk; h2load for HTTP/2) from Debian's packages, for
 # bench/router/run.sh and bench/before-after.sh.
 set -euo pipefail
 need=()
-for p in nginx-light haproxy caddy wrk; do
+for p in nginx-light haproxy caddy wrk nghttp2-client; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

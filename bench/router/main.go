@@ -14,7 +14,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -28,7 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
@@ -62,83 +60,25 @@ func main() {
 		attack(*attackArg)
 		return
 	}
-	dir, err := os.MkdirTemp("", "router-bench-")
-	if err != nil {
-		fatal("%v", err)
+	if *httpsMode {
+		runHTTPS()
+		return
 	}
-	log.Printf("work folder (configs, logs): %s", dir)
-	var procs []*exec.Cmd
-	stopAll = func() {
-		for _, p := range procs {
-			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
-			_ = p.Wait()
-		}
-		procs = nil
+	if *rolesMode {
+		runRoles()
+		return
 	}
+	dir := workDir()
 	defer stopAll()
-	start := func(cpu string, env []string, name string, args ...string) int {
-		cmd := exec.Command("taskset", append([]string{"-c", cpu, name}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		// One log per process (three nginx run): nginx-0.log, nginx-2.log, ...
-		logf, _ := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.log", filepath.Base(name), len(procs))))
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			fatal("starting %s: %v", name, err)
-		}
-		procs = append(procs, cmd)
-		return cmd.Process.Pid // its process group too
-	}
-
-	backend := freeAddr()
-	switch *backendKind {
-	case "go":
-		_ = start("1", nil, os.Args[0], "-serve-backend", backend)
-	case "nginx":
-		conf := filepath.Join(dir, "backend.conf")
-		write(conf, fmt.Sprintf(`worker_processes 1;
-daemon off;
-pid %s/backend.pid;
-error_log %s/backend-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server {
-    listen %s;
-    location / { default_type text/plain; return 200 "hello from the backend\n"; }
-  }
-}
-`, dir, dir, backend))
-		_ = start("1", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, "backend-error.log"))
-	default:
-		fatal("-backend %q: want go or nginx", *backendKind)
-	}
-	waitHTTP(backend, "")
-
-	ctx := context.Background()
-	consulAddr := freeAddr()
-	cp, err := children.StartConsul(ctx, children.ConsulOptions{HTTPAddr: consulAddr, LogPath: filepath.Join(dir, "consul.log")})
-	if err != nil {
-		fatal("%v", err)
-	}
-	stopProcs := stopAll
-	stopAll = func() { stopProcs(); _ = cp.Stop(10 * time.Second) }
-	// Consul serves the router's table; its chatter stays off the
-	// proxies' core.
-	_ = exec.Command("taskset", "-apc", "1", strconv.Itoa(cp.Pid())).Run()
-	cc, err := catalog.NewClient(consulAddr, "") // its own Consul, without ACLs
-	if err != nil {
-		fatal("%v", err)
-	}
+	backend, consulAddr, consulPid, cc := startRouted(dir, "1")
 	bhost, bport := splitAddr(backend)
-	register(cc, "bench-0", "bench", bhost, bport, host)
 
 	var targets []target
 	targets = append(targets, target{"backend alone (ceiling)", backend, 0})
 
 	dl := freeAddr()
 	metricsAddr := freeAddr()
-	dlGroup := start("0", []string{"GOMAXPROCS=1"}, *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--log-level", "warn",
+	dlGroup := start(dir, "0", []string{"GOMAXPROCS=1"}, *driftless, "router", "--http", dl, "--consul", consulAddr, "--access-log", "", "--nats", "", "--log-level", "warn",
 		"--metrics", metricsAddr)
 	waitHTTP(dl, host)
 	targets = append(targets, target{"driftless router", dl, dlGroup})
@@ -167,7 +107,7 @@ http {
   }
 }
 `, dir, name, dir, name, backend, addr, host, extra))
-		group := start("0", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, name+"-error.log"))
+		group := start(dir, "0", nil, "nginx", "-c", conf, "-e", filepath.Join(dir, name+"-error.log"))
 		waitHTTP(addr, host)
 		return target{"", addr, group}
 	}
@@ -204,7 +144,7 @@ frontend fe
 backend app
   server s1 %s
 `, hp, backend))
-		hpGroup := start("0", nil, "haproxy", "-f", hpConf)
+		hpGroup := start(dir, "0", nil, "haproxy", "-f", hpConf)
 		waitHTTP(hp, host)
 		targets = append(targets, target{"HAProxy 2.6 (1 thread)", hp, hpGroup})
 
@@ -224,7 +164,7 @@ http://:%d {
   }
 }
 `, cdPort, backend))
-		cdGroup := start("0", []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
+		cdGroup := start(dir, "0", []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}, "caddy", "run", "--config", caddyfile, "--adapter", "caddyfile")
 		waitHTTP(cd, host)
 		targets = append(targets, target{"Caddy 2.6 (GOMAXPROCS=1)", cd, cdGroup})
 	}
@@ -311,9 +251,9 @@ http://:%d {
 	}
 	register(cc, "many", "many", bhost, bport, routes...)
 	waitHTTP(dl, fmt.Sprintf("app%d.many.localhost", *manyRoutes-1))
-	settle(cp.Pid()) // Consul, on wrk's core, digests the registration first
+	settle(consulPid) // Consul, on wrk's core, digests the registration first
 	var manyRuns []wrkResult
-	consulBefore := cpuTime(cp.Pid())
+	consulBefore := cpuTime(consulPid)
 	for range *rounds {
 		before := cpuTime(dlGroup)
 		r := runWrk(dl)
@@ -326,7 +266,7 @@ http://:%d {
 	fmt.Printf("\n| driftless router | requests/s | p99 | router CPU per request |\n|---|---|---|---|\n| 1 route | %.0f | %s | %.1f µs |\n| %d routes | %.0f (%+.1f %%) | %s | %.1f µs (%+.1f %%) |\n",
 		one.rps, ms(one.p99), us(one.cpuPerRequest), *manyRoutes+1, many.rps, 100*(many.rps-one.rps)/one.rps, ms(many.p99),
 		us(many.cpuPerRequest), 100*(us(many.cpuPerRequest)-us(one.cpuPerRequest))/us(one.cpuPerRequest))
-	fmt.Printf("(Consul's CPU during those runs, on wrk's core: %s)\n", (cpuTime(cp.Pid()) - consulBefore).Round(time.Millisecond))
+	fmt.Printf("(Consul's CPU during those runs, on wrk's core: %s)\n", (cpuTime(consulPid) - consulBefore).Round(time.Millisecond))
 
 	// Route changes: register a new route, time until the router serves it.
 	var samples []time.Duration
@@ -441,21 +381,36 @@ func cpuTime(pgid int) time.Duration {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		i := strings.LastIndexByte(string(b), ')')
-		if err != nil || i < 0 {
-			continue
+		if group, t, ok := procStat(e.Name()); ok && group == strconv.Itoa(pgid) {
+			ticks += t
 		}
-		// After "pid (comm) ": state ppid pgrp ... utime (14th) stime (15th).
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += ut + st
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// procCPU is the CPU time (user and system, all threads) used so far by
+// process pid alone.
+func procCPU(pid int) time.Duration {
+	_, t, _ := procStat(strconv.Itoa(pid))
+	return time.Duration(t) * time.Second / 100 // USER_HZ
+}
+
+// procStat reads a process's group and CPU ticks (user and system) from
+// /proc/<pid>/stat.
+func procStat(pid string) (group string, ticks int64, ok bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	i := strings.LastIndexByte(string(b), ')')
+	if err != nil || i < 0 {
+		return "", 0, false
+	}
+	// After "pid (comm) ": state ppid pgrp ... utime (14th) stime (15th).
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return "", 0, false
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return f[2], ut + st, true
 }
 
 var (
@@ -466,29 +421,55 @@ var (
 	errRE = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)|Socket errors: .*`)
 )
 
-// runWrk drives addr with wrk (extra: more wrk arguments, before the URL).
+// runWrk drives addr with wrk on CPU 1 (extra: more wrk arguments,
+// before the URL).
 func runWrk(addr string, extra ...string) wrkResult {
-	args := []string{"-c", "1", "wrk", "-t1", "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency", "-H", "Host: " + host}
-	out, err := exec.Command("taskset", append(append(args, extra...), "http://"+addr+"/")...).CombinedOutput()
+	return wrk(wrkRun{url: "http://" + addr + "/", cpu: "1"}, extra...)
+}
+
+// wrkRun is where and how wrk runs.
+type wrkRun struct {
+	// url is the target; cpu pins wrk ("" for anywhere); env is added to
+	// its environment (OPENSSL_CONF for TLS 1.2).
+	url, cpu string
+	env      []string
+}
+
+// wrk drives o.url with wrk (extra: more wrk arguments, before the URL).
+func wrk(o wrkRun, extra ...string) wrkResult {
+	args := []string{"-t1", "-c" + strconv.Itoa(*connections), "-d" + duration.String(), "--latency", "-H", "Host: " + host}
+	cmd := exec.Command("wrk", append(append(args, extra...), o.url)...)
+	if o.cpu != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", o.cpu, "wrk"}, cmd.Args[1:]...)...)
+	}
+	cmd.Env = append(os.Environ(), o.env...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
-		fatal("wrk %s: %v\n%s", addr, err, out)
+		fatal("wrk %s: %v\n%s", o.url, err, out)
 	}
 	s := string(out)
 	if m := errRE.FindString(s); m != "" {
-		log.Printf("wrk against %s reported errors: %s", addr, m)
+		log.Printf("wrk against %s reported errors: %s", o.url, m)
 	}
-	var r wrkResult
-	if m := rpsRE.FindStringSubmatch(s); m != nil {
-		r.rps, _ = strconv.ParseFloat(m[1], 64)
-	}
-	if m := reqRE.FindStringSubmatch(s); m != nil {
-		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
-	}
+	r := readResult(s, rpsRE, reqRE)
 	if m := p50RE.FindStringSubmatch(s); m != nil {
 		r.p50 = parseLatency(m[1])
 	}
 	if m := p99RE.FindStringSubmatch(s); m != nil {
 		r.p99 = parseLatency(m[1])
+	}
+	return r
+}
+
+// readResult reads a load generator's requests/s and request count from
+// its output s (the first submatch of rate and of count).
+func readResult(s string, rate, count *regexp.Regexp) wrkResult {
+	var r wrkResult
+	if m := rate.FindStringSubmatch(s); m != nil {
+		r.rps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := count.FindStringSubmatch(s); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
 	}
 	return r
 }
@@ -556,10 +537,6 @@ func settle(pgid int) {
 		}
 	}
 }
-
-// stopAll kills what main started; fatal runs it before exiting (a
-// failed run must not leave a proxy on the measured core).
-var stopAll = func() {}
 
 func fatal(format string, args ...any) {
 	stopAll()

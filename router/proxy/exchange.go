@@ -169,7 +169,7 @@ func (e *exchange) requestHead(out []byte) []byte {
 	out = append(out, "\r\n"...)
 	out = appendField(out, "X-Forwarded-Host", r.Host)
 	if proto == nil {
-		proto = []byte("http")
+		proto = e.s.scheme
 	}
 	out = appendField(out, "X-Forwarded-Proto", proto)
 	out = appendField(out, handlers.RequestIDHeader, e.id)

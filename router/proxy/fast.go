@@ -12,6 +12,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -44,12 +45,19 @@ type Server struct {
 	// OnConn, if set, is called with +1 when a client connection opens
 	// and -1 when it closes (handed-over ones included).
 	OnConn func(delta int)
-	Log    *slog.Logger
+	// TLSConfig, when set, makes Serve serve HTTPS (tls.go): HTTP/1.1 on
+	// the fast path, a goroutine per connection; HTTP/2 (its NextProtos
+	// must offer h2 first) through Fallback.
+	TLSConfig *tls.Config
+	Log       *slog.Logger
 
 	// noLoop serves every connection with a goroutine (tests of that
 	// driver); loops are the event loops when they serve the listener.
 	noLoop bool
 	loops  []*loop
+	// scheme is the X-Forwarded-Proto sent to instances: https with
+	// TLSConfig.
+	scheme []byte
 
 	handoff  chanListener
 	shutdown atomic.Bool
@@ -71,13 +79,21 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
+	s.scheme = []byte("http")
+	if s.TLSConfig != nil {
+		s.scheme = []byte("https")
+		s.fallbackTLS()
+	}
 	fallbackDone := make(chan error, 1)
 	go func() { fallbackDone <- s.Fallback.Serve(&s.handoff) }()
-	if done, ok := s.startLoops(ln); ok {
-		if err := <-done; err != nil {
-			return err
+	// The loops do not speak TLS: a goroutine serves each TLS connection.
+	if s.TLSConfig == nil {
+		if done, ok := s.startLoops(ln); ok {
+			if err := <-done; err != nil {
+				return err
+			}
+			return http.ErrServerClosed
 		}
-		return http.ErrServerClosed
 	}
 	for {
 		c, err := ln.Accept()
@@ -91,6 +107,9 @@ func (s *Server) Serve(ln net.Listener) error {
 				continue
 			}
 			return err
+		}
+		if s.TLSConfig != nil {
+			c = tls.Server(c, s.TLSConfig) // the handshake is the connection's goroutine's
 		}
 		cc := s.newConn(c)
 		s.mu.Lock()
@@ -206,6 +225,12 @@ func (c *conn) serve(resume func() bool) {
 	}()
 	if resume != nil && !resume() {
 		return
+	}
+	if tc, ok := c.c.(*tls.Conn); ok {
+		var fast bool
+		if fast, handedOver = c.handshake(tc); !fast {
+			return
+		}
 	}
 	for !c.s.shutdown.Load() {
 		n, err := c.readHead()

@@ -356,7 +356,7 @@ func (c *conn) write(b []byte) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// Reset, not close: what the client left unread is dropped, not
 		// kept by the kernel while it trickles out.
-		if tc, ok := c.c.(interface{ SetLinger(int) error }); ok {
+		if tc, ok := netConn(c.c).(interface{ SetLinger(int) error }); ok {
 			_ = tc.SetLinger(0)
 		}
 	}
