@@ -157,7 +157,8 @@ func (s *stager) limit() int {
 func (s *stager) next() (stageJob, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.pending) == 0 || s.running >= s.limit() {
+	limit := s.limit()
+	if len(s.pending) == 0 || s.running >= limit {
 		return stageJob{}, false
 	}
 	s.running++
@@ -166,7 +167,7 @@ func (s *stager) next() (stageJob, bool) {
 	s.pending = s.pending[1:]
 	if len(s.pending) == 0 {
 		s.pending = nil // the backing array goes with the last job
-	} else if s.running < s.limit() {
+	} else if s.running < limit {
 		s.signal()
 	}
 	return job, true

@@ -16,7 +16,8 @@ type Staging struct {
 	Release model.Release
 	// App, when set, is the app moved to Release.
 	App *model.App
-	// CacheKey, when set, records Cached under it (Store.Cache).
+	// CacheKey, when set, records Cached under it in the staging cache
+	// (Store.Cached reads it).
 	CacheKey string
 	Cached   Staged
 }
@@ -30,26 +31,21 @@ type Staging struct {
 func (s *Store) PutStagings(ctx context.Context, stagings []Staging) (failed []Staging, err error) {
 	s.write.Lock()
 	defer s.write.Unlock()
-	type encoded struct {
-		st     Staging
-		values map[string][]byte
-		size   int
-	}
-	var all []encoded
+	groups := make([]group, 0, len(stagings))
 	for _, st := range stagings {
-		e := encoded{st: st, values: map[string][]byte{}}
+		key, data, err := s.encodeRelease(st.Release)
+		if err != nil {
+			return stagings, err
+		}
+		g := group{values: map[string][]byte{key: data}, size: len(data)}
 		add := func(key string, v any) error {
 			data, err := encode(key, v)
 			if err == nil {
-				e.values[key], e.size = data, e.size+len(data)
+				g.values[key], g.size = data, g.size+len(data)
 			}
 			return err
 		}
-		sealed, err := s.sealRelease(st.Release)
-		if err == nil {
-			err = add(catalog.ReleaseKey(st.Release.Space, st.Release.App, st.Release.ID), sealed)
-		}
-		if err == nil && st.App != nil {
+		if st.App != nil {
 			err = add(catalog.AppKey(st.App.Space, st.App.Name), *st.App)
 		}
 		if err == nil && st.CacheKey != "" {
@@ -58,29 +54,19 @@ func (s *Store) PutStagings(ctx context.Context, stagings []Staging) (failed []S
 		if err != nil {
 			return stagings, fmt.Errorf("saving release %s of %s: %w", st.Release.ID, st.Release.Key(), err)
 		}
-		all = append(all, e)
-	}
-	groups := make([]group, len(all))
-	for i, e := range all {
-		groups[i] = group{values: e.values, size: e.size}
+		groups = append(groups, g)
 	}
 	written, err := s.writeGroups(ctx, groups)
 	s.mu.Lock()
-	for _, e := range all[:written] {
-		r := e.st.Release
-		if s.releases[r.Key()] == nil {
-			s.releases[r.Key()] = map[string]model.Release{}
-		}
-		s.releases[r.Key()][r.ID] = r
-		if e.st.App != nil {
-			s.apps[e.st.App.Key()] = *e.st.App
+	for _, st := range stagings[:written] {
+		s.keepRelease(st.Release)
+		if st.App != nil {
+			s.apps[st.App.Key()] = *st.App
 		}
 	}
 	s.mu.Unlock()
 	if err != nil {
-		for _, e := range all[written:] {
-			failed = append(failed, e.st)
-		}
+		failed = stagings[written:]
 		return failed, fmt.Errorf("saving %d staged releases: %w", len(failed), err)
 	}
 	return nil, nil

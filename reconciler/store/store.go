@@ -273,24 +273,42 @@ func (s *Store) putRelease(ctx context.Context, r model.Release) error {
 		return err
 	}
 	s.mu.Lock()
-	if s.releases[r.Key()] == nil {
-		s.releases[r.Key()] = map[string]model.Release{}
-	}
-	s.releases[r.Key()][r.ID] = r
+	s.keepRelease(r)
 	s.mu.Unlock()
 	return nil
 }
 
+// keepRelease puts r in the store's view. Caller holds s.mu.
+func (s *Store) keepRelease(r model.Release) {
+	if s.releases[r.Key()] == nil {
+		s.releases[r.Key()] = map[string]model.Release{}
+	}
+	s.releases[r.Key()][r.ID] = r
+}
+
 // storeRelease writes r to Consul, its env sealed.
 func (s *Store) storeRelease(ctx context.Context, r model.Release) error {
-	st, err := s.sealRelease(r)
+	key, data, err := s.encodeRelease(r)
 	if err != nil {
 		return err
 	}
-	if err := put(ctx, s.kv, catalog.ReleaseKey(r.Space, r.App, r.ID), st); err != nil {
+	if err := s.kv.Put(ctx, key, json.RawMessage(data)); err != nil {
 		return fmt.Errorf("saving release %s of %s: %w", r.ID, r.Key(), err)
 	}
 	return nil
+}
+
+// encodeRelease is r as Consul stores it, its env sealed, and its key.
+func (s *Store) encodeRelease(r model.Release) (key string, data []byte, err error) {
+	st, err := s.sealRelease(r)
+	if err != nil {
+		return "", nil, err
+	}
+	key = catalog.ReleaseKey(r.Space, r.App, r.ID)
+	if data, err = encode(key, st); err != nil {
+		return "", nil, fmt.Errorf("saving release %s of %s: %w", r.ID, r.Key(), err)
+	}
+	return key, data, nil
 }
 
 func (s *Store) removeApp(ctx context.Context, key model.AppKey) error {
@@ -316,14 +334,9 @@ func (s *Store) removeApp(ctx context.Context, key model.AppKey) error {
 func (s *Store) putReleasesAndApps(ctx context.Context, rels []model.Release, apps []model.App) error {
 	groups := make([]group, 0, len(rels)+len(apps))
 	for _, r := range rels {
-		sealed, err := s.sealRelease(r)
-		key := catalog.ReleaseKey(r.Space, r.App, r.ID)
-		var data []byte
-		if err == nil {
-			data, err = encode(key, sealed)
-		}
+		key, data, err := s.encodeRelease(r)
 		if err != nil {
-			return fmt.Errorf("saving release %s of %s: %w", r.ID, r.Key(), err)
+			return err
 		}
 		groups = append(groups, group{values: map[string][]byte{key: data}, size: len(data)})
 	}
@@ -339,11 +352,7 @@ func (s *Store) putReleasesAndApps(ctx context.Context, rels []model.Release, ap
 	s.mu.Lock()
 	for i := range written {
 		if i < len(rels) {
-			r := rels[i]
-			if s.releases[r.Key()] == nil {
-				s.releases[r.Key()] = map[string]model.Release{}
-			}
-			s.releases[r.Key()][r.ID] = r
+			s.keepRelease(rels[i])
 		} else {
 			a := apps[i-len(rels)]
 			s.apps[a.Key()] = a
@@ -356,14 +365,11 @@ func (s *Store) putReleasesAndApps(ctx context.Context, rels []model.Release, ap
 	return nil
 }
 
-// put writes v at key, refusing a value Consul would refuse.
+// put writes v at key, refusing a value Consul would refuse (encode).
 func put(ctx context.Context, kv KV, key string, v any) error {
-	data, err := json.Marshal(v)
+	data, err := encode(key, v)
 	if err != nil {
-		return fmt.Errorf("encoding %s: %w", key, err)
-	}
-	if len(data) > model.MaxStoredValueBytes {
-		return fmt.Errorf("%s is %d bytes, more than the %d Consul stores in one value", key, len(data), model.MaxStoredValueBytes)
+		return err
 	}
 	return kv.Put(ctx, key, json.RawMessage(data))
 }
@@ -413,14 +419,6 @@ func (s *Store) Cached(ctx context.Context, stagingKey string) (Staged, bool, er
 		return Staged{}, false, fmt.Errorf("reading the staging cache: %w", err)
 	}
 	return e, found, nil
-}
-
-// Cache records what a staging built.
-func (s *Store) Cache(ctx context.Context, stagingKey string, e Staged) error {
-	if err := put(ctx, s.kv, catalog.DropletKey(stagingKey), e); err != nil {
-		return fmt.Errorf("recording the staging cache: %w", err)
-	}
-	return nil
 }
 
 // ForgetCached drops the staging cache entries whose droplet gone says
