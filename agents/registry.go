@@ -27,8 +27,9 @@ type consulRegistry struct {
 // NewConsulRegistry is the Registry a cell keeps in Consul through
 // client: cellID's TTL service, renewed within cellTTL, and one service
 // per instance on address, checked every checkInterval (a process-type
-// check is a TTL of three intervals). The agent uses it, and so do the
-// hollow cells of scale tests (package sim), so that both register alike.
+// instance has no check but its cell's, catalog.Registration). The agent
+// uses it, and so do the hollow cells of scale tests (package sim), so
+// that both register alike.
 func NewConsulRegistry(client *consul.Client, cellID, address string, checkInterval, cellTTL time.Duration) Registry {
 	return consulRegistry{client: client, cellID: cellID, address: address, checkInterval: checkInterval, cellTTL: cellTTL}
 }

@@ -57,11 +57,12 @@ func ServiceName(space, app string) string { return space + "-" + app }
 // process), so a TTL the cell renewed would say nothing more and cost
 // Consul one call per instance per interval; its health is its cell's
 // (the alias below). The check starts passing because the agent registers
-// an instance only after its own health check passed. An instance with a readiness check
-// (port or http) has a second check, a TTL the agent passes while the
-// instance is ready and fails while it is not (readinessCheck): Consul's
-// passing filter, which the routers' blocking queries use, then leaves it
-// out, and no deregistration follows, so the instance keeps running.
+// an instance only after its own health check passed. An instance with a
+// readiness check (port or http) has a second check, a TTL the agent
+// passes while the instance is ready and fails while it is not
+// (readinessCheck): Consul's passing filter, which the routers' blocking
+// queries use, then leaves it out, and no deregistration follows, so the
+// instance keeps running.
 func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duration) *consul.AgentServiceRegistration {
 	tags := []string{Tag, AppTag}
 	for _, r := range in.Routes {

@@ -212,15 +212,15 @@ func (c *Cell) renew() {
 		return
 	}
 	c.mu.Lock()
-	running := make([]model.Endpoint, 0, len(c.insts))
-	for _, in := range c.insts {
-		if in.status.State == model.StateRunning && !in.stopping {
-			running = append(running, c.endpoint(in))
+	var missing []model.Endpoint
+	for guid, in := range c.insts {
+		if in.status.State == model.StateRunning && !in.stopping && !registered[guid] {
+			missing = append(missing, c.endpoint(in))
 		}
 	}
 	c.mu.Unlock()
-	for _, ep := range running {
-		if registered[ep.GUID] || !c.stillRunning(ep.GUID) {
+	for _, ep := range missing {
+		if !c.stillRunning(ep.GUID) {
 			continue
 		}
 		if err := c.cfg.Registry.Register(ep, processCheck); err != nil {
