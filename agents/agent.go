@@ -83,11 +83,12 @@ type Config struct {
 	// StopGrace is how long an instance may take to exit after SIGTERM
 	// (default 10 s).
 	StopGrace time.Duration
-	// CellTTL is how long the cell's Consul check stays passing without
-	// the agent renewing it; when it lapses, the cell's instances leave the
-	// routers (default 15 s: longer than the controller's 10 s to place
-	// replacements, so instances whose processes still run keep serving
-	// until their replacements do).
+	// CellTTL is how long the cell stays live in Consul without the agent
+	// renewing it (catalog.Presence: Consul's least is 20 s); when it
+	// lapses, the cell's instances leave the routers (default 15 s, so
+	// 20 s: longer than the controller's 10 s to place replacements, so
+	// instances whose processes still run keep serving until their
+	// replacements do).
 	CellTTL time.Duration
 	// StagingSlots bounds concurrent stagings on this cell (default 1).
 	StagingSlots int
@@ -111,8 +112,8 @@ type Config struct {
 	Log     *slog.Logger
 }
 
-// DefaultCellTTL is how long the cell's Consul check stays passing without
-// the agent renewing it (Config.CellTTL).
+// DefaultCellTTL is how long the cell stays live in Consul without the
+// agent renewing it (Config.CellTTL).
 const DefaultCellTTL = 15 * time.Second
 
 func (c *Config) defaults() {

@@ -46,12 +46,13 @@ type HostPorts interface {
 }
 
 // Registry makes the cell's healthy instances routable and keeps the
-// cell's own liveness check passing (Consul, see consulRegistry).
+// cell alive in the routers' eyes (Consul, see consulRegistry).
 type Registry interface {
-	// RegisterCell registers the cell's service, whose check every
-	// instance registration aliases.
+	// RegisterCell registers the cell's service and takes its liveness
+	// (catalog.Presence): routers route to the instances of live cells.
 	RegisterCell() error
-	// RenewCell keeps the cell's check passing.
+	// RenewCell keeps the cell live; an error says RegisterCell must take
+	// its liveness again.
 	RenewCell() error
 	// Register makes an instance routable, with a check the registry runs
 	// as hc says.

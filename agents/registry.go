@@ -13,30 +13,35 @@ import (
 )
 
 // consulRegistry is the cell's Registry in its local Consul agent: one
-// service per instance (catalog.Registration) and the cell's own TTL
-// service (catalog.CellRegistration).
+// service per instance (catalog.Registration), the cell's own service
+// (catalog.CellRegistration) and its liveness, a key held with a session
+// (catalog.Presence).
 type consulRegistry struct {
-	client  *consul.Client
-	cellID  string
-	address string
-	// checkInterval is how often Consul checks an instance, cellTTL how
-	// long the cell's check stays passing unrenewed.
-	checkInterval, cellTTL time.Duration
+	client   *consul.Client
+	cellID   string
+	address  string
+	presence *catalog.Presence
+	// checkInterval is how often Consul checks an instance.
+	checkInterval time.Duration
 }
 
 // NewConsulRegistry is the Registry a cell keeps in Consul through
-// client: cellID's TTL service, renewed within cellTTL, and one service
-// per instance on address, checked every checkInterval (a process-type
-// instance has no check but its cell's, catalog.Registration). The agent
-// uses it, and so do the hollow cells of scale tests (package sim), so
-// that both register alike.
+// client: cellID's service and presence, whose session lapses about
+// cellTTL after the last renewal, and one service per instance on
+// address, checked every checkInterval (a process-type instance has no
+// check, catalog.Registration). The agent uses it, and so do the hollow
+// cells of scale tests (package sim), so that both register alike.
 func NewConsulRegistry(client *consul.Client, cellID, address string, checkInterval, cellTTL time.Duration) Registry {
-	return consulRegistry{client: client, cellID: cellID, address: address, checkInterval: checkInterval, cellTTL: cellTTL}
+	return consulRegistry{client: client, cellID: cellID, address: address, checkInterval: checkInterval,
+		presence: catalog.NewPresence(client, cellID, address, cellTTL)}
 }
 
 // RegisterCell implements Registry.
 func (r consulRegistry) RegisterCell() error {
-	if err := r.client.Agent().ServiceRegister(catalog.CellRegistration(r.cellID, r.address, r.cellTTL)); err != nil {
+	if err := r.client.Agent().ServiceRegister(catalog.CellRegistration(r.cellID, r.address)); err != nil {
+		return fmt.Errorf("registering the cell in consul: %w", err)
+	}
+	if err := r.presence.Hold(); err != nil {
 		return fmt.Errorf("registering the cell in consul: %w", err)
 	}
 	return nil
@@ -44,10 +49,7 @@ func (r consulRegistry) RegisterCell() error {
 
 // RenewCell implements Registry.
 func (r consulRegistry) RenewCell() error {
-	if err := r.client.Agent().UpdateTTL(catalog.CellCheckID(r.cellID), "agent running", consul.HealthPassing); err != nil {
-		return fmt.Errorf("renewing the cell check: %w", err)
-	}
-	return nil
+	return r.presence.Renew()
 }
 
 // Register implements Registry.
@@ -105,22 +107,23 @@ func (a *Agent) register(in *instance) error {
 	return a.registry.Register(ep, run.HealthCheck)
 }
 
-// cellCheckLoop keeps the cell's check passing, three renewals per TTL:
-// on its own clock, so that a slow Consul never delays a heartbeat, and
-// not on every heartbeat, which would cost Consul a call per cell per
-// second for a check that holds for CellTTL.
+// cellCheckLoop keeps the cell live, three renewals per CellTTL: on its
+// own clock, so that a slow Consul never delays a heartbeat, and not on
+// every heartbeat, which would cost Consul a call per cell per second for
+// a session that holds for CellTTL.
 func (a *Agent) cellCheckLoop(ctx context.Context) {
 	ticks.NowAndEvery(ctx, a.cfg.CellTTL/3, a.renewCell)
 }
 
-// renewCell keeps the cell's check passing; when the check is gone
-// (Consul restarted, or it was deleted by hand) the cell registers again.
+// renewCell keeps the cell live; when its session or key is gone (Consul
+// restarted, or the session lapsed while Consul was out of reach) the cell
+// registers again.
 func (a *Agent) renewCell() {
 	err := a.registry.RenewCell()
 	if err == nil {
 		return
 	}
-	a.log.Debug("renewing the cell check", "err", err)
+	a.log.Debug("renewing the cell's liveness", "err", err)
 	if err := a.registry.RegisterCell(); err != nil {
 		a.log.Warn("registering the cell again", "err", err)
 	}

@@ -27,10 +27,12 @@ const (
 	// the leader lock (a session) and registers its own service.
 	RoleController Role = "controller"
 	// RoleCell registers the cell and its instances (services and their
-	// checks, under any service name: apps name them) with its local agent.
+	// checks, under any service name: apps name them) with its local agent,
+	// and holds its key under CellsPrefix with a session (cells.go).
 	RoleCell Role = "cell"
-	// RoleRouter reads the instances (services, their health and nodes)
-	// and the sleeping apps (KV under SleepingPrefix).
+	// RoleRouter reads the instances (services, their health and nodes),
+	// the live cells (KV under CellsPrefix) and the sleeping apps (KV
+	// under SleepingPrefix).
 	RoleRouter Role = "router"
 )
 
@@ -64,10 +66,12 @@ func rules(grants ...[3]string) string {
 //     to the TTL check of the ControllerServiceName service it registers;
 //   - cell: agents/registry.go registers, renews (TTL checks) and
 //     deregisters the cell's service and its instances' services, named
-//     after the apps (ServiceName), and lists its own services;
-//   - router: router/registry lists the services and the passing health
-//     of app services (which needs the nodes they run on), router/wake
-//     follows SleepingPrefix.
+//     after the apps (ServiceName), and lists its own services; it holds
+//     its key under CellsPrefix with a session it creates and renews
+//     (Presence);
+//   - router: router/registry lists the services, the passing health of
+//     app services (which needs the nodes they run on) and the live cells
+//     (CellsPrefix), router/wake follows SleepingPrefix.
 func (r Role) Policy() Policy {
 	p := Policy{Name: "driftless-" + string(r)}
 	switch r {
@@ -75,10 +79,11 @@ func (r Role) Policy() Policy {
 		p.Rules = rules([3]string{"key_prefix", KVPrefix, "write"}, [3]string{"session_prefix", "", "write"},
 			[3]string{"service", ControllerServiceName, "write"})
 	case RoleCell:
-		p.Rules = rules([3]string{"service_prefix", "", "write"})
+		p.Rules = rules([3]string{"service_prefix", "", "write"}, [3]string{"key_prefix", CellsPrefix, "write"},
+			[3]string{"session_prefix", "", "write"})
 	case RoleRouter:
 		p.Rules = rules([3]string{"service_prefix", "", "read"}, [3]string{"node_prefix", "", "read"},
-			[3]string{"key_prefix", SleepingPrefix, "read"})
+			[3]string{"key_prefix", CellsPrefix, "read"}, [3]string{"key_prefix", SleepingPrefix, "read"})
 	}
 	return p
 }

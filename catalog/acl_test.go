@@ -108,12 +108,18 @@ func TestRolePolicies(t *testing.T) {
 		// Anonymous: nothing.
 		{"anonymous reads desired state", false, func() error { return kvGet(anon, catalog.AppKey("dev", "hello")) }},
 		{"anonymous writes desired state", false, func() error { return kvPut(anon, catalog.AppKey("dev", "x")) }},
-		{"anonymous registers a service", false, func() error { return register(anon, catalog.CellRegistration("c9", "127.0.0.1", time.Minute)) }},
+		{"anonymous registers a service", false, func() error { return register(anon, catalog.CellRegistration("c9", "127.0.0.1")) }},
+		{"anonymous takes a cell's key", false, func() error { return catalog.NewPresence(anon, "c9", "127.0.0.1", time.Minute).Hold() }},
 		{"anonymous creates a session", false, func() error { _, _, err := anon.Session().Create(&consul.SessionEntry{}, nil); return err }},
-		// Cell: register, renew, list, deregister; no KV, no sessions.
-		{"cell registers itself", true, func() error { return register(cell, catalog.CellRegistration("c1", "127.0.0.1", time.Minute)) }},
-		{"cell renews its TTL check", true, func() error {
-			return cell.Agent().UpdateTTL(catalog.CellCheckID("c1"), "ok", consul.HealthPassing)
+		// Cell: register, hold its key, renew, list, deregister; no other KV.
+		{"cell registers itself", true, func() error { return register(cell, catalog.CellRegistration("c1", "127.0.0.1")) }},
+		{"cell takes its key with a session", true, func() error { return catalog.NewPresence(cell, "c1", "127.0.0.1", time.Minute).Hold() }},
+		{"cell renews its session", true, func() error {
+			p := catalog.NewPresence(cell, "c1", "127.0.0.1", time.Minute)
+			if err := p.Hold(); err != nil {
+				return err
+			}
+			return p.Renew()
 		}},
 		{"cell registers an instance", true, func() error {
 			hc := model.HealthCheck{Type: model.HealthProcess, Readiness: model.ReadinessCheck{Type: model.HealthPort}}
@@ -132,8 +138,9 @@ func TestRolePolicies(t *testing.T) {
 		{"cell reads desired state", false, func() error { return kvGet(cell, catalog.AppKey("dev", "hello")) }},
 		{"cell reads the sleepers", false, func() error { return kvGet(cell, catalog.SleepingKey("dev", "sleepy")) }},
 		{"cell writes desired state", false, func() error { return kvPut(cell, catalog.AppKey("dev", "x")) }},
-		{"cell creates a session", false, func() error { _, _, err := cell.Session().Create(&consul.SessionEntry{}, nil); return err }},
-		// Router: services, health, sleepers; nothing else.
+		{"cell writes the leader key", false, func() error { return kvPut(cell, catalog.LeaderKey) }},
+		{"cell reads the leader key", false, func() error { return kvGet(cell, catalog.LeaderKey) }},
+		// Router: services, health, live cells, sleepers; nothing else.
 		{"router lists services", true, func() error {
 			s, _, err := rtr.Catalog().Services(nil)
 			if _, ok := s[catalog.ServiceName("dev", "hello")]; err == nil && !ok {
@@ -150,6 +157,14 @@ func TestRolePolicies(t *testing.T) {
 				return err
 			})
 		}},
+		{"router lists the live cells", true, func() error {
+			p, _, err := rtr.KV().List(catalog.CellsPrefix, nil)
+			if err == nil && len(catalog.LiveCells(p)) != 1 {
+				return errors.New("the router does not see cell c1 live")
+			}
+			return err
+		}},
+		{"router takes a cell's key", false, func() error { return catalog.NewPresence(rtr, "c3", "127.0.0.1", time.Minute).Hold() }},
 		{"router lists the sleepers", true, func() error {
 			p, _, err := rtr.KV().List(catalog.SleepingPrefix, nil)
 			if err == nil && len(p) != 1 {
@@ -159,7 +174,7 @@ func TestRolePolicies(t *testing.T) {
 		}},
 		{"router reads desired state", false, func() error { return kvGet(rtr, catalog.AppKey("dev", "hello")) }},
 		{"router writes a sleeper", false, func() error { return kvPut(rtr, catalog.SleepingKey("dev", "x")) }},
-		{"router registers a service", false, func() error { return register(rtr, catalog.CellRegistration("c2", "127.0.0.1", time.Minute)) }},
+		{"router registers a service", false, func() error { return register(rtr, catalog.CellRegistration("c2", "127.0.0.1")) }},
 		{"router deregisters an instance", false, func() error { return rtr.Agent().ServiceDeregister(ep.GUID) }},
 		{"router creates a session", false, func() error { _, _, err := rtr.Session().Create(&consul.SessionEntry{}, nil); return err }},
 		// Controller: desired state, its service, the leader lock.

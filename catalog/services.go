@@ -55,8 +55,10 @@ func ServiceName(space, app string) string { return space + "-" + app }
 // no check of its own: the cell deregisters it the moment its process
 // exits (and its registry sync removes any registration left without a
 // process), so a TTL the cell renewed would say nothing more and cost
-// Consul one call per instance per interval; its health is its cell's
-// (the alias below). The check starts passing because the agent registers
+// Consul one call per instance per interval. No instance carries its
+// cell's liveness either: routers drop the instances of a cell that no
+// longer holds its key (cells.go), one write for the whole cell instead of
+// a check per instance. The check starts passing because the agent registers
 // an instance only after its own health check passed. An instance with a
 // readiness check (port or http) has a second check, a TTL the agent
 // passes while the instance is ready and fails while it is not
@@ -113,37 +115,22 @@ func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duratio
 	if rc := readinessCheck(in, hc, interval); rc != nil {
 		reg.Checks = append(reg.Checks, rc)
 	}
-	if in.Cell != "" {
-		// The instance is only as healthy as its cell's agent: when the
-		// agent stops reporting, its instances leave the routers even if
-		// their processes still answer.
-		reg.Checks = append(reg.Checks, &consul.AgentServiceCheck{
-			CheckID: CheckID(in.GUID) + ":cell", Name: "driftless cell alive",
-			AliasService: CellServiceID(in.Cell), Status: consul.HealthPassing,
-		})
-	}
 	return reg
 }
 
-// CellServiceName is the Consul service every cell agent registers, with a
-// TTL check it keeps passing while it runs. Instance registrations alias it.
+// CellServiceName is the Consul service every cell registers: the cell in
+// the catalog, for operators to see (address, cell id). Its liveness is
+// not a check of it but its key (CellKey, Presence).
 const CellServiceName = "driftless-cell"
 
 // CellServiceID is the id of one cell's service.
 func CellServiceID(cell string) string { return CellServiceName + ":" + cell }
 
-// CellCheckID is the id of one cell's TTL check.
-func CellCheckID(cell string) string { return CellServiceID(cell) + ":alive" }
-
-// CellRegistration is the service of one cell agent: a TTL check that
-// turns critical when the agent stops passing it for ttl, which takes
-// every instance of the cell out of the routers.
-func CellRegistration(cell, address string, ttl time.Duration) *consul.AgentServiceRegistration {
+// CellRegistration is the service of one cell.
+func CellRegistration(cell, address string) *consul.AgentServiceRegistration {
 	return &consul.AgentServiceRegistration{
 		ID: CellServiceID(cell), Name: CellServiceName, Tags: []string{Tag}, Address: address,
 		Meta: map[string]string{MetaCell: cell},
-		Check: &consul.AgentServiceCheck{CheckID: CellCheckID(cell), Name: "cell agent alive",
-			TTL: ttl.String(), Status: consul.HealthPassing, DeregisterCriticalServiceAfter: "24h"},
 	}
 }
 

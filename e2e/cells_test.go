@@ -142,7 +142,7 @@ func TestManyCells(t *testing.T) {
 		return nil
 	})
 	t.Logf("all instances serve from cell b %s after cell a was killed", time.Since(killed).Round(100*time.Millisecond))
-	// Cell a's registrations leave the routers (its Consul check lapses).
+	// Cell a's registrations leave the routers (its session lapses, its key goes).
 	testenv.Eventually(t, 40*time.Second, 500*time.Millisecond, "cell a's instances leave the router", func() error {
 		seen, err := sampleVia(c.http, helloHost, 40)
 		if err != nil {

@@ -55,7 +55,7 @@ func TestConsulACL(t *testing.T) {
 	if s, _, err := anon.Catalog().Services(nil); err != nil || len(s) != 0 {
 		t.Errorf("anonymous sees services %v (%v), want none", keys(s), err)
 	}
-	if err := anon.Agent().ServiceRegister(catalog.CellRegistration("intruder", "127.0.0.1", time.Minute)); !denied(err) {
+	if err := anon.Agent().ServiceRegister(catalog.CellRegistration("intruder", "127.0.0.1")); !denied(err) {
 		t.Errorf("anonymous registration: %v, want 403", err)
 	}
 	// The management token sees it all (and the Consul agent registered
@@ -103,7 +103,7 @@ func TestConsulACL(t *testing.T) {
 	if _, err := client(catalog.RoleRouter).KV().Put(&consul.KVPair{Key: catalog.SleepingKey("dev", "hello"), Value: []byte("{}")}, nil); !denied(err) {
 		t.Errorf("the router's token writes KV: %v, want 403", err)
 	}
-	if err := client(catalog.RoleRouter).Agent().ServiceRegister(catalog.CellRegistration("intruder", "127.0.0.1", time.Minute)); !denied(err) {
+	if err := client(catalog.RoleRouter).Agent().ServiceRegister(catalog.CellRegistration("intruder", "127.0.0.1")); !denied(err) {
 		t.Errorf("the router's token registers a service: %v, want 403", err)
 	}
 

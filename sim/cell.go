@@ -8,17 +8,18 @@
 //     that the server's per-cell permissions (bus.Permissions) hold;
 //   - sends a bus.CellHeartbeat on bus.HeartbeatSubject every
 //     HeartbeatInterval and, on its own clock (CellRenewInterval), renews
-//     its cell service's TTL check in Consul (agents.Registry.RenewCell;
-//     registered again when missing);
+//     its liveness in Consul, a session holding its key
+//     (agents.Registry.RenewCell, catalog.Presence; taken again when
+//     gone);
 //   - answers bus.VerbStart and bus.VerbStop with a bus.Reply carrying its
 //     boot id and generation; an accepted instance is STARTING at once and
 //     RUNNING after StartLatency, each change sent on
 //     bus.InstancesSubject;
 //   - registers each RUNNING instance in Consul through the agent's own
 //     registry (agents.NewConsulRegistry, catalog.Registration: the app's
-//     service, tags, meta, routes and the alias of the cell's check) at
+//     service, tags, meta and routes) at
 //     Address and a port of its Port function, as a process-type instance
-//     (no check but its cell's), registers again every RenewInterval those
+//     (no check), registers again every RenewInterval those
 //     missing from Consul (as the agent's registry sync does), and
 //     deregisters it on stop;
 //   - optionally (Stage) answers staging requests (bus.SubjectStage, queue
@@ -28,8 +29,8 @@
 // It does not pull droplets, run processes, probe health, ship logs,
 // enforce network policy, crash, adopt instances after a restart, drain
 // before a stop, or report usage. Ending its Run (killing the process) is
-// a cell lost: heartbeats stop and its cell's TTL check expires, which
-// takes its instances out of the routers; nothing is deregistered.
+// a cell lost: heartbeats stop and its session lapses, which takes its
+// instances out of the routers; nothing is deregistered.
 package sim
 
 import (
@@ -71,8 +72,8 @@ type Config struct {
 	StageLatency time.Duration
 	StagingSlots int
 	// HeartbeatInterval is how often the cell reports (default 1 s, the
-	// agent's); CellRenewInterval how often it renews its cell's TTL
-	// check (default 5 s, a third of the agent's default cell TTL);
+	// agent's); CellRenewInterval how often it renews its liveness
+	// (default 5 s, a third of the agent's default cell TTL);
 	// RenewInterval how often it compares its instances with their
 	// registrations (default 2 s, the agent's SyncInterval).
 	HeartbeatInterval, CellRenewInterval, RenewInterval time.Duration
@@ -193,8 +194,8 @@ func (c *Cell) heartbeat() {
 	}
 }
 
-// renewCell keeps the cell's check passing, registering the cell again
-// when the check is gone.
+// renewCell keeps the cell live, registering the cell again when its
+// liveness is gone.
 func (c *Cell) renewCell() {
 	if err := c.cfg.Registry.RenewCell(); err != nil {
 		if err := c.cfg.Registry.RegisterCell(); err != nil {

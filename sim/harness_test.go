@@ -240,43 +240,36 @@ func (p *simPlatform) commit(files map[string]string, msg string) {
 	}
 }
 
-// routed is, per Consul service, the instances whose every check passes
-// (what routers route to), with their cells: one query for them all.
+// routed is, per Consul service, the instances a router routes to (every
+// check passing, on a cell holding its key), with their cells.
 func (p *simPlatform) routed() (map[string]map[string]string, error) {
-	checks, _, err := p.consul.Client.Health().State(consul.HealthAny, nil)
+	c := p.consul.Client
+	pairs, _, err := c.KV().List(catalog.CellsPrefix, nil)
 	if err != nil {
-		return nil, fmt.Errorf("listing checks: %w", err)
+		return nil, fmt.Errorf("listing the live cells: %w", err)
 	}
-	ok := map[string]bool{}
-	service := map[string]string{}
-	for _, c := range checks {
-		if c.ServiceID == "" || c.ServiceName == catalog.CellServiceName {
-			continue
-		}
-		if _, seen := ok[c.ServiceID]; !seen {
-			ok[c.ServiceID] = true
-		}
-		ok[c.ServiceID] = ok[c.ServiceID] && c.Status == consul.HealthPassing
-		service[c.ServiceID] = c.ServiceName
-	}
-	svcs, err := p.consul.Client.Agent().Services()
+	live := catalog.LiveCells(pairs)
+	services, _, err := c.Catalog().Services(nil)
 	if err != nil {
 		return nil, fmt.Errorf("listing services: %w", err)
 	}
 	out := map[string]map[string]string{}
-	for id, pass := range ok {
-		if !pass {
+	for name, tags := range services {
+		if !catalog.IsApp(tags) {
 			continue
 		}
-		name := service[id]
-		if out[name] == nil {
-			out[name] = map[string]string{}
+		entries, _, err := c.Health().Service(name, catalog.AppTag, true, nil)
+		if err != nil {
+			return nil, fmt.Errorf("listing the instances of %s: %w", name, err)
 		}
-		cell := ""
-		if s := svcs[id]; s != nil {
-			cell = s.Meta[catalog.MetaCell]
+		for _, e := range entries {
+			if in, ok := catalog.FromHealthEntry(e); ok && live[in.Cell] {
+				if out[name] == nil {
+					out[name] = map[string]string{}
+				}
+				out[name][in.GUID] = in.Cell
+			}
 		}
-		out[name][id] = cell
 	}
 	return out, nil
 }

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -165,8 +167,24 @@ type scaleResult struct {
 }
 
 // phase runs f and records its time, the process's CPU time, its peak
-// heap, and Consul writes and NATS messages per second meanwhile.
+// heap, and Consul writes and NATS messages per second meanwhile. With
+// DRIFTLESS_SCALE_PROFILE set to a directory, it writes the process's CPU
+// profile of the phase there (phase-N.cpu).
 func (r *scaleResult) phase(name string, f func()) {
+	if dir := os.Getenv("DRIFTLESS_SCALE_PROFILE"); dir != "" {
+		path := filepath.Join(dir, fmt.Sprintf("phase-%d.cpu", len(r.lines)+1))
+		out, err := os.Create(path)
+		if err != nil {
+			r.b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(out); err != nil {
+			r.b.Fatal(err)
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = out.Close()
+		}()
+	}
 	cpu0, w0, raft0 := cpuTime(), r.p.writes.Load(), raftIndex(r.p.cc)
 	in0, out0 := r.p.nats.Server.Messages()
 	start := time.Now()

@@ -11,9 +11,9 @@ import (
 // TestHollowCellsJoinAndAreLost: hollow cells join a real controller
 // through real NATS (each as its own cell) and Consul; a commit's apps are
 // staged by them, placed on them, RUNNING in the controller's view and
-// registered in Consul with passing checks; a killed hollow cell is lost:
-// its instances leave Consul's passing set and the controller places them
-// on the other cells.
+// registered in Consul; a killed hollow cell is lost: its session lapses,
+// its instances leave what routers route to, and the controller places
+// them on the other cells.
 func TestHollowCellsJoinAndAreLost(t *testing.T) {
 	tests := []struct {
 		name            string

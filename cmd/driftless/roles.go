@@ -148,7 +148,7 @@ func agentFlags(f *pflag.FlagSet) *platform.AgentConfig {
 	f.StringVar(&cfg.Runtime.Namespace, "namespace", cfg.Runtime.Namespace, "containerd namespace")
 	f.StringVar(&cfg.Network.Name, "network", cfg.Network.Name, "CNI network name; cells sharing a host need different names")
 	hostServicePortFlag(f, &cfg.Network.HostServicePorts)
-	f.DurationVar(&cfg.CellTTL, "cell-ttl", cfg.CellTTL, "how long the cell's instances stay routable after the agent stops reporting")
+	f.DurationVar(&cfg.CellTTL, "cell-ttl", cfg.CellTTL, "how long the cell's instances stay routable after the agent stops reporting (at least 20 s, Consul's least session)")
 	f.StringVar(&cfg.StacksDir, "stacks", cfg.StacksDir, "stacks built on this cell (scripts/build-stack.sh)")
 	f.StringVar(&cfg.Buildpacks.GoRoot, "go-root", cfg.Buildpacks.GoRoot, "Go toolchain for the go buildpack (default /usr/local/go when present)")
 	f.StringArrayVar(&cfg.PlainHTTPRegistries, "plain-http-registry", cfg.PlainHTTPRegistries,

@@ -1,8 +1,9 @@
 // Package registry feeds the router's table from Consul with blocking
 // queries: one on the service catalog (which app services exist: those
-// tagged catalog.AppTag, never cells or controllers) and one per app
-// service (its passing instances, registered as catalog.Registration makes
-// them). An answer that changes something asks for a new table; the table
+// tagged catalog.AppTag, never cells or controllers), one per app service
+// (its passing instances, registered as catalog.Registration makes them)
+// and one on the live cells (catalog.CellsPrefix): the instances of a cell
+// that no longer holds its key are left out. An answer that changes something asks for a new table; the table
 // is rebuilt and swapped in at once, and asks made while it is rebuilt, or
 // within RebuildGap of the last build, are served by one more build: a
 // deploy of thousands of instances costs a few builds per second, not one
@@ -14,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -43,6 +45,11 @@ type Config struct {
 	// 50 ms): a change after a quiet spell is in the table at once, the
 	// changes of a busy spell at most RebuildGap later.
 	RebuildGap time.Duration
+	// ServicesGap is the least time between two queries of the service
+	// catalog (default 250 ms). Its index moves with every registration,
+	// so during a deploy of thousands of instances each answer would list
+	// every service again for nothing new; only a new app waits for it.
+	ServicesGap time.Duration
 }
 
 // Registry keeps a route table in step with Consul.
@@ -58,6 +65,10 @@ type Registry struct {
 	loaded   map[string]bool   // services answered at least once
 	waiting  map[string]bool   // services of the first catalog answer not yet loaded
 	isReady  bool
+	// listed is set by the first answer of the service catalog.
+	listed bool
+	// cells are the live cells (nil until first loaded).
+	cells map[string]bool
 }
 
 type watch struct {
@@ -78,6 +89,9 @@ func New(cfg Config) *Registry {
 	}
 	if cfg.RebuildGap == 0 {
 		cfg.RebuildGap = 50 * time.Millisecond
+	}
+	if cfg.ServicesGap == 0 {
+		cfg.ServicesGap = 250 * time.Millisecond
 	}
 	return &Registry{cfg: cfg, log: cfg.Log, ready: make(chan struct{}), rebuildAsked: make(chan struct{}, 1),
 		services: map[string]*watch{}, loaded: map[string]bool{}, waiting: map[string]bool{}}
@@ -101,6 +115,7 @@ func (r *Registry) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	wg.Go(func() { r.rebuildLoop(ctx) })
+	wg.Go(func() { r.watchCells(ctx) })
 	var index uint64
 	first := true
 	var bo catalog.Backoff
@@ -129,6 +144,7 @@ func (r *Registry) Run(ctx context.Context) error {
 		}
 		r.reconcileWatches(ctx, &wg, names, first)
 		first = false
+		catalog.Pause(ctx, r.cfg.ServicesGap)
 	}
 	return nil
 }
@@ -158,6 +174,7 @@ func (r *Registry) reconcileWatches(ctx context.Context, wg *sync.WaitGroup, nam
 		}
 		wg.Go(func() { r.watchService(wctx, name) })
 	}
+	r.listed = true
 	r.checkReady()
 	r.mu.Unlock()
 	if changed {
@@ -165,10 +182,10 @@ func (r *Registry) reconcileWatches(ctx context.Context, wg *sync.WaitGroup, nam
 	}
 }
 
-// checkReady closes ready once nothing of the first answer is waiting.
-// Caller holds r.mu.
+// checkReady closes ready once the live cells and every service of the
+// catalog's first answer are loaded. Caller holds r.mu.
 func (r *Registry) checkReady() {
-	if !r.isReady && len(r.waiting) == 0 {
+	if !r.isReady && r.listed && len(r.waiting) == 0 && r.cells != nil {
 		r.isReady = true
 		r.rebuildLocked()
 		close(r.ready)
@@ -221,6 +238,43 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 	}
 }
 
+// watchCells follows the live cells.
+func (r *Registry) watchCells(ctx context.Context) {
+	var index uint64
+	var bo catalog.Backoff
+	var hidden catalog.Hidden
+	for ctx.Err() == nil {
+		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
+		pairs, meta, err := r.cfg.Consul.KV().List(catalog.CellsPrefix, opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d := bo.Next()
+			index = 0 // catalog.NextIndex: Consul may come back empty
+			r.log.Warn("reading the live cells from Consul; retrying", "err", err, "in", d)
+			catalog.Pause(ctx, d)
+			continue
+		}
+		bo.Reset()
+		hidden.Check(r.log, meta, "the live cells", catalog.RoleRouter)
+		index = catalog.NextIndex(index, meta.LastIndex)
+		live := catalog.LiveCells(pairs)
+		r.mu.Lock()
+		same := maps.Equal(live, r.cells) && r.cells != nil
+		r.cells = live
+		if !r.isReady {
+			r.checkReady()
+			r.mu.Unlock()
+			continue
+		}
+		r.mu.Unlock()
+		if !same {
+			r.askRebuild()
+		}
+	}
+}
+
 // askRebuild asks rebuildLoop for a new table; an ask already pending
 // covers this one.
 func (r *Registry) askRebuild() {
@@ -259,8 +313,8 @@ func (r *Registry) rebuild() {
 	}
 }
 
-// rebuildLocked builds and swaps in a table of every loaded instance.
-// Caller holds r.mu.
+// rebuildLocked builds and swaps in a table of every loaded instance of
+// a live cell. Caller holds r.mu.
 func (r *Registry) rebuildLocked() {
 	names := make([]string, 0, len(r.services))
 	for name := range r.services {
@@ -270,6 +324,9 @@ func (r *Registry) rebuildLocked() {
 	var entries []route.Entry
 	for _, name := range names {
 		for _, in := range r.services[name].instances {
+			if in.Cell != "" && !r.cells[in.Cell] {
+				continue
+			}
 			ep := route.Endpoint{InstanceRef: in.InstanceRef, Addr: fmt.Sprintf("%s:%d", in.Address, in.Port)}
 			balance := in.Balance
 			if balance == "" {

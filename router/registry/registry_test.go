@@ -21,8 +21,9 @@ import (
 	"github.com/driftless/driftless/router/route"
 )
 
-// fakeConsul serves the two endpoints the registry reads, from memory:
-// /v1/catalog/services and /v1/health/service/<name>, each with an
+// fakeConsul serves the three endpoints the registry reads, from memory:
+// /v1/catalog/services, /v1/health/service/<name> and the list of
+// catalog.CellsPrefix (every cell of an instance, live unless killed), each with an
 // X-Consul-Index, blocking while ?index= is the current index (until a
 // change, ?wait= or at most 2 s).
 type fakeConsul struct {
@@ -32,11 +33,12 @@ type fakeConsul struct {
 	services map[string][]string               // name → tags, as the catalog lists them
 	entries  map[string][]*consul.ServiceEntry // name → passing instances
 	queried  map[string]int                    // health queries per service name
+	cells    map[string]bool                   // cell → live
 }
 
 func newFakeConsul() *fakeConsul {
 	return &fakeConsul{index: 1, changed: make(chan struct{}), services: map[string][]string{},
-		entries: map[string][]*consul.ServiceEntry{}, queried: map[string]int{}}
+		entries: map[string][]*consul.ServiceEntry{}, queried: map[string]int{}, cells: map[string]bool{}}
 }
 
 // set changes the state under lock and wakes blocked queries.
@@ -54,6 +56,9 @@ func (f *fakeConsul) set(change func()) {
 func (f *fakeConsul) addInstance(in model.Endpoint, node string) {
 	reg := catalog.Registration(in, model.HealthCheck{}, time.Second)
 	f.set(func() {
+		if _, known := f.cells[in.Cell]; !known && in.Cell != "" {
+			f.cells[in.Cell] = true
+		}
 		f.services[reg.Name] = reg.Tags
 		f.entries[reg.Name] = append(f.entries[reg.Name], &consul.ServiceEntry{
 			Node:    &consul.Node{Node: "n1", Address: node},
@@ -83,6 +88,11 @@ func (f *fakeConsul) removeInstance(name, guid string) {
 	f.set(func() {
 		f.entries[name] = slices.DeleteFunc(f.entries[name], func(e *consul.ServiceEntry) bool { return e.Service.ID == guid })
 	})
+}
+
+// setCell makes a cell live (holding its key) or dead.
+func (f *fakeConsul) setCell(cell string, live bool) {
+	f.set(func() { f.cells[cell] = live })
 }
 
 func (f *fakeConsul) queries(name string) int {
@@ -115,6 +125,14 @@ func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch name, ok := strings.CutPrefix(r.URL.Path, "/v1/health/service/"); {
 	case r.URL.Path == "/v1/catalog/services":
 		body = f.services
+	case r.URL.Path == "/v1/kv/"+catalog.CellsPrefix:
+		pairs := consul.KVPairs{}
+		for cell, live := range f.cells {
+			if live {
+				pairs = append(pairs, &consul.KVPair{Key: catalog.CellKey(cell), Session: "session-" + cell})
+			}
+		}
+		body = pairs
 	case ok:
 		f.queried[name]++
 		var out []*consul.ServiceEntry
@@ -306,4 +324,37 @@ func TestDefaultBalance(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeadCellsAreDropped: the instances of a cell that no longer holds
+// its key leave the table, though Consul still lists them passing, and
+// come back with the cell.
+func TestDeadCellsAreDropped(t *testing.T) {
+	f := newFakeConsul()
+	f.addInstance(endpoint("hello", 0, 40001, "hello.apps.localhost"), "10.0.0.1")
+	other := endpoint("hello", 1, 40002, "hello.apps.localhost")
+	other.Cell = "cell-2"
+	f.addInstance(other, "10.0.0.1")
+	noCell := endpoint("hello", 2, 40003, "hello.apps.localhost")
+	noCell.Cell = ""
+	f.addInstance(noCell, "10.0.0.1")
+	f.setCell("cell-2", false)
+	r := start(t, f, "")
+	endpoints := func() []int {
+		var idx []int
+		if p := r.Table().Lookup("hello.apps.localhost", "/"); p != nil {
+			for _, e := range p.Endpoints {
+				idx = append(idx, e.Index)
+			}
+		}
+		slices.Sort(idx)
+		return idx
+	}
+	if got := endpoints(); !slices.Equal(got, []int{0, 2}) {
+		t.Fatalf("indexes routed when ready: %v, want 0 and 2 (cell-2 is dead)", got)
+	}
+	f.setCell("cell-2", true)
+	waitFor(t, "cell-2's instance is routed once it is live", func() bool { return slices.Equal(endpoints(), []int{0, 1, 2}) })
+	f.setCell("cell-1", false)
+	waitFor(t, "cell-1's instance leaves with its cell", func() bool { return slices.Equal(endpoints(), []int{1, 2}) })
 }
