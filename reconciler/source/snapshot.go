@@ -64,7 +64,17 @@ type objects struct {
 	mu  sync.Mutex
 	s   storer.EncodedObjectStorer
 	log *slog.Logger
+
+	// trees caches decoded trees (immutable: named by their hash), up to
+	// maxCachedTrees: reading a commit's manifests looks every path up
+	// from the root, and without it a folder of 1,000 apps was decoded
+	// once per file read in it.
+	treesMu sync.Mutex
+	trees   map[plumbing.Hash][]object.TreeEntry
 }
+
+// maxCachedTrees bounds a snapshot's tree cache.
+const maxCachedTrees = 4096
 
 func newSnapshot(r *git.Repository, h plumbing.Hash, branch string, log *slog.Logger) (*Snapshot, error) {
 	c, err := object.GetCommit(r.Storer, h)
@@ -97,8 +107,32 @@ func (o *objects) retry(f func() error) error {
 	return err
 }
 
-// entries returns the valid entries of tree h sorted by name.
+// entries returns the valid entries of tree h sorted by name; callers
+// must not change them (they are cached).
 func (o *objects) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
+	o.treesMu.Lock()
+	es, ok := o.trees[h]
+	o.treesMu.Unlock()
+	if ok {
+		return es, nil
+	}
+	es, err := o.decodeTree(h)
+	if err != nil {
+		return nil, err
+	}
+	o.treesMu.Lock()
+	if o.trees == nil {
+		o.trees = make(map[plumbing.Hash][]object.TreeEntry)
+	}
+	if len(o.trees) < maxCachedTrees {
+		o.trees[h] = es
+	}
+	o.treesMu.Unlock()
+	return es, nil
+}
+
+// decodeTree reads tree h: its valid entries sorted by name.
+func (o *objects) decodeTree(h plumbing.Hash) ([]object.TreeEntry, error) {
 	var t *object.Tree
 	err := o.retry(func() (err error) {
 		t, err = object.GetTree(o.s, h)
