@@ -217,8 +217,9 @@ func (p *simPlatform) killAll() {
 }
 
 // commit writes files into the repository, commits them and syncs the
-// controller (it applies the commit before Sync returns).
-func (p *simPlatform) commit(files map[string]string, msg string) {
+// controller (it applies the commit before Sync returns). It returns when
+// the git commit was made.
+func (p *simPlatform) commit(files map[string]string, msg string) time.Time {
 	p.t.Helper()
 	for name, body := range files {
 		path := filepath.Join(p.repo, name)
@@ -231,6 +232,7 @@ func (p *simPlatform) commit(files map[string]string, msg string) {
 	}
 	testenv.Git(p.t, p.repo, "add", "-A")
 	testenv.Git(p.t, p.repo, "commit", "-q", "-m", msg)
+	committed := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, st := range p.ctl.Sync(ctx, "") {
@@ -238,6 +240,7 @@ func (p *simPlatform) commit(files map[string]string, msg string) {
 			p.t.Fatalf("commit %q refused: %+v", msg, st.Errors)
 		}
 	}
+	return committed
 }
 
 // routed is, per Consul service, the instances a router routes to (every
