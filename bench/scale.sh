@@ -4,7 +4,8 @@
 # (package sim, `driftless sim cells`) through a real controller, NATS,
 # Consul (one server and CONSUL_AGENTS client agents the cells spread over,
 # as each cell's host runs its own) and router. Prints each phase's time, CPU, heap, Consul writes/s
-# and NATS messages/s. Results go into docs/benchmarks.md with this command.
+# and NATS messages/s (DRIFTLESS_SCALE_PROFILE=DIR: a CPU profile per phase).
+# Results go into docs/benchmarks.md with this command.
 #   APPS=100 INSTANCES=10 CELLS=20 bench/scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,4 @@ export DRIFTLESS_SCALE_APPS="${APPS:-1000}" DRIFTLESS_SCALE_INSTANCES="${INSTANC
 extra=()
 if [ -n "${CPUPROFILE:-}" ]; then extra+=(-cpuprofile "$CPUPROFILE"); fi
 go test ./sim -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 60m "${extra[@]}" 2>&1 |
-	grep --line-buffered -E 'Benchmark|commit|loss|table|waiting|ok|FAIL|settled|panic'
+	grep --line-buffered -E 'Benchmark|commit|loss|table|staged|waiting|ok|FAIL|settled|panic'
