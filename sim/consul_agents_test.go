@@ -41,7 +41,9 @@ func startConsulClients(t testing.TB, server *testenv.Consul, n int, writes *ato
 	}
 	dir := testenv.ShortTempDir(t, "dl-consul-clients-")
 	limits := filepath.Join(dir, "limits.hcl")
-	if err := os.WriteFile(limits, []byte("limits {\n  http_max_conns_per_client = 10000\n}\n"), 0o644); err != nil {
+	// enable_debug: /debug/pprof on the loopback HTTP port, to profile an
+	// agent during a run.
+	if err := os.WriteFile(limits, []byte("limits {\n  http_max_conns_per_client = 10000\n}\nenable_debug = true\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out := make([]*consul.Client, 0, n)
