@@ -55,7 +55,7 @@ func (s *Source) readLocal() (*Snapshot, error) {
 			return nil, fmt.Errorf("resolve branch %q: %w", branch, err)
 		}
 	}
-	return newSnapshot(r, ref.Hash(), branch, s.log)
+	return newSnapshot(r, ref.Hash(), branch, s.cache, s.log)
 }
 
 // fetchRemote brings the bare clone's ref for the branch up to date with the
@@ -94,7 +94,7 @@ func (s *Source) fetchRemote(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve fetched branch %q in %s: %w", branch, s.cfg.Dir, err)
 	}
-	return newSnapshot(r, ref.Hash(), branch, s.log)
+	return newSnapshot(r, ref.Hash(), branch, s.cache, s.log)
 }
 
 func (s *Source) authMethod() transport.AuthMethod {

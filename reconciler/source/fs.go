@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -119,7 +120,7 @@ func (f snapFS) ReadFile(name string) ([]byte, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: err}
 	}
-	return data, nil
+	return bytes.Clone(data), nil // the caller may change it; the cache's must not
 }
 
 // ReadDir returns the named directory's entries in name order.

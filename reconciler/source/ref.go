@@ -94,7 +94,7 @@ func (s *Source) readLocalRef(name plumbing.ReferenceName) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve %s: %w", name, err)
 	}
-	return newSnapshot(r, ref.Hash(), name.String(), s.log)
+	return newSnapshot(r, ref.Hash(), name.String(), s.cache, s.log)
 }
 
 // fetchRemoteRef fetches ref from the remote into the clone, force-updating
@@ -126,5 +126,5 @@ func (s *Source) fetchRemoteRef(ctx context.Context, name plumbing.ReferenceName
 		return nil, fmt.Errorf("resolve fetched %s in %s: %w", name, s.cfg.Dir, err)
 	}
 	s.log.Debug("fetched ref", "ref", name, "commit", ref.Hash())
-	return newSnapshot(r, ref.Hash(), name.String(), s.log)
+	return newSnapshot(r, ref.Hash(), name.String(), s.cache, s.log)
 }

@@ -65,18 +65,12 @@ type objects struct {
 	s   storer.EncodedObjectStorer
 	log *slog.Logger
 
-	// trees caches decoded trees (immutable: named by their hash), up to
-	// maxCachedTrees: reading a commit's manifests looks every path up
-	// from the root, and without it a folder of 1,000 apps was decoded
-	// once per file read in it.
-	treesMu sync.Mutex
-	trees   map[plumbing.Hash][]object.TreeEntry
+	// cache is the source's, shared by its snapshots (cache.go).
+	cache *objectCache
 }
 
-// maxCachedTrees bounds a snapshot's tree cache.
-const maxCachedTrees = 4096
-
-func newSnapshot(r *git.Repository, h plumbing.Hash, branch string, log *slog.Logger) (*Snapshot, error) {
+// newSnapshot reads commit h of r; cache is the source's object cache.
+func newSnapshot(r *git.Repository, h plumbing.Hash, branch string, cache *objectCache, log *slog.Logger) (*Snapshot, error) {
 	c, err := object.GetCommit(r.Storer, h)
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", h, err)
@@ -88,7 +82,7 @@ func newSnapshot(r *git.Repository, h plumbing.Hash, branch string, log *slog.Lo
 		Author:  fmt.Sprintf("%s <%s>", c.Author.Name, c.Author.Email),
 		Time:    c.Author.When,
 		tree:    c.TreeHash,
-		obj:     &objects{s: r.Storer, log: log.With("commit", c.Hash.String())},
+		obj:     &objects{s: r.Storer, cache: cache, log: log.With("commit", c.Hash.String())},
 	}, nil
 }
 
@@ -110,24 +104,14 @@ func (o *objects) retry(f func() error) error {
 // entries returns the valid entries of tree h sorted by name; callers
 // must not change them (they are cached).
 func (o *objects) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
-	o.treesMu.Lock()
-	es, ok := o.trees[h]
-	o.treesMu.Unlock()
-	if ok {
+	if es, ok := o.cache.tree(h); ok {
 		return es, nil
 	}
 	es, err := o.decodeTree(h)
 	if err != nil {
 		return nil, err
 	}
-	o.treesMu.Lock()
-	if o.trees == nil {
-		o.trees = make(map[plumbing.Hash][]object.TreeEntry)
-	}
-	if len(o.trees) < maxCachedTrees {
-		o.trees[h] = es
-	}
-	o.treesMu.Unlock()
+	o.cache.putTree(h, es)
 	return es, nil
 }
 
@@ -177,8 +161,12 @@ func (o *objects) open(b *object.Blob) (io.ReadCloser, error) {
 	return &lockedReader{mu: &o.mu, rc: rc}, nil
 }
 
-// readAll returns the content of blob h.
+// readAll returns the content of blob h; callers must not change it
+// (small blobs are cached).
 func (o *objects) readAll(h plumbing.Hash) ([]byte, error) {
+	if data, ok := o.cache.blob(h); ok {
+		return data, nil
+	}
 	b, err := o.blob(h)
 	if err != nil {
 		return nil, err
@@ -192,6 +180,7 @@ func (o *objects) readAll(h plumbing.Hash) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", h, err)
 	}
+	o.cache.putBlob(h, data)
 	return data, nil
 }
 

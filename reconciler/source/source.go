@@ -77,6 +77,9 @@ type Source struct {
 	endpoint string             // URL without credentials, for remote
 	auth     *githttp.BasicAuth // from the URL's user info, or nil
 
+	// cache holds the git objects its snapshots decoded (cache.go).
+	cache *objectCache
+
 	sem     chan struct{} // held during a fetch: serializes git operations
 	trigger chan struct{} // pending Trigger, capacity 1
 	syncs   chan *syncRequest
@@ -105,6 +108,7 @@ func New(cfg Config) (*Source, error) {
 		cfg:      cfg,
 		log:      cfg.Log,
 		redacted: Redact(cfg.URL),
+		cache:    newObjectCache(),
 		sem:      make(chan struct{}, 1),
 		trigger:  make(chan struct{}, 1),
 		syncs:    make(chan *syncRequest),
