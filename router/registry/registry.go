@@ -3,12 +3,13 @@
 // tagged catalog.AppTag, never cells or controllers), one per app service
 // (its passing instances, registered as catalog.Registration makes them)
 // and one on the live cells (catalog.CellsPrefix): the instances of a cell
-// that no longer holds its key are left out. An answer that changes something asks for a new table; the table
-// is rebuilt and swapped in at once, and asks made while it is rebuilt, or
-// within RebuildGap of the last build, are served by one more build: a
-// deploy of thousands of instances costs a few builds per second, not one
-// whole-table build per registration. The router's default balancing
-// applies to apps without their own.
+// that no longer holds its key are left out. An answer that changes
+// something asks for a new table; the table is rebuilt and swapped in at
+// once, and asks made while it is rebuilt, or within RebuildGap of the
+// last build, are served by one more build: a deploy of thousands of
+// instances costs a few builds per second, not one whole-table build per
+// registration. The router's default balancing applies to apps without
+// their own.
 package registry
 
 import (
