@@ -47,9 +47,13 @@ type Server struct {
 	OnConn func(delta int)
 	// TLSConfig, when set, makes Serve serve HTTPS (tls.go): HTTP/1.1 on
 	// the fast path, a goroutine per connection; HTTP/2 (its NextProtos
-	// must offer h2 first) through Fallback.
+	// must offer h2 first) through Fallback, or on the fast path too with
+	// FastH2 (h2.go).
 	TLSConfig *tls.Config
-	Log       *slog.Logger
+	// FastH2 serves HTTP/2 over TLS on the fast path rather than through
+	// net/http's HTTP/2 server.
+	FastH2 bool
+	Log    *slog.Logger
 
 	// noLoop serves every connection with a goroutine (tests of that
 	// driver); loops are the event loops when they serve the listener.
@@ -178,6 +182,8 @@ type conn struct {
 	// unread is set when the connection ends with a request body the
 	// client is still sending (its instance answered early).
 	unread bool
+	// h2 is set when the client chose HTTP/2 and the fast path serves it.
+	h2 bool
 }
 
 func (s *Server) newConn(c net.Conn) *conn {
@@ -229,6 +235,10 @@ func (c *conn) serve(resume func() bool) {
 	if tc, ok := c.c.(*tls.Conn); ok {
 		var fast bool
 		if fast, handedOver = c.handshake(tc); !fast {
+			return
+		}
+		if c.h2 {
+			c.serveH2()
 			return
 		}
 	}

@@ -1,0 +1,472 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/router/route"
+)
+
+// h2App is a real net/http instance for the HTTP/2 tests:
+//
+//	/echo      the request's forwarded fields and method, as text
+//	/upload    the body's length and SHA-256
+//	/download  ?n= bytes of a repeated pattern (Content-Length)
+//	/stream    chunks flushed one by one, then a trailer
+//	/slow      waits for the request's end (the proxy closing), noted in gone
+//	/status    ?code= and no body
+func h2App(t *testing.T, gone chan<- struct{}) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "method=%s host=%s proto=%s xff=%s xfh=%s xfp=%s id=%s cookie=%s te=%q cl=%d",
+			r.Method, r.Host, r.Proto, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Host"),
+			r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Request-Id"), r.Header.Get("Cookie"), r.TransferEncoding, r.ContentLength)
+	})
+	mux.HandleFunc("/upload", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %x trailer=%s", n, h.Sum(nil), r.Trailer.Get("X-Sum"))
+	})
+	mux.HandleFunc("/download", func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		_, _ = w.Write(pattern(n))
+	})
+	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Done")
+		for i := range 5 {
+			fmt.Fprintf(w, "event %d\n", i)
+			w.(http.Flusher).Flush()
+		}
+		w.Header().Set("X-Done", "yes")
+	})
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+			gone <- struct{}{}
+		case <-time.After(10 * time.Second):
+		}
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
+		w.WriteHeader(code)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// pattern is n bytes that are not all alike.
+func pattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7 + i/251)
+	}
+	return b
+}
+
+// h2Router is the fast path over TLS with FastH2 in front of app at
+// testHost (and of a closed port at down.apps.localhost); handled counts
+// the requests the Fallback's handler served.
+func h2Router(t *testing.T, app string) (addr string, handled *atomic.Int32, conns *atomic.Int32) {
+	t.Helper()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	entries := []route.Entry{
+		{Route: testHost, Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}},
+		{Route: "down.apps.localhost", Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "down-0", App: "down"}, Addr: deadAddr}},
+	}
+	handled, conns = new(atomic.Int32), new(atomic.Int32)
+	tc := testTLSConfig(t)
+	addr, _ = startFast(t, driver{"goroutines", true}, entries, Config{}, func(s *Server) {
+		s.TLSConfig, s.FastH2 = tc, true
+		s.Fallback.TLSConfig = tc
+		next := s.Fallback.Handler
+		s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			handled.Add(1)
+			next.ServeHTTP(w, r)
+		})
+		s.OnConn = func(d int) {
+			if d > 0 {
+				conns.Add(1)
+			}
+		}
+	})
+	return addr, handled, conns
+}
+
+// h2Client is Go's HTTP/2 client (net/http's), over TLS, HTTP/2 only.
+func h2Client(t *testing.T) *http.Client {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: testHost, InsecureSkipVerify: true}, //nolint:gosec // test certificate
+		ForceAttemptHTTP2: true, Protocols: new(http.Protocols)}
+	tr.Protocols.SetHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
+}
+
+// do sends a request to the router at addr for host and returns the
+// response with its body read.
+func do(t *testing.T, c *http.Client, addr, method, host, path string, body io.Reader, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "https://"+addr+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s%s: %v", method, host, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading %s%s: %v", host, path, err)
+	}
+	return resp, string(b)
+}
+
+// TestH2FastPath: requests over HTTP/2 are forwarded on the fast path
+// (the handler sees none of them) with what the net/http path gave them,
+// and what the fast path does not route reaches the handler.
+func TestH2FastPath(t *testing.T) {
+	app := h2App(t, nil)
+	addr, handled, _ := h2Router(t, app)
+	c := h2Client(t)
+	big := pattern(3<<20 + 17)
+	sum := sha256.Sum256(big)
+	for _, tt := range []struct {
+		name, method, host, path string
+		body                     func() io.Reader
+		hdr                      []string
+		status                   int
+		want                     []string
+		wantHandled              int32
+	}{
+		{name: "GET, forwarded fields", method: "GET", host: testHost, path: "/echo", status: 200,
+			want: []string{"method=GET", "host=" + testHost, "proto=HTTP/1.1", "xff=127.0.0.1", "xfh=" + testHost, "xfp=https", "id=", "cl=0"}},
+		{name: "a client's request id is kept", method: "GET", host: testHost, path: "/echo", hdr: []string{"X-Request-Id", "client-id-12345"},
+			status: 200, want: []string{"id=client-id-12345"}},
+		{name: "split cookies are joined", method: "GET", host: testHost, path: "/echo", hdr: []string{"Cookie", "a=1", "Cookie", "b=2"},
+			status: 200, want: []string{"cookie=a=1; b=2"}},
+		{name: "X-Forwarded-For of an untrusted client replaced", method: "GET", host: testHost, path: "/echo", hdr: []string{"X-Forwarded-For", "6.6.6.6"},
+			status: 200, want: []string{"xff=127.0.0.1 "}},
+		{name: "upload with a length", method: "POST", host: testHost, path: "/upload", body: func() io.Reader { return bytes.NewReader(big) },
+			status: 200, want: []string{fmt.Sprintf("%d %x", len(big), sum)}},
+		{name: "upload of unknown length (chunked to the instance)", method: "PUT", host: testHost, path: "/upload",
+			body:   func() io.Reader { return io.MultiReader(bytes.NewReader(big[:1<<20]), bytes.NewReader(big[1<<20:])) },
+			status: 200, want: []string{fmt.Sprintf("%d %x", len(big), sum)}},
+		{name: "download", method: "GET", host: testHost, path: "/download?n=" + strconv.Itoa(len(big)), status: 200,
+			want: []string{string(big)}},
+		{name: "chunked response, streamed", method: "GET", host: testHost, path: "/stream", status: 200,
+			want: []string{"event 0\nevent 1\nevent 2\nevent 3\nevent 4\n"}},
+		{name: "HEAD", method: "HEAD", host: testHost, path: "/download?n=100", status: 200},
+		{name: "204", method: "GET", host: testHost, path: "/status?code=204", status: 204},
+		{name: "instance down", method: "GET", host: "down.apps.localhost", path: "/", status: 502,
+			want: []string{"driftless: no healthy instance of down answered"}},
+		{name: "unknown host, through the handler", method: "GET", host: "nope.apps.localhost", path: "/x", status: 404,
+			want: []string{"driftless: no app is routed at nope.apps.localhost/x"}, wantHandled: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			handled.Store(0)
+			var body io.Reader
+			if tt.body != nil {
+				body = tt.body()
+				if tt.method == "PUT" {
+					body = io.NopCloser(body) // no length known to the client
+				}
+			}
+			resp, got := do(t, c, addr, tt.method, tt.host, tt.path, body, tt.hdr...)
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("answered over %s", resp.Proto)
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %q", resp.StatusCode, tt.status, got)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("body %.300q lacks %.100q", got, w)
+				}
+			}
+			if resp.Header.Get("X-Request-Id") == "" {
+				t.Error("no X-Request-Id in the response")
+			}
+			if tt.method == "HEAD" && (got != "" || resp.ContentLength != 100) {
+				t.Errorf("HEAD: body %q, length %d", got, resp.ContentLength)
+			}
+			if n := handled.Load(); n != tt.wantHandled {
+				t.Errorf("%d requests through the handler, want %d", n, tt.wantHandled)
+			}
+		})
+	}
+}
+
+// TestH2Trailers: a chunked response's trailers reach the client, and
+// the client's request trailers reach the instance.
+func TestH2Trailers(t *testing.T) {
+	addr, _, _ := h2Router(t, h2App(t, nil))
+	c := h2Client(t)
+	req, _ := http.NewRequest("GET", "https://"+addr+"/stream", nil)
+	req.Host = testHost
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if got := resp.Trailer.Get("X-Done"); got != "yes" {
+		t.Errorf("response trailer X-Done %q, want yes", got)
+	}
+
+	req, _ = http.NewRequest("POST", "https://"+addr+"/upload", io.NopCloser(strings.NewReader("payload")))
+	req.Host = testHost
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Sum": nil}
+	req.Body = &trailerBody{r: strings.NewReader("payload"), set: func() { req.Trailer.Set("X-Sum", "abc") }}
+	resp, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "7 ") || !strings.Contains(string(b), "trailer=abc") {
+		t.Errorf("upload with a trailer: %q", b)
+	}
+}
+
+// trailerBody sets the request's trailer at its end (as a client must).
+type trailerBody struct {
+	r   io.Reader
+	set func()
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.set()
+	}
+	return n, err
+}
+
+func (b *trailerBody) Close() error { return nil }
+
+// TestH2ConcurrentStreams: many streams at once on one connection (fewer
+// than the server's limit, 128: beyond it Go's client opens another
+// connection, and with StrictMaxConcurrentStreams its reservations can
+// wait on each other for good), each answered with its own response.
+func TestH2ConcurrentStreams(t *testing.T) {
+	addr, _, conns := h2Router(t, h2App(t, nil))
+	c := h2Client(t)
+	do(t, c, addr, "GET", testHost, "/echo", nil) // the connection, before the burst
+	const n = 120
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			size := 1000 + i*997
+			req, _ := http.NewRequest("GET", "https://"+addr+"/download?n="+strconv.Itoa(size), nil)
+			req.Host = testHost
+			resp, err := c.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || !bytes.Equal(b, pattern(size)) {
+				errs <- fmt.Errorf("stream %d: %d bytes, err %v", i, len(b), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := conns.Load(); got != 1 {
+		t.Errorf("%d connections, want 1", got)
+	}
+}
+
+// TestH2StreamReset: a client that resets a stream ends the instance's
+// request; the connection serves the next.
+func TestH2StreamReset(t *testing.T) {
+	gone := make(chan struct{}, 1)
+	addr, _, conns := h2Router(t, h2App(t, gone))
+	c := h2Client(t)
+	do(t, c, addr, "GET", testHost, "/echo", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+addr+"/slow", nil)
+	req.Host = testHost
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("the cancelled request succeeded")
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the instance's request did not end with the reset")
+	}
+	if resp, _ := do(t, c, addr, "GET", testHost, "/echo", nil); resp.StatusCode != 200 {
+		t.Fatalf("after the reset: %d", resp.StatusCode)
+	}
+	if got := conns.Load(); got != 1 {
+		t.Errorf("%d connections, want 1", got)
+	}
+}
+
+// TestH2Refusals: a connection that does not speak HTTP/2 properly is
+// closed, with a GOAWAY when it got as far as frames.
+func TestH2Refusals(t *testing.T) {
+	addr, _, _ := h2Router(t, h2App(t, nil))
+	dial := func(t *testing.T) *tls.Conn {
+		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+			t.Fatalf("negotiated %q", p)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		return c
+	}
+	for _, tt := range []struct {
+		name   string
+		send   func(fr *http2.Framer, c net.Conn)
+		goAway http2.ErrCode // -1: closed without one
+	}{
+		{"bad preface", func(_ *http2.Framer, c net.Conn) { _, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") }, ^http2.ErrCode(0)},
+		{"DATA on stream 0", func(fr *http2.Framer, c net.Conn) {
+			_, _ = io.WriteString(c, http2.ClientPreface)
+			_ = fr.WriteSettings()
+			_ = fr.WriteData(0, true, []byte("x"))
+		}, http2.ErrCodeProtocol},
+		{"preface without SETTINGS", func(fr *http2.Framer, c net.Conn) {
+			_, _ = io.WriteString(c, http2.ClientPreface)
+			_ = fr.WritePing(false, [8]byte{})
+		}, http2.ErrCodeProtocol},
+		{"HEADERS on an even stream", func(fr *http2.Framer, c net.Conn) {
+			_, _ = io.WriteString(c, http2.ClientPreface)
+			_ = fr.WriteSettings()
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 2, BlockFragment: []byte{0x82}, EndHeaders: true, EndStream: true})
+		}, http2.ErrCodeProtocol},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t)
+			fr := http2.NewFramer(c, c)
+			fr.AllowIllegalWrites = true
+			tt.send(fr, c)
+			var goAway *http2.GoAwayFrame
+			for {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					break // closed
+				}
+				if g, ok := f.(*http2.GoAwayFrame); ok {
+					goAway = g
+				}
+			}
+			switch {
+			case tt.goAway == ^http2.ErrCode(0) && goAway != nil:
+				t.Errorf("GOAWAY %v, want the connection closed without one", goAway.ErrCode)
+			case tt.goAway != ^http2.ErrCode(0) && goAway == nil:
+				t.Errorf("no GOAWAY, want %v", tt.goAway)
+			case goAway != nil && goAway.ErrCode != tt.goAway:
+				t.Errorf("GOAWAY %v, want %v", goAway.ErrCode, tt.goAway)
+			}
+		})
+	}
+}
+
+// TestH2StreamErrors: a malformed request resets its stream only; the
+// connection goes on.
+func TestH2StreamErrors(t *testing.T) {
+	addr, _, _ := h2Router(t, h2App(t, nil))
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fr := http2.NewFramer(c, c)
+	_, _ = io.WriteString(c, http2.ClientPreface)
+	_ = fr.WriteSettings()
+	// Stream 1: a connection-specific field (malformed, RFC 9113 8.2.2).
+	// Stream 3: a good request.
+	enc := func(fields ...string) []byte {
+		var b bytes.Buffer
+		e := hpack.NewEncoder(&b)
+		for i := 0; i+1 < len(fields); i += 2 {
+			_ = e.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+		}
+		return b.Bytes()
+	}
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true,
+		BlockFragment: enc(":method", "GET", ":scheme", "https", ":authority", testHost, ":path", "/echo", "connection", "close")})
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true, EndStream: true,
+		BlockFragment: enc(":method", "GET", ":scheme", "https", ":authority", testHost, ":path", "/echo")})
+	var reset1, ok3 bool
+	for !(reset1 && ok3) {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("reset of stream 1 %v, stream 3 answered %v: %v", reset1, ok3, err)
+		}
+		switch f := f.(type) {
+		case *http2.RSTStreamFrame:
+			if f.StreamID == 1 && f.ErrCode == http2.ErrCodeProtocol {
+				reset1 = true
+			}
+		case *http2.DataFrame:
+			if f.StreamID == 3 && f.StreamEnded() {
+				ok3 = true
+			}
+		case *http2.GoAwayFrame:
+			t.Fatalf("GOAWAY %v", f.ErrCode)
+		}
+	}
+}
