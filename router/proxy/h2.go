@@ -74,6 +74,7 @@ type h2conn struct {
 	peerWindow   int64 // the client's SETTINGS_INITIAL_WINDOW_SIZE
 	peerMaxFrame int
 	werr         error
+	wdeadline    time.Time
 
 	// The streams, guarded by mu.
 	mu        sync.Mutex
@@ -81,6 +82,8 @@ type h2conn struct {
 	lastID    uint32
 	goingAway bool
 	wg        sync.WaitGroup
+	// free are ended streams to reuse (h2FreeStreams at most).
+	free []*h2stream
 
 	// open counts the streams not closed yet (SETTINGS_MAX_CONCURRENT_
 	// STREAMS bounds it): a stream whose goroutine sent its last frame no
@@ -109,14 +112,18 @@ func (c *conn) serveH2() {
 	h.close(err)
 }
 
-// h2Writer is the connection's writes, with IdleTimeout for the client
-// to take each (as conn.write).
+// h2Writer is the connection's writes (h.wmu held): the client has at
+// least half of IdleTimeout to take each (the deadline moves only when
+// less than that is left: a timer change per write is measurable).
 type h2Writer struct{ h *h2conn }
 
 func (w h2Writer) Write(p []byte) (int, error) {
 	h := w.h
 	if h.s.IdleTimeout > 0 {
-		_ = h.c.SetWriteDeadline(time.Now().Add(h.s.IdleTimeout))
+		if now := time.Now(); h.wdeadline.Sub(now) < h.s.IdleTimeout/2 {
+			h.wdeadline = now.Add(h.s.IdleTimeout)
+			_ = h.c.SetWriteDeadline(h.wdeadline)
+		}
 	}
 	n, err := h.c.Write(p)
 	if errors.Is(err, os.ErrDeadlineExceeded) {

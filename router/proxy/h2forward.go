@@ -42,6 +42,7 @@ func (st *h2stream) forward(pool *route.Pool) {
 	st.start(pool)
 	st.proxy(pool)
 	st.observe()
+	st.reusable = true
 }
 
 // isCanceled reports whether the stream was cancelled (its client reset

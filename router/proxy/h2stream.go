@@ -47,8 +47,10 @@ type h2stream struct {
 	// headersSent is set once the final response HEADERS went out; hf
 	// and names are scratch space for response fields.
 	headersSent bool
-	hf          []hpack.HeaderField
-	names       []byte
+	// reusable is set when nothing refers to the stream once it ended.
+	reusable bool
+	hf       []hpack.HeaderField
+	names    []byte
 }
 
 // h2body is a stream's request body: what the read loop received and
@@ -134,11 +136,36 @@ func (b *h2body) read(p []byte, deadline time.Time) (int, error) {
 	}
 }
 
+// h2FreeStreams bounds the streams a connection keeps for reuse.
+const h2FreeStreams = 4
+
+// recycled is a stream to reuse, reset, or a new one (h.mu held): a
+// connection that carries one request after another (a client keeping
+// it open) allocates its buffers once.
+func (h *h2conn) recycled() *h2stream {
+	n := len(h.free)
+	if n == 0 {
+		return &h2stream{exchange: h.s.newExchange(h.remote), h: h, body: h2body{ready: make(chan struct{}, 1)}}
+	}
+	old := h.free[n-1]
+	h.free = h.free[:n-1]
+	e := &old.exchange
+	st := &h2stream{h: h, hf: old.hf[:0], names: old.names[:0],
+		exchange: exchange{s: e.s, remote: e.remote, ip: e.ip, trusted: e.trusted, in: buffer{b: e.in.b}, out: e.out[:0],
+			req: wire.Request{Fields: e.req.Fields[:0]}, resp: wire.Response{Fields: e.resp.Fields[:0]}, id: e.id[:0]},
+		body: h2body{buf: old.body.buf[:0], ready: old.body.ready}}
+	select {
+	case <-st.body.ready:
+	default:
+	}
+	return st
+}
+
 // newStream opens stream id for the request of f (read loop).
 func (h *h2conn) newStream(f *http2.MetaHeadersFrame) *h2stream {
-	st := &h2stream{exchange: h.s.newExchange(h.remote), h: h, sid: f.StreamID, noBody: f.StreamEnded(),
-		fields: f.RegularFields(), truncated: f.Truncated}
-	st.body = h2body{window: h2StreamWindow, declared: -1, ready: make(chan struct{}, 1), eof: st.noBody}
+	st := h.recycled()
+	st.sid, st.noBody, st.fields, st.truncated = f.StreamID, f.StreamEnded(), f.RegularFields(), f.Truncated
+	st.body.window, st.body.declared, st.body.eof = h2StreamWindow, -1, st.noBody
 	for _, p := range f.PseudoFields() {
 		switch p.Name {
 		case ":method":
@@ -401,6 +428,11 @@ func (st *h2stream) finish() {
 	h.mu.Lock()
 	delete(h.streams, st.sid)
 	n := len(h.streams)
+	// A stream the handler served may still be referred to (a
+	// transport's goroutine reading its body): it is not reused.
+	if st.reusable && len(h.free) < h2FreeStreams {
+		h.free = append(h.free, st)
+	}
 	h.mu.Unlock()
 	if n == 0 && h.s.shutdown.Load() {
 		_ = h.c.SetReadDeadline(time.Now()) // the read loop ends the connection
