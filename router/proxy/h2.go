@@ -180,7 +180,9 @@ func (h *h2conn) serve() error {
 				deadline = now.Add(h.s.IdleTimeout)
 				_ = h.c.SetReadDeadline(deadline)
 			}
-			h.cc.idle.Store(h.active() == 0)
+			h.mu.Lock()
+			h.cc.idle.Store(len(h.streams) == 0) // as the streams' ends store it
+			h.mu.Unlock()
 			if h.s.shutdown.Load() && h.shutdownNow() {
 				return nil
 			}

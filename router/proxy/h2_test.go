@@ -95,7 +95,7 @@ func pattern(n int) []byte {
 // h2Router is the fast path over TLS with FastH2 in front of app at
 // testHost (and of a closed port at down.apps.localhost); handled counts
 // the requests the Fallback's handler served.
-func h2Router(t *testing.T, app string) (addr string, handled *atomic.Int32, conns *atomic.Int32) {
+func h2Router(t *testing.T, app string) (addr string, handled *atomic.Int32, conns *atomic.Int32, srv *Server) {
 	t.Helper()
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,9 +107,23 @@ func h2Router(t *testing.T, app string) (addr string, handled *atomic.Int32, con
 		{Route: testHost, Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}},
 		{Route: "down.apps.localhost", Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "down-0", App: "down"}, Addr: deadAddr}},
 	}
+	// An http2 route: its instance speaks only h2c, which the handler's
+	// transport speaks to it.
+	h2cLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2cSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "h2c proto=%s host=%s", r.Proto, r.Host)
+	}), ReadHeaderTimeout: 5 * time.Second, Protocols: new(http.Protocols)}
+	h2cSrv.Protocols.SetUnencryptedHTTP2(true)
+	go func() { _ = h2cSrv.Serve(h2cLn) }()
+	t.Cleanup(func() { _ = h2cSrv.Close() })
+	entries = append(entries, route.Entry{Route: "grpc.apps.localhost",
+		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "grpc-0", App: "grpc"}, Addr: h2cLn.Addr().String(), HTTP2: true}})
 	handled, conns = new(atomic.Int32), new(atomic.Int32)
 	tc := testTLSConfig(t)
-	addr, _ = startFast(t, driver{"goroutines", true}, entries, Config{}, func(s *Server) {
+	addr, srv = startFast(t, driver{"goroutines", true}, entries, Config{}, func(s *Server) {
 		s.TLSConfig, s.FastH2 = tc, true
 		s.Fallback.TLSConfig = tc
 		next := s.Fallback.Handler
@@ -123,7 +137,7 @@ func h2Router(t *testing.T, app string) (addr string, handled *atomic.Int32, con
 			}
 		}
 	})
-	return addr, handled, conns
+	return addr, handled, conns, srv
 }
 
 // h2Client is Go's HTTP/2 client (net/http's), over TLS, HTTP/2 only.
@@ -164,7 +178,7 @@ func do(t *testing.T, c *http.Client, addr, method, host, path string, body io.R
 // and what the fast path does not route reaches the handler.
 func TestH2FastPath(t *testing.T) {
 	app := h2App(t, nil)
-	addr, handled, _ := h2Router(t, app)
+	addr, handled, _, _ := h2Router(t, app)
 	c := h2Client(t)
 	big := pattern(3<<20 + 17)
 	sum := sha256.Sum256(big)
@@ -197,6 +211,8 @@ func TestH2FastPath(t *testing.T) {
 		{name: "204", method: "GET", host: testHost, path: "/status?code=204", status: 204},
 		{name: "instance down", method: "GET", host: "down.apps.localhost", path: "/", status: 502,
 			want: []string{"driftless: no healthy instance of down answered"}},
+		{name: "http2 route: h2c to the instance, through the handler", method: "GET", host: "grpc.apps.localhost", path: "/", status: 200,
+			want: []string{"h2c proto=HTTP/2.0 host=grpc.apps.localhost"}, wantHandled: 1},
 		{name: "unknown host, through the handler", method: "GET", host: "nope.apps.localhost", path: "/x", status: 404,
 			want: []string{"driftless: no app is routed at nope.apps.localhost/x"}, wantHandled: 1},
 	} {
@@ -237,7 +253,7 @@ func TestH2FastPath(t *testing.T) {
 // TestH2Trailers: a chunked response's trailers reach the client, and
 // the client's request trailers reach the instance.
 func TestH2Trailers(t *testing.T) {
-	addr, _, _ := h2Router(t, h2App(t, nil))
+	addr, _, _, _ := h2Router(t, h2App(t, nil))
 	c := h2Client(t)
 	req, _ := http.NewRequest("GET", "https://"+addr+"/stream", nil)
 	req.Host = testHost
@@ -288,7 +304,7 @@ func (b *trailerBody) Close() error { return nil }
 // connection, and with StrictMaxConcurrentStreams its reservations can
 // wait on each other for good), each answered with its own response.
 func TestH2ConcurrentStreams(t *testing.T) {
-	addr, _, conns := h2Router(t, h2App(t, nil))
+	addr, _, conns, _ := h2Router(t, h2App(t, nil))
 	c := h2Client(t)
 	do(t, c, addr, "GET", testHost, "/echo", nil) // the connection, before the burst
 	const n = 120
@@ -327,7 +343,7 @@ func TestH2ConcurrentStreams(t *testing.T) {
 // request; the connection serves the next.
 func TestH2StreamReset(t *testing.T) {
 	gone := make(chan struct{}, 1)
-	addr, _, conns := h2Router(t, h2App(t, gone))
+	addr, _, conns, _ := h2Router(t, h2App(t, gone))
 	c := h2Client(t)
 	do(t, c, addr, "GET", testHost, "/echo", nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -362,7 +378,7 @@ func TestH2StreamReset(t *testing.T) {
 // TestH2Refusals: a connection that does not speak HTTP/2 properly is
 // closed, with a GOAWAY when it got as far as frames.
 func TestH2Refusals(t *testing.T) {
-	addr, _, _ := h2Router(t, h2App(t, nil))
+	addr, _, _, _ := h2Router(t, h2App(t, nil))
 	dial := func(t *testing.T) *tls.Conn {
 		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
 		if err != nil {
@@ -426,7 +442,7 @@ func TestH2Refusals(t *testing.T) {
 // TestH2StreamErrors: a malformed request resets its stream only; the
 // connection goes on.
 func TestH2StreamErrors(t *testing.T) {
-	addr, _, _ := h2Router(t, h2App(t, nil))
+	addr, _, _, _ := h2Router(t, h2App(t, nil))
 	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
 	if err != nil {
 		t.Fatal(err)
@@ -468,5 +484,56 @@ func TestH2StreamErrors(t *testing.T) {
 		case *http2.GoAwayFrame:
 			t.Fatalf("GOAWAY %v", f.ErrCode)
 		}
+	}
+}
+
+// TestH2Shutdown: Shutdown says GOAWAY to an idle HTTP/2 connection and
+// closes it at once; a stream in flight finishes first.
+func TestH2Shutdown(t *testing.T) {
+	addr, _, _, srv := h2Router(t, h2App(t, nil))
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	fr := http2.NewFramer(c, c)
+	_, _ = io.WriteString(c, http2.ClientPreface)
+	_ = fr.WriteSettings()
+	var b bytes.Buffer
+	e := hpack.NewEncoder(&b)
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", testHost}, {":path", "/download?n=100"}} {
+		_ = e.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true, EndStream: true})
+	for done := false; !done; {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done = f.Header().Type == http2.FrameData && f.Header().Flags.Has(http2.FlagDataEndStream)
+	}
+	start := time.Now()
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		shut <- srv.Shutdown(ctx)
+	}()
+	var goAway *http2.GoAwayFrame
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			goAway = g
+		}
+	}
+	if goAway == nil || goAway.ErrCode != http2.ErrCodeNo || goAway.LastStreamID != 1 {
+		t.Errorf("GOAWAY %+v, want NO_ERROR after stream 1", goAway)
+	}
+	if err := <-shut; err != nil || time.Since(start) > 2*time.Second {
+		t.Errorf("Shutdown: %v after %s", err, time.Since(start))
 	}
 }

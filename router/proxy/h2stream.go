@@ -428,6 +428,9 @@ func (st *h2stream) finish() {
 	h.mu.Lock()
 	delete(h.streams, st.sid)
 	n := len(h.streams)
+	if n == 0 {
+		h.cc.idle.Store(true) // Shutdown wakes the read loop
+	}
 	// A stream the handler served may still be referred to (a
 	// transport's goroutine reading its body): it is not reused.
 	if st.reusable && len(h.free) < h2FreeStreams {
