@@ -42,8 +42,9 @@ type Config struct {
 	Certs []CertFile
 	// RedirectHTTP answers plain HTTP with a redirect to HTTPS.
 	RedirectHTTP bool
-	// NetHTTP2 serves HTTP/2 over TLS with net/http's HTTP/2 server and
-	// ReverseProxy, as before the fast path served it (proxy.Server.FastH2).
+	// NetHTTP2 serves HTTP/2 (over TLS, and h2c with prior knowledge on
+	// the plain listener) with net/http's HTTP/2 server and ReverseProxy,
+	// as before the fast path served it (proxy.Server.FastH2).
 	NetHTTP2 bool
 	// MetricsListen serves Prometheus metrics at /metrics (and Go profiles
 	// at /debug/pprof/) on its own
@@ -330,6 +331,7 @@ func (r *Router) Run(ctx context.Context) error {
 		fallback.Protocols.SetHTTP1(true)
 		fallback.Protocols.SetUnencryptedHTTP2(true)
 		s := r.fastServer(fallback, nil)
+		s.FastH2 = !r.cfg.NetHTTP2
 		servers = append(servers, s)
 		go func() { errc <- s.Serve(ln) }()
 	}

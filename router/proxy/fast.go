@@ -11,6 +11,7 @@ package proxy
 // the same Proxy (reverse.go).
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/driftless/driftless/router/handlers"
 )
@@ -50,8 +53,10 @@ type Server struct {
 	// must offer h2 first) through Fallback, or on the fast path too with
 	// FastH2 (h2.go).
 	TLSConfig *tls.Config
-	// FastH2 serves HTTP/2 over TLS on the fast path rather than through
-	// net/http's HTTP/2 server.
+	// FastH2 serves HTTP/2 on the fast path rather than through
+	// net/http's HTTP/2 server: over TLS (ALPN h2) and, on a listener
+	// without TLS, over cleartext with prior knowledge (h2c). An
+	// HTTP/1.1 Upgrade to h2c still goes to net/http.
 	FastH2 bool
 	Log    *slog.Logger
 
@@ -252,6 +257,12 @@ func (c *conn) serve(resume func() bool) {
 		}
 		pool, ok := c.parse(n)
 		if !ok {
+			if c.s.FastH2 && c.s.TLSConfig == nil && bytes.HasPrefix([]byte(http2.ClientPreface), c.in.buffered()[:n]) {
+				// HTTP/2 over cleartext with prior knowledge (h2c).
+				c.c = &replayConn{Conn: c.c, pending: append([]byte(nil), c.in.buffered()...)}
+				c.serveH2()
+				return
+			}
 			handedOver = c.handOver()
 			return
 		}

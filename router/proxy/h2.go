@@ -404,9 +404,22 @@ func (h *h2conn) data(f *http2.DataFrame) error {
 	if idle {
 		return h.connError(http2.ErrCodeProtocol, "DATA on an idle stream")
 	}
-	if st == nil || !st.body.open() {
+	if st == nil {
+		// A stream that ended (DATA may have been in flight when it
+		// was reset).
 		h.reset(f.StreamID, http2.ErrCodeStreamClosed)
 		return nil
+	}
+	st.body.mu.Lock()
+	eof, drop := st.body.eof, st.body.done || st.body.err != nil
+	st.body.mu.Unlock()
+	switch {
+	case eof && !drop:
+		st.cancel() // DATA after END_STREAM
+		h.reset(f.StreamID, http2.ErrCodeStreamClosed)
+		return nil
+	case drop:
+		return nil // nobody reads the body: the stream's end resets it
 	}
 	if code := st.received(f.Data(), n, f.StreamEnded()); code != http2.ErrCodeNo {
 		st.cancel()

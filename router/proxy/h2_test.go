@@ -537,3 +537,45 @@ func TestH2Shutdown(t *testing.T) {
 		t.Errorf("Shutdown: %v after %s", err, time.Since(start))
 	}
 }
+
+// TestH2Cleartext: on the plain listener, HTTP/2 with prior knowledge
+// (h2c) is served on the fast path too, whichever driver took the
+// connection first.
+func TestH2Cleartext(t *testing.T) {
+	app := h2App(t, nil)
+	forDrivers(t, func(t *testing.T, d driver) {
+		var handled atomic.Int32
+		entries := []route.Entry{{Route: testHost, Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}
+		addr, _ := startFast(t, d, entries, Config{}, func(s *Server) {
+			s.FastH2 = true
+			next := s.Fallback.Handler
+			s.Fallback.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				handled.Add(1)
+				next.ServeHTTP(w, r)
+			})
+		})
+		tr := &http.Transport{Protocols: new(http.Protocols)}
+		tr.Protocols.SetUnencryptedHTTP2(true)
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		for _, path := range []string{"/echo", "/download?n=100000", "/echo"} {
+			req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+			req.Host = testHost
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+				t.Fatalf("%s: %s %d %.100q", path, resp.Proto, resp.StatusCode, b)
+			}
+			if path == "/echo" && !strings.Contains(string(b), "xfp=http ") {
+				t.Errorf("%s: %q, want X-Forwarded-Proto http", path, b)
+			}
+		}
+		if n := handled.Load(); n != 0 {
+			t.Errorf("%d requests through the handler, want 0", n)
+		}
+	})
+}

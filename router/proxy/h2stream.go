@@ -208,8 +208,11 @@ func (h *h2conn) headers(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	if id <= h.lastID {
+		// A stream that ended: trailers may have been in flight when the
+		// server reset it.
 		h.mu.Unlock()
-		return h.connError(http2.ErrCodeStreamClosed, "HEADERS on a closed stream")
+		h.reset(id, http2.ErrCodeStreamClosed)
+		return nil
 	}
 	h.lastID = id
 	if h.goingAway || h.open.Load() >= h2MaxStreams {
