@@ -215,7 +215,10 @@ func (h *h2conn) headers(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	h.lastID = id
-	if h.goingAway || h.open.Load() >= h2MaxStreams {
+	// Streams reset by the client no longer count as open, but their
+	// goroutines may still be ending: those are bounded too (a client
+	// opening and resetting streams in a loop, CVE-2023-44487).
+	if h.goingAway || h.open.Load() >= h2MaxStreams || len(h.streams) >= 2*h2MaxStreams {
 		h.mu.Unlock()
 		h.reset(id, http2.ErrCodeRefusedStream)
 		return nil
@@ -235,6 +238,12 @@ func (h *h2conn) headers(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
+// h2Version and hostField are request parts that are only read.
+var (
+	h2Version = []byte("HTTP/2.0")
+	hostField = []byte("Host")
+)
+
 // bytesOf views s as bytes, which are only read.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
@@ -246,8 +255,8 @@ func (st *h2stream) request() bool {
 	}
 	r := &st.req
 	*r = wire.Request{Fields: r.Fields[:0], Method: bytesOf(st.method), Target: bytesOf(st.path),
-		Version: []byte("HTTP/2.0"), Host: bytesOf(st.authority)}
-	r.Fields = append(r.Fields, wire.Field{Name: []byte("Host")})
+		Version: h2Version, Host: bytesOf(st.authority)}
+	r.Fields = append(r.Fields, wire.Field{Name: hostField})
 	var cookies []string
 	for _, f := range st.fields {
 		switch f.Name {
