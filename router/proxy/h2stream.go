@@ -147,18 +147,29 @@ func (h *h2conn) recycled() *h2stream {
 	if n == 0 {
 		return &h2stream{exchange: h.s.newExchange(h.remote), h: h, body: h2body{ready: make(chan struct{}, 1)}}
 	}
-	old := h.free[n-1]
+	st := h.free[n-1]
 	h.free = h.free[:n-1]
-	e := &old.exchange
-	st := &h2stream{h: h, hf: old.hf[:0], names: old.names[:0],
-		exchange: exchange{s: e.s, remote: e.remote, ip: e.ip, trusted: e.trusted, in: buffer{b: e.in.b}, out: e.out[:0],
-			req: wire.Request{Fields: e.req.Fields[:0]}, resp: wire.Response{Fields: e.resp.Fields[:0]}, id: e.id[:0]},
-		body: h2body{buf: old.body.buf[:0], ready: old.body.ready}}
+	st.reset()
+	return st
+}
+
+// reset makes an ended stream as new, keeping its buffers. Only the read
+// loop reuses streams, and nothing else refers to an ended one.
+func (st *h2stream) reset() {
+	e := &st.exchange
+	*e = exchange{s: e.s, remote: e.remote, ip: e.ip, trusted: e.trusted, in: buffer{b: e.in.b}, out: e.out[:0],
+		req: wire.Request{Fields: e.req.Fields[:0]}, resp: wire.Response{Fields: e.resp.Fields[:0]}, id: e.id[:0]}
+	st.sid, st.sendWindow, st.closed, st.noBody = 0, 0, false, false
+	st.method, st.scheme, st.authority, st.path, st.fields, st.truncated = "", "", "", "", nil, false
+	st.be, st.canceled, st.ctxCancel = nil, false, nil
+	st.headersSent, st.reusable, st.hf, st.names = false, false, st.hf[:0], st.names[:0]
+	b := &st.body
+	b.buf, b.r, b.eof, b.err, b.done = b.buf[:0], 0, false, nil, false
+	b.window, b.unacked, b.declared, b.got, b.trailer = 0, 0, 0, 0, nil
 	select {
-	case <-st.body.ready:
+	case <-b.ready:
 	default:
 	}
-	return st
 }
 
 // newStream opens stream id for the request of f (read loop).
