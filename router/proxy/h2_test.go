@@ -475,3 +475,19 @@ func TestH2Failures(t *testing.T) {
 		t.Errorf("%d connections, want 1", got)
 	}
 }
+
+// TestH2ExpectContinue: a client that waits for 100 (Continue) before
+// its body gets it from the proxy at once.
+func TestH2ExpectContinue(t *testing.T) {
+	addr, handled, _, _ := h2Router(t, h2App(t, nil))
+	c := h2Client(t)
+	c.Transport.(*http.Transport).ExpectContinueTimeout = 10 * time.Second
+	start := time.Now()
+	resp, got := do(t, c, addr, "POST", testHost, "/upload", bytes.NewReader(pattern(1000)), "Expect", "100-continue")
+	if resp.StatusCode != 200 || !strings.HasPrefix(got, "1000 ") || time.Since(start) > 5*time.Second {
+		t.Fatalf("%d %q after %s", resp.StatusCode, got, time.Since(start))
+	}
+	if n := handled.Load(); n != 0 {
+		t.Errorf("%d requests through the handler, want 0", n)
+	}
+}

@@ -124,6 +124,15 @@ func (st *h2stream) send(t *target, chunked bool) (be *backend, n int, err error
 	}
 	sent := st.x.Start
 	if !st.noBody {
+		if st.expect {
+			st.expect = false // once, whatever the attempts
+			cont := []hpack.HeaderField{{Name: ":status", Value: "100"}}
+			if err := st.writeHeaders(cont, false); err != nil || st.flush() != nil {
+				st.use(nil)
+				_ = be.c.Close()
+				return nil, 0, errStreamReset
+			}
+		}
 		if err = st.streamBody(be, chunked); err != nil {
 			if n, ok := st.earlyAnswer(be, err); ok {
 				return be, n, nil

@@ -38,6 +38,9 @@ type h2stream struct {
 	method, scheme, authority, path string
 	fields                          []hpack.HeaderField
 	truncated                       bool
+	// expect is set when the client waits for 100 (Continue) before it
+	// sends the body.
+	expect bool
 	// be is the instance connection in use, closed by cancel; ctxCancel
 	// ends the handler path's request. Guarded by mu.
 	mu        sync.Mutex
@@ -160,7 +163,7 @@ func (st *h2stream) reset() {
 	*e = exchange{s: e.s, remote: e.remote, ip: e.ip, trusted: e.trusted, in: buffer{b: e.in.b}, out: e.out[:0],
 		req: wire.Request{Fields: e.req.Fields[:0]}, resp: wire.Response{Fields: e.resp.Fields[:0]}, id: e.id[:0]}
 	st.sid, st.sendWindow, st.closed, st.noBody = 0, 0, false, false
-	st.method, st.scheme, st.authority, st.path, st.fields, st.truncated = "", "", "", "", nil, false
+	st.method, st.scheme, st.authority, st.path, st.fields, st.truncated, st.expect = "", "", "", "", nil, false, false
 	st.be, st.canceled, st.ctxCancel = nil, false, nil
 	st.headersSent, st.reusable, st.hf, st.names = false, false, st.hf[:0], st.names[:0]
 	b := &st.body
@@ -285,6 +288,11 @@ func (st *h2stream) request() bool {
 			continue
 		case "cookie":
 			cookies = append(cookies, f.Value)
+			continue
+		case "expect":
+			// The proxy answers 100 itself before it reads the body
+			// (h2forward.go); the instance gets the body as it comes.
+			st.expect = strings.EqualFold(f.Value, "100-continue")
 			continue
 		case "content-length":
 			n, err := strconv.ParseInt(f.Value, 10, 64)
