@@ -84,6 +84,10 @@ type h2conn struct {
 	wg        sync.WaitGroup
 	// free are ended streams to reuse (h2FreeStreams at most).
 	free []*h2stream
+	// work hands a stream to the connection's idle goroutine
+	// (idleWorker set while there is one); closed at the end.
+	work       chan *h2stream
+	idleWorker atomic.Bool
 
 	// open counts the streams not closed yet (SETTINGS_MAX_CONCURRENT_
 	// STREAMS bounds it): a stream whose goroutine sent its last frame no
@@ -98,7 +102,7 @@ type h2conn struct {
 // serveH2 serves the HTTP/2 connection c's goroutine took over after the
 // handshake, until it ends.
 func (c *conn) serveH2() {
-	h := &h2conn{s: c.s, cc: c, c: c.c, remote: c.remote, streams: map[uint32]*h2stream{},
+	h := &h2conn{s: c.s, cc: c, c: c.c, remote: c.remote, streams: map[uint32]*h2stream{}, work: make(chan *h2stream),
 		sendWindow: 65535, peerWindow: 65535, peerMaxFrame: 16384, recvWindow: h2ConnWindow}
 	h.wcond.L = &h.wmu
 	h.br = bufio.NewReaderSize(c.c, h2ReadBuffer)
@@ -493,4 +497,5 @@ func (h *h2conn) close(err error) {
 	}
 	_ = h.c.Close()
 	h.wg.Wait()
+	close(h.work) // the idle goroutine ends
 }
