@@ -42,6 +42,10 @@ type Config struct {
 	Certs []CertFile
 	// RedirectHTTP answers plain HTTP with a redirect to HTTPS.
 	RedirectHTTP bool
+	// NetHTTP2 serves HTTP/2 (over TLS, and h2c with prior knowledge on
+	// the plain listener) with net/http's HTTP/2 server and ReverseProxy,
+	// as before the fast path served it (proxy.Server.FastH2).
+	NetHTTP2 bool
 	// MetricsListen serves Prometheus metrics at /metrics (and Go profiles
 	// at /debug/pprof/) on its own
 	// address; empty for none.
@@ -163,8 +167,9 @@ func New(cfg Config) (*Router, error) {
 		if len(cfg.Certs) == 0 {
 			return nil, errors.New("router: TLS needs at least one certificate")
 		}
-		// h2 first: HTTP/2 when the client speaks it (net/http's server),
-		// HTTP/1.1 on the fast path otherwise.
+		// h2 first: HTTP/2 when the client speaks it (on the fast path,
+		// or net/http's server with NetHTTP2), HTTP/1.1 on the fast path
+		// otherwise.
 		// Records of up to 16 KB from a connection's start, as nginx's
 		// ssl_buffer_size: a response that fits is one record and one
 		// write, not records of ~1.2 KB growing over the first 128 KB.
@@ -326,15 +331,17 @@ func (r *Router) Run(ctx context.Context) error {
 		fallback.Protocols.SetHTTP1(true)
 		fallback.Protocols.SetUnencryptedHTTP2(true)
 		s := r.fastServer(fallback, nil)
+		s.FastH2 = !r.cfg.NetHTTP2
 		servers = append(servers, s)
 		go func() { errc <- s.Serve(ln) }()
 	}
 	if tlsLn != nil {
-		// HTTPS: HTTP/1.1 on the fast path (a goroutine per connection),
-		// HTTP/2 and what the fast path hands over through net/http.
+		// HTTPS: HTTP/1.1 and HTTP/2 on the fast path (a goroutine per
+		// connection), what the fast path hands over through net/http.
 		fallback := r.server(r.handler)
 		fallback.TLSConfig = r.tlsConf
 		s := r.fastServer(fallback, r.tlsConf)
+		s.FastH2 = !r.cfg.NetHTTP2
 		servers = append(servers, s)
 		go func() { errc <- s.Serve(tlsLn) }()
 	}

@@ -180,6 +180,7 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.StringVar(&cfg.TLSListen, "https", cfg.TLSListen, "HTTPS listen address (needs --cert)")
 	f.Var(certsValue{&cfg.Certs}, "cert", "TLS certificate and key files, CERT.pem:KEY.pem, chosen by SNI (repeatable)")
 	f.BoolVar(&cfg.RedirectHTTP, "redirect-http", cfg.RedirectHTTP, "answer plain HTTP with a redirect to HTTPS")
+	f.BoolVar(&cfg.NetHTTP2, "net-http2", cfg.NetHTTP2, "serve HTTP/2 (over TLS, and h2c on the plain listener) with net/http's server rather than the router's fast path")
 	metricsFlags(f, &cfg.MetricsListen, &cfg.MetricsTokenFile, " of the router (and Go profiles at /debug/pprof/)")
 	f.BoolVar(&cfg.AppLogs, "app-logs", cfg.AppLogs, "put each request's line into the app's log (RTR lines, over NATS)")
 	f.Var(prefixesValue{&cfg.Proxy.TrustedProxies}, "trusted-proxy", "network whose X-Forwarded-For/-Proto are kept, e.g. 10.0.0.0/8 (repeatable)")

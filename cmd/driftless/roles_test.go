@@ -294,7 +294,7 @@ func TestFlagNames(t *testing.T) {
 			"data": "/var/lib/driftless/agent", "network": "driftless", "cell-ttl": "15s", "stacks": "/var/lib/driftless/stacks",
 			"go-root": "", "static-server": "", "plain-http-registry": "[]", "host-service-port": "[]",
 			"nats-user": "", "nats-password": "", "nats-ca": "", "consul-token": "", "metrics": "", "metrics-token-file": ""},
-		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "", "redirect-http": "false", "metrics": "",
+		"router": {"http": "127.0.0.1:8080", "https": "", "cert": "", "redirect-http": "false", "net-http2": "false", "metrics": "",
 			"trusted-proxy": "", "dial-timeout": "5s", "response-timeout": "1m0s", "idle-timeout": "1m30s",
 			"read-header-timeout": "10s", "body-timeout": "30s", "min-body-rate": "240", "balance": "round-robin", "consul": "127.0.0.1:8500", "access-log": "-", "app-logs": "true",
 			"nats": "nats://127.0.0.1:4222", "nats-user": "", "nats-password": "", "nats-ca": "", "consul-token": "", "metrics-token-file": ""},

@@ -133,6 +133,12 @@ func (e *exchange) pick(pool *route.Pool) (target, bool) {
 // without hop-by-hop fields, with X-Forwarded-* set (kept from trusted
 // proxies only) and the request id.
 func (e *exchange) requestHead(out []byte) []byte {
+	return append(e.requestFields(out), "\r\n"...)
+}
+
+// requestFields appends requestHead's request line and fields, without
+// the empty line that ends the head.
+func (e *exchange) requestFields(out []byte) []byte {
 	r := &e.req
 	out = append(out, r.Method...)
 	out = append(out, ' ')
@@ -172,8 +178,7 @@ func (e *exchange) requestHead(out []byte) []byte {
 		proto = e.s.scheme
 	}
 	out = appendField(out, "X-Forwarded-Proto", proto)
-	out = appendField(out, handlers.RequestIDHeader, e.id)
-	return append(out, "\r\n"...)
+	return appendField(out, handlers.RequestIDHeader, e.id)
 }
 
 // bodyMode is how a response's body is framed.

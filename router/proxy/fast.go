@@ -11,6 +11,7 @@ package proxy
 // the same Proxy (reverse.go).
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/net/http2"
 
 	"github.com/driftless/driftless/router/handlers"
 )
@@ -47,9 +50,15 @@ type Server struct {
 	OnConn func(delta int)
 	// TLSConfig, when set, makes Serve serve HTTPS (tls.go): HTTP/1.1 on
 	// the fast path, a goroutine per connection; HTTP/2 (its NextProtos
-	// must offer h2 first) through Fallback.
+	// must offer h2 first) through Fallback, or on the fast path too with
+	// FastH2 (h2.go).
 	TLSConfig *tls.Config
-	Log       *slog.Logger
+	// FastH2 serves HTTP/2 on the fast path rather than through
+	// net/http's HTTP/2 server: over TLS (ALPN h2) and, on a listener
+	// without TLS, over cleartext with prior knowledge (h2c). An
+	// HTTP/1.1 Upgrade to h2c still goes to net/http.
+	FastH2 bool
+	Log    *slog.Logger
 
 	// noLoop serves every connection with a goroutine (tests of that
 	// driver); loops are the event loops when they serve the listener.
@@ -178,6 +187,8 @@ type conn struct {
 	// unread is set when the connection ends with a request body the
 	// client is still sending (its instance answered early).
 	unread bool
+	// h2 is set when the client chose HTTP/2 and the fast path serves it.
+	h2 bool
 }
 
 func (s *Server) newConn(c net.Conn) *conn {
@@ -231,6 +242,10 @@ func (c *conn) serve(resume func() bool) {
 		if fast, handedOver = c.handshake(tc); !fast {
 			return
 		}
+		if c.h2 {
+			c.serveH2()
+			return
+		}
 	}
 	for !c.s.shutdown.Load() {
 		n, err := c.readHead()
@@ -242,6 +257,12 @@ func (c *conn) serve(resume func() bool) {
 		}
 		pool, ok := c.parse(n)
 		if !ok {
+			if c.s.FastH2 && c.s.TLSConfig == nil && bytes.HasPrefix([]byte(http2.ClientPreface), c.in.buffered()[:n]) {
+				// HTTP/2 over cleartext with prior knowledge (h2c).
+				c.c = &replayConn{Conn: c.c, pending: append([]byte(nil), c.in.buffered()...)}
+				c.serveH2()
+				return
+			}
 			handedOver = c.handOver()
 			return
 		}

@@ -182,7 +182,7 @@ const earlyAnswerWait = time.Second
 // earlyAnswer reads the response head an instance sent before it stopped
 // taking the request body (413, 401, a redirect...), when streaming the
 // body to it failed with err: that answer is the client's, not a 502.
-func (c *conn) earlyAnswer(be *backend, err error) (n int, ok bool) {
+func (c *exchange) earlyAnswer(be *backend, err error) (n int, ok bool) {
 	if _, _, client := bodyAnswer(err); client {
 		return 0, false
 	}

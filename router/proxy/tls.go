@@ -34,6 +34,10 @@ func (c *conn) handshake(tc *tls.Conn) (fast, handedOver bool) {
 	}
 	_ = tc.SetDeadline(time.Time{})
 	if tc.ConnectionState().NegotiatedProtocol == "h2" {
+		if c.s.FastH2 {
+			c.h2 = true
+			return true, false
+		}
 		// net/http counts it from here (it is not a replayConn).
 		if c.s.OnConn != nil {
 			c.s.OnConn(-1)
