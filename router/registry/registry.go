@@ -117,26 +117,12 @@ func (r *Registry) Run(ctx context.Context) error {
 	}()
 	wg.Go(func() { r.rebuildLoop(ctx) })
 	wg.Go(func() { r.watchCells(ctx) })
-	var index uint64
 	first := true
-	var bo catalog.Backoff
-	var hidden catalog.Hidden
-	for ctx.Err() == nil {
-		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
+	catalog.Follow(ctx, r.log, "the services", catalog.RoleRouter, r.cfg.Wait, func(opts *consul.QueryOptions) (*consul.QueryMeta, error) {
 		services, meta, err := r.cfg.Consul.Catalog().Services(opts)
 		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			d := bo.Next()
-			index = 0 // catalog.NextIndex: Consul may come back empty
-			r.log.Warn("listing services in Consul; retrying", "err", err, "in", d)
-			catalog.Pause(ctx, d)
-			continue
+			return nil, err
 		}
-		bo.Reset()
-		hidden.Check(r.log, meta, "the services", catalog.RoleRouter)
-		index = catalog.NextIndex(index, meta.LastIndex)
 		names := map[string]bool{}
 		for name, tags := range services {
 			if catalog.IsApp(tags) {
@@ -146,7 +132,8 @@ func (r *Registry) Run(ctx context.Context) error {
 		r.reconcileWatches(ctx, &wg, names, first)
 		first = false
 		catalog.Pause(ctx, r.cfg.ServicesGap)
-	}
+		return meta, nil
+	})
 	return nil
 }
 
@@ -195,25 +182,11 @@ func (r *Registry) checkReady() {
 
 // watchService follows the passing instances of one service.
 func (r *Registry) watchService(ctx context.Context, name string) {
-	var index uint64
-	var bo catalog.Backoff
-	var hidden catalog.Hidden
-	for ctx.Err() == nil {
-		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
+	catalog.Follow(ctx, r.log, "the instances of "+name, catalog.RoleRouter, r.cfg.Wait, func(opts *consul.QueryOptions) (*consul.QueryMeta, error) {
 		entries, meta, err := r.cfg.Consul.Health().Service(name, catalog.AppTag, true, opts)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := bo.Next()
-			index = 0 // catalog.NextIndex: Consul may come back empty
-			r.log.Warn("reading service instances from Consul; retrying", "service", name, "err", err, "in", d)
-			catalog.Pause(ctx, d)
-			continue
+			return nil, err
 		}
-		bo.Reset()
-		hidden.Check(r.log, meta, "the instances of "+name, catalog.RoleRouter)
-		index = catalog.NextIndex(index, meta.LastIndex)
 		var insts []model.Endpoint
 		for _, e := range entries {
 			if in, ok := catalog.FromHealthEntry(e); ok {
@@ -224,7 +197,7 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 		w := r.services[name]
 		if w == nil || ctx.Err() != nil {
 			r.mu.Unlock()
-			return
+			return nil, catalog.ErrStop
 		}
 		w.instances = insts
 		r.loaded[name] = true
@@ -232,34 +205,21 @@ func (r *Registry) watchService(ctx context.Context, name string) {
 		if !r.isReady {
 			r.checkReady()
 			r.mu.Unlock()
-			continue
+			return meta, nil
 		}
 		r.mu.Unlock()
 		r.askRebuild()
-	}
+		return meta, nil
+	})
 }
 
 // watchCells follows the live cells.
 func (r *Registry) watchCells(ctx context.Context) {
-	var index uint64
-	var bo catalog.Backoff
-	var hidden catalog.Hidden
-	for ctx.Err() == nil {
-		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: r.cfg.Wait}).WithContext(ctx)
+	catalog.Follow(ctx, r.log, "the live cells", catalog.RoleRouter, r.cfg.Wait, func(opts *consul.QueryOptions) (*consul.QueryMeta, error) {
 		pairs, meta, err := r.cfg.Consul.KV().List(catalog.CellsPrefix, opts)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := bo.Next()
-			index = 0 // catalog.NextIndex: Consul may come back empty
-			r.log.Warn("reading the live cells from Consul; retrying", "err", err, "in", d)
-			catalog.Pause(ctx, d)
-			continue
+			return nil, err
 		}
-		bo.Reset()
-		hidden.Check(r.log, meta, "the live cells", catalog.RoleRouter)
-		index = catalog.NextIndex(index, meta.LastIndex)
 		live := catalog.LiveCells(pairs)
 		r.mu.Lock()
 		same := maps.Equal(live, r.cells) && r.cells != nil
@@ -267,13 +227,14 @@ func (r *Registry) watchCells(ctx context.Context) {
 		if !r.isReady {
 			r.checkReady()
 			r.mu.Unlock()
-			continue
+			return meta, nil
 		}
 		r.mu.Unlock()
 		if !same {
 			r.askRebuild()
 		}
-	}
+		return meta, nil
+	})
 }
 
 // askRebuild asks rebuildLoop for a new table; an ask already pending

@@ -110,28 +110,15 @@ func (s *Sleepers) Lookup(host, path string) (App, bool) {
 // Run follows Consul with blocking queries until ctx ends, retrying with
 // backoff when Consul fails (or restarts).
 func (s *Sleepers) Run(ctx context.Context) {
-	var index uint64
-	var bo catalog.Backoff
-	var hidden catalog.Hidden
-	for ctx.Err() == nil {
-		opts := (&consul.QueryOptions{WaitIndex: index, WaitTime: s.wait}).WithContext(ctx)
+	catalog.Follow(ctx, s.log, "the sleeping apps", catalog.RoleRouter, s.wait, func(opts *consul.QueryOptions) (*consul.QueryMeta, error) {
 		pairs, meta, err := s.consul.KV().List(catalog.SleepingPrefix, opts)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := bo.Next()
-			index = 0 // catalog.NextIndex: Consul may come back empty
-			s.log.Warn("reading sleeping apps from Consul; retrying", "err", err, "in", d)
-			catalog.Pause(ctx, d)
-			continue
+			return nil, err
 		}
-		bo.Reset()
-		hidden.Check(s.log, meta, "the sleeping apps", catalog.RoleRouter)
-		index = catalog.NextIndex(index, meta.LastIndex)
 		s.update(pairs)
 		s.once.Do(func() { close(s.ready) })
-	}
+		return meta, nil
+	})
 }
 
 // update takes the sleeping apps Consul listed: those whose key went
