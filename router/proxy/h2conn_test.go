@@ -15,22 +15,26 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
+// h2Dial opens a TLS connection to addr that chose h2, with a 5 s
+// deadline, closed when the test ends.
+func h2Dial(t *testing.T, addr string) *tls.Conn {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q", p)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
 // TestH2Refusals: a connection that does not speak HTTP/2 properly is
 // closed, with a GOAWAY when it got as far as frames.
 func TestH2Refusals(t *testing.T) {
 	addr, _, _, _ := h2Router(t, h2App(t, nil))
-	dial := func(t *testing.T) *tls.Conn {
-		c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
-			t.Fatalf("negotiated %q", p)
-		}
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-		return c
-	}
 	for _, tt := range []struct {
 		name   string
 		send   func(fr *http2.Framer, c net.Conn)
@@ -53,7 +57,7 @@ func TestH2Refusals(t *testing.T) {
 		}, http2.ErrCodeProtocol},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dial(t)
+			c := h2Dial(t, addr)
 			fr := http2.NewFramer(c, c)
 			fr.AllowIllegalWrites = true
 			tt.send(fr, c)
@@ -83,12 +87,7 @@ func TestH2Refusals(t *testing.T) {
 // connection goes on.
 func TestH2StreamErrors(t *testing.T) {
 	addr, _, _, _ := h2Router(t, h2App(t, nil))
-	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := h2Dial(t, addr)
 	fr := http2.NewFramer(c, c)
 	_, _ = io.WriteString(c, http2.ClientPreface)
 	_ = fr.WriteSettings()
@@ -131,12 +130,7 @@ func TestH2StreamErrors(t *testing.T) {
 // closes it at once; a stream in flight finishes first.
 func TestH2Shutdown(t *testing.T) {
 	addr, _, _, srv := h2Router(t, h2App(t, nil))
-	c, err := tls.Dial("tcp", addr, &tls.Config{ServerName: testHost, InsecureSkipVerify: true, NextProtos: []string{"h2"}}) //nolint:gosec // test certificate
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := h2Dial(t, addr)
 	fr := http2.NewFramer(c, c)
 	_, _ = io.WriteString(c, http2.ClientPreface)
 	_ = fr.WriteSettings()
