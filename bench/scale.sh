@@ -5,7 +5,10 @@
 # Consul (one server and CONSUL_AGENTS client agents the cells spread over,
 # as each cell's host runs its own) and router. Prints each phase's time, CPU, heap, Consul writes/s
 # and NATS messages/s (DRIFTLESS_SCALE_PROFILE=DIR: a CPU profile per phase).
-# Results go into docs/benchmarks.md with this command.
+# Results go into docs/benchmarks.md with this command. To stop a run, end the
+# test binary, which runs from Go's build cache, not from any -o copy:
+#   pkill -f 'sim.test -test'; pkill -f 'consul agent -node hollow-host-'
+# (a run left behind makes the next one's numbers worthless).
 #   APPS=100 INSTANCES=10 CELLS=20 bench/scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
