@@ -31,6 +31,42 @@ func h2Dial(t *testing.T, addr string) *tls.Conn {
 	return c
 }
 
+// h2Open opens an h2 connection to addr (h2Dial) and starts it as a
+// client does: the preface, then SETTINGS.
+func h2Open(t *testing.T, addr string) *http2.Framer {
+	t.Helper()
+	c := h2Dial(t, addr)
+	fr := http2.NewFramer(c, c)
+	_, _ = io.WriteString(c, http2.ClientPreface)
+	_ = fr.WriteSettings()
+	return fr
+}
+
+// h2Fields is the HPACK block of the fields given as name, value pairs.
+func h2Fields(fields ...string) []byte {
+	var b bytes.Buffer
+	e := hpack.NewEncoder(&b)
+	for i := 0; i+1 < len(fields); i += 2 {
+		_ = e.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return b.Bytes()
+}
+
+// lastGoAway reads frames until the connection ends and returns the last
+// GOAWAY among them (nil if none).
+func lastGoAway(fr *http2.Framer) *http2.GoAwayFrame {
+	var goAway *http2.GoAwayFrame
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return goAway
+		}
+		if g, ok := f.(*http2.GoAwayFrame); ok {
+			goAway = g
+		}
+	}
+}
+
 // TestH2Refusals: a connection that does not speak HTTP/2 properly is
 // closed, with a GOAWAY when it got as far as frames.
 func TestH2Refusals(t *testing.T) {
@@ -61,16 +97,7 @@ func TestH2Refusals(t *testing.T) {
 			fr := http2.NewFramer(c, c)
 			fr.AllowIllegalWrites = true
 			tt.send(fr, c)
-			var goAway *http2.GoAwayFrame
-			for {
-				f, err := fr.ReadFrame()
-				if err != nil {
-					break // closed
-				}
-				if g, ok := f.(*http2.GoAwayFrame); ok {
-					goAway = g
-				}
-			}
+			goAway := lastGoAway(fr)
 			switch {
 			case tt.goAway == ^http2.ErrCode(0) && goAway != nil:
 				t.Errorf("GOAWAY %v, want the connection closed without one", goAway.ErrCode)
@@ -87,24 +114,13 @@ func TestH2Refusals(t *testing.T) {
 // connection goes on.
 func TestH2StreamErrors(t *testing.T) {
 	addr, _, _, _ := h2Router(t, h2App(t, nil))
-	c := h2Dial(t, addr)
-	fr := http2.NewFramer(c, c)
-	_, _ = io.WriteString(c, http2.ClientPreface)
-	_ = fr.WriteSettings()
+	fr := h2Open(t, addr)
 	// Stream 1: a connection-specific field (malformed, RFC 9113 8.2.2).
 	// Stream 3: a good request.
-	enc := func(fields ...string) []byte {
-		var b bytes.Buffer
-		e := hpack.NewEncoder(&b)
-		for i := 0; i+1 < len(fields); i += 2 {
-			_ = e.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
-		}
-		return b.Bytes()
-	}
 	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true,
-		BlockFragment: enc(":method", "GET", ":scheme", "https", ":authority", testHost, ":path", "/echo", "connection", "close")})
+		BlockFragment: h2Fields(":method", "GET", ":scheme", "https", ":authority", testHost, ":path", "/echo", "connection", "close")})
 	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, EndHeaders: true, EndStream: true,
-		BlockFragment: enc(":method", "GET", ":scheme", "https", ":authority", testHost, ":path", "/echo")})
+		BlockFragment: h2Fields(":method", "GET", ":scheme", "https", ":authority", testHost, ":path", "/echo")})
 	var reset1, ok3 bool
 	for !(reset1 && ok3) {
 		f, err := fr.ReadFrame()
@@ -130,16 +146,9 @@ func TestH2StreamErrors(t *testing.T) {
 // closes it at once; a stream in flight finishes first.
 func TestH2Shutdown(t *testing.T) {
 	addr, _, _, srv := h2Router(t, h2App(t, nil))
-	c := h2Dial(t, addr)
-	fr := http2.NewFramer(c, c)
-	_, _ = io.WriteString(c, http2.ClientPreface)
-	_ = fr.WriteSettings()
-	var b bytes.Buffer
-	e := hpack.NewEncoder(&b)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", testHost}, {":path", "/download?n=100"}} {
-		_ = e.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b.Bytes(), EndHeaders: true, EndStream: true})
+	fr := h2Open(t, addr)
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, EndHeaders: true, EndStream: true,
+		BlockFragment: h2Fields(":method", "GET", ":scheme", "https", ":authority", testHost, ":path", "/download?n=100")})
 	for done := false; !done; {
 		f, err := fr.ReadFrame()
 		if err != nil {
@@ -154,16 +163,7 @@ func TestH2Shutdown(t *testing.T) {
 		defer cancel()
 		shut <- srv.Shutdown(ctx)
 	}()
-	var goAway *http2.GoAwayFrame
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			break
-		}
-		if g, ok := f.(*http2.GoAwayFrame); ok {
-			goAway = g
-		}
-	}
+	goAway := lastGoAway(fr)
 	if goAway == nil || goAway.ErrCode != http2.ErrCodeNo || goAway.LastStreamID != 1 {
 		t.Errorf("GOAWAY %+v, want NO_ERROR after stream 1", goAway)
 	}
