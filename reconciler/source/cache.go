@@ -23,60 +23,47 @@ const (
 // memory (each snapshot used to look every path up from the root, decoding
 // the 1,000-entry apps folder once per file it read).
 type objectCache struct {
-	mu        sync.Mutex
-	trees     map[plumbing.Hash][]object.TreeEntry
-	entries   int
-	blobs     map[plumbing.Hash][]byte
-	blobBytes int
+	trees bounded[object.TreeEntry] // bounded by their entries
+	blobs bounded[byte]             // bounded by their bytes
 }
 
 func newObjectCache() *objectCache {
-	return &objectCache{trees: map[plumbing.Hash][]object.TreeEntry{}, blobs: map[plumbing.Hash][]byte{}}
+	return &objectCache{trees: bounded[object.TreeEntry]{max: maxCachedEntries}, blobs: bounded[byte]{max: maxCachedBlobBytes}}
 }
 
-// tree returns the cached entries of tree h; callers must not change them.
-func (c *objectCache) tree(h plumbing.Hash) ([]object.TreeEntry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	es, ok := c.trees[h]
-	return es, ok
-}
-
-func (c *objectCache) putTree(h plumbing.Hash, es []object.TreeEntry) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.trees[h]; ok {
-		return
-	}
-	if c.entries+len(es) > maxCachedEntries {
-		clear(c.trees)
-		c.entries = 0
-	}
-	c.trees[h] = es
-	c.entries += len(es)
-}
-
-// blob returns the cached content of blob h; callers must not change it.
-func (c *objectCache) blob(h plumbing.Hash) ([]byte, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b, ok := c.blobs[h]
-	return b, ok
-}
-
+// putBlob caches the content of blob h, if it is small.
 func (c *objectCache) putBlob(h plumbing.Hash, data []byte) {
-	if len(data) > maxCachedBlob {
+	if len(data) <= maxCachedBlob {
+		c.blobs.put(h, data)
+	}
+}
+
+// bounded maps hashes to slices of at most max elements in all; a put
+// past the bound starts it over.
+type bounded[E any] struct {
+	mu  sync.Mutex
+	m   map[plumbing.Hash][]E
+	n   int // elements held
+	max int
+}
+
+// get returns the slice of h; callers must not change it.
+func (b *bounded[E]) get(h plumbing.Hash) ([]E, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, ok := b.m[h]
+	return v, ok
+}
+
+func (b *bounded[E]) put(h plumbing.Hash, v []E) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.m[h]; ok {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.blobs[h]; ok {
-		return
+	if b.m == nil || b.n+len(v) > b.max {
+		b.m, b.n = map[plumbing.Hash][]E{}, 0
 	}
-	if c.blobBytes+len(data) > maxCachedBlobBytes {
-		clear(c.blobs)
-		c.blobBytes = 0
-	}
-	c.blobs[h] = data
-	c.blobBytes += len(data)
+	b.m[h] = v
+	b.n += len(v)
 }

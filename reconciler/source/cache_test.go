@@ -34,7 +34,7 @@ func TestSnapshotsShareObjects(t *testing.T) {
 			t.Fatalf("%s = %q, want %q", name, got, want)
 		}
 	}
-	trees, blobs := len(s.cache.trees), len(s.cache.blobs)
+	trees, blobs := len(s.cache.trees.m), len(s.cache.blobs.m)
 	if trees < 22 || blobs < 20 { // root, apps, 20 app folders; 20 manifests
 		t.Fatalf("cache after the first commit: %d trees, %d blobs", trees, blobs)
 	}
@@ -68,29 +68,29 @@ func TestObjectCacheBounds(t *testing.T) {
 	hash := func(i int) plumbing.Hash { return plumbing.ComputeHash(plumbing.BlobObject, fmt.Appendf(nil, "%d", i)) }
 	const perTree = 1024
 	for i := range maxCachedEntries / perTree {
-		c.putTree(hash(i), make([]object.TreeEntry, perTree))
+		c.trees.put(hash(i), make([]object.TreeEntry, perTree))
 	}
-	if _, ok := c.tree(hash(0)); !ok || c.entries != maxCachedEntries {
-		t.Fatalf("%d tree entries cached, want %d", c.entries, maxCachedEntries)
+	if _, ok := c.trees.get(hash(0)); !ok || c.trees.n != maxCachedEntries {
+		t.Fatalf("%d tree entries cached, want %d", c.trees.n, maxCachedEntries)
 	}
-	c.putTree(hash(-1), make([]object.TreeEntry, 1))
-	if _, ok := c.tree(hash(0)); ok || len(c.trees) != 1 || c.entries != 1 {
-		t.Fatalf("past the bound: %d trees of %d entries, tree 0 still cached %v", len(c.trees), c.entries, ok)
+	c.trees.put(hash(-1), make([]object.TreeEntry, 1))
+	if _, ok := c.trees.get(hash(0)); ok || len(c.trees.m) != 1 || c.trees.n != 1 {
+		t.Fatalf("past the bound: %d trees of %d entries, tree 0 still cached %v", len(c.trees.m), c.trees.n, ok)
 	}
 
 	c.putBlob(hash(1), make([]byte, maxCachedBlob+1))
-	if _, ok := c.blob(hash(1)); ok {
+	if _, ok := c.blobs.get(hash(1)); ok {
 		t.Fatal("a blob over maxCachedBlob was cached")
 	}
 	n := maxCachedBlobBytes / maxCachedBlob
 	for i := range n {
 		c.putBlob(hash(i), make([]byte, maxCachedBlob))
 	}
-	if c.blobBytes != maxCachedBlobBytes {
-		t.Fatalf("%d bytes cached, want %d", c.blobBytes, maxCachedBlobBytes)
+	if c.blobs.n != maxCachedBlobBytes {
+		t.Fatalf("%d bytes cached, want %d", c.blobs.n, maxCachedBlobBytes)
 	}
 	c.putBlob(hash(n), []byte("more"))
-	if _, ok := c.blob(hash(0)); ok || c.blobBytes != 4 {
-		t.Fatalf("past the byte bound: %d bytes, blob 0 still cached %v", c.blobBytes, ok)
+	if _, ok := c.blobs.get(hash(0)); ok || c.blobs.n != 4 {
+		t.Fatalf("past the byte bound: %d bytes, blob 0 still cached %v", c.blobs.n, ok)
 	}
 }

@@ -104,14 +104,14 @@ func (o *objects) retry(f func() error) error {
 // entries returns the valid entries of tree h sorted by name; callers
 // must not change them (they are cached).
 func (o *objects) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
-	if es, ok := o.cache.tree(h); ok {
+	if es, ok := o.cache.trees.get(h); ok {
 		return es, nil
 	}
 	es, err := o.decodeTree(h)
 	if err != nil {
 		return nil, err
 	}
-	o.cache.putTree(h, es)
+	o.cache.trees.put(h, es)
 	return es, nil
 }
 
@@ -164,7 +164,7 @@ func (o *objects) open(b *object.Blob) (io.ReadCloser, error) {
 // readAll returns the content of blob h; callers must not change it
 // (small blobs are cached).
 func (o *objects) readAll(h plumbing.Hash) ([]byte, error) {
-	if data, ok := o.cache.blob(h); ok {
+	if data, ok := o.cache.blobs.get(h); ok {
 		return data, nil
 	}
 	b, err := o.blob(h)
