@@ -268,7 +268,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		engine:   rt,
 		net:      nw,
 		ports:    network.NewPorts(cfg.Network.HostIP, cfg.PortMin, cfg.PortMax),
-		registry: NewConsulRegistry(cfg.Consul, cfg.CellID, cfg.Address, cfg.CheckInterval, cfg.CellTTL),
+		registry: NewConsulRegistry(cfg.Consul, cfg.CellID, cfg.Address, cfg.CellTTL),
 		pub:      natsPublisher{cfg.NATS},
 		probe:    healthProber{},
 	})

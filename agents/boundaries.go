@@ -54,15 +54,20 @@ type Registry interface {
 	// RenewCell keeps the cell live; an error says RegisterCell must take
 	// its liveness again.
 	RenewCell() error
-	// Register makes an instance routable, with a check the registry runs
-	// as hc says.
+	// Register makes an instance routable, with a health check (port or
+	// http kinds of hc) and a readiness check (hc.Readiness) that the cell
+	// sets (SetHealthy, SetReady) as its probes say.
 	Register(ep model.Endpoint, hc model.HealthCheck) error
 	// Deregister takes an instance out; a missing one is no error.
 	Deregister(guid string) error
 	// SetReady passes (ready) or fails the readiness check of an instance
 	// with one: an instance that is not ready stays registered but out of
 	// the routers.
-	SetReady(guid string, ready bool) error
+	SetReady(ref model.InstanceRef, ready bool) error
+	// SetHealthy passes or fails the health check of an instance with a
+	// port or http one: an instance whose liveness probe failed leaves the
+	// routers until one passes again (or the cell crashes it).
+	SetHealthy(ref model.InstanceRef, healthy bool) error
 	// Instances lists the guids of the instance registrations of this cell.
 	Instances() (map[string]bool, error)
 }

@@ -336,14 +336,15 @@ type fakeRegistry struct {
 	regs map[string]model.Endpoint
 	// onRegister, when set, runs before a registration is kept.
 	onRegister func(guid string)
-	// ready is the readiness check of each instance as last set.
-	ready map[string]bool
+	// ready is the readiness check of each instance as last set (by
+	// Register or SetReady), healthy its health check.
+	ready, healthy map[string]bool
 }
 
 func (r *fakeRegistry) RegisterCell() error { return nil }
 func (r *fakeRegistry) RenewCell() error    { return nil }
 
-func (r *fakeRegistry) Register(ep model.Endpoint, _ model.HealthCheck) error {
+func (r *fakeRegistry) Register(ep model.Endpoint, hc model.HealthCheck) error {
 	if r.onRegister != nil {
 		r.onRegister(ep.GUID)
 	}
@@ -354,7 +355,21 @@ func (r *fakeRegistry) Register(ep model.Endpoint, _ model.HealthCheck) error {
 		r.regs = map[string]model.Endpoint{}
 	}
 	r.regs[ep.GUID] = ep
+	if hc.Readiness.Probed() {
+		r.setLocked(&r.ready, ep.GUID, !ep.NotReady)
+	}
+	if hc.Kind() != model.HealthProcess {
+		r.setLocked(&r.healthy, ep.GUID, true)
+	}
 	return nil
+}
+
+// setLocked sets a check in m. Caller holds r.mu.
+func (r *fakeRegistry) setLocked(m *map[string]bool, guid string, v bool) {
+	if *m == nil {
+		*m = map[string]bool{}
+	}
+	(*m)[guid] = v
 }
 
 func (r *fakeRegistry) Deregister(guid string) error {
@@ -365,13 +380,18 @@ func (r *fakeRegistry) Deregister(guid string) error {
 	return nil
 }
 
-func (r *fakeRegistry) SetReady(guid string, ready bool) error {
+func (r *fakeRegistry) SetReady(ref model.InstanceRef, ready bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ready == nil {
-		r.ready = map[string]bool{}
-	}
-	r.ready[guid] = ready
+	r.setLocked(&r.ready, ref.GUID, ready)
+	return nil
+}
+
+func (r *fakeRegistry) SetHealthy(ref model.InstanceRef, healthy bool) error {
+	r.j.add("healthy %s %v", ref.GUID, healthy)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.setLocked(&r.healthy, ref.GUID, healthy)
 	return nil
 }
 
@@ -443,6 +463,9 @@ type fakeProber struct {
 	err   error
 	gate  chan struct{}
 	probe error
+	// failures, while above zero, is how many more probes fail with
+	// errBoom before probe answers again.
+	failures int
 }
 
 func (p *fakeProber) WaitHealthy(ctx context.Context, _ model.HealthCheck, _ string, _ time.Duration) error {
@@ -462,6 +485,10 @@ func (p *fakeProber) WaitHealthy(ctx context.Context, _ model.HealthCheck, _ str
 func (p *fakeProber) Probe(context.Context, model.HealthCheck, string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.failures > 0 {
+		p.failures--
+		return errBoom
+	}
 	return p.probe
 }
 

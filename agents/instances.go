@@ -149,6 +149,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 		if err == nil {
 			if fails > 0 {
 				a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) passed again", hc.Kind()))
+				a.setHealthy(ref, true)
 			}
 			fails = 0
 			return true
@@ -157,6 +158,9 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 			return false
 		}
 		fails++
+		if fails == 1 {
+			a.setHealthy(ref, false)
+		}
 		a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) failed (%d of %d before a restart): %v", hc.Kind(), fails, LivenessFailures, err))
 		if fails < LivenessFailures {
 			return true
@@ -165,6 +169,16 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 		_ = a.runner.Kill(a.ctx, guid)
 		return false
 	})
+}
+
+// setHealthy sets an instance's health check in the registry: failing
+// after its first failed liveness probe, so that the routers leave it at
+// once, passing when one passes again. A lost write is repaired by the
+// next change or by the crash that follows failures.
+func (a *Agent) setHealthy(ref model.InstanceRef, healthy bool) {
+	if err := a.registry.SetHealthy(ref, healthy); err != nil {
+		a.log.Debug("setting the health check", "guid", ref.GUID, "err", err)
+	}
 }
 
 // whileRunning calls f every interval while in is RUNNING and not being

@@ -359,6 +359,25 @@ func TestLivenessCrash(t *testing.T) {
 	}
 }
 
+// TestLivenessFailureLeavesRouters: a failed liveness probe fails the
+// instance's health check at once (out of the routers), a passing one
+// passes it again, and the instance keeps running throughout.
+func TestLivenessFailureLeavesRouters(t *testing.T) {
+	c := newTestCell(t)
+	c.start(t, "i1")
+	c.waitState(t, "i1", model.StateRunning)
+	c.probe.mu.Lock()
+	c.probe.failures = LivenessFailures - 1
+	c.probe.mu.Unlock()
+	waitFor(t, "healthy again", func() bool { return c.j.has("healthy i1 true") })
+	if !c.j.has("healthy i1 false") {
+		t.Fatalf("the failed probe did not fail the check: %v", c.j.all())
+	}
+	if st, reason := c.state("i1"); st != model.StateRunning || c.j.has("kill i1") {
+		t.Fatalf("state %s (%s) after %d failed probes: %v", st, reason, LivenessFailures-1, c.j.all())
+	}
+}
+
 func TestAcceptRefuses(t *testing.T) {
 	c := newTestCell(t)
 	c.cfg.Capacity.MemoryMB = 100

@@ -10,8 +10,8 @@ import (
 
 // Readiness (Cloud Foundry's readiness-health-check-*): a RUNNING instance
 // with a port or http readiness check is probed every readiness interval.
-// Every probe sets its registration's readiness check (a TTL, so that it
-// is also renewed): an instance that is not ready stays registered and
+// A probe that changes its readiness sets its registration's readiness
+// check (a write to Consul only then): an instance that is not ready stays registered and
 // running but Consul no longer lists it as passing, so the routers, which
 // follow the passing instances, stop sending it requests; once it is ready
 // again they send them again. A change is reported to the controller
@@ -50,8 +50,8 @@ func (a *Agent) firstReadiness(ctx context.Context, in *instance, addr string) {
 }
 
 // watchReadiness probes a RUNNING instance's readiness every readiness
-// interval until it stops running, sets its registration's readiness
-// check after every probe and reports every change. known says whether
+// interval until it stops running, and sets its registration's readiness
+// check and reports on every change. known says whether
 // the instance's readiness was probed already (firstReadiness; not for an
 // adopted instance).
 func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, known bool) {
@@ -68,13 +68,14 @@ func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, k
 			return false
 		}
 		a.metrics.checked("readiness", err)
-		changed := st.observe(err)
-		if serr := a.registry.SetReady(guid, st.ready); serr != nil {
-			// The registry sync loop registers a missing instance again.
-			a.log.Debug("setting the readiness check", "guid", guid, "err", serr)
-		}
-		if !changed {
+		if !st.observe(err) {
 			return true
+		}
+		if serr := a.registry.SetReady(ref, st.ready); serr != nil {
+			// Set it again after the next probe; the registry sync loop
+			// registers a missing instance again.
+			a.log.Debug("setting the readiness check", "guid", guid, "err", serr)
+			st.known = false
 		}
 		if st.ready {
 			a.publishSourceLine(ref, model.LogHealth, "readiness check passed: in the routers")

@@ -3,6 +3,7 @@ package agents
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
@@ -12,33 +13,37 @@ import (
 	"github.com/driftless/driftless/model"
 )
 
-// consulRegistry is the cell's Registry in its local Consul agent: one
-// service per instance (catalog.Registration), the cell's own service
-// (catalog.CellRegistration) and its liveness, a key held with a session
-// (catalog.Presence).
+// consulRegistry is the cell's Registry in the Consul catalog, under the
+// cell's node (catalog.CellNode): one service per instance
+// (catalog.InstanceOps), the cell's own service (catalog.CellOp), written
+// in batches (catalog.Writer), and its liveness, a key held with a
+// session (catalog.Presence).
 type consulRegistry struct {
 	client   *consul.Client
 	cellID   string
 	address  string
+	node     string
+	writer   *catalog.Writer
 	presence *catalog.Presence
-	// checkInterval is how often Consul checks an instance.
-	checkInterval time.Duration
+	// names is the Consul service name of each instance registered or
+	// listed (guid → name): Consul's ACLs want it to deregister one.
+	names sync.Map
 }
 
 // NewConsulRegistry is the Registry a cell keeps in Consul through
-// client: cellID's service and presence, whose session lapses about
-// cellTTL after the last renewal, and one service per instance on
-// address, checked every checkInterval (a process-type instance has no
-// check, catalog.Registration). The agent uses it, and so do the hollow
-// cells of scale tests (package sim), so that both register alike.
-func NewConsulRegistry(client *consul.Client, cellID, address string, checkInterval, cellTTL time.Duration) Registry {
-	return consulRegistry{client: client, cellID: cellID, address: address, checkInterval: checkInterval,
+// client: cellID's node, service and presence, whose session lapses about
+// cellTTL after the last renewal, and one service per instance on address.
+// The agent uses it, and so do the hollow cells of scale tests (package
+// sim), so that both register alike.
+func NewConsulRegistry(client *consul.Client, cellID, address string, cellTTL time.Duration) Registry {
+	return &consulRegistry{client: client, cellID: cellID, address: address, node: catalog.CellNode(cellID),
+		writer:   catalog.NewWriter(client, cellID, address),
 		presence: catalog.NewPresence(client, cellID, address, cellTTL)}
 }
 
 // RegisterCell implements Registry.
-func (r consulRegistry) RegisterCell() error {
-	if err := r.client.Agent().ServiceRegister(catalog.CellRegistration(r.cellID, r.address)); err != nil {
+func (r *consulRegistry) RegisterCell() error {
+	if err := r.writer.Apply(consul.TxnOps{catalog.CellOp(r.cellID, r.address)}); err != nil {
 		return fmt.Errorf("registering the cell in consul: %w", err)
 	}
 	if err := r.presence.Hold(); err != nil {
@@ -48,49 +53,68 @@ func (r consulRegistry) RegisterCell() error {
 }
 
 // RenewCell implements Registry.
-func (r consulRegistry) RenewCell() error {
+func (r *consulRegistry) RenewCell() error {
 	return r.presence.Renew()
 }
 
 // Register implements Registry.
-func (r consulRegistry) Register(ep model.Endpoint, hc model.HealthCheck) error {
-	if err := r.client.Agent().ServiceRegister(catalog.Registration(ep, hc, r.checkInterval)); err != nil {
+func (r *consulRegistry) Register(ep model.Endpoint, hc model.HealthCheck) error {
+	r.names.Store(ep.GUID, catalog.ServiceName(ep.Space, ep.App))
+	if err := r.writer.Apply(catalog.InstanceOps(r.node, ep, hc)); err != nil {
 		return fmt.Errorf("registering %s/%d in consul: %w", ep.App, ep.Index, err)
 	}
 	return nil
 }
 
 // Deregister implements Registry.
-func (r consulRegistry) Deregister(guid string) error {
-	if err := r.client.Agent().ServiceDeregister(guid); err != nil {
+func (r *consulRegistry) Deregister(guid string) error {
+	name, ok := r.names.Load(guid)
+	if !ok {
+		// Not registered by this process: list the node's services.
+		if _, err := r.Instances(); err != nil {
+			return fmt.Errorf("deregistering %s from consul: %w", guid, err)
+		}
+		if name, ok = r.names.Load(guid); !ok {
+			return nil
+		}
+	}
+	if err := r.writer.Apply(consul.TxnOps{catalog.DeregisterOp(r.node, guid, name.(string))}); err != nil {
 		return fmt.Errorf("deregistering %s from consul: %w", guid, err)
+	}
+	r.names.Delete(guid)
+	return nil
+}
+
+// SetHealthy implements Registry.
+func (r *consulRegistry) SetHealthy(ref model.InstanceRef, healthy bool) error {
+	if err := r.writer.Apply(consul.TxnOps{catalog.HealthOp(r.node, ref, healthy)}); err != nil {
+		return fmt.Errorf("setting the health check of %s: %w", ref.GUID, err)
 	}
 	return nil
 }
 
 // SetReady implements Registry.
-func (r consulRegistry) SetReady(guid string, ready bool) error {
-	status, notes := consul.HealthPassing, "ready"
-	if !ready {
-		status, notes = consul.HealthCritical, "not ready"
-	}
-	if err := r.client.Agent().UpdateTTL(catalog.ReadyCheckID(guid), notes, status); err != nil {
-		return fmt.Errorf("setting the readiness check of %s: %w", guid, err)
+func (r *consulRegistry) SetReady(ref model.InstanceRef, ready bool) error {
+	if err := r.writer.Apply(consul.TxnOps{catalog.ReadyOp(r.node, ref, ready)}); err != nil {
+		return fmt.Errorf("setting the readiness check of %s: %w", ref.GUID, err)
 	}
 	return nil
 }
 
 // Instances implements Registry.
-func (r consulRegistry) Instances() (map[string]bool, error) {
-	filter := fmt.Sprintf("Meta.%s == %q", catalog.MetaCell, r.cellID)
-	services, err := r.client.Agent().ServicesWithFilter(filter)
+func (r *consulRegistry) Instances() (map[string]bool, error) {
+	list, _, err := r.client.Catalog().NodeServiceList(r.node, nil)
 	if err != nil {
 		return nil, fmt.Errorf("listing the cell's services in consul: %w", err)
 	}
-	out := make(map[string]bool, len(services))
-	for id, svc := range services {
-		if id != catalog.CellServiceID(r.cellID) && catalog.IsDriftless(svc.Tags) {
-			out[id] = true
+	out := make(map[string]bool)
+	if list == nil {
+		return out, nil
+	}
+	for _, svc := range list.Services {
+		if svc.ID != catalog.CellServiceID(r.cellID) && catalog.IsDriftless(svc.Tags) && svc.Meta[catalog.MetaCell] == r.cellID {
+			out[svc.ID] = true
+			r.names.Store(svc.ID, svc.Service)
 		}
 	}
 	return out, nil

@@ -26,9 +26,10 @@ const (
 	// RoleController writes the desired state (KV under KVPrefix), holds
 	// the leader lock (a session) and registers its own service.
 	RoleController Role = "controller"
-	// RoleCell registers the cell and its instances (services and their
-	// checks, under any service name: apps name them) with its local agent,
-	// and holds its key under CellsPrefix with a session (cells.go).
+	// RoleCell registers the cell's node (under CellNodePrefix), its
+	// service and its instances (services and their checks, under any
+	// service name: apps name them) in the catalog (Writer), and holds its
+	// key under CellsPrefix with a session (cells.go).
 	RoleCell Role = "cell"
 	// RoleRouter reads the instances (services, their health and nodes),
 	// the live cells (KV under CellsPrefix) and the sleeping apps (KV
@@ -64,9 +65,10 @@ func rules(grants ...[3]string) string {
 //     releases, sources, droplets, services, bindings, sleeping) and
 //     reconciler/leader.go takes LeaderKey with a session it creates, bound
 //     to the TTL check of the ControllerServiceName service it registers;
-//   - cell: agents/registry.go registers, renews (TTL checks) and
-//     deregisters the cell's service and its instances' services, named
-//     after the apps (ServiceName), and lists its own services; it holds
+//   - cell: agents/registry.go registers its node (CellNode), the cell's
+//     service and its instances' services, named after the apps
+//     (ServiceName), sets their checks, deregisters them and lists the
+//     services of its node, all in the catalog (Writer); it holds
 //     its key under CellsPrefix with a session it creates and renews
 //     (Presence);
 //   - router: router/registry lists the services, the passing health of
@@ -79,7 +81,8 @@ func (r Role) Policy() Policy {
 		p.Rules = rules([3]string{"key_prefix", KVPrefix, "write"}, [3]string{"session_prefix", "", "write"},
 			[3]string{"service", ControllerServiceName, "write"})
 	case RoleCell:
-		p.Rules = rules([3]string{"service_prefix", "", "write"}, [3]string{"key_prefix", CellsPrefix, "write"},
+		p.Rules = rules([3]string{"service_prefix", "", "write"}, [3]string{"node_prefix", CellNodePrefix, "write"},
+			[3]string{"key_prefix", CellsPrefix, "write"},
 			[3]string{"session_prefix", "", "write"})
 	case RoleRouter:
 		p.Rules = rules([3]string{"service_prefix", "", "read"}, [3]string{"node_prefix", "", "read"},

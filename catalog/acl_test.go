@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -67,10 +68,11 @@ func aclConsul(t *testing.T) (*testenv.Consul, map[string]*consul.Client) {
 	return c, clients
 }
 
-// denied reports whether err is Consul's refusal (403).
+// denied reports whether err is Consul's refusal: 403, or a transaction
+// rolled back for want of permission.
 func denied(err error) bool {
 	var se consul.StatusError
-	return errors.As(err, &se) && se.Code == 403 || err != nil && strings.Contains(err.Error(), "403")
+	return errors.As(err, &se) && se.Code == 403 || err != nil && (strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "Permission denied"))
 }
 
 // TestRolePolicies runs, against a real Consul with ACLs and default
@@ -100,6 +102,22 @@ func TestRolePolicies(t *testing.T) {
 	register := func(c *consul.Client, reg *consul.AgentServiceRegistration) error {
 		return c.Agent().ServiceRegister(reg)
 	}
+	// write writes ops as cell's Writer does (after the cell's node); txn
+	// sends them alone.
+	write := func(c *consul.Client, cell string, ops ...*consul.TxnOp) error {
+		return catalog.NewWriter(c, cell, "127.0.0.1").Apply(ops)
+	}
+	txn := func(c *consul.Client, ops ...*consul.TxnOp) error {
+		ok, resp, _, err := c.Txn().Txn(ops, nil)
+		if err == nil && !ok {
+			for _, e := range resp.Errors {
+				err = errors.Join(err, errors.New(e.What))
+			}
+		}
+		return err
+	}
+	node := catalog.CellNode("c1")
+	deregister := catalog.DeregisterOp(node, ep.GUID, catalog.ServiceName("dev", "hello"))
 	steps := []struct {
 		name    string
 		allowed bool
@@ -108,11 +126,14 @@ func TestRolePolicies(t *testing.T) {
 		// Anonymous: nothing.
 		{"anonymous reads desired state", false, func() error { return kvGet(anon, catalog.AppKey("dev", "hello")) }},
 		{"anonymous writes desired state", false, func() error { return kvPut(anon, catalog.AppKey("dev", "x")) }},
-		{"anonymous registers a service", false, func() error { return register(anon, catalog.CellRegistration("c9", "127.0.0.1")) }},
+		{"anonymous registers a cell", false, func() error { return write(anon, "c9", catalog.CellOp("c9", "127.0.0.1")) }},
 		{"anonymous takes a cell's key", false, func() error { return catalog.NewPresence(anon, "c9", "127.0.0.1", time.Minute).Hold() }},
 		{"anonymous creates a session", false, func() error { _, _, err := anon.Session().Create(&consul.SessionEntry{}, nil); return err }},
 		// Cell: register, hold its key, renew, list, deregister; no other KV.
-		{"cell registers itself", true, func() error { return register(cell, catalog.CellRegistration("c1", "127.0.0.1")) }},
+		{"cell registers itself", true, func() error { return write(cell, "c1", catalog.CellOp("c1", "127.0.0.1")) }},
+		{"cell registers a node not a cell's", false, func() error {
+			return txn(cell, &consul.TxnOp{Node: &consul.NodeTxnOp{Verb: consul.NodeSet, Node: consul.Node{Node: "web-1", Address: "127.0.0.1"}}})
+		}},
 		{"cell takes its key with a session", true, func() error { return catalog.NewPresence(cell, "c1", "127.0.0.1", time.Minute).Hold() }},
 		{"cell renews its session", true, func() error {
 			p := catalog.NewPresence(cell, "c1", "127.0.0.1", time.Minute)
@@ -123,15 +144,15 @@ func TestRolePolicies(t *testing.T) {
 		}},
 		{"cell registers an instance", true, func() error {
 			hc := model.HealthCheck{Type: model.HealthProcess, Readiness: model.ReadinessCheck{Type: model.HealthPort}}
-			return register(cell, catalog.Registration(ep, hc, time.Second))
+			return write(cell, "c1", catalog.InstanceOps(node, ep, hc)...)
 		}},
-		{"cell sets the instance's readiness (a TTL check)", true, func() error {
-			return cell.Agent().UpdateTTL(catalog.ReadyCheckID(ep.GUID), "ready", consul.HealthPassing)
+		{"cell sets the instance's readiness", true, func() error {
+			return write(cell, "c1", catalog.ReadyOp(node, ep.InstanceRef, true))
 		}},
 		{"cell lists its services", true, func() error {
-			s, err := cell.Agent().ServicesWithFilter(`Meta.driftless_cell == "c1"`)
-			if err == nil && len(s) != 2 {
-				return errors.New("the cell sees " + strings.Join(keys(s), ",") + ", want its cell and instance")
+			l, _, err := cell.Catalog().NodeServiceList(node, nil)
+			if err == nil && (l == nil || len(l.Services) != 2) {
+				return fmt.Errorf("the cell sees %+v, want its cell and instance", l)
 			}
 			return err
 		}},
@@ -174,8 +195,9 @@ func TestRolePolicies(t *testing.T) {
 		}},
 		{"router reads desired state", false, func() error { return kvGet(rtr, catalog.AppKey("dev", "hello")) }},
 		{"router writes a sleeper", false, func() error { return kvPut(rtr, catalog.SleepingKey("dev", "x")) }},
-		{"router registers a service", false, func() error { return register(rtr, catalog.CellRegistration("c2", "127.0.0.1")) }},
-		{"router deregisters an instance", false, func() error { return rtr.Agent().ServiceDeregister(ep.GUID) }},
+		{"router registers a cell", false, func() error { return write(rtr, "c2", catalog.CellOp("c2", "127.0.0.1")) }},
+		{"router fails an instance's check", false, func() error { return txn(rtr, catalog.HealthOp(node, ep.InstanceRef, false)) }},
+		{"router deregisters an instance", false, func() error { return txn(rtr, deregister) }},
 		{"router creates a session", false, func() error { _, _, err := rtr.Session().Create(&consul.SessionEntry{}, nil); return err }},
 		// Controller: desired state, its service, the leader lock.
 		{"controller writes desired state", true, func() error { return kvPut(ctl, catalog.AppKey("dev", "x")) }},
@@ -210,11 +232,11 @@ func TestRolePolicies(t *testing.T) {
 		}},
 		{"controller writes outside driftless/", false, func() error { return kvPut(ctl, "other/x") }},
 		{"controller registers an app's service", false, func() error {
-			return register(ctl, catalog.Registration(ep, model.HealthCheck{Type: model.HealthProcess}, time.Second))
+			return txn(ctl, catalog.InstanceOps(node, ep, model.HealthCheck{Type: model.HealthProcess})...)
 		}},
-		{"controller deregisters an instance", false, func() error { return ctl.Agent().ServiceDeregister(ep.GUID) }},
+		{"controller deregisters an instance", false, func() error { return txn(ctl, deregister) }},
 		// And the cell takes its instance away.
-		{"cell deregisters the instance", true, func() error { return cell.Agent().ServiceDeregister(ep.GUID) }},
+		{"cell deregisters the instance", true, func() error { return write(cell, "c1", deregister) }},
 	}
 	for _, s := range steps {
 		err := s.do()
@@ -234,12 +256,13 @@ func TestRolePolicies(t *testing.T) {
 		t.Errorf("the controller lists %s: %d keys (%v)", catalog.KVPrefix, len(all), err)
 	}
 	// A query loop says when the ACLs hide part of its answer, and when
-	// they stop: the cell's token may not read nodes, the router's may.
+	// they stop: the cell's token may read no node but the cells' (not the
+	// controller's), the router's reads them all.
 	var logs strings.Builder
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	var hidden catalog.Hidden
 	for _, c := range []*consul.Client{cell, cell, rtr, rtr} {
-		_, meta, err := c.Health().Service(catalog.CellServiceName, "", false, nil)
+		_, meta, err := c.Health().Service(catalog.ControllerServiceName, "", false, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

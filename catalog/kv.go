@@ -87,7 +87,8 @@ func (k *KV) Put(ctx context.Context, key string, v any) error {
 	return nil
 }
 
-// MaxTxnOps is the most writes one Consul transaction takes.
+// MaxTxnOps is the most operations driftless puts in one Consul
+// transaction (Consul takes up to 128).
 const MaxTxnOps = 64
 
 // MaxTxnBytes is the most value bytes PutAll sends in one transaction,
@@ -116,11 +117,7 @@ func (k *KV) PutAll(ctx context.Context, values map[string][]byte) error {
 		return fmt.Errorf("writing %d keys to consul: %w", len(values), err)
 	}
 	if !ok {
-		msgs := make([]string, 0, len(resp.Errors))
-		for _, e := range resp.Errors {
-			msgs = append(msgs, e.What)
-		}
-		return fmt.Errorf("writing %d keys to consul: transaction refused: %s", len(values), strings.Join(msgs, "; "))
+		return fmt.Errorf("writing %d keys to consul: %w", len(values), refused(resp.Errors))
 	}
 	return nil
 }

@@ -16,8 +16,8 @@ import (
 )
 
 // TestReadinessCheck registers an instance with a readiness check and
-// http2 routes in a real Consul agent: its http2 routes read back, and a
-// readiness check failed by the agent takes it out of the passing set
+// http2 routes in a real Consul: its http2 routes read back, and a
+// readiness check failed by its cell takes it out of the passing set
 // (what the routers follow) without deregistering it, until it passes.
 func TestReadinessCheck(t *testing.T) {
 	c := testenv.StartConsul(t)
@@ -59,8 +59,6 @@ func TestReadinessCheck(t *testing.T) {
 			return nil
 		})
 	}
-	// Each instance is registered once, as agents do (a registration
-	// again under the same id may keep its checks' states in Consul).
 	tests := []struct {
 		name     string
 		guid     string
@@ -73,53 +71,34 @@ func TestReadinessCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ep := in
 			ep.GUID, ep.NotReady = tc.guid, tc.notReady
-			if err := c.Client.Agent().ServiceRegister(catalog.Registration(ep, hc, time.Second)); err != nil {
+			if err := catalog.Register(c.Client, ep, hc); err != nil {
 				t.Fatal(err)
 			}
 			passing(tc.name, tc.guid, !tc.notReady)
-			services, err := c.Client.Agent().Services()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := services[tc.guid]; !ok {
-				t.Fatalf("%s is not registered", tc.guid)
-			}
+			registered(t, c.Client, tc.guid)
 		})
 	}
-	for _, step := range []struct {
-		status string
-		want   bool
-	}{{consul.HealthPassing, true}, {consul.HealthCritical, false}, {consul.HealthPassing, true}} {
-		if err := c.Client.Agent().UpdateTTL(catalog.ReadyCheckID(in.GUID), "test", step.status); err != nil {
+	for _, ready := range []bool{true, false, true} {
+		if err := catalog.SetCheck(c.Client, in, true, ready); err != nil {
 			t.Fatal(err)
 		}
-		passing("readiness "+step.status, in.GUID, step.want)
-		services, err := c.Client.Agent().Services()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := services[in.GUID]; !ok {
-			t.Fatalf("readiness %s deregistered the instance", step.status)
-		}
+		passing(fmt.Sprintf("ready %v", ready), in.GUID, ready)
+		registered(t, c.Client, in.GUID)
 	}
 }
 
-// TestReadinessTTL is how long a readiness check holds without renewal.
-func TestReadinessTTL(t *testing.T) {
-	tests := []struct {
-		name string
-		rc   model.ReadinessCheck
-		want time.Duration
-	}{
-		{"platform interval, floor", model.ReadinessCheck{Type: model.HealthHTTP}, 10 * time.Second},
-		{"own interval", model.ReadinessCheck{Type: model.HealthPort, IntervalSec: 5}, 18 * time.Second},
-		{"own interval and timeout", model.ReadinessCheck{Type: model.HealthPort, IntervalSec: 5, InvocationTimeoutSec: 3}, 24 * time.Second},
+// registered fails t unless the app "dev/grpc" has an instance guid,
+// passing or not.
+func registered(t *testing.T, c *consul.Client, guid string) {
+	t.Helper()
+	services, _, err := c.Catalog().Service(catalog.ServiceName("dev", "grpc"), "", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := catalog.ReadinessTTL(model.HealthCheck{Readiness: tc.rc}, time.Second); got != tc.want {
-				t.Fatalf("ReadinessTTL = %s, want %s", got, tc.want)
-			}
-		})
+	for _, s := range services {
+		if s.ServiceID == guid {
+			return
+		}
 	}
+	t.Fatalf("%s is not registered", guid)
 }

@@ -8,11 +8,9 @@
 package catalog
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	consul "github.com/hashicorp/consul/api"
 
@@ -49,23 +47,20 @@ const (
 // ServiceName is the Consul service that holds the instances of one app.
 func ServiceName(space, app string) string { return space + "-" + app }
 
-// Registration builds the Consul service registration for a running
-// instance, with a health check Consul performs itself: an HTTP GET of the
-// endpoint for "http", a TCP connect for "port". A "process" instance has
-// no check of its own: the cell deregisters it the moment its process
-// exits (and its registry sync removes any registration left without a
-// process), so a TTL the cell renewed would say nothing more and cost
-// Consul one call per instance per interval. No instance carries its
-// cell's liveness either: routers drop the instances of a cell that no
-// longer holds its key (cells.go), one write for the whole cell instead of
-// a check per instance. The check starts passing because the agent registers
-// an instance only after its own health check passed. An instance with a
-// readiness check (port or http) has a second check, a TTL the agent
-// passes while the instance is ready and fails while it is not
-// (readinessCheck): Consul's passing filter, which the routers' blocking
-// queries use, then leaves it out, and no deregistration follows, so the
-// instance keeps running.
-func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duration) *consul.AgentServiceRegistration {
+// CellNode is the Consul catalog node under which a cell's instances and
+// its own service are registered. It is a node of the catalog alone, with
+// no Consul agent behind it (as consul-esm's external nodes): no agent's
+// anti-entropy owns its services, so a cell writes them in batches (Writer),
+// and its health is what the cell reports.
+func CellNode(cell string) string { return CellNodePrefix + cell }
+
+// CellNodePrefix prefixes every CellNode: the cells' ACL grants write on
+// it.
+const CellNodePrefix = "driftless-cell-"
+
+// Instance is the Consul service of a running instance: the app's
+// service, its routes as tags, its identity as metadata.
+func Instance(in model.Endpoint) consul.AgentService {
 	tags := []string{Tag, AppTag}
 	for _, r := range in.Routes {
 		tags = append(tags, RouteTagPrefix+r)
@@ -87,35 +82,68 @@ func Registration(in model.Endpoint, hc model.HealthCheck, interval time.Duratio
 	if in.Process != "" {
 		meta[MetaProcess] = in.Process
 	}
-	reg := &consul.AgentServiceRegistration{
+	return consul.AgentService{
 		ID:      in.GUID,
-		Name:    ServiceName(in.Space, in.App),
+		Service: ServiceName(in.Space, in.App),
 		Tags:    tags,
 		Address: in.Address,
 		Port:    in.Port,
 		Meta:    meta,
 	}
+}
+
+// InstanceOps registers a running instance under node (CellNode): its
+// service (Instance) and, for an instance with a port or http health
+// check, a check the cell sets as its own probes say (HealthOp), passing
+// because a cell registers an instance only once a probe passed. Consul
+// does not probe: the cell already does, and crashes an instance that fails
+// LivenessFailures probes in a row; a probe that fails turns the check
+// critical and takes the instance out of the routers at once. A "process"
+// instance has no check: the cell deregisters it the moment its process
+// exits. An instance with a readiness check has a second one (ReadyOp).
+// No instance carries its cell's liveness: routers drop the instances of a
+// cell that no longer holds its key (cells.go), one write for the whole
+// cell instead of a check per instance. Consul's passing filter, which the
+// routers' blocking queries use, leaves out an instance whose check is
+// critical.
+func InstanceOps(node string, in model.Endpoint, hc model.HealthCheck) consul.TxnOps {
+	ops := consul.TxnOps{{Service: &consul.ServiceTxnOp{Verb: consul.ServiceSet, Node: node, Service: Instance(in)}}}
 	if hc.Kind() != model.HealthProcess {
-		check := &consul.AgentServiceCheck{
-			CheckID:                        CheckID(in.GUID),
-			Name:                           "driftless instance health",
-			Status:                         consul.HealthPassing,
-			DeregisterCriticalServiceAfter: "1m",
-			Timeout:                        hc.ProbeTimeout().String(),
-			Interval:                       hc.Interval(interval).String(),
-		}
-		hostPort := fmt.Sprintf("%s:%d", in.Address, in.Port)
-		if hc.Kind() == model.HealthHTTP {
-			check.HTTP = "http://" + hostPort + hc.Path()
-		} else {
-			check.TCP = hostPort
-		}
-		reg.Checks = append(reg.Checks, check)
+		ops = append(ops, HealthOp(node, in.InstanceRef, true))
 	}
-	if rc := readinessCheck(in, hc, interval); rc != nil {
-		reg.Checks = append(reg.Checks, rc)
+	if hc.Readiness.Probed() {
+		ops = append(ops, ReadyOp(node, in.InstanceRef, !in.NotReady))
 	}
-	return reg
+	return ops
+}
+
+// HealthOp sets the health check of an instance (CheckID): passing or
+// critical, as the cell's liveness probe last said.
+func HealthOp(node string, in model.InstanceRef, passing bool) *consul.TxnOp {
+	return checkOp(node, in, CheckID(in.GUID), "driftless instance health", passing, "healthy", "health check failed")
+}
+
+// ReadyOp sets the readiness check of an instance (ReadyCheckID).
+func ReadyOp(node string, in model.InstanceRef, ready bool) *consul.TxnOp {
+	return checkOp(node, in, ReadyCheckID(in.GUID), "driftless instance ready", ready, "ready", "not ready")
+}
+
+// checkOp sets a check of an instance's service, passing or critical.
+func checkOp(node string, in model.InstanceRef, id, name string, passing bool, yes, no string) *consul.TxnOp {
+	status, notes := consul.HealthPassing, yes
+	if !passing {
+		status, notes = consul.HealthCritical, no
+	}
+	return &consul.TxnOp{Check: &consul.CheckTxnOp{Verb: consul.CheckSet, Check: consul.HealthCheck{
+		Node: node, CheckID: id, Name: name, Status: status, Notes: notes,
+		ServiceID: in.GUID, ServiceName: ServiceName(in.Space, in.App),
+	}}}
+}
+
+// DeregisterOp removes an instance (or any service of the node: id and
+// name, which Consul's ACLs check) and its checks.
+func DeregisterOp(node, id, name string) *consul.TxnOp {
+	return &consul.TxnOp{Service: &consul.ServiceTxnOp{Verb: consul.ServiceDelete, Node: node, Service: consul.AgentService{ID: id, Service: name}}}
 }
 
 // CellServiceName is the Consul service every cell registers: the cell in
@@ -126,12 +154,21 @@ const CellServiceName = "driftless-cell"
 // CellServiceID is the id of one cell's service.
 func CellServiceID(cell string) string { return CellServiceName + ":" + cell }
 
-// CellRegistration is the service of one cell.
-func CellRegistration(cell, address string) *consul.AgentServiceRegistration {
-	return &consul.AgentServiceRegistration{
-		ID: CellServiceID(cell), Name: CellServiceName, Tags: []string{Tag}, Address: address,
+// CellOp registers a cell's service under its node (CellNode).
+func CellOp(cell, address string) *consul.TxnOp {
+	return &consul.TxnOp{Service: &consul.ServiceTxnOp{Verb: consul.ServiceSet, Node: CellNode(cell), Service: consul.AgentService{
+		ID: CellServiceID(cell), Service: CellServiceName, Tags: []string{Tag}, Address: address,
 		Meta: map[string]string{MetaCell: cell},
-	}
+	}}}
+}
+
+// NodeOp registers a cell's node: every batch of its Writer starts with it,
+// so that a catalog that lost the node (a Consul without its data) gets it
+// back with the first write; Consul skips a node that did not change.
+func NodeOp(cell, address string) *consul.TxnOp {
+	return &consul.TxnOp{Node: &consul.NodeTxnOp{Verb: consul.NodeSet, Node: consul.Node{
+		Node: CellNode(cell), Address: address, Meta: map[string]string{MetaCell: cell},
+	}}}
 }
 
 // CheckID is the id of an instance's health check.

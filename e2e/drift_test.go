@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,8 +12,10 @@ import (
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
+	consul "github.com/hashicorp/consul/api"
 
 	"github.com/driftless/driftless/agents"
+	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
 )
 
@@ -31,16 +34,17 @@ func TestDrift(t *testing.T) {
 
 	// A registration deleted by hand is put back.
 	cc := p.mustConsulAPI(t)
-	if err := cc.Agent().ServiceDeregister(victim); err != nil {
+	node := catalog.CellNode("dev-cell")
+	if _, err := cc.Catalog().Deregister(&consul.CatalogDeregistration{Node: node, ServiceID: victim}, nil); err != nil {
 		t.Fatal(err)
 	}
 	deleted := time.Now()
 	testenv.Eventually(t, 10*time.Second, 100*time.Millisecond, "the registration is back", func() error {
-		services, err := cc.Agent().Services()
+		list, _, err := cc.Catalog().NodeServiceList(node, nil)
 		if err != nil {
 			return err
 		}
-		if _, ok := services[victim]; !ok {
+		if list == nil || !slices.ContainsFunc(list.Services, func(s *consul.AgentService) bool { return s.ID == victim }) {
 			return errors.New("not registered")
 		}
 		return nil

@@ -132,7 +132,7 @@ func RunSimCells(ctx context.Context, cfg SimCellsConfig) error {
 		}
 		defer nc.Close()
 		c, err := sim.New(sim.Config{CellID: id, NATS: nc, Address: addr, Capacity: cfg.Capacity,
-			Registry:     agents.NewConsulRegistry(cc, id, addr, time.Second, cfg.CellTTL),
+			Registry:     agents.NewConsulRegistry(cc, id, addr, cfg.CellTTL),
 			StartLatency: cfg.StartLatency, Stage: cfg.Stage, StageLatency: cfg.StageLatency,
 			HeartbeatInterval: cfg.HeartbeatInterval, CellRenewInterval: cfg.CellTTL / 3, RenewInterval: cfg.RenewInterval,
 			Port: ports, Log: log})

@@ -466,9 +466,8 @@ func TestLeastConnections(t *testing.T) {
 	for i, s := range []*httptest.Server{a, b} {
 		host, port, _ := net.SplitHostPort(s.Listener.Addr().String())
 		p, _ := strconv.Atoi(port)
-		reg := catalog.Registration(model.Endpoint{InstanceRef: model.InstanceRef{GUID: fmt.Sprintf("lc-%d", i), Space: "dev", App: "lc", Index: i}, Address: host, Port: p, Routes: []string{"lc.apps.localhost"}, Balance: model.BalanceLeastConnections},
-			model.HealthCheck{Type: "process"}, time.Minute)
-		if err := c.Agent().ServiceRegister(reg); err != nil {
+		in := model.Endpoint{InstanceRef: model.InstanceRef{GUID: fmt.Sprintf("lc-%d", i), Space: "dev", App: "lc", Index: i}, Address: host, Port: p, Routes: []string{"lc.apps.localhost"}, Balance: model.BalanceLeastConnections}
+		if err := catalog.Register(c, in, model.HealthCheck{Type: "process"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -515,7 +514,7 @@ func TestDefaultBalance(t *testing.T) {
 		{InstanceRef: model.InstanceRef{GUID: "quiet-0", App: "quiet"}, Routes: []string{"quiet.apps.localhost"}},
 		{InstanceRef: model.InstanceRef{GUID: "rr-0", App: "rr"}, Routes: []string{"rr.apps.localhost"}, Balance: model.BalanceRoundRobin}} {
 		in.Space, in.Address, in.Port = "dev", host, p
-		if err := c.Agent().ServiceRegister(catalog.Registration(in, model.HealthCheck{Type: "process"}, time.Minute)); err != nil {
+		if err := catalog.Register(c, in, model.HealthCheck{Type: "process"}); err != nil {
 			t.Fatal(err)
 		}
 	}

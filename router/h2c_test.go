@@ -42,7 +42,7 @@ func registerEndpoint(t *testing.T, c *consul.Client, ep model.Endpoint, addr st
 	host, port, _ := net.SplitHostPort(addr)
 	ep.Address = host
 	ep.Port, _ = strconv.Atoi(port)
-	if err := c.Agent().ServiceRegister(catalog.Registration(ep, hc, time.Minute)); err != nil {
+	if err := catalog.Register(c, ep, hc); err != nil {
 		t.Fatalf("registering %s: %v", ep.GUID, err)
 	}
 }
@@ -118,11 +118,12 @@ func TestReadinessLeavesRouting(t *testing.T) {
 		})
 	}
 	answers("both ready", "a", "b")
-	if err := e.consul.Agent().UpdateTTL(catalog.ReadyCheckID("r-b"), "not ready", consul.HealthCritical); err != nil {
+	rb := model.Endpoint{InstanceRef: model.InstanceRef{GUID: "r-b", Space: "dev", App: "ready", Index: 1}, Address: "127.0.0.1"}
+	if err := catalog.SetCheck(e.consul, rb, true, false); err != nil {
 		t.Fatal(err)
 	}
 	answers("b not ready: only a", "a")
-	if err := e.consul.Agent().UpdateTTL(catalog.ReadyCheckID("r-b"), "ready", consul.HealthPassing); err != nil {
+	if err := catalog.SetCheck(e.consul, rb, true, true); err != nil {
 		t.Fatal(err)
 	}
 	answers("b ready again", "a", "b")

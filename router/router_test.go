@@ -41,13 +41,21 @@ func register(t *testing.T, c *consul.Client, guid, app string, index int, addr 
 	t.Helper()
 	host, port, _ := net.SplitHostPort(addr)
 	p, _ := strconv.Atoi(port)
-	reg := catalog.Registration(model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: app, Index: index}, Address: host, Port: p, Routes: routes},
-		model.HealthCheck{Type: "process"}, time.Minute)
-	// A check the test passes and fails by hand, standing for the one
-	// Consul runs on a port or http instance.
-	reg.Checks = append(reg.Checks, &consul.AgentServiceCheck{CheckID: catalog.CheckID(guid), TTL: "1m", Status: consul.HealthPassing})
-	if err := c.Agent().ServiceRegister(reg); err != nil {
+	// A port instance: a health check the test passes and fails by hand
+	// (setHealth), as its cell would.
+	in := model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: app, Index: index}, Address: host, Port: p, Routes: routes}
+	if err := catalog.Register(c, in, model.HealthCheck{Type: "port"}); err != nil {
 		t.Fatalf("registering %s: %v", guid, err)
+	}
+}
+
+// setHealth passes or fails the health check of an instance register
+// made.
+func setHealth(t *testing.T, c *consul.Client, guid, app string, passing bool) {
+	t.Helper()
+	in := model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: app}, Address: "127.0.0.1"}
+	if err := catalog.SetCheck(c, in, false, passing); err != nil {
+		t.Fatalf("setting the check of %s: %v", guid, err)
 	}
 }
 
@@ -176,9 +184,7 @@ func TestRouterFollowsConsul(t *testing.T) {
 	}
 
 	// A failing check takes the instance out of the table.
-	if err := e.consul.Agent().UpdateTTL(catalog.CheckID("g1"), "test says critical", consul.HealthCritical); err != nil {
-		t.Fatal(err)
-	}
+	setHealth(t, e.consul, "g1", "hello", false)
 	testenv.Eventually(t, 10*time.Second, 20*time.Millisecond, "only hello-0 answers", func() error {
 		for range 4 {
 			if _, body := e.get(t, "hello.apps.localhost", "/"); !strings.HasPrefix(body, "hello-0 ") {
@@ -190,9 +196,7 @@ func TestRouterFollowsConsul(t *testing.T) {
 
 	// A dead instance: the router tries another; with none left, 502.
 	b0.Close()
-	if err := e.consul.Agent().UpdateTTL(catalog.CheckID("g1"), "", consul.HealthPassing); err != nil {
-		t.Fatal(err)
-	}
+	setHealth(t, e.consul, "g1", "hello", true)
 	testenv.Eventually(t, 10*time.Second, 20*time.Millisecond, "hello-1 routed again", func() error {
 		if len(e.rtr.Table().Lookup("hello.apps.localhost", "/").Endpoints) != 2 {
 			return fmt.Errorf("pool %+v", e.rtr.Table().Lookup("hello.apps.localhost", "/"))
@@ -211,7 +215,8 @@ func TestRouterFollowsConsul(t *testing.T) {
 
 	// Deregistering removes the route.
 	for _, id := range []string{"g0", "g1"} {
-		if err := e.consul.Agent().ServiceDeregister(id); err != nil {
+		in := model.Endpoint{InstanceRef: model.InstanceRef{GUID: id, Space: "dev", App: "hello"}, Address: "127.0.0.1"}
+		if err := catalog.Deregister(e.consul, in); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -173,7 +173,7 @@ func (p *simPlatform) startCells(prefix string, n int, memoryMB int64, startLate
 			cc = p.hosts[i%len(p.hosts)]
 		}
 		c, err := sim.New(sim.Config{CellID: id, NATS: p.nats.Connect(p.t, bus.Identity{Role: bus.RoleCell, Cell: id}),
-			Registry:      agents.NewConsulRegistry(cc, id, "127.0.0.1", p.opts.checkInterval, p.opts.cellTTL),
+			Registry:      agents.NewConsulRegistry(cc, id, "127.0.0.1", p.opts.cellTTL),
 			RenewInterval: p.opts.renew, CellRenewInterval: p.opts.cellTTL / 3,
 			Address: "127.0.0.1", Capacity: model.Resources{MemoryMB: memoryMB, DiskMB: 1 << 20, Instances: 1000},
 			StartLatency: startLatency, Stage: true, StageLatency: 10 * time.Millisecond, Port: p.ports,

@@ -475,9 +475,8 @@ func readResult(s string, rate, count *regexp.Regexp) wrkResult {
 }
 
 func register(c *consul.Client, guid, app, addr string, port int, routes ...string) {
-	reg := catalog.Registration(model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "bench", App: app}, Address: addr, Port: port, Routes: routes},
-		model.HealthCheck{Type: "process"}, time.Hour)
-	if err := c.Agent().ServiceRegister(reg); err != nil {
+	in := model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "bench", App: app}, Address: addr, Port: port, Routes: routes}
+	if err := catalog.Register(c, in, model.HealthCheck{Type: "process"}); err != nil {
 		fatal("registering %s: %v", guid, err)
 	}
 }

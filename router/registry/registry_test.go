@@ -51,18 +51,18 @@ func (f *fakeConsul) set(change func()) {
 	f.changed = make(chan struct{})
 }
 
-// addInstance registers an instance as catalog.Registration makes it (an
+// addInstance registers an instance as catalog.Instance makes it (an
 // address "" falls back to node's).
 func (f *fakeConsul) addInstance(in model.Endpoint, node string) {
-	reg := catalog.Registration(in, model.HealthCheck{}, time.Second)
+	reg := catalog.Instance(in)
 	f.set(func() {
 		if _, known := f.cells[in.Cell]; !known && in.Cell != "" {
 			f.cells[in.Cell] = true
 		}
-		f.services[reg.Name] = reg.Tags
-		f.entries[reg.Name] = append(f.entries[reg.Name], &consul.ServiceEntry{
+		f.services[reg.Service] = reg.Tags
+		f.entries[reg.Service] = append(f.entries[reg.Service], &consul.ServiceEntry{
 			Node:    &consul.Node{Node: "n1", Address: node},
-			Service: &consul.AgentService{ID: reg.ID, Service: reg.Name, Tags: reg.Tags, Address: reg.Address, Port: reg.Port, Meta: reg.Meta},
+			Service: &reg,
 		})
 	})
 }

@@ -28,8 +28,7 @@ func TestConsulRestartedEmpty(t *testing.T) {
 		t.Helper()
 		ep := model.Endpoint{InstanceRef: model.InstanceRef{GUID: guid, Space: "dev", App: "hello"}, Address: "127.0.0.1", Port: port,
 			Routes: []string{"hello.apps.localhost"}}
-		reg := catalog.Registration(ep, model.HealthCheck{Type: model.HealthProcess}, time.Minute)
-		if err := cc.Agent().ServiceRegister(reg); err != nil {
+		if err := catalog.Register(cc, ep, model.HealthCheck{Type: model.HealthProcess}); err != nil {
 			t.Fatal(err)
 		}
 	}
