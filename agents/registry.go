@@ -42,11 +42,13 @@ func NewConsulRegistry(client *consul.Client, cellID, address string, cellTTL ti
 }
 
 // RegisterCell implements Registry.
+// The key first: a cell node without a key is one the controller may
+// forget (catalog.ForgetCells).
 func (r *consulRegistry) RegisterCell() error {
-	if err := r.writer.Apply(consul.TxnOps{catalog.CellOp(r.cellID, r.address)}); err != nil {
+	if err := r.presence.Hold(); err != nil {
 		return fmt.Errorf("registering the cell in consul: %w", err)
 	}
-	if err := r.presence.Hold(); err != nil {
+	if err := r.writer.Apply(consul.TxnOps{catalog.CellOp(r.cellID, r.address)}); err != nil {
 		return fmt.Errorf("registering the cell in consul: %w", err)
 	}
 	return nil

@@ -24,7 +24,8 @@ type Role string
 // The roles with a Consul token.
 const (
 	// RoleController writes the desired state (KV under KVPrefix), holds
-	// the leader lock (a session) and registers its own service.
+	// the leader lock (a session), registers its own service and removes
+	// the nodes of cells gone for good (ForgetCells).
 	RoleController Role = "controller"
 	// RoleCell registers the cell's node (under CellNodePrefix), its
 	// service and its instances (services and their checks, under any
@@ -65,6 +66,8 @@ func rules(grants ...[3]string) string {
 //     releases, sources, droplets, services, bindings, sleeping) and
 //     reconciler/leader.go takes LeaderKey with a session it creates, bound
 //     to the TTL check of the ControllerServiceName service it registers;
+//     reconciler/gc.go lists the cells' nodes and deregisters those of
+//     cells gone for good (ForgetCells);
 //   - cell: agents/registry.go registers its node (CellNode), the cell's
 //     service and its instances' services, named after the apps
 //     (ServiceName), sets their checks, deregisters them and lists the
@@ -79,7 +82,7 @@ func (r Role) Policy() Policy {
 	switch r {
 	case RoleController:
 		p.Rules = rules([3]string{"key_prefix", KVPrefix, "write"}, [3]string{"session_prefix", "", "write"},
-			[3]string{"service", ControllerServiceName, "write"})
+			[3]string{"service", ControllerServiceName, "write"}, [3]string{"node_prefix", CellNodePrefix, "write"})
 	case RoleCell:
 		p.Rules = rules([3]string{"service_prefix", "", "write"}, [3]string{"node_prefix", CellNodePrefix, "write"},
 			[3]string{"key_prefix", CellsPrefix, "write"},

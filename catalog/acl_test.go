@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +236,20 @@ func TestRolePolicies(t *testing.T) {
 			return txn(ctl, catalog.InstanceOps(node, ep, model.HealthCheck{Type: model.HealthProcess})...)
 		}},
 		{"controller deregisters an instance", false, func() error { return txn(ctl, deregister) }},
+		{"controller forgets a cell gone for good", true, func() error {
+			if err := write(cell, "c5", catalog.CellOp("c5", "127.0.0.1")); err != nil {
+				return err
+			}
+			gone, err := catalog.ForgetCells(ctl, func(string) bool { return false })
+			if err == nil && !slices.Equal(gone, []string{"c5"}) {
+				return fmt.Errorf("forgot %v, want c5 (c1 holds its key)", gone)
+			}
+			return err
+		}},
+		{"controller deregisters a node not a cell's", false, func() error {
+			_, err := ctl.Catalog().Deregister(&consul.CatalogDeregistration{Node: "web-1"}, nil)
+			return err
+		}},
 		// And the cell takes its instance away.
 		{"cell deregisters the instance", true, func() error { return write(cell, "c1", deregister) }},
 	}

@@ -139,3 +139,33 @@ func (p *Presence) Renew() error {
 	}
 	return nil
 }
+
+// ForgetCells deregisters the node (CellNode) of every cell that holds no
+// key (its session lapsed: silent for its TTL at least) and that keep
+// does not vouch for (the controller keeps the cells it hears), with
+// every registration on it: a cell that is gone for good leaves nothing in
+// the catalog. A cell that comes back registers its node and instances
+// again (its registry sync). It returns the cells forgotten.
+func ForgetCells(client *consul.Client, keep func(cell string) bool) ([]string, error) {
+	nodes, _, err := client.Catalog().Nodes(&consul.QueryOptions{Filter: fmt.Sprintf("Node matches %q", "^"+CellNodePrefix)})
+	if err != nil {
+		return nil, fmt.Errorf("listing the cells' nodes: %w", err)
+	}
+	pairs, _, err := client.KV().List(CellsPrefix, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing the live cells: %w", err)
+	}
+	live := LiveCells(pairs)
+	var forgotten []string
+	for _, n := range nodes {
+		cell, ok := strings.CutPrefix(n.Node, CellNodePrefix)
+		if !ok || live[cell] || keep(cell) {
+			continue
+		}
+		if _, err := client.Catalog().Deregister(&consul.CatalogDeregistration{Node: n.Node}, nil); err != nil {
+			return forgotten, fmt.Errorf("deregistering the node of cell %s: %w", cell, err)
+		}
+		forgotten = append(forgotten, cell)
+	}
+	return forgotten, nil
+}

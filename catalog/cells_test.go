@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/testenv"
+	"github.com/driftless/driftless/model"
 )
 
 func TestCellSessionTTL(t *testing.T) {
@@ -117,5 +119,45 @@ func TestPresence(t *testing.T) {
 	}
 	if err := p.Hold(); err != nil || !live()["cell-a"] {
 		t.Fatalf("Hold with the key deleted: %v, live %v", err, live())
+	}
+}
+
+// TestForgetCells: of three cells with instances registered, the one that
+// holds its key and the one the controller still hears keep their nodes;
+// the silent one without a key loses its node and its instances.
+func TestForgetCells(t *testing.T) {
+	c := testenv.StartConsul(t)
+	for _, cell := range []string{"alive", "heard", "gone"} {
+		w := catalog.NewWriter(c.Client, cell, "127.0.0.1")
+		in := model.Endpoint{InstanceRef: model.InstanceRef{GUID: "i-" + cell, Space: "dev", App: "hello"}, Cell: cell, Address: "127.0.0.1", Port: 40000}
+		ops := append(consul.TxnOps{catalog.CellOp(cell, "127.0.0.1")}, catalog.InstanceOps(catalog.CellNode(cell), in, model.HealthCheck{Type: "port"})...)
+		if err := w.Apply(ops); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := catalog.NewPresence(c.Client, "alive", "127.0.0.1", time.Minute).Hold(); err != nil {
+		t.Fatal(err)
+	}
+	forgotten, err := catalog.ForgetCells(c.Client, func(cell string) bool { return cell == "heard" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(forgotten, []string{"gone"}) {
+		t.Fatalf("forgot %v, want [gone]", forgotten)
+	}
+	entries, _, err := c.Client.Health().Service(catalog.ServiceName("dev", "hello"), "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Service.ID)
+	}
+	slices.Sort(left)
+	if !slices.Equal(left, []string{"i-alive", "i-heard"}) {
+		t.Fatalf("instances left %v, want i-alive and i-heard", left)
+	}
+	if again, err := catalog.ForgetCells(c.Client, func(string) bool { return false }); err != nil || !slices.Equal(again, []string{"heard"}) {
+		t.Fatalf("second pass forgot %v (%v), want [heard]", again, err)
 	}
 }

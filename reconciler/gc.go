@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/driftless/driftless/catalog"
 	"github.com/driftless/driftless/internal/ticks"
 	"github.com/driftless/driftless/model"
 )
@@ -127,11 +128,35 @@ func (c *Controller) imageBlobs(manifest string) ([]string, error) {
 	return out, nil
 }
 
-// gcLoop collects garbage every interval while the controller leads.
+// forgetCells removes from the catalog the nodes, and the registrations,
+// of cells gone for good (catalog.ForgetCells): cells that hold no key and
+// that this controller does not hear either.
+func (c *Controller) forgetCells(now time.Time) error {
+	if c.cfg.Consul == nil {
+		return nil
+	}
+	heard := map[string]bool{}
+	for _, cell := range c.actual.Cells(now) {
+		if !cell.Lost {
+			heard[cell.ID] = true
+		}
+	}
+	forgotten, err := catalog.ForgetCells(c.cfg.Consul, func(id string) bool { return heard[id] })
+	for _, id := range forgotten {
+		c.log.Info("cell gone for good: its registrations are removed from the catalog", "cell", id)
+	}
+	return err
+}
+
+// gcLoop collects garbage every interval while the controller leads: old
+// releases, unused blobs, and the catalog nodes of cells gone for good.
 func (c *Controller) gcLoop(ctx context.Context, every time.Duration) {
 	ticks.Every(ctx, every, func() {
 		if _, err := c.collectGarbage(ctx, time.Now()); err != nil {
 			c.log.Warn("garbage collection", "err", err)
+		}
+		if err := c.forgetCells(time.Now()); err != nil {
+			c.log.Warn("forgetting cells gone for good", "err", err)
 		}
 	})
 }

@@ -6,11 +6,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	consul "github.com/hashicorp/consul/api"
 
 	"github.com/driftless/driftless/blobstore"
 	"github.com/driftless/driftless/bus"
@@ -108,4 +110,54 @@ func TestCollectGarbage(t *testing.T) {
 	if _, err := c.collectGarbage(ctx, time.Now().Add(2*time.Hour)); err != nil || store.Has(young) {
 		t.Errorf("an old unreferenced blob was kept (err %v)", err)
 	}
+}
+
+// TestForgetCells: the controller deregisters the catalog node of a cell
+// that holds no key and that it does not hear (gone for good), and keeps
+// that of a cell it hears and of a cell it heard last long ago but that
+// still holds its key. Real Consul.
+func TestForgetCells(t *testing.T) {
+	cons := testenv.StartConsul(t)
+	c, err := New(Config{NATS: testenv.StartNATS(t).Connect(t, bus.Identity{Role: bus.RoleController}), Consul: cons.Client,
+		Blobs: must(blobstore.Open(t.TempDir())), BlobStoreURL: "http://127.0.0.1:1", Keys: storetest.Keys(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cell := range []string{"heard", "keyed", "gone"} {
+		if err := catalog.NewWriter(cons.Client, cell, "127.0.0.1").Apply(consul.TxnOps{catalog.CellOp(cell, "127.0.0.1")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := catalog.NewPresence(cons.Client, "keyed", "127.0.0.1", time.Minute).Hold(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	c.actual.Heartbeat(bus.CellHeartbeat{CellID: "heard", BootID: "b1"}, now)
+	c.actual.Heartbeat(bus.CellHeartbeat{CellID: "keyed", BootID: "b1"}, now.Add(-time.Hour))
+	c.actual.Heartbeat(bus.CellHeartbeat{CellID: "gone", BootID: "b1"}, now.Add(-time.Hour))
+	if err := c.forgetCells(now); err != nil {
+		t.Fatal(err)
+	}
+	nodes, _, err := cons.Client.Catalog().Nodes(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cells []string
+	for _, n := range nodes {
+		if id, ok := strings.CutPrefix(n.Node, catalog.CellNodePrefix); ok {
+			cells = append(cells, id)
+		}
+	}
+	slices.Sort(cells)
+	if !slices.Equal(cells, []string{"heard", "keyed"}) {
+		t.Fatalf("cell nodes left %v, want heard and keyed", cells)
+	}
+}
+
+// must is v, or panics with err.
+func must[V any](v V, err error) V {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
