@@ -229,9 +229,12 @@ func (h *h2conn) headers(f *http2.MetaHeadersFrame) error {
 		return nil
 	}
 	h.lastID = id
-	// Streams reset by the client no longer count as open, but their
-	// goroutines may still be ending: those are bounded too (a client
-	// opening and resetting streams in a loop, CVE-2023-44487).
+	// A stream beyond SETTINGS_MAX_CONCURRENT_STREAMS is refused (RFC
+	// 9113, 5.1.2: a stream error, REFUSED_STREAM or PROTOCOL_ERROR;
+	// REFUSED_STREAM tells the client it may retry). Streams reset by
+	// the client no longer count as open, but their goroutines may still
+	// be ending: those are bounded too (a client opening and resetting
+	// streams in a loop, CVE-2023-44487).
 	if h.goingAway || h.open.Load() >= h2MaxStreams || len(h.streams) >= 2*h2MaxStreams {
 		h.mu.Unlock()
 		h.reset(id, http2.ErrCodeRefusedStream)
@@ -422,7 +425,8 @@ func (st *h2stream) markClosed() {
 	}
 }
 
-// resetLocked resets the stream with code (h.wmu held).
+// resetLocked resets the stream with code (h.wmu held): as cancel, its
+// body, instance connection and handler's request fail.
 func (st *h2stream) resetLocked(code http2.ErrCode) {
 	if !st.closed {
 		st.markClosed()
@@ -434,7 +438,11 @@ func (st *h2stream) resetLocked(code http2.ErrCode) {
 		_ = st.be.c.Close()
 	}
 	st.canceled = true
+	cancel := st.ctxCancel
 	st.mu.Unlock()
+	if cancel != nil {
+		cancel() // the handler's request (h2handler.go)
+	}
 }
 
 // use records be as the stream's instance connection (nil: none); false
