@@ -13,6 +13,25 @@ package proxy
 // sleeping app, CONNECT, a bad :authority) is served by the Fallback's
 // handler through an http.ResponseWriter writing frames (h2handler.go).
 // Without FastH2, h2 connections go to net/http's HTTP/2 server.
+//
+// Bounds. A connection has at most h2MaxStreams open streams
+// (SETTINGS_MAX_CONCURRENT_STREAMS); a stream opened beyond it is
+// refused with RST_STREAM REFUSED_STREAM (RFC 9113, 5.1.2: a stream
+// error; the client may retry it, nothing of it was processed) and the
+// connection goes on. Streams the client reset no longer count as open,
+// but their goroutines may still be ending: the streams whose goroutines
+// have not returned are bounded too, by twice h2MaxStreams, beyond which
+// new streams are refused the same way (a client opening and resetting
+// streams in a loop, CVE-2023-44487); so a connection has at most
+// 2*h2MaxStreams stream goroutines, and one idle that waits for the next
+// stream (spawn). Streams opened after a GOAWAY (either side's) are
+// refused the same way (TestH2StreamLimit). A stream waiting for the client's
+// flow control window (a download the client does not read, or a client
+// that never sends WINDOW_UPDATE) waits at most the server's
+// IdleTimeout, the time a client has to take any write, the connection's
+// writes and HTTP/1.1's alike: it is then reset with CANCEL, its
+// instance connection closed rather than pooled, and the connection's
+// other streams go on (h2write.go, waitWindow; TestH2WindowTimeout).
 
 import (
 	"bufio"
@@ -32,7 +51,9 @@ import (
 
 // HTTP/2 limits of the fast path's server.
 const (
-	// h2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS (nginx: 128).
+	// h2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS (nginx: 128):
+	// a stream beyond it, or beyond twice it of streams whose goroutines
+	// did not return, is refused (REFUSED_STREAM, headers).
 	h2MaxStreams = 128
 	// h2StreamWindow is the request body bytes a stream may have in
 	// flight (SETTINGS_INITIAL_WINDOW_SIZE); what a stream buffers is

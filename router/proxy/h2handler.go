@@ -243,7 +243,8 @@ func (w *h2rw) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline is accepted; the connection's writes have theirs.
+// SetWriteDeadline is accepted; the connection's writes have theirs, and
+// a wait for the client's window is bounded by IdleTimeout (waitWindow).
 func (w *h2rw) SetWriteDeadline(time.Time) error { return nil }
 
 func (w *h2rw) reqBody() (*h2reqBody, bool) { return w.reqb, w.reqb != nil }
