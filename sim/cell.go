@@ -16,8 +16,9 @@
 //     RUNNING after StartLatency, each change sent on
 //     bus.InstancesSubject;
 //   - registers each RUNNING instance in Consul through the agent's own
-//     registry (agents.NewConsulRegistry, catalog.Registration: the app's
-//     service, tags, meta and routes) at
+//     registry (agents.NewConsulRegistry: the app's service, tags, meta
+//     and routes, catalog.InstanceOps, in the cell's batched transactions,
+//     catalog.Writer) at
 //     Address and a port of its Port function, as a process-type instance
 //     (no check), registers again every RenewInterval those
 //     missing from Consul (as the agent's registry sync does), and
@@ -83,8 +84,8 @@ type Config struct {
 }
 
 // processCheck is the health check every hollow instance is registered
-// with, as for a "process" app: there is no process or port for Consul to
-// probe, and its health is its cell's.
+// with, as for a "process" app: there is no process or port to probe, and
+// its health is its cell's.
 var processCheck = model.HealthCheck{Type: model.HealthProcess}
 
 // Cell is one hollow cell.

@@ -1,7 +1,7 @@
 // Package registry feeds the router's table from Consul with blocking
 // queries: one on the service catalog (which app services exist: those
 // tagged catalog.AppTag, never cells or controllers), one per app service
-// (its passing instances, registered as catalog.Registration makes them)
+// (its passing instances, registered as catalog.InstanceOps makes them)
 // and one on the live cells (catalog.CellsPrefix): the instances of a cell
 // that no longer holds its key are left out. An answer that changes
 // something asks for a new table; the table is rebuilt and swapped in at
