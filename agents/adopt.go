@@ -98,7 +98,7 @@ func (a *Agent) adoptOne(ctx context.Context, c runtime.Container, rec record) {
 		a.setState(in, model.StateRunning, "adopted after an agent restart")
 		a.wg.Go(func() { a.watchExit(ictx, in, exits) })
 		addr := a.instanceAddr(rec.HostPort)
-		a.wg.Go(func() { a.watchHealth(ictx, in, addr) })
+		a.wg.Go(func() { a.watchHealth(ictx, in, addr, false) })
 		a.wg.Go(func() { a.watchReadiness(ictx, in, addr, false) })
 		a.wg.Go(func() { a.shipLogs(ictx, rec.Instance, in.logs, a.runner.LogPath(guid), true) })
 		a.wg.Go(func() { a.adoptSidecars(ictx, in) }) // sidecars.go

@@ -14,7 +14,8 @@ import (
 // TestAdopt: after an agent restart, a running container with a record is
 // RUNNING again without being restarted, an exited one is CRASHED, and a
 // container without a record, an attachment without a container and a
-// compile step's container are removed.
+// compile step's container are removed; the adopted instance's health
+// check is set by its first probe.
 func TestAdopt(t *testing.T) {
 	c := newTestCell(t)
 	for _, guid := range []string{"running", "exited"} {
@@ -62,6 +63,9 @@ func TestAdopt(t *testing.T) {
 	if !c.engine.has("running") || !c.j.has("reserve 61005") {
 		t.Fatalf("adopted instance not kept with its port: %v", c.j.all())
 	}
+	// Its health check, as the previous agent left it, is set again by
+	// its first probe.
+	waitFor(t, "the adopted instance's health check set", func() bool { return c.j.has("healthy running true") })
 	// Its stop undoes the adopted lifecycle.
 	c.stop("running")
 	waitFor(t, "running forgotten", func() bool { st, _ := c.state("running"); return st == "" })

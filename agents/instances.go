@@ -102,7 +102,7 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 		kind := in.run.HealthCheck.Kind()
 		defer a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) passed: instance is running", kind))
 		addr := a.instanceAddr(in.status.HostPort)
-		a.wg.Go(func() { a.watchHealth(ctx, in, addr) })
+		a.wg.Go(func() { a.watchHealth(ctx, in, addr, true) })
 		a.wg.Go(func() { a.watchReadiness(ctx, in, addr, true) })
 	}
 	a.mu.Unlock()
@@ -132,8 +132,12 @@ const LivenessFailures = 3
 // watchHealth keeps checking a RUNNING instance as its health check says
 // ("process" instances are watched by their exit alone) and crashes it
 // after LivenessFailures failures in a row: an instance that stops
-// answering is replaced, not left registered and unreachable.
-func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
+// answering is replaced, not left registered and unreachable. Its
+// registration's health check follows the probes (setHealthy): critical
+// from the first failure, passing again from the next success. known says
+// the check passes already (the instance was just registered so); for an
+// adopted instance the first probe sets it.
+func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string, known bool) {
 	a.mu.Lock()
 	hc, guid, ref := in.run.HealthCheck, in.status.GUID, in.status.InstanceRef
 	a.mu.Unlock()
@@ -141,6 +145,20 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 		return
 	}
 	fails := 0
+	// check is the registration's health check as last set: passing,
+	// critical, or unknown (nil).
+	var check *bool
+	if known {
+		check = new(true)
+	}
+	setCheck := func(passing bool) {
+		if check == nil || *check != passing {
+			check = nil
+			if a.setHealthy(ref, passing) {
+				check = new(passing)
+			}
+		}
+	}
 	a.whileRunning(ctx, in, hc.Interval(a.cfg.CheckInterval), func() bool {
 		err := a.probe.Probe(ctx, hc, addr)
 		if ctx.Err() == nil {
@@ -149,18 +167,16 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 		if err == nil {
 			if fails > 0 {
 				a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) passed again", hc.Kind()))
-				a.setHealthy(ref, true)
 			}
 			fails = 0
+			setCheck(true)
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
 		fails++
-		if fails == 1 {
-			a.setHealthy(ref, false)
-		}
+		setCheck(false)
 		a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) failed (%d of %d before a restart): %v", hc.Kind(), fails, LivenessFailures, err))
 		if fails < LivenessFailures {
 			return true
@@ -173,12 +189,14 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string) {
 
 // setHealthy sets an instance's health check in the registry: failing
 // after its first failed liveness probe, so that the routers leave it at
-// once, passing when one passes again. A lost write is repaired by the
-// next change or by the crash that follows failures.
-func (a *Agent) setHealthy(ref model.InstanceRef, healthy bool) {
+// once, passing when one passes again. It reports whether the write was
+// made; watchHealth tries a failed one again after the next probe.
+func (a *Agent) setHealthy(ref model.InstanceRef, healthy bool) bool {
 	if err := a.registry.SetHealthy(ref, healthy); err != nil {
 		a.log.Debug("setting the health check", "guid", ref.GUID, "err", err)
+		return false
 	}
+	return true
 }
 
 // whileRunning calls f every interval while in is RUNNING and not being

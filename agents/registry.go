@@ -105,7 +105,9 @@ func (r *consulRegistry) SetReady(ref model.InstanceRef, ready bool) error {
 
 // Instances implements Registry.
 func (r *consulRegistry) Instances() (map[string]bool, error) {
-	list, _, err := r.client.Catalog().NodeServiceList(r.node, nil)
+	// Any server may answer: a registration it has not seen yet is written
+	// again, one it still shows is deleted again; both are harmless.
+	list, _, err := r.client.Catalog().NodeServiceList(r.node, &consul.QueryOptions{AllowStale: true})
 	if err != nil {
 		return nil, fmt.Errorf("listing the cell's services in consul: %w", err)
 	}
