@@ -73,11 +73,15 @@ func start(dir, cpu string, env []string, name string, args ...string) int {
 
 // startBackend starts the backend (-backend) on cpu and returns its
 // address once it answers.
+// backendGroup is the process group of the backend startBackend started
+// last.
+var backendGroup int
+
 func startBackend(dir, cpu string) string {
 	backend := freeAddr()
 	switch *backendKind {
 	case "go":
-		_ = start(dir, cpu, nil, os.Args[0], "-serve-backend", backend)
+		backendGroup = start(dir, cpu, nil, os.Args[0], "-serve-backend", backend)
 	case "nginx":
 		conf := filepath.Join(dir, "backend.conf")
 		write(conf, fmt.Sprintf(`worker_processes 1;
@@ -93,7 +97,7 @@ http {
   }
 }
 `, dir, dir, backend))
-		_ = start(dir, cpu, nil, "nginx", "-c", conf, "-e", filepath.Join(dir, "backend-error.log"))
+		backendGroup = start(dir, cpu, nil, "nginx", "-c", conf, "-e", filepath.Join(dir, "backend-error.log"))
 	default:
 		fatal("-backend %q: want go or nginx", *backendKind)
 	}

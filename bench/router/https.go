@@ -122,10 +122,15 @@ func runHTTPS() {
 					if t.name == "driftless" && *profile != "" && round == 0 {
 						go saveProfile(metricsAddr, fmt.Sprintf("%s.%s.%s", *profile, phase, m.key), *duration-2*time.Second)
 					}
-					before := cpuTime(t.group)
+					before, backend0 := cpuTime(t.group), cpuTime(backendGroup)
+					busy0, idle0 := machineCPU()
 					r := m.run(t, loadCPU)
+					busy1, idle1 := machineCPU()
 					if r.requests > 0 {
 						r.cpuPerRequest = (cpuTime(t.group) - before) / time.Duration(r.requests)
+						r.backendPerRequest = (cpuTime(backendGroup) - backend0) / time.Duration(r.requests)
+						r.restPerRequest = (busy1-busy0)/time.Duration(r.requests) - r.cpuPerRequest
+						r.idle = float64(idle1-idle0) / float64(busy1-busy0+idle1-idle0)
 					}
 					runs[t.name] = append(runs[t.name], r)
 				}
@@ -137,6 +142,12 @@ func runHTTPS() {
 			fmt.Printf("  (rounds, req/s driftless / nginx:")
 			for i := range runs["driftless"] {
 				fmt.Printf(" %.0f/%.0f", runs["driftless"][i].rps, runs["nginx"][i].rps)
+			}
+			fmt.Printf("; the rest of the machine's CPU per request (the backend's), and the idle share:")
+			for i := range runs["driftless"] {
+				d, n := runs["driftless"][i], runs["nginx"][i]
+				fmt.Printf(" %.1f/%.1f µs (%.1f/%.1f) %.0f/%.0f %%", us(d.restPerRequest), us(n.restPerRequest),
+					us(d.backendPerRequest), us(n.backendPerRequest), 100*d.idle, 100*n.idle)
 			}
 			fmt.Println(")")
 		}

@@ -325,6 +325,13 @@ type wrkResult struct {
 	requests      int64
 	p50, p99      time.Duration
 	cpuPerRequest time.Duration
+	// restPerRequest is the CPU the rest of the machine (load generator,
+	// backend, the kernel's softirqs, anything else) spent per request,
+	// backendPerRequest the backend's part of it, idle the share of the
+	// machine's CPU left idle during the run.
+	restPerRequest    time.Duration
+	backendPerRequest time.Duration
+	idle              float64
 }
 
 // median is the median of each measure over runs (taken separately).
@@ -386,6 +393,27 @@ func cpuTime(pgid int) time.Duration {
 		}
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// machineCPU is the machine's CPU time so far, busy and idle (idle and
+// iowait), over all CPUs, from /proc/stat.
+func machineCPU() (busy, idle time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		fatal("%v", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	for i, f := range strings.Fields(line)[1:] {
+		t, _ := strconv.ParseInt(f, 10, 64)
+		d := time.Duration(t) * time.Second / 100 // USER_HZ
+		switch {
+		case i == 3 || i == 4:
+			idle += d
+		case i < 8: // user nice system irq softirq steal; not guest (in user)
+			busy += d
+		}
+	}
+	return busy, idle
 }
 
 // procCPU is the CPU time (user and system, all threads) used so far by
