@@ -59,7 +59,7 @@ type Registry interface {
 	// sets (SetHealthy, SetReady) as its probes say.
 	Register(ep model.Endpoint, hc model.HealthCheck) error
 	// Deregister takes an instance out; a missing one is no error.
-	Deregister(guid string) error
+	Deregister(ref model.InstanceRef) error
 	// SetReady passes (ready) or fails the readiness check of an instance
 	// with one: an instance that is not ready stays registered but out of
 	// the routers.
@@ -68,8 +68,8 @@ type Registry interface {
 	// port or http one: an instance whose liveness probe failed leaves the
 	// routers until one passes again (or the cell crashes it).
 	SetHealthy(ref model.InstanceRef, healthy bool) error
-	// Instances lists the guids of the instance registrations of this cell.
-	Instances() (map[string]bool, error)
+	// Instances lists the instance registrations of this cell, by guid.
+	Instances() (map[string]model.InstanceRef, error)
 }
 
 // Publisher sends the cell's reports: state changes, heartbeats, log lines.

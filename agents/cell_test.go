@@ -85,7 +85,7 @@ func TestSyncRegistry(t *testing.T) {
 		setup func()
 		check func() bool
 	}{
-		{name: "missing registration", setup: func() { _ = c.reg.Deregister("i1") },
+		{name: "missing registration", setup: func() { _ = c.reg.Deregister(testRef("i1")) },
 			check: func() bool { return c.reg.registered("i1") }},
 		{name: "orphan registration", setup: func() { _ = c.reg.Register(model.Endpoint{InstanceRef: testRef("gone")}, model.HealthCheck{}) },
 			check: func() bool { return !c.reg.registered("gone") }},

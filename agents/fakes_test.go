@@ -372,11 +372,11 @@ func (r *fakeRegistry) setLocked(m *map[string]bool, guid string, v bool) {
 	(*m)[guid] = v
 }
 
-func (r *fakeRegistry) Deregister(guid string) error {
-	r.j.add("deregister %s", guid)
+func (r *fakeRegistry) Deregister(ref model.InstanceRef) error {
+	r.j.add("deregister %s", ref.GUID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.regs, guid)
+	delete(r.regs, ref.GUID)
 	return nil
 }
 
@@ -395,12 +395,12 @@ func (r *fakeRegistry) SetHealthy(ref model.InstanceRef, healthy bool) error {
 	return nil
 }
 
-func (r *fakeRegistry) Instances() (map[string]bool, error) {
+func (r *fakeRegistry) Instances() (map[string]model.InstanceRef, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := map[string]bool{}
-	for guid := range r.regs {
-		out[guid] = true
+	out := map[string]model.InstanceRef{}
+	for guid, ep := range r.regs {
+		out[guid] = ep.InstanceRef
 	}
 	return out, nil
 }

@@ -291,9 +291,9 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 		a.mu.Unlock()
 		return
 	}
-	guid := in.status.GUID
+	guid, ref := in.status.GUID, in.status.InstanceRef
 	a.mu.Unlock()
-	a.deregister(guid)
+	a.deregister(ref)
 	last := runtime.SettledTail(a.runner.LogPath(guid), 10, 100*time.Millisecond, time.Second)
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -302,7 +302,6 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 	}
 	in.status.ExitStatus, in.status.LastOutput = status, last
 	a.setState(in, model.StateCrashed, reason)
-	ref := in.status.InstanceRef
 	defer a.publishCellLine(ref, fmt.Sprintf("instance crashed (exit status %d): %s; its last lines are kept: driftless logs %s --instance %d --recent",
 		status, reason, ref.App, ref.Index))
 	if in.cancel != nil {
@@ -318,7 +317,7 @@ func (a *Agent) stop(in *instance) {
 	guid, drain, ref := in.status.GUID, in.drain, in.status.InstanceRef
 	a.mu.Unlock()
 	a.publishCellLine(ref, fmt.Sprintf("stopping instance %s", model.IndexKey{Process: ref.Process, Index: ref.Index}))
-	a.deregister(guid)
+	a.deregister(ref)
 	if drain {
 		select {
 		case <-time.After(a.cfg.Drain):

@@ -237,7 +237,7 @@ func (a *Agent) instanceLifecycleLocked(in *instance) *lifecycle {
 				return nil
 			},
 			undo: func(context.Context) error {
-				a.deregister(guid)
+				a.deregister(ref)
 				return nil
 			}},
 	}}

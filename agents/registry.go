@@ -3,7 +3,6 @@ package agents
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
@@ -25,9 +24,6 @@ type consulRegistry struct {
 	node     string
 	writer   *catalog.Writer
 	presence *catalog.Presence
-	// names is the Consul service name of each instance registered or
-	// listed (guid → name): Consul's ACLs want it to deregister one.
-	names sync.Map
 }
 
 // NewConsulRegistry is the Registry a cell keeps in Consul through
@@ -61,7 +57,6 @@ func (r *consulRegistry) RenewCell() error {
 
 // Register implements Registry.
 func (r *consulRegistry) Register(ep model.Endpoint, hc model.HealthCheck) error {
-	r.names.Store(ep.GUID, catalog.ServiceName(ep.Space, ep.App))
 	if err := r.writer.Apply(catalog.InstanceOps(r.node, ep, hc)); err != nil {
 		return fmt.Errorf("registering %s/%d in consul: %w", ep.App, ep.Index, err)
 	}
@@ -69,21 +64,10 @@ func (r *consulRegistry) Register(ep model.Endpoint, hc model.HealthCheck) error
 }
 
 // Deregister implements Registry.
-func (r *consulRegistry) Deregister(guid string) error {
-	name, ok := r.names.Load(guid)
-	if !ok {
-		// Not registered by this process: list the node's services.
-		if _, err := r.Instances(); err != nil {
-			return fmt.Errorf("deregistering %s from consul: %w", guid, err)
-		}
-		if name, ok = r.names.Load(guid); !ok {
-			return nil
-		}
+func (r *consulRegistry) Deregister(ref model.InstanceRef) error {
+	if err := r.writer.Apply(consul.TxnOps{catalog.DeregisterOp(r.node, ref)}); err != nil {
+		return fmt.Errorf("deregistering %s from consul: %w", ref.GUID, err)
 	}
-	if err := r.writer.Apply(consul.TxnOps{catalog.DeregisterOp(r.node, guid, name.(string))}); err != nil {
-		return fmt.Errorf("deregistering %s from consul: %w", guid, err)
-	}
-	r.names.Delete(guid)
 	return nil
 }
 
@@ -104,28 +88,27 @@ func (r *consulRegistry) SetReady(ref model.InstanceRef, ready bool) error {
 }
 
 // Instances implements Registry.
-func (r *consulRegistry) Instances() (map[string]bool, error) {
+func (r *consulRegistry) Instances() (map[string]model.InstanceRef, error) {
 	// Any server may answer: a registration it has not seen yet is written
 	// again, one it still shows is deleted again; both are harmless.
 	list, _, err := r.client.Catalog().NodeServiceList(r.node, &consul.QueryOptions{AllowStale: true})
 	if err != nil {
 		return nil, fmt.Errorf("listing the cell's services in consul: %w", err)
 	}
-	out := make(map[string]bool)
+	out := make(map[string]model.InstanceRef)
 	if list == nil {
 		return out, nil
 	}
 	for _, svc := range list.Services {
-		if svc.ID != catalog.CellServiceID(r.cellID) && catalog.IsDriftless(svc.Tags) && svc.Meta[catalog.MetaCell] == r.cellID {
-			out[svc.ID] = true
-			r.names.Store(svc.ID, svc.Service)
+		if in, ok := catalog.FromService(svc); ok && in.Cell == r.cellID {
+			out[in.GUID] = in.InstanceRef
 		}
 	}
 	return out, nil
 }
 
 // register makes a healthy instance routable: a registration with the
-// app's routes and a health check the registry runs itself.
+// app's routes and the checks the cell sets from its probes.
 func (a *Agent) register(in *instance) error {
 	a.mu.Lock()
 	st, run := in.status, in.run
@@ -159,9 +142,9 @@ func (a *Agent) renewCell() {
 
 // deregister takes an instance out of the registry (and so out of the
 // routers).
-func (a *Agent) deregister(guid string) {
-	if err := a.registry.Deregister(guid); err != nil {
-		a.log.Debug("deregistering instance", "guid", guid, "err", err)
+func (a *Agent) deregister(ref model.InstanceRef) {
+	if err := a.registry.Deregister(ref); err != nil {
+		a.log.Debug("deregistering instance", "guid", ref.GUID, "err", err)
 	}
 }
 
@@ -193,17 +176,17 @@ func (a *Agent) syncRegistry() error {
 	}
 	a.mu.Unlock()
 	for guid, in := range running {
-		if !registered[guid] {
+		if _, ok := registered[guid]; !ok {
 			a.log.Info("instance missing from consul: registering it again", "guid", guid, "app", in.status.App)
 			if err := a.register(in); err != nil {
 				a.log.Warn("re-registering instance", "err", err)
 			}
 		}
 	}
-	for guid := range registered {
+	for guid, ref := range registered {
 		if _, ok := running[guid]; !ok {
 			a.log.Info("registration without a running instance: removing it", "guid", guid)
-			a.deregister(guid)
+			a.deregister(ref)
 		}
 	}
 	return nil

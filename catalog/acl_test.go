@@ -118,7 +118,7 @@ func TestRolePolicies(t *testing.T) {
 		return err
 	}
 	node := catalog.CellNode("c1")
-	deregister := catalog.DeregisterOp(node, ep.GUID, catalog.ServiceName("dev", "hello"))
+	deregister := catalog.DeregisterOp(node, ep.InstanceRef)
 	steps := []struct {
 		name    string
 		allowed bool

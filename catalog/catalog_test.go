@@ -76,7 +76,7 @@ func TestRegistrationRoundTrip(t *testing.T) {
 					t.Fatalf("%d passing after the cell passed its check again, want 1", n)
 				}
 			}
-			if err := w.Apply(consul.TxnOps{catalog.DeregisterOp(node, in.GUID, catalog.ServiceName("dev", "hello"))}); err != nil {
+			if err := w.Apply(consul.TxnOps{catalog.DeregisterOp(node, in.InstanceRef)}); err != nil {
 				t.Fatal(err)
 			}
 			if n := len(passing(t)); n != 0 {

@@ -140,10 +140,11 @@ func checkOp(node string, in model.InstanceRef, id, name string, passing bool, y
 	}}}
 }
 
-// DeregisterOp removes an instance (or any service of the node: id and
-// name, which Consul's ACLs check) and its checks.
-func DeregisterOp(node, id, name string) *consul.TxnOp {
-	return &consul.TxnOp{Service: &consul.ServiceTxnOp{Verb: consul.ServiceDelete, Node: node, Service: consul.AgentService{ID: id, Service: name}}}
+// DeregisterOp removes an instance and its checks. It names the service
+// as well as its id: Consul's ACLs check the name.
+func DeregisterOp(node string, in model.InstanceRef) *consul.TxnOp {
+	return &consul.TxnOp{Service: &consul.ServiceTxnOp{Verb: consul.ServiceDelete, Node: node,
+		Service: consul.AgentService{ID: in.GUID, Service: ServiceName(in.Space, in.App)}}}
 }
 
 // CellServiceName is the Consul service every cell registers: the cell in

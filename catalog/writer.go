@@ -162,23 +162,28 @@ const standalone = "standalone"
 // register instances outside a cell (bench/router, the router's tests).
 // Cells write theirs through their Writer.
 func Register(client *consul.Client, in model.Endpoint, hc model.HealthCheck) error {
-	cell := cmp.Or(in.Cell, standalone)
-	return NewWriter(client, cell, in.Address).Apply(InstanceOps(CellNode(cell), in, hc))
+	return alone(client, in, func(node string) consul.TxnOps { return InstanceOps(node, in, hc) })
 }
 
 // SetCheck sets one check of an instance registered by Register: its
 // health check (HealthOp) or, with ready, its readiness check (ReadyOp).
 func SetCheck(client *consul.Client, in model.Endpoint, ready, passing bool) error {
-	cell := cmp.Or(in.Cell, standalone)
-	op := HealthOp(CellNode(cell), in.InstanceRef, passing)
-	if ready {
-		op = ReadyOp(CellNode(cell), in.InstanceRef, passing)
-	}
-	return NewWriter(client, cell, in.Address).Apply(consul.TxnOps{op})
+	return alone(client, in, func(node string) consul.TxnOps {
+		if ready {
+			return consul.TxnOps{ReadyOp(node, in.InstanceRef, passing)}
+		}
+		return consul.TxnOps{HealthOp(node, in.InstanceRef, passing)}
+	})
 }
 
 // Deregister removes one instance Register wrote.
 func Deregister(client *consul.Client, in model.Endpoint) error {
+	return alone(client, in, func(node string) consul.TxnOps { return consul.TxnOps{DeregisterOp(node, in.InstanceRef)} })
+}
+
+// alone writes, at once, the operations ops makes for the node of in's
+// cell (Register).
+func alone(client *consul.Client, in model.Endpoint, ops func(node string) consul.TxnOps) error {
 	cell := cmp.Or(in.Cell, standalone)
-	return NewWriter(client, cell, in.Address).Apply(consul.TxnOps{DeregisterOp(CellNode(cell), in.GUID, ServiceName(in.Space, in.App))})
+	return NewWriter(client, cell, in.Address).Apply(ops(CellNode(cell)))
 }

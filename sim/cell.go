@@ -216,7 +216,7 @@ func (c *Cell) renew() {
 	c.mu.Lock()
 	var missing []model.Endpoint
 	for guid, in := range c.insts {
-		if in.status.State == model.StateRunning && !in.stopping && !registered[guid] {
+		if _, ok := registered[guid]; !ok && in.status.State == model.StateRunning && !in.stopping {
 			missing = append(missing, c.endpoint(in))
 		}
 	}
@@ -323,14 +323,14 @@ func (c *Cell) launch(ctx context.Context, in *instance) {
 	if stopping && err == nil {
 		// The stop came while it registered: its deregistration may have
 		// come first.
-		c.deregister(ep.GUID)
+		c.deregister(ep.InstanceRef)
 	}
 }
 
 // deregister takes an instance out of Consul (a missing one is no error).
-func (c *Cell) deregister(guid string) {
-	if err := c.cfg.Registry.Deregister(guid); err != nil {
-		c.log.Debug("deregistering instance", "guid", guid, "err", err)
+func (c *Cell) deregister(ref model.InstanceRef) {
+	if err := c.cfg.Registry.Deregister(ref); err != nil {
+		c.log.Debug("deregistering instance", "guid", ref.GUID, "err", err)
 	}
 }
 
@@ -351,8 +351,9 @@ func (c *Cell) handleStop(m *nats.Msg) {
 	}
 	in.stopping = true
 	c.setState(in, model.StateStopping, req.Reason)
+	ref := in.status.InstanceRef
 	c.mu.Unlock()
-	c.deregister(req.GUID)
+	c.deregister(ref)
 	c.mu.Lock()
 	delete(c.insts, req.GUID)
 	c.setState(in, model.StateStopped, "stopped")
