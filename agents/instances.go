@@ -136,7 +136,7 @@ const LivenessFailures = 3
 // registration's health check follows the probes (setHealthy): critical
 // from the first failure, passing again from the next success. known says
 // the check passes already (the instance was just registered so); for an
-// adopted instance the first probe sets it.
+// adopted instance the first probe sets it, as for readiness.
 func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string, known bool) {
 	a.mu.Lock()
 	hc, guid, ref := in.run.HealthCheck, in.status.GUID, in.status.InstanceRef
@@ -145,20 +145,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string, know
 		return
 	}
 	fails := 0
-	// check is the registration's health check as last set: passing,
-	// critical, or unknown (nil).
-	var check *bool
-	if known {
-		check = new(true)
-	}
-	setCheck := func(passing bool) {
-		if check == nil || *check != passing {
-			check = nil
-			if a.setHealthy(ref, passing) {
-				check = new(passing)
-			}
-		}
-	}
+	check := checkState{known: known, passing: true}
 	a.whileRunning(ctx, in, hc.Interval(a.cfg.CheckInterval), func() bool {
 		err := a.probe.Probe(ctx, hc, addr)
 		if ctx.Err() == nil {
@@ -169,14 +156,14 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string, know
 				a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) passed again", hc.Kind()))
 			}
 			fails = 0
-			setCheck(true)
+			a.setHealthy(ref, &check, err)
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
 		fails++
-		setCheck(false)
+		a.setHealthy(ref, &check, err)
 		a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("health check (%s) failed (%d of %d before a restart): %v", hc.Kind(), fails, LivenessFailures, err))
 		if fails < LivenessFailures {
 			return true
@@ -187,16 +174,19 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string, know
 	})
 }
 
-// setHealthy sets an instance's health check in the registry: failing
-// after its first failed liveness probe, so that the routers leave it at
-// once, passing when one passes again. It reports whether the write was
-// made; watchHealth tries a failed one again after the next probe.
-func (a *Agent) setHealthy(ref model.InstanceRef, healthy bool) bool {
-	if err := a.registry.SetHealthy(ref, healthy); err != nil {
-		a.log.Debug("setting the health check", "guid", ref.GUID, "err", err)
-		return false
+// setHealthy records a liveness probe's result (nil: passed) in check and,
+// when it changes the check, sets the instance's health check in the
+// registry: failing after its first failed probe, so that the routers
+// leave it at once, passing when one passes again. A write that fails
+// leaves check unknown: the next probe writes again.
+func (a *Agent) setHealthy(ref model.InstanceRef, check *checkState, probe error) {
+	if !check.observe(probe) {
+		return
 	}
-	return true
+	if err := a.registry.SetHealthy(ref, check.passing); err != nil {
+		a.log.Debug("setting the health check", "guid", ref.GUID, "err", err)
+		check.known = false
+	}
 }
 
 // whileRunning calls f every interval while in is RUNNING and not being

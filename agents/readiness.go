@@ -18,19 +18,20 @@ import (
 // (InstanceStatus.NotReady). It is never a reason to restart: that is the
 // liveness check's (watchHealth).
 
-// readiness is the readiness state machine of one instance: unknown until
-// a first probe (an instance adopted after an agent restart), then ready
-// or not ready as the last probe said.
-type readiness struct {
-	known, ready bool
+// checkState is a check the cell sets from its probes (readiness here,
+// liveness in watchHealth), as last written: unknown until a first probe
+// (an instance adopted after an agent restart, or a write that failed),
+// then passing or not as the last probe said.
+type checkState struct {
+	known, passing bool
 }
 
-// observe records one probe's result (nil: ready) and reports whether the
-// state changed: always on the first probe, then on every flip.
-func (r *readiness) observe(err error) (changed bool) {
-	ready := err == nil
-	changed = !r.known || r.ready != ready
-	r.known, r.ready = true, ready
+// observe records one probe's result (nil: passing) and reports whether
+// the state changed: always on the first probe, then on every flip.
+func (r *checkState) observe(err error) (changed bool) {
+	passing := err == nil
+	changed = !r.known || r.passing != passing
+	r.known, r.passing = true, passing
 	return changed
 }
 
@@ -57,7 +58,7 @@ func (a *Agent) firstReadiness(ctx context.Context, in *instance, addr string) {
 func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, known bool) {
 	a.mu.Lock()
 	rc, guid, ref := in.run.HealthCheck.Readiness, in.status.GUID, in.status.InstanceRef
-	st := readiness{known: known, ready: !in.status.NotReady}
+	st := checkState{known: known, passing: !in.status.NotReady}
 	a.mu.Unlock()
 	if !rc.Probed() {
 		return
@@ -71,22 +72,22 @@ func (a *Agent) watchReadiness(ctx context.Context, in *instance, addr string, k
 		if !st.observe(err) {
 			return true
 		}
-		if serr := a.registry.SetReady(ref, st.ready); serr != nil {
+		if serr := a.registry.SetReady(ref, st.passing); serr != nil {
 			// Set it again after the next probe; the registry sync loop
 			// registers a missing instance again.
 			a.log.Debug("setting the readiness check", "guid", guid, "err", serr)
 			st.known = false
 		}
-		if st.ready {
+		if st.passing {
 			a.publishSourceLine(ref, model.LogHealth, "readiness check passed: in the routers")
 		} else {
 			a.publishSourceLine(ref, model.LogHealth, fmt.Sprintf("readiness check failed: out of the routers: %v", err))
 		}
 		a.mu.Lock()
-		if !in.stopping && in.status.State == model.StateRunning && in.status.NotReady == st.ready {
-			in.status.NotReady = !st.ready
+		if !in.stopping && in.status.State == model.StateRunning && in.status.NotReady == st.passing {
+			in.status.NotReady = !st.passing
 			a.reportLocked(in)
-			if st.ready {
+			if st.passing {
 				a.log.Info("instance ready", "app", in.status.App, "index", in.status.Index, "guid", guid)
 			} else {
 				a.log.Info("instance not ready: out of the routers", "app", in.status.App, "index", in.status.Index, "guid", guid, "err", err)

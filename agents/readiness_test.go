@@ -12,17 +12,17 @@ import (
 func TestReadinessObserve(t *testing.T) {
 	tests := []struct {
 		name        string
-		start       readiness
+		start       checkState
 		probes      []error
 		wantChanged []bool
 		wantReady   bool
 	}{
-		{"unknown, first probe passes", readiness{}, []error{nil}, []bool{true}, true},
-		{"unknown, first probe fails", readiness{}, []error{errBoom}, []bool{true}, false},
-		{"ready stays ready", readiness{known: true, ready: true}, []error{nil, nil}, []bool{false, false}, true},
-		{"ready, one failure is not ready", readiness{known: true, ready: true}, []error{errBoom}, []bool{true}, false},
-		{"not ready stays out while failing", readiness{known: true}, []error{errBoom, errBoom}, []bool{false, false}, false},
-		{"flips back and forth", readiness{known: true, ready: true}, []error{errBoom, nil, nil, errBoom, nil},
+		{"unknown, first probe passes", checkState{}, []error{nil}, []bool{true}, true},
+		{"unknown, first probe fails", checkState{}, []error{errBoom}, []bool{true}, false},
+		{"ready stays ready", checkState{known: true, passing: true}, []error{nil, nil}, []bool{false, false}, true},
+		{"ready, one failure is not ready", checkState{known: true, passing: true}, []error{errBoom}, []bool{true}, false},
+		{"not ready stays out while failing", checkState{known: true}, []error{errBoom, errBoom}, []bool{false, false}, false},
+		{"flips back and forth", checkState{known: true, passing: true}, []error{errBoom, nil, nil, errBoom, nil},
 			[]bool{true, true, false, true, true}, true},
 	}
 	for _, tc := range tests {
@@ -33,7 +33,7 @@ func TestReadinessObserve(t *testing.T) {
 					t.Fatalf("probe %d (%v): changed = %v, want %v", i, err, got, tc.wantChanged[i])
 				}
 			}
-			if !r.known || r.ready != tc.wantReady {
+			if !r.known || r.passing != tc.wantReady {
 				t.Fatalf("state %+v, want ready=%v", r, tc.wantReady)
 			}
 		})
