@@ -69,13 +69,6 @@ func aclConsul(t *testing.T) (*testenv.Consul, map[string]*consul.Client) {
 	return c, clients
 }
 
-// denied reports whether err is Consul's refusal: 403, or a transaction
-// rolled back for want of permission.
-func denied(err error) bool {
-	var se consul.StatusError
-	return errors.As(err, &se) && se.Code == 403 || err != nil && (strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "Permission denied"))
-}
-
 // TestRolePolicies runs, against a real Consul with ACLs and default
 // deny, what each role does in Consul with its own token (each must be
 // allowed) and what it must not do (each must be refused with 403).
@@ -258,7 +251,7 @@ func TestRolePolicies(t *testing.T) {
 		switch {
 		case s.allowed && err != nil:
 			t.Errorf("%s: refused: %v", s.name, err)
-		case !s.allowed && !denied(err):
+		case !s.allowed && !testenv.ConsulDenied(err):
 			t.Errorf("%s: want 403, got %v", s.name, err)
 		}
 	}
@@ -331,7 +324,7 @@ func eventually(f func() error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		err := f()
-		if err == nil || time.Now().After(deadline) || denied(err) {
+		if err == nil || time.Now().After(deadline) || testenv.ConsulDenied(err) {
 			return err
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,7 +45,7 @@ func TestConsulACL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := anon.KV().Get(catalog.AppKey("dev", "hello"), nil); !denied(err) {
+	if _, _, err := anon.KV().Get(catalog.AppKey("dev", "hello"), nil); !testenv.ConsulDenied(err) {
 		t.Errorf("anonymous read of %s: %v, want 403", catalog.AppKey("dev", "hello"), err)
 	}
 	if pairs, _, err := anon.KV().List(catalog.KVPrefix, nil); err != nil || len(pairs) != 0 {
@@ -55,7 +54,7 @@ func TestConsulACL(t *testing.T) {
 	if s, _, err := anon.Catalog().Services(nil); err != nil || len(s) != 0 {
 		t.Errorf("anonymous sees services %v (%v), want none", keys(s), err)
 	}
-	if err := catalog.NewWriter(anon, "intruder", "127.0.0.1").Apply(consul.TxnOps{catalog.CellOp("intruder", "127.0.0.1")}); !denied(err) {
+	if err := catalog.NewWriter(anon, "intruder", "127.0.0.1").Apply(consul.TxnOps{catalog.CellOp("intruder", "127.0.0.1")}); !testenv.ConsulDenied(err) {
 		t.Errorf("anonymous registration: %v, want 403", err)
 	}
 	// The management token sees it all.
@@ -104,13 +103,13 @@ func TestConsulACL(t *testing.T) {
 		}
 		return c
 	}
-	if _, _, err := client(catalog.RoleCell).KV().Get(catalog.AppKey("dev", "hello"), nil); !denied(err) {
+	if _, _, err := client(catalog.RoleCell).KV().Get(catalog.AppKey("dev", "hello"), nil); !testenv.ConsulDenied(err) {
 		t.Errorf("the cell's token reads the desired state: %v, want 403", err)
 	}
-	if _, err := client(catalog.RoleRouter).KV().Put(&consul.KVPair{Key: catalog.SleepingKey("dev", "hello"), Value: []byte("{}")}, nil); !denied(err) {
+	if _, err := client(catalog.RoleRouter).KV().Put(&consul.KVPair{Key: catalog.SleepingKey("dev", "hello"), Value: []byte("{}")}, nil); !testenv.ConsulDenied(err) {
 		t.Errorf("the router's token writes KV: %v, want 403", err)
 	}
-	if err := catalog.NewWriter(client(catalog.RoleRouter), "intruder", "127.0.0.1").Apply(consul.TxnOps{catalog.CellOp("intruder", "127.0.0.1")}); !denied(err) {
+	if err := catalog.NewWriter(client(catalog.RoleRouter), "intruder", "127.0.0.1").Apply(consul.TxnOps{catalog.CellOp("intruder", "127.0.0.1")}); !testenv.ConsulDenied(err) {
 		t.Errorf("the router's token registers a service: %v, want 403", err)
 	}
 
@@ -176,12 +175,6 @@ func newSecret(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// denied reports whether err is Consul's refusal (403).
-func denied(err error) bool {
-	var se consul.StatusError
-	return errors.As(err, &se) && se.Code == 403 || err != nil && (strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "Permission denied"))
 }
 
 // TestClusterConsulACLRestart: in the cluster (controller, cell and router

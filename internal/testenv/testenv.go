@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -372,4 +373,11 @@ func StartRegistry(t testing.TB, users map[string]string) *Registry {
 		dumpLogOnFailure(t, p)
 	})
 	return &Registry{Addr: addr, Proc: p, Dir: dir}
+}
+
+// ConsulDenied reports whether err is Consul's refusal: 403, or a
+// transaction rolled back for want of permission.
+func ConsulDenied(err error) bool {
+	var se consul.StatusError
+	return errors.As(err, &se) && se.Code == 403 || err != nil && (strings.Contains(err.Error(), "403") || strings.Contains(err.Error(), "Permission denied"))
 }
