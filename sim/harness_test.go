@@ -55,9 +55,9 @@ type platformOptions struct {
 	lostAfter time.Duration
 	// scale raises Consul's connection limit (testenv.StartConsulScale).
 	scale bool
-	// checkInterval and renew are the hollow cells' (default 1 s and 2 s,
-	// the agent's).
-	checkInterval, renew time.Duration
+	// renew is how often the hollow cells compare their instances with
+	// their registrations (default 2 s, the agent's).
+	renew time.Duration
 	// cellTTL is the hollow cells' TTL (default 3 s: lost soon).
 	cellTTL time.Duration
 	// policies is the set in force (nil: the built-in bundle).
@@ -83,8 +83,8 @@ func newSimPlatform(t testing.TB, opts platformOptions) *simPlatform {
 	if p.opts.cellTTL == 0 {
 		p.opts.cellTTL = 3 * time.Second
 	}
-	if p.opts.checkInterval == 0 {
-		p.opts.checkInterval, p.opts.renew = time.Second, 2*time.Second
+	if p.opts.renew == 0 {
+		p.opts.renew = 2 * time.Second
 	}
 	ccfg := consul.DefaultConfig()
 	ccfg.Address = p.consul.Addr

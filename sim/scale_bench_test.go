@@ -52,8 +52,8 @@ func BenchmarkScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	for range b.N {
-		check := time.Duration(envInt("DRIFTLESS_SCALE_CHECK_INTERVAL_MS", 15000)) * time.Millisecond
-		p := newSimPlatform(b, platformOptions{policies: pols, scale: true, checkInterval: check, renew: check,
+		renew := time.Duration(envInt("DRIFTLESS_SCALE_RENEW_INTERVAL_MS", 15000)) * time.Millisecond
+		p := newSimPlatform(b, platformOptions{policies: pols, scale: true, renew: renew,
 			cellTTL: agents.DefaultCellTTL, consulAgents: envInt("DRIFTLESS_SCALE_CONSUL_AGENTS", 10)})
 		backend := startBackend(b)
 		p.ports = sim.Ports(backend, 0)
