@@ -86,9 +86,13 @@ func (a *Agent) adoptOne(ctx context.Context, c runtime.Container, rec record) {
 		// Whether it ever passed its health check is not known: say it
 		// did, so that this crash never counts as a failed rollout.
 		in.status.WasHealthy = true
-		in.status.ExitStatus = int(c.ExitStatus)
 		in.status.LastOutput = runtime.TailLines(a.runner.LogPath(guid), 10)
-		a.setState(in, model.StateCrashed, fmt.Sprintf("exited with status %d while the agent was away", c.ExitStatus))
+		reason := "its process had ended before the agent restarted" // reaped by crash: its status went with its task
+		if c.Status != runtime.StatusAbsent {
+			in.status.ExitStatus = int(c.ExitStatus)
+			reason = fmt.Sprintf("exited with status %d while the agent was away", c.ExitStatus)
+		}
+		a.setState(in, model.StateCrashed, reason)
 		cancel()
 	case watchErr != nil:
 		a.setState(in, model.StateCrashed, fmt.Sprintf("adopting the container: %v", watchErr))

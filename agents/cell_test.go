@@ -12,20 +12,21 @@ import (
 )
 
 // TestAdopt: after an agent restart, a running container with a record is
-// RUNNING again without being restarted, an exited one is CRASHED, and a
-// container without a record, an attachment without a container and a
-// compile step's container are removed; the adopted instance's health
-// check is set by its first probe.
+// RUNNING again without being restarted, an exited one (its task kept or
+// reaped) is CRASHED, and a container without a record, an attachment
+// without a container and a compile step's container are removed; the
+// adopted instance's health check is set by its first probe.
 func TestAdopt(t *testing.T) {
 	c := newTestCell(t)
-	for _, guid := range []string{"running", "exited"} {
-		if err := c.writeRecord(record{Instance: testRef(guid), Run: testRun(), HostPort: map[string]int{"running": 61005, "exited": 61006}[guid]}); err != nil {
+	for _, guid := range []string{"running", "exited", "reaped"} {
+		if err := c.writeRecord(record{Instance: testRef(guid), Run: testRun(), HostPort: map[string]int{"running": 61005, "exited": 61006, "reaped": 61009}[guid]}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	labels := func(guid string) map[string]string { return map[string]string{LabelGUID: guid, LabelApp: "hello"} }
 	c.engine.add(runtime.Container{ID: "running", Labels: labels("running"), Status: runtime.StatusRunning})
 	c.engine.add(runtime.Container{ID: "exited", Labels: labels("exited"), Status: runtime.StatusStopped, ExitStatus: 2})
+	c.engine.add(runtime.Container{ID: "reaped", Labels: labels("reaped"), Status: runtime.StatusAbsent}) // crashed, its task reaped
 	c.engine.add(runtime.Container{ID: "orphan", Labels: labels("orphan"), Status: runtime.StatusRunning})
 	c.engine.add(runtime.Container{ID: "stage-r1", Labels: map[string]string{LabelStaging: "stage-r1"}, Status: runtime.StatusRunning})
 	if _, err := c.net.Attach(context.Background(), "orphan", 61007, ContainerPort); err != nil {
@@ -44,6 +45,7 @@ func TestAdopt(t *testing.T) {
 	}{
 		{guid: "running", want: model.StateRunning, reason: "adopted"},
 		{guid: "exited", want: model.StateCrashed, reason: "exited with status 2 while the agent was away"},
+		{guid: "reaped", want: model.StateCrashed, reason: "its process had ended before the agent restarted"},
 		{guid: "orphan"},
 	}
 	for _, tt := range tests {

@@ -170,6 +170,9 @@ func (e *fakeEngine) Stop(_ context.Context, id string, _ time.Duration) error {
 	return nil
 }
 
+// Reap has nothing to flush: the fake's logs are written by the tests.
+func (e *fakeEngine) Reap(context.Context, string) error { return nil }
+
 func (e *fakeEngine) List(context.Context) ([]runtime.Container, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

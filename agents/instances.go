@@ -110,7 +110,7 @@ func (a *Agent) launch(ctx context.Context, in *instance) {
 		return
 	}
 	if ctx.Err() == nil && !errors.Is(err, errNotStarting) {
-		a.crash(in, -1, err.Error())
+		a.crash(in, -1, err.Error(), false)
 	}
 	// Crashed (now, or by its exit while it started): its process is
 	// killed at once (after the crash is recorded, so its exit is not
@@ -168,7 +168,7 @@ func (a *Agent) watchHealth(ctx context.Context, in *instance, addr string, know
 		if fails < LivenessFailures {
 			return true
 		}
-		a.crash(in, -1, fmt.Sprintf("health check (%s) failed %d times in a row: %v", hc.Kind(), fails, err))
+		a.crash(in, -1, fmt.Sprintf("health check (%s) failed %d times in a row: %v", hc.Kind(), fails, err), false)
 		_ = a.runner.Kill(a.ctx, guid)
 		return false
 	})
@@ -223,7 +223,7 @@ func (a *Agent) watchExit(ctx context.Context, in *instance, exits <-chan runtim
 				return
 			}
 			if e.Err == nil {
-				a.crash(in, int(e.Status), fmt.Sprintf("exited with status %d", e.Status))
+				a.crash(in, int(e.Status), fmt.Sprintf("exited with status %d", e.Status), true)
 				return
 			}
 			if ctx.Err() != nil {
@@ -258,10 +258,10 @@ func (a *Agent) rewatch(ctx context.Context, in *instance, lost error) <-chan ru
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, runtime.ErrNotFound):
-			a.crash(in, -1, fmt.Sprintf("its container went away while containerd was unreachable (%v)", lost))
+			a.crash(in, -1, fmt.Sprintf("its container went away while containerd was unreachable (%v)", lost), false)
 			return nil
 		case time.Now().After(giveUp):
-			a.crash(in, -1, fmt.Sprintf("lost track of the process for %s: %v", LostWatchGrace, err))
+			a.crash(in, -1, fmt.Sprintf("lost track of the process for %s: %v", LostWatchGrace, err), false)
 			return nil
 		}
 		select {
@@ -274,8 +274,11 @@ func (a *Agent) rewatch(ctx context.Context, in *instance, lost error) <-chan ru
 }
 
 // crash marks an instance CRASHED (once), takes it out of Consul and keeps
-// its last output for `driftless app`.
-func (a *Agent) crash(in *instance, status int, reason string) {
+// its last output for `driftless app`. exited says the instance's own
+// process has ended: its task is reaped first, which waits for the last
+// of its output to reach the log. Otherwise (or if reaping fails) the log
+// is read once it stops growing.
+func (a *Agent) crash(in *instance, status int, reason string, exited bool) {
 	a.mu.Lock()
 	if in.stopping || in.status.State == model.StateCrashed {
 		a.mu.Unlock()
@@ -284,7 +287,19 @@ func (a *Agent) crash(in *instance, status int, reason string) {
 	guid, ref := in.status.GUID, in.status.InstanceRef
 	a.mu.Unlock()
 	a.deregister(ref)
-	last := runtime.SettledTail(a.runner.LogPath(guid), 10, 100*time.Millisecond, time.Second)
+	var last []string
+	if exited {
+		rctx, cancel := context.WithTimeout(a.ctx, undoAttemptTimeout)
+		if err := a.runner.Reap(rctx, guid); err != nil {
+			a.log.Warn("reaping a crashed instance's process", "guid", guid, "err", err)
+		} else {
+			last = runtime.TailLines(a.runner.LogPath(guid), 10)
+		}
+		cancel()
+	}
+	if last == nil {
+		last = runtime.SettledTail(a.runner.LogPath(guid), 10, 100*time.Millisecond, time.Second)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if in.stopping || in.status.State == model.StateCrashed {

@@ -58,7 +58,7 @@ func (a *Agent) adoptSidecars(ctx context.Context, in *instance) {
 	for _, sc := range instanceSidecars(run) {
 		exits, err := a.runner.WatchExec(ctx, ref.GUID, sidecarExecID(sc.Name))
 		if err != nil {
-			a.crash(in, -1, fmt.Sprintf("sidecar %s could not be watched again after an agent restart: %v", sc.Name, err))
+			a.crash(in, -1, fmt.Sprintf("sidecar %s could not be watched again after an agent restart: %v", sc.Name, err), false)
 			_ = a.runner.Kill(a.ctx, ref.GUID)
 			return
 		}
@@ -112,7 +112,7 @@ func (a *Agent) watchSidecar(ctx context.Context, in *instance, name string, exi
 					return
 				case <-time.After(sidecarExitGrace):
 				}
-				a.crash(in, int(e.Status), fmt.Sprintf("sidecar %s exited with status %d", name, e.Status))
+				a.crash(in, int(e.Status), fmt.Sprintf("sidecar %s exited with status %d", name, e.Status), false)
 				_ = a.runner.Kill(a.ctx, guid)
 				return
 			}

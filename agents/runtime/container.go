@@ -386,6 +386,26 @@ func (r *Runtime) Stop(ctx context.Context, id string, grace time.Duration) erro
 	return nil
 }
 
+// Reap deletes the task of container id, whose process has ended, and
+// returns once the task's shim has written the last of its output to the
+// log: a shim copies a process's output after the process has gone and
+// drains it before it deletes the task, so the last lines a crashed
+// instance printed are in the log only then. The container stays until
+// Stop. A task already gone is not an error.
+func (r *Runtime) Reap(ctx context.Context, id string) error {
+	t, err := r.task(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reaping %s: %w", id, err)
+	}
+	if _, err := t.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("reaping %s: deleting the ended task: %w", id, err)
+	}
+	return nil
+}
+
 // stopTask signals a live task with SIGTERM, then SIGKILL after grace, and
 // waits for it to end.
 func stopTask(ctx context.Context, t containerd.Task, grace time.Duration) error {

@@ -15,6 +15,7 @@ type Engine interface {
 	Wait(ctx context.Context, id string) (<-chan Exit, error)
 	Kill(ctx context.Context, id string) error
 	Stop(ctx context.Context, id string, grace time.Duration) error
+	Reap(ctx context.Context, id string) error
 	List(ctx context.Context) ([]Container, error)
 	LogPath(id string) string
 	RemoveLog(id string) error
@@ -77,6 +78,15 @@ func (r Runner) Watch(ctx context.Context, id string) (<-chan Exit, error) {
 func (r Runner) Kill(ctx context.Context, id string) error {
 	if err := r.Engine.Kill(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("killing container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Reap deletes the ended task of container id once its output is all in
+// the log: see Runtime.Reap.
+func (r Runner) Reap(ctx context.Context, id string) error {
+	if err := r.Engine.Reap(ctx, id); err != nil {
+		return fmt.Errorf("reaping container %s: %w", id, err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -257,6 +258,34 @@ func TestRuntime(t *testing.T) {
 		// Waiting again after the exit still reports it.
 		if ex2 := waitExit(t, r, s.ID, 10*time.Second); ex2.Status != 3 {
 			t.Fatalf("second Wait = %+v", ex2)
+		}
+	})
+
+	t.Run("reap", func(t *testing.T) {
+		s := start(t, r, e, Spec{Args: []string{"/bin/sh", "-c", "seq 1 100000; echo last words; exit 3"}})
+		if ex := waitExit(t, r, s.ID, 30*time.Second); ex.Status != 3 {
+			t.Fatalf("exit = %+v; want status 3", ex)
+		}
+		if err := r.Reap(timeout(t, 30*time.Second), s.ID); err != nil {
+			t.Fatal(err)
+		}
+		if last := TailLines(r.LogPath(s.ID), 2); !slices.Equal(last, []string{"100000", "last words"}) {
+			t.Fatalf("after Reap the log ends with %q", last)
+		}
+		// The container stays, its task gone, until Stop; reaping again is
+		// no error.
+		if c, ok := find(t, r, s.ID); !ok || c.Status != StatusAbsent {
+			t.Fatalf("List after Reap: %+v, %v; want the container without its task", c, ok)
+		}
+		if err := r.Reap(timeout(t, 10*time.Second), s.ID); err != nil {
+			t.Fatalf("second Reap: %v", err)
+		}
+		if err := r.Stop(timeout(t, 30*time.Second), s.ID, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		assertGone(t, r, e, s.ID)
+		if err := r.Reap(timeout(t, 10*time.Second), "i-never-started"); err != nil {
+			t.Fatalf("Reap of a missing container: %v", err)
 		}
 	})
 
