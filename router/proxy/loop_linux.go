@@ -10,6 +10,12 @@ package proxy
 // under load, only when the run queue drains; at saturation that widened
 // the latency tail well past nginx's (docs/benchmarks.md).
 //
+// Like an nginx worker, a loop blocks in epoll_wait on its own thread,
+// which the kernel wakes when its set has events (procs_linux.go): waiting in
+// Go's poller instead, a loop's events were found by whichever thread
+// polled first, often the one busy with the other loop, and served one
+// loop after the other while the second core idled.
+//
 // A loop serves a request whose head and body it has whole, over a
 // pooled instance connection, when the response's head and body fit in
 // the connection's buffer. Anything else — a body still streaming in
@@ -24,8 +30,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,15 +53,6 @@ type loop struct {
 	// ep is the epoll set; lfd the loop's duplicate of the listener (-1
 	// once closed); wake an eventfd Shutdown writes to.
 	ep, lfd, wake int
-	// epf is ep in Go's network poller: the loop waits for its set to have
-	// events as a goroutine waits for a socket, parked, not holding its
-	// thread and processor in a blocking system call (which would keep
-	// the router's other goroutines, TLS among them, waiting for the
-	// runtime to take the processor back, and cost a thread switch per
-	// wake). deadline is the wait's, the next sweep.
-	epf      *os.File
-	rc       syscall.RawConn
-	deadline time.Time
 	// fds are the watched connections by file descriptor, gens their
 	// registration numbers (an event for a descriptor closed and reused
 	// in the same wake is not the new one's).
@@ -88,7 +83,7 @@ func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 	if s.noLoop || !isTCP {
 		return nil, false
 	}
-	n := max(1, runtime.GOMAXPROCS(0))
+	n := loopCount()
 	var fds []int
 	var err error
 	rc, rerr := tl.SyscallConn()
@@ -109,7 +104,10 @@ func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 		err = cerr
 	}
 	var loops []*loop
+	held := 0
 	if err == nil {
+		held = len(fds)
+		holdProcs(held) // procs_linux.go: given back as each loop returns
 		for _, fd := range fds {
 			l, lerr := newLoop(s, fd)
 			if lerr != nil {
@@ -126,6 +124,7 @@ func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 		for _, fd := range fds[min(len(loops)+1, len(fds)):] { // newLoop closed the one it failed with
 			_ = unix.Close(fd)
 		}
+		releaseProcs(held)
 		s.Log.Warn("event loop off: a goroutine per connection", "err", err)
 		return nil, false
 	}
@@ -135,6 +134,7 @@ func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 		for _, l := range loops {
 			l.closeAll()
 		}
+		releaseProcs(len(loops))
 		return nil, false
 	}
 	s.loops = loops
@@ -145,6 +145,7 @@ func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 	for _, l := range loops {
 		go func() {
 			defer s.wg.Done()
+			defer releaseProcs(1)
 			errs <- l.run()
 		}()
 	}
@@ -189,20 +190,6 @@ func newLoop(s *Server, lfd int) (*loop, error) {
 	l := &loop{s: s, ep: ep, lfd: lfd, wake: wake, idle: map[string][]*lbackend{}, addrs: map[string]unix.Sockaddr{},
 		events: make([]unix.EpollEvent, 256), now: time.Now()}
 	l.swept = l.now
-	if err := unix.SetNonblock(ep, true); err != nil {
-		l.closeAll()
-		return nil, fmt.Errorf("making the epoll set non-blocking: %w", err)
-	}
-	l.epf = os.NewFile(uintptr(ep), "epoll") // in the poller: it is non-blocking
-	if err := l.epf.SetReadDeadline(l.now.Add(loopSweep)); err != nil {
-		l.closeAll()
-		return nil, fmt.Errorf("polling the epoll set: %w", err)
-	}
-	var err2 error
-	if l.rc, err2 = l.epf.SyscallConn(); err2 != nil {
-		l.closeAll()
-		return nil, fmt.Errorf("polling the epoll set: %w", err2)
-	}
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
 		l.closeAll()
 		return nil, fmt.Errorf("watching the eventfd: %w", err)
@@ -227,24 +214,10 @@ func (l *loop) watchListener() error {
 // run serves events until the loop is drained or forced to stop.
 func (l *loop) run() error {
 	defer l.closeAll()
-	var n int
-	var werr error
-	wait := func(uintptr) bool {
-		n, werr = unix.EpollWait(l.ep, l.events, 0)
-		return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
-	}
 	for {
-		if next := l.swept.Add(loopSweep); !next.Equal(l.deadline) {
-			l.deadline = next
-			_ = l.epf.SetReadDeadline(next)
-		}
-		n, werr = 0, nil
-		err := l.rc.Read(wait)
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			return fmt.Errorf("waiting for events: %w", err)
-		}
-		if werr != nil {
-			return fmt.Errorf("waiting for events: %w", werr)
+		n, err := l.wait(l.swept.Add(loopSweep))
+		if err != nil {
+			return err
 		}
 		l.now = time.Now()
 		for i := range n {
@@ -440,9 +413,5 @@ func (l *loop) closeAll() {
 		l.lfd = -1
 	}
 	_ = unix.Close(l.wake)
-	if l.epf != nil {
-		_ = l.epf.Close()
-	} else {
-		_ = unix.Close(l.ep)
-	}
+	_ = unix.Close(l.ep)
 }

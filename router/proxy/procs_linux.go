@@ -1,0 +1,90 @@
+//go:build linux
+
+package proxy
+
+// An event loop waits in epoll_wait on its own thread, holding its Go
+// processor (P) meanwhile, as an nginx worker holds its process: the
+// kernel wakes that thread when the loop's set has events. The wait is a
+// raw system call, which the runtime does not see as one: it neither
+// hands the processor to another thread (a thread switch per wake) nor
+// lets the loop's events be found by another thread's poll.
+//
+// So that the loops do not take the processors the router's goroutines
+// (TLS, HTTP/2, hand-overs, the route table) run on, each running loop
+// adds one processor to GOMAXPROCS and gives it back when it returns.
+// The runtime still stops a waiting loop when it must (the garbage
+// collector's stop-the-world, preemption after 10 ms): its signal
+// interrupts epoll_wait (EINTR, never restarted), and the loop yields.
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// loopProcs counts the running loops of every Server in the process and
+// the GOMAXPROCS there was before the first.
+var loopProcs struct {
+	mu    sync.Mutex
+	base  int
+	loops int
+}
+
+// loopCount is how many loops a new Server starts: one per processor the
+// process had before any loop added one.
+func loopCount() int {
+	loopProcs.mu.Lock()
+	defer loopProcs.mu.Unlock()
+	if loopProcs.loops > 0 {
+		return loopProcs.base
+	}
+	return max(1, runtime.GOMAXPROCS(0))
+}
+
+// holdProcs adds n processors for n loops about to run.
+func holdProcs(n int) {
+	if n <= 0 {
+		return
+	}
+	loopProcs.mu.Lock()
+	defer loopProcs.mu.Unlock()
+	if loopProcs.loops == 0 {
+		loopProcs.base = runtime.GOMAXPROCS(0)
+	}
+	loopProcs.loops += n
+	runtime.GOMAXPROCS(loopProcs.base + loopProcs.loops)
+}
+
+// releaseProcs gives back the processors of n loops that returned (or
+// never ran).
+func releaseProcs(n int) {
+	if n <= 0 {
+		return
+	}
+	loopProcs.mu.Lock()
+	defer loopProcs.mu.Unlock()
+	loopProcs.loops -= n
+	runtime.GOMAXPROCS(loopProcs.base + loopProcs.loops)
+}
+
+// wait waits in epoll_wait until the loop's set has events or until
+// (rounded up to the millisecond; at once if past). An interrupted wait
+// returns no events, after a yield: the interruption is the runtime
+// asking this goroutine to stop.
+func (l *loop) wait(until time.Time) (int, error) {
+	ms := max(int((time.Until(until)+time.Millisecond-1)/time.Millisecond), 0)
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])),
+		uintptr(len(l.events)), uintptr(ms), 0, 0)
+	switch errno {
+	case 0:
+		return int(n), nil
+	case unix.EINTR:
+		runtime.Gosched()
+		return 0, nil
+	}
+	return 0, fmt.Errorf("waiting for events: %w", errno)
+}
