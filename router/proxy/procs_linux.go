@@ -13,8 +13,9 @@ package proxy
 // (TLS, HTTP/2, hand-overs, the route table) run on, each running loop
 // adds one processor to GOMAXPROCS and gives it back when it returns.
 // The runtime still stops a waiting loop when it must (the garbage
-// collector's stop-the-world, preemption after 10 ms): its signal
-// interrupts epoll_wait (EINTR, never restarted), and the loop yields.
+// collector's stop-the-world and stack scans, preemption after 10 ms):
+// its signal interrupts epoll_wait (EINTR, never restarted), and the loop
+// stops at its next function call.
 
 import (
 	"fmt"
@@ -73,8 +74,11 @@ func releaseProcs(n int) {
 
 // wait waits in epoll_wait until the loop's set has events or until
 // (rounded up to the millisecond; at once if past). An interrupted wait
-// returns no events, after a yield: the interruption is the runtime
-// asking this goroutine to stop.
+// returns no events: the interruption is the runtime asking this
+// goroutine to stop, which it does at its next function call (its stack
+// check). A runtime.Gosched here would not do: rescheduled at once, the
+// goroutine would lose the request, and the garbage collector, waiting
+// for it to stop (to scan its stack), would spin and signal it again.
 func (l *loop) wait(until time.Time) (int, error) {
 	ms := max(int((time.Until(until)+time.Millisecond-1)/time.Millisecond), 0)
 	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])),
@@ -83,7 +87,6 @@ func (l *loop) wait(until time.Time) (int, error) {
 	case 0:
 		return int(n), nil
 	case unix.EINTR:
-		runtime.Gosched()
 		return 0, nil
 	}
 	return 0, fmt.Errorf("waiting for events: %w", errno)
