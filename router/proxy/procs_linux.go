@@ -19,7 +19,9 @@ package proxy
 
 import (
 	"fmt"
+	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -72,15 +74,26 @@ func releaseProcs(n int) {
 	runtime.GOMAXPROCS(loopProcs.base + loopProcs.loops)
 }
 
+// maxWait bounds a loop's wait. Without the runtime's asynchronous
+// preemption (GODEBUG=asyncpreemptoff=1) nothing interrupts the wait to
+// stop the loop, and the garbage collector would wait for the loop's
+// next sweep: the loops then wake every millisecond.
+var maxWait = func() time.Duration {
+	if strings.Contains(os.Getenv("GODEBUG"), "asyncpreemptoff=1") {
+		return time.Millisecond
+	}
+	return loopSweep
+}()
+
 // wait waits in epoll_wait until the loop's set has events or until
-// (rounded up to the millisecond; at once if past). An interrupted wait
-// returns no events: the interruption is the runtime asking this
-// goroutine to stop, which it does at its next function call (its stack
-// check). A runtime.Gosched here would not do: rescheduled at once, the
+// (rounded up to the millisecond; at once if past; maxWait at most). An
+// interrupted wait returns no events: the interruption is the runtime
+// asking this goroutine to stop, which it does at its next function call
+// (its stack check). A runtime.Gosched here would not do: rescheduled at once, the
 // goroutine would lose the request, and the garbage collector, waiting
 // for it to stop (to scan its stack), would spin and signal it again.
 func (l *loop) wait(until time.Time) (int, error) {
-	ms := max(int((time.Until(until)+time.Millisecond-1)/time.Millisecond), 0)
+	ms := max(int((min(time.Until(until), maxWait)+time.Millisecond-1)/time.Millisecond), 0)
 	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])),
 		uintptr(len(l.events)), uintptr(ms), 0, 0)
 	switch errno {

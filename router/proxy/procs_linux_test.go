@@ -4,6 +4,9 @@ package proxy
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"strings"
 	"runtime"
 	"slices"
 	"testing"
@@ -48,5 +51,18 @@ func TestLoopProcs(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("GOMAXPROCS %d after Shutdown; want %d back", runtime.GOMAXPROCS(0), base)
 		}
+	}
+}
+
+// TestLoopProcsWithoutAsyncPreemption: with the runtime's asynchronous
+// preemption off, nothing interrupts a loop's wait; the loops then wait
+// a millisecond at most, and the collector still does not wait for them
+// (TestLoopProcs again, in a child process with GODEBUG set).
+func TestLoopProcsWithoutAsyncPreemption(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestLoopProcs$", "-test.count", "1", "-test.v")
+	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestLoopProcs ") {
+		t.Fatalf("TestLoopProcs with GODEBUG=asyncpreemptoff=1: %v\n%s", err, out)
 	}
 }
