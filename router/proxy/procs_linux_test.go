@@ -6,9 +6,9 @@ import (
 	"context"
 	"os"
 	"os/exec"
-	"strings"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
