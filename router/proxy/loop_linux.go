@@ -11,10 +11,10 @@ package proxy
 // the latency tail well past nginx's (docs/benchmarks.md).
 //
 // Like an nginx worker, a loop blocks in epoll_wait on its own thread,
-// which the kernel wakes when its set has events (procs_linux.go): waiting in
-// Go's poller instead, a loop's events were found by whichever thread
-// polled first, often the one busy with the other loop, and served one
-// loop after the other while the second core idled.
+// which the kernel wakes when its set has events (procs_linux.go):
+// waiting in Go's poller instead, a loop's events were found by
+// whichever thread polled first, often the one busy with the other loop,
+// and served one loop after the other while the second core idled.
 //
 // A loop serves a request whose head and body it has whole, over a
 // pooled instance connection, when the response's head and body fit in
