@@ -287,17 +287,19 @@ func (a *Agent) crash(in *instance, status int, reason string, exited bool) {
 	guid, ref := in.status.GUID, in.status.InstanceRef
 	a.mu.Unlock()
 	a.deregister(ref)
-	var last []string
+	reaped := false
 	if exited {
 		rctx, cancel := context.WithTimeout(a.ctx, undoAttemptTimeout)
-		if err := a.runner.Reap(rctx, guid); err != nil {
-			a.log.Warn("reaping a crashed instance's process", "guid", guid, "err", err)
-		} else {
-			last = runtime.TailLines(a.runner.LogPath(guid), 10)
-		}
+		err := a.runner.Reap(rctx, guid)
 		cancel()
+		if reaped = err == nil; !reaped {
+			a.log.Warn("reaping a crashed instance's process", "guid", guid, "err", err)
+		}
 	}
-	if last == nil {
+	var last []string
+	if reaped {
+		last = runtime.TailLines(a.runner.LogPath(guid), 10)
+	} else {
 		last = runtime.SettledTail(a.runner.LogPath(guid), 10, 100*time.Millisecond, time.Second)
 	}
 	a.mu.Lock()

@@ -89,9 +89,10 @@ var maxWait = func() time.Duration {
 // (rounded up to the millisecond; at once if past; maxWait at most). An
 // interrupted wait returns no events: the interruption is the runtime
 // asking this goroutine to stop, which it does at its next function call
-// (its stack check). A runtime.Gosched here would not do: rescheduled at once, the
-// goroutine would lose the request, and the garbage collector, waiting
-// for it to stop (to scan its stack), would spin and signal it again.
+// (its stack check). A runtime.Gosched here would not do: rescheduled at
+// once, the goroutine would lose the request, and the garbage collector,
+// waiting for it to stop (to scan its stack), would spin and signal it
+// again.
 func (l *loop) wait(until time.Time) (int, error) {
 	ms := max(int((min(time.Until(until), maxWait)+time.Millisecond-1)/time.Millisecond), 0)
 	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])),
