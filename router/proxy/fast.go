@@ -64,6 +64,8 @@ type Server struct {
 	// driver); loops are the event loops when they serve the listener.
 	noLoop bool
 	loops  []*loop
+	// turn picks the loop the next TLS connection is handed in to.
+	turn int
 	// scheme is the X-Forwarded-Proto sent to instances: https with
 	// TLSConfig.
 	scheme []byte
@@ -95,14 +97,17 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	fallbackDone := make(chan error, 1)
 	go func() { fallbackDone <- s.Fallback.Serve(&s.handoff) }()
-	// The loops do not speak TLS: a goroutine serves each TLS connection.
 	if s.TLSConfig == nil {
-		if done, ok := s.startLoops(ln); ok {
+		if done, ok := s.startLoops(ln, true); ok {
 			if err := <-done; err != nil {
 				return err
 			}
 			return http.ErrServerClosed
 		}
+	} else {
+		// A goroutine accepts and shakes hands; loops serve the
+		// connections from their second request (looptls_linux.go).
+		s.startLoops(ln, false)
 	}
 	for {
 		c, err := ln.Accept()
@@ -118,9 +123,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		if s.TLSConfig != nil {
-			c = tls.Server(c, s.TLSConfig) // the handshake is the connection's goroutine's
+			c = tls.Server(wrapTLS(c), s.TLSConfig) // the handshake is the connection's goroutine's
 		}
 		cc := s.newConn(c)
+		cc.loopable = s.TLSConfig != nil
 		s.mu.Lock()
 		if s.shutdown.Load() {
 			s.mu.Unlock()
@@ -189,6 +195,9 @@ type conn struct {
 	unread bool
 	// h2 is set when the client chose HTTP/2 and the fast path serves it.
 	h2 bool
+	// loopable is set on a TLS connection that may be handed in to a
+	// loop (one the listener's goroutine accepted: looptls_linux.go).
+	loopable bool
 }
 
 func (s *Server) newConn(c net.Conn) *conn {
@@ -247,7 +256,11 @@ func (c *conn) serve(resume func() bool) {
 			return
 		}
 	}
-	for !c.s.shutdown.Load() {
+	for served := false; !c.s.shutdown.Load(); served = true {
+		if served && len(c.in.buffered()) == 0 && c.s.handIn(c) {
+			handedOver = true // to a loop
+			return
+		}
 		n, err := c.readHead()
 		if err != nil {
 			if errors.Is(err, errHeadTooLarge) {

@@ -26,11 +26,17 @@ const testHost = "app.apps.localhost"
 // route, testHost) and returns its address.
 func serveFast(t *testing.T, d driver, cfg Config, addrs ...string) (string, *Server) {
 	t.Helper()
+	return serveFastWith(t, d, cfg, addrs)
+}
+
+// serveFastWith is serveFast with tweaks to the server (see startFast).
+func serveFastWith(t *testing.T, d driver, cfg Config, addrs []string, tweak ...func(*Server)) (string, *Server) {
+	t.Helper()
 	var entries []route.Entry
 	for i, a := range addrs {
 		entries = append(entries, route.Entry{Route: testHost, Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: fmt.Sprintf("app-%d", i), App: "app", Index: i}, Addr: a}})
 	}
-	return startFast(t, d, entries, cfg)
+	return startFast(t, d, entries, cfg, tweak...)
 }
 
 // driver is how the fast path moves bytes: event loops, or a goroutine

@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -77,13 +78,16 @@ type loop struct {
 	acceptAt time.Time
 	draining bool
 	events   []unix.EpollEvent
+	// in are the TLS connections goroutines hand in (looptls_linux.go).
+	in inbox
 }
 
 // startLoops serves ln with one event loop per core; false when ln is not
 // a TCP listener (or the loops are off), for the goroutine per connection
-// to serve it. done gets the first loop error (or nil) once every loop
-// has returned.
-func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
+// to serve it. With accept false, the loops do not watch ln: they serve
+// the connections goroutines hand in (HTTPS, looptls_linux.go). done gets
+// the first loop error (or nil) once every loop has returned.
+func (s *Server) startLoops(ln net.Listener, accept bool) (done chan error, ok bool) {
 	tl, isTCP := ln.(*net.TCPListener)
 	if s.noLoop || !isTCP {
 		return nil, false
@@ -91,22 +95,10 @@ func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 	n := loopCount()
 	var fds []int
 	var err error
-	rc, rerr := tl.SyscallConn()
-	if rerr != nil {
-		s.Log.Warn("event loop off: no listener descriptor", "err", rerr)
-		return nil, false
-	}
-	if cerr := rc.Control(func(fd uintptr) {
-		for range n {
-			d, derr := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-			if derr != nil {
-				err = derr
-				return
-			}
-			fds = append(fds, d)
-		}
-	}); cerr != nil && err == nil {
-		err = cerr
+	if accept {
+		fds, err = dupListener(tl, n)
+	} else {
+		fds = slices.Repeat([]int{-1}, n)
 	}
 	var loops []*loop
 	held := 0
@@ -127,7 +119,9 @@ func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 			l.closeAll()
 		}
 		for _, fd := range fds[min(len(loops)+1, len(fds)):] { // newLoop closed the one it failed with
-			_ = unix.Close(fd)
+			if fd >= 0 {
+				_ = unix.Close(fd)
+			}
 		}
 		releaseProcs(held)
 		s.Log.Warn("event loop off: a goroutine per connection", "err", err)
@@ -166,6 +160,34 @@ func (s *Server) startLoops(ln net.Listener) (done chan error, ok bool) {
 	return done, true
 }
 
+// dupListener returns n duplicates of tl's descriptor, one per loop.
+func dupListener(tl *net.TCPListener, n int) ([]int, error) {
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("taking the listener's descriptor: %w", err)
+	}
+	var fds []int
+	if cerr := rc.Control(func(fd uintptr) {
+		for range n {
+			d, derr := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+			if derr != nil {
+				err = derr
+				return
+			}
+			fds = append(fds, d)
+		}
+	}); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		for _, fd := range fds {
+			_ = unix.Close(fd)
+		}
+		return nil, fmt.Errorf("duplicating the listener's descriptor: %w", err)
+	}
+	return fds, nil
+}
+
 // nudgeLoops wakes every loop to look at the shutdown flags.
 func (s *Server) nudgeLoops() {
 	s.mu.Lock()
@@ -179,17 +201,22 @@ func (s *Server) nudgeLoops() {
 }
 
 // newLoop returns a loop accepting on lfd, which it owns (and closes on
-// failure).
+// failure); none when lfd is -1.
 func newLoop(s *Server, lfd int) (*loop, error) {
+	closeLFD := func() {
+		if lfd >= 0 {
+			_ = unix.Close(lfd)
+		}
+	}
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		_ = unix.Close(lfd)
+		closeLFD()
 		return nil, fmt.Errorf("creating an epoll set: %w", err)
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		_ = unix.Close(ep)
-		_ = unix.Close(lfd)
+		closeLFD()
 		return nil, fmt.Errorf("creating an eventfd: %w", err)
 	}
 	l := &loop{s: s, ep: ep, lfd: lfd, wake: wake, idle: map[string][]*lbackend{}, addrs: map[string]unix.Sockaddr{},
@@ -198,6 +225,9 @@ func newLoop(s *Server, lfd int) (*loop, error) {
 	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wake)}); err != nil {
 		l.closeAll()
 		return nil, fmt.Errorf("watching the eventfd: %w", err)
+	}
+	if lfd < 0 {
+		return l, nil
 	}
 	if err := l.watchListener(); err != nil {
 		l.closeAll()
@@ -238,6 +268,7 @@ func (l *loop) run() error {
 					return nil
 				}
 				l.drain()
+				l.takeIn()
 			case fd < len(l.fds) && l.fds[fd] != nil && l.gens[fd] == ev.Pad:
 				l.fds[fd].handle(ev.Events)
 			}
@@ -400,6 +431,7 @@ func (l *loop) sweep() {
 
 // closeAll closes every connection of the loop and the loop itself.
 func (l *loop) closeAll() {
+	l.closeIn()
 	// Clients first: a client closes the instance connection of its
 	// request; what is left are idle ones.
 	for _, h := range l.fds {

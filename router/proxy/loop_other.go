@@ -8,6 +8,10 @@ import "net"
 // each connection.
 type loop struct{}
 
-func (s *Server) startLoops(net.Listener) (chan error, bool) { return nil, false }
+func (s *Server) startLoops(net.Listener, bool) (chan error, bool) { return nil, false }
+
+func (s *Server) handIn(*conn) bool { return false }
+
+func wrapTLS(c net.Conn) net.Conn { return c }
 
 func (s *Server) nudgeLoops() {}

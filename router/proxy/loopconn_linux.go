@@ -8,6 +8,7 @@ package proxy
 // side is in loopbackend_linux.go.
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
@@ -29,18 +30,36 @@ const (
 	closed
 )
 
-// errWouldBlock is a read that found nothing to read.
-var errWouldBlock = errors.New("would block")
+// errWouldBlock is a read that found nothing to read. It is a temporary
+// net.Error, which crypto/tls does not keep as the connection's error
+// (looptls_linux.go).
+var errWouldBlock error = wouldBlock{}
 
-// fdReader reads a non-blocking descriptor; drained is set when a read
-// found it empty or emptied it (edge-triggered: the next bytes bring a
-// new event).
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "would block" }
+func (wouldBlock) Timeout() bool   { return false }
+func (wouldBlock) Temporary() bool { return true }
+
+// fdReader reads a non-blocking descriptor, or the TLS connection over it
+// when tc is set; drained is set when a read found it empty or emptied it
+// (edge-triggered: the next bytes bring a new event). A TLS read can
+// leave records in crypto/tls's buffer: it is drained only once a read
+// would block.
 type fdReader struct {
 	fd      int
+	tc      *tls.Conn
 	drained bool
 }
 
 func (r *fdReader) Read(p []byte) (int, error) {
+	if r.tc != nil {
+		n, err := r.tc.Read(p)
+		if n == 0 && errors.Is(err, errWouldBlock) {
+			r.drained = true
+		}
+		return n, err
+	}
 	for {
 		n, err := unix.Read(r.fd, p)
 		switch {
@@ -93,6 +112,10 @@ type lclient struct {
 	// closes the connection once it is.
 	pending    []byte
 	closeAfter bool
+	// tc is the TLS connection over fd for HTTPS (looptls_linux.go), its
+	// records sealed in sealed when the socket did not take them whole.
+	tc     *tls.Conn
+	sealed []byte
 	// deadline is when the connection times out in its state.
 	deadline time.Time
 	// The request with an instance: its target (and attempts) and the
@@ -184,6 +207,14 @@ func (c *lclient) dispatch(n int) {
 
 // write sends b (which stays c's until written) to the client.
 func (c *lclient) write(b []byte) {
+	if c.tc != nil { // sealed in records; what the socket does not take is pending
+		if _, err := c.tc.Write(b); err != nil {
+			c.close()
+			return
+		}
+		c.wrote()
+		return
+	}
 	c.pending = b
 	c.flush()
 }
@@ -195,6 +226,12 @@ func (c *lclient) flush() bool {
 		c.close()
 		return false
 	}
+	return c.wrote()
+}
+
+// wrote follows a write: the deadline while some is pending, the close
+// after the last byte; false when the connection closed.
+func (c *lclient) wrote() bool {
 	if len(c.pending) > 0 {
 		// A client that stops reading gets the idle timeout.
 		c.deadline = c.l.now.Add(c.s.IdleTimeout)
@@ -243,6 +280,7 @@ func (c *lclient) close() {
 		c.finish()
 	}
 	c.state = closed
+	c.sealTLS()
 	c.l.release(c.fd)
 	c.l.clients--
 	if c.s.OnConn != nil {
@@ -272,6 +310,11 @@ func (c *lclient) handOver(b *lbackend, n int) {
 		return
 	}
 	cc := &conn{exchange: c.exchange, c: nc}
+	if c.tc != nil { // the TLS connection goes on over nc
+		sc := c.tc.NetConn().(*switchConn)
+		sc.Conn, sc.lc = nc, nil
+		cc.c = c.tc
+	}
 	cc.x.Info = &cc.info
 	var resume func() bool
 	if b != nil {

@@ -1,14 +1,17 @@
 package proxy
 
-// HTTPS on the fast path. The event loops move bytes without userspace
-// TLS, so a TLS connection is served by a goroutine of its own (fast.go,
+// HTTPS on the fast path. A TLS connection is accepted by the listener's
+// goroutine and served first by a goroutine of its own (fast.go,
 // forward.go) reading and writing through crypto/tls: the handshake
-// first (bounded by ReadHeaderTimeout), then HTTP/1.1 exactly as on the
-// plain listener, with X-Forwarded-Proto https. A connection whose
-// client chose HTTP/2 (ALPN h2) goes to the fallback net/http server as
-// it is, a *tls.Conn, which net/http serves with its HTTP/2 server; an
-// HTTP/1.1 request the fast path does not take goes there too, with the
-// bytes read of it, and keeps its TLS state (fallbackTLS).
+// (bounded by ReadHeaderTimeout), then HTTP/1.1 exactly as on the plain
+// listener, with X-Forwarded-Proto https. Between its first and second
+// request, that goroutine hands the connection in to an event loop,
+// which serves it from then on (looptls_linux.go). A connection whose
+// client chose HTTP/2 (ALPN h2) stays with its goroutine (h2.go, with
+// FastH2) or goes to the fallback net/http server as it is, a
+// *tls.Conn, which net/http serves with its HTTP/2 server; an HTTP/1.1
+// request the fast path does not take goes there too, with the bytes
+// read of it, and keeps its TLS state (fallbackTLS).
 
 import (
 	"context"

@@ -1,0 +1,256 @@
+//go:build linux
+
+package proxy
+
+// HTTPS on the event loops. A TLS connection's handshake, and its first
+// request, are served by the connection's goroutine (fast.go, tls.go):
+// the handshake is a conversation crypto/tls cannot resume after a read
+// that would block, and a client that opens a connection per request is
+// done after the first. When the connection then waits for its next
+// request, the goroutine hands it in to a loop (handIn), which serves it
+// from then on as a plain one, reading and writing through the same
+// *tls.Conn: its records are decrypted and encrypted in place, and a
+// read that would block returns a temporary error, which crypto/tls
+// keeps resumable (the bytes of a partial record stay in its buffer).
+//
+// The *tls.Conn's transport is a switchConn, which is what lets it move:
+// while a goroutine serves the connection, it is the net.Conn (Go's
+// poller blocks); while a loop does, it is the loop's non-blocking
+// descriptor, and what a write could not send waits in the client's
+// pending bytes. A loop hands a TLS connection over to a goroutine as it
+// does a plain one (loopconn_linux.go), switching the transport back.
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// switchConn is a TLS connection's transport (see above).
+type switchConn struct {
+	// Conn is the connection while a goroutine serves it; nil while a
+	// loop does (lc set).
+	net.Conn
+	lc            *lclient
+	local, remote net.Addr
+}
+
+// wrapTLS is the transport a TLS connection accepted as c is built on.
+func wrapTLS(c net.Conn) net.Conn {
+	return &switchConn{Conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}
+}
+
+// Read reads the loop's descriptor without blocking (errWouldBlock: a
+// temporary net.Error), or the net.Conn.
+func (s *switchConn) Read(p []byte) (int, error) {
+	if s.lc == nil {
+		return s.Conn.Read(p)
+	}
+	for {
+		n, err := unix.Read(s.lc.fd, p)
+		switch {
+		case err == nil && n == 0 && len(p) > 0:
+			return 0, io.EOF
+		case err == nil:
+			return n, nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return 0, errWouldBlock
+		}
+		return 0, err
+	}
+}
+
+// Write writes to the loop's descriptor what the socket takes and keeps
+// the rest in the client's pending bytes, or writes to the net.Conn.
+func (s *switchConn) Write(p []byte) (int, error) {
+	c := s.lc
+	if c == nil {
+		return s.Conn.Write(p)
+	}
+	if len(c.pending) > 0 { // behind what waits: after it
+		c.pending = append(c.pending, p...)
+		return len(p), nil
+	}
+	rest, err := writeFD(c.fd, p)
+	if err != nil {
+		return len(p) - len(rest), err
+	}
+	if len(rest) > 0 { // p is crypto/tls's buffer: copied
+		c.sealed = append(c.sealed[:0], rest...)
+		c.pending = c.sealed
+	}
+	return len(p), nil
+}
+
+// Close closes the net.Conn; on a loop, the loop closes the descriptor.
+func (s *switchConn) Close() error {
+	if s.lc == nil {
+		return s.Conn.Close()
+	}
+	return nil
+}
+
+// LocalAddr and RemoteAddr are the connection's, wherever it is served.
+func (s *switchConn) LocalAddr() net.Addr  { return s.local }
+func (s *switchConn) RemoteAddr() net.Addr { return s.remote }
+
+// SetDeadline, SetReadDeadline and SetWriteDeadline set the net.Conn's
+// deadlines; a loop keeps its own.
+func (s *switchConn) SetDeadline(t time.Time) error {
+	if s.lc == nil {
+		return s.Conn.SetDeadline(t)
+	}
+	return nil
+}
+
+func (s *switchConn) SetReadDeadline(t time.Time) error {
+	if s.lc == nil {
+		return s.Conn.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (s *switchConn) SetWriteDeadline(t time.Time) error {
+	if s.lc == nil {
+		return s.Conn.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+// SetLinger sets the net.Conn's SO_LINGER (forward.go resets a
+// connection that way).
+func (s *switchConn) SetLinger(sec int) error {
+	if l, ok := s.Conn.(interface{ SetLinger(int) error }); ok && s.lc == nil {
+		return l.SetLinger(sec)
+	}
+	return nil
+}
+
+// inbox is what goroutines hand in to a loop: the connections, until the
+// loop returned (closed).
+type inbox struct {
+	mu     sync.Mutex
+	conns  []*lclient
+	closed bool
+}
+
+// handIn gives c, a TLS connection between requests, to a loop, which
+// serves it from then on; false when c stays with its goroutine (not
+// TLS, handed over by a loop, no loop, or its descriptor could not be
+// taken).
+func (s *Server) handIn(c *conn) bool {
+	tc, ok := c.c.(*tls.Conn)
+	if !ok || !c.loopable || c.h2 || s.shutdown.Load() {
+		return false
+	}
+	sc, ok := tc.NetConn().(*switchConn)
+	if !ok || sc.lc != nil {
+		return false
+	}
+	l := s.nextLoop()
+	if l == nil {
+		return false
+	}
+	sys, ok := sc.Conn.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sys.SyscallConn()
+	if err != nil {
+		return false
+	}
+	fd := -1
+	if cerr := rc.Control(func(f uintptr) {
+		fd, err = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); cerr != nil || err != nil || fd < 0 {
+		if fd >= 0 {
+			_ = unix.Close(fd)
+		}
+		return false
+	}
+	// The descriptor shares the socket's non-blocking flag with the one
+	// Go's poller had; closing that one removes it from the poller.
+	_ = sc.Conn.Close()
+	lc := &lclient{exchange: c.exchange, l: l, fd: fd, tc: tc, readable: true}
+	lc.x.Info = &lc.info
+	lc.rd = fdReader{fd: fd, tc: tc}
+	sc.Conn, sc.lc = nil, lc
+	l.in.mu.Lock()
+	if l.in.closed {
+		l.in.mu.Unlock()
+		_ = unix.Close(fd)
+		if s.OnConn != nil {
+			s.OnConn(-1)
+		}
+		return true // the loop has returned (shut down): the connection is closed
+	}
+	l.in.conns = append(l.in.conns, lc)
+	l.in.mu.Unlock()
+	var one [8]byte
+	one[0] = 1
+	_, _ = unix.Write(l.wake, one[:])
+	return true
+}
+
+// nextLoop is the loop the next connection handed in goes to, in turn;
+// nil when no loop runs.
+func (s *Server) nextLoop() *loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.loops) == 0 {
+		return nil
+	}
+	s.turn++
+	return s.loops[s.turn%len(s.loops)]
+}
+
+// takeIn starts serving the connections handed in to the loop.
+func (l *loop) takeIn() {
+	l.in.mu.Lock()
+	conns := l.in.conns
+	l.in.conns = nil
+	l.in.mu.Unlock()
+	for _, c := range conns {
+		c.deadline = l.now.Add(l.s.IdleTimeout)
+		if err := l.register(c.fd, c); err != nil {
+			l.s.Log.Warn("watching a connection", "err", err)
+			_ = unix.Close(c.fd)
+			if l.s.OnConn != nil {
+				l.s.OnConn(-1)
+			}
+			continue
+		}
+		l.clients++
+		c.next()
+	}
+}
+
+// closeIn refuses connections from now on and closes those not taken.
+func (l *loop) closeIn() {
+	l.in.mu.Lock()
+	conns := l.in.conns
+	l.in.conns, l.in.closed = nil, true
+	l.in.mu.Unlock()
+	for _, c := range conns {
+		_ = unix.Close(c.fd)
+		if l.s.OnConn != nil {
+			l.s.OnConn(-1)
+		}
+	}
+}
+
+// sealTLS sends a TLS connection's close_notify, as far as the socket
+// takes it, before the loop closes it.
+func (c *lclient) sealTLS() {
+	if c.tc != nil && len(c.pending) == 0 {
+		_ = c.tc.CloseWrite()
+	}
+}
