@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -113,8 +114,8 @@ func runHTTPS() {
 			phase, *connections, *duration, *connections, *rounds, *certKey, map[bool]string{
 				true:  "proxies on CPU 0 (driftless GOMAXPROCS=1, nginx 1 worker), wrk and the backend on CPU 1",
 				false: "nothing pinned (driftless GOMAXPROCS default, nginx worker_processes auto), 2 CPUs shared with wrk and the backend"}[pinned])
-		fmt.Println("| mode | driftless req/s | nginx req/s | ratio | driftless CPU/req | nginx CPU/req | ratio | p50 driftless / nginx | p99 driftless / nginx |")
-		fmt.Println("|---|---|---|---|---|---|---|---|---|")
+		fmt.Println("| mode | driftless req/s | nginx req/s | ratio | paired | driftless CPU/req | nginx CPU/req | ratio | paired | p50 driftless / nginx | p99 driftless / nginx |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, m := range modes {
 			runs := map[string][]wrkResult{}
 			for round := range *rounds {
@@ -136,12 +137,13 @@ func runHTTPS() {
 				}
 			}
 			d, n := median(runs["driftless"]), median(runs["nginx"])
-			fmt.Printf("| %s | %.0f | %.0f | **%.2f×** | %.1f µs | %.1f µs | %.2f× | %s / %s | %s / %s |\n", m.name,
-				d.rps, n.rps, d.rps/n.rps, us(d.cpuPerRequest), us(n.cpuPerRequest), float64(d.cpuPerRequest)/float64(n.cpuPerRequest),
-				ms(d.p50), ms(n.p50), ms(d.p99), ms(n.p99))
+			rpsRatios, cpuRatios := pairedRatios(runs["driftless"], runs["nginx"])
+			fmt.Printf("| %s | %.0f | %.0f | %.2f× | **%.2f×** | %.1f µs | %.1f µs | %.2f× | **%.2f×** | %s / %s | %s / %s |\n", m.name,
+				d.rps, n.rps, d.rps/n.rps, medianOf(rpsRatios), us(d.cpuPerRequest), us(n.cpuPerRequest),
+				float64(d.cpuPerRequest)/float64(n.cpuPerRequest), medianOf(cpuRatios), ms(d.p50), ms(n.p50), ms(d.p99), ms(n.p99))
 			fmt.Printf("  (rounds, req/s driftless / nginx:")
 			for i := range runs["driftless"] {
-				fmt.Printf(" %.0f/%.0f", runs["driftless"][i].rps, runs["nginx"][i].rps)
+				fmt.Printf(" %.0f/%.0f (%.2f×, CPU %.2f×)", runs["driftless"][i].rps, runs["nginx"][i].rps, rpsRatios[i], cpuRatios[i])
 			}
 			fmt.Printf("; the rest of the machine's CPU per request (the backend's), and the idle share:")
 			for i := range runs["driftless"] {
@@ -279,4 +281,26 @@ func h2load(addr, cpu string) wrkResult {
 		log.Printf("h2load against %s: nothing succeeded:\n%s", addr, s)
 	}
 	return r
+}
+
+// pairedRatios are driftless's requests/s and CPU per request over
+// nginx's, round by round. The rounds are interleaved, so the two of a
+// round ran under the same conditions: the median of these ratios is
+// not moved by the machine speeding up or slowing down between rounds,
+// as the ratio of the two medians (taken from different rounds) is.
+func pairedRatios(d, n []wrkResult) (rps, cpu []float64) {
+	for i := range min(len(d), len(n)) {
+		rps = append(rps, d[i].rps/n[i].rps)
+		cpu = append(cpu, float64(d[i].cpuPerRequest)/float64(n[i].cpuPerRequest))
+	}
+	return rps, cpu
+}
+
+// medianOf is the median of v (0 for none).
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	return s[len(s)/2]
 }

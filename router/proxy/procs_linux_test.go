@@ -38,7 +38,10 @@ func TestLoopProcs(t *testing.T) {
 		took = append(took, time.Since(began))
 	}
 	slices.Sort(took)
-	if took[4] > 25*time.Millisecond {
+	// Held up by a loop, a collection takes 100 ms or more (500 ms and
+	// more were seen); on a quiet machine 1–2 ms, and up to ~30 ms when
+	// other tests' builds take both cores.
+	if took[4] > 50*time.Millisecond {
 		t.Fatalf("a garbage collection took %s (median of 9: %v) while the loops waited", took[4], took)
 	}
 
