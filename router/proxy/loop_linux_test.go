@@ -41,12 +41,7 @@ func TestLoopExchanges(t *testing.T) {
 			}
 			defer c.Close()
 			const n = 500 // 2 MB of responses: more than the sockets hold
-			var reqs strings.Builder
-			for i := range n {
-				fmt.Fprintf(&reqs, "GET /%d HTTP/1.1\r\n%s\r\n", i, h)
-			}
-			go func() { _, _ = io.WriteString(c, reqs.String()) }()
-			time.Sleep(300 * time.Millisecond)
+			sendLate(c, n, h)
 			_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 			br := bufio.NewReader(c)
 			for i := range n {

@@ -118,12 +118,7 @@ func TestLoopTLS(t *testing.T) {
 		get(t, tc, br, "/first")
 		onLoop(t)
 		const n = 2000 // 2 MB of responses: more than the sockets hold
-		var reqs strings.Builder
-		for i := range n {
-			fmt.Fprintf(&reqs, "GET /%d HTTP/1.1\r\n%s\r\n", i, h)
-		}
-		go func() { _, _ = io.WriteString(tc, reqs.String()) }()
-		time.Sleep(300 * time.Millisecond)
+		sendLate(tc, n, h)
 		for i := range n {
 			expect(t, br, fmt.Sprintf("GET /%d https 0 %s", i, kb))
 		}
@@ -190,4 +185,16 @@ func expect(t *testing.T, br *bufio.Reader, want string) {
 	if err != nil || resp.StatusCode != http.StatusOK || string(body) != want {
 		t.Fatalf("%d %.40q... (%v), want %.40q...", resp.StatusCode, body, err, want)
 	}
+}
+
+// sendLate sends n GET requests (with the header lines h) on c without
+// reading, and returns once the responses have had time to fill the
+// sockets.
+func sendLate(c io.Writer, n int, h string) {
+	var reqs strings.Builder
+	for i := range n {
+		fmt.Fprintf(&reqs, "GET /%d HTTP/1.1\r\n%s\r\n", i, h)
+	}
+	go func() { _, _ = io.WriteString(c, reqs.String()) }()
+	time.Sleep(300 * time.Millisecond)
 }
