@@ -61,7 +61,7 @@ func (r *fdReader) Read(p []byte) (int, error) {
 		return n, err
 	}
 	for {
-		n, err := unix.Read(r.fd, p)
+		n, err := rawRead(r.fd, p)
 		switch {
 		case err == nil && n == 0 && len(p) > 0:
 			return 0, io.EOF
@@ -83,7 +83,7 @@ func (r *fdReader) Read(p []byte) (int, error) {
 // err a failure other than a full socket.
 func writeFD(fd int, b []byte) (rest []byte, err error) {
 	for len(b) > 0 {
-		n, err := unix.Write(fd, b)
+		n, err := rawWrite(fd, b)
 		switch {
 		case err == nil:
 			b = b[n:]

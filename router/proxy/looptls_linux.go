@@ -53,7 +53,7 @@ func (s *switchConn) Read(p []byte) (int, error) {
 		return s.Conn.Read(p)
 	}
 	for {
-		n, err := unix.Read(s.lc.fd, p)
+		n, err := rawRead(s.lc.fd, p)
 		switch {
 		case err == nil && n == 0 && len(p) > 0:
 			return 0, io.EOF
