@@ -31,6 +31,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -96,7 +97,9 @@ func (s *Server) startLoops(ln net.Listener, accept bool) (done chan error, ok b
 	var fds []int
 	var err error
 	if accept {
-		fds, err = dupListener(tl, n)
+		if fds, err = dupFDs(tl, n); err != nil {
+			err = fmt.Errorf("duplicating the listener's descriptor: %w", err)
+		}
 	} else {
 		fds = slices.Repeat([]int{-1}, n)
 	}
@@ -160,11 +163,12 @@ func (s *Server) startLoops(ln net.Listener, accept bool) (done chan error, ok b
 	return done, true
 }
 
-// dupListener returns n duplicates of tl's descriptor, one per loop.
-func dupListener(tl *net.TCPListener, n int) ([]int, error) {
-	rc, err := tl.SyscallConn()
+// dupFDs returns n duplicates of c's descriptor (close-on-exec): one per
+// loop of a listener, or a connection's for the loop it is handed in to.
+func dupFDs(c syscall.Conn, n int) ([]int, error) {
+	rc, err := c.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("taking the listener's descriptor: %w", err)
+		return nil, fmt.Errorf("taking the descriptor: %w", err)
 	}
 	var fds []int
 	if cerr := rc.Control(func(fd uintptr) {
@@ -183,7 +187,7 @@ func dupListener(tl *net.TCPListener, n int) ([]int, error) {
 		for _, fd := range fds {
 			_ = unix.Close(fd)
 		}
-		return nil, fmt.Errorf("duplicating the listener's descriptor: %w", err)
+		return nil, fmt.Errorf("duplicating the descriptor: %w", err)
 	}
 	return fds, nil
 }
@@ -194,10 +198,15 @@ func (s *Server) nudgeLoops() {
 	loops := s.loops
 	s.mu.Unlock()
 	for _, l := range loops {
-		var one [8]byte
-		one[0] = 1 // little-endian 1: an eventfd counter increment
-		_, _ = unix.Write(l.wake, one[:])
+		l.nudge()
 	}
+}
+
+// nudge wakes the loop (its eventfd) from any goroutine.
+func (l *loop) nudge() {
+	var one [8]byte
+	one[0] = 1 // little-endian 1: an eventfd counter increment
+	_, _ = unix.Write(l.wake, one[:])
 }
 
 // newLoop returns a loop accepting on lfd, which it owns (and closes on

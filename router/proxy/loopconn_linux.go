@@ -60,18 +60,29 @@ func (r *fdReader) Read(p []byte) (int, error) {
 		}
 		return n, err
 	}
+	n, err := readFD(r.fd, p)
+	switch {
+	case err == nil:
+		r.drained = n < len(p)
+	case err == errWouldBlock:
+		r.drained = true
+	}
+	return n, err
+}
+
+// readFD reads a non-blocking descriptor: errWouldBlock when it has
+// nothing to read, io.EOF when its peer closed.
+func readFD(fd int, p []byte) (int, error) {
 	for {
-		n, err := rawRead(r.fd, p)
+		n, err := rawRead(fd, p)
 		switch {
 		case err == nil && n == 0 && len(p) > 0:
 			return 0, io.EOF
 		case err == nil:
-			r.drained = n < len(p)
 			return n, nil
 		case errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.EAGAIN):
-			r.drained = true
 			return 0, errWouldBlock
 		}
 		return 0, err

@@ -22,8 +22,6 @@ package proxy
 
 import (
 	"crypto/tls"
-	"errors"
-	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -52,20 +50,7 @@ func (s *switchConn) Read(p []byte) (int, error) {
 	if s.lc == nil {
 		return s.Conn.Read(p)
 	}
-	for {
-		n, err := rawRead(s.lc.fd, p)
-		switch {
-		case err == nil && n == 0 && len(p) > 0:
-			return 0, io.EOF
-		case err == nil:
-			return n, nil
-		case errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.EAGAIN):
-			return 0, errWouldBlock
-		}
-		return 0, err
-	}
+	return readFD(s.lc.fd, p)
 }
 
 // Write writes to the loop's descriptor what the socket takes and keeps
@@ -163,19 +148,11 @@ func (s *Server) handIn(c *conn) bool {
 	if !ok {
 		return false
 	}
-	rc, err := sys.SyscallConn()
+	fds, err := dupFDs(sys, 1)
 	if err != nil {
 		return false
 	}
-	fd := -1
-	if cerr := rc.Control(func(f uintptr) {
-		fd, err = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
-	}); cerr != nil || err != nil || fd < 0 {
-		if fd >= 0 {
-			_ = unix.Close(fd)
-		}
-		return false
-	}
+	fd := fds[0]
 	// The descriptor shares the socket's non-blocking flag with the one
 	// Go's poller had; closing that one removes it from the poller.
 	_ = sc.Conn.Close()
@@ -186,17 +163,12 @@ func (s *Server) handIn(c *conn) bool {
 	l.in.mu.Lock()
 	if l.in.closed {
 		l.in.mu.Unlock()
-		_ = unix.Close(fd)
-		if s.OnConn != nil {
-			s.OnConn(-1)
-		}
+		s.closeClient(fd)
 		return true // the loop has returned (shut down): the connection is closed
 	}
 	l.in.conns = append(l.in.conns, lc)
 	l.in.mu.Unlock()
-	var one [8]byte
-	one[0] = 1
-	_, _ = unix.Write(l.wake, one[:])
+	l.nudge()
 	return true
 }
 
@@ -222,10 +194,7 @@ func (l *loop) takeIn() {
 		c.deadline = l.now.Add(l.s.IdleTimeout)
 		if err := l.register(c.fd, c); err != nil {
 			l.s.Log.Warn("watching a connection", "err", err)
-			_ = unix.Close(c.fd)
-			if l.s.OnConn != nil {
-				l.s.OnConn(-1)
-			}
+			l.s.closeClient(c.fd)
 			continue
 		}
 		l.clients++
@@ -240,10 +209,16 @@ func (l *loop) closeIn() {
 	l.in.conns, l.in.closed = nil, true
 	l.in.mu.Unlock()
 	for _, c := range conns {
-		_ = unix.Close(c.fd)
-		if l.s.OnConn != nil {
-			l.s.OnConn(-1)
-		}
+		l.s.closeClient(c.fd)
+	}
+}
+
+// closeClient closes a client connection no loop serves yet, counted as
+// closed (OnConn).
+func (s *Server) closeClient(fd int) {
+	_ = unix.Close(fd)
+	if s.OnConn != nil {
+		s.OnConn(-1)
 	}
 }
 
