@@ -229,6 +229,10 @@ type RouterConfig struct {
 	// metrics (MetricsListen) must send (mode 0600): required unless
 	// MetricsListen is loopback-only.
 	MetricsTokenFile string
+	// GCPercent is the Go collector's target (GOGC) for the router's
+	// process, unless the GOGC environment variable is set; 0 keeps the
+	// runtime's (see DefaultRouterGCPercent).
+	GCPercent int
 }
 
 // DefaultRouterConfig is the router role's configuration when no flag
@@ -254,6 +258,7 @@ func DefaultRouterConfig() RouterConfig {
 		ConsulAddr:    DefaultConsul,
 		NATSURL:       DefaultNATSURL,
 		AccessLogPath: "-",
+		GCPercent:     DefaultRouterGCPercent,
 	}
 }
 

@@ -265,15 +265,15 @@ func (r *Router) TLSAddr() string {
 // Run serves until ctx ends, then shuts down gracefully (in-flight
 // requests get up to 10 s).
 func (r *Router) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", r.cfg.Listen)
+	ln, err := proxy.Listen(ctx, r.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("router: listening on %s: %w", r.cfg.Listen, err)
+		return fmt.Errorf("router: %w", err)
 	}
 	var tlsLn, metricsLn net.Listener
 	if r.tlsConf != nil {
-		if tlsLn, err = net.Listen("tcp", r.cfg.TLSListen); err != nil {
+		if tlsLn, err = proxy.Listen(ctx, r.cfg.TLSListen); err != nil {
 			ln.Close()
-			return fmt.Errorf("router: listening on %s: %w", r.cfg.TLSListen, err)
+			return fmt.Errorf("router: %w", err)
 		}
 	}
 	if r.cfg.MetricsListen != "" {

@@ -35,6 +35,7 @@ var (
 	certKey   = flag.String("cert-key", "ecdsa", "the -https certificate's key: ecdsa (P-256) or rsa (2048 bits)")
 	phases    = flag.String("phases", "pinned,unpinned", "the -https phases to run")
 	modesFlag = flag.String("modes", "http,tls13,tls12,resume,h2", "the -https modes to run")
+	against   = flag.String("against", "", "-https: compare with a second driftless router built as this binary instead of nginx (an A/B of two builds under the same load, round by round)")
 )
 
 // Cipher suites both sides use (Go's own first choices on a CPU with AES
@@ -97,12 +98,21 @@ func runHTTPS() {
 			_ = exec.Command("taskset", "-apc", "0,1", strconv.Itoa(consulPid)).Run()
 		}
 
-		dl := tlsTarget{name: "driftless", http: freeAddr(), https: freeAddr()}
+		startRouter := func(name, binary, metricsAddr string) tlsTarget {
+			t := tlsTarget{name: name, http: freeAddr(), https: freeAddr()}
+			t.group = start(dir, proxyCPU, procsEnv, binary, "router", "--http", t.http, "--https", t.https,
+				"--cert", cert+":"+key, "--consul", consulAddr, "--access-log", "", "--nats", "", "--log-level", "warn", "--metrics", metricsAddr)
+			waitHTTP(t.http, host)
+			return t
+		}
 		metricsAddr := freeAddr()
-		dl.group = start(dir, proxyCPU, procsEnv, *driftless, "router", "--http", dl.http, "--https", dl.https,
-			"--cert", cert+":"+key, "--consul", consulAddr, "--access-log", "", "--nats", "", "--log-level", "warn", "--metrics", metricsAddr)
-		waitHTTP(dl.http, host)
-		ng := startTLSNginx(dir, phase, proxyCPU, workers, backend, cert, key)
+		dl := startRouter("driftless", *driftless, metricsAddr)
+		var ng tlsTarget
+		if *against != "" {
+			ng = startRouter("baseline", *against, freeAddr())
+		} else {
+			ng = startTLSNginx(dir, phase, proxyCPU, workers, backend, cert, key)
+		}
 		targets := []tlsTarget{dl, ng}
 		for _, t := range targets {
 			for _, v := range []string{"-tls1_3", "-tls1_2"} {
@@ -114,7 +124,8 @@ func runHTTPS() {
 			phase, *connections, *duration, *connections, *rounds, *certKey, map[bool]string{
 				true:  "proxies on CPU 0 (driftless GOMAXPROCS=1, nginx 1 worker), wrk and the backend on CPU 1",
 				false: "nothing pinned (driftless GOMAXPROCS default, nginx worker_processes auto), 2 CPUs shared with wrk and the backend"}[pinned])
-		fmt.Println("| mode | driftless req/s | nginx req/s | ratio | paired | driftless CPU/req | nginx CPU/req | ratio | paired | p50 driftless / nginx | p99 driftless / nginx |")
+		peer := ng.name
+		fmt.Printf("| mode | driftless req/s | %[1]s req/s | ratio | paired | driftless CPU/req | %[1]s CPU/req | ratio | paired | p50 driftless / %[1]s | p99 driftless / %[1]s |\n", peer)
 		fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, m := range modes {
 			runs := map[string][]wrkResult{}
@@ -136,18 +147,18 @@ func runHTTPS() {
 					runs[t.name] = append(runs[t.name], r)
 				}
 			}
-			d, n := median(runs["driftless"]), median(runs["nginx"])
-			rpsRatios, cpuRatios := pairedRatios(runs["driftless"], runs["nginx"])
+			d, n := median(runs["driftless"]), median(runs[peer])
+			rpsRatios, cpuRatios := pairedRatios(runs["driftless"], runs[peer])
 			fmt.Printf("| %s | %.0f | %.0f | %.2f× | **%.2f×** | %.1f µs | %.1f µs | %.2f× | **%.2f×** | %s / %s | %s / %s |\n", m.name,
 				d.rps, n.rps, d.rps/n.rps, medianOf(rpsRatios), us(d.cpuPerRequest), us(n.cpuPerRequest),
 				float64(d.cpuPerRequest)/float64(n.cpuPerRequest), medianOf(cpuRatios), ms(d.p50), ms(n.p50), ms(d.p99), ms(n.p99))
-			fmt.Printf("  (rounds, req/s driftless / nginx:")
+			fmt.Printf("  (rounds, req/s driftless / %s:", peer)
 			for i := range runs["driftless"] {
-				fmt.Printf(" %.0f/%.0f (%.2f×, CPU %.2f×)", runs["driftless"][i].rps, runs["nginx"][i].rps, rpsRatios[i], cpuRatios[i])
+				fmt.Printf(" %.0f/%.0f (%.2f×, CPU %.2f×)", runs["driftless"][i].rps, runs[peer][i].rps, rpsRatios[i], cpuRatios[i])
 			}
 			fmt.Printf("; the rest of the machine's CPU per request (the backend's), and the idle share:")
 			for i := range runs["driftless"] {
-				d, n := runs["driftless"][i], runs["nginx"][i]
+				d, n := runs["driftless"][i], runs[peer][i]
 				fmt.Printf(" %.1f/%.1f µs (%.1f/%.1f) %.0f/%.0f %%", us(d.restPerRequest), us(n.restPerRequest),
 					us(d.backendPerRequest), us(n.backendPerRequest), 100*d.idle, 100*n.idle)
 			}

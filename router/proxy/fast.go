@@ -231,6 +231,7 @@ func (c *conn) serve(resume func() bool) {
 		}
 		if !handedOver {
 			if c.unread {
+				flushHeld(c.c)
 				lingeringClose(c.c)
 			}
 			_ = c.c.Close()
@@ -348,7 +349,9 @@ type chanListener struct {
 	done chan struct{}
 }
 
+// give hands c to the fallback server, with TCP keep-alive on (Listen).
 func (l *chanListener) give(c net.Conn) bool {
+	keepAlive(c)
 	select {
 	case l.c <- c:
 		return true
@@ -379,6 +382,9 @@ type replayConn struct {
 	net.Conn
 	pending []byte
 }
+
+// NetConn is the connection under the replayed bytes.
+func (r *replayConn) NetConn() net.Conn { return r.Conn }
 
 func (r *replayConn) Read(p []byte) (int, error) {
 	if len(r.pending) > 0 {

@@ -59,6 +59,12 @@ func forDrivers(t *testing.T, test func(t *testing.T, d driver)) {
 // entries on a loopback port until the test ends.
 // tweak, when given, changes the server before it serves.
 func startFast(tb testing.TB, d driver, entries []route.Entry, cfg Config, tweak ...func(*Server)) (string, *Server) {
+	return startFastOn(tb, d, entries, cfg, nil, tweak...)
+}
+
+// startFastOn is startFast on the listener wrap makes of the loopback
+// one (when wrap is set).
+func startFastOn(tb testing.TB, d driver, entries []route.Entry, cfg Config, wrap func(net.Listener) net.Listener, tweak ...func(*Server)) (string, *Server) {
 	var table route.Current
 	table.Store(route.Build(entries))
 	p := New(&table, cfg, nil)
@@ -68,9 +74,12 @@ func startFast(tb testing.TB, d driver, entries []route.Entry, cfg Config, tweak
 	for _, f := range tweak {
 		f(s)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()

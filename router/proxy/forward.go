@@ -232,6 +232,11 @@ func (c *conn) respond(be *backend, n int, isHead, closing bool, t *target) (cli
 	be.in.r += n
 	c.x.Status = resp.Code
 	reuse = !resp.Close
+	if closing && !c.unread && (mode == bodyNone || mode == bodyLength && resp.ContentLength <= int64(len(be.in.buffered()))) {
+		// The whole response goes in one write, the last: over TLS it
+		// is sent with the close_notify after it.
+		holdLast(c.c)
+	}
 	var err error
 	switch mode {
 	case bodyNone:

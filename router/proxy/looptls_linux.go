@@ -37,12 +37,58 @@ type switchConn struct {
 	net.Conn
 	lc            *lclient
 	local, remote net.Addr
+	// held is the write a goroutine held back (holdLast), sent with the
+	// next one.
+	held    []byte
+	holding bool
+}
+
+// holdLast makes the goroutine serving TLS connection c hold back its
+// next write (the last record of the response before it closes the
+// connection) and send it with the write after it, the close_notify
+// alert closing writes: one write and one segment where there were two.
+// flushHeld, or Close, sends what is still held.
+func holdLast(c net.Conn) {
+	if sc := transport(c); sc != nil && sc.lc == nil {
+		sc.holding = true
+	}
+}
+
+// flushHeld sends what c's transport held back, and stops holding.
+func flushHeld(c net.Conn) {
+	if sc := transport(c); sc != nil && sc.lc == nil {
+		sc.holding = false
+		_ = sc.sendHeld()
+	}
+}
+
+// transport is the switchConn under TLS connection c, or nil.
+func transport(c net.Conn) *switchConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		sc, _ := tc.NetConn().(*switchConn)
+		return sc
+	}
+	return nil
+}
+
+// sendHeld writes what was held back to the net.Conn.
+func (s *switchConn) sendHeld() error {
+	if len(s.held) == 0 {
+		return nil
+	}
+	_, err := s.Conn.Write(s.held)
+	s.held = s.held[:0]
+	return err
 }
 
 // wrapTLS is the transport a TLS connection accepted as c is built on.
 func wrapTLS(c net.Conn) net.Conn {
 	return &switchConn{Conn: c, local: c.LocalAddr(), remote: c.RemoteAddr()}
 }
+
+// NetConn is the net.Conn while a goroutine serves the connection; nil
+// while a loop does.
+func (s *switchConn) NetConn() net.Conn { return s.Conn }
 
 // Read reads the loop's descriptor without blocking (errWouldBlock: a
 // temporary net.Error), or the net.Conn.
@@ -58,7 +104,18 @@ func (s *switchConn) Read(p []byte) (int, error) {
 func (s *switchConn) Write(p []byte) (int, error) {
 	c := s.lc
 	if c == nil {
-		return s.Conn.Write(p)
+		if !s.holding {
+			return s.Conn.Write(p)
+		}
+		first := len(s.held) == 0
+		s.held = append(s.held, p...) // p is crypto/tls's buffer: copied
+		if !first {
+			s.holding = false
+			if err := s.sendHeld(); err != nil {
+				return 0, err
+			}
+		}
+		return len(p), nil
 	}
 	if len(c.pending) > 0 { // behind what waits: after it
 		c.pending = append(c.pending, p...)
@@ -75,9 +132,12 @@ func (s *switchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Close closes the net.Conn; on a loop, the loop closes the descriptor.
+// Close sends what was held back and closes the net.Conn; on a loop,
+// the loop closes the descriptor.
 func (s *switchConn) Close() error {
 	if s.lc == nil {
+		s.holding = false
+		_ = s.sendHeld()
 		return s.Conn.Close()
 	}
 	return nil
