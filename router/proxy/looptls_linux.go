@@ -24,6 +24,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,9 +39,10 @@ type switchConn struct {
 	lc            *lclient
 	local, remote net.Addr
 	// held is the write a goroutine held back (holdLast), sent with the
-	// next one.
+	// next one; mu guards it from a Close by Shutdown.
+	holding atomic.Bool
+	mu      sync.Mutex
 	held    []byte
-	holding bool
 }
 
 // holdLast makes the goroutine serving TLS connection c hold back its
@@ -50,14 +52,13 @@ type switchConn struct {
 // flushHeld, or Close, sends what is still held.
 func holdLast(c net.Conn) {
 	if sc := transport(c); sc != nil && sc.lc == nil {
-		sc.holding = true
+		sc.holding.Store(true)
 	}
 }
 
 // flushHeld sends what c's transport held back, and stops holding.
 func flushHeld(c net.Conn) {
-	if sc := transport(c); sc != nil && sc.lc == nil {
-		sc.holding = false
+	if sc := transport(c); sc != nil && sc.lc == nil && sc.holding.Swap(false) {
 		_ = sc.sendHeld()
 	}
 }
@@ -73,6 +74,8 @@ func transport(c net.Conn) *switchConn {
 
 // sendHeld writes what was held back to the net.Conn.
 func (s *switchConn) sendHeld() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.held) == 0 {
 		return nil
 	}
@@ -104,13 +107,15 @@ func (s *switchConn) Read(p []byte) (int, error) {
 func (s *switchConn) Write(p []byte) (int, error) {
 	c := s.lc
 	if c == nil {
-		if !s.holding {
+		if !s.holding.Load() {
 			return s.Conn.Write(p)
 		}
+		s.mu.Lock()
 		first := len(s.held) == 0
 		s.held = append(s.held, p...) // p is crypto/tls's buffer: copied
+		s.mu.Unlock()
 		if !first {
-			s.holding = false
+			s.holding.Store(false)
 			if err := s.sendHeld(); err != nil {
 				return 0, err
 			}
@@ -136,8 +141,9 @@ func (s *switchConn) Write(p []byte) (int, error) {
 // the loop closes the descriptor.
 func (s *switchConn) Close() error {
 	if s.lc == nil {
-		s.holding = false
-		_ = s.sendHeld()
+		if s.holding.Swap(false) {
+			_ = s.sendHeld()
+		}
 		return s.Conn.Close()
 	}
 	return nil
