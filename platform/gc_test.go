@@ -1,8 +1,10 @@
 package platform
 
 import (
+	"context"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -32,5 +34,21 @@ func TestSetGCPercent(t *testing.T) {
 				t.Fatalf("the runtime's target is %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestRunRouterRefusesNegativeGCPercent: a negative target (which would
+// turn the collector off) is refused before the role starts.
+func TestRunRouterRefusesNegativeGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(before) })
+	cfg := DefaultRouterConfig()
+	cfg.GCPercent = -1
+	err := RunRouter(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "--gc-percent") {
+		t.Fatalf("RunRouter = %v, want the --gc-percent refusal", err)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("the collector's target became %d", got)
 	}
 }

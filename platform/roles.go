@@ -258,6 +258,9 @@ func runAgent(ctx context.Context, cfg agents.Config, nc *nats.Conn, cc *consul.
 // RunRouter runs the router role until ctx ends.
 func RunRouter(ctx context.Context, cfg RouterConfig) error {
 	log := orDefault(cfg.Log)
+	if cfg.GCPercent < 0 {
+		return fmt.Errorf("router: collector target (--gc-percent) %d: want 0 (the runtime's) or more", cfg.GCPercent)
+	}
 	setGCPercent(cfg.GCPercent, log)
 	// The router's metrics are served here, with the platform's token
 	// check, not on a listener of the router's own.

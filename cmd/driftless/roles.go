@@ -196,6 +196,6 @@ func routerFlags(f *pflag.FlagSet) *platform.RouterConfig {
 	f.StringVar(&cfg.NATSURL, "nats", cfg.NATSURL, "NATS URL, to wake sleeping previews and report which apps get requests (empty: none)")
 	natsClientFlags(f, &cfg.NATSClient)
 	f.StringVar(&cfg.AccessLogPath, "access-log", cfg.AccessLogPath, "access log file (- for stdout, empty for none)")
-	f.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "the Go collector's target (GOGC) for the router's process, unless GOGC is set; 0 keeps the runtime's 100")
+	f.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "the Go collector's target (GOGC) for the router's process, unless GOGC is set; 0 keeps the runtime's 100 (negative is refused)")
 	return &cfg
 }
