@@ -27,21 +27,27 @@ func Listen(ctx context.Context, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// keepAlive turns TCP keep-alive on for the socket under c, through
-// the wrappers the fast path puts around it (tls.Conn, switchConn,
-// replayConn all have NetConn).
+// keepAlive turns TCP keep-alive on for the socket under c.
 func keepAlive(c net.Conn) {
+	if tc := tcpSocket(c); tc != nil {
+		_ = tc.SetKeepAliveConfig(handedKeepAlive)
+	}
+}
+
+// tcpSocket is the TCP socket under c, through the wrappers the fast
+// path puts around it (tls.Conn, switchConn, replayConn all have
+// NetConn), or nil (a loop serves it, or it is not TCP).
+func tcpSocket(c net.Conn) *net.TCPConn {
 	for {
 		switch v := c.(type) {
 		case *net.TCPConn:
-			_ = v.SetKeepAliveConfig(handedKeepAlive)
-			return
+			return v
 		case interface{ NetConn() net.Conn }:
 			if c = v.NetConn(); c == nil {
-				return
+				return nil
 			}
 		default:
-			return
+			return nil
 		}
 	}
 }

@@ -18,15 +18,8 @@ import (
 // sockOpt reads an integer socket option of the TCP socket under c.
 func sockOpt(t *testing.T, c net.Conn, level, opt int) int {
 	t.Helper()
-	for {
-		if w, ok := c.(interface{ NetConn() net.Conn }); ok {
-			c = w.NetConn()
-			continue
-		}
-		break
-	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	tc := tcpSocket(c)
+	if tc == nil {
 		t.Fatalf("no TCP socket under %T", c)
 	}
 	rc, err := tc.SyscallConn()

@@ -65,11 +65,8 @@ func flushHeld(c net.Conn) {
 
 // transport is the switchConn under TLS connection c, or nil.
 func transport(c net.Conn) *switchConn {
-	if tc, ok := c.(*tls.Conn); ok {
-		sc, _ := tc.NetConn().(*switchConn)
-		return sc
-	}
-	return nil
+	sc, _ := netConn(c).(*switchConn)
+	return sc
 }
 
 // sendHeld writes what was held back to the net.Conn.
