@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,11 +197,21 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Process, error) {
 	}
 	url := "http://" + httpAddr + "/v1/status/leader"
 	err = p.waitReady(ctx, 30*time.Second, func(ctx context.Context) error {
-		if err := consulHasLeader(ctx, url); err != nil || opts.ACL == nil {
+		if err := consulHasLeader(ctx, url); err != nil {
 			return err
 		}
-		// The leader makes the management token once it leads.
-		return consulTokenWorks(ctx, "http://"+httpAddr+"/v1/acl/token/self", opts.ACL.ManagementToken)
+		token := ""
+		if opts.ACL != nil {
+			// The leader makes the management token once it leads.
+			token = opts.ACL.ManagementToken
+			if err := consulTokenWorks(ctx, "http://"+httpAddr+"/v1/acl/token/self", token); err != nil {
+				return err
+			}
+		}
+		// The leader registers the agent's own node a moment after it
+		// leads; a session made before that fails ("Missing node
+		// registration").
+		return consulNodeRegistered(ctx, "http://"+httpAddr, token)
 	})
 	if err != nil {
 		return nil, err
@@ -232,6 +244,52 @@ func consulTokenWorks(ctx context.Context, url, token string) error {
 		return fmt.Errorf("consul does not know the management token yet (status %d)", resp.StatusCode)
 	}
 	return nil
+}
+
+// consulNodeRegistered checks that the agent at base ("http://host:port")
+// has its own node in the catalog (asked with token, "" for none).
+func consulNodeRegistered(ctx context.Context, base, token string) error {
+	node, err := consulGet(ctx, base+"/v1/agent/self", token)
+	if err != nil {
+		return err
+	}
+	var self struct{ Config struct{ NodeName string } }
+	if err := json.Unmarshal(node, &self); err != nil || self.Config.NodeName == "" {
+		return fmt.Errorf("consul's agent/self has no node name: %v", err)
+	}
+	body, err := consulGet(ctx, base+"/v1/catalog/node/"+url.PathEscape(self.Config.NodeName), token)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(string(body)) == "null" {
+		return fmt.Errorf("consul has not registered its node %s yet", self.Config.NodeName)
+	}
+	return nil
+}
+
+// consulGet reads url with token ("" for none): its body when the status
+// is 200.
+func consulGet(ctx context.Context, url, token string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("consul %s: status %d", url, resp.StatusCode)
+	}
+	return body, nil
 }
 
 func consulHasLeader(ctx context.Context, url string) error {
