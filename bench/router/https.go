@@ -31,11 +31,12 @@ import (
 )
 
 var (
-	httpsMode = flag.Bool("https", false, "the HTTPS comparison of the driftless router and nginx (same certificate and cipher suites), pinned and unpinned, instead of the main tables")
-	certKey   = flag.String("cert-key", "ecdsa", "the -https certificate's key: ecdsa (P-256) or rsa (2048 bits)")
-	phases    = flag.String("phases", "pinned,unpinned", "the -https phases to run")
-	modesFlag = flag.String("modes", "http,tls13,tls12,resume,h2", "the -https modes to run")
-	against   = flag.String("against", "", "-https: compare with a second driftless router built as this binary instead of nginx (an A/B of two builds under the same load, round by round)")
+	httpsMode     = flag.Bool("https", false, "the HTTPS comparison of the driftless router and nginx (same certificate and cipher suites), pinned and unpinned, instead of the main tables")
+	certKey       = flag.String("cert-key", "ecdsa", "the -https certificate's key: ecdsa (P-256) or rsa (2048 bits)")
+	phases        = flag.String("phases", "pinned,unpinned", "the -https phases to run")
+	modesFlag     = flag.String("modes", "http,tls13,tls12,resume,h2", "the -https modes to run")
+	nginxDeferred = flag.Bool("nginx-deferred", false, "-https: nginx's listeners with `deferred` (TCP_DEFER_ACCEPT, as the router's always are); off is nginx's default")
+	against       = flag.String("against", "", "-https: compare with a second driftless router built as this binary instead of nginx (an A/B of two builds under the same load, round by round)")
 )
 
 // Cipher suites both sides use (Go's own first choices on a CPU with AES
@@ -175,6 +176,10 @@ func startTLSNginx(dir, phase, cpu, workers, backend, cert, key string) tlsTarge
 	t := tlsTarget{name: "nginx", http: freeAddr(), https: freeAddr()}
 	name := "nginx-tls-" + phase
 	conf := filepath.Join(dir, name+".conf")
+	deferred := ""
+	if *nginxDeferred {
+		deferred = " deferred"
+	}
 	write(conf, fmt.Sprintf(`worker_processes %s;
 daemon off;
 pid %s/%s.pid;
@@ -193,8 +198,8 @@ http {
   ssl_session_cache shared:SSL:10m;
   ssl_session_tickets on;
   server {
-    listen %s;
-    listen %s ssl http2;
+    listen %s%s;
+    listen %s ssl http2%s;
     server_name %s;
     location / {
       proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host;
@@ -204,7 +209,7 @@ http {
     }
   }
 }
-`, workers, dir, name, dir, name, backend, cert, key, tls12Suite, tls13Suite, t.http, t.https, host))
+`, workers, dir, name, dir, name, backend, cert, key, tls12Suite, tls13Suite, t.http, deferred, t.https, deferred, host))
 	t.group = start(dir, cpu, nil, "nginx", "-c", conf, "-e", filepath.Join(dir, name+"-error.log"))
 	waitHTTP(t.http, host)
 	return t

@@ -362,6 +362,10 @@ func TestFastPathShutdown(t *testing.T) {
 	forDrivers(t, func(t *testing.T, d driver) {
 		started := make(chan struct{})
 		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/idle" {
+				_, _ = io.WriteString(w, "ok")
+				return
+			}
 			close(started)
 			time.Sleep(300 * time.Millisecond)
 			_, _ = io.WriteString(w, "finished")
@@ -373,6 +377,18 @@ func TestFastPathShutdown(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer idle.Close()
+		// Idle after a request (a listener with TCP_DEFER_ACCEPT leaves a
+		// connection that has sent nothing to the kernel, unaccepted).
+		if _, err := io.WriteString(idle, "GET /idle HTTP/1.1\r\nHost: "+testHost+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		idleReader := bufio.NewReader(idle)
+		resp, err := http.ReadResponse(idleReader, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 		got := make(chan string, 1)
 		go func() {
 			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
@@ -395,7 +411,7 @@ func TestFastPathShutdown(t *testing.T) {
 			t.Fatalf("in-flight request: %s", g)
 		}
 		_ = idle.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if n, err := idle.Read(make([]byte, 1)); n != 0 || err == nil || bytes.Contains([]byte(err.Error()), []byte("timeout")) {
+		if n, err := idleReader.Read(make([]byte, 1)); n != 0 || err == nil || bytes.Contains([]byte(err.Error()), []byte("timeout")) {
 			t.Fatalf("idle connection not closed: %d, %v", n, err)
 		}
 	})

@@ -19,8 +19,15 @@ var handedKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, 
 // fallback server (an upgrade, a tunnel, HTTP/2 without FastH2) may
 // stay open for hours without those timeouts: it gets keep-alive then.
 // The event loops' own accept sets no keep-alive either.
+//
+// On Linux the listener also defers accepting a connection until its
+// client has sent something (TCP_DEFER_ACCEPT, listen_linux.go): a new
+// connection costs the router one wake-up, not two, and a client that
+// connects and says nothing for a second or so is accepted then and ends
+// as a silent one does, by the read-header timeout. Until then it is the
+// kernel's: Shutdown does not see it.
 func Listen(ctx context.Context, addr string) (net.Listener, error) {
-	ln, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", addr)
+	ln, err := (&net.ListenConfig{KeepAlive: -1, Control: listenControl}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}

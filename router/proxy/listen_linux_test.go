@@ -61,6 +61,10 @@ func TestListenKeepAlive(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer client.Close()
+			// A byte sent, so that TCP_DEFER_ACCEPT lets it be accepted now.
+			if _, err := client.Write([]byte{0x16}); err != nil {
+				t.Fatal(err)
+			}
 			c, err := ln.Accept()
 			if err != nil {
 				t.Fatal(err)
@@ -129,5 +133,73 @@ func TestHandOverKeepAlive(t *testing.T) {
 			}
 			_, _ = bufio.NewReader(c).ReadString('\n')
 		})
+	}
+}
+
+// TestListenDeferAccept: Listen's socket has TCP_DEFER_ACCEPT, so a
+// client that has connected but sent nothing is not accepted yet, and
+// one that has sent its first bytes is, with them ready to read.
+func TestListenDeferAccept(t *testing.T) {
+	ln, err := Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	rc, err := ln.(*net.TCPListener).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	if v < deferAcceptSeconds {
+		t.Fatalf("TCP_DEFER_ACCEPT = %d s, want at least %d", v, deferAcceptSeconds)
+	}
+
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+		t.Fatal("a client that has sent nothing was accepted")
+	case <-time.After(300 * time.Millisecond):
+	}
+	talker, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer talker.Close()
+	if _, err := talker.Write([]byte("GET / HTTP/1.1\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-accepted:
+		defer c.Close()
+		if c.RemoteAddr().String() != talker.LocalAddr().String() {
+			t.Fatalf("accepted %s, want the client that spoke (%s)", c.RemoteAddr(), talker.LocalAddr())
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || line != "GET / HTTP/1.1\r\n" {
+			t.Fatalf("read %q, %v", line, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a client that sent its request head was not accepted")
 	}
 }
