@@ -230,18 +230,8 @@ func ConsulAnswers(ctx context.Context, addr string) bool {
 // consulTokenWorks checks that Consul knows token (GET url, the token's
 // own ACL entry, with it).
 func consulTokenWorks(ctx context.Context, url, token string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-Consul-Token", token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("consul does not know the management token yet (status %d)", resp.StatusCode)
+	if _, err := consulGet(ctx, url, token); err != nil {
+		return fmt.Errorf("consul does not know the management token yet: %w", err)
 	}
 	return nil
 }
@@ -267,10 +257,10 @@ func consulNodeRegistered(ctx context.Context, base, token string) error {
 	return nil
 }
 
-// consulGet reads url with token ("" for none): its body when the status
+// consulGet reads u with token ("" for none): its body when the status
 // is 200.
-func consulGet(ctx context.Context, url, token string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func consulGet(ctx context.Context, u, token string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -287,26 +277,18 @@ func consulGet(ctx context.Context, url, token string) ([]byte, error) {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("consul %s: status %d", url, resp.StatusCode)
+		return nil, fmt.Errorf("consul %s: status %d", u, resp.StatusCode)
 	}
 	return body, nil
 }
 
 func consulHasLeader(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := consulGet(ctx, url, "")
 	if err != nil {
-		return err
+		return fmt.Errorf("consul has no leader yet: %w", err)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	buf := make([]byte, 256)
-	n, _ := resp.Body.Read(buf)
-	body := strings.TrimSpace(string(buf[:n]))
-	if resp.StatusCode != http.StatusOK || body == `""` || body == "" {
-		return fmt.Errorf("consul has no leader yet (status %d, %s)", resp.StatusCode, body)
+	if leader := strings.TrimSpace(string(body)); leader == `""` || leader == "" {
+		return errors.New("consul has no leader yet")
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +23,13 @@ func sockOpt(t *testing.T, c net.Conn, level, opt int) int {
 	if tc == nil {
 		t.Fatalf("no TCP socket under %T", c)
 	}
-	rc, err := tc.SyscallConn()
+	return fdOpt(t, tc, level, opt)
+}
+
+// fdOpt reads an integer socket option of s's socket.
+func fdOpt(t *testing.T, s syscall.Conn, level, opt int) int {
+	t.Helper()
+	rc, err := s.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,16 +152,7 @@ func TestListenDeferAccept(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	rc, err := ln.(*net.TCPListener).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v int
-	var gerr error
-	if err := rc.Control(func(fd uintptr) { v, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT) }); err != nil || gerr != nil {
-		t.Fatal(err, gerr)
-	}
-	if v < deferAcceptSeconds {
+	if v := fdOpt(t, ln.(*net.TCPListener), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT); v < deferAcceptSeconds {
 		t.Fatalf("TCP_DEFER_ACCEPT = %d s, want at least %d", v, deferAcceptSeconds)
 	}
 
