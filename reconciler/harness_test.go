@@ -147,8 +147,14 @@ func newHarness(t *testing.T) *harness {
 	h.se = &sourceEntry{name: "apps", space: "dev", status: model.SourceStatus{Name: "apps", Space: "dev"}}
 	h.c.sources = []*sourceEntry{h.se}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); h.c.stopRetries() })
-	go h.c.stager.work(ctx)
+	worked := make(chan struct{})
+	// The staging worker is waited for: a stage still writing into the
+	// blob store's temporary directory would fail its removal.
+	t.Cleanup(func() { cancel(); <-worked; h.c.stopRetries() })
+	go func() {
+		defer close(worked)
+		h.c.stager.work(ctx)
+	}()
 	return h
 }
 

@@ -5,8 +5,9 @@ package proxy
 // frames (golang.org/x/net/http2's Framer, HPACK through its hpack
 // package) and answers SETTINGS, PING, WINDOW_UPDATE, RST_STREAM and
 // GOAWAY itself. Each request stream gets a goroutine of its own
-// (h2stream.go) that forwards the request over HTTP/1.1 through the fast
-// path's instance pool, retries and circuits, and writes the response as
+// (h2stream.go), or runs on the reading goroutine when it is all there
+// is to do (h2inline.go); it forwards the request over HTTP/1.1 through
+// the fast path's instance pool, retries and circuits, and writes the response as
 // HEADERS and DATA frames into the connection's write buffer: a small
 // response leaves in one write (one TLS record). What the fast path does
 // not forward itself (no route, a route to h2c instances, a Waker's
@@ -109,6 +110,9 @@ type h2conn struct {
 	// (idleWorker set while there is one); closed at the end.
 	work       chan *h2stream
 	idleWorker atomic.Bool
+	// ended carries the end of a read loop that another goroutine took
+	// over from the connection's (h2inline.go).
+	ended chan error
 
 	// open counts the streams not closed yet (SETTINGS_MAX_CONCURRENT_
 	// STREAMS bounds it): a stream whose goroutine sent its last frame no
@@ -123,7 +127,7 @@ type h2conn struct {
 // serveH2 serves the HTTP/2 connection c's goroutine took over after the
 // handshake, until it ends.
 func (c *conn) serveH2() {
-	h := &h2conn{s: c.s, cc: c, c: c.c, remote: c.remote, streams: map[uint32]*h2stream{}, work: make(chan *h2stream),
+	h := &h2conn{s: c.s, cc: c, c: c.c, remote: c.remote, streams: map[uint32]*h2stream{}, work: make(chan *h2stream), ended: make(chan error, 1),
 		sendWindow: 65535, peerWindow: 65535, peerMaxFrame: 16384, recvWindow: h2ConnWindow}
 	h.wcond.L = &h.wmu
 	h.br = bufio.NewReaderSize(c.c, h2ReadBuffer)
@@ -134,6 +138,9 @@ func (c *conn) serveH2() {
 	h.fr.MaxHeaderListSize = uint32(c.s.MaxHeaderBytes)
 	h.henc = hpack.NewEncoder(&h.hbuf)
 	err := h.serve()
+	if errors.Is(err, errDetached) {
+		err = <-h.ended // from the goroutine that took the read loop last
+	}
 	h.close(err)
 }
 
@@ -193,6 +200,13 @@ func (h *h2conn) serve() error {
 	if err := h.settings(sf); err != nil {
 		return err
 	}
+	return h.readLoop()
+}
+
+// readLoop reads and handles frames until the connection ends, or until
+// a stream served inline gave the loop to another goroutine
+// (errDetached, h2inline.go).
+func (h *h2conn) readLoop() error {
 	var deadline time.Time
 	for {
 		if h.br.Buffered() == 0 {

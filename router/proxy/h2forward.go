@@ -103,6 +103,7 @@ func (st *h2stream) send(t *target, chunked bool) (be *backend, n int, err error
 		be = pl.get(t.endpoint.Addr, st.x.Start)
 	}
 	if be == nil {
+		st.detach() // a dial may take a while
 		if be, err = pl.dial(t.endpoint.Addr); err != nil {
 			return nil, 0, err
 		}
@@ -143,8 +144,7 @@ func (st *h2stream) send(t *target, chunked bool) (be *backend, n int, err error
 		}
 		sent = time.Now()
 	}
-	_ = be.c.SetReadDeadline(sent.Add(st.s.Proxy.cfg.ResponseHeaderTimeout))
-	if n, err = be.in.head(be.c, maxResponseHead, nil); err != nil {
+	if n, err = st.awaitHead(be, sent.Add(st.s.Proxy.cfg.ResponseHeaderTimeout)); err != nil {
 		return nil, 0, drop(err)
 	}
 	return be, n, nil
@@ -241,6 +241,7 @@ func (st *h2stream) respond(be *backend, n int, isHead bool, t *target) bool {
 			return false
 		}
 		be.in.r += n
+		st.detach()
 		var err error
 		if n, err = be.in.head(be.c, maxResponseHead, nil); err != nil {
 			_ = st.answer(http.StatusBadGateway, noInstanceBody(t.pool.App))
@@ -260,6 +261,9 @@ func (st *h2stream) respond(be *backend, n int, isHead bool, t *target) bool {
 		return false
 	}
 	st.headersSent = true
+	if !end && (mode != bodyLength || int64(len(be.in.buffered())) < resp.ContentLength) {
+		st.detach() // the body has yet to arrive
+	}
 	var err error
 	switch {
 	case end:

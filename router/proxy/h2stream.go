@@ -54,6 +54,9 @@ type h2stream struct {
 	reusable bool
 	hf       []hpack.HeaderField
 	names    []byte
+	// il is set while the stream runs on the read loop's goroutine
+	// (h2inline.go).
+	il *h2inline
 }
 
 // h2body is a stream's request body: what the read loop received and
@@ -165,7 +168,7 @@ func (st *h2stream) reset() {
 	st.sid, st.sendWindow, st.closed, st.noBody = 0, 0, false, false
 	st.method, st.scheme, st.authority, st.path, st.fields, st.truncated, st.expect = "", "", "", "", nil, false, false
 	st.be, st.canceled, st.ctxCancel = nil, false, nil
-	st.headersSent, st.reusable, st.hf, st.names = false, false, st.hf[:0], st.names[:0]
+	st.headersSent, st.reusable, st.hf, st.names, st.il = false, false, st.hf[:0], st.names[:0], nil
 	b := &st.body
 	b.buf, b.r, b.eof, b.err, b.done = b.buf[:0], 0, false, nil, false
 	b.window, b.unacked, b.declared, b.got, b.trailer = 0, 0, 0, 0, nil
@@ -250,7 +253,11 @@ func (h *h2conn) headers(f *http2.MetaHeadersFrame) error {
 	h.streams[id] = st
 	h.open.Add(1)
 	h.wg.Add(1)
+	alone := len(h.streams) == 1
 	h.mu.Unlock()
+	if alone && st.noBody && h.br.Buffered() == 0 {
+		return h.inline(st) // the only thing to do now (h2inline.go)
+	}
 	h.spawn(st)
 	return nil
 }
@@ -466,6 +473,7 @@ func (st *h2stream) run() {
 		st.forward(pool)
 		return
 	}
+	st.detach()
 	st.serveHandler()
 }
 

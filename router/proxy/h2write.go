@@ -116,6 +116,7 @@ var errStreamTimeout = fmt.Errorf("%w: the client did not open the flow control 
 // unbounded, as the connection's writes are.
 func (st *h2stream) waitWindow() error {
 	h := st.h
+	st.detach() // the window opens by the client's frames
 	var timer *time.Timer
 	var deadline time.Time
 	for !st.closed && h.werr == nil && (st.sendWindow <= 0 || h.sendWindow <= 0) {

@@ -1,0 +1,205 @@
+package proxy
+
+// Tests of the streams served on the read loop's goroutine (h2inline.go).
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/driftless/driftless/model"
+	"github.com/driftless/driftless/router/route"
+)
+
+// inlineApp is an instance whose /slow and /drip wait for release, before
+// the head and in the middle of the body.
+func inlineApp(t *testing.T, release <-chan struct{}) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "small") })
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = io.WriteString(w, "slow")
+	})
+	mux.HandleFunc("/drip", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		_, _ = io.WriteString(w, "01234")
+		w.(http.Flusher).Flush()
+		<-release
+		_, _ = io.WriteString(w, "56789")
+	})
+	mux.HandleFunc("/window", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(pattern(100)) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = app.Serve(ln) }()
+	t.Cleanup(func() { _ = app.Close() })
+	return ln.Addr().String()
+}
+
+// h2OpenWindow opens an h2 connection whose streams' initial window is
+// window bytes (the default when zero).
+func h2OpenWindow(t *testing.T, addr string, window uint32) *http2.Framer {
+	t.Helper()
+	c := h2Dial(t, addr)
+	fr := http2.NewFramer(c, c)
+	_, _ = io.WriteString(c, http2.ClientPreface)
+	var settings []http2.Setting
+	if window > 0 {
+		settings = append(settings, http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	}
+	if err := fr.WriteSettings(settings...); err != nil {
+		t.Fatal(err)
+	}
+	return fr
+}
+
+// h2Streams reads a connection's events and counts each stream's DATA
+// bytes, whichever stream is awaited.
+type h2Streams struct {
+	events <-chan h2Event
+	got    map[uint32]int
+	ended  map[uint32]bool
+}
+
+// awaitEnd reads events until stream sid ends and returns the DATA bytes
+// it carried, failing on a reset.
+func (s *h2Streams) awaitEnd(t *testing.T, sid uint32) int {
+	t.Helper()
+	for !s.ended[sid] {
+		ev := next(t, s.events)
+		if ev.typ == http2.FrameRSTStream {
+			t.Fatalf("stream %d reset (%v)", ev.sid, ev.code)
+		}
+		s.got[ev.sid] += ev.n
+		if ev.end {
+			s.ended[ev.sid] = true
+		}
+	}
+	return s.got[sid]
+}
+
+// streamsOf reads fr's events (h2Events).
+func streamsOf(fr *http2.Framer) *h2Streams {
+	return &h2Streams{events: h2Events(fr), got: map[uint32]int{}, ended: map[uint32]bool{}}
+}
+
+// TestH2Inline: a stream served on the read loop's goroutine gives the
+// loop to another goroutine before it waits, so the connection's next
+// stream is served while it waits: for a response head slower than
+// h2InlineWait, for a body not whole yet, for a closed flow control
+// window. Without that the second stream would wait for the first.
+func TestH2Inline(t *testing.T) {
+	for _, tt := range []struct {
+		name, path string
+		window     uint32
+		want       int
+	}{
+		{"response head slower than the inline wait", "/slow", 0, len("slow")},
+		{"body not whole in the buffer", "/drip", 0, 10},
+		{"flow control window closed", "/window", 16, 100},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			release := make(chan struct{})
+			var once bool
+			free := func() {
+				if !once {
+					once = true
+					close(release)
+				}
+			}
+			defer free()
+			app := inlineApp(t, release)
+			addr, srv := h2FastRouter(t, []route.Entry{{Route: testHost,
+				Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
+			fr := h2OpenWindow(t, addr, tt.window)
+			ss := streamsOf(fr)
+			// A first request leaves an instance connection in the pool:
+			// the next is forwarded over it without a dial (which gives
+			// the loop away by itself).
+			h2Get(t, fr, 1, "/small")
+			if n := ss.awaitEnd(t, 1); n != len("small") {
+				t.Fatalf("stream 1 carried %d bytes", n)
+			}
+			awaitPooled(t, srv, app)
+			h2Get(t, fr, 3, tt.path)
+			h2Get(t, fr, 5, "/small")
+			if n := ss.awaitEnd(t, 5); n != len("small") {
+				t.Fatalf("stream 5 carried %d bytes", n)
+			}
+			free()
+			if tt.window > 0 {
+				if err := fr.WriteWindowUpdate(3, 1<<20); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := ss.awaitEnd(t, 3); n != tt.want {
+				t.Fatalf("stream 3 carried %d bytes, want %d", n, tt.want)
+			}
+			// The connection goes on.
+			h2Get(t, fr, 7, "/small")
+			ss.awaitEnd(t, 7)
+		})
+	}
+}
+
+// awaitPooled waits until srv's pool holds an idle connection to addr.
+func awaitPooled(t *testing.T, srv *Server, addr string) {
+	t.Helper()
+	p := srv.Proxy.pool
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		p.mu.Lock()
+		idle := len(p.conns[addr])
+		p.mu.Unlock()
+		if idle > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no idle connection to %s in the pool", addr)
+		}
+	}
+}
+
+// workers counts the goroutines that serve streams handed over by the read
+// loop (h2conn.spawn).
+func workers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "(*h2conn).spawn.func")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// TestH2InlineSequential: requests sent one after another on a
+// connection are served by its read loop's goroutine: no stream
+// goroutine is started for them.
+func TestH2InlineSequential(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	app := inlineApp(t, release)
+	addr, _ := h2FastRouter(t, []route.Entry{{Route: testHost,
+		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
+	before := workers()
+	fr := h2OpenWindow(t, addr, 0)
+	ss := streamsOf(fr)
+	for id := uint32(1); id < 40; id += 2 {
+		h2Get(t, fr, id, "/small")
+		if n := ss.awaitEnd(t, id); n != len("small") {
+			t.Fatalf("stream %d carried %d bytes", id, n)
+		}
+	}
+	if after := workers(); after > before {
+		t.Errorf("%d stream goroutines after 20 requests one after another, %d before: the streams were handed over", after, before)
+	}
+}
