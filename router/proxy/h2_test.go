@@ -79,11 +79,18 @@ func h2App(t *testing.T, gone chan<- struct{}) string {
 		code, _ := strconv.Atoi(r.URL.Query().Get("code"))
 		w.WriteHeader(code)
 	})
+	return serveApp(t, mux)
+}
+
+// serveApp serves h on a loopback port until the test ends and returns
+// its address.
+func serveApp(t *testing.T, h http.Handler) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return ln.Addr().String()

@@ -4,7 +4,6 @@ package proxy
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -35,14 +34,7 @@ func inlineApp(t *testing.T, release <-chan struct{}) string {
 		_, _ = io.WriteString(w, "56789")
 	})
 	mux.HandleFunc("/window", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(pattern(100)) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = app.Serve(ln) }()
-	t.Cleanup(func() { _ = app.Close() })
-	return ln.Addr().String()
+	return serveApp(t, mux)
 }
 
 // h2OpenWindow opens an h2 connection whose streams' initial window is

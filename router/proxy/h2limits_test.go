@@ -5,7 +5,6 @@ package proxy
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"testing"
@@ -130,15 +129,9 @@ func TestH2WindowTimeout(t *testing.T) {
 		wrote <- err
 	})
 	mux.HandleFunc("/small", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "small") })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = app.Serve(ln) }()
-	t.Cleanup(func() { _ = app.Close() })
+	app := serveApp(t, mux)
 	addr, srv := h2FastRouter(t, []route.Entry{{Route: testHost,
-		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: ln.Addr().String()}}},
+		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}},
 		func(s *Server) { s.IdleTimeout = timeout })
 
 	fr := h2Open(t, addr)
@@ -186,7 +179,7 @@ func TestH2WindowTimeout(t *testing.T) {
 	}
 	p := srv.Proxy.pool
 	p.mu.Lock()
-	idle := len(p.conns[ln.Addr().String()])
+	idle := len(p.conns[app])
 	p.mu.Unlock()
 	if idle != 1 {
 		t.Errorf("%d idle instance connections, want 1 (stream 3's)", idle)
