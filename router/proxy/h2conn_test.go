@@ -32,13 +32,15 @@ func h2Dial(t *testing.T, addr string) *tls.Conn {
 }
 
 // h2Open opens an h2 connection to addr (h2Dial) and starts it as a
-// client does: the preface, then SETTINGS.
-func h2Open(t *testing.T, addr string) *http2.Framer {
+// client does: the preface, then SETTINGS with settings.
+func h2Open(t *testing.T, addr string, settings ...http2.Setting) *http2.Framer {
 	t.Helper()
 	c := h2Dial(t, addr)
 	fr := http2.NewFramer(c, c)
 	_, _ = io.WriteString(c, http2.ClientPreface)
-	_ = fr.WriteSettings()
+	if err := fr.WriteSettings(settings...); err != nil {
+		t.Fatal(err)
+	}
 	return fr
 }
 

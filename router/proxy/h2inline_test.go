@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,23 +36,6 @@ func inlineApp(t *testing.T, release <-chan struct{}) string {
 	})
 	mux.HandleFunc("/window", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(pattern(100)) })
 	return serveApp(t, mux)
-}
-
-// h2OpenWindow opens an h2 connection whose streams' initial window is
-// window bytes (the default when zero).
-func h2OpenWindow(t *testing.T, addr string, window uint32) *http2.Framer {
-	t.Helper()
-	c := h2Dial(t, addr)
-	fr := http2.NewFramer(c, c)
-	_, _ = io.WriteString(c, http2.ClientPreface)
-	var settings []http2.Setting
-	if window > 0 {
-		settings = append(settings, http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
-	}
-	if err := fr.WriteSettings(settings...); err != nil {
-		t.Fatal(err)
-	}
-	return fr
 }
 
 // h2Streams reads a connection's events and counts each stream's DATA
@@ -92,27 +76,23 @@ func streamsOf(fr *http2.Framer) *h2Streams {
 func TestH2Inline(t *testing.T) {
 	for _, tt := range []struct {
 		name, path string
-		window     uint32
-		want       int
+		// settings are the client's: a stream window of 16 bytes closes
+		// it on /window's 100.
+		settings []http2.Setting
+		want     int
 	}{
-		{"response head slower than the inline wait", "/slow", 0, len("slow")},
-		{"body not whole in the buffer", "/drip", 0, 10},
-		{"flow control window closed", "/window", 16, 100},
+		{"response head slower than the inline wait", "/slow", nil, len("slow")},
+		{"body not whole in the buffer", "/drip", nil, 10},
+		{"flow control window closed", "/window", []http2.Setting{{ID: http2.SettingInitialWindowSize, Val: 16}}, 100},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			release := make(chan struct{})
-			var once bool
-			free := func() {
-				if !once {
-					once = true
-					close(release)
-				}
-			}
+			free := sync.OnceFunc(func() { close(release) })
 			defer free()
 			app := inlineApp(t, release)
 			addr, srv := h2FastRouter(t, []route.Entry{{Route: testHost,
 				Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
-			fr := h2OpenWindow(t, addr, tt.window)
+			fr := h2Open(t, addr, tt.settings...)
 			ss := streamsOf(fr)
 			// A first request leaves an instance connection in the pool:
 			// the next is forwarded over it without a dial (which gives
@@ -128,7 +108,7 @@ func TestH2Inline(t *testing.T) {
 				t.Fatalf("stream 5 carried %d bytes", n)
 			}
 			free()
-			if tt.window > 0 {
+			if tt.settings != nil {
 				if err := fr.WriteWindowUpdate(3, 1<<20); err != nil {
 					t.Fatal(err)
 				}
@@ -146,18 +126,22 @@ func TestH2Inline(t *testing.T) {
 // awaitPooled waits until srv's pool holds an idle connection to addr.
 func awaitPooled(t *testing.T, srv *Server, addr string) {
 	t.Helper()
-	p := srv.Proxy.pool
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		p.mu.Lock()
-		idle := len(p.conns[addr])
-		p.mu.Unlock()
-		if idle > 0 {
+		if pooled(srv, addr) > 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no idle connection to %s in the pool", addr)
 		}
 	}
+}
+
+// pooled is the number of idle connections to addr in srv's pool.
+func pooled(srv *Server, addr string) int {
+	p := srv.Proxy.pool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns[addr])
 }
 
 // workers counts the goroutines that serve streams handed over by the read
@@ -183,7 +167,7 @@ func TestH2InlineSequential(t *testing.T) {
 	addr, _ := h2FastRouter(t, []route.Entry{{Route: testHost,
 		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
 	before := workers()
-	fr := h2OpenWindow(t, addr, 0)
+	fr := h2Open(t, addr)
 	ss := streamsOf(fr)
 	for id := uint32(1); id < 40; id += 2 {
 		h2Get(t, fr, id, "/small")

@@ -177,11 +177,7 @@ func TestH2WindowTimeout(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Error("the instance's connection of the reset stream is still open")
 	}
-	p := srv.Proxy.pool
-	p.mu.Lock()
-	idle := len(p.conns[app])
-	p.mu.Unlock()
-	if idle != 1 {
+	if idle := pooled(srv, app); idle != 1 {
 		t.Errorf("%d idle instance connections, want 1 (stream 3's)", idle)
 	}
 	h2Get(t, fr, 5, "/small")
