@@ -202,9 +202,11 @@ func TestStagingLimitFollowsCells(t *testing.T) {
 			gate := &countingGate{open: make(chan struct{})}
 			h.c.stager.req = gate
 			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			defer wg.Wait() // as newHarness waits for its worker
 			defer cancel()
 			for range 40 { // far more workers than any limit: the limit holds them back
-				go h.c.stager.work(ctx)
+				wg.Go(func() { h.c.stager.work(ctx) })
 			}
 			c1, rels := manyApps(t, h, 20)
 			h.c.stager.queue(rels, "apps", c1)
