@@ -81,7 +81,7 @@ type h2conn struct {
 	s      *Server
 	cc     *conn
 	c      net.Conn
-	br     *bufio.Reader
+	br     h2Reader
 	fr     *http2.Framer
 	remote string
 
@@ -89,7 +89,7 @@ type h2conn struct {
 	// to c. wcond signals window changes and the connection's end.
 	wmu          sync.Mutex
 	wcond        sync.Cond
-	bw           *bufio.Writer
+	bw           h2Buffer
 	henc         *hpack.Encoder
 	hbuf         bytes.Buffer
 	sendWindow   int64
@@ -130,9 +130,9 @@ func (c *conn) serveH2() {
 	h := &h2conn{s: c.s, cc: c, c: c.c, remote: c.remote, streams: map[uint32]*h2stream{}, work: make(chan *h2stream), ended: make(chan error, 1),
 		sendWindow: 65535, peerWindow: 65535, peerMaxFrame: 16384, recvWindow: h2ConnWindow}
 	h.wcond.L = &h.wmu
-	h.br = bufio.NewReaderSize(c.c, h2ReadBuffer)
-	h.bw = bufio.NewWriterSize(h2Writer{h}, h2WriteBuffer)
-	h.fr = http2.NewFramer(h.bw, h.br)
+	h.br.src = c.c
+	h.bw.h = h
+	h.fr = http2.NewFramer(&h.bw, &h.br)
 	h.fr.SetReuseFrames()
 	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	h.fr.MaxHeaderListSize = uint32(c.s.MaxHeaderBytes)
@@ -142,6 +142,63 @@ func (c *conn) serveH2() {
 		err = <-h.ended // from the goroutine that took the read loop last
 	}
 	h.close(err)
+}
+
+// h2WriteBuffers are the connections' write buffers. A connection
+// borrows one with its first write after a flush and gives it back with
+// the next flush, so that one waiting for its client holds none (x/net's
+// HTTP/2 server does the same); its read buffer is borrowed the same way
+// (h2Reader): an idle connection holds neither (docs/benchmarks.md).
+var h2WriteBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h2WriteBuffer) }}
+
+// h2BuffersOut counts the read and write buffers connections hold.
+var h2BuffersOut atomic.Int64
+
+// h2Buffer is a connection's write buffer, borrowed while it holds
+// something (h.wmu held).
+type h2Buffer struct {
+	h  *h2conn
+	bw *bufio.Writer
+}
+
+func (b *h2Buffer) Write(p []byte) (int, error) {
+	if b.bw == nil {
+		b.bw = h2WriteBuffers.Get().(*bufio.Writer)
+		b.bw.Reset(h2Writer{b.h})
+		h2BuffersOut.Add(1)
+	}
+	return b.bw.Write(p)
+}
+
+// Buffered is the number of bytes written and not flushed yet.
+func (b *h2Buffer) Buffered() int {
+	if b.bw == nil {
+		return 0
+	}
+	return b.bw.Buffered()
+}
+
+// Flush sends what is buffered and gives the buffer back (emptied,
+// whether or not the flush failed: a failed one ends the connection).
+func (b *h2Buffer) Flush() error {
+	if b.bw == nil {
+		return nil
+	}
+	err := b.bw.Flush()
+	b.discard()
+	return err
+}
+
+// discard gives the buffer back with what it holds (a connection that
+// ended).
+func (b *h2Buffer) discard() {
+	if b.bw == nil {
+		return
+	}
+	b.bw.Reset(nil) // the pool holds no connection
+	h2WriteBuffers.Put(b.bw)
+	b.bw = nil
+	h2BuffersOut.Add(-1)
 }
 
 // h2Writer is the connection's writes (h.wmu held): the client has at
@@ -182,7 +239,7 @@ func (h *h2conn) serve() error {
 		return err
 	}
 	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(h.br, preface); err != nil {
+	if _, err := io.ReadFull(&h.br, preface); err != nil {
 		return fmt.Errorf("reading the client preface: %w", err)
 	}
 	if string(preface) != http2.ClientPreface {
@@ -225,7 +282,7 @@ func (h *h2conn) readLoop() error {
 			if h.s.shutdown.Load() && h.shutdownNow() {
 				return nil
 			}
-			if _, err := h.br.Peek(1); err != nil {
+			if err := h.br.wait(); err != nil {
 				h.cc.idle.Store(false)
 				if !errors.Is(err, os.ErrDeadlineExceeded) {
 					return err
@@ -533,4 +590,11 @@ func (h *h2conn) close(err error) {
 	_ = h.c.Close()
 	h.wg.Wait()
 	close(h.work) // the idle goroutine ends
+	// Nothing reads or writes the connection any more: what its buffers
+	// still hold (a frame read in part, frames written after its writes
+	// failed) goes.
+	h.br.release()
+	h.wmu.Lock()
+	h.bw.discard()
+	h.wmu.Unlock()
 }

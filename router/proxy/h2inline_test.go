@@ -179,3 +179,32 @@ func TestH2InlineSequential(t *testing.T) {
 		t.Errorf("%d stream goroutines after 20 requests one after another, %d before: the streams were handed over", after, before)
 	}
 }
+
+// TestH2IdleHoldsNoBuffer: a connection waiting for its client's next
+// request holds no buffer: the one its request was read into went back
+// to the pool once read, the one its response was written into with the
+// flush that sent it.
+func TestH2IdleHoldsNoBuffer(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	app := inlineApp(t, release)
+	addr, _ := h2FastRouter(t, []route.Entry{{Route: testHost,
+		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
+	before := h2BuffersOut.Load()
+	const conns = 10
+	for range conns {
+		fr := h2Open(t, addr)
+		ss := streamsOf(fr)
+		h2Get(t, fr, 1, "/small")
+		if n := ss.awaitEnd(t, 1); n != len("small") {
+			t.Fatalf("the stream carried %d bytes", n)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h2BuffersOut.Load() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d buffers held with %d connections idle, %d before them", h2BuffersOut.Load(), conns, before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
