@@ -157,15 +157,23 @@ func workers() int {
 	}
 }
 
+// quickRouter is a fast-path router with HTTP/2, routing testHost to an
+// inlineApp whose slow paths are never released: for tests of requests
+// answered at once.
+func quickRouter(t *testing.T) string {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	app := inlineApp(t, release)
+	addr, _ := h2FastRouter(t, []route.Entry{{Route: testHost,
+		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
+	return addr
+}
+
 // TestH2InlineSequential: requests sent one after another on a
 // connection are served by its read loop's goroutine: no stream
 // goroutine is started for them.
 func TestH2InlineSequential(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	app := inlineApp(t, release)
-	addr, _ := h2FastRouter(t, []route.Entry{{Route: testHost,
-		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
+	addr := quickRouter(t)
 	before := workers()
 	fr := h2Open(t, addr)
 	ss := streamsOf(fr)
@@ -185,11 +193,7 @@ func TestH2InlineSequential(t *testing.T) {
 // to the pool once read, the one its response was written into with the
 // flush that sent it.
 func TestH2IdleHoldsNoBuffer(t *testing.T) {
-	release := make(chan struct{})
-	defer close(release)
-	app := inlineApp(t, release)
-	addr, _ := h2FastRouter(t, []route.Entry{{Route: testHost,
-		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
+	addr := quickRouter(t)
 	before := h2BuffersOut.Load()
 	const conns = 10
 	for range conns {
