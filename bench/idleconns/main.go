@@ -29,6 +29,11 @@ func main() {
 	protocols.SetHTTP2(*h2)
 	tr := &http.Transport{Protocols: &protocols, TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: *host}}
 	ctx := context.Background()
+	req, err := http.NewRequest("GET", "https://"+*host+"/", nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	var open []*http.ClientConn // open until the end
 	for range *n {
 		cc, err := tr.NewClientConn(ctx, "https", *addr)
@@ -36,7 +41,6 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			continue
 		}
-		req, _ := http.NewRequest("GET", "https://"+*host+"/", nil)
 		resp, err := cc.RoundTrip(req)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -35,7 +35,6 @@ package proxy
 // other streams go on (h2write.go, waitWindow; TestH2WindowTimeout).
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -142,63 +141,6 @@ func (c *conn) serveH2() {
 		err = <-h.ended // from the goroutine that took the read loop last
 	}
 	h.close(err)
-}
-
-// h2WriteBuffers are the connections' write buffers. A connection
-// borrows one with its first write after a flush and gives it back with
-// the next flush, so that one waiting for its client holds none (x/net's
-// HTTP/2 server does the same); its read buffer is borrowed the same way
-// (h2Reader): an idle connection holds neither (docs/benchmarks.md).
-var h2WriteBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h2WriteBuffer) }}
-
-// h2BuffersOut counts the read and write buffers connections hold.
-var h2BuffersOut atomic.Int64
-
-// h2Buffer is a connection's write buffer, borrowed while it holds
-// something (h.wmu held).
-type h2Buffer struct {
-	h  *h2conn
-	bw *bufio.Writer
-}
-
-func (b *h2Buffer) Write(p []byte) (int, error) {
-	if b.bw == nil {
-		b.bw = h2WriteBuffers.Get().(*bufio.Writer)
-		b.bw.Reset(h2Writer{b.h})
-		h2BuffersOut.Add(1)
-	}
-	return b.bw.Write(p)
-}
-
-// Buffered is the number of bytes written and not flushed yet.
-func (b *h2Buffer) Buffered() int {
-	if b.bw == nil {
-		return 0
-	}
-	return b.bw.Buffered()
-}
-
-// Flush sends what is buffered and gives the buffer back (emptied,
-// whether or not the flush failed: a failed one ends the connection).
-func (b *h2Buffer) Flush() error {
-	if b.bw == nil {
-		return nil
-	}
-	err := b.bw.Flush()
-	b.discard()
-	return err
-}
-
-// discard gives the buffer back with what it holds (a connection that
-// ended).
-func (b *h2Buffer) discard() {
-	if b.bw == nil {
-		return
-	}
-	b.bw.Reset(nil) // the pool holds no connection
-	h2WriteBuffers.Put(b.bw)
-	b.bw = nil
-	h2BuffersOut.Add(-1)
 }
 
 // h2Writer is the connection's writes (h.wmu held): the client has at

@@ -1,13 +1,70 @@
 package proxy
 
-// The read buffer of an HTTP/2 connection on the fast path, borrowed
-// while it holds bytes (as the write buffer is, h2.go): a connection
-// waiting for its client's next frame holds none.
+// The read and write buffers of an HTTP/2 connection on the fast path,
+// each borrowed from a pool while it holds bytes: a connection waiting
+// for its client's next frame holds neither (docs/benchmarks.md, run Q).
 
 import (
+	"bufio"
 	"io"
 	"sync"
+	"sync/atomic"
 )
+
+// h2WriteBuffers are the connections' write buffers. A connection
+// borrows one with its first write after a flush and gives it back with
+// the next flush (x/net's HTTP/2 server does the same).
+var h2WriteBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h2WriteBuffer) }}
+
+// h2BuffersOut counts the read and write buffers connections hold.
+var h2BuffersOut atomic.Int64
+
+// h2Buffer is a connection's write buffer, borrowed while it holds
+// something (h.wmu held).
+type h2Buffer struct {
+	h  *h2conn
+	bw *bufio.Writer
+}
+
+func (b *h2Buffer) Write(p []byte) (int, error) {
+	if b.bw == nil {
+		b.bw = h2WriteBuffers.Get().(*bufio.Writer)
+		b.bw.Reset(h2Writer{b.h})
+		h2BuffersOut.Add(1)
+	}
+	return b.bw.Write(p)
+}
+
+// Buffered is the number of bytes written and not flushed yet.
+func (b *h2Buffer) Buffered() int {
+	if b.bw == nil {
+		return 0
+	}
+	return b.bw.Buffered()
+}
+
+// Flush sends what is buffered and gives the buffer back (emptied,
+// whether or not the flush failed: a failed one ends the connection).
+func (b *h2Buffer) Flush() error {
+	if b.bw == nil {
+		return nil
+	}
+	err := b.bw.Flush()
+	b.discard()
+	return err
+}
+
+// discard gives the buffer back with what it holds (a connection that
+// ended).
+func (b *h2Buffer) discard() {
+	if b.bw == nil {
+		return
+	}
+	b.bw.Reset(nil) // the pool holds no connection
+	h2WriteBuffers.Put(b.bw)
+	b.bw = nil
+	h2BuffersOut.Add(-1)
+}
 
 // h2ReadBuffers are the connections' read buffers (h2ReadBuffer bytes).
 var h2ReadBuffers = sync.Pool{New: func() any { return new([h2ReadBuffer]byte) }}
@@ -50,11 +107,8 @@ func (b *h2Reader) wait() error {
 	if b.r < b.w {
 		return nil
 	}
-	n, err := b.src.Read(b.peek[:])
+	n, err := b.readOnce(b.peek[:])
 	if n == 0 {
-		if err == nil {
-			err = io.ErrNoProgress
-		}
 		return err
 	}
 	b.borrow()
@@ -71,16 +125,23 @@ func (b *h2Reader) Buffered() int { return b.w - b.r }
 // that comes with bytes is left for the next read, which meets it again.
 func (b *h2Reader) fill() error {
 	b.borrow()
-	n, err := b.src.Read(b.buf[:])
+	n, err := b.readOnce(b.buf[:])
 	if n == 0 {
 		b.release()
-		if err == nil {
-			err = io.ErrNoProgress
-		}
 		return err
 	}
 	b.r, b.w = 0, n
 	return nil
+}
+
+// readOnce reads the connection once into p; a read of nothing without
+// an error is io.ErrNoProgress.
+func (b *h2Reader) readOnce(p []byte) (int, error) {
+	n, err := b.src.Read(p)
+	if n == 0 && err == nil {
+		err = io.ErrNoProgress
+	}
+	return n, err
 }
 
 // borrow takes a buffer from the pool, unless b has one.
