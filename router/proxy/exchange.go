@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/driftless/driftless/router/handlers"
@@ -38,9 +40,50 @@ type exchange struct {
 // MaxHeaderBytes for a large head.
 const clientBuffer = 4 << 10
 
+// newExchange is the exchange of a client connection or an HTTP/2
+// stream. It has no buffers: a connection borrows them while it serves a
+// request (borrowIn, borrowOut), a stream only out, to send its request
+// on (the connection reads the request).
 func (s *Server) newExchange(remote string) exchange {
-	return exchange{s: s, remote: remote, ip: []byte(handlers.ClientIP(remote)), trusted: s.Proxy.trusted(remote),
-		in: buffer{b: make([]byte, clientBuffer)}, out: make([]byte, 0, clientBuffer)}
+	return exchange{s: s, remote: remote, ip: []byte(handlers.ClientIP(remote)), trusted: s.Proxy.trusted(remote)}
+}
+
+// exchangeBuffers are the in and out buffers of exchanges (clientBuffer
+// bytes), borrowed while they serve a request: a connection waiting for
+// its client holds none (docs/benchmarks.md, run R).
+var exchangeBuffers = sync.Pool{New: func() any {
+	exchangeBuffersMade.Add(1)
+	return new([clientBuffer]byte)
+}}
+
+// exchangeBuffersMade counts the buffers exchangeBuffers made: as many as
+// the exchanges serving requests at once, not the open connections.
+var exchangeBuffersMade atomic.Int64
+
+// borrowIn gives the exchange an in buffer if it has none.
+func (e *exchange) borrowIn() {
+	if e.in.b == nil {
+		e.in = buffer{b: exchangeBuffers.Get().(*[clientBuffer]byte)[:]}
+	}
+}
+
+// borrowOut gives the exchange an out buffer if it has none.
+func (e *exchange) borrowOut() {
+	if e.out == nil {
+		e.out = exchangeBuffers.Get().(*[clientBuffer]byte)[:0]
+	}
+}
+
+// giveBack gives the exchange's buffers back; in must hold nothing still
+// to be read, and nothing may refer to out any more. A buffer that grew
+// (a large head) is left to the collector.
+func (e *exchange) giveBack() {
+	for _, b := range [][]byte{e.in.b, e.out} {
+		if cap(b) == clientBuffer {
+			exchangeBuffers.Put((*[clientBuffer]byte)(b[:clientBuffer]))
+		}
+	}
+	e.in, e.out = buffer{}, nil
 }
 
 // parse parses the head of n bytes at the start of the buffer and routes

@@ -195,6 +195,9 @@ type conn struct {
 	unread bool
 	// h2 is set when the client chose HTTP/2 and the fast path serves it.
 	h2 bool
+	// h2c is the connection's HTTP/2 state once it serves HTTP/2
+	// (guarded by s.mu).
+	h2c *h2conn
 	// loopable is set on a TLS connection that may be handed in to a
 	// loop (one the listener's goroutine accepted: looptls_linux.go).
 	loopable bool
@@ -235,6 +238,7 @@ func (c *conn) serve(resume func() bool) {
 				lingeringClose(c.c)
 			}
 			_ = c.c.Close()
+			c.giveBack()
 			if c.s.OnConn != nil {
 				c.s.OnConn(-1)
 			}
@@ -257,6 +261,8 @@ func (c *conn) serve(resume func() bool) {
 			return
 		}
 	}
+	c.borrowIn() // until the connection ends or goes to a loop
+	c.borrowOut()
 	for served := false; !c.s.shutdown.Load(); served = true {
 		if served && len(c.in.buffered()) == 0 && c.s.handIn(c) {
 			handedOver = true // to a loop

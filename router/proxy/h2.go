@@ -126,6 +126,7 @@ type h2conn struct {
 // serveH2 serves the HTTP/2 connection c's goroutine took over after the
 // handshake, until it ends.
 func (c *conn) serveH2() {
+	c.giveBack() // HTTP/1.1's (h2c's preface was copied out): the streams have their own
 	h := &h2conn{s: c.s, cc: c, c: c.c, remote: c.remote, streams: map[uint32]*h2stream{}, work: make(chan *h2stream), ended: make(chan error, 1),
 		sendWindow: 65535, peerWindow: 65535, peerMaxFrame: 16384, recvWindow: h2ConnWindow}
 	h.wcond.L = &h.wmu
@@ -136,6 +137,9 @@ func (c *conn) serveH2() {
 	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	h.fr.MaxHeaderListSize = uint32(c.s.MaxHeaderBytes)
 	h.henc = hpack.NewEncoder(&h.hbuf)
+	c.s.mu.Lock()
+	c.h2c = h
+	c.s.mu.Unlock()
 	err := h.serve()
 	if errors.Is(err, errDetached) {
 		err = <-h.ended // from the goroutine that took the read loop last

@@ -60,9 +60,11 @@ func (st *h2stream) proxy(pool *route.Pool) {
 		return
 	}
 	defer t.end()
+	st.borrowOut()
+	defer st.giveBack()
 	isHead := st.method == http.MethodHead
 	chunked := !st.noBody && st.body.declared < 0
-	st.out = st.requestFields(st.out[:0])
+	st.out = st.requestFields(st.out)
 	if chunked {
 		st.out = append(st.out, "Transfer-Encoding: chunked\r\n"...)
 	}

@@ -160,20 +160,19 @@ func workers() int {
 // quickRouter is a fast-path router with HTTP/2, routing testHost to an
 // inlineApp whose slow paths are never released: for tests of requests
 // answered at once.
-func quickRouter(t *testing.T) string {
+func quickRouter(t *testing.T) (string, *Server) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	app := inlineApp(t, release)
-	addr, _ := h2FastRouter(t, []route.Entry{{Route: testHost,
+	return h2FastRouter(t, []route.Entry{{Route: testHost,
 		Endpoint: route.Endpoint{InstanceRef: model.InstanceRef{GUID: "app-0", App: "app"}, Addr: app}}}, func(*Server) {})
-	return addr
 }
 
 // TestH2InlineSequential: requests sent one after another on a
 // connection are served by its read loop's goroutine: no stream
 // goroutine is started for them.
 func TestH2InlineSequential(t *testing.T) {
-	addr := quickRouter(t)
+	addr, _ := quickRouter(t)
 	before := workers()
 	fr := h2Open(t, addr)
 	ss := streamsOf(fr)
@@ -191,9 +190,11 @@ func TestH2InlineSequential(t *testing.T) {
 // TestH2IdleHoldsNoBuffer: a connection waiting for its client's next
 // request holds no buffer: the one its request was read into went back
 // to the pool once read, the one its response was written into with the
-// flush that sent it.
+// flush that sent it, the out buffer its request was sent to the
+// instance from once the stream ended; the connection's own HTTP/1.1
+// buffers were dropped when it turned HTTP/2.
 func TestH2IdleHoldsNoBuffer(t *testing.T) {
-	addr := quickRouter(t)
+	addr, srv := quickRouter(t)
 	before := h2BuffersOut.Load()
 	const conns = 10
 	for range conns {
@@ -211,4 +212,31 @@ func TestH2IdleHoldsNoBuffer(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	if held, seen := heldBuffers(srv); seen != conns || held != 0 {
+		t.Errorf("%d of %d HTTP/2 connections (%d idle) hold exchange buffers", held, seen, conns)
+	}
+}
+
+// heldBuffers counts the HTTP/2 connections of srv whose own
+// exchange or ended streams (kept for reuse) hold an in or out buffer.
+func heldBuffers(srv *Server) (held, seen int) {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for c := range srv.conns {
+		h := c.h2c
+		if h == nil {
+			continue
+		}
+		seen++
+		h.mu.Lock()
+		holds := c.in.b != nil || c.out != nil
+		for _, st := range h.free {
+			holds = holds || st.in.b != nil || st.out != nil
+		}
+		h.mu.Unlock()
+		if holds {
+			held++
+		}
+	}
+	return held, seen
 }

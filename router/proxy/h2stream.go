@@ -159,11 +159,11 @@ func (h *h2conn) recycled() *h2stream {
 	return st
 }
 
-// reset makes an ended stream as new, keeping its buffers. Only the read
+// reset makes an ended stream as new, keeping its slices. Only the read
 // loop reuses streams, and nothing else refers to an ended one.
 func (st *h2stream) reset() {
 	e := &st.exchange
-	*e = exchange{s: e.s, remote: e.remote, ip: e.ip, trusted: e.trusted, in: buffer{b: e.in.b}, out: e.out[:0],
+	*e = exchange{s: e.s, remote: e.remote, ip: e.ip, trusted: e.trusted,
 		req: wire.Request{Fields: e.req.Fields[:0]}, resp: wire.Response{Fields: e.resp.Fields[:0]}, id: e.id[:0]}
 	st.sid, st.sendWindow, st.closed, st.noBody = 0, 0, false, false
 	st.method, st.scheme, st.authority, st.path, st.fields, st.truncated, st.expect = "", "", "", "", nil, false, false

@@ -167,8 +167,12 @@ func (c *lclient) next() {
 			return
 		}
 		if !c.readable {
+			if c.searched == 0 {
+				c.giveBack() // idle: nothing read, nothing to write
+			}
 			return
 		}
+		c.borrowIn()
 		r := &c.rd
 		r.drained = false
 		err := c.in.fill(r, s.MaxHeaderBytes)
@@ -209,6 +213,7 @@ func (c *lclient) dispatch(n int) {
 		return
 	}
 	c.t = t
+	c.borrowOut()
 	c.out = c.requestHead(c.out[:0])
 	c.out = append(c.out, c.in.buffered()[:r.ContentLength]...)
 	c.in.r += int(r.ContentLength)
@@ -258,6 +263,7 @@ func (c *lclient) wrote() bool {
 // fail answers the client with status and a plain text body, and closes
 // the connection once it is written.
 func (c *lclient) fail(status int, body string) {
+	c.borrowOut()
 	c.failure(status, body)
 	c.closeAfter = true
 	c.finish()
@@ -289,6 +295,8 @@ func (c *lclient) close() {
 	if c.state == busy {
 		c.x.Status = 499
 		c.finish()
+	} else {
+		c.giveBack() // a busy one's out may be its instance connection's
 	}
 	c.state = closed
 	c.sealTLS()
