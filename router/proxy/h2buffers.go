@@ -66,7 +66,9 @@ func (b *h2Buffer) discard() {
 	h2BuffersOut.Add(-1)
 }
 
-// h2ReadBuffers are the connections' read buffers (h2ReadBuffer bytes).
+// h2ReadBuffers are the connections' read buffers (h2ReadBuffer bytes)
+// and, while a stream copies its request body to the instance, its copy
+// buffer (streamBody).
 var h2ReadBuffers = sync.Pool{New: func() any { return new([h2ReadBuffer]byte) }}
 
 // h2Reader buffers what the read loop reads of its connection, as a

@@ -21,10 +21,6 @@ import (
 	"github.com/driftless/driftless/router/wire"
 )
 
-// h2BodyBuffer is the copy buffer of a request body on its way to the
-// instance.
-const h2BodyBuffer = 16 << 10
-
 // route is the pool the fast path forwards the stream's request to;
 // false when the request is the handler's (h2handler.go).
 func (st *h2stream) route() (*route.Pool, bool) {
@@ -159,7 +155,9 @@ func (st *h2stream) send(t *target, chunked bool) (be *backend, n int, err error
 func (st *h2stream) streamBody(be *backend, chunked bool) error {
 	cfg := &st.s.Proxy.cfg
 	start, got := st.x.Start, int64(0)
-	buf := make([]byte, h2BodyBuffer)
+	b := h2ReadBuffers.Get().(*[h2ReadBuffer]byte) // the copy buffer, a connection's read buffer's size
+	defer h2ReadBuffers.Put(b)
+	buf := b[:]
 	for {
 		m, err := st.body.read(buf, cfg.bodyDeadline(start, time.Now(), got))
 		if m > 0 {
